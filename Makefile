@@ -1,0 +1,48 @@
+# rlb: `make demo` runs the main scenario, `make test` the whole suite.
+# Both install what they need (Debian packages, a venv with rlb built in place).
+SHELL := /bin/bash
+VENV  ?= .venv
+PY    := $(VENV)/bin/python
+DEB_PKGS := dpdk libdpdk-dev pkg-config gcc make python3-venv python3-dev \
+            iproute2 nftables ethtool iputils-ping tcpdump curl wrk nginx-light \
+            iperf3 procps
+STAMP := $(VENV)/.built
+
+.PHONY: setup deps build demo test unit bench annotate clean
+
+setup: deps build
+
+# Debian packages: only call apt when something is missing (idempotent, fast).
+deps:
+	@missing=$$(for p in $(DEB_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing: $$missing"; \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
+	fi
+	@getent group rlb >/dev/null || groupadd --system rlb
+
+$(VENV)/bin/python:
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+
+build: $(VENV)/bin/python
+	$(VENV)/bin/pip install -q -e '.[test]'
+	@touch $(STAMP)
+
+demo: setup
+	$(PY) -m rlb.lab.demo
+
+test: setup
+	$(PY) -m pytest -q tests
+
+unit: setup
+	$(PY) -m pytest -q tests/unit
+
+bench: setup
+	$(PY) bench/forward.py
+
+annotate: $(VENV)/bin/python
+	RLB_ANNOTATE=1 $(VENV)/bin/pip install -q -e .
+
+clean:
+	rm -rf build $(VENV) rlb/core/*.c rlb/core/*.so rlb/core/*.html *.egg-info

@@ -1,0 +1,530 @@
+# The packet core: EAL, ports and their kni taps, worker lcores and the control-plane API.
+#
+# Workers run worker_main() with no Python object in sight; the control plane talks
+# to them only through fixed-size messages in each worker's ring (types.pxd) and
+# reads their counters. One engine per process (DPDK's EAL is process-global).
+from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, uintptr_t
+from libc.string cimport memset, memcpy
+from libc.stdlib cimport malloc, free, calloc
+from cpython.mem cimport PyMem_Malloc, PyMem_Free
+
+from rlb.core.dpdk.eal cimport *
+from rlb.core.dpdk.mbuf cimport *
+from rlb.core.dpdk.ring cimport *
+from rlb.core.dpdk.lpm cimport *
+from rlb.core.dpdk.ethdev cimport *
+from rlb.core.dpdk.net cimport rte_be_to_cpu_16
+from rlb.core.types cimport *
+from rlb.core.packet cimport tx_flush, tx_port, tx_kni, drop, eth_hdr, mac_is_multicast, \
+    ETHER_TYPE_IPV4, ETHER_TYPE_ARP, ETH_HLEN
+from rlb.core.neigh cimport (neigh_find, neigh_insert, neigh_remove, neigh_confirm,
+                             neigh_timer, arp_send, ARP_REQUEST, ZERO_MAC, BCAST)
+from rlb.core.ipv4 cimport ipv4_input, arp_input
+
+# Same order as enum Reason in types.pxd.
+REASON_NAMES = (
+    "truncated", "ip_version", "ip_hdrlen", "ip_totlen", "ip_csum", "ip_options_kni",
+    "ip_frag_kni", "l2_other_host", "ethertype_kni", "arp_bad", "arp_foreign_kni",
+    "ttl_exceeded", "no_route", "fwd_disabled_kni", "neigh_queue_full",
+    "neigh_unresolved", "neigh_table_full", "tx_full", "kni_full", "no_mbuf",
+    "msg_ring_full",
+)
+assert len(REASON_NAMES) == R_MAX
+
+NEIGH_STATES = {NEIGH_INCOMPLETE: "INCOMPLETE", NEIGH_REACHABLE: "REACHABLE",
+                NEIGH_STATIC: "PERMANENT"}
+
+cdef engine_t g
+cdef int g_eal_up = 0
+cdef int g_launched = 0
+cdef uint32_t g_seq = 0
+
+
+class DataplaneError(RuntimeError):
+    """The DPDK layer refused something; the message says what and why."""
+
+
+# ---------------------------------------------------------------- worker side
+
+cdef inline void frame_input(engine_t *e, worker_t *w, uint8_t port, rte_mbuf *m) noexcept nogil:
+    cdef rte_ether_hdr *eh
+    cdef uint16_t et
+    w.pstats[port].rx_pkts += 1
+    w.pstats[port].rx_bytes += m.pkt_len
+    if m.data_len < ETH_HLEN:
+        drop(w, m, R_TRUNCATED)
+        return
+    eh = eth_hdr(m)
+    if not mac_is_multicast(eh.dst_addr.addr_bytes) and \
+            memcmp6(eh.dst_addr.addr_bytes, e.ports[port].mac) != 0:
+        drop(w, m, R_L2_OTHER_HOST)
+        return
+    et = rte_be_to_cpu_16(eh.ether_type)
+    if et == ETHER_TYPE_IPV4:
+        ipv4_input(e, w, port, m)
+    elif et == ETHER_TYPE_ARP:
+        arp_input(e, w, port, m)
+    else:
+        w.reasons[R_ETHERTYPE_KNI] += 1
+        tx_kni(e, w, port, m)
+
+
+cdef inline int memcmp6(const uint8_t *a, const uint8_t *b) noexcept nogil:
+    cdef int i
+    for i in range(6):
+        if a[i] != b[i]:
+            return 1
+    return 0
+
+
+cdef void apply_msg(engine_t *e, worker_t *w, msg_t *msg) noexcept nogil:
+    cdef route_t *r
+    cdef neigh_t *n
+    cdef neigh_t *out
+    cdef uint32_t i, k
+    if msg.type == MSG_ROUTE_SET:
+        r = &w.routes[msg.a]
+        r.prefix = msg.b
+        r.gw = msg.c
+        r.src = msg.d
+        r.plen = msg.plen
+        r.scope = msg.scope
+        r.port = <uint8_t>msg.port
+        r.mtu = msg.mtu
+        r.used = 1
+        rte_lpm_add(w.lpm, msg.b, msg.plen, msg.a)
+    elif msg.type == MSG_ROUTE_DEL:
+        rte_lpm_delete(w.lpm, msg.b, msg.plen)
+        w.routes[msg.a].used = 0
+    elif msg.type == MSG_NEIGH_SET or msg.type == MSG_NEIGH_LEARN:
+        n = neigh_find(w, msg.b)
+        if n == NULL:
+            n = neigh_insert(w, msg.b)
+        if n == NULL:
+            w.reasons[R_NEIGH_TABLE_FULL] += 1
+        elif msg.type == MSG_NEIGH_SET:
+            n.state = NEIGH_INCOMPLETE          # let a static entry replace anything
+            neigh_confirm(e, w, n, msg.mac, <uint8_t>msg.port, msg.flags & 1)
+        elif n.state != NEIGH_STATIC:
+            neigh_confirm(e, w, n, msg.mac, <uint8_t>msg.port, 0)
+    elif msg.type == MSG_NEIGH_DEL:
+        n = neigh_find(w, msg.b)
+        if n != NULL:
+            neigh_remove(w, n, R_NEIGH_UNRESOLVED)
+    elif msg.type == MSG_NEIGH_FLUSH:
+        i = 0
+        while i <= w.neigh_mask:
+            n = &w.neigh[i]
+            if n.ip != 0 and n.state != NEIGH_STATIC and (msg.port == 0xffff or n.port == msg.port):
+                neigh_remove(w, n, R_NEIGH_UNRESOLVED)
+                continue
+            i += 1
+    elif msg.type == MSG_NEIGH_DUMP:
+        out = <neigh_t *><uintptr_t>msg.ptr
+        k = 0
+        for i in range(w.neigh_mask + 1):
+            if w.neigh[i].ip != 0 and k < msg.a:
+                memcpy(&out[k], &w.neigh[i], sizeof(neigh_t))
+                k += 1
+        out[k].ip = 0
+    elif msg.type == MSG_GARP:
+        if w.id == 0:
+            arp_send(e, w, <uint8_t>msg.port, ARP_REQUEST, msg.b, ZERO_MAC, msg.b, BCAST)
+    elif msg.type == MSG_PORT_ADDR:
+        w.port_addr[msg.port] = msg.b
+    if msg.seq:
+        rte_smp_wmb()
+        w.applied_seq = msg.seq
+
+
+cdef inline void flush_all(engine_t *e, worker_t *w) noexcept nogil:
+    cdef uint16_t p
+    for p in range(e.nports):
+        tx_flush(e, w, &w.tx[p], e.ports[p].port_id, R_TX_FULL)
+        if e.ports[p].has_kni:
+            tx_flush(e, w, &w.kni[p], e.ports[p].kni_id, R_KNI_FULL)
+
+
+cdef int worker_main(void *arg) noexcept nogil:
+    cdef worker_t *w = <worker_t *>arg
+    cdef engine_t *e = &g
+    cdef rte_mbuf *pkts[BURST]
+    cdef uint16_t n, i, p
+    cdef uint32_t got
+    cdef uint32_t idle = 0
+    cdef msg_t msg
+    cdef uint64_t now
+    w.running = 1
+    while not e.stop:
+        got = 0
+        for p in range(e.nports):
+            n = rte_eth_rx_burst(e.ports[p].port_id, w.queue, pkts, BURST)
+            got += n
+            for i in range(n):
+                frame_input(e, w, <uint8_t>p, pkts[i])
+            if e.ports[p].has_kni:
+                # what the kernel sends on <port>.kni leaves through the port
+                n = rte_eth_rx_burst(e.ports[p].kni_id, w.queue, pkts, BURST)
+                got += n
+                for i in range(n):
+                    w.pstats[p].from_kni += 1
+                    tx_port(e, w, <uint8_t>p, pkts[i])
+        flush_all(e, w)
+        for i in range(64):
+            if rte_ring_dequeue_elem(w.ring, &msg, MSG_SIZE) != 0:
+                break
+            apply_msg(e, w, &msg)
+            got += 1
+        flush_all(e, w)
+        w.polls += 1
+        now = rte_rdtsc()
+        if now >= w.next_timer:
+            w.next_timer = now + e.tsc_hz
+            neigh_timer(e, w, now)
+            flush_all(e, w)
+        if got:
+            idle = 0
+        elif not e.busy_poll:
+            idle += 1
+            if idle > 64:
+                # back off so that a small machine stays usable; busy_poll disables this
+                w.idle_sleeps += 1
+                rte_delay_us_sleep(e.idle_sleep_us)
+    flush_all(e, w)
+    w.running = 0
+    return 0
+
+
+# ------------------------------------------------------------ control side
+
+cdef worker_t *worker_new(uint16_t wid) except NULL:
+    cdef worker_t *w = <worker_t *>rte_zmalloc(b"rlb_worker", sizeof(worker_t), 64)
+    cdef rte_lpm_config cfg
+    if w == NULL:
+        raise DataplaneError("out of memory for worker state")
+    w.id = wid
+    w.queue = wid
+    name = f"rlb_msg{wid}".encode()
+    w.ring = rte_ring_create_elem(name, MSG_SIZE, MSG_RING_SIZE, rte_socket_id(), RING_F_SC_DEQ)
+    cfg.max_rules = g.route_cap
+    cfg.number_tbl8s = 256
+    cfg.flags = 0
+    name = f"rlb_lpm{wid}".encode()
+    w.lpm = rte_lpm_create(name, rte_socket_id(), &cfg)
+    w.routes = <route_t *>rte_zmalloc(b"rlb_routes", sizeof(route_t) * g.route_cap, 64)
+    w.neigh = <neigh_t *>rte_zmalloc(b"rlb_neigh", sizeof(neigh_t) * g.neigh_cap, 64)
+    w.neigh_mask = g.neigh_cap - 1
+    if w.ring == NULL or w.lpm == NULL or w.routes == NULL or w.neigh == NULL:
+        raise DataplaneError(f"worker {wid}: cannot allocate tables: {rte_strerror(rte_errno).decode()}")
+    return w
+
+
+def _check(int rc, what):
+    if rc < 0:
+        raise DataplaneError(f"{what}: {rte_strerror(-rc).decode()} ({rc})")
+
+
+cdef class Engine:
+    """The process's DPDK engine. Create once; start(); send messages; stop()."""
+    cdef public list port_names
+    cdef public int nworkers
+    cdef object _dumpbuf
+
+    def __init__(self, eal_args, ports, *, workers=1, pool_size=16384, route_cap=1024,
+                 neigh_cap=1024, busy_poll=False, idle_sleep_us=200, neigh_timeout=60,
+                 ip_forward=False):
+        """ports: [(name, devargs, kni_iface or None)]; devargs is a PCI address or a vdev
+        string such as 'net_af_packet0,iface=veth0'."""
+        global g_eal_up
+        cdef char **argv
+        cdef int i, rc, argc
+        if g_eal_up:
+            raise DataplaneError("the DPDK engine is already running in this process")
+        if not 1 <= workers <= MAX_WORKERS:
+            raise DataplaneError(f"workers must be 1..{MAX_WORKERS}")
+        if not 1 <= len(ports) <= MAX_PORTS:
+            raise DataplaneError(f"1..{MAX_PORTS} ports are supported")
+        if neigh_cap & (neigh_cap - 1) or route_cap < 16:
+            raise DataplaneError("neighbour table size must be a power of two, routes >= 16")
+        memset(&g, 0, sizeof(g))
+        args = [b"rlb"] + [a.encode() for a in eal_args]
+        for name, devargs, _ in ports:
+            args += [b"-a" if _is_pci(devargs) else b"--vdev", devargs.encode()]
+        argv = <char **>PyMem_Malloc(sizeof(char *) * (len(args) + 1))
+        for i, a in enumerate(args):
+            argv[i] = a
+        argc = len(args)
+        argv[argc] = NULL
+        with nogil:
+            rc = rte_eal_init(argc, argv)
+        PyMem_Free(argv)
+        if rc < 0:
+            raise DataplaneError(f"EAL init failed: {rte_strerror(rte_errno).decode()}")
+        g_eal_up = 1
+        self.port_names = [p[0] for p in ports]
+        self.nworkers = workers
+        g.nworkers = workers
+        g.nports = len(ports)
+        g.route_cap = route_cap
+        g.neigh_cap = neigh_cap
+        g.tsc_hz = rte_get_tsc_hz()
+        g.neigh_timeout = g.tsc_hz * neigh_timeout
+        g.busy_poll = 1 if busy_poll else 0
+        g.idle_sleep_us = idle_sleep_us
+        g.ip_forward = 1 if ip_forward else 0
+        if rte_lcore_count() < workers + 1:
+            raise DataplaneError(f"EAL has {rte_lcore_count()} lcores, need {workers + 1}")
+        g.pool = rte_pktmbuf_pool_create(b"rlb_pool", pool_size, 256, 0,
+                                         RTE_MBUF_DEFAULT_BUF_SIZE, rte_socket_id())
+        if g.pool == NULL:
+            raise DataplaneError(f"mbuf pool of {pool_size}: {rte_strerror(rte_errno).decode()}")
+        for i, (name, devargs, kni) in enumerate(ports):
+            self._open_port(i, name, devargs, kni)
+        for i in range(workers):
+            g.workers[i] = worker_new(i)
+
+    cdef _open_port(self, int i, str name, str devargs, kni):
+        cdef uint16_t pid
+        cdef rte_ether_addr mac
+        devname = devargs.split(",")[0]
+        if rte_eth_dev_get_port_by_name(devname.encode(), &pid) != 0:
+            raise DataplaneError(f"port {name}: no DPDK device {devname!r} (check its devargs)")
+        g.ports[i].port_id = pid
+        _check(rte_eth_macaddr_get(pid, &mac), f"port {name}: MAC")
+        memcpy(g.ports[i].mac, mac.addr_bytes, 6)
+        g.ports[i].mtu = 1500
+        self._setup_queues(pid, name, 1024)
+        if kni:
+            macs = ":".join(f"{b:02x}" for b in mac.addr_bytes[:6])
+            tapname = f"net_tap_{name}"
+            _check(rte_dev_probe(f"{tapname},iface={kni},mac={macs}".encode()), f"port {name}: kni tap")
+            if rte_eth_dev_get_port_by_name(tapname.encode(), &pid) != 0:
+                raise DataplaneError(f"port {name}: kni tap did not appear")
+            g.ports[i].kni_id = pid
+            g.ports[i].has_kni = 1
+            self._setup_queues(pid, kni, 256)
+
+    cdef _setup_queues(self, uint16_t pid, str name, uint16_t ndesc):
+        cdef rte_eth_conf conf
+        cdef uint16_t q
+        memset(&conf, 0, sizeof(conf))
+        _check(rte_eth_dev_configure(pid, g.nworkers, g.nworkers, &conf), f"{name}: configure")
+        sock = rte_eth_dev_socket_id(pid)
+        if sock < 0:
+            sock = 0
+        for q in range(g.nworkers):
+            _check(rte_eth_rx_queue_setup(pid, q, ndesc, sock, NULL, g.pool), f"{name}: rx queue")
+            _check(rte_eth_tx_queue_setup(pid, q, ndesc, sock, NULL), f"{name}: tx queue")
+
+    def start(self):
+        """Start the ports and launch one worker per lcore after the main one."""
+        global g_launched
+        cdef unsigned lcore = rte_get_main_lcore()
+        cdef int i
+        for i in range(g.nports):
+            _check(rte_eth_dev_start(g.ports[i].port_id), f"port {self.port_names[i]}: start")
+            rte_eth_promiscuous_enable(g.ports[i].port_id)
+            if g.ports[i].has_kni:
+                _check(rte_eth_dev_start(g.ports[i].kni_id), f"{self.port_names[i]}.kni: start")
+        for i in range(g.nworkers):
+            lcore = rte_get_next_lcore(lcore, 1, 0)
+            g.workers[i].lcore = lcore
+            _check(rte_eal_remote_launch(worker_main, g.workers[i], lcore), "launch worker")
+        g_launched = 1
+
+    def stop(self):
+        """Stop workers, drop held packets, close ports (their taps disappear), free EAL."""
+        global g_eal_up, g_launched
+        cdef int i
+        cdef uint32_t k
+        cdef worker_t *w
+        if not g_eal_up:
+            return
+        g.stop = 1
+        if g_launched:
+            with nogil:
+                rte_eal_mp_wait_lcore()
+            g_launched = 0
+        for i in range(g.nworkers):
+            w = g.workers[i]
+            if w == NULL:
+                continue
+            k = 0
+            while k < g.neigh_cap:
+                if w.neigh[k].ip and w.neigh[k].npending:
+                    neigh_remove(w, &w.neigh[k], R_NEIGH_UNRESOLVED)
+                    continue
+                k += 1
+        for i in range(g.nports):
+            if g.ports[i].has_kni:
+                rte_eth_dev_stop(g.ports[i].kni_id)
+                rte_eth_dev_close(g.ports[i].kni_id)
+            rte_eth_dev_stop(g.ports[i].port_id)
+            rte_eth_dev_close(g.ports[i].port_id)
+        rte_eal_cleanup()
+        g_eal_up = 0
+
+    # -- messages
+
+    def send(self, int mtype, *, int port=0, uint32_t a=0, uint32_t b=0, uint32_t c=0,
+             uint32_t d=0, int plen=0, int scope=0, int flags=0, bytes mac=None, int mtu=0,
+             uintptr_t ptr=0, double timeout=2.0):
+        """Send one message to every worker and wait until each has applied it."""
+        global g_seq
+        cdef msg_t msg
+        cdef int i
+        cdef uint64_t deadline
+        memset(&msg, 0, sizeof(msg))
+        g_seq += 1
+        msg.seq = g_seq
+        msg.type = mtype
+        msg.port = port
+        msg.a = a
+        msg.b = b
+        msg.c = c
+        msg.d = d
+        msg.plen = plen
+        msg.scope = scope
+        msg.flags = flags
+        msg.mtu = mtu
+        msg.ptr = ptr
+        if mac is not None:
+            memcpy(msg.mac, <const char *>mac, 6)
+        deadline = rte_rdtsc() + <uint64_t>(timeout * g.tsc_hz)
+        with nogil:
+            for i in range(g.nworkers):
+                while rte_ring_enqueue_elem(g.workers[i].ring, &msg, MSG_SIZE) != 0:
+                    if rte_rdtsc() > deadline:
+                        break
+                    rte_delay_us_sleep(100)
+            for i in range(g.nworkers):
+                while g.workers[i].applied_seq < msg.seq and rte_rdtsc() < deadline:
+                    rte_delay_us_sleep(20)
+        for i in range(g.nworkers):
+            if g.workers[i].applied_seq < msg.seq:
+                raise DataplaneError(f"worker {i} did not apply the change in {timeout}s")
+
+    def route_set(self, int index, uint32_t prefix, int plen, *, uint32_t gw=0, uint32_t src=0,
+                  int port=0, int scope=0, int mtu=1500):
+        if not 0 <= index < g.route_cap:
+            raise DataplaneError("route table full")
+        self.send(MSG_ROUTE_SET, a=index, b=prefix, c=gw, d=src, plen=plen, scope=scope,
+                  port=port, mtu=mtu)
+
+    def route_del(self, int index, uint32_t prefix, int plen):
+        self.send(MSG_ROUTE_DEL, a=index, b=prefix, plen=plen)
+
+    def neigh_set(self, uint32_t ip, bytes mac, int port, bint static=True):
+        self.send(MSG_NEIGH_SET, b=ip, mac=mac, port=port, flags=1 if static else 0)
+
+    def neigh_del(self, uint32_t ip):
+        self.send(MSG_NEIGH_DEL, b=ip)
+
+    def neigh_flush(self, int port=-1):
+        self.send(MSG_NEIGH_FLUSH, port=0xffff if port < 0 else port)
+
+    def garp(self, uint32_t ip, int port):
+        self.send(MSG_GARP, b=ip, port=port)
+
+    def port_addr(self, int port, uint32_t ip):
+        self.send(MSG_PORT_ADDR, port=port, b=ip)
+
+    def neighbours(self):
+        """All workers' neighbour entries, merged (freshest wins): list of dicts."""
+        cdef neigh_t *buf = <neigh_t *>calloc(g.neigh_cap + 1, sizeof(neigh_t))
+        cdef uint32_t k
+        cdef int i
+        merged = {}
+        now = rte_rdtsc()
+        try:
+            for i in range(g.nworkers):
+                self.send(MSG_NEIGH_DUMP, a=g.neigh_cap, ptr=<uintptr_t>buf)
+                k = 0
+                while buf[k].ip != 0:
+                    n = &buf[k]
+                    ent = {"ip": n.ip, "mac": bytes(n.mac[:6]), "port": n.port,
+                           "state": NEIGH_STATES.get(n.state, "NONE"), "worker": i,
+                           "age": (now - n.updated) / g.tsc_hz, "pending": n.npending}
+                    old = merged.get(n.ip)
+                    if old is None or ent["age"] < old["age"]:
+                        merged[n.ip] = ent
+                    k += 1
+                buf[0].ip = 0
+        finally:
+            free(buf)
+        return list(merged.values())
+
+    # -- settings a worker reads on each loop
+
+    def set_forwarding(self, bint on):
+        g.ip_forward = 1 if on else 0
+
+    def set_idle(self, bint busy_poll, int idle_sleep_us):
+        g.busy_poll = 1 if busy_poll else 0
+        g.idle_sleep_us = idle_sleep_us
+
+    def set_neigh_timeout(self, int seconds):
+        g.neigh_timeout = g.tsc_hz * seconds
+
+    # -- observation
+
+    def port_info(self, int i):
+        cdef rte_eth_dev_info info
+        cdef rte_eth_link link
+        pid = g.ports[i].port_id
+        rte_eth_dev_info_get(pid, &info)
+        rte_eth_link_get_nowait(pid, &link)
+        return {"name": self.port_names[i], "port_id": pid,
+                "driver": info.driver_name.decode() if info.driver_name else "",
+                "mac": bytes(g.ports[i].mac[:6]), "mtu": g.ports[i].mtu,
+                "queues": g.nworkers, "speed": link.link_speed,
+                "kni_port_id": g.ports[i].kni_id if g.ports[i].has_kni else None}
+
+    def port_stats(self, int i):
+        """Counters of port i: the PMD's and the workers' (summed)."""
+        cdef rte_eth_stats st
+        cdef int wi
+        memset(&st, 0, sizeof(st))
+        rte_eth_stats_get(g.ports[i].port_id, &st)
+        out = {"ipackets": st.ipackets, "opackets": st.opackets, "ibytes": st.ibytes,
+               "obytes": st.obytes, "ierrors": st.ierrors, "oerrors": st.oerrors,
+               "imissed": st.imissed, "rx_nombuf": st.rx_nombuf,
+               "rx_pkts": 0, "rx_bytes": 0, "tx_pkts": 0, "tx_bytes": 0,
+               "to_kni": 0, "from_kni": 0}
+        for wi in range(g.nworkers):
+            ps = &g.workers[wi].pstats[i]
+            out["rx_pkts"] += ps.rx_pkts
+            out["rx_bytes"] += ps.rx_bytes
+            out["tx_pkts"] += ps.tx_pkts
+            out["tx_bytes"] += ps.tx_bytes
+            out["to_kni"] += ps.to_kni
+            out["from_kni"] += ps.from_kni
+        return out
+
+    def reasons(self):
+        """Drop and punt counters by reason, summed over workers."""
+        cdef int wi, r
+        out = dict.fromkeys(REASON_NAMES, 0)
+        for wi in range(g.nworkers):
+            for r in range(R_MAX):
+                out[REASON_NAMES[r]] += g.workers[wi].reasons[r]
+        return out
+
+    def workers(self):
+        return [{"id": i, "lcore": g.workers[i].lcore, "polls": g.workers[i].polls,
+                 "idle_sleeps": g.workers[i].idle_sleeps, "running": g.workers[i].running}
+                for i in range(g.nworkers)]
+
+    def pool(self):
+        return {"size": g.pool.size, "in_use": rte_mempool_in_use_count(g.pool),
+                "available": rte_mempool_avail_count(g.pool)}
+
+
+def _is_pci(devargs):
+    head = devargs.split(",")[0]
+    return not head.startswith("net_") and ":" in head
+
+
+MSG = {"ROUTE_SET": MSG_ROUTE_SET, "ROUTE_DEL": MSG_ROUTE_DEL}
+SCOPES = {"global": SCOPE_GLOBAL, "link": SCOPE_LINK, "host": SCOPE_HOST,
+          "kni_host": SCOPE_KNI_HOST}

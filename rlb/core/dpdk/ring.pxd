@@ -1,0 +1,11 @@
+# DPDK rings with fixed-size elements (control and worker messages).
+cdef extern from "rte_ring.h" nogil:
+    struct rte_ring:
+        pass
+    rte_ring *rte_ring_create_elem(const char *name, unsigned esize,
+                                   unsigned count, int socket_id, unsigned flags)
+    void rte_ring_free(rte_ring *r)
+    int rte_ring_enqueue_elem(rte_ring *r, void *obj, unsigned esize)
+    int rte_ring_dequeue_elem(rte_ring *r, void *obj, unsigned esize)
+    unsigned rte_ring_count(const rte_ring *r)
+    enum: RING_F_SC_DEQ

@@ -1,0 +1,177 @@
+# IPv4 and ARP input of the packet core: validate, answer, forward or punt to kni.
+from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
+from rlb.core.dpdk.mbuf cimport rte_mbuf, rte_pktmbuf_trim, rte_pktmbuf_free, rlb_mtod
+from rlb.core.dpdk.lpm cimport rte_lpm_lookup
+from rlb.core.dpdk.ethdev cimport rte_ether_hdr
+from rlb.core.dpdk.net cimport (rte_ipv4_hdr, rte_arp_hdr, rte_icmp_hdr, rte_raw_cksum,
+                                rte_be_to_cpu_16, rte_be_to_cpu_32, rte_cpu_to_be_16,
+                                rte_cpu_to_be_32)
+from rlb.core.types cimport *
+from rlb.core.packet cimport (tx_port, tx_kni, drop, eth_hdr, ip_hdr, ip_set_csum, mac_copy,
+                              mac_is_multicast, csum_fold_add, ETH_HLEN, ETHER_TYPE_IPV4,
+                              IPPROTO_ICMP)
+from rlb.core.neigh cimport (neigh_find, neigh_insert, neigh_confirm, neigh_share,
+                             neigh_output, ARP_REQUEST, ARP_REPLY, ARP_LEN)
+
+cdef enum:
+    IP_MF_OFFSET_MASK = 0x3fff
+    ICMP_ECHO_REPLY = 0
+    ICMP_ECHO_REQUEST = 8
+    DEFAULT_TTL = 64
+
+cdef inline route_t *route_lookup(worker_t *w, uint32_t ip) noexcept nogil:
+    cdef uint32_t idx
+    if rte_lpm_lookup(w.lpm, ip, &idx) != 0:
+        return NULL
+    return &w.routes[idx]
+
+cdef inline int is_own(worker_t *w, uint32_t ip) noexcept nogil:
+    cdef route_t *r = route_lookup(w, ip)
+    return r != NULL and r.scope == SCOPE_HOST and r.prefix == ip
+
+cdef inline void arp_input(engine_t *e, worker_t *w, uint8_t port, rte_mbuf *m) noexcept nogil:
+    """RFC 826: learn the sender, answer requests for our addresses, pass the rest to kni."""
+    cdef rte_arp_hdr *a
+    cdef rte_ether_hdr *eh
+    cdef uint32_t sip, tip
+    cdef uint16_t op
+    cdef int own
+    cdef neigh_t *n
+    if m.data_len < ETH_HLEN + ARP_LEN:
+        drop(w, m, R_TRUNCATED)
+        return
+    a = <rte_arp_hdr *>(rlb_mtod(m) + ETH_HLEN)
+    op = rte_be_to_cpu_16(a.arp_opcode)
+    if (rte_be_to_cpu_16(a.arp_hardware) != 1 or rte_be_to_cpu_16(a.arp_protocol) != ETHER_TYPE_IPV4
+            or a.arp_hlen != 6 or a.arp_plen != 4 or (op != ARP_REQUEST and op != ARP_REPLY)
+            or mac_is_multicast(a.arp_data.arp_sha.addr_bytes)):
+        drop(w, m, R_ARP_BAD)
+        return
+    sip = rte_be_to_cpu_32(a.arp_data.arp_sip)
+    tip = rte_be_to_cpu_32(a.arp_data.arp_tip)
+    own = is_own(w, tip) and sip != tip
+    if sip != 0:
+        # merge: refresh an entry we have; create one only when the packet is for us
+        n = neigh_find(w, sip)
+        if n == NULL and own:
+            n = neigh_insert(w, sip)
+            if n == NULL:
+                w.reasons[R_NEIGH_TABLE_FULL] += 1
+        if n != NULL and n.state != NEIGH_STATIC:
+            neigh_confirm(e, w, n, a.arp_data.arp_sha.addr_bytes, port, 0)
+            neigh_share(e, w, n)
+    if not own:
+        w.reasons[R_ARP_FOREIGN] += 1
+        tx_kni(e, w, port, m)
+        return
+    if op == ARP_REPLY:
+        rte_pktmbuf_free(m)          # an answer to our own request: consumed
+        return
+    # turn the request into the reply in place
+    a.arp_opcode = rte_cpu_to_be_16(ARP_REPLY)
+    mac_copy(a.arp_data.arp_tha.addr_bytes, a.arp_data.arp_sha.addr_bytes)
+    a.arp_data.arp_tip = a.arp_data.arp_sip
+    mac_copy(a.arp_data.arp_sha.addr_bytes, e.ports[port].mac)
+    a.arp_data.arp_sip = rte_cpu_to_be_32(tip)
+    eh = eth_hdr(m)
+    mac_copy(eh.dst_addr.addr_bytes, eh.src_addr.addr_bytes)
+    mac_copy(eh.src_addr.addr_bytes, e.ports[port].mac)
+    tx_port(e, w, port, m)
+
+cdef inline void icmp_echo(engine_t *e, worker_t *w, uint8_t port, rte_mbuf *m,
+                           rte_ipv4_hdr *ip, uint16_t hl, uint16_t tot) noexcept nogil:
+    """Answer an echo request to one of our addresses in the data plane (RFC 792)."""
+    cdef rte_icmp_hdr *ic
+    cdef uint16_t old
+    cdef uint32_t src
+    cdef route_t *r
+    if tot - hl < 8:
+        drop(w, m, R_TRUNCATED)
+        return
+    ic = <rte_icmp_hdr *>(<uint8_t *>ip + hl)
+    if ic.icmp_type != ICMP_ECHO_REQUEST or ic.icmp_code != 0:
+        tx_kni(e, w, port, m)
+        return
+    old = (<uint16_t *>ic)[0]
+    ic.icmp_type = ICMP_ECHO_REPLY
+    ic.icmp_cksum = csum_fold_add(ic.icmp_cksum, old, (<uint16_t *>ic)[0])
+    src = ip.dst_addr
+    ip.dst_addr = ip.src_addr
+    ip.src_addr = src
+    ip.time_to_live = DEFAULT_TTL
+    ip_set_csum(ip)
+    r = route_lookup(w, rte_be_to_cpu_32(ip.dst_addr))
+    if r == NULL or r.scope >= SCOPE_HOST:
+        drop(w, m, R_NO_ROUTE)
+        return
+    neigh_output(e, w, r.port, r.gw if r.gw else rte_be_to_cpu_32(ip.dst_addr),
+                 rte_be_to_cpu_32(src), m)
+
+cdef inline void ipv4_forward(engine_t *e, worker_t *w, rte_mbuf *m, rte_ipv4_hdr *ip,
+                              route_t *r, uint32_t dst) noexcept nogil:
+    """Router forwarding: TTL and incremental checksum (RFC 1812 5.3.1, RFC 1624)."""
+    cdef uint16_t old
+    if ip.time_to_live <= 1:
+        drop(w, m, R_TTL_EXCEEDED)
+        return
+    old = (<uint16_t *>&ip.time_to_live)[0]
+    ip.time_to_live -= 1
+    ip.hdr_checksum = csum_fold_add(ip.hdr_checksum, old, (<uint16_t *>&ip.time_to_live)[0])
+    neigh_output(e, w, r.port, r.gw if r.gw else dst, r.src, m)
+
+cdef inline void ipv4_input(engine_t *e, worker_t *w, uint8_t port, rte_mbuf *m) noexcept nogil:
+    """Validate (RFC 1812 5.2.2), then: our address, kni, or forward along a route."""
+    cdef rte_ipv4_hdr *ip
+    cdef uint16_t hl, tot
+    cdef uint32_t dst, l3len
+    cdef route_t *r
+    if m.data_len < ETH_HLEN + 20:
+        drop(w, m, R_TRUNCATED)
+        return
+    ip = ip_hdr(m)
+    if (ip.version_ihl >> 4) != 4:
+        drop(w, m, R_IP_VERSION)
+        return
+    hl = (ip.version_ihl & 0xf) * 4
+    if hl < 20 or ETH_HLEN + hl > m.data_len:
+        drop(w, m, R_IP_HDRLEN)
+        return
+    tot = rte_be_to_cpu_16(ip.total_length)
+    l3len = m.pkt_len - ETH_HLEN
+    if tot < hl or tot > l3len:
+        drop(w, m, R_IP_TOTLEN)
+        return
+    if rte_raw_cksum(ip, hl) != 0xffff:
+        drop(w, m, R_IP_CSUM)
+        return
+    if l3len > tot:
+        rte_pktmbuf_trim(m, <uint16_t>(l3len - tot))     # Ethernet padding
+    dst = rte_be_to_cpu_32(ip.dst_addr)
+    if mac_is_multicast(eth_hdr(m).dst_addr.addr_bytes) or (dst >> 28) == 0xe or dst == <uint32_t>0xffffffffu:
+        tx_kni(e, w, port, m)      # OSPF, VRRP, broadcasts: the kernel's business
+        return
+    if hl > 20:
+        w.reasons[R_IP_OPTIONS] += 1
+        tx_kni(e, w, port, m)
+        return
+    r = route_lookup(w, dst)
+    if r != NULL and r.scope == SCOPE_HOST and r.prefix == dst:
+        if rte_be_to_cpu_16(ip.fragment_offset) & IP_MF_OFFSET_MASK:
+            w.reasons[R_IP_FRAG] += 1
+            tx_kni(e, w, port, m)          # the kernel reassembles
+        elif ip.next_proto_id == IPPROTO_ICMP:
+            icmp_echo(e, w, port, m, ip, hl, tot)
+        else:
+            tx_kni(e, w, port, m)
+        return
+    if r != NULL and r.scope == SCOPE_KNI_HOST:
+        tx_kni(e, w, port, m)
+        return
+    if not e.ip_forward:
+        w.reasons[R_FWD_DISABLED] += 1
+        tx_kni(e, w, port, m)
+        return
+    if r == NULL or r.scope == SCOPE_HOST:
+        drop(w, m, R_NO_ROUTE)
+        return
+    ipv4_forward(e, w, m, ip, r, dst)

@@ -1,0 +1,76 @@
+# Packet helpers shared by the core and the mode plugins: headers, checksums, transmit buffers.
+from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
+from libc.string cimport memcpy
+from rlb.core.dpdk.mbuf cimport rte_mbuf, rte_pktmbuf_free, rlb_mtod
+from rlb.core.dpdk.ethdev cimport rte_ether_hdr, rte_eth_tx_burst
+from rlb.core.dpdk.net cimport rte_ipv4_hdr, rte_ipv4_cksum, rte_be_to_cpu_16, rte_cpu_to_be_16
+from rlb.core.types cimport (engine_t, worker_t, txbuf_t, BURST, R_TX_FULL, R_KNI_FULL,
+                             port_stats_t)
+
+cdef enum:
+    ETH_HLEN = 14
+    ETHER_TYPE_IPV4 = 0x0800
+    ETHER_TYPE_ARP = 0x0806
+    IPPROTO_ICMP = 1
+
+cdef inline rte_ether_hdr *eth_hdr(rte_mbuf *m) noexcept nogil:
+    return <rte_ether_hdr *>rlb_mtod(m)
+
+cdef inline rte_ipv4_hdr *ip_hdr(rte_mbuf *m) noexcept nogil:
+    return <rte_ipv4_hdr *>(rlb_mtod(m) + ETH_HLEN)
+
+cdef inline void ip_set_csum(rte_ipv4_hdr *ip) noexcept nogil:
+    ip.hdr_checksum = 0
+    ip.hdr_checksum = rte_ipv4_cksum(ip)
+
+cdef inline uint16_t csum_fold_add(uint16_t csum, uint16_t old, uint16_t new) noexcept nogil:
+    # RFC 1624 eqn. 3: HC' = ~(~HC + ~m + m'), on network-order 16-bit words.
+    cdef uint32_t s = (<uint16_t>~csum) + (<uint16_t>~old) + new
+    s = (s & 0xffff) + (s >> 16)
+    s = (s & 0xffff) + (s >> 16)
+    return <uint16_t>~s
+
+cdef inline int mac_is_multicast(const uint8_t *mac) noexcept nogil:
+    return mac[0] & 1
+
+cdef inline void mac_copy(uint8_t *dst, const uint8_t *src) noexcept nogil:
+    memcpy(dst, src, 6)
+
+cdef inline void tx_flush(engine_t *e, worker_t *w, txbuf_t *b, uint16_t dpdk_port,
+                          int reason) noexcept nogil:
+    cdef uint16_t sent, i
+    if b.n == 0:
+        return
+    sent = rte_eth_tx_burst(dpdk_port, w.queue, b.pkts, b.n)
+    if sent < b.n:
+        w.reasons[reason] += b.n - sent
+        for i in range(sent, b.n):
+            rte_pktmbuf_free(b.pkts[i])
+    b.n = 0
+
+cdef inline void tx_port(engine_t *e, worker_t *w, uint8_t port, rte_mbuf *m) noexcept nogil:
+    """Queue a finished frame for a data port; flushed at the end of the burst."""
+    cdef txbuf_t *b = &w.tx[port]
+    w.pstats[port].tx_pkts += 1
+    w.pstats[port].tx_bytes += m.pkt_len
+    b.pkts[b.n] = m
+    b.n += 1
+    if b.n == BURST:
+        tx_flush(e, w, b, e.ports[port].port_id, R_TX_FULL)
+
+cdef inline void tx_kni(engine_t *e, worker_t *w, uint8_t port, rte_mbuf *m) noexcept nogil:
+    """Hand a frame to the kernel through the port's tap (<port>.kni)."""
+    cdef txbuf_t *b
+    if not e.ports[port].has_kni:
+        rte_pktmbuf_free(m)
+        return
+    b = &w.kni[port]
+    w.pstats[port].to_kni += 1
+    b.pkts[b.n] = m
+    b.n += 1
+    if b.n == BURST:
+        tx_flush(e, w, b, e.ports[port].kni_id, R_KNI_FULL)
+
+cdef inline void drop(worker_t *w, rte_mbuf *m, int reason) noexcept nogil:
+    w.reasons[reason] += 1
+    rte_pktmbuf_free(m)

@@ -1,0 +1,35 @@
+"""Build rlb's Cython extensions against the system's libdpdk (pkg-config)."""
+import os
+import shlex
+import subprocess
+
+from setuptools import Extension, setup
+
+
+def pkg_config(*args):
+    out = subprocess.run(["pkg-config", *args, "libdpdk"], check=True,
+                         capture_output=True, text=True).stdout
+    return shlex.split(out)
+
+
+def extensions():
+    from Cython.Build import cythonize
+
+    cflags = pkg_config("--cflags") + ["-O3", "-Wno-unused-function",
+                                       "-Wno-deprecated-declarations"]
+    libs = pkg_config("--libs")
+    exts = [
+        Extension("rlb.core.dataplane", ["rlb/core/dataplane.pyx"],
+                  include_dirs=["rlb/core"],
+                  extra_compile_args=cflags, extra_link_args=libs),
+    ]
+    return cythonize(
+        exts,
+        language_level=3,
+        annotate=bool(os.environ.get("RLB_ANNOTATE")),
+        compiler_directives={"boundscheck": False, "wraparound": False,
+                             "cdivision": True, "initializedcheck": False},
+    )
+
+
+setup(ext_modules=extensions())
