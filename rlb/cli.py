@@ -1,0 +1,69 @@
+"""`rlb`: run commands on an instance (-c), start one (daemon), or build the lab (lab)."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from rlb.control.paths import DEFAULT_INSTANCE
+
+USAGE = """\
+rlb [-N INSTANCE] -c COMMAND [-c COMMAND ...] [--json]   run commands in order
+rlb [-N INSTANCE] daemon -f FILE                          run an LB instance
+rlb lab list|up NAME|down|status|exec NODE -- CMD...      scenario lab (namespaces)
+"""
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["lab"]:
+        from rlb.lab.cli import main as lab_main
+        return lab_main(argv[1:])
+    p = argparse.ArgumentParser(prog="rlb", usage=USAGE)
+    p.add_argument("-N", "--instance", default=DEFAULT_INSTANCE)
+    p.add_argument("-c", "--command", action="append", dest="commands", default=[])
+    p.add_argument("--json", action="store_true", help="print structured data as JSON")
+    p.add_argument("rest", nargs=argparse.REMAINDER)
+    args = p.parse_args(argv)
+    if args.rest[:1] == ["daemon"]:
+        d = argparse.ArgumentParser(prog="rlb daemon")
+        d.add_argument("-f", "--config", required=True)
+        d.add_argument("-N", "--instance", default=args.instance)
+        dargs = d.parse_args(args.rest[1:])
+        from rlb.control.daemon import main as daemon_main
+        return daemon_main(dargs.config, dargs.instance)
+    if args.rest:
+        p.error(f"unknown arguments: {' '.join(args.rest)}")
+    if not args.commands:
+        p.error("no command given (the interactive shell is not built yet): use -c")
+    return run_commands(args.instance, args.commands, args.json)
+
+
+def run_commands(instance: str, commands: list[str], as_json: bool = False) -> int:
+    """Like vtysh -c: in order, stop at the first failure with a non-zero exit."""
+    from rlb.control.client import Client, ControlError
+    try:
+        client = Client(instance)
+    except ControlError as err:
+        print(f"rlb: {err}", file=sys.stderr)
+        return 2
+    with client:
+        for cmd in commands:
+            try:
+                reply = client.call(cmd)
+            except (ControlError, OSError) as err:
+                print(f"rlb: {cmd!r}: {err}", file=sys.stderr)
+                return 2
+            if not reply.get("ok"):
+                print(reply.get("error", "% failed"), file=sys.stderr)
+                print(f"rlb: command failed: {cmd}", file=sys.stderr)
+                return 1
+            if as_json:
+                print(json.dumps(reply.get("data"), indent=2, sort_keys=True))
+            elif reply.get("text"):
+                print(reply["text"])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

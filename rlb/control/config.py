@@ -1,0 +1,75 @@
+"""Configuration files and command batches: the command grammar, applied all or nothing.
+
+A file is first run against a scratch model (no data plane) so that a bad line
+stops everything with FILE:LINE: reason before any change is made.
+"""
+from __future__ import annotations
+
+import functools
+import inspect
+
+from rlb.control.model import CommandError, Model
+from rlb.shell.commands import Context, Reply, g
+from rlb.shell.grammar import ParseError
+
+ROOT = "exec"
+
+
+class ConfigError(Exception):
+    """A line of a file or batch that cannot be applied: FILE:LINE: reason."""
+
+
+def run(ctx: Context, line: str) -> Reply:
+    """Parse one line in the context's node and run its handler with the bindings it
+    names (keywords it does not care about are not passed)."""
+    m = g.parse(line, node=ctx.node)
+    if m is None:
+        return Reply()
+    wanted = handler_params(m.command.handler)
+    return m.command.handler(ctx, **{k: v for k, v in m.args.items() if k in wanted}) or Reply()
+
+
+@functools.cache
+def handler_params(handler) -> frozenset:
+    return frozenset(list(inspect.signature(handler).parameters)[1:])
+
+
+def run_lines(ctx: Context, lines, source: str = "<input>") -> list[Reply]:
+    """Run numbered lines as a config file: an indented line belongs to the section
+    opened above it (e.g. `dataplane`), `!` or an unindented line closes it."""
+    replies = []
+    for lineno, text in lines:
+        stripped = text.strip()
+        if not stripped or stripped.startswith(("#", "!")):
+            if stripped.startswith("!"):
+                ctx.node = ROOT
+            continue
+        if not text[:1].isspace():
+            ctx.node = ROOT
+        try:
+            replies.append(run(ctx, stripped))
+        except ParseError as err:
+            raise ConfigError(f"{source}:{lineno}: {_one_line(err)}") from None
+        except CommandError as err:
+            raise ConfigError(f"{source}:{lineno}: {err}") from None
+    ctx.node = ROOT
+    return replies
+
+
+def _one_line(err: ParseError) -> str:
+    first = str(err).splitlines()[0].lstrip("% ")
+    expected = ", ".join(tok for tok, _ in (err.expected or [])[:8])
+    where = f" at column {err.position + 1}" if err.position is not None else ""
+    return f"{first}{where}" + (f" (expected: {expected})" if expected else "")
+
+
+def read_file(path: str) -> list[tuple[int, str]]:
+    with open(path, encoding="utf-8") as f:
+        return [(i, line.rstrip("\n")) for i, line in enumerate(f, 1)]
+
+
+def check(lines, source: str) -> Model:
+    """Validate a whole file against a fresh model; returns that model (settings, ports)."""
+    model = Model()
+    run_lines(Context(model), lines, source)
+    return model

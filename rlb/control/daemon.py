@@ -1,0 +1,109 @@
+"""`rlb daemon`: check the config, start the DPDK engine, serve the control socket.
+
+SIGTERM or SIGINT stops it cleanly: workers joined, ports closed (their kni taps
+disappear), kernel isolation removed, control socket deleted.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+
+from rlb.control import paths
+from rlb.control.config import ConfigError, check, read_file
+from rlb.control.server import ControlServer
+from rlb.core import ports as portlib
+
+log = logging.getLogger("rlb.daemon")
+
+
+def eal_args(instance: str, settings, has_pci: bool) -> list[str]:
+    """EAL without hugepages (DESIGN.md): one lcore for the control thread, one per
+    worker, spread over the CPUs this process may use."""
+    cpus = sorted(os.sched_getaffinity(0))
+    lcores = ",".join(f"{i}@{cpus[i % len(cpus)]}" for i in range(settings.workers + 1))
+    args = ["--no-huge", "-m", str(settings.memory), "--no-shconf",
+            "--file-prefix", f"rlb-{instance}", "--lcores", lcores, "--no-telemetry",
+            "--log-level", "*:error"]
+    if not has_pci:
+        args.append("--no-pci")
+    return args
+
+
+def main(config_path: str, instance: str) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s rlb[%(process)d] %(message)s")
+    if not paths.valid_instance(instance):
+        print(f"rlb: bad instance name {instance!r}", file=sys.stderr)
+        return 2
+    try:
+        model = check(read_file(config_path), config_path)
+    except OSError as err:
+        print(f"rlb: {config_path}: {err.strerror}", file=sys.stderr)
+        return 2
+    except ConfigError as err:
+        print(f"rlb: {err}", file=sys.stderr)
+        return 2
+    if not model.ports:
+        print(f"rlb: {config_path}: no port in the dataplane section", file=sys.stderr)
+        return 2
+    sock = paths.socket_path(instance)
+    if os.path.exists(sock):
+        from rlb.control.client import Client, ControlError
+        try:
+            Client(instance, timeout=2).close()
+            print(f"rlb: instance {instance!r} is already running ({sock})", file=sys.stderr)
+            return 1
+        except ControlError:
+            os.unlink(sock)                      # left by a crash
+
+    from rlb.core.dataplane import DataplaneError, Engine
+
+    s = model.settings
+    devs = [(p.name, portlib.with_queues(p.devargs, s.workers), p.kni if s.kni else None)
+            for p in model.ports.values()]
+    iso = portlib.KernelIsolation(
+        instance, [portlib.kernel_iface(p.devargs) for p in model.ports.values()])
+    iso.apply()
+    engine = None
+    try:
+        engine = Engine(eal_args(instance, s, any(portlib.is_pci(d) for _, d, _ in devs)), devs,
+                        workers=s.workers, pool_size=s.pool_size,
+                        route_cap=s.route_table_size, neigh_cap=s.neigh_table_size,
+                        busy_poll=s.busy_poll, idle_sleep_us=s.idle_sleep,
+                        neigh_timeout=s.neigh_timeout, ip_forward=s.forwarding)
+        engine.start()
+        for _, _, kni in devs:
+            if kni:
+                portlib.kni_prepare(kni)
+        model.attach(engine)
+        log.info("instance %s up: %d port(s), %d worker(s)", instance, len(devs), s.workers)
+        asyncio.run(_serve(model, sock))
+        return 0
+    except DataplaneError as err:
+        print(f"rlb: {err}", file=sys.stderr)
+        return 1
+    finally:
+        if engine is not None:
+            engine.stop()
+        iso.remove()
+        if os.path.exists(sock) and engine is not None:
+            try:
+                os.unlink(sock)
+            except OSError:
+                pass
+        log.info("instance %s stopped", instance)
+
+
+async def _serve(model, sock: str) -> None:
+    server = ControlServer(model, sock)
+    await server.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await server.stop()

@@ -1,0 +1,276 @@
+"""The authoritative state of one LB instance: ports, addresses, routes, neighbours, settings.
+
+Every change is validated here first (a CommandError says why and nothing changes),
+then recorded and pushed to the data plane when one is attached. Running the same
+commands against a Model without a data plane is how a whole config file is checked
+before anything is applied.
+"""
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+
+SCOPES = ("global", "link", "host", "kni_host")
+SCOPE_CODE = {name: i for i, name in enumerate(SCOPES)}   # = RouteScope in types.pxd
+LPORT_RANGE = (1025, 65535)                              # FNAT local ports per LIP
+
+
+class CommandError(Exception):
+    """A command that cannot be applied; the text is for the operator."""
+
+
+@dataclass
+class Settings:
+    """The `dataplane` section: fixed at start, except the runtime ones noted."""
+    workers: int = 1
+    pool_size: int = 16384
+    route_table_size: int = 1024
+    neigh_table_size: int = 1024
+    neigh_timeout: int = 60          # seconds (runtime)
+    idle_sleep: int = 200            # microseconds (runtime)
+    busy_poll: bool = False          # (runtime)
+    forwarding: bool = False         # IPv4 forwarding along routes (runtime)
+    memory: int = 512                # MiB for EAL without hugepages
+    kni: bool = True                 # a <port>.kni tap per port
+
+
+@dataclass
+class Port:
+    name: str
+    devargs: str
+    index: int
+
+    @property
+    def kni(self) -> str:
+        return f"{self.name}.kni"
+
+
+@dataclass
+class Address:
+    iface: IPv4Interface
+    port: str
+    sapool: bool = False
+
+    @property
+    def ip(self) -> IPv4Address:
+        return self.iface.ip
+
+
+@dataclass
+class Route:
+    prefix: IPv4Network
+    port: str
+    via: IPv4Address | None = None
+    src: IPv4Address | None = None
+    scope: str = "link"
+    mtu: int = 1500
+    metric: int = 0
+    auto: bool = False               # made by an address, removed with it
+    slot: int = -1                   # index in the data plane's route array
+
+    def key(self):
+        return (self.prefix.network_address, self.prefix.prefixlen)
+
+
+@dataclass
+class Neighbour:
+    ip: IPv4Address
+    mac: str
+    port: str
+
+
+@dataclass
+class Model:
+    settings: Settings = field(default_factory=Settings)
+    ports: dict[str, Port] = field(default_factory=dict)
+    addresses: list[Address] = field(default_factory=list)
+    routes: dict[tuple, Route] = field(default_factory=dict)
+    neighbours: dict[IPv4Address, Neighbour] = field(default_factory=dict)
+    engine: object = None            # rlb.core.dataplane.Engine once started
+    _free_slots: list[int] = field(default_factory=list)
+    _next_slot: int = 0
+
+    def attach(self, engine) -> None:
+        """Push the whole validated state into a freshly started data plane."""
+        self.engine = engine
+        s = self.settings
+        engine.set_forwarding(s.forwarding)
+        engine.set_idle(s.busy_poll, s.idle_sleep)
+        engine.set_neigh_timeout(s.neigh_timeout)
+        for r in self.routes.values():
+            self._push_route(r)
+        for n in self.neighbours.values():
+            engine.neigh_set(int(n.ip), parse_mac(n.mac), self.ports[n.port].index, True)
+        for p in self.ports.values():
+            engine.port_addr(p.index, self._primary(p.name))
+        for a in self.addresses:
+            engine.garp(int(a.ip), self.ports[a.port].index)
+
+    # ---------------------------------------------------------------- ports
+
+    def add_port(self, name: str, devargs: str) -> None:
+        if self.engine is not None:
+            raise CommandError("ports are fixed once the data plane runs (restart to change)")
+        if name in self.ports:
+            raise CommandError(f"port {name} already defined")
+        if any(p.devargs.split(",")[0] == devargs.split(",")[0] for p in self.ports.values()):
+            raise CommandError(f"device {devargs.split(',')[0]} already used by another port")
+        if len(self.ports) >= 8:
+            raise CommandError("at most 8 ports")
+        if len(name) > 11 or not name.replace("_", "").replace("-", "").isalnum():
+            raise CommandError(f"bad port name {name!r}: letters, digits, - and _, at most 11")
+        self.ports[name] = Port(name, devargs, len(self.ports))
+
+    def port(self, name: str) -> Port:
+        try:
+            return self.ports[name]
+        except KeyError:
+            known = ", ".join(self.ports) or "none defined"
+            raise CommandError(f"no such port {name!r} (ports: {known})") from None
+
+    # ------------------------------------------------------------ addresses
+
+    def find_address(self, ip: IPv4Address) -> Address | None:
+        return next((a for a in self.addresses if a.ip == ip), None)
+
+    def add_address(self, iface: IPv4Interface, port: str, sapool: bool = False) -> None:
+        p = self.port(port)
+        if iface.ip.is_multicast or iface.ip.is_unspecified or iface.ip == IPv4Address("255.255.255.255"):
+            raise CommandError(f"{iface.ip} cannot be an interface address")
+        if self.find_address(iface.ip):
+            raise CommandError(f"address {iface.ip} already exists")
+        host = Route(IPv4Network(f"{iface.ip}/32"), p.name, scope="host", auto=True)
+        new = [host]
+        if host.key() in self.routes:
+            raise CommandError(f"route {host.prefix} already exists")
+        if iface.network.prefixlen < 32:
+            net = Route(iface.network, p.name, scope="link", auto=True)
+            if net.key() not in self.routes:
+                new.append(net)
+        self._need_slots(len(new))
+        addr = Address(iface, p.name, sapool)
+        self.addresses.append(addr)
+        for r in new:
+            self._install_route(r)
+        if self.engine is not None:
+            self.engine.port_addr(p.index, self._primary(p.name))
+            self.engine.garp(int(iface.ip), p.index)
+
+    def del_address(self, iface: IPv4Interface, port: str) -> None:
+        self.port(port)
+        addr = self.find_address(iface.ip)
+        if addr is None or addr.port != port:
+            raise CommandError(f"address {iface.ip} not found on {port}")
+        if iface.network.prefixlen != 32 and addr.iface.network != iface.network:
+            raise CommandError(f"address {iface.ip} is {addr.iface}, not {iface}")
+        self.addresses.remove(addr)
+        self._remove_route(self.routes[(iface.ip, 32)])
+        net = self.routes.get((addr.iface.network.network_address, addr.iface.network.prefixlen))
+        still = any(a.iface.network == addr.iface.network for a in self.addresses)
+        if net is not None and net.auto and not still and addr.iface.network.prefixlen < 32:
+            self._remove_route(net)
+        if self.engine is not None:
+            self.engine.port_addr(self.ports[port].index, self._primary(port))
+
+    def _primary(self, port: str) -> int:
+        """Source address for ARP requests on a port: its first address, else 0."""
+        return next((int(a.ip) for a in self.addresses if a.port == port), 0)
+
+    # --------------------------------------------------------------- routes
+
+    def add_route(self, prefix: IPv4Network, port: str, via=None, src=None, scope=None,
+                  mtu=1500, metric=0) -> None:
+        self.port(port)
+        scope = scope or ("global" if via else "link")
+        if scope not in SCOPES:
+            raise CommandError(f"unknown scope {scope!r} (one of {', '.join(SCOPES)})")
+        if scope == "kni_host" and prefix.prefixlen != 32:
+            raise CommandError("a kni_host route must be a /32 (DPVS tutorial)")
+        if scope == "host":
+            raise CommandError("host routes come from `dpip addr add`")
+        if via is not None and scope == "link":
+            raise CommandError("a route with a gateway cannot have scope link")
+        if via is not None and not self._on_link(via, port):
+            raise CommandError(f"gateway {via} is not on a connected network of {port}")
+        if src is not None and not self.find_address(src):
+            raise CommandError(f"src {src} is not one of our addresses")
+        route = Route(prefix, port, via, src, scope, mtu, metric)
+        if route.key() in self.routes:
+            raise CommandError(f"route {prefix} already exists")
+        self._need_slots(1)
+        self._install_route(route)
+
+    def del_route(self, prefix: IPv4Network, port: str | None = None) -> None:
+        route = self.routes.get((prefix.network_address, prefix.prefixlen))
+        if route is None or (port is not None and route.port != port):
+            raise CommandError(f"route {prefix} not found")
+        if route.auto and route.scope == "host":
+            raise CommandError(f"route {prefix} belongs to an address: use `dpip addr del`")
+        self._remove_route(route)
+
+    def _on_link(self, ip: IPv4Address, port: str) -> bool:
+        return any(r.port == port and r.scope == "link" and ip in r.prefix and not r.via
+                   for r in self.routes.values())
+
+    def _need_slots(self, n: int) -> None:
+        if len(self.routes) + n > self.settings.route_table_size:
+            raise CommandError(f"route table full ({self.settings.route_table_size} routes)")
+
+    def _install_route(self, r: Route) -> None:
+        r.slot = self._free_slots.pop() if self._free_slots else self._next_slot
+        if r.slot == self._next_slot:
+            self._next_slot += 1
+        self.routes[r.key()] = r
+        if self.engine is not None:
+            self._push_route(r)
+
+    def _push_route(self, r: Route) -> None:
+        self.engine.route_set(r.slot, int(r.prefix.network_address), r.prefix.prefixlen,
+                              gw=int(r.via or 0), src=int(r.src or 0),
+                              port=self.ports[r.port].index, scope=SCOPE_CODE[r.scope],
+                              mtu=r.mtu)
+
+    def _remove_route(self, r: Route) -> None:
+        del self.routes[r.key()]
+        self._free_slots.append(r.slot)
+        if self.engine is not None:
+            self.engine.route_del(r.slot, int(r.prefix.network_address), r.prefix.prefixlen)
+
+    # ----------------------------------------------------------- neighbours
+
+    def add_neighbour(self, ip: IPv4Address, mac: str, port: str) -> None:
+        p = self.port(port)
+        if ip in self.neighbours:
+            raise CommandError(f"neighbour {ip} already exists (delete it first)")
+        if self.find_address(ip):
+            raise CommandError(f"{ip} is our own address")
+        if len(self.neighbours) >= self.settings.neigh_table_size // 2:
+            raise CommandError("too many static neighbours for the table size")
+        raw = bytes.fromhex(mac.replace(":", ""))
+        if raw[0] & 1 or raw == bytes(6):
+            raise CommandError(f"{mac} is not a unicast MAC address")
+        self.neighbours[ip] = Neighbour(ip, mac, port)
+        if self.engine is not None:
+            self.engine.neigh_set(int(ip), raw, p.index, True)
+
+    def del_neighbour(self, ip: IPv4Address, port: str | None = None) -> None:
+        n = self.neighbours.get(ip)
+        if n is None and self.engine is not None and port is not None:
+            # a learned entry: flushing it is allowed, as with `ip neigh del`
+            if any(e["ip"] == int(ip) for e in self.engine.neighbours()):
+                self.engine.neigh_del(int(ip))
+                return
+        if n is None or (port is not None and n.port != port):
+            raise CommandError(f"neighbour {ip} not found")
+        del self.neighbours[ip]
+        if self.engine is not None:
+            self.engine.neigh_del(int(ip))
+
+
+def parse_mac(text: str) -> bytes:
+    return bytes.fromhex(text.replace(":", "").replace("-", ""))
+
+
+def ip4(value) -> IPv4Address:
+    return ipaddress.IPv4Address(value)

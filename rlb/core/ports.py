@@ -1,0 +1,97 @@
+"""Port devargs and the kernel side of ports that sit on kernel interfaces (af_packet, af_xdp).
+
+An af_packet socket sees a frame before the kernel's own stack does, but the stack
+would still answer ARP and accept packets for kni addresses arriving on the raw
+interface, duplicating what rlb passes through <port>.kni. An nftables netdev
+ingress chain that drops everything runs after the packet taps, so the PMD keeps
+seeing all traffic while the kernel sees none of it on that interface.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import subprocess
+
+log = logging.getLogger("rlb.ports")
+
+KERNEL_BACKED = ("net_af_packet", "net_af_xdp", "net_pcap")
+
+
+def is_pci(devargs: str) -> bool:
+    head = devargs.split(",")[0]
+    return not head.startswith("net_") and ":" in head
+
+
+def kernel_iface(devargs: str) -> str | None:
+    """The kernel interface under an af_packet/af_xdp/pcap vdev, or None."""
+    head, *opts = devargs.split(",")
+    if not head.startswith(KERNEL_BACKED):
+        return None
+    for opt in opts:
+        key, _, value = opt.partition("=")
+        if key == "iface":
+            return value
+    return None
+
+
+def with_queues(devargs: str, workers: int) -> str:
+    """Complete a vdev's arguments: one af_packet queue pair per worker; a pcap port
+    on an interface uses that interface's MAC (pcap otherwise invents one)."""
+    head = devargs.split(",")[0]
+    if head.startswith("net_af_packet") and "qpairs=" not in devargs:
+        return f"{devargs},qpairs={workers}"
+    if head.startswith("net_pcap") and ",iface=" in devargs and "phy_mac=" not in devargs:
+        return f"{devargs},phy_mac=1"
+    return devargs
+
+
+class KernelIsolation:
+    """Keeps the kernel's stack off the raw interfaces of kernel-backed ports."""
+
+    def __init__(self, instance: str, ifaces: list[str]):
+        self.table = f"rlb_{instance}".replace("-", "_")
+        self.ifaces = [i for i in ifaces if i]
+        self.active = False
+
+    def _nft(self, script: str) -> bool:
+        if not shutil.which("nft"):
+            log.warning("nft not found: the kernel also sees traffic on %s", self.ifaces)
+            return False
+        r = subprocess.run(["nft", "-f", "-"], input=script, text=True, capture_output=True)
+        if r.returncode:
+            log.warning("nft: %s", r.stderr.strip())
+        return r.returncode == 0
+
+    def apply(self) -> None:
+        if not self.ifaces:
+            return
+        lines = [f"table netdev {self.table} {{"]
+        for i, iface in enumerate(self.ifaces):
+            lines.append(f"  chain in{i} {{ type filter hook ingress device \"{iface}\" "
+                         "priority 0; policy drop; }")
+        lines.append("}")
+        self.remove(quiet=True)
+        self.active = self._nft("\n".join(lines) + "\n")
+        for iface in self.ifaces:
+            _sysctl(f"/proc/sys/net/ipv6/conf/{iface}/disable_ipv6", "1")
+
+    def remove(self, quiet: bool = False) -> None:
+        if shutil.which("nft"):
+            subprocess.run(["nft", "delete", "table", "netdev", self.table],
+                           capture_output=True, text=True)
+        self.active = False
+
+
+def _sysctl(path: str, value: str) -> None:
+    try:
+        with open(path, "w") as f:
+            f.write(value)
+    except OSError:
+        pass
+
+
+def kni_prepare(name: str) -> None:
+    """The data plane speaks IPv4 only: keep the kernel from sending IPv6 on kni."""
+    if os.path.isdir(f"/proc/sys/net/ipv6/conf/{name}"):
+        _sysctl(f"/proc/sys/net/ipv6/conf/{name}/disable_ipv6", "1")

@@ -1,0 +1,388 @@
+"""Every rlb command, declared once: the `dataplane` section and the DPVS `dpip` lines.
+
+The definition strings are the grammar (rlb/shell/grammar.py): the config file,
+`rlb -c`, the control socket and the shell all parse with this one graph.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from ipaddress import IPv4Interface, IPv4Network
+
+from rlb.control.model import CommandError, LPORT_RANGE, Model
+from rlb.shell.grammar import Grammar
+
+
+@dataclass
+class Reply:
+    text: str = ""
+    data: object = None
+
+
+@dataclass
+class Context:
+    """What a handler may touch: the model (and through it the data plane)."""
+    model: Model
+    node: str = "exec"
+    user: str = "root"
+    changes: list = field(default_factory=list)
+
+    @property
+    def engine(self):
+        return self.model.engine
+
+
+g = Grammar()
+g.node("exec", prompt="{host}>")
+g.node("dataplane", parent="exec", prompt="{host}(dataplane)#")
+
+g.words(**{
+    "dpip": "DPVS-compatible interface, address, route and neighbour tool",
+    "addr": "Protocol (IPv4) address management",
+    "route": "Routing table management",
+    "neigh": "Neighbour (ARP) table management",
+    "link": "Port (link) information",
+    "add": "Add an entry",
+    "del": "Delete an entry",
+    "show": "Show entries",
+    "flush": "Remove all learned entries",
+    "dev": "Port the entry belongs to",
+    "sapool": "Address is a source-address pool (FNAT/SNAT local address)",
+    "via": "Gateway (next hop)",
+    "src": "Preferred source address",
+    "scope": "Route scope",
+    "host": "Own address (local delivery)",
+    "global": "Reached through a gateway",
+    "kni_host": "Deliver to the kernel through the kni interface",
+    "mtu": "Path MTU",
+    "metric": "Route metric",
+    "default": "Default route (0.0.0.0/0)",
+    "lladdr": "Link-layer (MAC) address",
+    "-s": "Include statistics",
+    "dataplane": "Data plane: its settings section, or (after show) its workers and counters",
+    "workers": "Number of worker lcores",
+    "port": "A DPDK port: name and PCI address or vdev",
+    "pool-size": "mbufs in the packet pool",
+    "route-table-size": "Maximum routes",
+    "neigh-table-size": "Neighbour table slots per worker (power of two)",
+    "neigh-timeout": "Seconds a learned neighbour stays valid",
+    "idle-sleep": "Microseconds an idle worker sleeps (0: yield only)",
+    "busy-poll": "Workers never sleep (lowest latency, one core each)",
+    "forwarding": "Forward IPv4 packets along routes (off by default)",
+    "memory": "MiB of memory for DPDK without hugepages",
+    "no-kni": "Do not create <port>.kni interfaces",
+    "no": "Negate a setting",
+})
+
+# ------------------------------------------------------------ dataplane section
+
+
+@g.command("dataplane", node="exec")
+def enter_dataplane(ctx):
+    ctx.node = "dataplane"
+    return Reply()
+
+
+def _startup_only(ctx, what):
+    if ctx.engine is not None:
+        raise CommandError(f"{what} is read at start: change the config file and restart")
+
+
+@g.command("workers (1-16)$n", node="dataplane")
+def dp_workers(ctx, n):
+    _startup_only(ctx, "workers")
+    ctx.model.settings.workers = n
+    return Reply()
+
+
+@g.command("port WORD$name WORD$devargs", node="dataplane",
+           help={"name": "Port name (dpdk0, dpdk1, ...)",
+                 "devargs": "PCI address (0000:06:00.0) or vdev (net_af_packet0,iface=eth1)"})
+def dp_port(ctx, name, devargs):
+    _startup_only(ctx, "port")
+    ctx.model.add_port(name, devargs)
+    return Reply()
+
+
+@g.command("pool-size (1024-4194304)$n", node="dataplane")
+def dp_pool(ctx, n):
+    _startup_only(ctx, "pool-size")
+    ctx.model.settings.pool_size = n
+    return Reply()
+
+
+@g.command("route-table-size (16-1048576)$n", node="dataplane")
+def dp_routes(ctx, n):
+    _startup_only(ctx, "route-table-size")
+    ctx.model.settings.route_table_size = n
+    return Reply()
+
+
+@g.command("neigh-table-size (16-1048576)$n", node="dataplane")
+def dp_neigh_size(ctx, n):
+    _startup_only(ctx, "neigh-table-size")
+    if n & (n - 1):
+        raise CommandError("neigh-table-size must be a power of two")
+    ctx.model.settings.neigh_table_size = n
+    return Reply()
+
+
+@g.command("memory (64-65536)$mib", node="dataplane")
+def dp_memory(ctx, mib):
+    _startup_only(ctx, "memory")
+    ctx.model.settings.memory = mib
+    return Reply()
+
+
+@g.command("no-kni", node="dataplane")
+def dp_no_kni(ctx, no_kni):
+    _startup_only(ctx, "no-kni")
+    ctx.model.settings.kni = False
+    return Reply()
+
+
+@g.command("neigh-timeout (1-86400)$seconds", node="dataplane")
+def dp_neigh_timeout(ctx, seconds):
+    ctx.model.settings.neigh_timeout = seconds
+    if ctx.engine is not None:
+        ctx.engine.set_neigh_timeout(seconds)
+    return Reply()
+
+
+@g.command("idle-sleep (0-100000)$us", node="dataplane")
+def dp_idle(ctx, us):
+    ctx.model.settings.idle_sleep = us
+    if ctx.engine is not None:
+        ctx.engine.set_idle(ctx.model.settings.busy_poll, us)
+    return Reply()
+
+
+@g.command("[no] busy-poll", node="dataplane")
+def dp_busy(ctx, no):
+    ctx.model.settings.busy_poll = not no
+    if ctx.engine is not None:
+        ctx.engine.set_idle(not no, ctx.model.settings.idle_sleep)
+    return Reply()
+
+
+@g.command("[no] forwarding", node="dataplane")
+def dp_forwarding(ctx, no):
+    ctx.model.settings.forwarding = not no
+    if ctx.engine is not None:
+        ctx.engine.set_forwarding(not no)
+    return Reply()
+
+
+# ------------------------------------------------------------------ dpip addr
+
+
+def _ip_str(ip):
+    return str(ip) if ip is not None else "0.0.0.0"
+
+
+ADDR_HELP = {"addr": "Address with prefix length", "host": "Address (/32)", "dev": "Port name"}
+
+
+@g.command("dpip addr add (A.B.C.D/M$addr|A.B.C.D$host) dev WORD$dev [sapool]", node="exec",
+           help=ADDR_HELP)
+def addr_add(ctx, addr, host, dev, sapool):
+    ctx.model.add_address(addr or IPv4Interface(host), dev, bool(sapool))
+    return Reply()
+
+
+@g.command("dpip addr del (A.B.C.D/M$addr|A.B.C.D$host) dev WORD$dev", node="exec",
+           help=ADDR_HELP)
+def addr_del(ctx, addr, host, dev):
+    ctx.model.del_address(addr or IPv4Interface(host), dev)
+    return Reply()
+
+
+@g.command("dpip addr show [dev WORD$dev]", node="exec", help={"dev": "Port name"})
+def addr_show(ctx, dev):
+    if dev is not None:
+        ctx.model.port(dev)
+    rows, lines = [], []
+    lports = LPORT_RANGE[1] - LPORT_RANGE[0] + 1
+    for a in ctx.model.addresses:
+        if dev is not None and a.port != dev:
+            continue
+        row = {"addr": str(a.iface), "dev": a.port, "scope": "global", "sapool": a.sapool}
+        lines.append(f"inet {a.iface} scope global {a.port}")
+        tail = "     valid_lft forever preferred_lft forever"
+        if a.sapool:
+            row.update(sa_used=0, sa_free=lports, sa_miss=0)
+            tail += f" sa_used 0 sa_free {lports} sa_miss 0"
+        lines.append(tail)
+        rows.append(row)
+    return Reply("\n".join(lines), rows)
+
+
+# ----------------------------------------------------------------- dpip route
+
+ROUTE_OPTS = ("{via A.B.C.D$via|src A.B.C.D$src|dev WORD$dev"
+              "|scope (host|link|global|kni_host)$scope|mtu (68-9000)$mtu"
+              "|metric (0-4294967295)$metric}")
+ROUTE_HELP = {"prefix": "Destination network", "via": "Gateway address",
+              "src": "Source address", "dev": "Port name", "mtu": "MTU", "metric": "Metric"}
+
+
+def _prefix(prefix, default):
+    if default:
+        return IPv4Network("0.0.0.0/0")
+    if prefix.ip != prefix.network.network_address:
+        raise CommandError(f"{prefix} has host bits set (did you mean {prefix.network}?)")
+    return prefix.network
+
+
+@g.command("dpip route add (A.B.C.D/M$prefix|default) " + ROUTE_OPTS, node="exec", help=ROUTE_HELP)
+def route_add(ctx, prefix, default, via, src, dev, scope, mtu, metric):
+    if dev is None:
+        raise CommandError("dev is required (the port the route leaves by)")
+    ctx.model.add_route(_prefix(prefix, default), dev, via, src, scope, mtu or 1500, metric or 0)
+    return Reply()
+
+
+@g.command("dpip route del (A.B.C.D/M$prefix|default) " + ROUTE_OPTS, node="exec", help=ROUTE_HELP)
+def route_del(ctx, prefix, default, via, src, dev, scope, mtu, metric):
+    ctx.model.del_route(_prefix(prefix, default), dev)
+    return Reply()
+
+
+@g.command("dpip route show [dev WORD$dev]", node="exec", help={"dev": "Port name"})
+def route_show(ctx, dev):
+    if dev is not None:
+        ctx.model.port(dev)
+    # DPVS lists host routes first, then networks, longest prefix first
+    routes = sorted((r for r in ctx.model.routes.values() if dev is None or r.port == dev),
+                    key=lambda r: -r.prefix.prefixlen)
+    rows, lines = [], []
+    for r in routes:
+        rows.append({"prefix": str(r.prefix), "via": _ip_str(r.via), "src": _ip_str(r.src),
+                     "dev": r.port, "mtu": r.mtu, "scope": r.scope, "metric": r.metric,
+                     "proto": "auto"})
+        lines.append(f"inet {r.prefix} via {_ip_str(r.via)} src {_ip_str(r.src)} dev {r.port} "
+                     f"mtu {r.mtu} tos 0 scope {r.scope} metric {r.metric} proto auto")
+    return Reply("\n".join(lines), rows)
+
+
+# ----------------------------------------------------------------- dpip neigh
+
+
+@g.command("dpip neigh add A.B.C.D$ip lladdr MAC$mac dev WORD$dev", node="exec",
+           help={"ip": "Neighbour address", "mac": "Its MAC address", "dev": "Port name"})
+def neigh_add(ctx, ip, mac, dev):
+    ctx.model.add_neighbour(ip, mac, dev)
+    return Reply()
+
+
+@g.command("dpip neigh del A.B.C.D$ip [dev WORD$dev]", node="exec",
+           help={"ip": "Neighbour address", "dev": "Port name"})
+def neigh_del(ctx, ip, dev):
+    ctx.model.del_neighbour(ip, dev)
+    return Reply()
+
+
+@g.command("dpip neigh flush [dev WORD$dev]", node="exec", help={"dev": "Port name"})
+def neigh_flush(ctx, dev):
+    index = ctx.model.port(dev).index if dev else -1
+    if ctx.engine is not None:
+        ctx.engine.neigh_flush(index)
+    return Reply()
+
+
+@g.command("dpip neigh show [dev WORD$dev]", node="exec", help={"dev": "Port name"})
+def neigh_show(ctx, dev):
+    m = ctx.model
+    if dev is not None:
+        m.port(dev)
+    names = {p.index: p.name for p in m.ports.values()}
+    if ctx.engine is not None:
+        entries = ctx.engine.neighbours()
+    else:
+        entries = [{"ip": int(n.ip), "mac": bytes.fromhex(n.mac.replace(":", "")),
+                    "port": m.ports[n.port].index, "state": "PERMANENT", "worker": 0, "age": 0}
+                   for n in m.neighbours.values()]
+    rows, lines = [], []
+    from ipaddress import IPv4Address
+    for e in sorted(entries, key=lambda e: e["ip"]):
+        port = names.get(e["port"], str(e["port"]))
+        if dev is not None and port != dev:
+            continue
+        mac = ":".join(f"{b:02x}" for b in e["mac"])
+        ip = str(IPv4Address(e["ip"]))
+        kind = "static" if e["state"] == "PERMANENT" else "auto"
+        rows.append({"ip": ip, "mac": mac, "state": e["state"], "dev": port,
+                     "age": round(e["age"], 1), "type": kind})
+        lines.append(f"ip: {ip:<16} mac: {mac}   state: {e['state']:<10}  dev: {port:<6}  "
+                     f"core: {e['worker']}  {kind}")
+    return Reply("\n".join(lines), rows)
+
+
+# ------------------------------------------------------------------ dpip link
+
+
+def _link_show(ctx, dev, stats):
+    m = ctx.model
+    ports = [m.port(dev)] if dev else list(m.ports.values())
+    rows, lines = [], []
+    for i, p in enumerate(ports, 1):
+        row = {"name": p.name, "devargs": p.devargs, "kni": p.kni if m.settings.kni else None}
+        if ctx.engine is not None:
+            info = ctx.engine.port_info(p.index)
+            mac = ":".join(f"{b:02X}" for b in info["mac"])
+            row.update(mac=mac, mtu=info["mtu"], driver=info["driver"], queues=info["queues"])
+            lines += [f"{p.index + 1}: {p.name}: socket 0 mtu {info['mtu']} "
+                      f"rx-queue {info['queues']} tx-queue {info['queues']}",
+                      f"    UP {info['speed']} Mbps full-duplex auto-nego",
+                      f"    addr {mac} driver {info['driver']}"]
+            if stats:
+                st = ctx.engine.port_stats(p.index)
+                row["stats"] = st
+                lines += _table4(("ipackets", "opackets", "ibytes", "obytes"), st)
+                lines += _table4(("ierrors", "oerrors", "imissed", "rx_nombuf"), st)
+                lines += _table4(("rx_pkts", "tx_pkts", "to_kni", "from_kni"), st)
+        else:
+            lines.append(f"{p.index + 1}: {p.name}: {p.devargs} (data plane not running)")
+        rows.append(row)
+    if stats and ctx.engine is not None:
+        pool = ctx.engine.pool()
+        drops = {k: v for k, v in ctx.engine.reasons().items()}
+        lines.append(f"mbuf pool: size {pool['size']} in_use {pool['in_use']} "
+                     f"available {pool['available']}")
+        lines.append("drops and kni punts by reason:")
+        lines += [f"    {k:<20}{v}" for k, v in drops.items() if v] or ["    (none)"]
+        return Reply("\n".join(lines), {"ports": rows, "pool": pool, "reasons": drops})
+    return Reply("\n".join(lines), {"ports": rows})
+
+
+def _table4(keys, st):
+    return ["    " + "".join(f"{k:<20}" for k in keys),
+            "    " + "".join(f"{st[k]:<20}" for k in keys)]
+
+
+@g.command("dpip link show [WORD$dev] [-s$stats]", node="exec", help={"dev": "Port name"})
+def link_show(ctx, dev, stats):
+    return _link_show(ctx, dev, stats)
+
+
+@g.command("dpip -s$stats link show [WORD$dev]", node="exec", help={"dev": "Port name"})
+def link_show_s(ctx, stats, dev):
+    return _link_show(ctx, dev, stats)
+
+
+@g.command("show dataplane", node="exec")
+def dataplane_info(ctx):
+    if ctx.engine is None:
+        raise CommandError("data plane not running")
+    s = ctx.model.settings
+    data = {"workers": ctx.engine.workers(), "pool": ctx.engine.pool(),
+            "reasons": ctx.engine.reasons(), "forwarding": s.forwarding,
+            "busy_poll": s.busy_poll, "idle_sleep_us": s.idle_sleep}
+    lines = [f"workers {len(data['workers'])}  forwarding {'on' if s.forwarding else 'off'}  "
+             f"{'busy-poll' if s.busy_poll else f'idle-sleep {s.idle_sleep}us'}"]
+    for w in data["workers"]:
+        lines.append(f"  worker {w['id']} lcore {w['lcore']} polls {w['polls']} "
+                     f"idle_sleeps {w['idle_sleeps']}")
+    p = data["pool"]
+    lines.append(f"mbuf pool: size {p['size']} in_use {p['in_use']} available {p['available']}")
+    lines += [f"  {k:<20}{v}" for k, v in data["reasons"].items()]
+    return Reply("\n".join(lines), data)
