@@ -1,0 +1,119 @@
+"""`rlb lab ...`: list, up, down, exec and status of the tutorial's scenarios."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from rlb.lab import manage, state, topologies
+from rlb.lab.state import LabError
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="rlb lab",
+        description="The tutorial's scenarios built from network namespaces and veth pairs.")
+    sub = p.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
+    sub.add_parser("list", help="the topologies, one line each")
+    up = sub.add_parser("up", help="build a topology and start its servers and LB")
+    up.add_argument("name", metavar="NAME", help="topology (see `rlb lab list`)")
+    up.add_argument("--workers", type=int, default=1, metavar="N",
+                    help="data-plane workers of the rlb daemon (default 1)")
+    up.add_argument("--no-lb", action="store_true",
+                    help="do not start the rlb daemon in the lb namespace")
+    up.add_argument("--force", action="store_true",
+                    help="tear down a lab that is already up first")
+    sub.add_parser("down", help="stop the lab's processes and delete its namespaces")
+    ex = sub.add_parser("exec", help="run a command in a node's namespace",
+                        usage="rlb lab exec NODE -- CMD [ARG...]")
+    ex.add_argument("node", metavar="NODE")
+    ex.add_argument("command", nargs=argparse.REMAINDER, metavar="CMD")
+    st = sub.add_parser("status", help="what is up")
+    st.add_argument("--json", action="store_true", help="machine-readable")
+    return p
+
+
+def main(argv: list[str]) -> int:
+    """Entry point of `rlb lab`; returns the process exit status."""
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit as e:  # argparse has already printed usage or help
+        return e.code if isinstance(e.code, int) else 2
+    try:
+        return _COMMANDS[args.cmd](args)
+    except LabError as e:
+        print(f"rlb lab: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("rlb lab: interrupted", file=sys.stderr)
+        return 130
+
+
+def _say(msg: str) -> None:
+    print(msg, flush=True)
+
+
+def _list(_args: argparse.Namespace) -> int:
+    width = max(len(t.name) for t in topologies.TOPOLOGIES)
+    for t in topologies.TOPOLOGIES:
+        print(f"{t.name:<{width}}  {t.description}")
+    return 0
+
+
+def _up(args: argparse.Namespace) -> int:
+    if args.workers < 1:
+        raise LabError("--workers must be at least 1")
+    topo = manage.up(args.name, workers=args.workers, lb=not args.no_lb,
+                     force=args.force, log=_say)
+    client = topo.node("client") if "client" in topo.node_names else None
+    if client and topo.vip:
+        hint = f"rlb lab exec client -- curl -s http://{topo.vip}/"
+        _say(f"try: {hint}" + ("" if not args.no_lb else "  (once an LB serves the VIP)"))
+    return 0
+
+
+def _down(_args: argparse.Namespace) -> int:
+    if not manage.down(log=_say):
+        _say("no lab is up")
+    return 0
+
+
+def _exec(args: argparse.Namespace) -> int:
+    cmd = list(args.command)
+    if cmd[:1] == ["--"]:
+        cmd = cmd[1:]
+    return manage.exec_node(args.node, cmd)
+
+
+def _status(args: argparse.Namespace) -> int:
+    st = manage.status()
+    if args.json:
+        print(json.dumps(st, indent=1, sort_keys=True))
+        return 0
+    if not st["up"]:
+        print("no lab is up")
+        return 0
+    if st["topology"] is None:
+        print(f"no lab state, but leftover namespaces: {' '.join(st['namespaces'])} "
+              "(`rlb lab down` removes them)")
+        return 0
+    print(f"topology   {st['topology']} (up since {st.get('started')})")
+    print(f"namespaces {' '.join(st['namespaces']) or '-'}")
+    if st["missing"]:
+        print(f"missing    {' '.join(st['missing'])}")
+    for name, rec in sorted(st["processes"].items()):
+        print(f"process    {name:<12} pid {rec['pid']:<8} "
+              f"{'running' if rec['alive'] else 'dead'}")
+    if "lb" not in st["processes"]:
+        print("lb daemon  not started (`rlb lab up NAME` starts it; --no-lb did not)")
+    print(f"socket     {st['socket'] or 'none'}")
+    print(f"run dir    {state.RUN_DIR}")
+    return 0
+
+
+_COMMANDS = {"list": _list, "up": _up, "down": _down, "exec": _exec, "status": _status}
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,235 @@
+"""Lab lifecycle: up, down, status, exec in a node, and the LB daemon on its own."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Callable
+
+from rlb.lab import netns, procs, state, topologies
+from rlb.lab.state import LabError
+from rlb.lab.topologies import Topology, ns_name
+
+Log = Callable[[str], None]
+
+
+def _quiet(_msg: str) -> None:
+    pass
+
+
+def require_root() -> None:
+    if os.geteuid() != 0:
+        raise LabError("rlb lab needs root (network namespaces, veths, nginx)")
+
+
+def topology(name: str | Topology) -> Topology:
+    if isinstance(name, Topology):
+        return name
+    try:
+        return topologies.get(name)
+    except KeyError as e:
+        raise LabError(e.args[0]) from None
+
+
+def _ours(ns: str) -> bool:
+    # Only names the lab's own scheme produces: never someone else's namespace.
+    return isinstance(ns, str) and ns.startswith(topologies.NS_PREFIX)
+
+
+def leftovers() -> list[str]:
+    """Lab namespaces that exist now (recorded or not)."""
+    st = state.load() or {}
+    wanted = topologies.all_namespaces() | {n for n in st.get("namespaces", []) if _ours(n)}
+    present = netns.existing()
+    return sorted(ns for ns in wanted if ns in present)
+
+
+def is_up() -> bool:
+    return state.load() is not None or bool(leftovers())
+
+
+# --- up / down ------------------------------------------------------------------
+
+
+def up(name: str | Topology, workers: int = 1, lb: bool = True, force: bool = False,
+       log: Log = _quiet) -> Topology:
+    """Build a topology, start its real servers and (unless lb=False) the daemon."""
+    topo = topology(name)
+    require_root()
+    problems = topologies.check(topo)
+    if problems:
+        raise LabError(f"topology {topo.name} is inconsistent: {'; '.join(problems)}")
+    missing = procs.missing_tools(topo)
+    if missing:
+        raise LabError(f"missing tools: {', '.join(missing)}")
+    with state.locked():
+        if is_up():
+            if not force:
+                st = state.load() or {}
+                what = st.get("topology") or "leftover namespaces " + " ".join(leftovers())
+                raise LabError(f"a lab is already up ({what}): run `rlb lab down` "
+                               "first, or `rlb lab up --force`")
+            _down(log)
+        t0 = time.monotonic()
+        st = {"topology": topo.name, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+              "namespaces": [], "processes": {}}
+        state.save(st)
+
+        def created(ns: str) -> None:
+            st["namespaces"].append(ns)
+            state.save(st)
+
+        try:
+            netns.build(topo, created)
+            for node in topo.nodes:
+                if node.nginx:
+                    st["processes"][f"nginx@{node.name}"] = procs.start_nginx(node.name)
+                    state.save(st)
+        except BaseException:
+            # Half a lab is worth nothing: take it all down, then report.
+            _down(_quiet)
+            raise
+        log(f"lab {topo.name} is up in {time.monotonic() - t0:.1f}s: "
+            f"{' '.join(st['namespaces'])}")
+        if lb:
+            try:
+                _start_lb(topo, workers, st)
+            except LabError as e:
+                raise LabError(f"{e}\nthe lab stays up without its LB: "
+                               "`rlb lab down` removes it") from None
+            log(f"rlb daemon up in {ns_name(topo.lb)} (control socket {state.lb_sock()})")
+    return topo
+
+
+def down(log: Log = _quiet) -> bool:
+    """Stop what the lab started and delete its namespaces; False if nothing was up."""
+    require_root()
+    with state.locked():
+        return _down(log)
+
+
+def _down(log: Log) -> bool:
+    st = state.load() or {}
+    # A hand-edited or torn record must not stop the cleanup: skip what is odd.
+    recs = [r for r in (st.get("processes") or {}).values()
+            if isinstance(r, dict) and isinstance(r.get("pid"), int)]
+    # The daemon first, while its ports still exist, then the real servers.
+    procs.stop([r for r in recs if r.get("kind") == "lb"], 10.0)
+    procs.stop([r for r in recs if r.get("kind") != "lb"], 5.0)
+    present = leftovers()
+    swept = netns.sweep(present)
+    if swept:
+        log(f"stopped stray processes in lab namespaces: {' '.join(map(str, swept))}")
+    gone = netns.destroy(present)
+    _clean_files()
+    procs.clear_stale_sock()
+    if gone:
+        log(f"lab {st.get('topology', '(unrecorded)')} is down: removed {' '.join(gone)}")
+    elif st:
+        log("lab state removed (its namespaces were already gone)")
+    return bool(gone or st)
+
+
+def _clean_files() -> None:
+    # lb.log stays for a post-mortem; `up` overwrites it.
+    state.clear()
+    state.lb_conf().unlink(missing_ok=True)
+    for node in {n.name for t in topologies.TOPOLOGIES for n in t.nodes}:
+        shutil.rmtree(state.node_dir(node), ignore_errors=True)
+
+
+# --- the LB daemon ------------------------------------------------------------------
+
+
+def start_lb(topo: str | Topology, workers: int = 1) -> dict:
+    """Start the rlb daemon in the lb namespace of the lab that is up."""
+    topo = topology(topo)
+    require_root()
+    with state.locked():
+        st = state.load()
+        if st is None:
+            raise LabError("no lab is up: `rlb lab up NAME --no-lb` first")
+        if st.get("topology") != topo.name:
+            raise LabError(f"the lab that is up is {st.get('topology')}, not {topo.name}")
+        return _start_lb(topo, workers, st)
+
+
+def _start_lb(topo: Topology, workers: int, st: dict) -> dict:
+    old = st["processes"].get("lb")
+    if old and state.alive(old):
+        raise LabError(f"the rlb daemon already runs (pid {old['pid']})")
+    rec = procs.spawn_lb(topo, workers)
+    st["processes"]["lb"] = rec
+    state.save(st)
+    return rec
+
+
+def stop_lb() -> bool:
+    """Stop the lab's rlb daemon; False if none was recorded."""
+    require_root()
+    with state.locked():
+        st = state.load()
+        rec = st and st.get("processes", {}).pop("lb", None)
+        if not rec:
+            return False
+        procs.stop([rec], 10.0)
+        state.save(st)
+        return True
+
+
+# --- status / exec ------------------------------------------------------------------
+
+
+def status() -> dict:
+    """What is up: topology, namespaces, processes (alive or not), control socket."""
+    st = state.load()
+    present = leftovers()
+    if st is None:
+        return {"up": bool(present), "topology": None, "namespaces": present,
+                "missing": [], "processes": {}, "socket": None}
+    recorded = st.get("namespaces", [])
+    return {
+        "up": True,
+        "topology": st.get("topology"),
+        "started": st.get("started"),
+        "namespaces": [ns for ns in recorded if ns in present],
+        "missing": [ns for ns in recorded if ns not in present],
+        "processes": {name: {**rec, "alive": state.alive(rec)}
+                      for name, rec in st.get("processes", {}).items()},
+        "socket": str(state.lb_sock()) if state.lb_sock().exists() else None,
+    }
+
+
+def nodes_up() -> list[str]:
+    """Nodes one can exec in: the recorded topology's, else any leftover's."""
+    st = state.load()
+    present = set(netns.existing())
+    if st and st.get("topology") in topologies.BY_NAME:
+        names = topologies.BY_NAME[st["topology"]].node_names
+    else:
+        names = tuple(ns[len(topologies.NS_PREFIX):] for ns in leftovers())
+    return [n for n in names if ns_name(n) in present]
+
+
+def exec_node(node: str, cmd: list[str]) -> int:
+    """Run cmd in a node's namespace with our stdio; return its exit status."""
+    require_root()
+    if not cmd:
+        raise LabError("exec: no command given (rlb lab exec NODE -- CMD...)")
+    nodes = nodes_up()
+    if not nodes:
+        raise LabError("no lab is up")
+    if node not in nodes:
+        raise LabError(f"unknown node {node!r} (nodes up: {', '.join(nodes)})")
+    proc = subprocess.Popen(["ip", "netns", "exec", ns_name(node), *cmd])
+    while True:
+        try:
+            code = proc.wait()
+            break
+        except KeyboardInterrupt:
+            # The command got the same ^C; its own exit status is the answer.
+            continue
+    # Shell convention for a command killed by a signal.
+    return 128 + -code if code < 0 else code

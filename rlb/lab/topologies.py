@@ -1,0 +1,292 @@
+"""The tutorial's scenarios as data: nodes, veth links, L2 segments, addresses, routes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# Linux limits interface names to IFNAMSIZ-1 characters.
+IFNAMSIZ = 15
+
+# A node lives in the namespace NS_PREFIX + node name (rlb-client, rlb-lb ...).
+NS_PREFIX = "rlb-"
+
+End = tuple[str, str]  # (node, interface name inside that node's namespace)
+
+
+@dataclass(frozen=True)
+class Node:
+    """One network namespace and what the lab configures in it."""
+
+    name: str
+    role: str  # client | lb | rs | switch
+    addrs: tuple[End, ...] = ()  # (ifname, "a.b.c.d/len"); "lo" carries DR's VIP
+    routes: tuple[str, ...] = ()  # arguments of `ip route add`, one route each
+    # Applied right after the namespace is made, before any interface exists,
+    # so `default` keys reach every interface created afterwards.
+    sysctls: tuple[tuple[str, str], ...] = ()
+    nginx: bool = False  # runs the "Your ip:port" real server
+    hidden: bool = False  # plumbing (a switch), not a host of the scenario
+
+
+@dataclass(frozen=True)
+class Link:
+    """A veth pair between two nodes."""
+
+    a: End
+    b: End
+
+
+@dataclass(frozen=True)
+class Segment:
+    """An L2 segment: a Linux bridge in a switch node, one veth per member."""
+
+    name: str  # bridge name in the switch's namespace
+    switch: str  # the node that holds the bridge
+    members: tuple[End, ...]
+
+    def switch_side(self, member: End) -> str:
+        """Name of the veth end plugged into the bridge for this member."""
+        node, ifname = member
+        return f"{node}-{ifname}"[:IFNAMSIZ]
+
+
+@dataclass(frozen=True)
+class Topology:
+    """A whole scenario; the builder in netns.py has no code per topology."""
+
+    name: str
+    description: str
+    nodes: tuple[Node, ...]
+    links: tuple[Link, ...] = ()
+    segments: tuple[Segment, ...] = ()
+    ports: tuple[tuple[str, str], ...] = ()  # (data port, veth in the lb node)
+    lb: str = "lb"
+    vip: str = ""  # where the client reaches the service once the LB is set
+    vport: int = 80
+    # The tutorial's commands for this scenario, typed on the LB. `lab up`
+    # does not apply them: the demo and the integration tests send them to
+    # the daemon, so the lab can also be used bare (plain routing, other modes).
+    lb_script: tuple[str, ...] = ()
+
+    def node(self, name: str) -> Node:
+        for node in self.nodes:
+            if node.name == name:
+                return node
+        raise KeyError(name)
+
+    @property
+    def node_names(self) -> tuple[str, ...]:
+        return tuple(n.name for n in self.nodes)
+
+    def veth_ends(self) -> list[End]:
+        """Every veth end of the topology, switch-side ends included."""
+        ends: list[End] = []
+        for link in self.links:
+            ends += [link.a, link.b]
+        for seg in self.segments:
+            for member in seg.members:
+                ends += [member, (seg.switch, seg.switch_side(member))]
+        return ends
+
+
+def ns_name(node: str) -> str:
+    return NS_PREFIX + node
+
+
+def port_iface(port: str) -> str:
+    """The lb namespace's veth end that a DPDK port `port` opens."""
+    return f"veth-{port}"
+
+
+# --- building blocks (shared values, not per-topology code) -----------------
+
+LAN = "192.168.100.0/24"
+LAN_GW = "192.168.100.1"  # an address an LB may carry on dpdk0 (DR, routing)
+WAN_GW = "10.0.0.1"  # an address an LB may carry on dpdk1 (routing tests)
+RS1, RS2 = "192.168.100.2", "192.168.100.3"
+
+# The switch forwards frames only: IPv6 off keeps its bridge and ports from
+# sending anything of their own into the scenario.
+_QUIET = (
+    ("net.ipv6.conf.all.disable_ipv6", "1"),
+    ("net.ipv6.conf.default.disable_ipv6", "1"),
+)
+
+# LVS-DR real servers carry the VIP on lo and must not answer ARP for it.
+# The tutorial sets arp_ignore on lo only; Linux takes the maximum of `all`
+# and the receiving interface (eth0), so `all` is what makes it effective.
+_DR_RS = (
+    ("net.ipv4.conf.all.arp_ignore", "1"),
+    ("net.ipv4.conf.all.arp_announce", "2"),
+    ("net.ipv4.conf.lo.arp_ignore", "1"),
+)
+
+
+def _rs(name: str, addr: str, routes: tuple[str, ...] = (), vip: str = "") -> Node:
+    addrs: tuple[End, ...] = (("eth0", f"{addr}/24"),)
+    if vip:
+        addrs += (("lo", f"{vip}/32"),)
+    return Node(name, "rs", addrs=addrs, routes=routes, nginx=True,
+                sysctls=_DR_RS if vip else ())
+
+
+def _switch(name: str = "sw") -> Node:
+    return Node(name, "switch", sysctls=_QUIET, hidden=True)
+
+
+def _lan(*members: End) -> Segment:
+    return Segment("br-lan", "sw", members)
+
+
+def _two_arm(name: str, description: str, vip_on_rs: bool,
+             script: tuple[str, ...]) -> Topology:
+    """Client on the WAN port (dpdk1), real servers on a LAN segment (dpdk0)."""
+    rs_routes = (f"default via {LAN_GW}",)
+    vip = "10.0.0.100" if vip_on_rs else ""
+    return Topology(
+        name=name,
+        description=description,
+        nodes=(
+            Node("client", "client", addrs=(("eth0", "10.0.0.48/16"),),
+                 routes=(f"{LAN} via {WAN_GW}",)),
+            Node("lb", "lb"),
+            _rs("rs1", RS1, rs_routes, vip),
+            _rs("rs2", RS2, rs_routes, vip),
+            _switch(),
+        ),
+        links=(Link(("client", "eth0"), ("lb", port_iface("dpdk1"))),),
+        segments=(_lan(("lb", port_iface("dpdk0")), ("rs1", "eth0"), ("rs2", "eth0")),),
+        ports=(("dpdk0", port_iface("dpdk0")), ("dpdk1", port_iface("dpdk1"))),
+        vip="10.0.0.100",
+        lb_script=script,
+    )
+
+
+def _one_arm(name: str, description: str, client: str, vip_on_rs: bool,
+             script: tuple[str, ...]) -> Topology:
+    """Client, LB port dpdk0 and real servers all on one LAN segment."""
+    vip = "192.168.100.254"
+    return Topology(
+        name=name,
+        description=description,
+        nodes=(
+            Node("client", "client", addrs=(("eth0", f"{client}/24"),)),
+            Node("lb", "lb"),
+            _rs("rs1", RS1, vip=vip if vip_on_rs else ""),
+            _rs("rs2", RS2, vip=vip if vip_on_rs else ""),
+            _switch(),
+        ),
+        segments=(_lan(("client", "eth0"), ("lb", port_iface("dpdk0")),
+                       ("rs1", "eth0"), ("rs2", "eth0")),),
+        ports=(("dpdk0", port_iface("dpdk0")),),
+        vip=vip,
+        lb_script=script,
+    )
+
+
+# --- the scenarios ----------------------------------------------------------
+
+TOPOLOGIES: tuple[Topology, ...] = (
+    _two_arm(
+        "fnat-two-arm",
+        "simple FNAT two-arm: client 10.0.0.48 on dpdk1 (WAN), rs1/rs2 on dpdk0 (LAN)",
+        vip_on_rs=False,
+        script=(  # tutorial, "simple FNAT two-arm"
+            "dpip addr add 10.0.0.100/32 dev dpdk1",
+            "dpip route add 10.0.0.0/16 dev dpdk1",
+            "dpip route add 192.168.100.0/24 dev dpdk0",
+            "ipvsadm -A -t 10.0.0.100:80 -s rr",
+            "ipvsadm -a -t 10.0.0.100:80 -r 192.168.100.2 -b",
+            "ipvsadm -a -t 10.0.0.100:80 -r 192.168.100.3 -b",
+            "ipvsadm --add-laddr -z 192.168.100.200 -t 10.0.0.100:80 -F dpdk0",
+        ),
+    ),
+    _one_arm(
+        "fnat-one-arm",
+        "FNAT one-arm (keepalived section): client 192.168.100.146, VIP 192.168.100.254",
+        client="192.168.100.146",
+        vip_on_rs=False,
+        script=(  # tutorial, keepalived section, "for test only" commands
+            "dpip addr add 192.168.100.254/32 dev dpdk0",
+            "dpip route add 192.168.100.0/24 dev dpdk0",
+            "ipvsadm -A -t 192.168.100.254:80 -s rr",
+            "ipvsadm -a -t 192.168.100.254:80 -r 192.168.100.2 -b",
+            "ipvsadm -a -t 192.168.100.254:80 -r 192.168.100.3 -b",
+            "ipvsadm --add-laddr -z 192.168.100.200 -t 192.168.100.254:80 -F dpdk0",
+            "ipvsadm --add-laddr -z 192.168.100.201 -t 192.168.100.254:80 -F dpdk0",
+        ),
+    ),
+    _one_arm(
+        "dr-one-arm",
+        "DR one-arm: client 192.168.100.46, LB and rs1/rs2 on one segment, VIP on the rs' lo",
+        client="192.168.100.46",
+        vip_on_rs=True,
+        script=(  # tutorial, DR section
+            "dpip addr add 192.168.100.1/24 dev dpdk0",
+            "dpip addr add 192.168.100.254/32 dev dpdk0",
+            "ipvsadm -A -t 192.168.100.254:80 -s rr",
+            "ipvsadm -a -t 192.168.100.254:80 -r 192.168.100.2 -g",
+            "ipvsadm -a -t 192.168.100.254:80 -r 192.168.100.3 -g",
+        ),
+    ),
+    _two_arm(
+        "dr-two-arm",
+        "DR two-arm: fnat-two-arm's shape, VIP 10.0.0.100 on the rs' lo, replies via the LB",
+        vip_on_rs=True,
+        # The tutorial only says "like two-arm FNAT with -g and no LIP". Replies
+        # leave the real servers by their default route 192.168.100.1, so the
+        # LB carries that LAN address and routes them to the client.
+        script=(
+            "dpip addr add 10.0.0.1/16 dev dpdk1",
+            "dpip addr add 10.0.0.100/32 dev dpdk1",
+            "dpip addr add 192.168.100.1/24 dev dpdk0",
+            "ipvsadm -A -t 10.0.0.100:80 -s rr",
+            "ipvsadm -a -t 10.0.0.100:80 -r 192.168.100.2 -g",
+            "ipvsadm -a -t 10.0.0.100:80 -r 192.168.100.3 -g",
+        ),
+    ),
+)
+
+BY_NAME: dict[str, Topology] = {t.name: t for t in TOPOLOGIES}
+
+
+def get(name: str) -> Topology:
+    try:
+        return BY_NAME[name]
+    except KeyError:
+        raise KeyError(f"unknown topology {name!r} (known: {', '.join(BY_NAME)})") from None
+
+
+def all_namespaces() -> set[str]:
+    """Every namespace any topology can create: what a crash cleanup looks for."""
+    return {ns_name(n.name) for t in TOPOLOGIES for n in t.nodes}
+
+
+def check(topo: Topology) -> list[str]:
+    """Consistency problems of a topology's data (empty when it can be built)."""
+    problems: list[str] = []
+    names = topo.node_names
+    if len(set(names)) != len(names):
+        problems.append("duplicate node names")
+    if topo.lb not in names:
+        problems.append(f"lb node {topo.lb!r} is not a node")
+    seen: set[End] = set()
+    for node, ifname in topo.veth_ends():
+        if node not in names:
+            problems.append(f"{node}:{ifname}: no such node")
+        if len(ifname) > IFNAMSIZ:
+            problems.append(f"{node}:{ifname}: name longer than {IFNAMSIZ}")
+        if (node, ifname) in seen:
+            problems.append(f"{node}:{ifname}: used twice")
+        seen.add((node, ifname))
+    for seg in topo.segments:
+        if seg.switch not in names:
+            problems.append(f"segment {seg.name}: switch {seg.switch!r} is not a node")
+    for port, ifname in topo.ports:
+        if (topo.lb, ifname) not in seen:
+            problems.append(f"port {port}: {ifname} is not a veth end of the lb node")
+    for node in topo.nodes:
+        for ifname, _ in node.addrs:
+            if ifname != "lo" and (node.name, ifname) not in seen:
+                problems.append(f"{node.name}: address on unknown interface {ifname}")
+    return problems
