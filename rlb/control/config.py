@@ -22,11 +22,29 @@ class ConfigError(Exception):
 def run(ctx: Context, line: str) -> Reply:
     """Parse one line in the context's node and run its handler with the bindings it
     names (keywords it does not care about are not passed)."""
-    m = g.parse(line, node=ctx.node)
+    m = _parse_up(ctx, line)
     if m is None:
         return Reply()
     wanted = handler_params(m.command.handler)
     return m.command.handler(ctx, **{k: v for k, v in m.args.items() if k in wanted}) or Reply()
+
+
+def _parse_up(ctx: Context, line: str):
+    """Parse in the current node; a line unknown there is tried in the parent nodes and,
+    if one takes it, the session moves there (as in vtysh)."""
+    try:
+        return g.parse(line, node=ctx.node)
+    except ParseError as err:
+        node = g.nodes[ctx.node].parent
+        while node is not None:
+            try:
+                m = g.parse(line, node=node)
+            except ParseError:
+                node = g.nodes[node].parent
+                continue
+            ctx.node = node
+            return m
+        raise err
 
 
 @functools.cache

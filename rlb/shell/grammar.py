@@ -1,0 +1,680 @@
+"""The command grammar: each command is one definition string, matched, explained and completed from it."""
+
+# The idea is FRR's DEFPY (lib/command_graph.c, lib/command_match.c): the
+# definition string *is* the grammar and keyword help lives in one table.
+# Matching runs every command of a node in lockstep, token by token, so that
+# "the keywords allowed at this position" is known when an abbreviation is
+# judged, and so that an error points at the first token no command accepts.
+
+from __future__ import annotations
+
+import ipaddress
+import keyword as _pykeyword
+import re
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+MAX_LINE = 4096
+CR = ("<cr>", "Execute command")
+
+# Rank of one matched token; the lowest tuple of ranks over the line wins
+# (FRR's match precedence): keyword exact > keyword prefix > typed > WORD/LINE.
+EXACT, PREFIX, TYPED, GENERIC = 0, 1, 2, 3
+
+_WS = " \t\r\n\f\v"
+# C0 controls other than whitespace, DEL and lone surrogates are never valid,
+# and echoing them back in an error would let a line drive the terminal.
+_BAD_CHAR = re.compile("[\x00-\x08\x0e-\x1f\x7f\ud800-\udfff]")
+_TOKEN = re.compile(r'"((?:\\.|[^"\\])*\\?)("?)|[^ \t\r\n\f\v]+')
+_UNESCAPE = re.compile(r'\\(["\\])')
+# Lowercase words; after a leading dash any case, for ipvsadm-style options (-A, -L).
+_KEYWORD = re.compile(r"[a-z0-9_.-]+|-[A-Za-z0-9_.-]+")
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_DEF_TOKEN = re.compile(
+    r"(?P<range>\((?P<lo>[0-9]+)-(?P<hi>[0-9]+)\))|(?P<punct>[\[\](){}|])|(?P<word>[^\s\[\](){}|$]+)")
+_BIND = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
+_CLOSER = {"[": "]", "(": ")", "{": "}"}
+
+
+class GrammarError(Exception):
+    """A definition or declaration is wrong: a programming error, raised when installed."""
+
+
+class ParseError(ValueError):
+    """A line matches no command; `kind`, `position` and `expected` say why."""
+
+    def __init__(self, message: str, *, kind: str, position: int, expected=(), line: str = ""):
+        super().__init__(message)
+        self.kind = kind          # "invalid" | "incomplete" | "ambiguous" | "unknown"
+        self.position = position  # character offset of the offending token in the line
+        self.expected = list(expected)
+        self.line = line
+
+
+class Node(NamedTuple):
+    name: str
+    parent: str | None
+    prompt: str
+
+
+@dataclass(eq=False)
+class Command:
+    definition: str
+    node: str
+    handler: Callable
+    help: dict               # variable help by binding name, as given
+    bindings: tuple          # every key of Match.args, in definition order
+    doc: str = ""            # first line of the handler's docstring
+    root: Any = field(default=None, repr=False)
+    start: Any = field(default=None, repr=False)
+    first: Any = field(default=None, repr=False)
+
+
+@dataclass(eq=False)
+class Match:
+    command: Command
+    args: dict
+
+
+# -- token types ------------------------------------------------------------------
+
+def _ip(cls, pattern):
+    rx = re.compile(pattern)
+
+    def convert(text):
+        # The pattern keeps out what ipaddress would take but a router would
+        # not: netmask notation, zone ids, non-ASCII digits.
+        if rx.fullmatch(text):
+            try:
+                return cls(text)
+            except ValueError:
+                pass
+        return None
+    return convert
+
+
+_MAC = re.compile(r"[0-9a-fA-F]{2}([:-])[0-9a-fA-F]{2}(?:\1[0-9a-fA-F]{2}){4}")
+_DIGITS = re.compile(r"[0-9]{1,10}")
+
+# kind -> (text -> value or None, what a partial value may look like, default help)
+_TYPES = {
+    "A.B.C.D": (_ip(ipaddress.IPv4Address, r"[0-9.]+"), r"[0-9.]*", "IPv4 address"),
+    "A.B.C.D/M": (_ip(ipaddress.IPv4Interface, r"[0-9.]+/[0-9]{1,2}"), r"[0-9./]*",
+                  "IPv4 address/prefix length"),
+    "X:X::X:X": (_ip(ipaddress.IPv6Address, r"[0-9a-fA-F:.]+"), r"[0-9a-fA-F:.]*", "IPv6 address"),
+    "X:X::X:X/M": (_ip(ipaddress.IPv6Interface, r"[0-9a-fA-F:.]+/[0-9]{1,3}"), r"[0-9a-fA-F:./]*",
+                   "IPv6 address/prefix length"),
+    "MAC": (lambda t: t.lower().replace("-", ":") if _MAC.fullmatch(t) else None,
+            r"[0-9a-fA-F:-]*", "MAC address (aa:bb:cc:dd:ee:ff)"),
+    "WORD": (str, r".*", "Word"),
+    "LINE": (str, r".*", "Text to the end of the line"),
+}
+
+
+# -- definition tree; nodes compare by identity, so continuations hash cheaply --
+
+@dataclass(frozen=True, eq=False)
+class _Kw:
+    word: str
+    bind: str | None = None
+    value: Any = True        # True, or the word itself when bound by (a|b)$name
+
+
+@dataclass(frozen=True, eq=False)
+class _Var:
+    kind: str                # a _TYPES key or "RANGE"
+    bind: str | None
+    help: str = ""
+    lo: int = 0
+    hi: int = 0
+
+    @property
+    def display(self):
+        return f"({self.lo}-{self.hi})" if self.kind == "RANGE" else self.kind
+
+    @property
+    def rank(self):
+        return GENERIC if self.kind in ("WORD", "LINE") else TYPED
+
+    def convert(self, text):
+        if self.kind != "RANGE":
+            return _TYPES[self.kind][0](text)
+        return int(text) if _DIGITS.fullmatch(text) and self.lo <= int(text) <= self.hi else None
+
+    def could_start(self, partial):
+        """True when `partial` may still grow into a value of this type."""
+        if self.kind != "RANGE":
+            return re.fullmatch(_TYPES[self.kind][1], partial) is not None
+        if not partial or not _DIGITS.fullmatch(partial):
+            return not partial
+        p = int(partial)     # some count of appended digits must land in [lo, hi]
+        return any(p * 10**k <= self.hi and (p + 1) * 10**k - 1 >= self.lo
+                   for k in range(len(str(self.hi)) - len(partial) + 1))
+
+
+@dataclass(frozen=True, eq=False)
+class _Group:
+    kind: str                # "seq" | "opt" (one item) | "alt" | "set"
+    items: tuple
+
+
+# A continuation is a cons list of frames: ((_SEQ, seq, next index) or
+# (_SET, set, used indexes), rest), () at the end of the command.
+_SEQ, _SET = "seq", "set"
+# After a LINE a path stays in the continuation (_IN_LINE, that LINE): each
+# further token joins the value the LINE bound from its first token on.
+_IN_LINE = "in-line"
+
+
+def _is_line(term):
+    return isinstance(term, _Var) and term.kind == "LINE"
+
+
+def _terminals(node):
+    if isinstance(node, _Group):
+        for c in node.items:
+            yield from _terminals(c)
+    else:
+        yield node
+
+
+class _Tok(NamedTuple):
+    text: str
+    start: int
+    end: int
+    quoted: bool
+    open: bool = False       # an unterminated quote (completion only)
+
+
+def _tokenize(line: str, lenient: bool = False) -> list[_Tok]:
+    """Split at whitespace; "double quoted" text is one token and never a keyword."""
+    toks = []
+    for m in _TOKEN.finditer(line):
+        if m.group(1) is None:
+            toks.append(_Tok(m.group(), m.start(), m.end(), False))
+            continue
+        is_open = not m.group(2)
+        if is_open and not lenient:
+            raise _error(line, m.start(), "invalid", "Unterminated quoted string.")
+        if m.end() < len(line) and line[m.end()] not in _WS:
+            raise _error(line, m.end(), "invalid", "Text after closing quote.")
+        toks.append(_Tok(_UNESCAPE.sub(r"\1", m.group(1)), m.start(), m.end(), True, is_open))
+    return toks
+
+
+def _error(line, position, kind, detail="", expected=()):
+    """A ParseError rendered like a router: the line echoed, a caret under the token."""
+    head = "% Unknown command." if kind == "unknown" else "% Invalid input detected at '^' marker."
+    echo = line.rstrip("\r\n").translate(str.maketrans("\t\f\v\r\n", "     "))
+    return ParseError(f"{head}{' ' + detail if detail else ''}\n{echo}\n{' ' * position}^",
+                      kind=kind, position=position, expected=expected, line=line)
+
+
+# -- definition parser ------------------------------------------------------------
+
+class _DefParser:
+    """Recursive descent over a definition string, straight into the tree."""
+
+    def __init__(self, definition, var_help):
+        self.definition, self.var_help = definition, var_help
+        # Explicit $names are known before the walk so that an implicit keyword
+        # name can yield to them (`dev WORD$dev` binds dev to the WORD).
+        self.explicit = set(_BIND.findall(definition))
+        self.var_names = set()
+        self.toks, self.close, self.i = [], {}, 0
+        stack, pos = [], 0
+        while pos < len(definition):
+            if definition[pos].isspace():
+                pos += 1
+                continue
+            m = _DEF_TOKEN.match(definition, pos)
+            if not m:
+                self.fail(f"unexpected {definition[pos]!r} at offset {pos}")
+            b = _BIND.match(definition, m.end())
+            p = m.group("punct")
+            if p in _CLOSER:
+                stack.append(len(self.toks))
+            elif p and p != "|":
+                if not stack or _CLOSER[self.toks[stack[-1]][0].group("punct")] != p:
+                    self.fail(f"unbalanced {p!r}")
+                self.close[stack.pop()] = len(self.toks)
+            self.toks.append((m, b.group(1) if b else None))
+            pos = (b or m).end()
+        if stack:
+            self.fail("unclosed bracket")
+
+    def fail(self, why):
+        raise GrammarError(f"bad definition {self.definition!r}: {why}")
+
+    def parse(self):
+        if not self.toks:
+            self.fail("empty")
+        root = _Group("seq", tuple(self.alternatives(True)[0]))
+        self.names(root)
+        self.line_last(root, True)
+        for key, text in self.var_help.items():
+            if key not in self.var_names:
+                self.fail(f"help for ${key}, which is not a variable of this command")
+            if not isinstance(text, str) or not text.strip():
+                self.fail(f"empty help for ${key}")
+        return root, tuple(dict.fromkeys(t.bind for t in _terminals(root) if t.bind))
+
+    def alternatives(self, top):
+        """Elements up to the closer of the current group, split at '|'."""
+        alts = [[]]
+        while self.i < len(self.toks):
+            p = self.toks[self.i][0].group("punct")
+            if p in ("]", ")", "}"):
+                break
+            if p == "|":
+                if top:
+                    self.fail("'|' outside a group")
+                alts.append([])
+                self.i += 1
+            else:
+                alts[-1].append(self.element(top))
+        if not all(alts):
+            self.fail("empty alternative")
+        return alts
+
+    def element(self, mandatory):
+        m, bind = self.toks[self.i]
+        p = m.group("punct")
+        if p:
+            end = self.close[self.i]
+            group_bind = self.toks[end][1]
+            if bind or (group_bind and p != "("):
+                self.fail(f"'${bind or group_bind}' may only follow a word or (a|b)")
+            if group_bind:
+                return self.keyword_choice(self.toks[self.i + 1:end], group_bind, end)
+            self.i += 1
+            alts = [_Group("seq", tuple(a)) for a in self.alternatives(False)]
+            self.i += 1
+            if p != "[":
+                return _Group("set" if p == "{" else "alt", tuple(alts))
+            return _Group("opt", (alts[0] if len(alts) == 1 else _Group("alt", tuple(alts)),))
+        self.i += 1
+        if m.group("range"):
+            lo, hi = int(m.group("lo")), int(m.group("hi"))
+            if lo > hi:
+                self.fail(f"empty range ({lo}-{hi})")
+            return self.var("RANGE", bind, lo, hi, f"Number from {lo} to {hi}")
+        word = m.group("word")
+        if word in _TYPES:
+            return self.var(word, bind, 0, 0, _TYPES[word][2])
+        if not _KEYWORD.fullmatch(word):
+            self.fail(f"unknown type {word!r}" if any(c.isupper() for c in word)
+                      else f"invalid keyword {word!r}")
+        if bind:
+            return _Kw(word, self.name(bind))
+        name = word.lstrip("-").replace("-", "_").replace(".", "_")
+        # A keyword on every path tells the handler nothing; one spelled like
+        # an explicit binding yields to it.
+        if mandatory or name in self.explicit:
+            return _Kw(word)
+        if not _NAME.fullmatch(name) or _pykeyword.iskeyword(name):
+            self.fail(f"keyword {word!r} gives no usable name; add $name")
+        return _Kw(word, name)
+
+    def keyword_choice(self, inner, bind, end):
+        """(a|b|c)$name: the chosen keyword's text is the value."""
+        words = [m.group("word") for m, b in inner[0::2] if not b]
+        if (len(inner) % 2 == 0 or any(m.group("punct") != "|" for m, _ in inner[1::2])
+                or len(words) != len(inner[0::2])
+                or not all(w and w not in _TYPES and _KEYWORD.fullmatch(w) for w in words)):
+            self.fail(f"(...)${bind} may only hold plain keywords")
+        self.i = end + 1
+        return _Group("alt", tuple(_Kw(w, self.name(bind), w) for w in words))
+
+    def var(self, kind, bind, lo, hi, default):
+        if not bind:
+            self.fail(f"variable {_Var(kind, None, '', lo, hi).display} needs a $name")
+        self.var_names.add(self.name(bind))
+        return _Var(kind, bind, self.var_help.get(bind, default), lo, hi)
+
+    def name(self, bind):
+        if _pykeyword.iskeyword(bind):
+            self.fail(f"${bind} is a Python keyword")
+        return bind
+
+    def names(self, node):
+        """Binding names of a subtree; one may repeat only across alternatives of a group."""
+        if not isinstance(node, _Group):
+            return {node.bind} if node.bind else set()
+        seen = set()
+        for part in map(self.names, node.items):
+            if node.kind != "alt" and seen & part:
+                self.fail(f"duplicate binding ${min(seen & part)}")
+            seen |= part
+        return seen
+
+    def line_last(self, node, last):
+        """LINE takes the rest of the line, so nothing may be able to follow it."""
+        if _is_line(node) and not last:
+            self.fail("LINE must be last")
+        if isinstance(node, _Group):
+            for i, c in enumerate(node.items):
+                # in a {set} another element may always follow
+                self.line_last(c, last and node.kind != "set"
+                               and (node.kind != "seq" or i == len(node.items) - 1))
+
+
+def _same_kind(x, y):
+    """Could one token match terminals x and y with the same rank, so neither wins?"""
+    if isinstance(x, _Kw) or isinstance(y, _Kw):
+        return isinstance(x, _Kw) and isinstance(y, _Kw) and x.word == y.word
+    if x.rank == GENERIC and y.rank == GENERIC:
+        return True
+    return x.kind == y.kind and (x.kind != "RANGE" or (x.lo <= y.hi and y.lo <= x.hi))
+
+
+# -- the grammar ------------------------------------------------------------------
+
+class Grammar:
+    """Nodes, keyword help, commands and completers; parse() and complete() use them all."""
+
+    def __init__(self):
+        self.nodes: dict[str, Node] = {}
+        self._words: dict[str, str] = {}
+        self._commands: dict[str, list[Command]] = {}
+        self._completers: dict[str, Callable] = {}
+        self._cache: dict = {}
+
+    # -- declaration --
+
+    def node(self, name: str, parent: str | None = None, prompt: str = "") -> Node:
+        if name in self.nodes:
+            raise GrammarError(f"node {name!r} declared twice")
+        if parent is not None and parent not in self.nodes:
+            raise GrammarError(f"node {name!r}: parent node {parent!r} does not exist")
+        self.nodes[name] = Node(name, parent, prompt)
+        self._commands[name] = []
+        return self.nodes[name]
+
+    def words(self, mapping: dict | None = None, /, **helps: str) -> None:
+        """Keyword help, the one place each word is described; a dict admits words like '-s'."""
+        for word, text in {**(mapping or {}), **helps}.items():
+            if not isinstance(word, str) or not _KEYWORD.fullmatch(word):
+                raise GrammarError(f"bad keyword {word!r}")
+            if not isinstance(text, str) or not text.strip():
+                raise GrammarError(f"keyword {word!r}: empty help")
+            if self._words.get(word, text) != text:
+                raise GrammarError(f"keyword {word!r} already described as {self._words[word]!r}")
+            self._words[word] = text
+
+    def completer(self, name: str, fn: Callable) -> None:
+        """Offer fn(ctx) -> list[str] as values for every variable bound to `name`."""
+        if self._completers.get(name, fn) is not fn:
+            raise GrammarError(f"completer for ${name} registered twice")
+        self._completers[name] = fn
+
+    def command(self, definition: str, node: str, help: dict | None = None):
+        """Decorator installing a command; the function is returned unchanged."""
+        def install(handler):
+            self._install(definition, node, dict(help or {}), handler)
+            return handler
+        return install
+
+    def commands(self, node: str) -> list[Command]:
+        return list(self._node_commands(node))
+
+    def check(self) -> None:
+        """Self-check of the whole grammar; raises GrammarError on the first problem."""
+        for n in self.nodes.values():
+            if n.parent is not None and n.parent not in self.nodes:
+                raise GrammarError(f"node {n.name!r}: parent {n.parent!r} does not exist")
+        bound = set()
+        for cmds in self._commands.values():
+            for i, cmd in enumerate(cmds):
+                self._check_words(cmd.definition, cmd.root)
+                for other in cmds[:i]:
+                    self._check_conflict(cmd, other)
+                bound.update(cmd.bindings)
+        unused = sorted(set(self._completers) - bound)
+        if unused:
+            raise GrammarError(f"completer for ${unused[0]} matches no binding of any command")
+
+    def _install(self, definition, node, var_help, handler):
+        existing = self._node_commands(node)
+        root, bindings = _DefParser(definition, var_help).parse()
+        self._check_words(definition, root)
+        start = ((_SEQ, root, 0), ())
+        trans = self._expand(start)[0]
+        first = (frozenset(t.word for t, _ in trans if isinstance(t, _Kw)),
+                 any(isinstance(t, _Var) for t, _ in trans))
+        doc = (getattr(handler, "__doc__", None) or "").strip().partition("\n")[0]
+        cmd = Command(definition, node, handler, var_help, bindings, doc, root, start, first)
+        for other in existing:
+            self._check_conflict(cmd, other)
+        existing.append(cmd)
+
+    def _node_commands(self, node):
+        try:
+            return self._commands[node]
+        except (KeyError, TypeError):
+            raise GrammarError(f"unknown node {node!r}") from None
+
+    def _check_words(self, definition, root):
+        missing = sorted({t.word for t in _terminals(root)
+                          if isinstance(t, _Kw) and t.word not in self._words})
+        if missing:
+            raise GrammarError(f"{definition!r}: no help for keyword(s) {', '.join(missing)};"
+                               " describe them with Grammar.words()")
+
+    def _check_conflict(self, a, b):
+        """Refuse a and b when some line would match both with the same ranks; FRR
+        only finds that out when such a line is typed."""
+        if a.definition.split() == b.definition.split():
+            raise GrammarError(f"duplicate command {a.definition!r} in node {a.node!r}")
+        if not (a.first[0] & b.first[0] or (a.first[1] and b.first[1])):
+            return
+        # Breadth-first over pairs of continuations, stepping both on tokens
+        # of the same kind; reaching a pair where both may end is a conflict.
+        start = (a.start, b.start)
+        parent = {start: None}
+        queue = deque([start])
+        while queue:
+            state = queue.popleft()
+            (ta, ea), (tb, eb) = self._expand(state[0]), self._expand(state[1])
+            if ea and eb and state != start:
+                words = []
+                while parent[state]:
+                    state, term = parent[state]
+                    words.append(term.word if isinstance(term, _Kw) else term.display)
+                raise GrammarError(f"command {a.definition!r} in node {a.node!r} is ambiguous with "
+                                   f"{b.definition!r}: both accept {' '.join(reversed(words))!r}")
+            for x, ra in ta:
+                for y, rb in tb:
+                    if _same_kind(x, y) and (ra, rb) not in parent:
+                        parent[(ra, rb)] = (state, x)
+                        queue.append((ra, rb))
+
+    # -- continuations: what may come next, computed once per position --
+
+    def _expand(self, cont):
+        """-> (((terminal, continuation after it), ...), may the line end here)."""
+        hit = self._cache.get(cont)
+        if hit is None and cont and cont[0] == _IN_LINE:
+            hit = self._cache[cont] = (((_Var("LINE", None, cont[1].help), cont),), True)
+        elif hit is None:
+            out = {}
+            end = self._walk(cont, out)
+            hit = self._cache[cont] = (tuple(out), end)
+        return hit
+
+    def _walk(self, cont, out):
+        if not cont:
+            return True
+        (tag, group, state), rest = cont
+        if tag is _SEQ:
+            nxt = ((_SEQ, group, state + 1), rest) if state + 1 < len(group.items) else rest
+            return self._walk_node(group.items[state], nxt, out)
+        end = self._walk(rest, out)          # a {set} may stop after any element
+        for j, item in enumerate(group.items):
+            if j not in state:
+                end |= self._walk_node(item, ((_SET, group, state | {j}), rest), out)
+        return end
+
+    def _walk_node(self, node, rest, out):
+        if not isinstance(node, _Group):
+            out[(node, (_IN_LINE, node) if _is_line(node) else rest)] = None
+            return False
+        if node.kind == "seq":
+            return self._walk(((_SEQ, node, 0), rest), out)
+        if node.kind == "set":
+            return self._walk(((_SET, node, frozenset()), rest), out)
+        end = node.kind == "opt" and self._walk(rest, out)
+        for item in node.items:
+            end |= self._walk_node(item, rest, out)
+        return end
+
+    # -- matching --
+
+    def _step(self, paths, tok, line):
+        """Advance all paths over one token -> (live paths, ambiguous keyword prefixes)."""
+        moves, words = [], set()
+        for path in paths:
+            for term, rest in self._expand(path[1])[0]:
+                moves.append((path, term, rest))
+                if isinstance(term, _Kw):
+                    words.add(term.word)
+        kw, krank = None, EXACT
+        if not tok.quoted and words:
+            if tok.text in words:
+                kw = tok.text     # an exact match hides the longer keywords it prefixes
+            else:
+                pref = sorted(w for w in words if w.startswith(tok.text))
+                if len(pref) > 1:
+                    return [], pref
+                if pref:
+                    kw, krank = pref[0], PREFIX
+        live = {}
+        for (cmd, _, binds, ranks), term, rest in moves:
+            if isinstance(term, _Kw):
+                if term.word != kw:
+                    continue
+                rank, value = krank, term.value
+            else:
+                rank = term.rank
+                value = line[tok.start:].rstrip(_WS) if _is_line(term) else term.convert(tok.text)
+                if value is None:
+                    continue
+            if term.bind:
+                binds = binds + ((term.bind, value),)
+            key = (cmd, rest, binds)
+            ranks = ranks + (rank,)
+            if key not in live or ranks < live[key]:
+                live[key] = ranks
+        return [(c, r, b, rk) for (c, r, b), rk in live.items()], ()
+
+    @staticmethod
+    def _clean(line):
+        """-> (line as str, True for an empty or comment line); ParseError for what
+        no command could mean. A comment may be long: it is skipped anyway."""
+        if isinstance(line, (bytes, bytearray)):
+            try:
+                line = bytes(line).decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise ParseError("% Invalid input: the line is not UTF-8 text.",
+                                 kind="invalid", position=e.start) from None
+        if not isinstance(line, str):
+            raise TypeError(f"a command line is str, not {type(line).__name__}")
+        if line.lstrip(_WS)[:1] in ("", "!", "#"):
+            return line, True
+        if len(line) > MAX_LINE:
+            raise ParseError(f"% Line too long ({len(line)} characters, limit {MAX_LINE}).",
+                             kind="invalid", position=MAX_LINE, line=line)
+        bad = _BAD_CHAR.search(line)
+        if bad:
+            raise ParseError(f"% Invalid character U+{ord(bad.group()):04X} at offset {bad.start()}.",
+                             kind="invalid", position=bad.start(), line=line)
+        return line, False
+
+    def parse(self, line: str, node: str) -> Match | None:
+        """The best match for a line; None for an empty or comment line; else ParseError."""
+        paths = [(c, c.start, (), ()) for c in self._node_commands(node)]
+        line, skip = self._clean(line)
+        if skip:
+            return None
+        toks = _tokenize(line)
+        for i, tok in enumerate(toks):
+            live, amb = self._step(paths, tok, line)
+            if amb:
+                raise ParseError(f'% Ambiguous command: "{tok.text}"', kind="ambiguous",
+                                 position=tok.start, line=line,
+                                 expected=[(w, self._words[w]) for w in amb])
+            if not live:
+                raise _error(line, tok.start, "unknown" if i == 0 else "invalid",
+                             expected=self._candidates(paths))
+            paths = live
+        done = [p for p in paths if self._expand(p[1])[1]]
+        if not done:
+            exp = self._candidates(paths)
+            width = max(len(t) for t, _ in exp)
+            raise ParseError("% Incomplete command." + "".join(f"\n  {t:<{width}}  {h}" for t, h in exp),
+                             kind="incomplete", position=len(line), expected=exp, line=line)
+        best = min(p[3] for p in done)
+        winners = {(c, frozenset(b)): (c, b) for c, _, b, r in done if r == best}
+        if len(winners) > 1:
+            cmds = list(dict.fromkeys(c for c, _ in winners.values()))
+            raise ParseError(f'% Ambiguous command: "{line.strip(_WS)}"', kind="ambiguous",
+                             position=toks[0].start, line=line,
+                             expected=[(c.definition, c.doc) for c in cmds])
+        cmd, binds = next(iter(winners.values()))
+        args = dict.fromkeys(cmd.bindings)
+        args.update(binds)
+        return Match(cmd, args)
+
+    # -- help and completion --
+
+    def _candidates(self, paths, prefix="", quoted=False, fresh=True, values=None):
+        out, end = set(), False
+        for path in paths:
+            trans, e = self._expand(path[1])
+            end |= e
+            for term, _ in trans:
+                if isinstance(term, _Kw):
+                    if not quoted and term.word.startswith(prefix):
+                        out.add((term.word, self._words[term.word]))
+                    continue
+                if term.could_start(prefix):
+                    out.add((term.display, term.help))
+                if values is not None and term.bind in self._completers:
+                    out.update((v, term.help) for v in values(term.bind)
+                               if v.startswith(prefix) and term.convert(v) is not None)
+        if end and fresh:
+            out.add(CR)
+        return sorted(out, key=lambda c: (c == CR, c))
+
+    def complete(self, line: str, node: str, ctx: Any = None) -> list[tuple[str, str]]:
+        """(token, help) pairs that may come next, sorted, <cr> last; a partial last
+        word keeps only the candidates it could start (and never offers <cr>)."""
+        paths = [(c, c.start, (), ()) for c in self._node_commands(node)]
+        try:
+            line, skip = self._clean(line)
+            toks = _tokenize(line, lenient=True)
+        except ParseError:
+            return []
+        if skip and line.strip(_WS):
+            return []     # a comment
+        last = toks.pop() if toks and (toks[-1].open or toks[-1].end == len(line)) else None
+        for tok in toks:
+            paths, _ = self._step(paths, tok, line)
+            if not paths:
+                return []
+        cache = {}
+
+        def values(name):
+            # A completer asks the running system; when it fails, typing goes on
+            # without its suggestions rather than breaking the shell.
+            if name not in cache:
+                try:
+                    cache[name] = [v for v in self._completers[name](ctx) if isinstance(v, str)]
+                except Exception:  # noqa: BLE001
+                    cache[name] = []
+            return cache[name]
+
+        return self._candidates(paths, last.text if last else "", bool(last and last.quoted),
+                                last is None, values)
