@@ -227,14 +227,19 @@ def test_fragments_for_us(bench):
 
 
 def test_a_burst_of_garbage_leaves_the_pool_as_it_was(bench):
-    time.sleep(0.5)
-    before = bench.d.stats()["pool"]["in_use"]
-    for i in range(300):
-        bench.w0.send(bytes(bench.eth0(type=0x0800)) + bytes([0x45 + (i % 3), 0, 0, i % 256]) * 8)
-        bench.w0.send(bench.eth0() / IP(src="10.1.0.2", dst="10.1.0.1", ttl=1 + i % 3) / ICMP(seq=i))
-    time.sleep(1.0)
-    after = bench.d.stats()["pool"]["in_use"]
-    assert after == before, f"mbufs in use went from {before} to {after}"
+    # replies go to a neighbour we pin, so that no packet waits for ARP
+    bench.d.ok(f"dpip neigh add 10.1.0.8 lladdr {bench.tmac0} dev dpdk0")
+    try:
+        time.sleep(0.5)
+        before = bench.d.stats()["pool"]["in_use"]
+        for i in range(300):
+            bench.w0.send(bytes(bench.eth0(type=0x0800)) + bytes([0x45 + (i % 3), 0, 0, i % 256]) * 8)
+            bench.w0.send(bench.eth0() / IP(src="10.1.0.8", dst="10.1.0.1", ttl=1 + i % 3) / ICMP(seq=i))
+        time.sleep(1.0)
+        after = bench.d.stats()["pool"]["in_use"]
+        assert after == before, f"mbufs in use went from {before} to {after}"
+    finally:
+        bench.d.ok("dpip neigh del 10.1.0.8")
 
 
 def test_unresolved_next_hop_frees_its_held_packets(bench):
@@ -245,3 +250,35 @@ def test_unresolved_next_hop_frees_its_held_packets(bench):
     # up to 4 held per worker; the rest counted as queue full
     assert d["neigh_unresolved"] + d["neigh_queue_full"] == 6, d.moved
     assert bench.d.stats()["pool"]["in_use"] <= 256 * 2 * bench.workers + 64
+
+
+def test_gratuitous_arp_when_an_address_is_added(bench):
+    bench.d.ok("dpip addr add 10.1.0.50/24 dev dpdk0")
+    try:
+        garp = bench.w0.recv(is_arp(1, "10.1.0.50"))
+        assert garp is not None, "no gratuitous ARP"
+        p = parse(garp)
+        assert p.dst == "ff:ff:ff:ff:ff:ff" and p[ARP].psrc == "10.1.0.50"
+        assert p[ARP].hwsrc == bench.mac0
+    finally:
+        bench.d.ok("dpip addr del 10.1.0.50/24 dev dpdk0")
+
+
+def test_learned_neighbours_age_out_static_ones_stay(bench):
+    from rlb.control.client import Client
+    bench.d.ok("dpip neigh add 10.1.0.60 lladdr 02:00:00:00:00:60 dev dpdk0")
+    with Client(bench.d.instance) as c:
+        assert c.call("dataplane")["ok"] and c.call("neigh-timeout 1")["ok"]
+        try:
+            bench.w0.send(Ether(src=bench.tmac0, dst="ff:ff:ff:ff:ff:ff") /
+                          ARP(op=1, hwsrc=bench.tmac0, psrc="10.1.0.3", pdst="10.1.0.1"))
+            assert bench.w0.recv(is_arp(2)) is not None
+            ips = {r["ip"]: r for r in bench.d.ok("dpip neigh show")["data"]}
+            assert ips["10.1.0.3"]["state"] == "REACHABLE"
+            time.sleep(3)
+            ips = {r["ip"]: r for r in bench.d.ok("dpip neigh show")["data"]}
+            assert "10.1.0.3" not in ips
+            assert ips["10.1.0.60"]["state"] == "PERMANENT"
+        finally:
+            assert c.call("neigh-timeout 30")["ok"]
+            bench.d.ok("dpip neigh del 10.1.0.60")
