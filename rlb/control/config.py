@@ -70,12 +70,14 @@ def run_lines(ctx: Context, lines, source: str = "<input>") -> list[Reply]:
             raise ConfigError(f"{source}:{lineno}: {_one_line(err)}") from None
         except CommandError as err:
             raise ConfigError(f"{source}:{lineno}: {err}") from None
+        except Exception as err:                 # a bug, but still say where
+            raise ConfigError(f"{source}:{lineno}: internal error: {err!r}") from err
     ctx.node = ROOT
     return replies
 
 
 def _one_line(err: ParseError) -> str:
-    first = str(err).splitlines()[0].lstrip("% ")
+    first = str(err).splitlines()[0].lstrip("% ").replace(" detected at '^' marker", "")
     expected = ", ".join(tok for tok, _ in (err.expected or [])[:8])
     where = f" at column {err.position + 1}" if err.position is not None else ""
     return f"{first}{where}" + (f" (expected: {expected})" if expected else "")

@@ -8,10 +8,14 @@ before anything is applied.
 from __future__ import annotations
 
 import ipaddress
+import re
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 
+from rlb.core.ports import kernel_iface
+
 SCOPES = ("global", "link", "host", "kni_host")
+PORT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,10}")
 SCOPE_CODE = {name: i for i, name in enumerate(SCOPES)}   # = RouteScope in types.pxd
 LPORT_RANGE = (1025, 65535)                              # FNAT local ports per LIP
 
@@ -114,12 +118,18 @@ class Model:
             raise CommandError("ports are fixed once the data plane runs (restart to change)")
         if name in self.ports:
             raise CommandError(f"port {name} already defined")
-        if any(p.devargs.split(",")[0] == devargs.split(",")[0] for p in self.ports.values()):
-            raise CommandError(f"device {devargs.split(',')[0]} already used by another port")
+        iface = kernel_iface(devargs)
+        for p in self.ports.values():
+            if p.devargs.split(",")[0] == devargs.split(",")[0]:
+                raise CommandError(f"device {devargs.split(',')[0]} already used by port {p.name}")
+            if iface is not None and kernel_iface(p.devargs) == iface:
+                raise CommandError(f"interface {iface} already used by port {p.name}")
         if len(self.ports) >= 8:
             raise CommandError("at most 8 ports")
-        if len(name) > 11 or not name.replace("_", "").replace("-", "").isalnum():
-            raise CommandError(f"bad port name {name!r}: letters, digits, - and _, at most 11")
+        if not PORT_NAME.fullmatch(name):
+            # the kni tap is <name>.kni and Linux allows 15 bytes per interface name
+            raise CommandError(f"bad port name {name!r}: ASCII letters, digits, - and _, "
+                               "at most 11, starting with a letter or digit")
         self.ports[name] = Port(name, devargs, len(self.ports))
 
     def port(self, name: str) -> Port:
@@ -164,6 +174,10 @@ class Model:
             raise CommandError(f"address {iface.ip} not found on {port}")
         if iface.network.prefixlen != 32 and addr.iface.network != iface.network:
             raise CommandError(f"address {iface.ip} is {addr.iface}, not {iface}")
+        users = [str(r.prefix) for r in self.routes.values() if r.src == addr.ip]
+        if users:
+            raise CommandError(f"address {iface.ip} is the src of route(s) {', '.join(users)}: "
+                               "delete those first")
         self.addresses.remove(addr)
         self._remove_route(self.routes[(iface.ip, 32)])
         net = self.routes.get((addr.iface.network.network_address, addr.iface.network.prefixlen))

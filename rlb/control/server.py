@@ -76,7 +76,7 @@ class ControlServer:
                     line = req["cmd"]
                     if not isinstance(line, str):
                         raise TypeError
-                except (ValueError, KeyError, TypeError):
+                except (ValueError, KeyError, TypeError, RecursionError):
                     await self._send(writer, {"ok": False, "error": "% malformed request"})
                     continue
                 await self._send(writer, execute(ctx, line))

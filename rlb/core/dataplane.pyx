@@ -27,7 +27,7 @@ REASON_NAMES = (
     "ip_frag_kni", "l2_other_host", "ethertype_kni", "arp_bad", "arp_foreign_kni",
     "ttl_exceeded", "no_route", "fwd_disabled_kni", "neigh_queue_full",
     "neigh_unresolved", "neigh_table_full", "tx_full", "kni_full", "no_mbuf",
-    "msg_ring_full",
+    "msg_ring_full", "icmp_ratelimit",
 )
 assert len(REASON_NAMES) == R_MAX
 
@@ -180,6 +180,7 @@ cdef int worker_main(void *arg) noexcept nogil:
         now = rte_rdtsc()
         if now >= w.next_timer:
             w.next_timer = now + e.tsc_hz
+            w.icmp_tokens = ICMP_ERRORS_PER_SEC
             neigh_timer(e, w, now)
             flush_all(e, w)
         if got:

@@ -1,6 +1,8 @@
 # IPv4 and ARP input of the packet core: validate, answer, forward or punt to kni.
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
-from rlb.core.dpdk.mbuf cimport rte_mbuf, rte_pktmbuf_trim, rte_pktmbuf_free, rlb_mtod
+from libc.string cimport memcpy, memset
+from rlb.core.dpdk.mbuf cimport (rte_mbuf, rte_pktmbuf_trim, rte_pktmbuf_free, rte_pktmbuf_alloc,
+                                 rlb_mtod)
 from rlb.core.dpdk.lpm cimport rte_lpm_lookup
 from rlb.core.dpdk.ethdev cimport rte_ether_hdr
 from rlb.core.dpdk.net cimport (rte_ipv4_hdr, rte_arp_hdr, rte_icmp_hdr, rte_raw_cksum,
@@ -15,8 +17,13 @@ from rlb.core.neigh cimport (neigh_find, neigh_insert, neigh_confirm, neigh_shar
 
 cdef enum:
     IP_MF_OFFSET_MASK = 0x3fff
+    IP_OFFSET_MASK = 0x1fff
     ICMP_ECHO_REPLY = 0
+    ICMP_DEST_UNREACH = 3
     ICMP_ECHO_REQUEST = 8
+    ICMP_TIME_EXCEEDED = 11
+    ICMP_NET_UNREACH = 0
+    ICMP_FRAG_NEEDED = 4
     DEFAULT_TTL = 64
 
 cdef inline route_t *route_lookup(worker_t *w, uint32_t ip) noexcept nogil:
@@ -28,6 +35,64 @@ cdef inline route_t *route_lookup(worker_t *w, uint32_t ip) noexcept nogil:
 cdef inline int is_own(worker_t *w, uint32_t ip) noexcept nogil:
     cdef route_t *r = route_lookup(w, ip)
     return r != NULL and r.scope == SCOPE_HOST and r.prefix == ip
+
+cdef inline int icmp_is_error(rte_ipv4_hdr *ip, uint16_t hl) noexcept nogil:
+    cdef uint8_t t
+    if ip.next_proto_id != IPPROTO_ICMP:
+        return 0
+    t = (<uint8_t *>ip)[hl]
+    return t != ICMP_ECHO_REQUEST and t != ICMP_ECHO_REPLY and t != 13 and t != 14
+
+cdef inline void icmp_error(engine_t *e, worker_t *w, uint8_t port, rte_mbuf *m, uint8_t type,
+                            uint8_t code, uint32_t info) noexcept nogil:
+    """Tell the sender why its packet died (RFC 792, RFC 1812 4.3.2.7): its IP header and
+    8 bytes of payload back, from our address on the port it came in by. Never about an
+    ICMP error, a later fragment, or when this worker's per-second budget is spent.
+    The offending packet stays the caller's to drop."""
+    cdef rte_ipv4_hdr *ip = ip_hdr(m)
+    cdef uint16_t hl = (ip.version_ihl & 0xf) * 4
+    cdef uint16_t quote = rte_be_to_cpu_16(ip.total_length)
+    cdef uint32_t src = w.port_addr[port]
+    cdef uint32_t dst = rte_be_to_cpu_32(ip.src_addr)
+    cdef rte_mbuf *n
+    cdef rte_ipv4_hdr *oip
+    cdef rte_icmp_hdr *ic
+    cdef route_t *r
+    if src == 0 or dst == 0 or (dst >> 28) >= 0xe or icmp_is_error(ip, hl):
+        return
+    if rte_be_to_cpu_16(ip.fragment_offset) & IP_OFFSET_MASK:
+        return
+    if w.icmp_tokens == 0:
+        w.reasons[R_ICMP_RATELIMIT] += 1
+        return
+    r = route_lookup(w, dst)
+    if r == NULL or r.scope >= SCOPE_HOST:
+        return
+    w.icmp_tokens -= 1
+    if quote > hl + 8:
+        quote = hl + 8
+    n = rte_pktmbuf_alloc(e.pool)
+    if n == NULL:
+        w.reasons[R_NO_MBUF] += 1
+        return
+    n.data_len = ETH_HLEN + 28 + quote
+    n.pkt_len = n.data_len
+    oip = ip_hdr(n)
+    memset(oip, 0, 28)
+    oip.version_ihl = 0x45
+    oip.total_length = rte_cpu_to_be_16(28 + quote)
+    oip.time_to_live = DEFAULT_TTL
+    oip.next_proto_id = IPPROTO_ICMP
+    oip.src_addr = rte_cpu_to_be_32(src)
+    oip.dst_addr = ip.src_addr
+    ip_set_csum(oip)
+    ic = <rte_icmp_hdr *>(<uint8_t *>oip + 20)
+    ic.icmp_type = type
+    ic.icmp_code = code
+    (<uint32_t *>&ic.icmp_ident)[0] = rte_cpu_to_be_32(info)
+    memcpy(<uint8_t *>ic + 8, ip, quote)
+    ic.icmp_cksum = ~rte_raw_cksum(ic, 8 + quote)
+    neigh_output(e, w, r.port, r.gw if r.gw else dst, src, n)
 
 cdef inline void arp_input(engine_t *e, worker_t *w, uint8_t port, rte_mbuf *m) noexcept nogil:
     """RFC 826: learn the sender, answer requests for our addresses, pass the rest to kni."""
@@ -107,11 +172,12 @@ cdef inline void icmp_echo(engine_t *e, worker_t *w, uint8_t port, rte_mbuf *m,
     neigh_output(e, w, r.port, r.gw if r.gw else rte_be_to_cpu_32(ip.dst_addr),
                  rte_be_to_cpu_32(src), m)
 
-cdef inline void ipv4_forward(engine_t *e, worker_t *w, rte_mbuf *m, rte_ipv4_hdr *ip,
+cdef inline void ipv4_forward(engine_t *e, worker_t *w, uint8_t port, rte_mbuf *m, rte_ipv4_hdr *ip,
                               route_t *r, uint32_t dst) noexcept nogil:
     """Router forwarding: TTL and incremental checksum (RFC 1812 5.3.1, RFC 1624)."""
     cdef uint16_t old
     if ip.time_to_live <= 1:
+        icmp_error(e, w, port, m, ICMP_TIME_EXCEEDED, 0, 0)
         drop(w, m, R_TTL_EXCEEDED)
         return
     old = (<uint16_t *>&ip.time_to_live)[0]
@@ -172,6 +238,7 @@ cdef inline void ipv4_input(engine_t *e, worker_t *w, uint8_t port, rte_mbuf *m)
         tx_kni(e, w, port, m)
         return
     if r == NULL or r.scope == SCOPE_HOST:
+        icmp_error(e, w, port, m, ICMP_DEST_UNREACH, ICMP_NET_UNREACH, 0)
         drop(w, m, R_NO_ROUTE)
         return
-    ipv4_forward(e, w, m, ip, r, dst)
+    ipv4_forward(e, w, port, m, ip, r, dst)

@@ -12,6 +12,7 @@ cdef enum:
     NEIGH_MAX_PROBES = 3       # ARP requests before giving up (1 s apart)
     MSG_SIZE = 48              # bytes per ring element (multiple of 4)
     MSG_RING_SIZE = 1024
+    ICMP_ERRORS_PER_SEC = 1000 # per worker
 
 # Why a packet was dropped or punted. Names for `show` live in dataplane.pyx
 # (REASON_NAMES) in this same order.
@@ -37,6 +38,7 @@ cdef enum:  # Reason
     R_KNI_FULL                 # kni (tap) transmit queue full
     R_NO_MBUF                  # could not allocate an mbuf (ARP, copies)
     R_MSG_RING_FULL            # neighbour update to another worker lost
+    R_ICMP_RATELIMIT           # an ICMP error not sent: over the per-second budget
     R_MAX
 
 cdef enum RouteScope:
@@ -137,6 +139,7 @@ cdef struct worker_t:
     txbuf_t kni[MAX_PORTS]     # to the kernel
     port_stats_t pstats[MAX_PORTS]
     uint64_t reasons[R_MAX]
+    uint32_t icmp_tokens       # ICMP errors still allowed this second (RFC 1812 4.3.2.8)
     uint64_t polls
     uint64_t idle_sleeps
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from ipaddress import IPv4Interface, IPv4Network
 
-from rlb.control.model import CommandError, LPORT_RANGE, Model
+from rlb.control.model import SCOPES, CommandError, LPORT_RANGE, Model
 from rlb.shell.grammar import Grammar
 
 
@@ -113,6 +113,8 @@ def dp_pool(ctx, n):
 @g.command("route-table-size (16-1048576)$n", node="dataplane")
 def dp_routes(ctx, n):
     _startup_only(ctx, "route-table-size")
+    if n < len(ctx.model.routes):
+        raise CommandError(f"route-table-size {n} is below the {len(ctx.model.routes)} routes configured")
     ctx.model.settings.route_table_size = n
     return Reply()
 
@@ -122,6 +124,9 @@ def dp_neigh_size(ctx, n):
     _startup_only(ctx, "neigh-table-size")
     if n & (n - 1):
         raise CommandError("neigh-table-size must be a power of two")
+    if n // 2 < len(ctx.model.neighbours):
+        raise CommandError(f"neigh-table-size {n} is too small for "
+                           f"{len(ctx.model.neighbours)} static neighbours")
     ctx.model.settings.neigh_table_size = n
     return Reply()
 
@@ -134,7 +139,7 @@ def dp_memory(ctx, mib):
 
 
 @g.command("no-kni", node="dataplane")
-def dp_no_kni(ctx, no_kni):
+def dp_no_kni(ctx):
     _startup_only(ctx, "no-kni")
     ctx.model.settings.kni = False
     return Reply()
@@ -219,7 +224,7 @@ def addr_show(ctx, dev):
 # ----------------------------------------------------------------- dpip route
 
 ROUTE_OPTS = ("{via A.B.C.D$via|src A.B.C.D$src|dev WORD$dev"
-              "|scope (host|link|global|kni_host)$scope|mtu (68-9000)$mtu"
+              f"|scope ({'|'.join(SCOPES)})$scope|mtu (68-9000)$mtu"
               "|metric (0-4294967295)$metric}")
 ROUTE_HELP = {"prefix": "Destination network", "via": "Gateway address",
               "src": "Source address", "dev": "Port name", "mtu": "MTU", "metric": "Metric"}

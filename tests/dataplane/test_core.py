@@ -124,17 +124,51 @@ def test_static_route_via_gateway(bench):
         bench.d.ok("dpip neigh del 10.2.0.254 dev dpdk1")
 
 
-def test_ttl_expired_is_dropped_and_counted(bench):
+@pytest.fixture
+def pinned(bench):
+    """10.1.0.8 is the tester on port 0, known without ARP."""
+    bench.d.ok(f"dpip neigh add 10.1.0.8 lladdr {bench.tmac0} dev dpdk0")
+    yield "10.1.0.8"
+    bench.d.ok("dpip neigh del 10.1.0.8")
+
+
+def icmp_error_for(pkt, type_, code):
+    """The ICMP error the LB must send about pkt: its IP header + 8 bytes quoted."""
+    def m(f):
+        p = Ether(f)
+        return (IP in p and ICMP in p and p[ICMP].type == type_ and p[ICMP].code == code and
+                bytes(p[ICMP].payload)[:28] == bytes(pkt[IP])[:28])
+    return m
+
+
+def test_ttl_expired_is_dropped_counted_and_answered(bench, pinned):
+    pkt = bench.eth0() / IP(src=pinned, dst="10.2.0.9", ttl=1) / UDP(sport=33434, dport=33435)
     with Delta(bench) as d:
-        bench.w0.send(bench.eth0() / IP(src="10.1.0.2", dst="10.2.0.9", ttl=1) / UDP())
-        assert bench.w1.recv(is_ip(dst="10.2.0.9"), timeout=0.5) is None
+        bench.w0.send(pkt)
+        err = bench.w0.recv(icmp_error_for(pkt, 11, 0))
+        assert bench.w1.recv(is_ip(dst="10.2.0.9"), timeout=0.3) is None
     assert d["ttl_exceeded"] == 1
+    assert err is not None, "no ICMP time exceeded (traceroute needs it)"
+    p = parse(err)
+    assert p[IP].src == "10.1.0.1" and p[IP].dst == pinned and checksums_ok(p)
 
 
-def test_no_route_is_dropped_and_counted(bench):
+def test_no_route_is_dropped_counted_and_answered(bench, pinned):
+    pkt = bench.eth0() / IP(src=pinned, dst="172.31.9.9") / UDP()
     with Delta(bench) as d:
-        bench.w0.send(bench.eth0() / IP(src="10.1.0.2", dst="172.31.9.9") / UDP())
+        bench.w0.send(pkt)
+        err = bench.w0.recv(icmp_error_for(pkt, 3, 0))
     assert d["no_route"] == 1
+    assert err is not None and checksums_ok(parse(err))
+
+
+def test_no_icmp_error_about_an_icmp_error(bench, pinned):
+    inner = IP(src="10.1.0.1", dst=pinned) / UDP()
+    pkt = bench.eth0() / IP(src=pinned, dst="10.2.0.9", ttl=1) / ICMP(type=3, code=1) / inner
+    with Delta(bench) as d:
+        bench.w0.send(pkt)
+        assert bench.w0.recv(is_ip(dst=pinned, proto=1), timeout=0.5) is None
+    assert d["ttl_exceeded"] == 1
 
 
 def test_tcp_to_own_address_goes_to_kni_and_kernel_frames_leave_by_the_port(bench):

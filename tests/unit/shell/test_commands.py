@@ -1,0 +1,276 @@
+"""rlb.shell.commands: every command of the one grammar, checked against its handler,
+its help, the tutorial's lines, and the rule that command words are written only here."""
+import ast
+import inspect
+from ipaddress import IPv4Interface
+from pathlib import Path
+
+import pytest
+
+from rlb.control.config import check, handler_params, run
+from rlb.control.model import SCOPES, CommandError, Model
+from rlb.shell import commands
+from rlb.shell.commands import Context, Reply, g
+from rlb.shell.grammar import _Group, _Kw, _terminals, _Var
+
+ROOT = Path(__file__).resolve().parents[3]
+
+ALL = [cmd for node in g.nodes for cmd in g.commands(node)]
+def each_command():
+    return [pytest.param(c, id=f"{c.node}: {c.definition}") for c in ALL]
+
+
+def test_grammar_self_check():
+    g.check()
+
+
+def test_nodes():
+    assert {n: g.nodes[n].parent for n in g.nodes} == {"exec": None, "dataplane": "exec"}
+    assert all(g.commands(n) for n in g.nodes)
+
+
+@pytest.mark.parametrize("cmd", each_command())
+def test_handler_parameters_are_bindings(cmd):
+    params = list(inspect.signature(cmd.handler).parameters.values())
+    assert params and params[0].name == "ctx"
+    assert all(p.kind is p.POSITIONAL_OR_KEYWORD for p in params)
+    assert handler_params(cmd.handler) <= set(cmd.bindings), (
+        f"{cmd.handler.__name__} wants {sorted(handler_params(cmd.handler) - set(cmd.bindings))},"
+        f" which {cmd.definition!r} never binds")
+
+
+def test_handlers_are_distinct_functions_of_the_module():
+    handlers = [c.handler for c in ALL]
+    assert len(set(handlers)) == len(handlers)
+    assert all(h.__module__ == commands.__name__ for h in handlers)
+
+
+def test_every_keyword_has_help_and_every_help_a_keyword():
+    used = {t.word for c in ALL for t in _terminals(c.root) if isinstance(t, _Kw)}
+    described = set(g._words)
+    assert used <= described, sorted(used - described)
+    assert described <= used, f"help for words no command uses: {sorted(described - used)}"
+    assert all(g._words[w].strip() for w in described)
+
+
+def test_every_variable_has_help():
+    for c in ALL:
+        for t in _terminals(c.root):
+            if isinstance(t, _Var):
+                assert t.help.strip(), (c.definition, t.bind)
+
+
+def test_scope_choice_is_the_model_scopes():
+    """The scope names are written in the model (= RouteScope) and in the route grammar:
+    they must be the same set."""
+    for c in ALL:
+        words = {t.word for t in _terminals(c.root) if isinstance(t, _Kw) and t.bind == "scope"}
+        if words:
+            assert words == set(SCOPES), c.definition
+
+
+# ----------------------------------------------------------- every command runs
+
+SAMPLES = {"A.B.C.D": "10.0.0.2", "A.B.C.D/M": "10.9.0.0/16", "MAC": "52:54:00:00:00:02",
+           "X:X::X:X": "2001:db8::1", "X:X::X:X/M": "2001:db8::/32", "LINE": "some text"}
+WORD_SAMPLES = {"dev": "dpdk0", "name": "dpdk9", "devargs": "net_tap9"}
+
+
+def sample_line(node, full):
+    """A line of the command's own definition: every optional part (full) or none."""
+    if isinstance(node, _Kw):
+        return [node.word]
+    if isinstance(node, _Var):
+        if node.kind == "RANGE":
+            return [str(node.lo)]
+        if node.kind == "WORD":
+            return [WORD_SAMPLES[node.bind]]
+        return [SAMPLES[node.kind]]
+    assert isinstance(node, _Group)
+    if node.kind == "opt":
+        return sample_line(node.items[0], full) if full else []
+    if node.kind == "alt":
+        return sample_line(node.items[0], full)
+    if node.kind == "set" and not full:
+        return []
+    return [w for item in node.items for w in sample_line(item, full)]
+
+
+def fresh_model():
+    m = Model()
+    m.add_port("dpdk0", "net_tap0")
+    m.add_port("dpdk1", "net_tap1")
+    m.add_address(IPv4Interface("10.0.0.1/24"), "dpdk0")
+    return m
+
+
+@pytest.mark.parametrize("full", [False, True], ids=["minimal", "full"])
+@pytest.mark.parametrize("cmd", each_command())
+def test_every_command_runs(cmd, full):
+    """A line built from the definition parses to that command and runs without a data
+    plane: it succeeds or is refused with a CommandError, never anything else."""
+    line = " ".join(sample_line(cmd.root, full))
+    match = g.parse(line, node=cmd.node)
+    assert match.command is cmd, line
+    ctx = Context(fresh_model(), node=cmd.node)
+    try:
+        reply = run(ctx, line)
+    except CommandError:
+        return
+    assert isinstance(reply, Reply) and isinstance(reply.text, str)
+
+
+# ------------------------------------------------------------------ the tutorial
+
+# The `dpip` lines of /work/shared/TUTORIAL.md that rlb implements (vlan and tunnel
+# devices are not), shell variables replaced by values.
+TUTORIAL = [
+    ("dpip addr add 10.0.0.100/32 dev dpdk1", "addr_add", {"addr": "10.0.0.100/32", "dev": "dpdk1"}),
+    ("dpip route add 10.0.0.0/16 dev dpdk1", "route_add", {"prefix": "10.0.0.0/16", "dev": "dpdk1"}),
+    ("dpip route add 192.168.100.0/24 dev dpdk0", "route_add", {"prefix": "192.168.100.0/24"}),
+    ("dpip addr add 10.0.0.100/16 dev dpdk1", "addr_add", {"addr": "10.0.0.100/16"}),
+    ("dpip route add 172.10.0.2/32 dev dpdk1 scope kni_host", "route_add", {"scope": "kni_host"}),
+    ("dpip addr add 192.168.100.254/32 dev dpdk0", "addr_add", {"dev": "dpdk0"}),
+    ("dpip addr add 192.168.100.1/24 dev dpdk0", "addr_add", {"addr": "192.168.100.1/24"}),
+    ("dpip addr add 10.140.16.48/20 dev dpdk0", "addr_add", {"addr": "10.140.16.48/20"}),
+    ("dpip route add default via 10.140.31.254 src 10.140.16.48 dev dpdk0", "route_add",
+     {"default": True, "prefix": None, "via": "10.140.31.254", "src": "10.140.16.48"}),
+    ("dpip addr add 10.140.31.48/32 dev dpdk0", "addr_add", {}),
+    ("dpip addr add 192.168.0.66/24 dev bond0", "addr_add", {"dev": "bond0"}),
+    ("dpip addr add 10.140.31.48/20 dev bond0", "addr_add", {}),
+    ("dpip addr add 192.168.0.89/32 dev bond0", "addr_add", {}),
+    ("dpip addr add 10.0.0.2/24 dev dpdk1 sapool", "addr_add", {"sapool": True}),
+    ("dpip addr add 192.168.100.1/24 dev dpdk0", "addr_add", {"sapool": None}),
+    ("dpip route add default via 10.0.0.1 dev dpdk1", "route_add", {"via": "10.0.0.1"}),
+    ("dpip addr show", "addr_show", {"dev": None}),
+    ("dpip route show", "route_show", {"dev": None}),
+]
+
+
+@pytest.mark.parametrize("line, handler, args", TUTORIAL, ids=[t[0] for t in TUTORIAL])
+def test_tutorial_lines_parse(line, handler, args):
+    m = g.parse(line, node="exec")
+    assert m.command.handler.__name__ == handler
+    for k, v in args.items():
+        got = m.args[k]
+        assert (str(got) if got is not None and not isinstance(got, bool) else got) == v, k
+
+
+def test_tutorial_fnat_two_arm_script_applies():
+    text = ("dataplane\n port dpdk0 net_tap0\n port dpdk1 net_tap1\n!\n"
+            + "\n".join(line for line, _, _ in TUTORIAL[:3]))
+    model = check(list(enumerate(text.splitlines(), 1)), "fnat.conf")
+    assert len(model.routes) == 3
+
+
+@pytest.mark.parametrize("line, dev", [
+    ("dpip -s link show", None),
+    ("dpip -s link show dpdk0", "dpdk0"),
+    ("dpip link show dpdk0 -s", "dpdk0"),
+    ("dpip link show -s", None),
+])
+def test_link_show_stats_either_side(line, dev):
+    m = g.parse(line, node="exec")
+    assert m.args["stats"] is True and m.args["dev"] == dev
+
+
+def test_link_show_without_stats():
+    m = g.parse("dpip link show dpdk1", node="exec")
+    assert not m.args["stats"] and m.args["dev"] == "dpdk1"
+
+
+def test_abbreviations_and_section_lines():
+    assert g.parse("dpip ro sh", node="exec").command.handler is commands.route_show
+    assert g.parse("no busy-poll", node="dataplane").args["no"] is True
+    assert g.parse("busy-poll", node="dataplane").args["no"] is None
+
+
+# ------------------------------------------------- command words are written once
+
+# String literals equal to a grammar keyword found outside rlb/shell/commands.py and
+# rlb/shell/grammar.py, each with why it is not a second spelling of a command word.
+ALLOWED = {
+    # The model's route-scope vocabulary (SCOPE_CODE = RouteScope in types.pxd); the
+    # grammar's `scope (host|link|global|kni_host)` is checked to be the same set
+    # (test_scope_choice_is_the_model_scopes).
+    ("rlb/control/model.py", "global"): "route scope value",
+    ("rlb/control/model.py", "link"): "route scope value",
+    ("rlb/control/model.py", "host"): "route scope value",
+    ("rlb/control/model.py", "kni_host"): "route scope value",
+    # Arguments of iproute2's `ip` (ip link add, ip netns del, ip link set dev ...): another
+    # program's words that happen to be spelled like rlb's.
+    ("rlb/lab/netns.py", "add"): "iproute2 argv",
+    ("rlb/lab/netns.py", "del"): "iproute2 argv",
+    ("rlb/lab/netns.py", "link"): "iproute2 argv",
+    ("rlb/lab/netns.py", "dev"): "iproute2 argv",
+    # lb_config() writes a config file in rlb's own language, as an operator would;
+    # test_lab_config_passes_check runs it through config.check.
+    ("rlb/lab/procs.py", "dataplane"): "generated config file text",
+    # A key of the lab's JSON process record, not a command.
+    ("rlb/lab/procs.py", "workers"): "lab state record key",
+    # The demo types commands on the LB as an operator would (`rlb -c LINE`): whole
+    # command lines such as "dataplane" and "forwarding"; test_demo_command_lines_run
+    # runs every one of them through the grammar. Its other hits are other programs'
+    # words: `ip addr add ... dev dpdk1.kni` (iproute2) and `curl -s`.
+    ("rlb/lab/demo.py", "dataplane"): "operator command line (checked)",
+    ("rlb/lab/demo.py", "forwarding"): "operator command line (checked)",
+    ("rlb/lab/demo.py", "addr"): "iproute2 argv",
+    ("rlb/lab/demo.py", "add"): "iproute2 argv",
+    ("rlb/lab/demo.py", "dev"): "iproute2 argv",
+    ("rlb/lab/demo.py", "-s"): "curl option",
+}
+
+
+def keyword_literals():
+    words = set(g._words)
+    skip = {"rlb/shell/commands.py", "rlb/shell/grammar.py"}
+    for path in sorted((ROOT / "rlb").rglob("*.py")):
+        rel = path.relative_to(ROOT).as_posix()
+        if rel in skip:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), rel)):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value in words:
+                yield rel, node.lineno, node.value
+
+
+def test_command_words_are_written_once():
+    found = [f"{rel}:{line}: {word!r}" for rel, line, word in keyword_literals()
+             if (rel, word) not in ALLOWED]
+    assert not found, ("command words outside rlb/shell/commands.py (declare the command "
+                       "there, or justify in ALLOWED):\n" + "\n".join(found))
+
+
+def test_meta_scan_sees_the_literals():
+    """The scan works: it does find the allowed ones."""
+    seen = {(rel, word) for rel, _, word in keyword_literals()}
+    assert ("rlb/control/model.py", "kni_host") in seen
+
+
+def test_lab_config_passes_check():
+    from rlb.lab import procs, topologies
+    for topo in topologies.TOPOLOGIES:
+        text = procs.lb_config(topo, workers=2)
+        text += "".join(f"{line}\n" for line in topo.lb_script if line.startswith("dpip "))
+        model = check(list(enumerate(text.splitlines(), 1)), f"{topo.name}.conf")
+        assert [p for p, _ in topo.ports] == list(model.ports), topo.name
+        assert model.settings.workers == 2
+
+
+def test_demo_command_lines_run():
+    """Every rlb(...) call of the demo is one `rlb -c ...` run (one connection, starting in
+    exec): its command lines run in order against a model with the lab's two ports."""
+    path = ROOT / "rlb/lab/demo.py"
+    if not path.exists():
+        pytest.skip("no demo")
+    nodes = sorted((node for node in ast.walk(ast.parse(path.read_text()))
+                    if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "rlb"),
+                   key=lambda node: (node.lineno, node.col_offset))
+    calls = [[a.value for a in node.args if isinstance(a, ast.Constant)] for node in nodes]
+    assert calls
+    model = Model()
+    model.add_port("dpdk0", "net_tap0")
+    model.add_port("dpdk1", "net_tap1")
+    for cmds in calls:
+        ctx = Context(model)
+        for line in cmds:
+            run(ctx, line)
