@@ -14,8 +14,11 @@ def pkg_config(*args):
 
 def extensions():
     from Cython.Build import cythonize
+    from Cython.Compiler import Options
 
-    cflags = pkg_config("--cflags") + ["-O3", "-Wno-unused-function",
+    Options.warning_errors = True       # a Cython warning fails the build
+
+    cflags = pkg_config("--cflags") + ["-O3", "-Wall", "-Werror", "-Wno-unused-function",
                                        "-Wno-deprecated-declarations"]
     libs = pkg_config("--libs")
     exts = [

@@ -407,7 +407,7 @@ cdef class Engine:
 
     def route_set(self, int index, uint32_t prefix, int plen, *, uint32_t gw=0, uint32_t src=0,
                   int port=0, int scope=0, int mtu=1500):
-        if not 0 <= index < g.route_cap:
+        if index < 0 or <uint32_t>index >= g.route_cap:
             raise DataplaneError("route table full")
         self.send(MSG_ROUTE_SET, a=index, b=prefix, c=gw, d=src, plen=plen, scope=scope,
                   port=port, mtu=mtu)

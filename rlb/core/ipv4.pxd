@@ -89,7 +89,8 @@ cdef inline void icmp_error(engine_t *e, worker_t *w, uint8_t port, rte_mbuf *m,
     ic = <rte_icmp_hdr *>(<uint8_t *>oip + 20)
     ic.icmp_type = type
     ic.icmp_code = code
-    (<uint32_t *>&ic.icmp_ident)[0] = rte_cpu_to_be_32(info)
+    info = rte_cpu_to_be_32(info)
+    memcpy(&ic.icmp_ident, &info, 4)     # rest of header: unused, or next-hop MTU
     memcpy(<uint8_t *>ic + 8, ip, quote)
     ic.icmp_cksum = ~rte_raw_cksum(ic, 8 + quote)
     neigh_output(e, w, r.port, r.gw if r.gw else dst, src, n)
