@@ -21,11 +21,11 @@ def extensions():
     cflags = pkg_config("--cflags") + ["-O3", "-Wall", "-Werror", "-Wno-unused-function",
                                        "-Wno-deprecated-declarations"]
     libs = pkg_config("--libs")
-    exts = [
-        Extension("rlb.core.dataplane", ["rlb/core/dataplane.pyx"],
-                  include_dirs=["rlb/core"],
-                  extra_compile_args=cflags, extra_link_args=libs),
-    ]
+    def ext(name):
+        return Extension(name, [name.replace(".", "/") + ".pyx"], include_dirs=["rlb/core"],
+                         extra_compile_args=cflags, extra_link_args=libs)
+
+    exts = [ext("rlb.core.dataplane"), ext("rlb.modes._fnat"), ext("rlb.sched._builtin")]
     return cythonize(
         exts,
         language_level=3,

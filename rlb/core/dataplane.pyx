@@ -3,7 +3,7 @@
 # Workers run worker_main() with no Python object in sight; the control plane talks
 # to them only through fixed-size messages in each worker's ring (types.pxd) and
 # reads their counters. One engine per process (DPDK's EAL is process-global).
-from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, uintptr_t
+from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int32_t, uintptr_t
 from libc.string cimport memset, memcpy
 from libc.stdlib cimport malloc, free, calloc
 from cpython.mem cimport PyMem_Malloc, PyMem_Free
@@ -20,6 +20,9 @@ from rlb.core.packet cimport tx_flush, tx_port, tx_kni, drop, eth_hdr, mac_is_mu
 from rlb.core.neigh cimport (neigh_find, neigh_insert, neigh_remove, neigh_confirm,
                              neigh_timer, arp_send, ARP_REQUEST, ZERO_MAC, BCAST)
 from rlb.core.ipv4 cimport ipv4_input, arp_input
+from rlb.core.conn cimport DIR_IN, DIR_OUT, OFF_WHEEL
+from rlb.core.lb cimport conn_timer, conn_free, svc_rehash
+from cpython.pycapsule cimport PyCapsule_GetPointer, PyCapsule_IsValid
 
 # Same order as enum Reason in types.pxd.
 REASON_NAMES = (
@@ -27,9 +30,19 @@ REASON_NAMES = (
     "ip_frag_kni", "l2_other_host", "ethertype_kni", "arp_bad", "arp_foreign_kni",
     "ttl_exceeded", "no_route", "fwd_disabled_kni", "neigh_queue_full",
     "neigh_unresolved", "neigh_table_full", "tx_full", "kni_full", "no_mbuf",
-    "msg_ring_full", "icmp_ratelimit",
+    "msg_ring_full", "icmp_ratelimit", "no_service", "conn_miss", "no_dest", "no_laddr",
+    "conn_full", "redirect_full", "dest_gone",
 )
 assert len(REASON_NAMES) == R_MAX
+
+CONN_STATES = ("NONE", "ESTABLISHED", "SYN_SENT", "SYN_RECV", "FIN_WAIT", "TIME_WAIT", "CLOSE",
+               "CLOSE_WAIT", "LAST_ACK", "LISTEN", "SYNACK", "UDP")
+assert len(CONN_STATES) == CS_MAX
+# LVS defaults (seconds); `ipvsadm --set tcp tcpfin udp` changes ESTABLISHED, FIN_WAIT, UDP
+DEFAULT_TIMEOUTS = {"NONE": 2, "ESTABLISHED": 900, "SYN_SENT": 120, "SYN_RECV": 30,
+                    "FIN_WAIT": 120, "TIME_WAIT": 120, "CLOSE": 10, "CLOSE_WAIT": 60,
+                    "LAST_ACK": 30, "LISTEN": 120, "SYNACK": 120, "UDP": 300}
+TIMEOUT_NAMES = {"tcp": "ESTABLISHED", "tcpfin": "FIN_WAIT", "udp": "UDP"}
 
 NEIGH_STATES = {NEIGH_INCOMPLETE: "INCOMPLETE", NEIGH_REACHABLE: "REACHABLE",
                 NEIGH_STATIC: "PERMANENT"}
@@ -132,9 +145,113 @@ cdef void apply_msg(engine_t *e, worker_t *w, msg_t *msg) noexcept nogil:
             arp_send(e, w, <uint8_t>msg.port, ARP_REQUEST, msg.b, ZERO_MAC, msg.b, BCAST)
     elif msg.type == MSG_PORT_ADDR:
         w.port_addr[msg.port] = msg.b
+    elif msg.type == MSG_SVC_SET:
+        svc_apply(e, w, msg.a, <svc_t *><uintptr_t>msg.ptr)
+    elif msg.type == MSG_SVC_DEL:
+        w.svcs[msg.a].used = 0
+        w.svcs[msg.a].table = NULL
+        svc_rehash(e, w)
+    elif msg.type == MSG_SVC_TABLE:
+        w.svcs[msg.a].table = <uint32_t *><uintptr_t>msg.ptr
+        w.svcs[msg.a].table_size = msg.b
+    elif msg.type == MSG_DEST_SET:
+        dest_apply(w, msg.a, <dest_t *><uintptr_t>msg.ptr)
+    elif msg.type == MSG_DEST_DEL:
+        w.dests[msg.a].used = 0
+        w.dests[msg.a].flags = DEST_F_DELETED
+        w.dests[msg.a].gen += 1              # its connections end at their next packet
+    elif msg.type == MSG_CONN_DUMP:
+        conn_dump(w, <conn_t *><uintptr_t>msg.ptr, msg.a)
+    elif msg.type == MSG_ZERO:
+        zero_counters(e, w, msg.a)
     if msg.seq:
         rte_smp_wmb()
         w.applied_seq = msg.seq
+
+
+cdef void svc_apply(engine_t *e, worker_t *w, uint32_t slot, svc_t *cfg) noexcept nogil:
+    """New configuration for a service slot; an unchanged service keeps its counters,
+    scheduler position and local-port cursors (its connections never notice)."""
+    cdef svc_t *s = &w.svcs[slot]
+    cdef svc_t old
+    cdef int i, j
+    memcpy(&old, s, sizeof(svc_t))
+    memcpy(s, cfg, sizeof(svc_t))
+    s.used = 1
+    s.table = old.table
+    s.table_size = old.table_size
+    if old.used and old.vaddr == cfg.vaddr and old.vport == cfg.vport and old.proto == cfg.proto:
+        s.sched_cursor = old.sched_cursor
+        s.sched_cw = old.sched_cw
+        s.conns = old.conns
+        s.inpkts = old.inpkts
+        s.outpkts = old.outpkts
+        s.inbytes = old.inbytes
+        s.outbytes = old.outbytes
+        s.no_dest = old.no_dest
+        s.no_laddr = old.no_laddr
+        for i in range(s.nladdrs):
+            for j in range(old.nladdrs):
+                if old.laddrs[j].addr == s.laddrs[i].addr:
+                    s.laddrs[i].cursor = old.laddrs[j].cursor
+                    s.laddrs[i].used = old.laddrs[j].used
+                    s.laddrs[i].miss = old.laddrs[j].miss
+    svc_rehash(e, w)
+
+
+cdef void dest_apply(worker_t *w, uint32_t slot, dest_t *cfg) noexcept nogil:
+    cdef dest_t *d = &w.dests[slot]
+    cdef uint8_t same = d.used and d.addr == cfg.addr and d.port == cfg.port and d.svc == cfg.svc
+    d.weight = cfg.weight
+    d.u_threshold = cfg.u_threshold
+    d.l_threshold = cfg.l_threshold
+    d.flags = cfg.flags
+    d.mode = cfg.mode
+    if same:
+        return
+    d.gen += 1                     # a reused slot: connections of the old one end
+    d.addr = cfg.addr
+    d.port = cfg.port
+    d.svc = cfg.svc
+    d.used = 1
+    d.activeconns = 0
+    d.inactconns = 0
+    d.conns = 0
+    d.inpkts = 0
+    d.outpkts = 0
+    d.inbytes = 0
+    d.outbytes = 0
+
+
+cdef void conn_dump(worker_t *w, conn_t *out, uint32_t cap) noexcept nogil:
+    cdef uint32_t i, k = 0
+    for i in range(cap):
+        out[i].proto = 0
+    for i in range(g.conn_cap):
+        if k + 1 >= cap:
+            break
+        if w.conns[i].proto != 0 and not (w.conns[i].flags & CONN_F_TEMPLATE):
+            memcpy(&out[k], &w.conns[i], sizeof(conn_t))
+            out[k].expires = w.conns[i].expires - w.tick
+            k += 1
+
+
+cdef void zero_counters(engine_t *e, worker_t *w, uint32_t only) noexcept nogil:
+    cdef uint32_t i, k
+    cdef svc_t *s
+    cdef dest_t *d
+    for i in range(e.svc_cap):
+        if only != NONE32 and i != only:
+            continue
+        s = &w.svcs[i]
+        s.conns = s.inpkts = s.outpkts = s.inbytes = s.outbytes = 0
+        s.no_dest = s.no_laddr = 0
+        for k in range(s.nladdrs):
+            s.laddrs[k].miss = 0
+        if s.used:
+            for k in range(s.ndests):
+                d = &w.dests[s.dests[k]]
+                d.conns = d.inpkts = d.outpkts = d.inbytes = d.outbytes = 0
 
 
 cdef inline void flush_all(engine_t *e, worker_t *w) noexcept nogil:
@@ -154,6 +271,8 @@ cdef int worker_main(void *arg) noexcept nogil:
     cdef uint32_t idle = 0
     cdef msg_t msg
     cdef uint64_t now
+    cdef uint32_t ticks
+    w.next_tick = rte_rdtsc() + e.tsc_hz // TICKS_PER_SEC
     w.running = 1
     while not e.stop:
         got = 0
@@ -169,6 +288,11 @@ cdef int worker_main(void *arg) noexcept nogil:
                 for i in range(n):
                     w.pstats[p].from_kni += 1
                     tx_port(e, w, <uint8_t>p, pkts[i])
+        n = rte_ring_dequeue_burst(w.redirect, <void **>pkts, BURST, NULL)
+        got += n
+        for i in range(n):
+            # handed over by another worker: m.port holds our port index
+            ipv4_input(e, w, <uint8_t>pkts[i].port, pkts[i])
         flush_all(e, w)
         for i in range(64):
             if rte_ring_dequeue_elem(w.ring, &msg, MSG_SIZE) != 0:
@@ -178,6 +302,16 @@ cdef int worker_main(void *arg) noexcept nogil:
         flush_all(e, w)
         w.polls += 1
         now = rte_rdtsc()
+        if now >= w.next_tick:
+            ticks = 0
+            while now >= w.next_tick and ticks < 64:
+                w.tick += 1
+                w.next_tick += e.tsc_hz // TICKS_PER_SEC
+                conn_timer(e, w)
+                ticks += 1
+            if now >= w.next_tick:          # far behind (e.g. stopped in a debugger)
+                w.next_tick = now + e.tsc_hz // TICKS_PER_SEC
+            flush_all(e, w)
         if now >= w.next_timer:
             w.next_timer = now + e.tsc_hz
             w.icmp_tokens = ICMP_ERRORS_PER_SEC
@@ -201,6 +335,7 @@ cdef int worker_main(void *arg) noexcept nogil:
 cdef worker_t *worker_new(uint16_t wid) except NULL:
     cdef worker_t *w = <worker_t *>rte_zmalloc(b"rlb_worker", sizeof(worker_t), 64)
     cdef rte_lpm_config cfg
+    cdef uint32_t k, hsize
     if w == NULL:
         raise DataplaneError("out of memory for worker state")
     w.id = wid
@@ -217,7 +352,38 @@ cdef worker_t *worker_new(uint16_t wid) except NULL:
     w.neigh_mask = g.neigh_cap - 1
     if w.ring == NULL or w.lpm == NULL or w.routes == NULL or w.neigh == NULL:
         raise DataplaneError(f"worker {wid}: cannot allocate tables: {rte_strerror(rte_errno).decode()}")
+    hsize = _pow2(g.svc_cap * 2)
+    w.svcs = <svc_t *>rte_zmalloc(b"rlb_svcs", sizeof(svc_t) * g.svc_cap, 64)
+    w.svc_hash = <uint32_t *>rte_zmalloc(b"rlb_svch", sizeof(uint32_t) * hsize, 64)
+    w.vips = <uint32_t *>rte_zmalloc(b"rlb_vips", sizeof(uint32_t) * hsize, 64)
+    w.svc_hash_mask = hsize - 1
+    w.vip_mask = hsize - 1
+    w.dests = <dest_t *>rte_zmalloc(b"rlb_dests", sizeof(dest_t) * g.dest_cap, 64)
+    w.conns = <conn_t *>rte_zmalloc(b"rlb_conns", sizeof(conn_t) * g.conn_cap, 64)
+    hsize = _pow2(g.conn_cap * 2)
+    w.conn_hash = <uint32_t *>rte_zmalloc(b"rlb_connh", sizeof(uint32_t) * hsize, 64)
+    w.conn_hash_mask = hsize - 1
+    name = f"rlb_redir{wid}".encode()
+    w.redirect = rte_ring_create(name, REDIRECT_RING_SIZE, rte_socket_id(), RING_F_SC_DEQ)
+    if (w.svcs == NULL or w.svc_hash == NULL or w.vips == NULL or w.dests == NULL
+            or w.conns == NULL or w.conn_hash == NULL or w.redirect == NULL):
+        raise DataplaneError(f"worker {wid}: cannot allocate the connection tables "
+                             f"({g.conn_cap} connections): raise `memory` in the dataplane section")
+    memset(w.conn_hash, 0xff, sizeof(uint32_t) * hsize)
+    memset(w.wheel, 0xff, sizeof(w.wheel))
+    for k in range(g.conn_cap):
+        w.conns[k].tnext = k + 1
+        w.conns[k].wslot = OFF_WHEEL
+    w.conns[g.conn_cap - 1].tnext = NONE32
+    w.conn_free = 0
     return w
+
+
+def _pow2(n):
+    p = 1
+    while p < n:
+        p <<= 1
+    return p
 
 
 def _check(int rc, what):
@@ -229,11 +395,11 @@ cdef class Engine:
     """The process's DPDK engine. Create once; start(); send messages; stop()."""
     cdef public list port_names
     cdef public int nworkers
-    cdef object _dumpbuf
+    cdef dict _tables
 
     def __init__(self, eal_args, ports, *, workers=1, pool_size=16384, route_cap=1024,
                  neigh_cap=1024, busy_poll=False, idle_sleep_us=200, neigh_timeout=60,
-                 ip_forward=False):
+                 ip_forward=False, svc_cap=256, dest_cap=4096, conn_cap=65536):
         """ports: [(name, devargs, kni_iface or None)]; devargs is a PCI address or a vdev
         string such as 'net_af_packet0,iface=veth0'."""
         global g_eal_up
@@ -263,11 +429,17 @@ cdef class Engine:
             raise DataplaneError(f"EAL init failed: {rte_strerror(rte_errno).decode()}")
         g_eal_up = 1
         self.port_names = [p[0] for p in ports]
+        self._tables = {}
         self.nworkers = workers
         g.nworkers = workers
         g.nports = len(ports)
         g.route_cap = route_cap
         g.neigh_cap = neigh_cap
+        g.svc_cap = svc_cap
+        g.dest_cap = dest_cap
+        g.conn_cap = conn_cap
+        for i, name in enumerate(CONN_STATES):
+            g.timeouts[i] = DEFAULT_TIMEOUTS[name] * TICKS_PER_SEC
         g.tsc_hz = rte_get_tsc_hz()
         g.neigh_timeout = g.tsc_hz * neigh_timeout
         g.busy_poll = 1 if busy_poll else 0
@@ -339,6 +511,7 @@ cdef class Engine:
         cdef int i
         cdef uint32_t k
         cdef worker_t *w
+        cdef rte_mbuf *mb
         if not g_eal_up:
             return
         g.stop = 1
@@ -356,6 +529,8 @@ cdef class Engine:
                     neigh_remove(w, &w.neigh[k], R_NEIGH_UNRESOLVED)
                     continue
                 k += 1
+            while rte_ring_dequeue_burst(w.redirect, <void **>&mb, 1, NULL) == 1:
+                rte_pktmbuf_free(mb)
         for i in range(g.nports):
             if g.ports[i].has_kni:
                 rte_eth_dev_stop(g.ports[i].kni_id)
@@ -519,6 +694,191 @@ cdef class Engine:
     def pool(self):
         return {"size": g.pool.size, "in_use": rte_mempool_in_use_count(g.pool),
                 "available": rte_mempool_avail_count(g.pool)}
+
+    # -- virtual services (rlb/control/services.py drives these)
+
+    def register_mode(self, int index, capsule):
+        if not 0 <= index < MAX_MODES:
+            raise DataplaneError(f"at most {MAX_MODES} forwarding modes")
+        if not PyCapsule_IsValid(capsule, b"rlb.mode_ops_t"):
+            raise DataplaneError("not a rlb.mode_ops_t capsule")
+        g.modes[index] = <mode_ops_t *>PyCapsule_GetPointer(capsule, b"rlb.mode_ops_t")
+
+    def register_sched(self, int index, capsule):
+        if not 0 <= index < MAX_SCHEDS:
+            raise DataplaneError(f"at most {MAX_SCHEDS} schedulers")
+        if not PyCapsule_IsValid(capsule, b"rlb.sched_ops_t"):
+            raise DataplaneError("not a rlb.sched_ops_t capsule")
+        g.scheds[index] = <sched_ops_t *>PyCapsule_GetPointer(capsule, b"rlb.sched_ops_t")
+
+    def _slot(self, int slot, uint32_t cap, what):
+        if slot < 0 or <uint32_t>slot >= cap:
+            raise DataplaneError(f"{what} table full ({cap})")
+
+    def dest_set(self, int slot, *, int svc, uint32_t addr, int port, int mode, int weight,
+                 int u_threshold=0, int l_threshold=0, bint available=True):
+        cdef dest_t d
+        self._slot(slot, g.dest_cap, "real server")
+        if g.modes[mode] == NULL:
+            raise DataplaneError(f"forwarding mode {mode} is not registered")
+        memset(&d, 0, sizeof(d))
+        d.svc = svc
+        d.addr = addr
+        d.port = port
+        d.mode = mode
+        d.weight = weight
+        d.u_threshold = u_threshold
+        d.l_threshold = l_threshold
+        d.flags = DEST_F_AVAILABLE if available else 0
+        self.send(MSG_DEST_SET, a=slot, ptr=<uintptr_t>&d)
+
+    def dest_del(self, int slot):
+        self._slot(slot, g.dest_cap, "real server")
+        self.send(MSG_DEST_DEL, a=slot)
+
+    def svc_set(self, int slot, *, int proto, uint32_t vaddr, int vport, int sched, int flags=0,
+                int timeout=0, uint32_t netmask=0xffffffff, dests=(), laddrs=()):
+        cdef svc_t *s
+        cdef int i
+        self._slot(slot, g.svc_cap, "service")
+        if not 0 <= sched < MAX_SCHEDS or g.scheds[sched] == NULL:
+            raise DataplaneError(f"scheduler {sched} is not registered")
+        if len(dests) > MAX_DESTS_PER_SVC or len(laddrs) > MAX_LADDRS_PER_SVC:
+            raise DataplaneError(f"at most {MAX_DESTS_PER_SVC} real servers and "
+                                 f"{MAX_LADDRS_PER_SVC} local addresses per service")
+        s = <svc_t *>calloc(1, sizeof(svc_t))
+        try:
+            s.proto = proto
+            s.vaddr = vaddr
+            s.vport = vport
+            s.sched = sched
+            s.flags = flags
+            s.timeout = timeout
+            s.netmask = netmask
+            s.ndests = len(dests)
+            for i, d in enumerate(dests):
+                s.dests[i] = d
+            s.nladdrs = len(laddrs)
+            for i, (addr, port) in enumerate(laddrs):
+                s.laddrs[i].addr = addr
+                s.laddrs[i].port = port
+            self.send(MSG_SVC_SET, a=slot, ptr=<uintptr_t>s)
+        finally:
+            free(s)
+
+    def svc_table(self, int slot, table):
+        """A lookup table of dest slots (source hash, Maglev): shared by the workers,
+        swapped in with one message, the old one freed once all have moved."""
+        cdef uint32_t *t = NULL
+        cdef uint32_t i
+        self._slot(slot, g.svc_cap, "service")
+        if table:
+            t = <uint32_t *>rte_zmalloc(b"rlb_table", sizeof(uint32_t) * len(table), 64)
+            if t == NULL:
+                raise DataplaneError("out of memory for a scheduler table")
+            for i, v in enumerate(table):
+                t[i] = v
+        self.send(MSG_SVC_TABLE, a=slot, b=len(table) if table else 0, ptr=<uintptr_t>t)
+        old = self._tables.pop(slot, 0)
+        if old:
+            rte_free(<void *><uintptr_t>old)
+        if t != NULL:
+            self._tables[slot] = <uintptr_t>t
+
+    def svc_del(self, int slot):
+        self._slot(slot, g.svc_cap, "service")
+        self.send(MSG_SVC_DEL, a=slot)
+        old = self._tables.pop(slot, 0)
+        if old:
+            rte_free(<void *><uintptr_t>old)
+
+    def set_timeout(self, name, int seconds):
+        """ipvsadm --set: tcp (ESTABLISHED), tcpfin (FIN_WAIT), udp; or an LVS state name."""
+        state = TIMEOUT_NAMES.get(name, name)
+        if state not in CONN_STATES or seconds <= 0:
+            raise DataplaneError(f"bad timeout {name}={seconds}")
+        g.timeouts[CONN_STATES.index(state)] = seconds * TICKS_PER_SEC
+
+    def timeouts(self):
+        return {name: g.timeouts[i] // TICKS_PER_SEC for i, name in enumerate(CONN_STATES)}
+
+    def svc_stats(self, int slot):
+        cdef svc_t *s
+        out = dict.fromkeys(("conns", "inpkts", "outpkts", "inbytes", "outbytes", "no_dest",
+                             "no_laddr"), 0)
+        for i in range(g.nworkers):
+            s = &g.workers[i].svcs[slot]
+            out["conns"] += s.conns
+            out["inpkts"] += s.inpkts
+            out["outpkts"] += s.outpkts
+            out["inbytes"] += s.inbytes
+            out["outbytes"] += s.outbytes
+            out["no_dest"] += s.no_dest
+            out["no_laddr"] += s.no_laddr
+        return out
+
+    def dest_stats(self, int slot):
+        cdef dest_t *d
+        out = dict.fromkeys(("activeconns", "inactconns", "conns", "inpkts", "outpkts",
+                             "inbytes", "outbytes"), 0)
+        for i in range(g.nworkers):
+            d = &g.workers[i].dests[slot]
+            out["activeconns"] += d.activeconns
+            out["inactconns"] += d.inactconns
+            out["conns"] += d.conns
+            out["inpkts"] += d.inpkts
+            out["outpkts"] += d.outpkts
+            out["inbytes"] += d.inbytes
+            out["outbytes"] += d.outbytes
+        return out
+
+    def laddr_stats(self, int svc_slot):
+        cdef svc_t *s = &g.workers[0].svcs[svc_slot]
+        out = [{"addr": s.laddrs[k].addr, "used": 0, "miss": 0} for k in range(s.nladdrs)]
+        for i in range(g.nworkers):
+            s = &g.workers[i].svcs[svc_slot]
+            for k in range(min(s.nladdrs, len(out))):
+                out[k]["used"] += s.laddrs[k].used
+                out[k]["miss"] += s.laddrs[k].miss
+        return out
+
+    def zero_stats(self, int svc_slot=-1):
+        self.send(MSG_ZERO, a=NONE32 if svc_slot < 0 else svc_slot)
+
+    def connections(self, int limit=10000):
+        """Connections of every worker (for ipvsadm -lnc), at most `limit`."""
+        cdef conn_t *buf = <conn_t *>calloc(limit + 1, sizeof(conn_t))
+        cdef conn_t *c
+        cdef uint32_t k
+        out = []
+        try:
+            for i in range(g.nworkers):
+                self.send(MSG_CONN_DUMP, a=limit + 1, ptr=<uintptr_t>buf)
+                k = 0
+                while buf[k].proto != 0 and len(out) < limit:
+                    c = &buf[k]
+                    out.append({"proto": c.proto, "caddr": c.caddr, "cport": c.cport,
+                                "vaddr": c.vaddr, "vport": c.vport, "laddr": c.laddr,
+                                "lport": c.lport, "daddr": c.daddr, "dport": c.dport,
+                                "state": CONN_STATES[c.state],
+                                "expires": <int32_t>c.expires / <double>TICKS_PER_SEC,
+                                "mode": c.mode, "worker": i})
+                    k += 1
+        finally:
+            free(buf)
+        return out
+
+    def conn_summary(self):
+        cdef worker_t *w
+        out = {"capacity": g.conn_cap * g.nworkers, "entry_bytes": sizeof(conn_t),
+               "conns": 0, "created": 0, "expired": 0, "per_worker": []}
+        for i in range(g.nworkers):
+            w = g.workers[i]
+            out["conns"] += w.nconns
+            out["created"] += w.conn_created
+            out["expired"] += w.conn_expired
+            out["per_worker"].append(w.nconns)
+        return out
 
 
 def _is_pci(devargs):

@@ -12,6 +12,7 @@ from rlb.core.types cimport *
 from rlb.core.packet cimport (tx_port, tx_kni, drop, eth_hdr, ip_hdr, ip_set_csum, mac_copy,
                               mac_is_multicast, csum_fold_add, ETH_HLEN, ETHER_TYPE_IPV4,
                               IPPROTO_ICMP)
+from rlb.core.lb cimport lb_input
 from rlb.core.neigh cimport (neigh_find, neigh_insert, neigh_confirm, neigh_share,
                              neigh_output, ARP_REQUEST, ARP_REPLY, ARP_LEN)
 
@@ -222,6 +223,9 @@ cdef inline void ipv4_input(engine_t *e, worker_t *w, uint8_t port, rte_mbuf *m)
         tx_kni(e, w, port, m)
         return
     r = route_lookup(w, dst)
+    if not (rte_be_to_cpu_16(ip.fragment_offset) & IP_MF_OFFSET_MASK) and lb_input(
+            e, w, port, m, ip, hl, tot, r != NULL and r.sapool and r.prefix == dst):
+        return
     if r != NULL and r.scope == SCOPE_HOST and r.prefix == dst:
         if rte_be_to_cpu_16(ip.fragment_offset) & IP_MF_OFFSET_MASK:
             w.reasons[R_IP_FRAG] += 1

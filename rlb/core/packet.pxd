@@ -74,3 +74,8 @@ cdef inline void tx_kni(engine_t *e, worker_t *w, uint8_t port, rte_mbuf *m) noe
 cdef inline void drop(worker_t *w, rte_mbuf *m, int reason) noexcept nogil:
     w.reasons[reason] += 1
     rte_pktmbuf_free(m)
+
+cdef inline uint16_t csum_replace4(uint16_t csum, uint32_t old, uint32_t new) noexcept nogil:
+    """Incremental checksum update for a 32-bit field, values as stored in the packet."""
+    csum = csum_fold_add(csum, <uint16_t>(old & 0xffff), <uint16_t>(new & 0xffff))
+    return csum_fold_add(csum, <uint16_t>(old >> 16), <uint16_t>(new >> 16))

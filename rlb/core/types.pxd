@@ -1,5 +1,5 @@
 # Shared C structures of the packet core: ports, routes, neighbours, workers, messages, counters.
-from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
+from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int32_t
 from rlb.core.dpdk.mbuf cimport rte_mbuf, rte_mempool
 from rlb.core.dpdk.ring cimport rte_ring
 from rlb.core.dpdk.lpm cimport rte_lpm
@@ -39,6 +39,13 @@ cdef enum:  # Reason
     R_NO_MBUF                  # could not allocate an mbuf (ARP, copies)
     R_MSG_RING_FULL            # neighbour update to another worker lost
     R_ICMP_RATELIMIT           # an ICMP error not sent: over the per-second budget
+    R_NO_SERVICE               # to a VIP, but no service on that protocol/port
+    R_CONN_MISS                # TCP segment other than SYN with no connection
+    R_NO_DEST                  # service has no available real server
+    R_NO_LADDR                 # FNAT: no local address, or all its ports taken
+    R_CONN_FULL                # connection table full
+    R_REDIRECT_FULL            # could not hand a packet to its connection's worker
+    R_DEST_GONE                # real server deleted: its connection ended
     R_MAX
 
 cdef enum RouteScope:
@@ -63,6 +70,13 @@ cdef enum MsgType:
     MSG_GARP = 7               # b=ip port: gratuitous ARP (worker 0 only)
     MSG_PORT_ADDR = 8          # b=ip port: source for ARP requests on the port
     MSG_NEIGH_FLUSH = 9        # drop learned neighbours (port or all)
+    MSG_SVC_SET = 10           # a=slot ptr=svc_t (configuration part)
+    MSG_SVC_DEL = 11           # a=slot
+    MSG_DEST_SET = 12          # a=slot ptr=dest_t (configuration part)
+    MSG_DEST_DEL = 13          # a=slot
+    MSG_SVC_TABLE = 14         # a=slot ptr=uint32_t[b] (shared, read only) or 0
+    MSG_CONN_DUMP = 15         # ptr=conn_t array, a=capacity; worker writes count to the array's end marker
+    MSG_ZERO = 16              # a=service slot or NONE32: zero its (or all) counters
 
 cdef struct msg_t:
     uint32_t seq               # 0: no acknowledgement expected
@@ -97,6 +111,7 @@ cdef struct route_t:
     uint8_t scope
     uint8_t port
     uint8_t used
+    uint8_t sapool             # a local address pool (FNAT/SNAT): replies find their worker by port
 
 cdef struct neigh_t:
     uint32_t ip                # host byte order, 0 = empty slot
@@ -109,6 +124,149 @@ cdef struct neigh_t:
     uint64_t updated           # tsc of last confirmation
     uint64_t probed            # tsc of last ARP request
     rte_mbuf *pending[NEIGH_PENDING]
+
+# ------------------------------------------------- virtual services and connections
+
+cdef enum:
+    MAX_MODES = 8
+    MAX_SCHEDS = 16
+    MAX_DESTS_PER_SVC = 256
+    MAX_LADDRS_PER_SVC = 16
+    NONE32 = 0xffffffff
+    WHEEL_SLOTS = 4096         # timer wheel, one slot per tick
+    TICKS_PER_SEC = 10
+    REDIRECT_RING_SIZE = 4096
+
+cdef enum ConnState:           # LVS TCP states; UDP uses NONE/ESTABLISHED
+    CS_NONE = 0
+    CS_ESTABLISHED
+    CS_SYN_SENT
+    CS_SYN_RECV
+    CS_FIN_WAIT
+    CS_TIME_WAIT
+    CS_CLOSE
+    CS_CLOSE_WAIT
+    CS_LAST_ACK
+    CS_LISTEN
+    CS_SYNACK
+    CS_UDP                     # UDP "connection"
+    CS_MAX
+
+cdef enum:                     # svc_t.flags
+    SVC_F_PERSISTENT = 1
+    SVC_F_HASHED = 2           # sh/mh: follow the table, not the per-worker state
+
+cdef enum:                     # dest_t.flags
+    DEST_F_AVAILABLE = 1       # may take new connections (weight > 0, not overloaded)
+    DEST_F_DELETED = 2         # gone: its connections end at their next packet
+
+cdef enum:                     # conn_t.flags
+    CONN_F_TOA_SYN = 1         # client address went to the RS in the SYN
+    CONN_F_TOA_ACK = 2         # ... and in the first ACK (done)
+    CONN_F_ACTIVE = 4          # counted in dest.activeconns (else inactconns)
+    CONN_F_TEMPLATE = 8        # persistence template: client (masked) -> dest
+
+cdef struct dest_t:            # a real server of one service (each worker has its copy)
+    uint32_t addr              # host order
+    uint16_t port
+    uint8_t used
+    uint8_t flags
+    uint8_t mode               # forwarding mode index (engine.modes)
+    uint8_t gen                # bumped when the slot is deleted or reused
+    uint16_t svc
+    int32_t weight
+    uint32_t u_threshold       # 0: none
+    uint32_t l_threshold
+    uint32_t activeconns       # this worker's
+    uint32_t inactconns
+    uint64_t conns             # stats: connections scheduled here
+    uint64_t inpkts
+    uint64_t outpkts
+    uint64_t inbytes
+    uint64_t outbytes
+
+cdef struct laddr_t:           # FNAT local address of a service
+    uint32_t addr
+    uint8_t port               # data port the RS side is reached by
+    uint8_t pad[3]
+    uint32_t cursor            # next local port to try (this worker)
+    uint64_t used              # connections holding a port of it
+    uint64_t miss              # no free port found
+
+cdef struct svc_t:
+    uint32_t vaddr             # host order
+    uint16_t vport
+    uint8_t proto              # 6 tcp, 17 udp
+    uint8_t used
+    uint8_t sched              # scheduler index (engine.scheds)
+    uint8_t flags
+    uint16_t ndests
+    uint32_t timeout           # persistence, seconds
+    uint32_t netmask           # persistence granularity
+    uint16_t nladdrs
+    uint16_t pad
+    uint32_t sched_cursor      # rr/wrr position (this worker)
+    int32_t sched_cw           # wrr current weight
+    uint32_t *table            # sh/mh lookup table of dest slots (shared, read only)
+    uint32_t table_size
+    uint32_t dests[MAX_DESTS_PER_SVC]       # dest slots
+    laddr_t laddrs[MAX_LADDRS_PER_SVC]
+    uint64_t conns
+    uint64_t inpkts
+    uint64_t outpkts
+    uint64_t inbytes
+    uint64_t outbytes
+    uint64_t no_dest           # new flows dropped: no available real server
+    uint64_t no_laddr          # ... FNAT without a free local address/port
+
+cdef struct conn_t:            # one flow, both directions (bytes per entry: see bench)
+    uint32_t caddr             # client
+    uint32_t vaddr             # virtual address
+    uint32_t laddr             # local (FNAT) address, or caddr
+    uint32_t daddr             # real server
+    uint16_t cport
+    uint16_t vport
+    uint16_t lport
+    uint16_t dport
+    uint32_t hnext[2]          # hash chains: [0] client side, [1] server side (slot<<1|dir)
+    uint32_t tnext             # timer wheel list (doubly linked: states shorten timeouts)
+    uint32_t tprev
+    uint32_t expires           # tick
+    uint32_t dest              # dest slot | generation << 24 (a reused slot is not ours)
+    uint32_t toa_ack           # FNAT: sequence number of the first ACK after the handshake
+    uint16_t svc
+    uint16_t wslot             # wheel slot it is linked in
+    uint8_t proto
+    uint8_t state
+    uint8_t flags
+    uint8_t mode
+    uint8_t cport_in           # data port the client side uses
+    uint8_t laddr_idx          # index in the service's laddrs
+
+ctypedef conn_t *conn_p
+
+cdef struct worker_t
+cdef struct engine_t
+
+# A forwarding mode hands the core these, once, in a PyCapsule (rlb/modes/).
+ctypedef int (*mode_conn_init_t)(engine_t *e, worker_t *w, svc_t *s, dest_t *d, conn_t *c,
+                                 rte_mbuf *m) noexcept nogil
+ctypedef void (*mode_xmit_t)(engine_t *e, worker_t *w, conn_t *c, rte_mbuf *m) noexcept nogil
+ctypedef void (*mode_conn_free_t)(engine_t *e, worker_t *w, conn_t *c) noexcept nogil
+
+cdef struct mode_ops_t:
+    mode_conn_init_t conn_init # 0: ok; <0: cannot (no local address...), packet dropped
+    mode_xmit_t xmit_in        # client -> real server
+    mode_xmit_t xmit_out       # real server -> client
+    mode_conn_free_t conn_free # release what conn_init took
+    uint8_t owner_by_lport     # replies find their worker by local port (FNAT, SNAT)
+
+# A scheduler picks a dest slot for a new flow, or NONE32.
+ctypedef uint32_t (*sched_select_t)(engine_t *e, worker_t *w, svc_t *s, uint32_t caddr,
+                                    uint16_t cport) noexcept nogil
+
+cdef struct sched_ops_t:
+    sched_select_t select
 
 cdef struct port_stats_t:
     uint64_t rx_pkts
@@ -140,6 +298,24 @@ cdef struct worker_t:
     port_stats_t pstats[MAX_PORTS]
     uint64_t reasons[R_MAX]
     uint32_t icmp_tokens       # ICMP errors still allowed this second (RFC 1812 4.3.2.8)
+    # virtual services (copies, changed by messages) and this worker's connections
+    svc_t *svcs
+    uint32_t *svc_hash         # open addressing: svc slot + 1, 0 empty
+    uint32_t svc_hash_mask
+    uint32_t *vips             # addresses that are some service's VIP, 0 empty
+    uint32_t vip_mask
+    dest_t *dests
+    conn_t *conns
+    uint32_t *conn_hash        # chain heads: slot<<1|dir, NONE32 empty
+    uint32_t conn_hash_mask
+    uint32_t conn_free         # free list through tnext
+    uint32_t nconns
+    uint32_t wheel[WHEEL_SLOTS]
+    uint32_t tick              # current timer tick
+    uint64_t next_tick
+    rte_ring *redirect         # mbufs another worker received for our connections
+    uint64_t conn_created
+    uint64_t conn_expired
     uint64_t polls
     uint64_t idle_sleeps
 
@@ -152,6 +328,12 @@ cdef struct engine_t:
     uint64_t tsc_hz
     uint16_t nports
     uint16_t nworkers
+    uint32_t svc_cap
+    uint32_t dest_cap
+    uint32_t conn_cap          # per worker
+    uint32_t timeouts[CS_MAX]  # ticks per state (ipvsadm --set)
+    mode_ops_t *modes[MAX_MODES]
+    sched_ops_t *scheds[MAX_SCHEDS]
     uint32_t route_cap
     uint32_t neigh_cap
     rte_mempool *pool

@@ -44,3 +44,25 @@ cdef extern from "rte_byteorder.h" nogil:
     uint32_t rte_be_to_cpu_32(uint32_t x)
     uint16_t rte_cpu_to_be_16(uint16_t x)
     uint32_t rte_cpu_to_be_32(uint32_t x)
+
+cdef extern from "rte_ip.h" nogil:
+    uint16_t rte_ipv4_udptcp_cksum(const rte_ipv4_hdr *ipv4_hdr, const void *l4_hdr)
+
+cdef extern from "rte_tcp.h" nogil:
+    struct rte_tcp_hdr:
+        uint16_t src_port
+        uint16_t dst_port
+        uint32_t sent_seq
+        uint32_t recv_ack
+        uint8_t data_off
+        uint8_t tcp_flags
+        uint16_t rx_win
+        uint16_t cksum
+        uint16_t tcp_urp
+
+cdef extern from "rte_udp.h" nogil:
+    struct rte_udp_hdr:
+        uint16_t src_port
+        uint16_t dst_port
+        uint16_t dgram_len
+        uint16_t dgram_cksum

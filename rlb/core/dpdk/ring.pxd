@@ -9,3 +9,6 @@ cdef extern from "rte_ring.h" nogil:
     int rte_ring_dequeue_elem(rte_ring *r, void *obj, unsigned esize)
     unsigned rte_ring_count(const rte_ring *r)
     enum: RING_F_SC_DEQ
+    rte_ring *rte_ring_create(const char *name, unsigned count, int socket_id, unsigned flags)
+    int rte_ring_enqueue(rte_ring *r, void *obj)
+    unsigned rte_ring_dequeue_burst(rte_ring *r, void **obj_table, unsigned n, unsigned *available)

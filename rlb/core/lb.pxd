@@ -1,0 +1,292 @@
+# Virtual-service dispatch on a worker: find the connection or schedule a new one, keep
+# the LVS state and timers, and hand the packet to the connection's forwarding mode.
+from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int32_t
+from libc.string cimport memset
+from rlb.core.dpdk.mbuf cimport rte_mbuf
+from rlb.core.dpdk.ring cimport rte_ring_enqueue
+from rlb.core.dpdk.net cimport (rte_ipv4_hdr, rte_tcp_hdr, rte_be_to_cpu_16, rte_be_to_cpu_32)
+from rlb.core.types cimport *
+from rlb.core.packet cimport drop, ETH_HLEN
+from rlb.core.conn cimport *
+
+cdef enum:
+    IPPROTO_TCP = 6
+    IPPROTO_UDP = 17
+
+cdef inline uint32_t svc_slot_hash(uint8_t proto, uint32_t addr, uint16_t port) noexcept nogil:
+    cdef uint32_t h = (addr * <uint32_t>0x9E3779B1u) ^ ((<uint32_t>port << 8 | proto) * <uint32_t>0x85EBCA77u)
+    return h ^ (h >> 16)
+
+cdef inline svc_t *svc_find(worker_t *w, uint8_t proto, uint32_t addr, uint16_t port) noexcept nogil:
+    cdef uint32_t i = svc_slot_hash(proto, addr, port) & w.svc_hash_mask
+    cdef uint32_t v
+    cdef svc_t *s
+    while True:
+        v = w.svc_hash[i]
+        if v == 0:
+            return NULL
+        s = &w.svcs[v - 1]
+        if s.vaddr == addr and s.vport == port and s.proto == proto:
+            return s
+        i = (i + 1) & w.svc_hash_mask
+
+cdef inline int vip_known(worker_t *w, uint32_t addr) noexcept nogil:
+    cdef uint32_t i = (addr * <uint32_t>0x9E3779B1u >> 8) & w.vip_mask
+    while w.vips[i] != 0:
+        if w.vips[i] == addr:
+            return 1
+        i = (i + 1) & w.vip_mask
+    return 0
+
+cdef inline void svc_rehash(engine_t *e, worker_t *w) noexcept nogil:
+    """Rebuild the service and VIP lookups from the slots (services change rarely)."""
+    cdef uint32_t k, i
+    cdef svc_t *s
+    memset(w.svc_hash, 0, sizeof(uint32_t) * (w.svc_hash_mask + 1))
+    memset(w.vips, 0, sizeof(uint32_t) * (w.vip_mask + 1))
+    for k in range(e.svc_cap):
+        s = &w.svcs[k]
+        if not s.used:
+            continue
+        i = svc_slot_hash(s.proto, s.vaddr, s.vport) & w.svc_hash_mask
+        while w.svc_hash[i] != 0:
+            i = (i + 1) & w.svc_hash_mask
+        w.svc_hash[i] = k + 1
+        if not vip_known(w, s.vaddr):
+            i = (s.vaddr * <uint32_t>0x9E3779B1u >> 8) & w.vip_mask
+            while w.vips[i] != 0:
+                i = (i + 1) & w.vip_mask
+            w.vips[i] = s.vaddr
+
+cdef inline uint32_t owner_of_client(engine_t *e, uint32_t caddr) noexcept nogil:
+    return ((caddr * <uint32_t>0x9E3779B1u) >> 16) % e.nworkers
+
+cdef inline int redirect(engine_t *e, worker_t *w, uint16_t owner, uint8_t port,
+                         rte_mbuf *m) noexcept nogil:
+    """Hand a packet to the worker that owns its connection (ports without flow
+    steering spread a flow's two directions over workers: DESIGN.md)."""
+    m.port = port              # our port index travels with it
+    if rte_ring_enqueue(e.workers[owner].redirect, m) != 0:
+        drop(w, m, R_REDIRECT_FULL)
+    return 1
+
+# ------------------------------------------------------------------ counters
+
+cdef inline void dest_count(worker_t *w, conn_t *c, int delta) noexcept nogil:
+    cdef dest_t *d = &w.dests[c.dest & 0xffffff]
+    if d.gen != (c.dest >> 24):
+        return
+    if c.flags & CONN_F_ACTIVE:
+        d.activeconns += delta
+    else:
+        d.inactconns += delta
+
+cdef inline void conn_set_state(engine_t *e, worker_t *w, uint32_t slot, uint8_t state) noexcept nogil:
+    cdef conn_t *c = &w.conns[slot]
+    cdef uint8_t active = state == CS_ESTABLISHED or state == CS_UDP
+    if active != ((c.flags & CONN_F_ACTIVE) != 0):
+        dest_count(w, c, -1)
+        c.flags ^= CONN_F_ACTIVE
+        dest_count(w, c, 1)
+    c.state = state
+
+cdef inline void conn_free(engine_t *e, worker_t *w, uint32_t slot) noexcept nogil:
+    """Forget a connection: out of the hash and the wheel, its mode's resources back."""
+    cdef conn_t *c = &w.conns[slot]
+    conn_hash_del(w, slot, DIR_IN)
+    if not (c.flags & CONN_F_TEMPLATE):
+        conn_hash_del(w, slot, DIR_OUT)
+        if e.modes[c.mode] != NULL and e.modes[c.mode].conn_free != NULL:
+            e.modes[c.mode].conn_free(e, w, c)
+        dest_count(w, c, -1)
+    wheel_unlink(w, slot)
+    conn_release(w, slot)
+    w.conn_expired += 1
+
+cdef inline void conn_timer(engine_t *e, worker_t *w) noexcept nogil:
+    """One tick: expire what is due in this slot, re-file the rest (lazy timeouts)."""
+    cdef uint32_t slot, nxt
+    cdef uint16_t ws = w.tick % WHEEL_SLOTS
+    slot = w.wheel[ws]
+    w.wheel[ws] = NONE32
+    while slot != NONE32:
+        nxt = w.conns[slot].tnext
+        if <int32_t>(w.conns[slot].expires - w.tick) <= 0:
+            w.conns[slot].wslot = OFF_WHEEL       # the slot's list was taken whole
+            conn_free(e, w, slot)
+        else:
+            wheel_link(w, slot)
+        slot = nxt
+
+# ---------------------------------------------------------------- scheduling
+
+cdef inline uint32_t template_find(worker_t *w, svc_t *s, uint32_t caddr) noexcept nogil:
+    cdef uint32_t link = w.conn_hash[conn_hash(w, s.proto, caddr, 0, s.vaddr, s.vport)]
+    cdef conn_t *c
+    while link != NONE32:
+        c = &w.conns[link >> 1]
+        if (c.flags & CONN_F_TEMPLATE) and c.caddr == caddr and c.vaddr == s.vaddr and \
+                c.vport == s.vport and c.proto == s.proto:
+            return link >> 1
+        link = c.hnext[link & 1]
+    return NONE32
+
+cdef inline uint32_t lb_schedule(engine_t *e, worker_t *w, svc_t *s, uint32_t caddr,
+                                 uint16_t cport) noexcept nogil:
+    """A dest slot (with generation) for a new flow; persistence first (ipvsadm -p)."""
+    cdef uint32_t masked = caddr & s.netmask
+    cdef uint32_t t = NONE32
+    cdef uint32_t d
+    cdef conn_t *c
+    if s.flags & SVC_F_PERSISTENT:
+        t = template_find(w, s, masked)
+        if t != NONE32:
+            c = &w.conns[t]
+            d = c.dest & 0xffffff
+            if w.dests[d].gen == (c.dest >> 24) and (w.dests[d].flags & DEST_F_AVAILABLE):
+                conn_set_timeout(w, t, s.timeout * TICKS_PER_SEC)
+                return c.dest
+            conn_free(e, w, t)
+            t = NONE32
+    d = e.scheds[s.sched].select(e, w, s, caddr, cport)
+    if d == NONE32:
+        return NONE32
+    d = d | (<uint32_t>w.dests[d].gen << 24)
+    if s.flags & SVC_F_PERSISTENT:
+        t = conn_alloc(w)
+        if t != NONE32:
+            c = &w.conns[t]
+            c.flags = CONN_F_TEMPLATE
+            c.proto = s.proto
+            c.caddr = masked
+            c.vaddr = s.vaddr
+            c.vport = s.vport
+            c.dest = d
+            c.expires = w.tick + s.timeout * TICKS_PER_SEC
+            conn_hash_add(w, t, DIR_IN)
+            wheel_link(w, t)
+    return d
+
+cdef inline uint32_t lb_new_conn(engine_t *e, worker_t *w, svc_t *s, uint8_t port, rte_mbuf *m,
+                                 uint32_t saddr, uint16_t sport) noexcept nogil:
+    cdef uint32_t d = lb_schedule(e, w, s, saddr, sport)
+    cdef uint32_t slot
+    cdef conn_t *c
+    cdef dest_t *dest
+    if d == NONE32:
+        s.no_dest += 1
+        drop(w, m, R_NO_DEST)
+        return NONE32
+    slot = conn_alloc(w)
+    if slot == NONE32:
+        drop(w, m, R_CONN_FULL)
+        return NONE32
+    dest = &w.dests[d & 0xffffff]
+    c = &w.conns[slot]
+    c.proto = s.proto
+    c.caddr = saddr
+    c.cport = sport
+    c.vaddr = s.vaddr
+    c.vport = s.vport
+    c.laddr = saddr            # modes that rewrite the source (FNAT) change these
+    c.lport = sport
+    c.daddr = dest.addr
+    c.dport = dest.port
+    c.dest = d
+    c.svc = <uint16_t>(s - w.svcs)
+    c.mode = dest.mode
+    c.cport_in = port
+    c.state = CS_NONE if s.proto == IPPROTO_TCP else CS_UDP
+    if e.modes[c.mode] == NULL or e.modes[c.mode].conn_init(e, w, s, dest, c, m) < 0:
+        conn_release(w, slot)
+        if e.modes[c.mode] == NULL:
+            drop(w, m, R_NO_DEST)
+        else:
+            s.no_laddr += 1
+            drop(w, m, R_NO_LADDR)
+        return NONE32
+    conn_hash_add(w, slot, DIR_IN)
+    conn_hash_add(w, slot, DIR_OUT)
+    c.expires = w.tick + e.timeouts[c.state]
+    wheel_link(w, slot)
+    if c.state == CS_UDP:
+        c.flags |= CONN_F_ACTIVE
+    dest_count(w, c, 1)
+    dest.conns += 1
+    s.conns += 1
+    w.conn_created += 1
+    return slot
+
+# ------------------------------------------------------------------- dispatch
+
+cdef inline int lb_input(engine_t *e, worker_t *w, uint8_t port, rte_mbuf *m,
+                         rte_ipv4_hdr *ip, uint16_t hl, uint16_t tot,
+                         int sapool_dst) noexcept nogil:
+    """Return 1 when the packet belonged to a service or connection (consumed)."""
+    cdef uint8_t proto = ip.next_proto_id
+    cdef uint8_t *l4 = <uint8_t *>ip + hl
+    cdef uint16_t sport, dport, owner
+    cdef uint32_t saddr, daddr, slot
+    cdef uint8_t dir, flags = 0
+    cdef svc_t *s
+    cdef conn_t *c
+    cdef dest_t *d
+    if proto == IPPROTO_TCP:
+        if tot < hl + 20 or ETH_HLEN + hl + 20 > m.data_len:
+            return 0
+        flags = (<rte_tcp_hdr *>l4).tcp_flags
+    elif proto == IPPROTO_UDP:
+        if tot < hl + 8 or ETH_HLEN + hl + 8 > m.data_len:
+            return 0
+    else:
+        return 0
+    sport = rte_be_to_cpu_16((<uint16_t *>l4)[0])
+    dport = rte_be_to_cpu_16((<uint16_t *>l4)[1])
+    saddr = rte_be_to_cpu_32(ip.src_addr)
+    daddr = rte_be_to_cpu_32(ip.dst_addr)
+    slot = conn_find(w, proto, saddr, sport, daddr, dport, &dir)
+    if slot == NONE32:
+        if sapool_dst and e.nworkers > 1:
+            owner = dport % e.nworkers           # FNAT/SNAT chose lport % workers = owner
+            if owner != w.id:
+                return redirect(e, w, owner, port, m)
+        s = svc_find(w, proto, daddr, dport)
+        if s == NULL:
+            if vip_known(w, daddr):
+                drop(w, m, R_NO_SERVICE)
+                return 1
+            return 0
+        if (s.flags & SVC_F_PERSISTENT) and e.nworkers > 1:
+            owner = owner_of_client(e, saddr)
+            if owner != w.id:
+                return redirect(e, w, owner, port, m)
+        if proto == IPPROTO_TCP and (flags & (TH_SYN | TH_ACK | TH_RST)) != TH_SYN:
+            drop(w, m, R_CONN_MISS)
+            return 1
+        slot = lb_new_conn(e, w, s, port, m, saddr, sport)
+        if slot == NONE32:
+            return 1
+        dir = DIR_IN
+    c = &w.conns[slot]
+    d = &w.dests[c.dest & 0xffffff]
+    if d.gen != (c.dest >> 24):
+        conn_free(e, w, slot)
+        drop(w, m, R_DEST_GONE)
+        return 1
+    s = &w.svcs[c.svc]
+    if proto == IPPROTO_TCP:
+        conn_set_state(e, w, slot, rlb_tcp_next[dir][tcp_event(flags)][c.state])
+    conn_set_timeout(w, slot, e.timeouts[c.state])
+    if dir == DIR_IN:
+        s.inpkts += 1
+        s.inbytes += tot
+        d.inpkts += 1
+        d.inbytes += tot
+        e.modes[c.mode].xmit_in(e, w, c, m)
+    else:
+        s.outpkts += 1
+        s.outbytes += tot
+        d.outpkts += 1
+        d.outbytes += tot
+        e.modes[c.mode].xmit_out(e, w, c, m)
+    return 1

@@ -1,0 +1,165 @@
+# Full-NAT in C: client <-> VIP on one side, LIP:lport <-> real server on the other,
+# with the client's address carried to the real server in TCP option 254 (TOA).
+from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
+from libc.string cimport memmove
+from cpython.pycapsule cimport PyCapsule_New
+from rlb.core.dpdk.mbuf cimport rte_mbuf, rte_pktmbuf_prepend
+from rlb.core.dpdk.net cimport (rte_ipv4_hdr, rte_tcp_hdr, rte_udp_hdr, rte_ipv4_udptcp_cksum,
+                                rte_cpu_to_be_16, rte_cpu_to_be_32, rte_be_to_cpu_16)
+from rlb.core.types cimport *
+from rlb.core.packet cimport (ip_hdr, ip_set_csum, drop, csum_fold_add, csum_replace4, ETH_HLEN)
+from rlb.core.ipv4 cimport route_lookup
+from rlb.core.neigh cimport neigh_output
+from rlb.core.conn cimport tuple_in_use, TH_SYN, TH_ACK
+from rlb.core.lb cimport IPPROTO_TCP, IPPROTO_UDP
+
+cdef enum:
+    LPORT_MIN = 1025
+    LPORT_MAX = 65535
+    LPORT_TRIES = 256          # candidates tried per local address before the next one
+    TCPOPT_TOA = 254           # LVS/DPVS layout: kind, len 8, port, IPv4 address
+    TCPOLEN_TOA = 8
+
+
+cdef int fnat_conn_init(engine_t *e, worker_t *w, svc_t *s, dest_t *d, conn_t *c,
+                        rte_mbuf *m) noexcept nogil:
+    """Choose LIP:lport with lport % workers == this worker, so that the real server's
+    replies can be steered to us, and the server-side tuple unused."""
+    cdef uint32_t base, count, k, i, n
+    cdef int tries
+    cdef uint16_t lport
+    cdef laddr_t *la
+    if s.nladdrs == 0:
+        return -1
+    base = LPORT_MIN + (w.id + e.nworkers - LPORT_MIN % e.nworkers) % e.nworkers
+    count = (LPORT_MAX - base) // e.nworkers + 1
+    n = s.nladdrs
+    for i in range(n):
+        # spread connections over the local addresses: start where the last one left
+        la = &s.laddrs[(c.cport + i) % n]
+        for tries in range(LPORT_TRIES):
+            k = la.cursor % count
+            la.cursor = k + 1
+            lport = <uint16_t>(base + k * e.nworkers)
+            if not tuple_in_use(w, c.proto, c.daddr, c.dport, la.addr, lport):
+                c.laddr = la.addr
+                c.lport = lport
+                c.laddr_idx = <uint8_t>((c.cport + i) % n)
+                la.used += 1
+                return 0
+        la.miss += 1
+    return -1
+
+
+cdef void fnat_conn_free(engine_t *e, worker_t *w, conn_t *c) noexcept nogil:
+    cdef svc_t *s = &w.svcs[c.svc]
+    if c.laddr_idx < s.nladdrs and s.laddrs[c.laddr_idx].addr == c.laddr and \
+            s.laddrs[c.laddr_idx].used > 0:
+        s.laddrs[c.laddr_idx].used -= 1
+
+
+cdef int toa_insert(rte_mbuf *m, uint16_t hl, uint32_t caddr, uint16_t cport,
+                    uint16_t mtu) noexcept nogil:
+    """Insert option 254 after the TCP options: the headers move 8 bytes forward into
+    the mbuf's headroom. Not when the options are full or the packet would pass the MTU."""
+    cdef rte_ipv4_hdr *ip = ip_hdr(m)
+    cdef rte_tcp_hdr *th = <rte_tcp_hdr *>(<uint8_t *>ip + hl)
+    cdef uint16_t thl = (th.data_off >> 4) * 4
+    cdef uint16_t tot = rte_be_to_cpu_16(ip.total_length)
+    cdef uint8_t *opt
+    cdef uint8_t *start
+    if thl + TCPOLEN_TOA > 60 or tot + TCPOLEN_TOA > mtu or m.nb_segs != 1:
+        return -1
+    start = <uint8_t *>rte_pktmbuf_prepend(m, TCPOLEN_TOA)
+    if start == NULL:
+        return -1
+    memmove(start, start + TCPOLEN_TOA, ETH_HLEN + hl + thl)
+    ip = ip_hdr(m)
+    th = <rte_tcp_hdr *>(<uint8_t *>ip + hl)
+    opt = <uint8_t *>th + thl
+    opt[0] = TCPOPT_TOA
+    opt[1] = TCPOLEN_TOA
+    (<uint16_t *>(opt + 2))[0] = rte_cpu_to_be_16(cport)
+    (<uint32_t *>(opt + 4))[0] = rte_cpu_to_be_32(caddr)
+    th.data_off = <uint8_t>(((thl + TCPOLEN_TOA) // 4) << 4)
+    ip.total_length = rte_cpu_to_be_16(tot + TCPOLEN_TOA)
+    return 0
+
+
+cdef inline void rewrite(rte_mbuf *m, uint16_t hl, uint32_t saddr, uint16_t sport,
+                         uint32_t daddr, uint16_t dport, int full_l4) noexcept nogil:
+    """New addresses and ports (host order in, network order out) with checksums:
+    incremental, or computed whole after TOA changed the segment."""
+    cdef rte_ipv4_hdr *ip = ip_hdr(m)
+    cdef uint8_t *l4 = <uint8_t *>ip + hl
+    cdef uint32_t ns = rte_cpu_to_be_32(saddr), nd = rte_cpu_to_be_32(daddr)
+    cdef uint16_t nsp = rte_cpu_to_be_16(sport), ndp = rte_cpu_to_be_16(dport)
+    # checksum field: TCP offset 16, UDP offset 6 (both 2-byte aligned in the packet)
+    cdef uint16_t *ck = <uint16_t *>(l4 + (16 if ip.next_proto_id == IPPROTO_TCP else 6))
+    if not full_l4 and ck[0] != 0:          # UDP checksum 0: none was sent
+        ck[0] = csum_replace4(ck[0], ip.src_addr, ns)
+        ck[0] = csum_replace4(ck[0], ip.dst_addr, nd)
+        ck[0] = csum_fold_add(ck[0], (<uint16_t *>l4)[0], nsp)
+        ck[0] = csum_fold_add(ck[0], (<uint16_t *>l4)[1], ndp)
+        if ck[0] == 0 and ip.next_proto_id == IPPROTO_UDP:
+            ck[0] = 0xffff
+    ip.src_addr = ns
+    ip.dst_addr = nd
+    (<uint16_t *>l4)[0] = nsp
+    (<uint16_t *>l4)[1] = ndp
+    ip_set_csum(ip)
+    if full_l4:
+        ck[0] = 0
+        ck[0] = rte_ipv4_udptcp_cksum(ip, l4)
+
+
+cdef inline void route_out(engine_t *e, worker_t *w, rte_mbuf *m, uint32_t dst,
+                           uint32_t src) noexcept nogil:
+    cdef route_t *r = route_lookup(w, dst)
+    if r == NULL or r.scope >= SCOPE_HOST:
+        drop(w, m, R_NO_ROUTE)
+        return
+    neigh_output(e, w, r.port, r.gw if r.gw else dst, src, m)
+
+
+cdef void fnat_xmit_in(engine_t *e, worker_t *w, conn_t *c, rte_mbuf *m) noexcept nogil:
+    cdef rte_ipv4_hdr *ip = ip_hdr(m)
+    cdef uint16_t hl = (ip.version_ihl & 0xf) * 4
+    cdef uint8_t flags
+    cdef int full = 0
+    cdef route_t *r
+    if c.proto == IPPROTO_TCP:
+        flags = (<rte_tcp_hdr *>(<uint8_t *>ip + hl)).tcp_flags
+        r = route_lookup(w, c.daddr)
+        if (flags & (TH_SYN | TH_ACK)) == TH_SYN:
+            # the SYN: user space on the RS can read it back (TCP_SAVED_SYN, rlb.toa)
+            if toa_insert(m, hl, c.caddr, c.cport, r.mtu if r != NULL else 1500) == 0:
+                full = 1
+                c.flags |= CONN_F_TOA_SYN
+        elif (flags & TH_ACK) and not (c.flags & CONN_F_TOA_ACK) and \
+                c.state == CS_ESTABLISHED:
+            # the first ACK after the handshake: what the LVS toa kernel module reads
+            c.flags |= CONN_F_TOA_ACK
+            if toa_insert(m, hl, c.caddr, c.cport, r.mtu if r != NULL else 1500) == 0:
+                full = 1
+    rewrite(m, hl, c.laddr, c.lport, c.daddr, c.dport, full)
+    route_out(e, w, m, c.daddr, c.laddr)
+
+
+cdef void fnat_xmit_out(engine_t *e, worker_t *w, conn_t *c, rte_mbuf *m) noexcept nogil:
+    cdef rte_ipv4_hdr *ip = ip_hdr(m)
+    rewrite(m, (ip.version_ihl & 0xf) * 4, c.vaddr, c.vport, c.caddr, c.cport, 0)
+    route_out(e, w, m, c.caddr, c.vaddr)
+
+
+cdef mode_ops_t FNAT_OPS
+FNAT_OPS.conn_init = fnat_conn_init
+FNAT_OPS.xmit_in = fnat_xmit_in
+FNAT_OPS.xmit_out = fnat_xmit_out
+FNAT_OPS.conn_free = fnat_conn_free
+FNAT_OPS.owner_by_lport = 1
+
+
+def ops():
+    """The capsule the core reads once: FNAT's C entry points."""
+    return PyCapsule_New(&FNAT_OPS, b"rlb.mode_ops_t", NULL)

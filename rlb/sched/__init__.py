@@ -1,0 +1,15 @@
+"""Schedulers: how a service picks a real server for a new flow."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+
+@dataclass(frozen=True)
+class Scheduler:
+    name: str                              # rr wrr lc wlc sh mh fo
+    help: str
+    ops: Callable | None = None            # () -> PyCapsule "rlb.sched_ops_t"
+    # Table schedulers: (dests) -> list of dest slots, computed in the control plane;
+    # dests are objects with .slot, .addr, .port, .weight, .available
+    table: Callable | None = None

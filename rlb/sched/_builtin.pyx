@@ -1,0 +1,151 @@
+# The built-in schedulers' per-flow choice, in C, on the worker that sees the new flow.
+# Counts (lc, wlc, thresholds) are the worker's own: every worker balances its share.
+from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int32_t
+from cpython.pycapsule cimport PyCapsule_New
+from rlb.core.types cimport *
+
+
+cdef inline int usable(engine_t *e, worker_t *w, uint32_t slot) noexcept nogil:
+    """Takes new flows: weight > 0 and under its upper threshold (-x), which is split
+    over the workers since each counts its own connections."""
+    cdef dest_t *d = &w.dests[slot]
+    if not (d.flags & DEST_F_AVAILABLE) or d.weight <= 0:
+        return 0
+    if d.u_threshold and (d.activeconns + d.inactconns) * e.nworkers >= d.u_threshold:
+        return 0
+    return 1
+
+
+cdef inline uint64_t overhead(dest_t *d) noexcept nogil:
+    # LVS: an active connection costs 256 inactive ones
+    return (<uint64_t>d.activeconns << 8) + d.inactconns
+
+
+cdef uint32_t sched_rr(engine_t *e, worker_t *w, svc_t *s, uint32_t caddr,
+                       uint16_t cport) noexcept nogil:
+    cdef uint32_t i, k
+    for i in range(s.ndests):
+        k = (s.sched_cursor + i) % s.ndests
+        if usable(e, w, s.dests[k]):
+            s.sched_cursor = k + 1
+            return s.dests[k]
+    return NONE32
+
+
+cdef inline int32_t gcd(int32_t a, int32_t b) noexcept nogil:
+    while b:
+        a, b = b, a % b
+    return a
+
+
+cdef uint32_t sched_wrr(engine_t *e, worker_t *w, svc_t *s, uint32_t caddr,
+                        uint16_t cport) noexcept nogil:
+    """Interleaved weighted round robin (LVS ip_vs_wrr): each round lowers the current
+    weight by the weights' gcd; a server is picked while its weight reaches it."""
+    cdef int32_t mw = 0, g = 0, wt
+    cdef uint32_t i, k, steps
+    for i in range(s.ndests):
+        if usable(e, w, s.dests[i]):
+            wt = w.dests[s.dests[i]].weight
+            mw = wt if wt > mw else mw
+            g = gcd(wt, g)
+    if mw == 0:
+        return NONE32
+    steps = s.ndests * (<uint32_t>(mw // g) + 1)
+    for i in range(steps):
+        k = s.sched_cursor % s.ndests
+        s.sched_cursor = k + 1
+        if k == 0:
+            s.sched_cw -= g
+            if s.sched_cw <= 0:
+                s.sched_cw = mw
+        if usable(e, w, s.dests[k]) and w.dests[s.dests[k]].weight >= s.sched_cw:
+            return s.dests[k]
+    return NONE32
+
+
+cdef uint32_t sched_lc(engine_t *e, worker_t *w, svc_t *s, uint32_t caddr,
+                       uint16_t cport) noexcept nogil:
+    cdef uint32_t i, best = NONE32
+    cdef uint64_t o, bo = 0
+    for i in range(s.ndests):
+        if not usable(e, w, s.dests[i]):
+            continue
+        o = overhead(&w.dests[s.dests[i]])
+        if best == NONE32 or o < bo:
+            best = s.dests[i]
+            bo = o
+    return best
+
+
+cdef uint32_t sched_wlc(engine_t *e, worker_t *w, svc_t *s, uint32_t caddr,
+                        uint16_t cport) noexcept nogil:
+    """Least overhead per weight: o_a / w_a < o_b / w_b compared as o_a * w_b < o_b * w_a."""
+    cdef uint32_t i, best = NONE32
+    cdef uint64_t o, bo = 0
+    cdef int32_t bw = 1
+    cdef dest_t *d
+    for i in range(s.ndests):
+        if not usable(e, w, s.dests[i]):
+            continue
+        d = &w.dests[s.dests[i]]
+        o = overhead(d) + 1
+        if best == NONE32 or o * <uint64_t>bw < bo * <uint64_t>d.weight:
+            best = s.dests[i]
+            bo = o
+            bw = d.weight
+    return best
+
+
+cdef uint32_t sched_fo(engine_t *e, worker_t *w, svc_t *s, uint32_t caddr,
+                       uint16_t cport) noexcept nogil:
+    """Weighted failover: the usable server of highest weight takes everything."""
+    cdef uint32_t i, best = NONE32
+    cdef int32_t bw = 0
+    for i in range(s.ndests):
+        if usable(e, w, s.dests[i]) and w.dests[s.dests[i]].weight > bw:
+            best = s.dests[i]
+            bw = w.dests[s.dests[i]].weight
+    return best
+
+
+cdef inline uint32_t hash_addr(uint32_t addr) noexcept nogil:
+    # must match rlb.sched.builtin.client_hash
+    cdef uint32_t h = addr * <uint32_t>0x9E3779B1u
+    return h ^ (h >> 16)
+
+
+cdef uint32_t sched_table(engine_t *e, worker_t *w, svc_t *s, uint32_t caddr,
+                          uint16_t cport) noexcept nogil:
+    """Follow the control plane's table (source hash, Maglev); when the entry's server
+    cannot take the flow, the next entries are tried (IPVS sh-fallback)."""
+    cdef uint32_t i, k, d
+    if s.table == NULL or s.table_size == 0:
+        return NONE32
+    i = hash_addr(caddr) % s.table_size
+    for k in range(s.table_size if s.table_size < 64 else 64):
+        d = s.table[(i + k) % s.table_size]
+        if d != NONE32 and usable(e, w, d):
+            return d
+    return NONE32
+
+
+cdef sched_ops_t RR, WRR, LC, WLC, FO, TABLE
+RR.select = sched_rr
+WRR.select = sched_wrr
+LC.select = sched_lc
+WLC.select = sched_wlc
+FO.select = sched_fo
+TABLE.select = sched_table
+
+
+def capsules():
+    """name -> function returning the scheduler's capsule."""
+    return {
+        "rr": lambda: PyCapsule_New(&RR, b"rlb.sched_ops_t", NULL),
+        "wrr": lambda: PyCapsule_New(&WRR, b"rlb.sched_ops_t", NULL),
+        "lc": lambda: PyCapsule_New(&LC, b"rlb.sched_ops_t", NULL),
+        "wlc": lambda: PyCapsule_New(&WLC, b"rlb.sched_ops_t", NULL),
+        "fo": lambda: PyCapsule_New(&FO, b"rlb.sched_ops_t", NULL),
+        "table": lambda: PyCapsule_New(&TABLE, b"rlb.sched_ops_t", NULL),
+    }
