@@ -86,6 +86,7 @@ def up(name: str | Topology, workers: int = 1, lb: bool = True, force: bool = Fa
             for node in topo.nodes:
                 if node.nginx:
                     st["processes"][f"nginx@{node.name}"] = procs.start_nginx(node.name)
+                    st["processes"][f"rs_app@{node.name}"] = procs.start_rs_app(node.name)
                     state.save(st)
         except BaseException:
             # Half a lab is worth nothing: take it all down, then report.

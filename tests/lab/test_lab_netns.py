@@ -150,7 +150,9 @@ def test_fnat_two_arm_without_lb(two_arm):
     # The LAN segment works on its own.
     assert in_node("rs1", "ping", "-c1", "-W2", "192.168.100.3").returncode == 0
     m = ANSWER.match(curl("rs2", "http://192.168.100.2/").rstrip("\n"))
-    assert m and m.group(1) == "192.168.100.3"
+    assert m and m.group(1) == "192.168.100.3"       # rlb's TOA-aware server on :80
+    m = ANSWER.match(curl("rs2", "http://192.168.100.2:8080/").rstrip("\n"))
+    assert m and m.group(1) == "192.168.100.3"       # nginx on :8080
     # BASELINE.md: checksum offload off on every veth end, or nothing works.
     for node, ifname in two_arm.veth_ends():
         p = in_node(node, "ethtool", "-k", ifname)
@@ -167,7 +169,7 @@ def test_fnat_two_arm_without_lb(two_arm):
     assert "default via 192.168.100.1 dev eth0" in in_node("rs1", "ip", "route").stdout
 
     pids = recorded_pids()
-    assert len(pids) == 2 and not any(gone(p) for p in pids)
+    assert len(pids) == 4 and not any(gone(p) for p in pids)   # nginx and rs app, twice
     p = lab("status")
     assert p.returncode == 0 and "fnat-two-arm" in p.stdout
 
