@@ -72,7 +72,9 @@ def main(config_path: str, instance: str) -> int:
                         workers=s.workers, pool_size=s.pool_size,
                         route_cap=s.route_table_size, neigh_cap=s.neigh_table_size,
                         busy_poll=s.busy_poll, idle_sleep_us=s.idle_sleep,
-                        neigh_timeout=s.neigh_timeout, ip_forward=s.forwarding)
+                        neigh_timeout=s.neigh_timeout, ip_forward=s.forwarding,
+                        svc_cap=s.service_table_size, dest_cap=s.dest_table_size,
+                        conn_cap=s.conn_table_size)
         engine.start()
         for _, _, kni in devs:
             if kni:
@@ -103,7 +105,19 @@ async def _serve(model, sock: str) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    rates = asyncio.create_task(_sample_rates(model))
     try:
         await stop.wait()
     finally:
+        rates.cancel()
         await server.stop()
+
+
+async def _sample_rates(model, every: float = 2.0) -> None:
+    """ipvsadm --rate: the estimator samples the counters, as LVS's does every 2 s."""
+    while True:
+        try:
+            model.services.sample_rates()
+        except Exception:                       # never let the estimator stop the daemon
+            log.exception("rate sampling failed")
+        await asyncio.sleep(every)

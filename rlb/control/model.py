@@ -36,6 +36,9 @@ class Settings:
     busy_poll: bool = False          # (runtime)
     forwarding: bool = False         # IPv4 forwarding along routes (runtime)
     memory: int = 512                # MiB for EAL without hugepages
+    conn_table_size: int = 65536     # connections per worker
+    service_table_size: int = 256
+    dest_table_size: int = 4096      # real servers, all services together
     kni: bool = True                 # a <port>.kni tap per port
 
 
@@ -94,6 +97,14 @@ class Model:
     engine: object = None            # rlb.core.dataplane.Engine once started
     _free_slots: list[int] = field(default_factory=list)
     _next_slot: int = 0
+    # The IPVS table (rlb.control.services.Services): virtual services, real servers,
+    # local addresses, timeouts. Created with the model; replace it to inject registries.
+    services: object = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self):
+        if self.services is None:
+            from rlb.control.services import Services  # it imports this module
+            self.services = Services(self)
 
     def attach(self, engine) -> None:
         """Push the whole validated state into a freshly started data plane."""
@@ -110,6 +121,7 @@ class Model:
             engine.port_addr(p.index, self._primary(p.name))
         for a in self.addresses:
             engine.garp(int(a.ip), self.ports[a.port].index)
+        self.services.attach(engine)
 
     # ---------------------------------------------------------------- ports
 
@@ -174,6 +186,7 @@ class Model:
             raise CommandError(f"address {iface.ip} not found on {port}")
         if iface.network.prefixlen != 32 and addr.iface.network != iface.network:
             raise CommandError(f"address {iface.ip} is {addr.iface}, not {iface}")
+        self.services.check_address_delete(addr.ip)
         users = [str(r.prefix) for r in self.routes.values() if r.src == addr.ip]
         if users:
             raise CommandError(f"address {iface.ip} is the src of route(s) {', '.join(users)}: "

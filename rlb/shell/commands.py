@@ -57,7 +57,7 @@ g.words(**{
     "metric": "Route metric",
     "default": "Default route (0.0.0.0/0)",
     "lladdr": "Link-layer (MAC) address",
-    "-s": "Include statistics",
+    "-s": "dpip: include statistics; ipvsadm: the scheduler (rr wrr lc wlc sh mh fo)",
     "dataplane": "Data plane: its settings section, or (after show) its workers and counters",
     "workers": "Number of worker lcores",
     "port": "A DPDK port: name and PCI address or vdev",
@@ -69,6 +69,9 @@ g.words(**{
     "busy-poll": "Workers never sleep (lowest latency, one core each)",
     "forwarding": "Forward IPv4 packets along routes (off by default)",
     "memory": "MiB of memory for DPDK without hugepages",
+    "conn-table-size": "Connections per worker (new flows beyond it are dropped, counted)",
+    "service-table-size": "Maximum virtual services",
+    "dest-table-size": "Maximum real servers, all services together",
     "no-kni": "Do not create <port>.kni interfaces",
     "no": "Negate a setting",
 })
@@ -128,6 +131,31 @@ def dp_neigh_size(ctx, n):
         raise CommandError(f"neigh-table-size {n} is too small for "
                            f"{len(ctx.model.neighbours)} static neighbours")
     ctx.model.settings.neigh_table_size = n
+    return Reply()
+
+
+@g.command("conn-table-size (16-67108864)$n", node="dataplane")
+def dp_conns(ctx, n):
+    _startup_only(ctx, "conn-table-size")
+    ctx.model.settings.conn_table_size = n
+    return Reply()
+
+
+@g.command("service-table-size (1-65535)$n", node="dataplane")
+def dp_services(ctx, n):
+    _startup_only(ctx, "service-table-size")
+    if n < ctx.model.services._svc_slots.used:
+        raise CommandError(f"service-table-size {n} is below the services configured")
+    ctx.model.settings.service_table_size = n
+    return Reply()
+
+
+@g.command("dest-table-size (1-16777215)$n", node="dataplane")
+def dp_dests(ctx, n):
+    _startup_only(ctx, "dest-table-size")
+    if n < ctx.model.services._dest_slots.used:
+        raise CommandError(f"dest-table-size {n} is below the real servers configured")
+    ctx.model.settings.dest_table_size = n
     return Reply()
 
 
@@ -391,3 +419,5 @@ def dataplane_info(ctx):
     lines.append(f"mbuf pool: size {p['size']} in_use {p['in_use']} available {p['available']}")
     lines += [f"  {k:<20}{v}" for k, v in data["reasons"].items()]
     return Reply("\n".join(lines), data)
+
+import rlb.shell.ipvsadm  # noqa: E402,F401  (the ipvsadm commands, on this same grammar)

@@ -150,6 +150,42 @@ def test_range_out_of_bounds_is_invalid(g, bad):
     assert e.expected == [("(68-9000)", "Number from 68 to 9000")]
 
 
+def addr_port_grammar():
+    g = Grammar()
+    g.node("exec")
+    g.words({"x": "X", "-r": "Real server", "-t": "TCP service"})
+    g.command("x {-r A.B.C.D:PORT$server|-t A.B.C.D$vip}", node="exec")(handler)
+    return g
+
+
+@pytest.mark.parametrize("text,addr,port", [
+    ("10.0.0.1:80", "10.0.0.1", 80), ("10.0.0.1", "10.0.0.1", None), ("10.0.0.1:0", "10.0.0.1", 0),
+    ("10.0.0.1:65535", "10.0.0.1", 65535), ("0.0.0.0:8080", "0.0.0.0", 8080),
+    ("10.0.0.1:080", "10.0.0.1", 80)])
+def test_addr_port(text, addr, port):
+    value = args(addr_port_grammar(), f"x -r {text}")["server"]
+    assert (value.addr, value.port) == (ipaddress.IPv4Address(addr), port)
+    assert value == (value.addr, value.port)         # a tuple: unpacks as (addr, port)
+    assert str(value) == (addr if port is None else f"{addr}:{port}")
+
+
+@pytest.mark.parametrize("bad", ["10.0.0.1:", "10.0.0.1:65536", "10.0.0.1:8:9", "10.0.0:80",
+                                 "300.0.0.1:80", ":80", "10.0.0.1:http", "10.0.0.1/24:80",
+                                 "[10.0.0.1]:80", "10.0.0.1:123456"])
+def test_addr_port_rejects(bad):
+    e = error(addr_port_grammar(), f"x -r {bad}")
+    assert (e.kind, e.position) == ("invalid", 5)
+    assert e.expected == [("A.B.C.D:PORT", "IPv4 address[:port]")]
+
+
+def test_addr_port_completion_and_help():
+    g = addr_port_grammar()
+    assert g.complete("x -r ", node="exec") == [("A.B.C.D:PORT", "IPv4 address[:port]")]
+    assert g.complete("x -r 10.0.0.1:8", node="exec") == [("A.B.C.D:PORT", "IPv4 address[:port]")]
+    assert g.complete("x -r 10.0.0.1:8x", node="exec") == []
+    assert g.complete("x -t 10.0.0.1:8", node="exec") == []      # a bare A.B.C.D has no port
+
+
 def test_word_takes_any_token(g):
     assert args(g, "show service web-1.example")["name"] == "web-1.example"
 

@@ -1,0 +1,598 @@
+"""The IPVS table of one LB instance: virtual services, real servers, local addresses, timeouts.
+
+Part of the model (`model.services`): every change is validated first (a CommandError,
+worded like ipvsadm's where it has words, and nothing changes), then recorded and pushed
+to the data plane when one is attached. Forwarding modes and schedulers come from the
+plugin registries (rlb.plugins); both are injectable so the model can be used, and
+tested, without compiled plugins.
+"""
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass, field, replace
+from ipaddress import IPv4Address, IPv4Interface
+from typing import NamedTuple
+
+from rlb.control.model import CommandError
+
+TCP, UDP = 6, 17
+PROTO_NAMES = {TCP: "TCP", UDP: "UDP"}
+# LVS defaults (ip_vs_proto_tcp.c, ip_vs_proto_udp.c), which DPVS keeps.
+DEFAULT_TIMEOUTS = {"tcp": 900, "tcpfin": 120, "udp": 300}
+MAX_TIMEOUT = 86400 * 31          # ipvsadm.c MAX_TIMEOUT
+PERSISTENT_TIMEOUT = 300          # IPVS_SVC_PERSISTENT_TIMEOUT
+DEFAULT_SCHEDULER = "wlc"         # ipvsadm.c DEF_SCHED (DPVS's ipvsadm too)
+DEFAULT_MODE = "dr"               # ipvsadm: "gatewaying (direct routing) (default)"
+HOST_MASK = IPv4Address("255.255.255.255")
+MAX_THRESHOLD = 2**31 - 1         # ipvsadm: -x/-y take 0..INT_MAX, 0 = no limit
+F_PERSISTENT, F_HASHED = 1, 2     # svc_set flags
+# The data plane's tables: Engine(svc_cap=256, dest_cap=4096) as the daemon starts it, and
+# MAX_DESTS_PER_SVC, MAX_LADDRS_PER_SVC in rlb/core/types.pxd.
+MAX_SERVICES, MAX_DESTS = 256, 4096
+MAX_DESTS_PER_SVC, MAX_LADDRS_PER_SVC = 256, 16
+CONN_LIST_LIMIT = 100_000         # rows `ipvsadm -lnc` asks the data plane for
+RATE_MIN_INTERVAL = 1.0           # seconds: a `--rate` asked sooner reuses the newest sample
+
+ZERO_SVC_STATS = dict(conns=0, inpkts=0, outpkts=0, inbytes=0, outbytes=0, no_dest=0, no_laddr=0)
+ZERO_DEST_STATS = dict(activeconns=0, inactconns=0, conns=0, inpkts=0, outpkts=0, inbytes=0,
+                       outbytes=0)
+# rate name -> the counter it is the per-second derivative of
+RATES = {"cps": "conns", "inpps": "inpkts", "outpps": "outpkts", "inbps": "inbytes",
+         "outbps": "outbytes"}
+ZERO_RATES = dict.fromkeys(RATES, 0)
+
+
+@dataclass
+class Dest:
+    """A real server of one service."""
+    addr: IPv4Address
+    port: int
+    mode: str                        # Mode.name
+    weight: int = 1
+    u_threshold: int = 0
+    l_threshold: int = 0
+    slot: int = -1
+
+    @property
+    def available(self) -> bool:
+        # weight 0 quiesces a real server: no new flows, established ones stay
+        return self.weight > 0
+
+
+@dataclass
+class Laddr:
+    """A local address (FNAT LIP) of one service and the port it lives on."""
+    addr: IPv4Address
+    dev: str
+
+
+@dataclass
+class Service:
+    proto: int
+    vaddr: IPv4Address
+    vport: int
+    sched: str
+    persistent: bool = False
+    timeout: int = PERSISTENT_TIMEOUT
+    netmask: IPv4Address = HOST_MASK
+    dests: list[Dest] = field(default_factory=list)
+    laddrs: list[Laddr] = field(default_factory=list)
+    # SNAT "match" services (ipvsadm -H) will be keyed by their match; not implemented yet.
+    match: str | None = None
+    slot: int = -1
+
+    @property
+    def key(self) -> tuple:
+        return (self.proto, self.vaddr, self.vport)
+
+    @property
+    def flags(self) -> int:
+        return F_PERSISTENT if self.persistent else 0
+
+    def dest(self, addr: IPv4Address, port: int) -> Dest | None:
+        return next((d for d in self.dests if d.addr == addr and d.port == port), None)
+
+    def __str__(self) -> str:
+        return f"{PROTO_NAMES[self.proto]} {self.vaddr}:{self.vport}"
+
+
+class TableDest(NamedTuple):
+    """What a table scheduler (Scheduler.table) is given per real server."""
+    slot: int
+    addr: int                        # host order, like every address given to the engine
+    port: int
+    weight: int
+    available: bool
+
+
+class _Slots:
+    """Integer slots of a data-plane array: freed ones are reused first (as Model's routes)."""
+
+    def __init__(self, size: int, settings=None, setting: str = ""):
+        # a fixed size, or the name of a Settings field read at each check (the
+        # dataplane section may set it after the model was made)
+        self._size, self._settings, self._setting = size, settings, setting
+        self.free, self.next, self.used = [], 0, 0
+
+    @property
+    def size(self) -> int:
+        return getattr(self._settings, self._setting) if self._setting else self._size
+
+    def room(self, n: int) -> bool:
+        return self.used + n <= self.size
+
+    def take(self) -> int:
+        slot = self.free.pop() if self.free else self.next
+        if slot == self.next:
+            self.next += 1
+        self.used += 1
+        return slot
+
+    def give(self, slot: int) -> None:
+        self.free.append(slot)
+        self.used -= 1
+
+
+def svc_key(proto: int, vaddr: IPv4Address, vport: int | None) -> tuple:
+    """A service's key from ipvsadm's -t/-u value (no port given: port 0)."""
+    return (proto, vaddr, vport or 0)
+
+
+def _check_unicast(ip: IPv4Address, what: str) -> None:
+    if ip.is_multicast or ip.is_unspecified or ip == HOST_MASK:
+        raise CommandError(f"{ip} cannot be a {what}")
+
+
+def _check_netmask(mask: IPv4Address) -> None:
+    inverted = ~int(mask) & 0xFFFFFFFF
+    if inverted & (inverted + 1):
+        raise CommandError("illegal virtual server persistent mask specified")
+
+
+def _check_timeout(value: int, low: int) -> None:
+    if not low <= value <= MAX_TIMEOUT:
+        raise CommandError(f"invalid timeout value `{value}' specified")
+
+
+def _check_dest(d: Dest) -> None:
+    _check_unicast(d.addr, "real server address")
+    if not 0 <= d.weight <= 65535:
+        raise CommandError("illegal weight specified")
+    for value, name in ((d.u_threshold, "u_threshold"), (d.l_threshold, "l_threshold")):
+        if not 0 <= value <= MAX_THRESHOLD:
+            raise CommandError(f"illegal {name} specified")
+    if d.u_threshold and d.l_threshold > d.u_threshold:
+        raise CommandError(f"lower threshold {d.l_threshold} is above the upper threshold "
+                           f"{d.u_threshold}")
+
+
+class Services:
+    """`model.services`: the virtual service table and the timeouts."""
+
+    def __init__(self, model, modes: dict | None = None, schedulers: dict | None = None, *,
+                 max_services=None, max_dests=None):
+        self.model = model
+        self._modes, self._schedulers = modes, schedulers
+        self.table: dict[tuple, Service] = {}
+        self.timeouts = dict(DEFAULT_TIMEOUTS)
+        self._svc_slots = _Slots(max_services, model.settings,
+                                 "" if max_services else "service_table_size")
+        self._dest_slots = _Slots(max_dests, model.settings,
+                                  "" if max_dests else "dest_table_size")
+        self._auto: set[IPv4Address] = set()   # addresses --add-laddr created (it removes them too)
+        self._registered = None                 # the engine modes and schedulers were given to
+        self._samples: deque = deque(maxlen=2)  # (monotonic time, {(kind, slot): counters})
+
+    @property
+    def engine(self):
+        return self.model.engine
+
+    # ------------------------------------------------------------ registries
+
+    @property
+    def modes(self) -> dict:
+        """{name: Mode}; its order gives each mode its index in the data plane."""
+        if self._modes is None:
+            from rlb import plugins
+            self._modes = plugins.modes()
+        return self._modes
+
+    @property
+    def schedulers(self) -> dict:
+        """{name: Scheduler}; its order gives each scheduler its index."""
+        if self._schedulers is None:
+            from rlb import plugins
+            self._schedulers = plugins.schedulers()
+        return self._schedulers
+
+    def mode_index(self, name: str) -> int:
+        return list(self.modes).index(name)
+
+    def sched_index(self, name: str) -> int:
+        return list(self.schedulers).index(name)
+
+    def mode_for_flag(self, flag: str | None) -> str:
+        """The name of the mode an ipvsadm flag selects (-b or --fullnat); None: the default."""
+        if flag is None:
+            if DEFAULT_MODE in self.modes:
+                return DEFAULT_MODE
+            raise CommandError(f"forwarding mode {DEFAULT_MODE} (the default) is not available: "
+                               f"give one of {self._flags()}")
+        for m in self.modes.values():
+            if flag in (m.flag, m.long_flag):
+                return m.name
+        raise CommandError(f"forwarding mode {flag} is not available (available: {self._flags()})")
+
+    def _flags(self) -> str:
+        return ", ".join(f"{m.flag} ({m.name})" for m in self.modes.values()) or "none"
+
+    def _scheduler(self, name: str):
+        sched = self.schedulers.get(name)
+        if sched is None:
+            known = ", ".join(self.schedulers) or "none"
+            raise CommandError(f"Scheduler not found: {name} (available: {known})")
+        return sched
+
+    def _mode(self, name: str):
+        mode = self.modes.get(name)
+        if mode is None:
+            raise CommandError(f"forwarding mode {name} is not available "
+                               f"(available: {self._flags()})")
+        return mode
+
+    def _check_hooks(self, cand: Service, dest: Dest | None = None) -> None:
+        """The modes' own rules, asked about the service as it would be after the change."""
+        if dest is not None:
+            self.modes[dest.mode].check_dest(cand, dest, self.model)
+        for name in dict.fromkeys(d.mode for d in cand.dests):
+            self.modes[name].check_service(cand, self.model)
+
+    # -------------------------------------------------------------- services
+
+    def get(self, key: tuple, missing: str = "No such service") -> Service:
+        svc = self.table.get(key)
+        if svc is None:
+            raise CommandError(missing)
+        return svc
+
+    def add_service(self, key: tuple, *, sched: str | None = None, persistent: int | None = None,
+                    netmask: IPv4Address | None = None) -> Service:
+        """ipvsadm -A; persistent is the persistence timeout (None: not persistent)."""
+        proto, vaddr, vport = key
+        if proto not in PROTO_NAMES:
+            raise CommandError(f"protocol {proto} is not supported (TCP or UDP)")
+        if vport == 0:
+            if persistent is None:
+                raise CommandError("Zero port specified for no-match and non-persistent service")
+            raise CommandError("all-port (port 0) persistent services are not supported")
+        _check_unicast(vaddr, "virtual service address")
+        if key in self.table:
+            raise CommandError("Service already exists")
+        sched = sched or DEFAULT_SCHEDULER
+        self._scheduler(sched)
+        if persistent is not None:
+            _check_timeout(persistent, 1)
+        if netmask is not None:
+            _check_netmask(netmask)
+        if not self._svc_slots.room(1):
+            raise CommandError(f"service table full ({self._svc_slots.size} services)")
+        svc = Service(proto, vaddr, vport, sched, persistent is not None,
+                      persistent or PERSISTENT_TIMEOUT, netmask or HOST_MASK)
+        svc.slot = self._svc_slots.take()
+        self.table[key] = svc
+        if self.engine is not None:
+            # the data plane knows its VIPs from the services it holds (lb.pxd vip_known)
+            self._ensure_registered(self.engine)
+            self._push_service(self.engine, svc)
+        return svc
+
+    def edit_service(self, key: tuple, *, sched: str | None = None, persistent: int | None = None,
+                     netmask: IPv4Address | None = None) -> Service:
+        """ipvsadm -E: only what is given changes (DPVS's ipvs_update_service_by_options)."""
+        svc = self.get(key)
+        if sched is not None:
+            self._scheduler(sched)
+        if persistent is not None:
+            _check_timeout(persistent, 1)
+        if netmask is not None:
+            _check_netmask(netmask)
+        changes = {}
+        if sched is not None:
+            changes["sched"] = sched
+        if persistent is not None:
+            changes.update(persistent=True, timeout=persistent)
+        if netmask is not None:
+            changes["netmask"] = netmask
+        self._check_hooks(replace(svc, **changes))
+        for k, v in changes.items():
+            setattr(svc, k, v)
+        if self.engine is not None:
+            self._ensure_registered(self.engine)
+            self._push_service(self.engine, svc)
+        return svc
+
+    def del_service(self, key: tuple) -> Service:
+        """ipvsadm -D: the service, its real servers and its local addresses."""
+        svc = self.get(key)
+        self._remove(svc)
+        self._release(svc.laddrs)
+        return svc
+
+    def clear(self) -> list[Service]:
+        """ipvsadm -C: every service (timeouts stay)."""
+        gone = list(self.table.values())
+        for svc in gone:
+            self._remove(svc)
+        self._release([la for svc in gone for la in svc.laddrs])
+        return gone
+
+    def _remove(self, svc: Service) -> None:
+        del self.table[svc.key]
+        self._svc_slots.give(svc.slot)
+        for d in svc.dests:
+            self._dest_slots.give(d.slot)
+        self._forget(("svc", svc.slot), *(("dest", d.slot) for d in svc.dests))
+        e = self.engine
+        if e is not None:
+            e.svc_del(svc.slot)
+            for d in svc.dests:
+                e.dest_del(d.slot)
+
+    # ---------------------------------------------------------- real servers
+
+    def add_dest(self, key: tuple, addr: IPv4Address, port: int | None = None, *,
+                 mode: str | None = None, weight: int | None = None,
+                 u_threshold: int | None = None, l_threshold: int | None = None) -> Dest:
+        """ipvsadm -a; port None: the service's port, mode None: the default (-g)."""
+        svc = self.get(key, "Service not defined")
+        mode = self._mode(mode).name if mode is not None else self.mode_for_flag(None)
+        port = svc.vport if port is None else port
+        if svc.dest(addr, port) is not None:
+            raise CommandError("Destination already exists")
+        d = Dest(addr, port, mode, 1 if weight is None else weight, u_threshold or 0,
+                 l_threshold or 0)
+        _check_dest(d)
+        if self.model.find_address(addr) is not None:
+            raise CommandError(f"real server {addr} is one of our own addresses")
+        if not self._dest_slots.room(1):
+            raise CommandError(f"real server table full ({self._dest_slots.size} real servers)")
+        if len(svc.dests) >= MAX_DESTS_PER_SVC:
+            raise CommandError(f"at most {MAX_DESTS_PER_SVC} real servers per service")
+        self._check_hooks(replace(svc, dests=[*svc.dests, d]), d)
+        d.slot = self._dest_slots.take()
+        svc.dests.append(d)
+        if self.engine is not None:
+            self._ensure_registered(self.engine)
+            self._push_dest(self.engine, svc, d)
+            self._push_service(self.engine, svc)
+        return d
+
+    def edit_dest(self, key: tuple, addr: IPv4Address, port: int | None = None, *,
+                  mode: str | None = None, weight: int | None = None,
+                  u_threshold: int | None = None, l_threshold: int | None = None) -> Dest:
+        """ipvsadm -e: only what is given changes (ipvsadm would reset the rest to defaults)."""
+        svc = self.get(key, "Service not defined")
+        d = svc.dest(addr, svc.vport if port is None else port)
+        if d is None:
+            raise CommandError("No such destination")
+        given = {"mode": mode and self._mode(mode).name, "weight": weight,
+                 "u_threshold": u_threshold, "l_threshold": l_threshold}
+        changes = {k: v for k, v in given.items() if v is not None}
+        new = replace(d, **changes)
+        _check_dest(new)
+        self._check_hooks(replace(svc, dests=[new if x is d else x for x in svc.dests]), new)
+        for k, v in changes.items():
+            setattr(d, k, v)
+        if self.engine is not None:
+            self._ensure_registered(self.engine)
+            self._push_dest(self.engine, svc, d)
+            self._push_service(self.engine, svc)
+        return d
+
+    def del_dest(self, key: tuple, addr: IPv4Address, port: int | None = None) -> Dest:
+        """ipvsadm -d: the service stops listing it first, then its slot is freed."""
+        svc = self.get(key, "Service not defined")
+        d = svc.dest(addr, svc.vport if port is None else port)
+        if d is None:
+            raise CommandError("No such destination")
+        svc.dests.remove(d)
+        self._dest_slots.give(d.slot)
+        self._forget(("dest", d.slot))
+        if self.engine is not None:
+            self._push_service(self.engine, svc)
+            self.engine.dest_del(d.slot)
+        return d
+
+    # ------------------------------------------------------- local addresses
+
+    def add_laddr(self, key: tuple, addr: IPv4Address, dev: str) -> Laddr:
+        """ipvsadm --add-laddr: the address is added to the port with sapool if it is not
+        there yet (DPVS tutorial: "sapool option will be set automatically")."""
+        svc = self.get(key, "Service not defined")
+        self.model.port(dev)
+        if any(la.addr == addr for la in svc.laddrs):
+            raise CommandError("Local address already exists")
+        existing = self.model.find_address(addr)
+        if existing is not None and existing.port != dev:
+            raise CommandError(f"local address {addr} is an address of {existing.port}, not {dev}")
+        if existing is not None and not existing.sapool:
+            raise CommandError(f"address {addr} on {dev} has no sapool: delete it with dpip and "
+                               "let ipvsadm --add-laddr add it")
+        if len(svc.laddrs) >= MAX_LADDRS_PER_SVC:
+            raise CommandError(f"at most {MAX_LADDRS_PER_SVC} local addresses per service")
+        la = Laddr(addr, dev)
+        self._check_hooks(replace(svc, laddrs=[*svc.laddrs, la]))
+        if existing is None:
+            # validates fully before changing anything, so this is the first change
+            self.model.add_address(IPv4Interface(f"{addr}/32"), dev, sapool=True)
+            self._auto.add(addr)
+        svc.laddrs.append(la)
+        if self.engine is not None:
+            self._ensure_registered(self.engine)
+            self._push_service(self.engine, svc)
+        return la
+
+    def del_laddr(self, key: tuple, addr: IPv4Address, dev: str) -> Laddr:
+        """ipvsadm --del-laddr; an address --add-laddr created goes with its last user."""
+        svc = self.get(key, "Service not defined")
+        la = next((x for x in svc.laddrs if x.addr == addr and x.dev == dev), None)
+        if la is None:
+            raise CommandError("No such Local address")
+        svc.laddrs.remove(la)
+        if self.engine is not None:
+            self._push_service(self.engine, svc)
+        self._release([la])
+        return la
+
+    def _release(self, laddrs) -> None:
+        """Remove the addresses --add-laddr created that no service uses any more (one still
+        the src of a route stays, as the operator's)."""
+        in_use = {la.addr for s in self.table.values() for la in s.laddrs}
+        for la in laddrs:
+            if la.addr not in self._auto or la.addr in in_use:
+                continue
+            self._auto.discard(la.addr)
+            a = self.model.find_address(la.addr)
+            if a is None or any(r.src == la.addr for r in self.model.routes.values()):
+                continue
+            self.model.del_address(a.iface, a.port)
+
+    def laddr_users(self, ip: IPv4Address) -> list[Service]:
+        return [s for s in self.table.values() if any(la.addr == ip for la in s.laddrs)]
+
+    def check_address_delete(self, ip: IPv4Address) -> None:
+        """Model.del_address asks first: a local address in use stays."""
+        users = self.laddr_users(ip)
+        if users:
+            raise CommandError(f"address {ip} is a local address of {', '.join(map(str, users))}:"
+                               " remove it with ipvsadm --del-laddr first")
+
+    # ---------------------------------------------------- timeouts, counters
+
+    def set_timeouts(self, tcp: int, tcpfin: int, udp: int) -> dict:
+        """ipvsadm --set: 0 leaves a value unchanged."""
+        new = {"tcp": tcp, "tcpfin": tcpfin, "udp": udp}
+        for value in new.values():
+            _check_timeout(value, 0)
+        for name, value in new.items():
+            if value:
+                self.timeouts[name] = value
+                if self.engine is not None:
+                    self.engine.set_timeout(name, value)
+        return dict(self.timeouts)
+
+    def zero(self, key: tuple | None = None) -> None:
+        """ipvsadm -Z [service]."""
+        svc = self.get(key) if key is not None else None
+        if self.engine is not None:
+            self.engine.zero_stats(svc.slot if svc else -1)
+        self._samples.clear()
+
+    def svc_stats(self, svc: Service) -> dict:
+        return dict(self.engine.svc_stats(svc.slot)) if self.engine is not None else dict(ZERO_SVC_STATS)
+
+    def dest_stats(self, d: Dest) -> dict:
+        return dict(self.engine.dest_stats(d.slot)) if self.engine is not None else dict(ZERO_DEST_STATS)
+
+    def laddr_stats(self, svc: Service) -> list[dict]:
+        """Per local address, in the service's order: used (connections), miss (conflicts)."""
+        got = list(self.engine.laddr_stats(svc.slot)) if self.engine and svc.laddrs else []
+        return [dict(dict(addr=int(la.addr), used=0, miss=0), **(got[k] if k < len(got) else {}))
+                for k, la in enumerate(svc.laddrs)]
+
+    def connections(self, limit: int = CONN_LIST_LIMIT) -> list[dict]:
+        return list(self.engine.connections(limit)) if self.engine is not None else []
+
+    def sample_rates(self, now: float | None = None) -> None:
+        """Take one sample of every service's and real server's counters. The daemon calls
+        this every 2 s; `ipvsadm -L --rate` takes one too when the newest is older than 1 s.
+        Rates are the difference of the last two samples over their interval."""
+        if self.engine is None:
+            return
+        counters = {}
+        for svc in self.table.values():
+            counters[("svc", svc.slot)] = dict(self.engine.svc_stats(svc.slot))
+            for d in svc.dests:
+                counters[("dest", d.slot)] = dict(self.engine.dest_stats(d.slot))
+        self._samples.append((time.monotonic() if now is None else now, counters))
+
+    def rates(self, now: float | None = None) -> dict:
+        """{("svc"|"dest", slot): {cps, inpps, outpps, inbps, outbps}}; absent: 0."""
+        if self.engine is None:
+            return {}
+        now = time.monotonic() if now is None else now
+        if not self._samples or now - self._samples[-1][0] >= RATE_MIN_INTERVAL:
+            self.sample_rates(now)
+        if len(self._samples) < 2:
+            return {}
+        (t0, old), (t1, new) = self._samples
+        if t1 <= t0:
+            return {}
+        out = {}
+        for key, cur in new.items():
+            prev = old.get(key)
+            if prev is not None:
+                # a counter that went down was zeroed (-Z): no rate for that interval
+                out[key] = {r: int(max(0, cur[c] - prev[c]) / (t1 - t0)) for r, c in RATES.items()}
+        return out
+
+    def _forget(self, *keys) -> None:
+        """A freed slot's samples go, so that its next user starts without a history."""
+        for _, counters in self._samples:
+            for key in keys:
+                counters.pop(key, None)
+
+    # ----------------------------------------------------------- data plane
+
+    def attach(self, engine) -> None:
+        """Replay the whole table into a freshly started data plane (Model.attach calls this
+        last): timeouts, then per service its real servers, its table, the service. A table
+        never configured pushes nothing (the data plane starts with the LVS defaults)."""
+        self._registered = None
+        self._samples.clear()
+        if not self.table and self.timeouts == DEFAULT_TIMEOUTS:
+            return
+        for name, value in self.timeouts.items():
+            engine.set_timeout(name, value)
+        if not self.table:
+            return
+        self._ensure_registered(engine)
+        for svc in self.table.values():
+            for d in svc.dests:
+                self._push_dest(engine, svc, d)
+            self._push_service(engine, svc)
+
+    def _ensure_registered(self, engine) -> None:
+        """Give the data plane every mode's and scheduler's C ops, once per engine, before the
+        first service needs them (so a data plane without services never loads plugins)."""
+        if self._registered is engine:
+            return
+        for i, mode in enumerate(self.modes.values()):
+            if mode.ops is not None:
+                engine.register_mode(i, mode.ops())
+        for i, sched in enumerate(self.schedulers.values()):
+            if sched.ops is not None:
+                engine.register_sched(i, sched.ops())
+        self._registered = engine
+
+    def _push_dest(self, engine, svc: Service, d: Dest) -> None:
+        engine.dest_set(d.slot, svc=svc.slot, addr=int(d.addr), port=d.port,
+                        mode=self.mode_index(d.mode), weight=d.weight,
+                        u_threshold=d.u_threshold, l_threshold=d.l_threshold,
+                        available=d.available)
+
+    def _push_service(self, engine, svc: Service) -> None:
+        sched = self.schedulers[svc.sched]
+        flags = svc.flags
+        if sched.table is not None:
+            flags |= F_HASHED
+            table = sched.table([TableDest(d.slot, int(d.addr), d.port, d.weight, d.available)
+                                 for d in svc.dests])
+            engine.svc_table(svc.slot, list(table))
+        engine.svc_set(svc.slot, proto=svc.proto, vaddr=int(svc.vaddr), vport=svc.vport,
+                       sched=self.sched_index(svc.sched), flags=flags,
+                       timeout=svc.timeout if svc.persistent else 0, netmask=int(svc.netmask),
+                       dests=[d.slot for d in svc.dests],
+                       laddrs=[(int(la.addr), self.model.ports[la.dev].index)
+                               for la in svc.laddrs])

@@ -1,0 +1,298 @@
+"""FNAT through the real core, driven by the tutorial's commands: rewrites both ways,
+TOA, the LVS state machine, schedulers, weight 0, deleted servers, limits, two workers.
+
+The tester plays the client on dpdk1's wire (tp1) and both real servers on dpdk0's
+wire (tp0); neighbours are static so every frame is deterministic."""
+import time
+
+import pytest
+from scapy.layers.inet import IP, TCP, UDP
+from scapy.layers.l2 import Ether
+from scapy.packet import Raw
+
+from support.netns import Daemon, Wire, del_ns, make_ns, sh
+
+NS = "rlbt-fnat"
+VIP, LIP, CLIENT = "10.0.0.100", "192.168.100.200", "10.0.0.48"
+RS = ("192.168.100.2", "192.168.100.3")
+TUTORIAL = """\
+dpip addr add 10.0.0.100/32 dev dpdk1
+dpip route add 10.0.0.0/16 dev dpdk1
+dpip route add 192.168.100.0/24 dev dpdk0
+ipvsadm -A -t 10.0.0.100:80 -s rr
+ipvsadm -a -t 10.0.0.100:80 -r 192.168.100.2 -b
+ipvsadm -a -t 10.0.0.100:80 -r 192.168.100.3 -b
+ipvsadm --add-laddr -z 192.168.100.200 -t 10.0.0.100:80 -F dpdk0
+"""
+
+
+class Fnat:
+    def __init__(self, d, workers):
+        self.d, self.workers = d, workers
+        self.rs = Wire(NS, "tp0")
+        self.cl = Wire(NS, "tp1")
+        mac = lambda dev: sh("cat", f"/sys/class/net/{dev}/address", ns=NS).stdout.strip()
+        self.lb_lan, self.lb_wan = mac("dp0"), mac("dp1")
+        self.rs_mac, self.cl_mac = mac("tp0"), mac("tp1")
+
+    def client(self, sport, flags="S", seq=1000, ack=0, payload=b"", dport=80, proto="tcp"):
+        l4 = TCP(sport=sport, dport=dport, flags=flags, seq=seq, ack=ack) if proto == "tcp" \
+            else UDP(sport=sport, dport=dport)
+        p = Ether(src=self.cl_mac, dst=self.lb_wan) / IP(src=CLIENT, dst=VIP) / l4
+        return p / Raw(payload) if payload else p
+
+    def server(self, seen, flags="SA", seq=5000, ack=None, payload=b""):
+        """The reply a real server sends to what it saw (swapped addresses and ports)."""
+        ip = seen[IP]
+        if TCP in seen:
+            l4 = TCP(sport=seen[TCP].dport, dport=seen[TCP].sport, flags=flags, seq=seq,
+                     ack=seen[TCP].seq + 1 if ack is None else ack)
+        else:
+            l4 = UDP(sport=seen[UDP].dport, dport=seen[UDP].sport)
+        p = Ether(src=self.rs_mac, dst=self.lb_lan) / IP(src=ip.dst, dst=ip.src) / l4
+        return p / Raw(payload) if payload else p
+
+    def to_rs(self, match=lambda p: True, timeout=2):
+        f = self.rs.recv(lambda f: IP in Ether(f) and Ether(f)[IP].src == LIP and match(Ether(f)),
+                         timeout=timeout)
+        return Ether(f) if f else None
+
+    def to_client(self, match=lambda p: True, timeout=2):
+        f = self.cl.recv(lambda f: IP in Ether(f) and Ether(f)[IP].dst == CLIENT and match(Ether(f)),
+                         timeout=timeout)
+        return Ether(f) if f else None
+
+    def handshake(self, sport):
+        self.cl.send(self.client(sport, "S", seq=100))
+        syn = self.to_rs(lambda p: TCP in p and p[TCP].flags == "S")
+        assert syn is not None, "SYN did not reach a real server"
+        self.rs.send(self.server(syn, "SA", seq=9000))
+        sa = self.to_client(lambda p: TCP in p and p[TCP].dport == sport)
+        assert sa is not None, "SYN-ACK did not reach the client"
+        self.cl.send(self.client(sport, "A", seq=101, ack=9001))
+        ack = self.to_rs(lambda p: TCP in p and p[TCP].flags == "A" and p[TCP].sport == syn[TCP].sport)
+        assert ack is not None
+        return syn, sa, ack
+
+    def reasons(self):
+        return self.d.stats()["reasons"]
+
+    def conns(self):
+        return self.d.ok("ipvsadm -lnc")["data"]
+
+    def close(self):
+        self.rs.close()
+        self.cl.close()
+
+
+@pytest.fixture(scope="module", params=[1, 2], ids=["1worker", "2workers"])
+def fnat(request, tmp_path_factory):
+    workers = request.param
+    make_ns(NS, [("dp0", "tp0"), ("dp1", "tp1")])
+    mac = lambda dev: sh("cat", f"/sys/class/net/{dev}/address", ns=NS).stdout.strip()
+    conf = (f"dataplane\n workers {workers}\n port dpdk0 net_af_packet0,iface=dp0\n"
+            f" port dpdk1 net_af_packet1,iface=dp1\n conn-table-size 64\n!\n" + TUTORIAL +
+            f"dpip neigh add 192.168.100.2 lladdr {mac('tp0')} dev dpdk0\n"
+            f"dpip neigh add 192.168.100.3 lladdr {mac('tp0')} dev dpdk0\n"
+            f"dpip neigh add 10.0.0.48 lladdr {mac('tp1')} dev dpdk1\n")
+    d = Daemon(NS, "rlbt-fnat", conf, tmp_path_factory.mktemp("fnat")).start()
+    f = Fnat(d, workers)
+    try:
+        yield f
+    finally:
+        f.close()
+        rc = d.stop()
+        del_ns(NS)
+        assert rc == 0, d.log.read_text()
+
+
+@pytest.fixture(autouse=True)
+def fresh(fnat):
+    fnat.rs.drain()
+    fnat.cl.drain()
+    yield
+
+
+def checksums_ok(p):
+    raw = bytes(p)
+    fresh = Ether(raw)
+    for layer in (IP, TCP, UDP):
+        if layer in fresh:
+            del fresh[layer].chksum
+    return bytes(Ether(bytes(fresh))) == raw
+
+
+def toa(p):
+    for kind, value in p[TCP].options:
+        if kind == 254:
+            return value
+    return None
+
+
+def test_syn_rewritten_with_toa_and_reply_restored(fnat):
+    syn, sa, ack = fnat.handshake(40001)
+    assert syn[IP].src == LIP and syn[IP].dst in RS and syn[TCP].dport == 80
+    assert syn[TCP].sport % fnat.workers in range(fnat.workers) and syn[TCP].sport >= 1025
+    assert syn.dst == fnat.rs_mac and syn.src == fnat.lb_lan
+    assert toa(syn) == (40001).to_bytes(2, "big") + bytes([10, 0, 0, 48])
+    assert checksums_ok(syn)
+    assert sa[IP].src == VIP and sa[TCP].sport == 80 and sa[TCP].dport == 40001
+    assert sa.src == fnat.lb_wan and sa.dst == fnat.cl_mac and checksums_ok(sa)
+    # the first ACK carries TOA too (for the LVS toa kernel module); later ones do not
+    assert toa(ack) == toa(syn) and checksums_ok(ack)
+    fnat.cl.send(fnat.client(40001, "PA", seq=101, ack=9001, payload=b"GET / HTTP/1.0\r\n\r\n"))
+    data = fnat.to_rs(lambda p: Raw in p)
+    assert data is not None and toa(data) is None and bytes(data[Raw]).startswith(b"GET")
+    assert checksums_ok(data)
+    rows = [c for c in fnat.conns() if c["cport"] == 40001]
+    assert len(rows) == 1 and rows[0]["state"] == "ESTABLISHED"
+
+
+def test_round_robin_alternates_real_servers(fnat):
+    seen = []
+    for port in range(41000, 41006):
+        fnat.cl.send(fnat.client(port, "S"))
+        syn = fnat.to_rs(lambda p: TCP in p and p[TCP].flags == "S")
+        assert syn is not None
+        seen.append(syn[IP].dst)
+    if fnat.workers == 1:
+        assert seen[0::2] == [seen[0]] * 3 and seen[1::2] == [seen[1]] * 3 and seen[0] != seen[1]
+    else:
+        assert set(seen) == set(RS)          # each worker runs its own rotation
+
+
+def test_retransmitted_syn_keeps_its_connection(fnat):
+    fnat.cl.send(fnat.client(42000, "S", seq=7))
+    first = fnat.to_rs(lambda p: TCP in p and p[TCP].flags == "S")
+    fnat.cl.send(fnat.client(42000, "S", seq=7))
+    again = fnat.to_rs(lambda p: TCP in p and p[TCP].flags == "S")
+    assert (first[IP].dst, first[TCP].sport) == (again[IP].dst, again[TCP].sport)
+    assert len([c for c in fnat.conns() if c["cport"] == 42000]) == 1
+
+
+def test_fin_both_ways_then_close(fnat):
+    syn, _, _ = fnat.handshake(43000)
+    fnat.cl.send(fnat.client(43000, "FA", seq=101, ack=9001))
+    fin = fnat.to_rs(lambda p: TCP in p and "F" in str(p[TCP].flags))
+    assert fin is not None
+    fnat.rs.send(fnat.server(fin, "FA", seq=9001, ack=102))
+    assert fnat.to_client(lambda p: TCP in p and "F" in str(p[TCP].flags)) is not None
+    fnat.cl.send(fnat.client(43000, "A", seq=102, ack=9002))
+    states = [c["state"] for c in fnat.conns() if c["cport"] == 43000]
+    assert states and states[0] in ("TIME_WAIT", "CLOSE", "LAST_ACK", "CLOSE_WAIT", "FIN_WAIT")
+
+
+def test_rst_moves_to_close(fnat):
+    fnat.handshake(43100)
+    fnat.cl.send(fnat.client(43100, "R", seq=101))
+    assert fnat.to_rs(lambda p: TCP in p and "R" in str(p[TCP].flags)) is not None
+    rows = [c for c in fnat.conns() if c["cport"] == 43100]
+    assert rows and rows[0]["state"] == "CLOSE" and rows[0]["expires"] <= 10
+
+
+def test_segments_without_connection_and_other_ports_are_dropped(fnat):
+    before = fnat.reasons()
+    fnat.cl.send(fnat.client(44000, "A", seq=5, ack=5))            # no SYN first
+    fnat.cl.send(fnat.client(44001, "S", dport=8080))              # VIP, no such service
+    fnat.cl.send(fnat.client(44002, "FA"))
+    assert fnat.to_rs(timeout=0.5) is None
+    time.sleep(0.2)
+    after = fnat.reasons()
+    assert after["conn_miss"] - before["conn_miss"] == 2
+    assert after["no_service"] - before["no_service"] == 1
+
+
+def test_udp_service(fnat):
+    fnat.d.ok("ipvsadm -A -u 10.0.0.100:53 -s rr")
+    fnat.d.ok("ipvsadm -a -u 10.0.0.100:53 -r 192.168.100.2 -b")
+    fnat.d.ok("ipvsadm --add-laddr -z 192.168.100.200 -u 10.0.0.100:53 -F dpdk0")
+    try:
+        fnat.cl.send(fnat.client(45000, proto="udp", dport=53) / Raw(b"query"))
+        q = fnat.to_rs(lambda p: UDP in p)
+        assert q is not None and q[IP].dst == "192.168.100.2" and q[UDP].dport == 53
+        assert checksums_ok(q)
+        fnat.rs.send(fnat.server(q) / Raw(b"answer"))
+        a = fnat.to_client(lambda p: UDP in p)
+        assert a is not None and a[IP].src == VIP and a[UDP].sport == 53 and a[UDP].dport == 45000
+        assert checksums_ok(a) and bytes(a[Raw]) == b"answer"
+    finally:
+        fnat.d.ok("ipvsadm -D -u 10.0.0.100:53")
+
+
+def test_service_without_local_address_counts_drops(fnat):
+    fnat.d.ok("ipvsadm -A -t 10.0.0.100:81 -s rr")
+    fnat.d.ok("ipvsadm -a -t 10.0.0.100:81 -r 192.168.100.2 -b")
+    try:
+        before = fnat.reasons()["no_laddr"]
+        fnat.cl.send(fnat.client(46000, "S", dport=81))
+        assert fnat.to_rs(timeout=0.5) is None
+        assert fnat.reasons()["no_laddr"] == before + 1
+        stats = fnat.d.ok("ipvsadm -ln --stats")["data"]
+        assert stats is not None
+    finally:
+        fnat.d.ok("ipvsadm -D -t 10.0.0.100:81")
+
+
+def test_weight_zero_quiesces_and_delete_ends_flows(fnat):
+    syn, _, _ = fnat.handshake(47000)
+    busy = syn[IP].dst
+    other = RS[1] if busy == RS[0] else RS[0]
+    fnat.d.ok(f"ipvsadm -e -t 10.0.0.100:80 -r {busy} -b -w 0")
+    try:
+        for port in range(47001, 47005):
+            fnat.cl.send(fnat.client(port, "S"))
+            s = fnat.to_rs(lambda p: TCP in p and p[TCP].flags == "S")
+            assert s is not None and s[IP].dst == other, "weight 0 must take no new flow"
+        # the old flow still goes through
+        fnat.cl.send(fnat.client(47000, "PA", seq=101, ack=9001, payload=b"still here"))
+        assert fnat.to_rs(lambda p: Raw in p and p[IP].dst == busy) is not None
+    finally:
+        fnat.d.ok(f"ipvsadm -e -t 10.0.0.100:80 -r {busy} -b -w 1")
+    # deleting the server ends its flow at the next packet
+    before = fnat.reasons()["dest_gone"]
+    fnat.d.ok(f"ipvsadm -d -t 10.0.0.100:80 -r {busy}")
+    try:
+        fnat.cl.send(fnat.client(47000, "PA", seq=111, ack=9001, payload=b"gone?"))
+        assert fnat.to_rs(lambda p: Raw in p, timeout=0.5) is None
+        assert fnat.reasons()["dest_gone"] == before + 1
+        assert not [c for c in fnat.conns() if c["cport"] == 47000]
+    finally:
+        fnat.d.ok(f"ipvsadm -a -t 10.0.0.100:80 -r {busy} -b")
+
+
+def test_timeouts_expire_connections(fnat):
+    fnat.d.ok("ipvsadm --set 2 2 2")
+    try:
+        fnat.handshake(48000)
+        assert [c for c in fnat.conns() if c["cport"] == 48000]
+        time.sleep(3.5)
+        assert not [c for c in fnat.conns() if c["cport"] == 48000]
+    finally:
+        fnat.d.ok("ipvsadm --set 900 120 300")
+
+
+def test_table_full_drops_new_flows_and_keeps_old_ones(fnat):
+    fnat.d.ok("ipvsadm --set 2 2 2")
+    time.sleep(3.5)                                  # let earlier tests' flows expire
+    fnat.d.ok("ipvsadm --set 900 120 300")
+    syn, _, _ = fnat.handshake(49000)
+    before = fnat.reasons()["conn_full"]
+    for port in range(49001, 49001 + 64 * fnat.workers + 8):
+        fnat.cl.send(fnat.client(port, "S"))
+        if port % 16 == 0:
+            time.sleep(0.02)
+    time.sleep(0.5)
+    assert fnat.reasons()["conn_full"] > before
+    fnat.cl.send(fnat.client(49000, "PA", seq=101, ack=9001, payload=b"old flow"))
+    assert fnat.to_rs(lambda p: Raw in p and bytes(p[Raw]) == b"old flow") is not None
+    fnat.d.ok("ipvsadm --set 1 1 1")
+    time.sleep(2.5)
+    fnat.d.ok("ipvsadm --set 900 120 300")
+
+
+def test_many_handshakes_complete_with_every_worker_count(fnat):
+    """With two workers, replies to LIP:lport can land on the other worker (af_packet
+    fans out by flow hash): they must be steered to the owner."""
+    for port in range(50000, 50020):
+        fnat.handshake(port)
+    assert len([c for c in fnat.conns() if 50000 <= c["cport"] < 50020]) == 20
