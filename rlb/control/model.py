@@ -74,6 +74,7 @@ class Route:
     mtu: int = 1500
     metric: int = 0
     auto: bool = False               # made by an address, removed with it
+    sapool: bool = False             # host route of a local-address pool (FNAT/SNAT)
     slot: int = -1                   # index in the data plane's route array
 
     def key(self):
@@ -162,7 +163,8 @@ class Model:
             raise CommandError(f"{iface.ip} cannot be an interface address")
         if self.find_address(iface.ip):
             raise CommandError(f"address {iface.ip} already exists")
-        host = Route(IPv4Network(f"{iface.ip}/32"), p.name, scope="host", auto=True)
+        host = Route(IPv4Network(f"{iface.ip}/32"), p.name, scope="host", auto=True,
+                     sapool=sapool)
         new = [host]
         if host.key() in self.routes:
             raise CommandError(f"route {host.prefix} already exists")
@@ -256,7 +258,7 @@ class Model:
         self.engine.route_set(r.slot, int(r.prefix.network_address), r.prefix.prefixlen,
                               gw=int(r.via or 0), src=int(r.src or 0),
                               port=self.ports[r.port].index, scope=SCOPE_CODE[r.scope],
-                              mtu=r.mtu)
+                              mtu=r.mtu, sapool=r.sapool)
 
     def _remove_route(self, r: Route) -> None:
         del self.routes[r.key()]

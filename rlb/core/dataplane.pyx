@@ -104,6 +104,7 @@ cdef void apply_msg(engine_t *e, worker_t *w, msg_t *msg) noexcept nogil:
         r.scope = msg.scope
         r.port = <uint8_t>msg.port
         r.mtu = msg.mtu
+        r.sapool = msg.flags & 1
         r.used = 1
         rte_lpm_add(w.lpm, msg.b, msg.plen, msg.a)
     elif msg.type == MSG_ROUTE_DEL:
@@ -544,8 +545,9 @@ cdef class Engine:
 
     def send(self, int mtype, *, int port=0, uint32_t a=0, uint32_t b=0, uint32_t c=0,
              uint32_t d=0, int plen=0, int scope=0, int flags=0, bytes mac=None, int mtu=0,
-             uintptr_t ptr=0, double timeout=2.0):
-        """Send one message to every worker and wait until each has applied it."""
+             uintptr_t ptr=0, double timeout=2.0, int only=-1):
+        """Send one message to every worker (or worker `only`) and wait until each has
+        applied it."""
         global g_seq
         cdef msg_t msg
         cdef int i
@@ -567,25 +569,28 @@ cdef class Engine:
         if mac is not None:
             memcpy(msg.mac, <const char *>mac, 6)
         deadline = rte_rdtsc() + <uint64_t>(timeout * g.tsc_hz)
+        cdef int first = 0, last = g.nworkers
+        if only >= 0:
+            first, last = only, only + 1
         with nogil:
-            for i in range(g.nworkers):
+            for i in range(first, last):
                 while rte_ring_enqueue_elem(g.workers[i].ring, &msg, MSG_SIZE) != 0:
                     if rte_rdtsc() > deadline:
                         break
                     rte_delay_us_sleep(100)
-            for i in range(g.nworkers):
+            for i in range(first, last):
                 while g.workers[i].applied_seq < msg.seq and rte_rdtsc() < deadline:
                     rte_delay_us_sleep(20)
-        for i in range(g.nworkers):
+        for i in range(first, last):
             if g.workers[i].applied_seq < msg.seq:
                 raise DataplaneError(f"worker {i} did not apply the change in {timeout}s")
 
     def route_set(self, int index, uint32_t prefix, int plen, *, uint32_t gw=0, uint32_t src=0,
-                  int port=0, int scope=0, int mtu=1500):
+                  int port=0, int scope=0, int mtu=1500, bint sapool=False):
         if index < 0 or <uint32_t>index >= g.route_cap:
             raise DataplaneError("route table full")
         self.send(MSG_ROUTE_SET, a=index, b=prefix, c=gw, d=src, plen=plen, scope=scope,
-                  port=port, mtu=mtu)
+                  port=port, mtu=mtu, flags=1 if sapool else 0)
 
     def route_del(self, int index, uint32_t prefix, int plen):
         self.send(MSG_ROUTE_DEL, a=index, b=prefix, plen=plen)
@@ -614,7 +619,7 @@ cdef class Engine:
         now = rte_rdtsc()
         try:
             for i in range(g.nworkers):
-                self.send(MSG_NEIGH_DUMP, a=g.neigh_cap, ptr=<uintptr_t>buf)
+                self.send(MSG_NEIGH_DUMP, a=g.neigh_cap, ptr=<uintptr_t>buf, only=i)
                 k = 0
                 while buf[k].ip != 0:
                     n = &buf[k]
@@ -853,7 +858,7 @@ cdef class Engine:
         out = []
         try:
             for i in range(g.nworkers):
-                self.send(MSG_CONN_DUMP, a=limit + 1, ptr=<uintptr_t>buf)
+                self.send(MSG_CONN_DUMP, a=limit + 1, ptr=<uintptr_t>buf, only=i)
                 k = 0
                 while buf[k].proto != 0 and len(out) < limit:
                     c = &buf[k]

@@ -373,7 +373,8 @@ def _connections(ms):
                      f"{vip:<18} {local:<18} {dst}")
         rows.append({"proto": proto, "expires": c["expires"], "state": c["state"],
                      "source": src, "virtual": vip, "local": local, "destination": dst,
-                     "mode": mode})
+                     "mode": mode, "cport": c["cport"], "lport": c["lport"],
+                     "worker": c.get("worker")})
     return lines, rows
 
 

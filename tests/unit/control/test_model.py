@@ -45,7 +45,8 @@ class FakeEngine:
     def set_neigh_timeout(self, seconds):
         self.calls.append(("set_neigh_timeout", seconds))
 
-    def route_set(self, index, prefix, plen, *, gw=0, src=0, port=0, scope=0, mtu=1500):
+    def route_set(self, index, prefix, plen, *, gw=0, src=0, port=0, scope=0, mtu=1500,
+                  sapool=False):
         self.calls.append(("route_set", index, prefix, plen, gw, src, port, scope, mtu))
 
     def route_del(self, index, prefix, plen):
