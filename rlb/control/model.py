@@ -36,7 +36,7 @@ class Settings:
     busy_poll: bool = False          # (runtime)
     forwarding: bool = False         # IPv4 forwarding along routes (runtime)
     memory: int = 512                # MiB for EAL without hugepages
-    conn_table_size: int = 65536     # connections per worker
+    conn_table_size: int = 262144    # connections per worker (64 bytes each + hash)
     service_table_size: int = 256
     dest_table_size: int = 4096      # real servers, all services together
     kni: bool = True                 # a <port>.kni tap per port

@@ -19,7 +19,9 @@ from rlb.control.model import CommandError
 TCP, UDP = 6, 17
 PROTO_NAMES = {TCP: "TCP", UDP: "UDP"}
 # LVS defaults (ip_vs_proto_tcp.c, ip_vs_proto_udp.c), which DPVS keeps.
-DEFAULT_TIMEOUTS = {"tcp": 900, "tcpfin": 120, "udp": 300}
+# DPVS's defaults (LVS keeps 900 120 300): short closing states keep the table small at
+# high connection rates (TIME_WAIT 7 s instead of 120 s)
+DEFAULT_TIMEOUTS = {"tcp": 90, "tcpfin": 7, "udp": 300}
 MAX_TIMEOUT = 86400 * 31          # ipvsadm.c MAX_TIMEOUT
 PERSISTENT_TIMEOUT = 300          # IPVS_SVC_PERSISTENT_TIMEOUT
 DEFAULT_SCHEDULER = "wlc"         # ipvsadm.c DEF_SCHED (DPVS's ipvsadm too)
@@ -500,6 +502,17 @@ class Services:
         got = list(self.engine.laddr_stats(svc.slot)) if self.engine and svc.laddrs else []
         return [dict(dict(addr=int(la.addr), used=0, miss=0), **(got[k] if k < len(got) else {}))
                 for k, la in enumerate(svc.laddrs)]
+
+    def sapool_usage(self, addr) -> tuple[int, int]:
+        """(connections holding a local port of addr, ports not found) over all services:
+        `dpip addr show`'s sa_used and sa_miss."""
+        used = miss = 0
+        for svc in self.table.values():
+            for la, row in zip(svc.laddrs, self.laddr_stats(svc)):
+                if la.addr == addr:
+                    used += row["used"]
+                    miss += row["miss"]
+        return used, miss
 
     def connections(self, limit: int = CONN_LIST_LIMIT) -> list[dict]:
         return list(self.engine.connections(limit)) if self.engine is not None else []

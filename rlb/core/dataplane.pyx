@@ -38,10 +38,11 @@ assert len(REASON_NAMES) == R_MAX
 CONN_STATES = ("NONE", "ESTABLISHED", "SYN_SENT", "SYN_RECV", "FIN_WAIT", "TIME_WAIT", "CLOSE",
                "CLOSE_WAIT", "LAST_ACK", "LISTEN", "SYNACK", "UDP")
 assert len(CONN_STATES) == CS_MAX
-# LVS defaults (seconds); `ipvsadm --set tcp tcpfin udp` changes ESTABLISHED, FIN_WAIT, UDP
-DEFAULT_TIMEOUTS = {"NONE": 2, "ESTABLISHED": 900, "SYN_SENT": 120, "SYN_RECV": 30,
-                    "FIN_WAIT": 120, "TIME_WAIT": 120, "CLOSE": 10, "CLOSE_WAIT": 60,
-                    "LAST_ACK": 30, "LISTEN": 120, "SYNACK": 120, "UDP": 300}
+# Seconds per state, DPVS's defaults (LVS's are longer: ESTABLISHED 900, TIME_WAIT 120);
+# `ipvsadm --set tcp tcpfin udp` changes ESTABLISHED, FIN_WAIT and UDP, as in LVS
+DEFAULT_TIMEOUTS = {"NONE": 2, "ESTABLISHED": 90, "SYN_SENT": 3, "SYN_RECV": 30,
+                    "FIN_WAIT": 7, "TIME_WAIT": 7, "CLOSE": 3, "CLOSE_WAIT": 7,
+                    "LAST_ACK": 7, "LISTEN": 120, "SYNACK": 30, "UDP": 300}
 TIMEOUT_NAMES = {"tcp": "ESTABLISHED", "tcpfin": "FIN_WAIT", "udp": "UDP"}
 
 NEIGH_STATES = {NEIGH_INCOMPLETE: "INCOMPLETE", NEIGH_REACHABLE: "REACHABLE",
@@ -452,6 +453,9 @@ cdef class Engine:
                                          RTE_MBUF_DEFAULT_BUF_SIZE, rte_socket_id())
         if g.pool == NULL:
             raise DataplaneError(f"mbuf pool of {pool_size}: {rte_strerror(rte_errno).decode()}")
+        g.rr_cursor = <uint32_t *>rte_zmalloc(b"rlb_rr", sizeof(uint32_t) * svc_cap, 64)
+        if g.rr_cursor == NULL:
+            raise DataplaneError("out of memory for the service table")
         for i, (name, devargs, kni) in enumerate(ports):
             self._open_port(i, name, devargs, kni)
         for i in range(workers):

@@ -245,6 +245,13 @@ cdef inline int lb_input(engine_t *e, worker_t *w, uint8_t port, rte_mbuf *m,
     saddr = rte_be_to_cpu_32(ip.src_addr)
     daddr = rte_be_to_cpu_32(ip.dst_addr)
     slot = conn_find(w, proto, saddr, sport, daddr, dport, &dir)
+    if slot != NONE32 and dir == DIR_IN and (flags & (TH_SYN | TH_ACK | TH_RST)) == TH_SYN \
+            and w.conns[slot].state >= CS_FIN_WAIT and w.conns[slot].state <= CS_LAST_ACK:
+        # a client reusing its port while we still remember the closed flow: start
+        # afresh (new local port), or the server's TIME_WAIT would eat the SYN (LVS
+        # conn_reuse_mode)
+        conn_free(e, w, slot)
+        slot = NONE32
     if slot == NONE32:
         if sapool_dst and e.nworkers > 1:
             owner = dport % e.nworkers           # FNAT/SNAT chose lport % workers = owner

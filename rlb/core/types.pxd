@@ -332,6 +332,7 @@ cdef struct engine_t:
     uint32_t dest_cap
     uint32_t conn_cap          # per worker
     uint32_t timeouts[CS_MAX]  # ticks per state (ipvsadm --set)
+    uint32_t *rr_cursor        # per service slot, shared: rr alternates over all workers
     mode_ops_t *modes[MAX_MODES]
     sched_ops_t *scheds[MAX_SCHEDS]
     uint32_t route_cap

@@ -2333,6 +2333,7 @@ struct __pyx_t_3rlb_4core_5types_engine_t {
   uint32_t dest_cap;
   uint32_t conn_cap;
   uint32_t timeouts[__pyx_e_3rlb_4core_5types_CS_MAX];
+  uint32_t *rr_cursor;
   struct __pyx_t_3rlb_4core_5types_mode_ops_t *modes[__pyx_e_3rlb_4core_5types_MAX_MODES];
   struct __pyx_t_3rlb_4core_5types_sched_ops_t *scheds[__pyx_e_3rlb_4core_5types_MAX_SCHEDS];
   uint32_t route_cap;
@@ -8105,7 +8106,7 @@ static CYTHON_INLINE int __pyx_f_3rlb_4core_2lb_lb_input(struct __pyx_t_3rlb_4co
  *     saddr = rte_be_to_cpu_32(ip.src_addr)
  *     daddr = rte_be_to_cpu_32(ip.dst_addr)             # <<<<<<<<<<<<<<
  *     slot = conn_find(w, proto, saddr, sport, daddr, dport, &dir)
- *     if slot == NONE32:
+ *     if slot != NONE32 and dir == DIR_IN and (flags & (TH_SYN | TH_ACK | TH_RST)) == TH_SYN \
 */
   __pyx_v_daddr = rte_be_to_cpu_32(__pyx_v_ip->dst_addr);
 
@@ -8113,14 +8114,113 @@ static CYTHON_INLINE int __pyx_f_3rlb_4core_2lb_lb_input(struct __pyx_t_3rlb_4co
  *     saddr = rte_be_to_cpu_32(ip.src_addr)
  *     daddr = rte_be_to_cpu_32(ip.dst_addr)
  *     slot = conn_find(w, proto, saddr, sport, daddr, dport, &dir)             # <<<<<<<<<<<<<<
- *     if slot == NONE32:
- *         if sapool_dst and e.nworkers > 1:
+ *     if slot != NONE32 and dir == DIR_IN and (flags & (TH_SYN | TH_ACK | TH_RST)) == TH_SYN \
+ *             and w.conns[slot].state >= CS_FIN_WAIT and w.conns[slot].state <= CS_LAST_ACK:
 */
   __pyx_v_slot = __pyx_f_3rlb_4core_4conn_conn_find(__pyx_v_w, __pyx_v_proto, __pyx_v_saddr, __pyx_v_sport, __pyx_v_daddr, __pyx_v_dport, (&__pyx_v_dir));
 
   /* "rlb/core/lb.pxd":248
  *     daddr = rte_be_to_cpu_32(ip.dst_addr)
  *     slot = conn_find(w, proto, saddr, sport, daddr, dport, &dir)
+ *     if slot != NONE32 and dir == DIR_IN and (flags & (TH_SYN | TH_ACK | TH_RST)) == TH_SYN \             # <<<<<<<<<<<<<<
+ *             and w.conns[slot].state >= CS_FIN_WAIT and w.conns[slot].state <= CS_LAST_ACK:
+ *         # a client reusing its port while we still remember the closed flow: start
+*/
+  __pyx_t_3 = (__pyx_v_slot != __pyx_e_3rlb_4core_5types_NONE32);
+
+  if (__pyx_t_3) {
+
+  } else {
+
+    __pyx_t_2 = __pyx_t_3;
+
+    goto __pyx_L10_bool_binop_done;
+  }
+  __pyx_t_3 = (__pyx_v_dir == __pyx_e_3rlb_4core_4conn_DIR_IN);
+
+  if (__pyx_t_3) {
+
+  } else {
+
+    __pyx_t_2 = __pyx_t_3;
+
+    goto __pyx_L10_bool_binop_done;
+  }
+
+  /* "rlb/core/lb.pxd":249
+ *     slot = conn_find(w, proto, saddr, sport, daddr, dport, &dir)
+ *     if slot != NONE32 and dir == DIR_IN and (flags & (TH_SYN | TH_ACK | TH_RST)) == TH_SYN \
+ *             and w.conns[slot].state >= CS_FIN_WAIT and w.conns[slot].state <= CS_LAST_ACK:             # <<<<<<<<<<<<<<
+ *         # a client reusing its port while we still remember the closed flow: start
+ *         # afresh (new local port), or the server's TIME_WAIT would eat the SYN (LVS
+*/
+  __pyx_t_3 = ((__pyx_v_flags & ((__pyx_e_3rlb_4core_4conn_TH_SYN | __pyx_e_3rlb_4core_4conn_TH_ACK) | __pyx_e_3rlb_4core_4conn_TH_RST)) == __pyx_e_3rlb_4core_4conn_TH_SYN);
+
+  if (__pyx_t_3) {
+
+  } else {
+
+    __pyx_t_2 = __pyx_t_3;
+
+    goto __pyx_L10_bool_binop_done;
+  }
+  __pyx_t_3 = ((__pyx_v_w->conns[__pyx_v_slot]).state >= __pyx_e_3rlb_4core_5types_CS_FIN_WAIT);
+
+  if (__pyx_t_3) {
+
+  } else {
+
+    __pyx_t_2 = __pyx_t_3;
+
+    goto __pyx_L10_bool_binop_done;
+  }
+  __pyx_t_3 = ((__pyx_v_w->conns[__pyx_v_slot]).state <= __pyx_e_3rlb_4core_5types_CS_LAST_ACK);
+
+
+  __pyx_t_2 = __pyx_t_3;
+
+  __pyx_L10_bool_binop_done:;
+
+  /* "rlb/core/lb.pxd":248
+ *     daddr = rte_be_to_cpu_32(ip.dst_addr)
+ *     slot = conn_find(w, proto, saddr, sport, daddr, dport, &dir)
+ *     if slot != NONE32 and dir == DIR_IN and (flags & (TH_SYN | TH_ACK | TH_RST)) == TH_SYN \             # <<<<<<<<<<<<<<
+ *             and w.conns[slot].state >= CS_FIN_WAIT and w.conns[slot].state <= CS_LAST_ACK:
+ *         # a client reusing its port while we still remember the closed flow: start
+*/
+  if (__pyx_t_2) {
+
+
+    /* "rlb/core/lb.pxd":253
+ *         # afresh (new local port), or the server's TIME_WAIT would eat the SYN (LVS
+ *         # conn_reuse_mode)
+ *         conn_free(e, w, slot)             # <<<<<<<<<<<<<<
+ *         slot = NONE32
+ *     if slot == NONE32:
+*/
+    __pyx_f_3rlb_4core_2lb_conn_free(__pyx_v_e, __pyx_v_w, __pyx_v_slot);
+
+    /* "rlb/core/lb.pxd":254
+ *         # conn_reuse_mode)
+ *         conn_free(e, w, slot)
+ *         slot = NONE32             # <<<<<<<<<<<<<<
+ *     if slot == NONE32:
+ *         if sapool_dst and e.nworkers > 1:
+*/
+    __pyx_v_slot = __pyx_e_3rlb_4core_5types_NONE32;
+
+    /* "rlb/core/lb.pxd":248
+ *     daddr = rte_be_to_cpu_32(ip.dst_addr)
+ *     slot = conn_find(w, proto, saddr, sport, daddr, dport, &dir)
+ *     if slot != NONE32 and dir == DIR_IN and (flags & (TH_SYN | TH_ACK | TH_RST)) == TH_SYN \             # <<<<<<<<<<<<<<
+ *             and w.conns[slot].state >= CS_FIN_WAIT and w.conns[slot].state <= CS_LAST_ACK:
+ *         # a client reusing its port while we still remember the closed flow: start
+*/
+  }
+
+  /* "rlb/core/lb.pxd":255
+ *         conn_free(e, w, slot)
+ *         slot = NONE32
  *     if slot == NONE32:             # <<<<<<<<<<<<<<
  *         if sapool_dst and e.nworkers > 1:
  *             owner = dport % e.nworkers           # FNAT/SNAT chose lport % workers = owner
@@ -8130,178 +8230,14 @@ static CYTHON_INLINE int __pyx_f_3rlb_4core_2lb_lb_input(struct __pyx_t_3rlb_4co
   if (__pyx_t_2) {
 
 
-    /* "rlb/core/lb.pxd":249
- *     slot = conn_find(w, proto, saddr, sport, daddr, dport, &dir)
+    /* "rlb/core/lb.pxd":256
+ *         slot = NONE32
  *     if slot == NONE32:
  *         if sapool_dst and e.nworkers > 1:             # <<<<<<<<<<<<<<
  *             owner = dport % e.nworkers           # FNAT/SNAT chose lport % workers = owner
  *             if owner != w.id:
 */
     __pyx_t_3 = (__pyx_v_sapool_dst != 0);
-
-    if (__pyx_t_3) {
-
-    } else {
-
-      __pyx_t_2 = __pyx_t_3;
-
-      goto __pyx_L11_bool_binop_done;
-    }
-    __pyx_t_3 = (__pyx_v_e->nworkers > 1);
-
-
-    __pyx_t_2 = __pyx_t_3;
-
-    __pyx_L11_bool_binop_done:;
-    if (__pyx_t_2) {
-
-
-      /* "rlb/core/lb.pxd":250
- *     if slot == NONE32:
- *         if sapool_dst and e.nworkers > 1:
- *             owner = dport % e.nworkers           # FNAT/SNAT chose lport % workers = owner             # <<<<<<<<<<<<<<
- *             if owner != w.id:
- *                 return redirect(e, w, owner, port, m)
-*/
-      __pyx_v_owner = (__pyx_v_dport % __pyx_v_e->nworkers);
-
-      /* "rlb/core/lb.pxd":251
- *         if sapool_dst and e.nworkers > 1:
- *             owner = dport % e.nworkers           # FNAT/SNAT chose lport % workers = owner
- *             if owner != w.id:             # <<<<<<<<<<<<<<
- *                 return redirect(e, w, owner, port, m)
- *         s = svc_find(w, proto, daddr, dport)
-*/
-      __pyx_t_2 = (__pyx_v_owner != __pyx_v_w->id);
-
-      if (__pyx_t_2) {
-
-
-        /* "rlb/core/lb.pxd":252
- *             owner = dport % e.nworkers           # FNAT/SNAT chose lport % workers = owner
- *             if owner != w.id:
- *                 return redirect(e, w, owner, port, m)             # <<<<<<<<<<<<<<
- *         s = svc_find(w, proto, daddr, dport)
- *         if s == NULL:
-*/
-        {
-
-          __pyx_r = __pyx_f_3rlb_4core_2lb_redirect(__pyx_v_e, __pyx_v_w, __pyx_v_owner, __pyx_v_port, __pyx_v_m);
-        }
-        goto __pyx_L0;
-
-        /* "rlb/core/lb.pxd":251
- *         if sapool_dst and e.nworkers > 1:
- *             owner = dport % e.nworkers           # FNAT/SNAT chose lport % workers = owner
- *             if owner != w.id:             # <<<<<<<<<<<<<<
- *                 return redirect(e, w, owner, port, m)
- *         s = svc_find(w, proto, daddr, dport)
-*/
-      }
-
-      /* "rlb/core/lb.pxd":249
- *     slot = conn_find(w, proto, saddr, sport, daddr, dport, &dir)
- *     if slot == NONE32:
- *         if sapool_dst and e.nworkers > 1:             # <<<<<<<<<<<<<<
- *             owner = dport % e.nworkers           # FNAT/SNAT chose lport % workers = owner
- *             if owner != w.id:
-*/
-    }
-
-    /* "rlb/core/lb.pxd":253
- *             if owner != w.id:
- *                 return redirect(e, w, owner, port, m)
- *         s = svc_find(w, proto, daddr, dport)             # <<<<<<<<<<<<<<
- *         if s == NULL:
- *             if vip_known(w, daddr):
-*/
-    __pyx_v_s = __pyx_f_3rlb_4core_2lb_svc_find(__pyx_v_w, __pyx_v_proto, __pyx_v_daddr, __pyx_v_dport);
-
-    /* "rlb/core/lb.pxd":254
- *                 return redirect(e, w, owner, port, m)
- *         s = svc_find(w, proto, daddr, dport)
- *         if s == NULL:             # <<<<<<<<<<<<<<
- *             if vip_known(w, daddr):
- *                 drop(w, m, R_NO_SERVICE)
-*/
-    __pyx_t_2 = (__pyx_v_s == NULL);
-
-    if (__pyx_t_2) {
-
-
-      /* "rlb/core/lb.pxd":255
- *         s = svc_find(w, proto, daddr, dport)
- *         if s == NULL:
- *             if vip_known(w, daddr):             # <<<<<<<<<<<<<<
- *                 drop(w, m, R_NO_SERVICE)
- *                 return 1
-*/
-      __pyx_t_2 = (__pyx_f_3rlb_4core_2lb_vip_known(__pyx_v_w, __pyx_v_daddr) != 0);
-
-      if (__pyx_t_2) {
-
-
-        /* "rlb/core/lb.pxd":256
- *         if s == NULL:
- *             if vip_known(w, daddr):
- *                 drop(w, m, R_NO_SERVICE)             # <<<<<<<<<<<<<<
- *                 return 1
- *             return 0
-*/
-        __pyx_f_3rlb_4core_6packet_drop(__pyx_v_w, __pyx_v_m, __pyx_e_3rlb_4core_5types_R_NO_SERVICE);
-
-        /* "rlb/core/lb.pxd":257
- *             if vip_known(w, daddr):
- *                 drop(w, m, R_NO_SERVICE)
- *                 return 1             # <<<<<<<<<<<<<<
- *             return 0
- *         if (s.flags & SVC_F_PERSISTENT) and e.nworkers > 1:
-*/
-        {
-
-          __pyx_r = 1;
-        }
-        goto __pyx_L0;
-
-        /* "rlb/core/lb.pxd":255
- *         s = svc_find(w, proto, daddr, dport)
- *         if s == NULL:
- *             if vip_known(w, daddr):             # <<<<<<<<<<<<<<
- *                 drop(w, m, R_NO_SERVICE)
- *                 return 1
-*/
-      }
-
-      /* "rlb/core/lb.pxd":258
- *                 drop(w, m, R_NO_SERVICE)
- *                 return 1
- *             return 0             # <<<<<<<<<<<<<<
- *         if (s.flags & SVC_F_PERSISTENT) and e.nworkers > 1:
- *             owner = owner_of_client(e, saddr)
-*/
-      {
-
-        __pyx_r = 0;
-      }
-      goto __pyx_L0;
-
-      /* "rlb/core/lb.pxd":254
- *                 return redirect(e, w, owner, port, m)
- *         s = svc_find(w, proto, daddr, dport)
- *         if s == NULL:             # <<<<<<<<<<<<<<
- *             if vip_known(w, daddr):
- *                 drop(w, m, R_NO_SERVICE)
-*/
-    }
-
-    /* "rlb/core/lb.pxd":259
- *                 return 1
- *             return 0
- *         if (s.flags & SVC_F_PERSISTENT) and e.nworkers > 1:             # <<<<<<<<<<<<<<
- *             owner = owner_of_client(e, saddr)
- *             if owner != w.id:
-*/
-    __pyx_t_3 = ((__pyx_v_s->flags & __pyx_e_3rlb_4core_5types_SVC_F_PERSISTENT) != 0);
 
     if (__pyx_t_3) {
 
@@ -8320,7 +8256,171 @@ static CYTHON_INLINE int __pyx_f_3rlb_4core_2lb_lb_input(struct __pyx_t_3rlb_4co
     if (__pyx_t_2) {
 
 
-      /* "rlb/core/lb.pxd":260
+      /* "rlb/core/lb.pxd":257
+ *     if slot == NONE32:
+ *         if sapool_dst and e.nworkers > 1:
+ *             owner = dport % e.nworkers           # FNAT/SNAT chose lport % workers = owner             # <<<<<<<<<<<<<<
+ *             if owner != w.id:
+ *                 return redirect(e, w, owner, port, m)
+*/
+      __pyx_v_owner = (__pyx_v_dport % __pyx_v_e->nworkers);
+
+      /* "rlb/core/lb.pxd":258
+ *         if sapool_dst and e.nworkers > 1:
+ *             owner = dport % e.nworkers           # FNAT/SNAT chose lport % workers = owner
+ *             if owner != w.id:             # <<<<<<<<<<<<<<
+ *                 return redirect(e, w, owner, port, m)
+ *         s = svc_find(w, proto, daddr, dport)
+*/
+      __pyx_t_2 = (__pyx_v_owner != __pyx_v_w->id);
+
+      if (__pyx_t_2) {
+
+
+        /* "rlb/core/lb.pxd":259
+ *             owner = dport % e.nworkers           # FNAT/SNAT chose lport % workers = owner
+ *             if owner != w.id:
+ *                 return redirect(e, w, owner, port, m)             # <<<<<<<<<<<<<<
+ *         s = svc_find(w, proto, daddr, dport)
+ *         if s == NULL:
+*/
+        {
+
+          __pyx_r = __pyx_f_3rlb_4core_2lb_redirect(__pyx_v_e, __pyx_v_w, __pyx_v_owner, __pyx_v_port, __pyx_v_m);
+        }
+        goto __pyx_L0;
+
+        /* "rlb/core/lb.pxd":258
+ *         if sapool_dst and e.nworkers > 1:
+ *             owner = dport % e.nworkers           # FNAT/SNAT chose lport % workers = owner
+ *             if owner != w.id:             # <<<<<<<<<<<<<<
+ *                 return redirect(e, w, owner, port, m)
+ *         s = svc_find(w, proto, daddr, dport)
+*/
+      }
+
+      /* "rlb/core/lb.pxd":256
+ *         slot = NONE32
+ *     if slot == NONE32:
+ *         if sapool_dst and e.nworkers > 1:             # <<<<<<<<<<<<<<
+ *             owner = dport % e.nworkers           # FNAT/SNAT chose lport % workers = owner
+ *             if owner != w.id:
+*/
+    }
+
+    /* "rlb/core/lb.pxd":260
+ *             if owner != w.id:
+ *                 return redirect(e, w, owner, port, m)
+ *         s = svc_find(w, proto, daddr, dport)             # <<<<<<<<<<<<<<
+ *         if s == NULL:
+ *             if vip_known(w, daddr):
+*/
+    __pyx_v_s = __pyx_f_3rlb_4core_2lb_svc_find(__pyx_v_w, __pyx_v_proto, __pyx_v_daddr, __pyx_v_dport);
+
+    /* "rlb/core/lb.pxd":261
+ *                 return redirect(e, w, owner, port, m)
+ *         s = svc_find(w, proto, daddr, dport)
+ *         if s == NULL:             # <<<<<<<<<<<<<<
+ *             if vip_known(w, daddr):
+ *                 drop(w, m, R_NO_SERVICE)
+*/
+    __pyx_t_2 = (__pyx_v_s == NULL);
+
+    if (__pyx_t_2) {
+
+
+      /* "rlb/core/lb.pxd":262
+ *         s = svc_find(w, proto, daddr, dport)
+ *         if s == NULL:
+ *             if vip_known(w, daddr):             # <<<<<<<<<<<<<<
+ *                 drop(w, m, R_NO_SERVICE)
+ *                 return 1
+*/
+      __pyx_t_2 = (__pyx_f_3rlb_4core_2lb_vip_known(__pyx_v_w, __pyx_v_daddr) != 0);
+
+      if (__pyx_t_2) {
+
+
+        /* "rlb/core/lb.pxd":263
+ *         if s == NULL:
+ *             if vip_known(w, daddr):
+ *                 drop(w, m, R_NO_SERVICE)             # <<<<<<<<<<<<<<
+ *                 return 1
+ *             return 0
+*/
+        __pyx_f_3rlb_4core_6packet_drop(__pyx_v_w, __pyx_v_m, __pyx_e_3rlb_4core_5types_R_NO_SERVICE);
+
+        /* "rlb/core/lb.pxd":264
+ *             if vip_known(w, daddr):
+ *                 drop(w, m, R_NO_SERVICE)
+ *                 return 1             # <<<<<<<<<<<<<<
+ *             return 0
+ *         if (s.flags & SVC_F_PERSISTENT) and e.nworkers > 1:
+*/
+        {
+
+          __pyx_r = 1;
+        }
+        goto __pyx_L0;
+
+        /* "rlb/core/lb.pxd":262
+ *         s = svc_find(w, proto, daddr, dport)
+ *         if s == NULL:
+ *             if vip_known(w, daddr):             # <<<<<<<<<<<<<<
+ *                 drop(w, m, R_NO_SERVICE)
+ *                 return 1
+*/
+      }
+
+      /* "rlb/core/lb.pxd":265
+ *                 drop(w, m, R_NO_SERVICE)
+ *                 return 1
+ *             return 0             # <<<<<<<<<<<<<<
+ *         if (s.flags & SVC_F_PERSISTENT) and e.nworkers > 1:
+ *             owner = owner_of_client(e, saddr)
+*/
+      {
+
+        __pyx_r = 0;
+      }
+      goto __pyx_L0;
+
+      /* "rlb/core/lb.pxd":261
+ *                 return redirect(e, w, owner, port, m)
+ *         s = svc_find(w, proto, daddr, dport)
+ *         if s == NULL:             # <<<<<<<<<<<<<<
+ *             if vip_known(w, daddr):
+ *                 drop(w, m, R_NO_SERVICE)
+*/
+    }
+
+    /* "rlb/core/lb.pxd":266
+ *                 return 1
+ *             return 0
+ *         if (s.flags & SVC_F_PERSISTENT) and e.nworkers > 1:             # <<<<<<<<<<<<<<
+ *             owner = owner_of_client(e, saddr)
+ *             if owner != w.id:
+*/
+    __pyx_t_3 = ((__pyx_v_s->flags & __pyx_e_3rlb_4core_5types_SVC_F_PERSISTENT) != 0);
+
+    if (__pyx_t_3) {
+
+    } else {
+
+      __pyx_t_2 = __pyx_t_3;
+
+      goto __pyx_L23_bool_binop_done;
+    }
+    __pyx_t_3 = (__pyx_v_e->nworkers > 1);
+
+
+    __pyx_t_2 = __pyx_t_3;
+
+    __pyx_L23_bool_binop_done:;
+    if (__pyx_t_2) {
+
+
+      /* "rlb/core/lb.pxd":267
  *             return 0
  *         if (s.flags & SVC_F_PERSISTENT) and e.nworkers > 1:
  *             owner = owner_of_client(e, saddr)             # <<<<<<<<<<<<<<
@@ -8329,7 +8429,7 @@ static CYTHON_INLINE int __pyx_f_3rlb_4core_2lb_lb_input(struct __pyx_t_3rlb_4co
 */
       __pyx_v_owner = __pyx_f_3rlb_4core_2lb_owner_of_client(__pyx_v_e, __pyx_v_saddr);
 
-      /* "rlb/core/lb.pxd":261
+      /* "rlb/core/lb.pxd":268
  *         if (s.flags & SVC_F_PERSISTENT) and e.nworkers > 1:
  *             owner = owner_of_client(e, saddr)
  *             if owner != w.id:             # <<<<<<<<<<<<<<
@@ -8341,7 +8441,7 @@ static CYTHON_INLINE int __pyx_f_3rlb_4core_2lb_lb_input(struct __pyx_t_3rlb_4co
       if (__pyx_t_2) {
 
 
-        /* "rlb/core/lb.pxd":262
+        /* "rlb/core/lb.pxd":269
  *             owner = owner_of_client(e, saddr)
  *             if owner != w.id:
  *                 return redirect(e, w, owner, port, m)             # <<<<<<<<<<<<<<
@@ -8354,7 +8454,7 @@ static CYTHON_INLINE int __pyx_f_3rlb_4core_2lb_lb_input(struct __pyx_t_3rlb_4co
         }
         goto __pyx_L0;
 
-        /* "rlb/core/lb.pxd":261
+        /* "rlb/core/lb.pxd":268
  *         if (s.flags & SVC_F_PERSISTENT) and e.nworkers > 1:
  *             owner = owner_of_client(e, saddr)
  *             if owner != w.id:             # <<<<<<<<<<<<<<
@@ -8363,7 +8463,7 @@ static CYTHON_INLINE int __pyx_f_3rlb_4core_2lb_lb_input(struct __pyx_t_3rlb_4co
 */
       }
 
-      /* "rlb/core/lb.pxd":259
+      /* "rlb/core/lb.pxd":266
  *                 return 1
  *             return 0
  *         if (s.flags & SVC_F_PERSISTENT) and e.nworkers > 1:             # <<<<<<<<<<<<<<
@@ -8372,7 +8472,7 @@ static CYTHON_INLINE int __pyx_f_3rlb_4core_2lb_lb_input(struct __pyx_t_3rlb_4co
 */
     }
 
-    /* "rlb/core/lb.pxd":263
+    /* "rlb/core/lb.pxd":270
  *             if owner != w.id:
  *                 return redirect(e, w, owner, port, m)
  *         if proto == IPPROTO_TCP and (flags & (TH_SYN | TH_ACK | TH_RST)) != TH_SYN:             # <<<<<<<<<<<<<<
@@ -8387,18 +8487,18 @@ static CYTHON_INLINE int __pyx_f_3rlb_4core_2lb_lb_input(struct __pyx_t_3rlb_4co
 
       __pyx_t_2 = __pyx_t_3;
 
-      goto __pyx_L21_bool_binop_done;
+      goto __pyx_L27_bool_binop_done;
     }
     __pyx_t_3 = ((__pyx_v_flags & ((__pyx_e_3rlb_4core_4conn_TH_SYN | __pyx_e_3rlb_4core_4conn_TH_ACK) | __pyx_e_3rlb_4core_4conn_TH_RST)) != __pyx_e_3rlb_4core_4conn_TH_SYN);
 
 
     __pyx_t_2 = __pyx_t_3;
 
-    __pyx_L21_bool_binop_done:;
+    __pyx_L27_bool_binop_done:;
     if (__pyx_t_2) {
 
 
-      /* "rlb/core/lb.pxd":264
+      /* "rlb/core/lb.pxd":271
  *                 return redirect(e, w, owner, port, m)
  *         if proto == IPPROTO_TCP and (flags & (TH_SYN | TH_ACK | TH_RST)) != TH_SYN:
  *             drop(w, m, R_CONN_MISS)             # <<<<<<<<<<<<<<
@@ -8407,7 +8507,7 @@ static CYTHON_INLINE int __pyx_f_3rlb_4core_2lb_lb_input(struct __pyx_t_3rlb_4co
 */
       __pyx_f_3rlb_4core_6packet_drop(__pyx_v_w, __pyx_v_m, __pyx_e_3rlb_4core_5types_R_CONN_MISS);
 
-      /* "rlb/core/lb.pxd":265
+      /* "rlb/core/lb.pxd":272
  *         if proto == IPPROTO_TCP and (flags & (TH_SYN | TH_ACK | TH_RST)) != TH_SYN:
  *             drop(w, m, R_CONN_MISS)
  *             return 1             # <<<<<<<<<<<<<<
@@ -8420,7 +8520,7 @@ static CYTHON_INLINE int __pyx_f_3rlb_4core_2lb_lb_input(struct __pyx_t_3rlb_4co
       }
       goto __pyx_L0;
 
-      /* "rlb/core/lb.pxd":263
+      /* "rlb/core/lb.pxd":270
  *             if owner != w.id:
  *                 return redirect(e, w, owner, port, m)
  *         if proto == IPPROTO_TCP and (flags & (TH_SYN | TH_ACK | TH_RST)) != TH_SYN:             # <<<<<<<<<<<<<<
@@ -8429,7 +8529,7 @@ static CYTHON_INLINE int __pyx_f_3rlb_4core_2lb_lb_input(struct __pyx_t_3rlb_4co
 */
     }
 
-    /* "rlb/core/lb.pxd":266
+    /* "rlb/core/lb.pxd":273
  *             drop(w, m, R_CONN_MISS)
  *             return 1
  *         slot = lb_new_conn(e, w, s, port, m, saddr, sport)             # <<<<<<<<<<<<<<
@@ -8438,7 +8538,7 @@ static CYTHON_INLINE int __pyx_f_3rlb_4core_2lb_lb_input(struct __pyx_t_3rlb_4co
 */
     __pyx_v_slot = __pyx_f_3rlb_4core_2lb_lb_new_conn(__pyx_v_e, __pyx_v_w, __pyx_v_s, __pyx_v_port, __pyx_v_m, __pyx_v_saddr, __pyx_v_sport);
 
-    /* "rlb/core/lb.pxd":267
+    /* "rlb/core/lb.pxd":274
  *             return 1
  *         slot = lb_new_conn(e, w, s, port, m, saddr, sport)
  *         if slot == NONE32:             # <<<<<<<<<<<<<<
@@ -8450,7 +8550,7 @@ static CYTHON_INLINE int __pyx_f_3rlb_4core_2lb_lb_input(struct __pyx_t_3rlb_4co
     if (__pyx_t_2) {
 
 
-      /* "rlb/core/lb.pxd":268
+      /* "rlb/core/lb.pxd":275
  *         slot = lb_new_conn(e, w, s, port, m, saddr, sport)
  *         if slot == NONE32:
  *             return 1             # <<<<<<<<<<<<<<
@@ -8463,7 +8563,7 @@ static CYTHON_INLINE int __pyx_f_3rlb_4core_2lb_lb_input(struct __pyx_t_3rlb_4co
       }
       goto __pyx_L0;
 
-      /* "rlb/core/lb.pxd":267
+      /* "rlb/core/lb.pxd":274
  *             return 1
  *         slot = lb_new_conn(e, w, s, port, m, saddr, sport)
  *         if slot == NONE32:             # <<<<<<<<<<<<<<
@@ -8472,7 +8572,7 @@ static CYTHON_INLINE int __pyx_f_3rlb_4core_2lb_lb_input(struct __pyx_t_3rlb_4co
 */
     }
 
-    /* "rlb/core/lb.pxd":269
+    /* "rlb/core/lb.pxd":276
  *         if slot == NONE32:
  *             return 1
  *         dir = DIR_IN             # <<<<<<<<<<<<<<
@@ -8481,16 +8581,16 @@ static CYTHON_INLINE int __pyx_f_3rlb_4core_2lb_lb_input(struct __pyx_t_3rlb_4co
 */
     __pyx_v_dir = __pyx_e_3rlb_4core_4conn_DIR_IN;
 
-    /* "rlb/core/lb.pxd":248
- *     daddr = rte_be_to_cpu_32(ip.dst_addr)
- *     slot = conn_find(w, proto, saddr, sport, daddr, dport, &dir)
+    /* "rlb/core/lb.pxd":255
+ *         conn_free(e, w, slot)
+ *         slot = NONE32
  *     if slot == NONE32:             # <<<<<<<<<<<<<<
  *         if sapool_dst and e.nworkers > 1:
  *             owner = dport % e.nworkers           # FNAT/SNAT chose lport % workers = owner
 */
   }
 
-  /* "rlb/core/lb.pxd":270
+  /* "rlb/core/lb.pxd":277
  *             return 1
  *         dir = DIR_IN
  *     c = &w.conns[slot]             # <<<<<<<<<<<<<<
@@ -8499,7 +8599,7 @@ static CYTHON_INLINE int __pyx_f_3rlb_4core_2lb_lb_input(struct __pyx_t_3rlb_4co
 */
   __pyx_v_c = (&(__pyx_v_w->conns[__pyx_v_slot]));
 
-  /* "rlb/core/lb.pxd":271
+  /* "rlb/core/lb.pxd":278
  *         dir = DIR_IN
  *     c = &w.conns[slot]
  *     d = &w.dests[c.dest & 0xffffff]             # <<<<<<<<<<<<<<
@@ -8508,7 +8608,7 @@ static CYTHON_INLINE int __pyx_f_3rlb_4core_2lb_lb_input(struct __pyx_t_3rlb_4co
 */
   __pyx_v_d = (&(__pyx_v_w->dests[(__pyx_v_c->dest & 0xffffff)]));
 
-  /* "rlb/core/lb.pxd":272
+  /* "rlb/core/lb.pxd":279
  *     c = &w.conns[slot]
  *     d = &w.dests[c.dest & 0xffffff]
  *     if d.gen != (c.dest >> 24):             # <<<<<<<<<<<<<<
@@ -8520,7 +8620,7 @@ static CYTHON_INLINE int __pyx_f_3rlb_4core_2lb_lb_input(struct __pyx_t_3rlb_4co
   if (__pyx_t_2) {
 
 
-    /* "rlb/core/lb.pxd":273
+    /* "rlb/core/lb.pxd":280
  *     d = &w.dests[c.dest & 0xffffff]
  *     if d.gen != (c.dest >> 24):
  *         conn_free(e, w, slot)             # <<<<<<<<<<<<<<
@@ -8529,7 +8629,7 @@ static CYTHON_INLINE int __pyx_f_3rlb_4core_2lb_lb_input(struct __pyx_t_3rlb_4co
 */
     __pyx_f_3rlb_4core_2lb_conn_free(__pyx_v_e, __pyx_v_w, __pyx_v_slot);
 
-    /* "rlb/core/lb.pxd":274
+    /* "rlb/core/lb.pxd":281
  *     if d.gen != (c.dest >> 24):
  *         conn_free(e, w, slot)
  *         drop(w, m, R_DEST_GONE)             # <<<<<<<<<<<<<<
@@ -8538,7 +8638,7 @@ static CYTHON_INLINE int __pyx_f_3rlb_4core_2lb_lb_input(struct __pyx_t_3rlb_4co
 */
     __pyx_f_3rlb_4core_6packet_drop(__pyx_v_w, __pyx_v_m, __pyx_e_3rlb_4core_5types_R_DEST_GONE);
 
-    /* "rlb/core/lb.pxd":275
+    /* "rlb/core/lb.pxd":282
  *         conn_free(e, w, slot)
  *         drop(w, m, R_DEST_GONE)
  *         return 1             # <<<<<<<<<<<<<<
@@ -8551,7 +8651,7 @@ static CYTHON_INLINE int __pyx_f_3rlb_4core_2lb_lb_input(struct __pyx_t_3rlb_4co
     }
     goto __pyx_L0;
 
-    /* "rlb/core/lb.pxd":272
+    /* "rlb/core/lb.pxd":279
  *     c = &w.conns[slot]
  *     d = &w.dests[c.dest & 0xffffff]
  *     if d.gen != (c.dest >> 24):             # <<<<<<<<<<<<<<
@@ -8560,7 +8660,7 @@ static CYTHON_INLINE int __pyx_f_3rlb_4core_2lb_lb_input(struct __pyx_t_3rlb_4co
 */
   }
 
-  /* "rlb/core/lb.pxd":276
+  /* "rlb/core/lb.pxd":283
  *         drop(w, m, R_DEST_GONE)
  *         return 1
  *     s = &w.svcs[c.svc]             # <<<<<<<<<<<<<<
@@ -8569,7 +8669,7 @@ static CYTHON_INLINE int __pyx_f_3rlb_4core_2lb_lb_input(struct __pyx_t_3rlb_4co
 */
   __pyx_v_s = (&(__pyx_v_w->svcs[__pyx_v_c->svc]));
 
-  /* "rlb/core/lb.pxd":277
+  /* "rlb/core/lb.pxd":284
  *         return 1
  *     s = &w.svcs[c.svc]
  *     if proto == IPPROTO_TCP:             # <<<<<<<<<<<<<<
@@ -8581,7 +8681,7 @@ static CYTHON_INLINE int __pyx_f_3rlb_4core_2lb_lb_input(struct __pyx_t_3rlb_4co
   if (__pyx_t_2) {
 
 
-    /* "rlb/core/lb.pxd":278
+    /* "rlb/core/lb.pxd":285
  *     s = &w.svcs[c.svc]
  *     if proto == IPPROTO_TCP:
  *         conn_set_state(e, w, slot, rlb_tcp_next[dir][tcp_event(flags)][c.state])             # <<<<<<<<<<<<<<
@@ -8590,7 +8690,7 @@ static CYTHON_INLINE int __pyx_f_3rlb_4core_2lb_lb_input(struct __pyx_t_3rlb_4co
 */
     __pyx_f_3rlb_4core_2lb_conn_set_state(__pyx_v_e, __pyx_v_w, __pyx_v_slot, (((rlb_tcp_next[__pyx_v_dir])[__pyx_f_3rlb_4core_4conn_tcp_event(__pyx_v_flags)])[__pyx_v_c->state]));
 
-    /* "rlb/core/lb.pxd":277
+    /* "rlb/core/lb.pxd":284
  *         return 1
  *     s = &w.svcs[c.svc]
  *     if proto == IPPROTO_TCP:             # <<<<<<<<<<<<<<
@@ -8599,7 +8699,7 @@ static CYTHON_INLINE int __pyx_f_3rlb_4core_2lb_lb_input(struct __pyx_t_3rlb_4co
 */
   }
 
-  /* "rlb/core/lb.pxd":279
+  /* "rlb/core/lb.pxd":286
  *     if proto == IPPROTO_TCP:
  *         conn_set_state(e, w, slot, rlb_tcp_next[dir][tcp_event(flags)][c.state])
  *     conn_set_timeout(w, slot, e.timeouts[c.state])             # <<<<<<<<<<<<<<
@@ -8608,7 +8708,7 @@ static CYTHON_INLINE int __pyx_f_3rlb_4core_2lb_lb_input(struct __pyx_t_3rlb_4co
 */
   __pyx_f_3rlb_4core_4conn_conn_set_timeout(__pyx_v_w, __pyx_v_slot, (__pyx_v_e->timeouts[__pyx_v_c->state]));
 
-  /* "rlb/core/lb.pxd":280
+  /* "rlb/core/lb.pxd":287
  *         conn_set_state(e, w, slot, rlb_tcp_next[dir][tcp_event(flags)][c.state])
  *     conn_set_timeout(w, slot, e.timeouts[c.state])
  *     if dir == DIR_IN:             # <<<<<<<<<<<<<<
@@ -8620,7 +8720,7 @@ static CYTHON_INLINE int __pyx_f_3rlb_4core_2lb_lb_input(struct __pyx_t_3rlb_4co
   if (__pyx_t_2) {
 
 
-    /* "rlb/core/lb.pxd":281
+    /* "rlb/core/lb.pxd":288
  *     conn_set_timeout(w, slot, e.timeouts[c.state])
  *     if dir == DIR_IN:
  *         s.inpkts += 1             # <<<<<<<<<<<<<<
@@ -8629,7 +8729,7 @@ static CYTHON_INLINE int __pyx_f_3rlb_4core_2lb_lb_input(struct __pyx_t_3rlb_4co
 */
     __pyx_v_s->inpkts = (__pyx_v_s->inpkts + 1);
 
-    /* "rlb/core/lb.pxd":282
+    /* "rlb/core/lb.pxd":289
  *     if dir == DIR_IN:
  *         s.inpkts += 1
  *         s.inbytes += tot             # <<<<<<<<<<<<<<
@@ -8638,7 +8738,7 @@ static CYTHON_INLINE int __pyx_f_3rlb_4core_2lb_lb_input(struct __pyx_t_3rlb_4co
 */
     __pyx_v_s->inbytes = (__pyx_v_s->inbytes + __pyx_v_tot);
 
-    /* "rlb/core/lb.pxd":283
+    /* "rlb/core/lb.pxd":290
  *         s.inpkts += 1
  *         s.inbytes += tot
  *         d.inpkts += 1             # <<<<<<<<<<<<<<
@@ -8647,7 +8747,7 @@ static CYTHON_INLINE int __pyx_f_3rlb_4core_2lb_lb_input(struct __pyx_t_3rlb_4co
 */
     __pyx_v_d->inpkts = (__pyx_v_d->inpkts + 1);
 
-    /* "rlb/core/lb.pxd":284
+    /* "rlb/core/lb.pxd":291
  *         s.inbytes += tot
  *         d.inpkts += 1
  *         d.inbytes += tot             # <<<<<<<<<<<<<<
@@ -8656,7 +8756,7 @@ static CYTHON_INLINE int __pyx_f_3rlb_4core_2lb_lb_input(struct __pyx_t_3rlb_4co
 */
     __pyx_v_d->inbytes = (__pyx_v_d->inbytes + __pyx_v_tot);
 
-    /* "rlb/core/lb.pxd":285
+    /* "rlb/core/lb.pxd":292
  *         d.inpkts += 1
  *         d.inbytes += tot
  *         e.modes[c.mode].xmit_in(e, w, c, m)             # <<<<<<<<<<<<<<
@@ -8665,17 +8765,17 @@ static CYTHON_INLINE int __pyx_f_3rlb_4core_2lb_lb_input(struct __pyx_t_3rlb_4co
 */
     (__pyx_v_e->modes[__pyx_v_c->mode])->xmit_in(__pyx_v_e, __pyx_v_w, __pyx_v_c, __pyx_v_m);
 
-    /* "rlb/core/lb.pxd":280
+    /* "rlb/core/lb.pxd":287
  *         conn_set_state(e, w, slot, rlb_tcp_next[dir][tcp_event(flags)][c.state])
  *     conn_set_timeout(w, slot, e.timeouts[c.state])
  *     if dir == DIR_IN:             # <<<<<<<<<<<<<<
  *         s.inpkts += 1
  *         s.inbytes += tot
 */
-    goto __pyx_L26;
+    goto __pyx_L32;
   }
 
-  /* "rlb/core/lb.pxd":287
+  /* "rlb/core/lb.pxd":294
  *         e.modes[c.mode].xmit_in(e, w, c, m)
  *     else:
  *         s.outpkts += 1             # <<<<<<<<<<<<<<
@@ -8685,7 +8785,7 @@ static CYTHON_INLINE int __pyx_f_3rlb_4core_2lb_lb_input(struct __pyx_t_3rlb_4co
   /*else*/ {
     __pyx_v_s->outpkts = (__pyx_v_s->outpkts + 1);
 
-    /* "rlb/core/lb.pxd":288
+    /* "rlb/core/lb.pxd":295
  *     else:
  *         s.outpkts += 1
  *         s.outbytes += tot             # <<<<<<<<<<<<<<
@@ -8694,7 +8794,7 @@ static CYTHON_INLINE int __pyx_f_3rlb_4core_2lb_lb_input(struct __pyx_t_3rlb_4co
 */
     __pyx_v_s->outbytes = (__pyx_v_s->outbytes + __pyx_v_tot);
 
-    /* "rlb/core/lb.pxd":289
+    /* "rlb/core/lb.pxd":296
  *         s.outpkts += 1
  *         s.outbytes += tot
  *         d.outpkts += 1             # <<<<<<<<<<<<<<
@@ -8703,7 +8803,7 @@ static CYTHON_INLINE int __pyx_f_3rlb_4core_2lb_lb_input(struct __pyx_t_3rlb_4co
 */
     __pyx_v_d->outpkts = (__pyx_v_d->outpkts + 1);
 
-    /* "rlb/core/lb.pxd":290
+    /* "rlb/core/lb.pxd":297
  *         s.outbytes += tot
  *         d.outpkts += 1
  *         d.outbytes += tot             # <<<<<<<<<<<<<<
@@ -8712,7 +8812,7 @@ static CYTHON_INLINE int __pyx_f_3rlb_4core_2lb_lb_input(struct __pyx_t_3rlb_4co
 */
     __pyx_v_d->outbytes = (__pyx_v_d->outbytes + __pyx_v_tot);
 
-    /* "rlb/core/lb.pxd":291
+    /* "rlb/core/lb.pxd":298
  *         d.outpkts += 1
  *         d.outbytes += tot
  *         e.modes[c.mode].xmit_out(e, w, c, m)             # <<<<<<<<<<<<<<
@@ -8720,9 +8820,9 @@ static CYTHON_INLINE int __pyx_f_3rlb_4core_2lb_lb_input(struct __pyx_t_3rlb_4co
 */
     (__pyx_v_e->modes[__pyx_v_c->mode])->xmit_out(__pyx_v_e, __pyx_v_w, __pyx_v_c, __pyx_v_m);
   }
-  __pyx_L26:;
+  __pyx_L32:;
 
-  /* "rlb/core/lb.pxd":292
+  /* "rlb/core/lb.pxd":299
  *         d.outbytes += tot
  *         e.modes[c.mode].xmit_out(e, w, c, m)
  *     return 1             # <<<<<<<<<<<<<<

@@ -2300,6 +2300,7 @@ struct __pyx_t_3rlb_4core_5types_engine_t {
   uint32_t dest_cap;
   uint32_t conn_cap;
   uint32_t timeouts[__pyx_e_3rlb_4core_5types_CS_MAX];
+  uint32_t *rr_cursor;
   struct __pyx_t_3rlb_4core_5types_mode_ops_t *modes[__pyx_e_3rlb_4core_5types_MAX_MODES];
   struct __pyx_t_3rlb_4core_5types_sched_ops_t *scheds[__pyx_e_3rlb_4core_5types_MAX_SCHEDS];
   uint32_t route_cap;
@@ -3396,70 +3397,105 @@ static CYTHON_INLINE uint64_t __pyx_f_3rlb_5sched_8_builtin_overhead(struct __py
   return __pyx_r;
 }
 
-/* "rlb/sched/_builtin.pyx":24
+/* "rlb/sched/_builtin.pyx":28
  * 
  * 
  * cdef uint32_t sched_rr(engine_t *e, worker_t *w, svc_t *s, uint32_t caddr,             # <<<<<<<<<<<<<<
  *                        uint16_t cport) noexcept nogil:
- *     cdef uint32_t i, k
+ *     """One turn shared by all workers (an atomic counter per service), so servers take
 */
 
 static uint32_t __pyx_f_3rlb_5sched_8_builtin_sched_rr(struct __pyx_t_3rlb_4core_5types_engine_t *__pyx_v_e, struct __pyx_t_3rlb_4core_5types_worker_t *__pyx_v_w, struct __pyx_t_3rlb_4core_5types_svc_t *__pyx_v_s, CYTHON_UNUSED uint32_t __pyx_v_caddr, CYTHON_UNUSED uint16_t __pyx_v_cport) {
   uint32_t __pyx_v_i;
   uint32_t __pyx_v_k;
+  uint32_t __pyx_v_start;
   uint32_t __pyx_r;
-  uint16_t __pyx_t_1;
+  int __pyx_t_1;
   uint16_t __pyx_t_2;
-  uint32_t __pyx_t_3;
-  int __pyx_t_4;
+  uint16_t __pyx_t_3;
+  uint32_t __pyx_t_4;
 
-  /* "rlb/sched/_builtin.pyx":27
- *                        uint16_t cport) noexcept nogil:
- *     cdef uint32_t i, k
+  /* "rlb/sched/_builtin.pyx":33
+ *     new flows in strict turn whichever worker sees them."""
+ *     cdef uint32_t i, k, start
+ *     if s.ndests == 0:             # <<<<<<<<<<<<<<
+ *         return NONE32
+ *     start = rlb_fetch_inc(&e.rr_cursor[s - w.svcs])
+*/
+  __pyx_t_1 = (__pyx_v_s->ndests == 0);
+
+  if (__pyx_t_1) {
+
+
+    /* "rlb/sched/_builtin.pyx":34
+ *     cdef uint32_t i, k, start
+ *     if s.ndests == 0:
+ *         return NONE32             # <<<<<<<<<<<<<<
+ *     start = rlb_fetch_inc(&e.rr_cursor[s - w.svcs])
+ *     for i in range(s.ndests):
+*/
+    {
+
+      __pyx_r = __pyx_e_3rlb_4core_5types_NONE32;
+    }
+    goto __pyx_L0;
+
+    /* "rlb/sched/_builtin.pyx":33
+ *     new flows in strict turn whichever worker sees them."""
+ *     cdef uint32_t i, k, start
+ *     if s.ndests == 0:             # <<<<<<<<<<<<<<
+ *         return NONE32
+ *     start = rlb_fetch_inc(&e.rr_cursor[s - w.svcs])
+*/
+  }
+
+  /* "rlb/sched/_builtin.pyx":35
+ *     if s.ndests == 0:
+ *         return NONE32
+ *     start = rlb_fetch_inc(&e.rr_cursor[s - w.svcs])             # <<<<<<<<<<<<<<
+ *     for i in range(s.ndests):
+ *         k = (start + i) % s.ndests
+*/
+  __pyx_v_start = rlb_fetch_inc((&(__pyx_v_e->rr_cursor[(__pyx_v_s - __pyx_v_w->svcs)])));
+
+  /* "rlb/sched/_builtin.pyx":36
+ *         return NONE32
+ *     start = rlb_fetch_inc(&e.rr_cursor[s - w.svcs])
  *     for i in range(s.ndests):             # <<<<<<<<<<<<<<
- *         k = (s.sched_cursor + i) % s.ndests
+ *         k = (start + i) % s.ndests
  *         if usable(e, w, s.dests[k]):
 */
 
-  __pyx_t_1 = __pyx_v_s->ndests;
-  __pyx_t_2 = __pyx_t_1;
+  __pyx_t_2 = __pyx_v_s->ndests;
+  __pyx_t_3 = __pyx_t_2;
 
-  for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
-    __pyx_v_i = __pyx_t_3;
+  for (__pyx_t_4 = 0; __pyx_t_4 < __pyx_t_3; __pyx_t_4+=1) {
+    __pyx_v_i = __pyx_t_4;
 
-    /* "rlb/sched/_builtin.pyx":28
- *     cdef uint32_t i, k
+    /* "rlb/sched/_builtin.pyx":37
+ *     start = rlb_fetch_inc(&e.rr_cursor[s - w.svcs])
  *     for i in range(s.ndests):
- *         k = (s.sched_cursor + i) % s.ndests             # <<<<<<<<<<<<<<
+ *         k = (start + i) % s.ndests             # <<<<<<<<<<<<<<
  *         if usable(e, w, s.dests[k]):
- *             s.sched_cursor = k + 1
-*/
-    __pyx_v_k = ((__pyx_v_s->sched_cursor + __pyx_v_i) % __pyx_v_s->ndests);
-
-    /* "rlb/sched/_builtin.pyx":29
- *     for i in range(s.ndests):
- *         k = (s.sched_cursor + i) % s.ndests
- *         if usable(e, w, s.dests[k]):             # <<<<<<<<<<<<<<
- *             s.sched_cursor = k + 1
  *             return s.dests[k]
 */
-    __pyx_t_4 = (__pyx_f_3rlb_5sched_8_builtin_usable(__pyx_v_e, __pyx_v_w, (__pyx_v_s->dests[__pyx_v_k])) != 0);
+    __pyx_v_k = ((__pyx_v_start + __pyx_v_i) % __pyx_v_s->ndests);
 
-    if (__pyx_t_4) {
-
-
-      /* "rlb/sched/_builtin.pyx":30
- *         k = (s.sched_cursor + i) % s.ndests
- *         if usable(e, w, s.dests[k]):
- *             s.sched_cursor = k + 1             # <<<<<<<<<<<<<<
+    /* "rlb/sched/_builtin.pyx":38
+ *     for i in range(s.ndests):
+ *         k = (start + i) % s.ndests
+ *         if usable(e, w, s.dests[k]):             # <<<<<<<<<<<<<<
  *             return s.dests[k]
  *     return NONE32
 */
-      __pyx_v_s->sched_cursor = (__pyx_v_k + 1);
+    __pyx_t_1 = (__pyx_f_3rlb_5sched_8_builtin_usable(__pyx_v_e, __pyx_v_w, (__pyx_v_s->dests[__pyx_v_k])) != 0);
 
-      /* "rlb/sched/_builtin.pyx":31
+    if (__pyx_t_1) {
+
+
+      /* "rlb/sched/_builtin.pyx":39
+ *         k = (start + i) % s.ndests
  *         if usable(e, w, s.dests[k]):
- *             s.sched_cursor = k + 1
  *             return s.dests[k]             # <<<<<<<<<<<<<<
  *     return NONE32
  * 
@@ -3470,19 +3506,19 @@ static uint32_t __pyx_f_3rlb_5sched_8_builtin_sched_rr(struct __pyx_t_3rlb_4core
       }
       goto __pyx_L0;
 
-      /* "rlb/sched/_builtin.pyx":29
+      /* "rlb/sched/_builtin.pyx":38
  *     for i in range(s.ndests):
- *         k = (s.sched_cursor + i) % s.ndests
+ *         k = (start + i) % s.ndests
  *         if usable(e, w, s.dests[k]):             # <<<<<<<<<<<<<<
- *             s.sched_cursor = k + 1
  *             return s.dests[k]
+ *     return NONE32
 */
     }
   }
 
 
-  /* "rlb/sched/_builtin.pyx":32
- *             s.sched_cursor = k + 1
+  /* "rlb/sched/_builtin.pyx":40
+ *         if usable(e, w, s.dests[k]):
  *             return s.dests[k]
  *     return NONE32             # <<<<<<<<<<<<<<
  * 
@@ -3494,22 +3530,23 @@ static uint32_t __pyx_f_3rlb_5sched_8_builtin_sched_rr(struct __pyx_t_3rlb_4core
   }
   goto __pyx_L0;
 
-  /* "rlb/sched/_builtin.pyx":24
+  /* "rlb/sched/_builtin.pyx":28
  * 
  * 
  * cdef uint32_t sched_rr(engine_t *e, worker_t *w, svc_t *s, uint32_t caddr,             # <<<<<<<<<<<<<<
  *                        uint16_t cport) noexcept nogil:
- *     cdef uint32_t i, k
+ *     """One turn shared by all workers (an atomic counter per service), so servers take
 */
 
   /* function exit code */
   __pyx_L0:;
 
 
+
   return __pyx_r;
 }
 
-/* "rlb/sched/_builtin.pyx":35
+/* "rlb/sched/_builtin.pyx":43
  * 
  * 
  * cdef inline int32_t gcd(int32_t a, int32_t b) noexcept nogil:             # <<<<<<<<<<<<<<
@@ -3525,7 +3562,7 @@ static CYTHON_INLINE int32_t __pyx_f_3rlb_5sched_8_builtin_gcd(int32_t __pyx_v_a
 
 
 
-  /* "rlb/sched/_builtin.pyx":36
+  /* "rlb/sched/_builtin.pyx":44
  * 
  * cdef inline int32_t gcd(int32_t a, int32_t b) noexcept nogil:
  *     while b:             # <<<<<<<<<<<<<<
@@ -3538,7 +3575,7 @@ static CYTHON_INLINE int32_t __pyx_f_3rlb_5sched_8_builtin_gcd(int32_t __pyx_v_a
 
     if (!__pyx_t_1) break;
 
-    /* "rlb/sched/_builtin.pyx":37
+    /* "rlb/sched/_builtin.pyx":45
  * cdef inline int32_t gcd(int32_t a, int32_t b) noexcept nogil:
  *     while b:
  *         a, b = b, a % b             # <<<<<<<<<<<<<<
@@ -3553,7 +3590,7 @@ static CYTHON_INLINE int32_t __pyx_f_3rlb_5sched_8_builtin_gcd(int32_t __pyx_v_a
     __pyx_v_b = __pyx_t_3;
   }
 
-  /* "rlb/sched/_builtin.pyx":38
+  /* "rlb/sched/_builtin.pyx":46
  *     while b:
  *         a, b = b, a % b
  *     return a             # <<<<<<<<<<<<<<
@@ -3566,7 +3603,7 @@ static CYTHON_INLINE int32_t __pyx_f_3rlb_5sched_8_builtin_gcd(int32_t __pyx_v_a
   }
   goto __pyx_L0;
 
-  /* "rlb/sched/_builtin.pyx":35
+  /* "rlb/sched/_builtin.pyx":43
  * 
  * 
  * cdef inline int32_t gcd(int32_t a, int32_t b) noexcept nogil:             # <<<<<<<<<<<<<<
@@ -3581,7 +3618,7 @@ static CYTHON_INLINE int32_t __pyx_f_3rlb_5sched_8_builtin_gcd(int32_t __pyx_v_a
   return __pyx_r;
 }
 
-/* "rlb/sched/_builtin.pyx":41
+/* "rlb/sched/_builtin.pyx":49
  * 
  * 
  * cdef uint32_t sched_wrr(engine_t *e, worker_t *w, svc_t *s, uint32_t caddr,             # <<<<<<<<<<<<<<
@@ -3606,7 +3643,7 @@ static uint32_t __pyx_f_3rlb_5sched_8_builtin_sched_wrr(struct __pyx_t_3rlb_4cor
   uint32_t __pyx_t_7;
   int __pyx_t_8;
 
-  /* "rlb/sched/_builtin.pyx":45
+  /* "rlb/sched/_builtin.pyx":53
  *     """Interleaved weighted round robin (LVS ip_vs_wrr): each round lowers the current
  *     weight by the weights' gcd; a server is picked while its weight reaches it."""
  *     cdef int32_t mw = 0, g = 0, wt             # <<<<<<<<<<<<<<
@@ -3616,7 +3653,7 @@ static uint32_t __pyx_f_3rlb_5sched_8_builtin_sched_wrr(struct __pyx_t_3rlb_4cor
   __pyx_v_mw = 0;
   __pyx_v_g = 0;
 
-  /* "rlb/sched/_builtin.pyx":47
+  /* "rlb/sched/_builtin.pyx":55
  *     cdef int32_t mw = 0, g = 0, wt
  *     cdef uint32_t i, k, steps
  *     for i in range(s.ndests):             # <<<<<<<<<<<<<<
@@ -3630,7 +3667,7 @@ static uint32_t __pyx_f_3rlb_5sched_8_builtin_sched_wrr(struct __pyx_t_3rlb_4cor
   for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
     __pyx_v_i = __pyx_t_3;
 
-    /* "rlb/sched/_builtin.pyx":48
+    /* "rlb/sched/_builtin.pyx":56
  *     cdef uint32_t i, k, steps
  *     for i in range(s.ndests):
  *         if usable(e, w, s.dests[i]):             # <<<<<<<<<<<<<<
@@ -3642,7 +3679,7 @@ static uint32_t __pyx_f_3rlb_5sched_8_builtin_sched_wrr(struct __pyx_t_3rlb_4cor
     if (__pyx_t_4) {
 
 
-      /* "rlb/sched/_builtin.pyx":49
+      /* "rlb/sched/_builtin.pyx":57
  *     for i in range(s.ndests):
  *         if usable(e, w, s.dests[i]):
  *             wt = w.dests[s.dests[i]].weight             # <<<<<<<<<<<<<<
@@ -3653,7 +3690,7 @@ static uint32_t __pyx_f_3rlb_5sched_8_builtin_sched_wrr(struct __pyx_t_3rlb_4cor
 
       __pyx_v_wt = __pyx_t_5;
 
-      /* "rlb/sched/_builtin.pyx":50
+      /* "rlb/sched/_builtin.pyx":58
  *         if usable(e, w, s.dests[i]):
  *             wt = w.dests[s.dests[i]].weight
  *             mw = wt if wt > mw else mw             # <<<<<<<<<<<<<<
@@ -3672,7 +3709,7 @@ static uint32_t __pyx_f_3rlb_5sched_8_builtin_sched_wrr(struct __pyx_t_3rlb_4cor
 
       __pyx_v_mw = __pyx_t_5;
 
-      /* "rlb/sched/_builtin.pyx":51
+      /* "rlb/sched/_builtin.pyx":59
  *             wt = w.dests[s.dests[i]].weight
  *             mw = wt if wt > mw else mw
  *             g = gcd(wt, g)             # <<<<<<<<<<<<<<
@@ -3681,7 +3718,7 @@ static uint32_t __pyx_f_3rlb_5sched_8_builtin_sched_wrr(struct __pyx_t_3rlb_4cor
 */
       __pyx_v_g = __pyx_f_3rlb_5sched_8_builtin_gcd(__pyx_v_wt, __pyx_v_g);
 
-      /* "rlb/sched/_builtin.pyx":48
+      /* "rlb/sched/_builtin.pyx":56
  *     cdef uint32_t i, k, steps
  *     for i in range(s.ndests):
  *         if usable(e, w, s.dests[i]):             # <<<<<<<<<<<<<<
@@ -3692,7 +3729,7 @@ static uint32_t __pyx_f_3rlb_5sched_8_builtin_sched_wrr(struct __pyx_t_3rlb_4cor
   }
 
 
-  /* "rlb/sched/_builtin.pyx":52
+  /* "rlb/sched/_builtin.pyx":60
  *             mw = wt if wt > mw else mw
  *             g = gcd(wt, g)
  *     if mw == 0:             # <<<<<<<<<<<<<<
@@ -3704,7 +3741,7 @@ static uint32_t __pyx_f_3rlb_5sched_8_builtin_sched_wrr(struct __pyx_t_3rlb_4cor
   if (__pyx_t_4) {
 
 
-    /* "rlb/sched/_builtin.pyx":53
+    /* "rlb/sched/_builtin.pyx":61
  *             g = gcd(wt, g)
  *     if mw == 0:
  *         return NONE32             # <<<<<<<<<<<<<<
@@ -3717,7 +3754,7 @@ static uint32_t __pyx_f_3rlb_5sched_8_builtin_sched_wrr(struct __pyx_t_3rlb_4cor
     }
     goto __pyx_L0;
 
-    /* "rlb/sched/_builtin.pyx":52
+    /* "rlb/sched/_builtin.pyx":60
  *             mw = wt if wt > mw else mw
  *             g = gcd(wt, g)
  *     if mw == 0:             # <<<<<<<<<<<<<<
@@ -3726,7 +3763,7 @@ static uint32_t __pyx_f_3rlb_5sched_8_builtin_sched_wrr(struct __pyx_t_3rlb_4cor
 */
   }
 
-  /* "rlb/sched/_builtin.pyx":54
+  /* "rlb/sched/_builtin.pyx":62
  *     if mw == 0:
  *         return NONE32
  *     steps = s.ndests * (<uint32_t>(mw // g) + 1)             # <<<<<<<<<<<<<<
@@ -3735,7 +3772,7 @@ static uint32_t __pyx_f_3rlb_5sched_8_builtin_sched_wrr(struct __pyx_t_3rlb_4cor
 */
   __pyx_v_steps = (__pyx_v_s->ndests * (((uint32_t)(__pyx_v_mw / __pyx_v_g)) + 1));
 
-  /* "rlb/sched/_builtin.pyx":55
+  /* "rlb/sched/_builtin.pyx":63
  *         return NONE32
  *     steps = s.ndests * (<uint32_t>(mw // g) + 1)
  *     for i in range(steps):             # <<<<<<<<<<<<<<
@@ -3749,7 +3786,7 @@ static uint32_t __pyx_f_3rlb_5sched_8_builtin_sched_wrr(struct __pyx_t_3rlb_4cor
   for (__pyx_t_7 = 0; __pyx_t_7 < __pyx_t_6; __pyx_t_7+=1) {
     __pyx_v_i = __pyx_t_7;
 
-    /* "rlb/sched/_builtin.pyx":56
+    /* "rlb/sched/_builtin.pyx":64
  *     steps = s.ndests * (<uint32_t>(mw // g) + 1)
  *     for i in range(steps):
  *         k = s.sched_cursor % s.ndests             # <<<<<<<<<<<<<<
@@ -3758,7 +3795,7 @@ static uint32_t __pyx_f_3rlb_5sched_8_builtin_sched_wrr(struct __pyx_t_3rlb_4cor
 */
     __pyx_v_k = (__pyx_v_s->sched_cursor % __pyx_v_s->ndests);
 
-    /* "rlb/sched/_builtin.pyx":57
+    /* "rlb/sched/_builtin.pyx":65
  *     for i in range(steps):
  *         k = s.sched_cursor % s.ndests
  *         s.sched_cursor = k + 1             # <<<<<<<<<<<<<<
@@ -3767,7 +3804,7 @@ static uint32_t __pyx_f_3rlb_5sched_8_builtin_sched_wrr(struct __pyx_t_3rlb_4cor
 */
     __pyx_v_s->sched_cursor = (__pyx_v_k + 1);
 
-    /* "rlb/sched/_builtin.pyx":58
+    /* "rlb/sched/_builtin.pyx":66
  *         k = s.sched_cursor % s.ndests
  *         s.sched_cursor = k + 1
  *         if k == 0:             # <<<<<<<<<<<<<<
@@ -3779,7 +3816,7 @@ static uint32_t __pyx_f_3rlb_5sched_8_builtin_sched_wrr(struct __pyx_t_3rlb_4cor
     if (__pyx_t_4) {
 
 
-      /* "rlb/sched/_builtin.pyx":59
+      /* "rlb/sched/_builtin.pyx":67
  *         s.sched_cursor = k + 1
  *         if k == 0:
  *             s.sched_cw -= g             # <<<<<<<<<<<<<<
@@ -3788,7 +3825,7 @@ static uint32_t __pyx_f_3rlb_5sched_8_builtin_sched_wrr(struct __pyx_t_3rlb_4cor
 */
       __pyx_v_s->sched_cw = (__pyx_v_s->sched_cw - __pyx_v_g);
 
-      /* "rlb/sched/_builtin.pyx":60
+      /* "rlb/sched/_builtin.pyx":68
  *         if k == 0:
  *             s.sched_cw -= g
  *             if s.sched_cw <= 0:             # <<<<<<<<<<<<<<
@@ -3800,7 +3837,7 @@ static uint32_t __pyx_f_3rlb_5sched_8_builtin_sched_wrr(struct __pyx_t_3rlb_4cor
       if (__pyx_t_4) {
 
 
-        /* "rlb/sched/_builtin.pyx":61
+        /* "rlb/sched/_builtin.pyx":69
  *             s.sched_cw -= g
  *             if s.sched_cw <= 0:
  *                 s.sched_cw = mw             # <<<<<<<<<<<<<<
@@ -3809,7 +3846,7 @@ static uint32_t __pyx_f_3rlb_5sched_8_builtin_sched_wrr(struct __pyx_t_3rlb_4cor
 */
         __pyx_v_s->sched_cw = __pyx_v_mw;
 
-        /* "rlb/sched/_builtin.pyx":60
+        /* "rlb/sched/_builtin.pyx":68
  *         if k == 0:
  *             s.sched_cw -= g
  *             if s.sched_cw <= 0:             # <<<<<<<<<<<<<<
@@ -3818,7 +3855,7 @@ static uint32_t __pyx_f_3rlb_5sched_8_builtin_sched_wrr(struct __pyx_t_3rlb_4cor
 */
       }
 
-      /* "rlb/sched/_builtin.pyx":58
+      /* "rlb/sched/_builtin.pyx":66
  *         k = s.sched_cursor % s.ndests
  *         s.sched_cursor = k + 1
  *         if k == 0:             # <<<<<<<<<<<<<<
@@ -3827,7 +3864,7 @@ static uint32_t __pyx_f_3rlb_5sched_8_builtin_sched_wrr(struct __pyx_t_3rlb_4cor
 */
     }
 
-    /* "rlb/sched/_builtin.pyx":62
+    /* "rlb/sched/_builtin.pyx":70
  *             if s.sched_cw <= 0:
  *                 s.sched_cw = mw
  *         if usable(e, w, s.dests[k]) and w.dests[s.dests[k]].weight >= s.sched_cw:             # <<<<<<<<<<<<<<
@@ -3853,7 +3890,7 @@ static uint32_t __pyx_f_3rlb_5sched_8_builtin_sched_wrr(struct __pyx_t_3rlb_4cor
     if (__pyx_t_4) {
 
 
-      /* "rlb/sched/_builtin.pyx":63
+      /* "rlb/sched/_builtin.pyx":71
  *                 s.sched_cw = mw
  *         if usable(e, w, s.dests[k]) and w.dests[s.dests[k]].weight >= s.sched_cw:
  *             return s.dests[k]             # <<<<<<<<<<<<<<
@@ -3866,7 +3903,7 @@ static uint32_t __pyx_f_3rlb_5sched_8_builtin_sched_wrr(struct __pyx_t_3rlb_4cor
       }
       goto __pyx_L0;
 
-      /* "rlb/sched/_builtin.pyx":62
+      /* "rlb/sched/_builtin.pyx":70
  *             if s.sched_cw <= 0:
  *                 s.sched_cw = mw
  *         if usable(e, w, s.dests[k]) and w.dests[s.dests[k]].weight >= s.sched_cw:             # <<<<<<<<<<<<<<
@@ -3877,7 +3914,7 @@ static uint32_t __pyx_f_3rlb_5sched_8_builtin_sched_wrr(struct __pyx_t_3rlb_4cor
   }
 
 
-  /* "rlb/sched/_builtin.pyx":64
+  /* "rlb/sched/_builtin.pyx":72
  *         if usable(e, w, s.dests[k]) and w.dests[s.dests[k]].weight >= s.sched_cw:
  *             return s.dests[k]
  *     return NONE32             # <<<<<<<<<<<<<<
@@ -3890,7 +3927,7 @@ static uint32_t __pyx_f_3rlb_5sched_8_builtin_sched_wrr(struct __pyx_t_3rlb_4cor
   }
   goto __pyx_L0;
 
-  /* "rlb/sched/_builtin.pyx":41
+  /* "rlb/sched/_builtin.pyx":49
  * 
  * 
  * cdef uint32_t sched_wrr(engine_t *e, worker_t *w, svc_t *s, uint32_t caddr,             # <<<<<<<<<<<<<<
@@ -3909,7 +3946,7 @@ static uint32_t __pyx_f_3rlb_5sched_8_builtin_sched_wrr(struct __pyx_t_3rlb_4cor
   return __pyx_r;
 }
 
-/* "rlb/sched/_builtin.pyx":67
+/* "rlb/sched/_builtin.pyx":75
  * 
  * 
  * cdef uint32_t sched_lc(engine_t *e, worker_t *w, svc_t *s, uint32_t caddr,             # <<<<<<<<<<<<<<
@@ -3929,7 +3966,7 @@ static uint32_t __pyx_f_3rlb_5sched_8_builtin_sched_lc(struct __pyx_t_3rlb_4core
   int __pyx_t_4;
   int __pyx_t_5;
 
-  /* "rlb/sched/_builtin.pyx":69
+  /* "rlb/sched/_builtin.pyx":77
  * cdef uint32_t sched_lc(engine_t *e, worker_t *w, svc_t *s, uint32_t caddr,
  *                        uint16_t cport) noexcept nogil:
  *     cdef uint32_t i, best = NONE32             # <<<<<<<<<<<<<<
@@ -3938,7 +3975,7 @@ static uint32_t __pyx_f_3rlb_5sched_8_builtin_sched_lc(struct __pyx_t_3rlb_4core
 */
   __pyx_v_best = __pyx_e_3rlb_4core_5types_NONE32;
 
-  /* "rlb/sched/_builtin.pyx":70
+  /* "rlb/sched/_builtin.pyx":78
  *                        uint16_t cport) noexcept nogil:
  *     cdef uint32_t i, best = NONE32
  *     cdef uint64_t o, bo = 0             # <<<<<<<<<<<<<<
@@ -3947,7 +3984,7 @@ static uint32_t __pyx_f_3rlb_5sched_8_builtin_sched_lc(struct __pyx_t_3rlb_4core
 */
   __pyx_v_bo = 0;
 
-  /* "rlb/sched/_builtin.pyx":71
+  /* "rlb/sched/_builtin.pyx":79
  *     cdef uint32_t i, best = NONE32
  *     cdef uint64_t o, bo = 0
  *     for i in range(s.ndests):             # <<<<<<<<<<<<<<
@@ -3961,7 +3998,7 @@ static uint32_t __pyx_f_3rlb_5sched_8_builtin_sched_lc(struct __pyx_t_3rlb_4core
   for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
     __pyx_v_i = __pyx_t_3;
 
-    /* "rlb/sched/_builtin.pyx":72
+    /* "rlb/sched/_builtin.pyx":80
  *     cdef uint64_t o, bo = 0
  *     for i in range(s.ndests):
  *         if not usable(e, w, s.dests[i]):             # <<<<<<<<<<<<<<
@@ -3973,7 +4010,7 @@ static uint32_t __pyx_f_3rlb_5sched_8_builtin_sched_lc(struct __pyx_t_3rlb_4core
     if (__pyx_t_4) {
 
 
-      /* "rlb/sched/_builtin.pyx":73
+      /* "rlb/sched/_builtin.pyx":81
  *     for i in range(s.ndests):
  *         if not usable(e, w, s.dests[i]):
  *             continue             # <<<<<<<<<<<<<<
@@ -3982,7 +4019,7 @@ static uint32_t __pyx_f_3rlb_5sched_8_builtin_sched_lc(struct __pyx_t_3rlb_4core
 */
       goto __pyx_L3_continue;
 
-      /* "rlb/sched/_builtin.pyx":72
+      /* "rlb/sched/_builtin.pyx":80
  *     cdef uint64_t o, bo = 0
  *     for i in range(s.ndests):
  *         if not usable(e, w, s.dests[i]):             # <<<<<<<<<<<<<<
@@ -3991,7 +4028,7 @@ static uint32_t __pyx_f_3rlb_5sched_8_builtin_sched_lc(struct __pyx_t_3rlb_4core
 */
     }
 
-    /* "rlb/sched/_builtin.pyx":74
+    /* "rlb/sched/_builtin.pyx":82
  *         if not usable(e, w, s.dests[i]):
  *             continue
  *         o = overhead(&w.dests[s.dests[i]])             # <<<<<<<<<<<<<<
@@ -4000,7 +4037,7 @@ static uint32_t __pyx_f_3rlb_5sched_8_builtin_sched_lc(struct __pyx_t_3rlb_4core
 */
     __pyx_v_o = __pyx_f_3rlb_5sched_8_builtin_overhead((&(__pyx_v_w->dests[(__pyx_v_s->dests[__pyx_v_i])])));
 
-    /* "rlb/sched/_builtin.pyx":75
+    /* "rlb/sched/_builtin.pyx":83
  *             continue
  *         o = overhead(&w.dests[s.dests[i]])
  *         if best == NONE32 or o < bo:             # <<<<<<<<<<<<<<
@@ -4026,7 +4063,7 @@ static uint32_t __pyx_f_3rlb_5sched_8_builtin_sched_lc(struct __pyx_t_3rlb_4core
     if (__pyx_t_4) {
 
 
-      /* "rlb/sched/_builtin.pyx":76
+      /* "rlb/sched/_builtin.pyx":84
  *         o = overhead(&w.dests[s.dests[i]])
  *         if best == NONE32 or o < bo:
  *             best = s.dests[i]             # <<<<<<<<<<<<<<
@@ -4035,7 +4072,7 @@ static uint32_t __pyx_f_3rlb_5sched_8_builtin_sched_lc(struct __pyx_t_3rlb_4core
 */
       __pyx_v_best = (__pyx_v_s->dests[__pyx_v_i]);
 
-      /* "rlb/sched/_builtin.pyx":77
+      /* "rlb/sched/_builtin.pyx":85
  *         if best == NONE32 or o < bo:
  *             best = s.dests[i]
  *             bo = o             # <<<<<<<<<<<<<<
@@ -4044,7 +4081,7 @@ static uint32_t __pyx_f_3rlb_5sched_8_builtin_sched_lc(struct __pyx_t_3rlb_4core
 */
       __pyx_v_bo = __pyx_v_o;
 
-      /* "rlb/sched/_builtin.pyx":75
+      /* "rlb/sched/_builtin.pyx":83
  *             continue
  *         o = overhead(&w.dests[s.dests[i]])
  *         if best == NONE32 or o < bo:             # <<<<<<<<<<<<<<
@@ -4056,7 +4093,7 @@ static uint32_t __pyx_f_3rlb_5sched_8_builtin_sched_lc(struct __pyx_t_3rlb_4core
   }
 
 
-  /* "rlb/sched/_builtin.pyx":78
+  /* "rlb/sched/_builtin.pyx":86
  *             best = s.dests[i]
  *             bo = o
  *     return best             # <<<<<<<<<<<<<<
@@ -4069,7 +4106,7 @@ static uint32_t __pyx_f_3rlb_5sched_8_builtin_sched_lc(struct __pyx_t_3rlb_4core
   }
   goto __pyx_L0;
 
-  /* "rlb/sched/_builtin.pyx":67
+  /* "rlb/sched/_builtin.pyx":75
  * 
  * 
  * cdef uint32_t sched_lc(engine_t *e, worker_t *w, svc_t *s, uint32_t caddr,             # <<<<<<<<<<<<<<
@@ -4086,7 +4123,7 @@ static uint32_t __pyx_f_3rlb_5sched_8_builtin_sched_lc(struct __pyx_t_3rlb_4core
   return __pyx_r;
 }
 
-/* "rlb/sched/_builtin.pyx":81
+/* "rlb/sched/_builtin.pyx":89
  * 
  * 
  * cdef uint32_t sched_wlc(engine_t *e, worker_t *w, svc_t *s, uint32_t caddr,             # <<<<<<<<<<<<<<
@@ -4109,7 +4146,7 @@ static uint32_t __pyx_f_3rlb_5sched_8_builtin_sched_wlc(struct __pyx_t_3rlb_4cor
   int __pyx_t_5;
   int32_t __pyx_t_6;
 
-  /* "rlb/sched/_builtin.pyx":84
+  /* "rlb/sched/_builtin.pyx":92
  *                         uint16_t cport) noexcept nogil:
  *     """Least overhead per weight: o_a / w_a < o_b / w_b compared as o_a * w_b < o_b * w_a."""
  *     cdef uint32_t i, best = NONE32             # <<<<<<<<<<<<<<
@@ -4118,7 +4155,7 @@ static uint32_t __pyx_f_3rlb_5sched_8_builtin_sched_wlc(struct __pyx_t_3rlb_4cor
 */
   __pyx_v_best = __pyx_e_3rlb_4core_5types_NONE32;
 
-  /* "rlb/sched/_builtin.pyx":85
+  /* "rlb/sched/_builtin.pyx":93
  *     """Least overhead per weight: o_a / w_a < o_b / w_b compared as o_a * w_b < o_b * w_a."""
  *     cdef uint32_t i, best = NONE32
  *     cdef uint64_t o, bo = 0             # <<<<<<<<<<<<<<
@@ -4127,7 +4164,7 @@ static uint32_t __pyx_f_3rlb_5sched_8_builtin_sched_wlc(struct __pyx_t_3rlb_4cor
 */
   __pyx_v_bo = 0;
 
-  /* "rlb/sched/_builtin.pyx":86
+  /* "rlb/sched/_builtin.pyx":94
  *     cdef uint32_t i, best = NONE32
  *     cdef uint64_t o, bo = 0
  *     cdef int32_t bw = 1             # <<<<<<<<<<<<<<
@@ -4136,7 +4173,7 @@ static uint32_t __pyx_f_3rlb_5sched_8_builtin_sched_wlc(struct __pyx_t_3rlb_4cor
 */
   __pyx_v_bw = 1;
 
-  /* "rlb/sched/_builtin.pyx":88
+  /* "rlb/sched/_builtin.pyx":96
  *     cdef int32_t bw = 1
  *     cdef dest_t *d
  *     for i in range(s.ndests):             # <<<<<<<<<<<<<<
@@ -4150,7 +4187,7 @@ static uint32_t __pyx_f_3rlb_5sched_8_builtin_sched_wlc(struct __pyx_t_3rlb_4cor
   for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
     __pyx_v_i = __pyx_t_3;
 
-    /* "rlb/sched/_builtin.pyx":89
+    /* "rlb/sched/_builtin.pyx":97
  *     cdef dest_t *d
  *     for i in range(s.ndests):
  *         if not usable(e, w, s.dests[i]):             # <<<<<<<<<<<<<<
@@ -4162,7 +4199,7 @@ static uint32_t __pyx_f_3rlb_5sched_8_builtin_sched_wlc(struct __pyx_t_3rlb_4cor
     if (__pyx_t_4) {
 
 
-      /* "rlb/sched/_builtin.pyx":90
+      /* "rlb/sched/_builtin.pyx":98
  *     for i in range(s.ndests):
  *         if not usable(e, w, s.dests[i]):
  *             continue             # <<<<<<<<<<<<<<
@@ -4171,7 +4208,7 @@ static uint32_t __pyx_f_3rlb_5sched_8_builtin_sched_wlc(struct __pyx_t_3rlb_4cor
 */
       goto __pyx_L3_continue;
 
-      /* "rlb/sched/_builtin.pyx":89
+      /* "rlb/sched/_builtin.pyx":97
  *     cdef dest_t *d
  *     for i in range(s.ndests):
  *         if not usable(e, w, s.dests[i]):             # <<<<<<<<<<<<<<
@@ -4180,7 +4217,7 @@ static uint32_t __pyx_f_3rlb_5sched_8_builtin_sched_wlc(struct __pyx_t_3rlb_4cor
 */
     }
 
-    /* "rlb/sched/_builtin.pyx":91
+    /* "rlb/sched/_builtin.pyx":99
  *         if not usable(e, w, s.dests[i]):
  *             continue
  *         d = &w.dests[s.dests[i]]             # <<<<<<<<<<<<<<
@@ -4189,7 +4226,7 @@ static uint32_t __pyx_f_3rlb_5sched_8_builtin_sched_wlc(struct __pyx_t_3rlb_4cor
 */
     __pyx_v_d = (&(__pyx_v_w->dests[(__pyx_v_s->dests[__pyx_v_i])]));
 
-    /* "rlb/sched/_builtin.pyx":92
+    /* "rlb/sched/_builtin.pyx":100
  *             continue
  *         d = &w.dests[s.dests[i]]
  *         o = overhead(d) + 1             # <<<<<<<<<<<<<<
@@ -4198,7 +4235,7 @@ static uint32_t __pyx_f_3rlb_5sched_8_builtin_sched_wlc(struct __pyx_t_3rlb_4cor
 */
     __pyx_v_o = (__pyx_f_3rlb_5sched_8_builtin_overhead(__pyx_v_d) + 1);
 
-    /* "rlb/sched/_builtin.pyx":93
+    /* "rlb/sched/_builtin.pyx":101
  *         d = &w.dests[s.dests[i]]
  *         o = overhead(d) + 1
  *         if best == NONE32 or o * <uint64_t>bw < bo * <uint64_t>d.weight:             # <<<<<<<<<<<<<<
@@ -4224,7 +4261,7 @@ static uint32_t __pyx_f_3rlb_5sched_8_builtin_sched_wlc(struct __pyx_t_3rlb_4cor
     if (__pyx_t_4) {
 
 
-      /* "rlb/sched/_builtin.pyx":94
+      /* "rlb/sched/_builtin.pyx":102
  *         o = overhead(d) + 1
  *         if best == NONE32 or o * <uint64_t>bw < bo * <uint64_t>d.weight:
  *             best = s.dests[i]             # <<<<<<<<<<<<<<
@@ -4233,7 +4270,7 @@ static uint32_t __pyx_f_3rlb_5sched_8_builtin_sched_wlc(struct __pyx_t_3rlb_4cor
 */
       __pyx_v_best = (__pyx_v_s->dests[__pyx_v_i]);
 
-      /* "rlb/sched/_builtin.pyx":95
+      /* "rlb/sched/_builtin.pyx":103
  *         if best == NONE32 or o * <uint64_t>bw < bo * <uint64_t>d.weight:
  *             best = s.dests[i]
  *             bo = o             # <<<<<<<<<<<<<<
@@ -4242,7 +4279,7 @@ static uint32_t __pyx_f_3rlb_5sched_8_builtin_sched_wlc(struct __pyx_t_3rlb_4cor
 */
       __pyx_v_bo = __pyx_v_o;
 
-      /* "rlb/sched/_builtin.pyx":96
+      /* "rlb/sched/_builtin.pyx":104
  *             best = s.dests[i]
  *             bo = o
  *             bw = d.weight             # <<<<<<<<<<<<<<
@@ -4253,7 +4290,7 @@ static uint32_t __pyx_f_3rlb_5sched_8_builtin_sched_wlc(struct __pyx_t_3rlb_4cor
 
       __pyx_v_bw = __pyx_t_6;
 
-      /* "rlb/sched/_builtin.pyx":93
+      /* "rlb/sched/_builtin.pyx":101
  *         d = &w.dests[s.dests[i]]
  *         o = overhead(d) + 1
  *         if best == NONE32 or o * <uint64_t>bw < bo * <uint64_t>d.weight:             # <<<<<<<<<<<<<<
@@ -4265,7 +4302,7 @@ static uint32_t __pyx_f_3rlb_5sched_8_builtin_sched_wlc(struct __pyx_t_3rlb_4cor
   }
 
 
-  /* "rlb/sched/_builtin.pyx":97
+  /* "rlb/sched/_builtin.pyx":105
  *             bo = o
  *             bw = d.weight
  *     return best             # <<<<<<<<<<<<<<
@@ -4278,7 +4315,7 @@ static uint32_t __pyx_f_3rlb_5sched_8_builtin_sched_wlc(struct __pyx_t_3rlb_4cor
   }
   goto __pyx_L0;
 
-  /* "rlb/sched/_builtin.pyx":81
+  /* "rlb/sched/_builtin.pyx":89
  * 
  * 
  * cdef uint32_t sched_wlc(engine_t *e, worker_t *w, svc_t *s, uint32_t caddr,             # <<<<<<<<<<<<<<
@@ -4297,7 +4334,7 @@ static uint32_t __pyx_f_3rlb_5sched_8_builtin_sched_wlc(struct __pyx_t_3rlb_4cor
   return __pyx_r;
 }
 
-/* "rlb/sched/_builtin.pyx":100
+/* "rlb/sched/_builtin.pyx":108
  * 
  * 
  * cdef uint32_t sched_fo(engine_t *e, worker_t *w, svc_t *s, uint32_t caddr,             # <<<<<<<<<<<<<<
@@ -4317,7 +4354,7 @@ static uint32_t __pyx_f_3rlb_5sched_8_builtin_sched_fo(struct __pyx_t_3rlb_4core
   int __pyx_t_5;
   int32_t __pyx_t_6;
 
-  /* "rlb/sched/_builtin.pyx":103
+  /* "rlb/sched/_builtin.pyx":111
  *                        uint16_t cport) noexcept nogil:
  *     """Weighted failover: the usable server of highest weight takes everything."""
  *     cdef uint32_t i, best = NONE32             # <<<<<<<<<<<<<<
@@ -4326,7 +4363,7 @@ static uint32_t __pyx_f_3rlb_5sched_8_builtin_sched_fo(struct __pyx_t_3rlb_4core
 */
   __pyx_v_best = __pyx_e_3rlb_4core_5types_NONE32;
 
-  /* "rlb/sched/_builtin.pyx":104
+  /* "rlb/sched/_builtin.pyx":112
  *     """Weighted failover: the usable server of highest weight takes everything."""
  *     cdef uint32_t i, best = NONE32
  *     cdef int32_t bw = 0             # <<<<<<<<<<<<<<
@@ -4335,7 +4372,7 @@ static uint32_t __pyx_f_3rlb_5sched_8_builtin_sched_fo(struct __pyx_t_3rlb_4core
 */
   __pyx_v_bw = 0;
 
-  /* "rlb/sched/_builtin.pyx":105
+  /* "rlb/sched/_builtin.pyx":113
  *     cdef uint32_t i, best = NONE32
  *     cdef int32_t bw = 0
  *     for i in range(s.ndests):             # <<<<<<<<<<<<<<
@@ -4349,7 +4386,7 @@ static uint32_t __pyx_f_3rlb_5sched_8_builtin_sched_fo(struct __pyx_t_3rlb_4core
   for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
     __pyx_v_i = __pyx_t_3;
 
-    /* "rlb/sched/_builtin.pyx":106
+    /* "rlb/sched/_builtin.pyx":114
  *     cdef int32_t bw = 0
  *     for i in range(s.ndests):
  *         if usable(e, w, s.dests[i]) and w.dests[s.dests[i]].weight > bw:             # <<<<<<<<<<<<<<
@@ -4375,7 +4412,7 @@ static uint32_t __pyx_f_3rlb_5sched_8_builtin_sched_fo(struct __pyx_t_3rlb_4core
     if (__pyx_t_4) {
 
 
-      /* "rlb/sched/_builtin.pyx":107
+      /* "rlb/sched/_builtin.pyx":115
  *     for i in range(s.ndests):
  *         if usable(e, w, s.dests[i]) and w.dests[s.dests[i]].weight > bw:
  *             best = s.dests[i]             # <<<<<<<<<<<<<<
@@ -4384,7 +4421,7 @@ static uint32_t __pyx_f_3rlb_5sched_8_builtin_sched_fo(struct __pyx_t_3rlb_4core
 */
       __pyx_v_best = (__pyx_v_s->dests[__pyx_v_i]);
 
-      /* "rlb/sched/_builtin.pyx":108
+      /* "rlb/sched/_builtin.pyx":116
  *         if usable(e, w, s.dests[i]) and w.dests[s.dests[i]].weight > bw:
  *             best = s.dests[i]
  *             bw = w.dests[s.dests[i]].weight             # <<<<<<<<<<<<<<
@@ -4395,7 +4432,7 @@ static uint32_t __pyx_f_3rlb_5sched_8_builtin_sched_fo(struct __pyx_t_3rlb_4core
 
       __pyx_v_bw = __pyx_t_6;
 
-      /* "rlb/sched/_builtin.pyx":106
+      /* "rlb/sched/_builtin.pyx":114
  *     cdef int32_t bw = 0
  *     for i in range(s.ndests):
  *         if usable(e, w, s.dests[i]) and w.dests[s.dests[i]].weight > bw:             # <<<<<<<<<<<<<<
@@ -4406,7 +4443,7 @@ static uint32_t __pyx_f_3rlb_5sched_8_builtin_sched_fo(struct __pyx_t_3rlb_4core
   }
 
 
-  /* "rlb/sched/_builtin.pyx":109
+  /* "rlb/sched/_builtin.pyx":117
  *             best = s.dests[i]
  *             bw = w.dests[s.dests[i]].weight
  *     return best             # <<<<<<<<<<<<<<
@@ -4419,7 +4456,7 @@ static uint32_t __pyx_f_3rlb_5sched_8_builtin_sched_fo(struct __pyx_t_3rlb_4core
   }
   goto __pyx_L0;
 
-  /* "rlb/sched/_builtin.pyx":100
+  /* "rlb/sched/_builtin.pyx":108
  * 
  * 
  * cdef uint32_t sched_fo(engine_t *e, worker_t *w, svc_t *s, uint32_t caddr,             # <<<<<<<<<<<<<<
@@ -4435,7 +4472,7 @@ static uint32_t __pyx_f_3rlb_5sched_8_builtin_sched_fo(struct __pyx_t_3rlb_4core
   return __pyx_r;
 }
 
-/* "rlb/sched/_builtin.pyx":112
+/* "rlb/sched/_builtin.pyx":120
  * 
  * 
  * cdef inline uint32_t hash_addr(uint32_t addr) noexcept nogil:             # <<<<<<<<<<<<<<
@@ -4447,7 +4484,7 @@ static CYTHON_INLINE uint32_t __pyx_f_3rlb_5sched_8_builtin_hash_addr(uint32_t _
   uint32_t __pyx_v_h;
   uint32_t __pyx_r;
 
-  /* "rlb/sched/_builtin.pyx":114
+  /* "rlb/sched/_builtin.pyx":122
  * cdef inline uint32_t hash_addr(uint32_t addr) noexcept nogil:
  *     # must match rlb.sched.builtin.client_hash
  *     cdef uint32_t h = addr * <uint32_t>0x9E3779B1u             # <<<<<<<<<<<<<<
@@ -4456,7 +4493,7 @@ static CYTHON_INLINE uint32_t __pyx_f_3rlb_5sched_8_builtin_hash_addr(uint32_t _
 */
   __pyx_v_h = (__pyx_v_addr * ((uint32_t)0x9E3779B1U));
 
-  /* "rlb/sched/_builtin.pyx":115
+  /* "rlb/sched/_builtin.pyx":123
  *     # must match rlb.sched.builtin.client_hash
  *     cdef uint32_t h = addr * <uint32_t>0x9E3779B1u
  *     return h ^ (h >> 16)             # <<<<<<<<<<<<<<
@@ -4469,7 +4506,7 @@ static CYTHON_INLINE uint32_t __pyx_f_3rlb_5sched_8_builtin_hash_addr(uint32_t _
   }
   goto __pyx_L0;
 
-  /* "rlb/sched/_builtin.pyx":112
+  /* "rlb/sched/_builtin.pyx":120
  * 
  * 
  * cdef inline uint32_t hash_addr(uint32_t addr) noexcept nogil:             # <<<<<<<<<<<<<<
@@ -4483,7 +4520,7 @@ static CYTHON_INLINE uint32_t __pyx_f_3rlb_5sched_8_builtin_hash_addr(uint32_t _
   return __pyx_r;
 }
 
-/* "rlb/sched/_builtin.pyx":118
+/* "rlb/sched/_builtin.pyx":126
  * 
  * 
  * cdef uint32_t sched_table(engine_t *e, worker_t *w, svc_t *s, uint32_t caddr,             # <<<<<<<<<<<<<<
@@ -4502,7 +4539,7 @@ static uint32_t __pyx_f_3rlb_5sched_8_builtin_sched_table(struct __pyx_t_3rlb_4c
   Py_ssize_t __pyx_t_4;
   uint32_t __pyx_t_5;
 
-  /* "rlb/sched/_builtin.pyx":123
+  /* "rlb/sched/_builtin.pyx":131
  *     cannot take the flow, the next entries are tried (IPVS sh-fallback)."""
  *     cdef uint32_t i, k, d
  *     if s.table == NULL or s.table_size == 0:             # <<<<<<<<<<<<<<
@@ -4528,7 +4565,7 @@ static uint32_t __pyx_f_3rlb_5sched_8_builtin_sched_table(struct __pyx_t_3rlb_4c
   if (__pyx_t_1) {
 
 
-    /* "rlb/sched/_builtin.pyx":124
+    /* "rlb/sched/_builtin.pyx":132
  *     cdef uint32_t i, k, d
  *     if s.table == NULL or s.table_size == 0:
  *         return NONE32             # <<<<<<<<<<<<<<
@@ -4541,7 +4578,7 @@ static uint32_t __pyx_f_3rlb_5sched_8_builtin_sched_table(struct __pyx_t_3rlb_4c
     }
     goto __pyx_L0;
 
-    /* "rlb/sched/_builtin.pyx":123
+    /* "rlb/sched/_builtin.pyx":131
  *     cannot take the flow, the next entries are tried (IPVS sh-fallback)."""
  *     cdef uint32_t i, k, d
  *     if s.table == NULL or s.table_size == 0:             # <<<<<<<<<<<<<<
@@ -4550,7 +4587,7 @@ static uint32_t __pyx_f_3rlb_5sched_8_builtin_sched_table(struct __pyx_t_3rlb_4c
 */
   }
 
-  /* "rlb/sched/_builtin.pyx":125
+  /* "rlb/sched/_builtin.pyx":133
  *     if s.table == NULL or s.table_size == 0:
  *         return NONE32
  *     i = hash_addr(caddr) % s.table_size             # <<<<<<<<<<<<<<
@@ -4559,7 +4596,7 @@ static uint32_t __pyx_f_3rlb_5sched_8_builtin_sched_table(struct __pyx_t_3rlb_4c
 */
   __pyx_v_i = (__pyx_f_3rlb_5sched_8_builtin_hash_addr(__pyx_v_caddr) % __pyx_v_s->table_size);
 
-  /* "rlb/sched/_builtin.pyx":126
+  /* "rlb/sched/_builtin.pyx":134
  *         return NONE32
  *     i = hash_addr(caddr) % s.table_size
  *     for k in range(s.table_size if s.table_size < 64 else 64):             # <<<<<<<<<<<<<<
@@ -4581,7 +4618,7 @@ static uint32_t __pyx_f_3rlb_5sched_8_builtin_sched_table(struct __pyx_t_3rlb_4c
   for (__pyx_t_5 = 0; __pyx_t_5 < __pyx_t_4; __pyx_t_5+=1) {
     __pyx_v_k = __pyx_t_5;
 
-    /* "rlb/sched/_builtin.pyx":127
+    /* "rlb/sched/_builtin.pyx":135
  *     i = hash_addr(caddr) % s.table_size
  *     for k in range(s.table_size if s.table_size < 64 else 64):
  *         d = s.table[(i + k) % s.table_size]             # <<<<<<<<<<<<<<
@@ -4590,7 +4627,7 @@ static uint32_t __pyx_f_3rlb_5sched_8_builtin_sched_table(struct __pyx_t_3rlb_4c
 */
     __pyx_v_d = (__pyx_v_s->table[((__pyx_v_i + __pyx_v_k) % __pyx_v_s->table_size)]);
 
-    /* "rlb/sched/_builtin.pyx":128
+    /* "rlb/sched/_builtin.pyx":136
  *     for k in range(s.table_size if s.table_size < 64 else 64):
  *         d = s.table[(i + k) % s.table_size]
  *         if d != NONE32 and usable(e, w, d):             # <<<<<<<<<<<<<<
@@ -4616,7 +4653,7 @@ static uint32_t __pyx_f_3rlb_5sched_8_builtin_sched_table(struct __pyx_t_3rlb_4c
     if (__pyx_t_1) {
 
 
-      /* "rlb/sched/_builtin.pyx":129
+      /* "rlb/sched/_builtin.pyx":137
  *         d = s.table[(i + k) % s.table_size]
  *         if d != NONE32 and usable(e, w, d):
  *             return d             # <<<<<<<<<<<<<<
@@ -4629,7 +4666,7 @@ static uint32_t __pyx_f_3rlb_5sched_8_builtin_sched_table(struct __pyx_t_3rlb_4c
       }
       goto __pyx_L0;
 
-      /* "rlb/sched/_builtin.pyx":128
+      /* "rlb/sched/_builtin.pyx":136
  *     for k in range(s.table_size if s.table_size < 64 else 64):
  *         d = s.table[(i + k) % s.table_size]
  *         if d != NONE32 and usable(e, w, d):             # <<<<<<<<<<<<<<
@@ -4641,7 +4678,7 @@ static uint32_t __pyx_f_3rlb_5sched_8_builtin_sched_table(struct __pyx_t_3rlb_4c
 
 
 
-  /* "rlb/sched/_builtin.pyx":130
+  /* "rlb/sched/_builtin.pyx":138
  *         if d != NONE32 and usable(e, w, d):
  *             return d
  *     return NONE32             # <<<<<<<<<<<<<<
@@ -4654,7 +4691,7 @@ static uint32_t __pyx_f_3rlb_5sched_8_builtin_sched_table(struct __pyx_t_3rlb_4c
   }
   goto __pyx_L0;
 
-  /* "rlb/sched/_builtin.pyx":118
+  /* "rlb/sched/_builtin.pyx":126
  * 
  * 
  * cdef uint32_t sched_table(engine_t *e, worker_t *w, svc_t *s, uint32_t caddr,             # <<<<<<<<<<<<<<
@@ -4670,7 +4707,7 @@ static uint32_t __pyx_f_3rlb_5sched_8_builtin_sched_table(struct __pyx_t_3rlb_4c
   return __pyx_r;
 }
 
-/* "rlb/sched/_builtin.pyx":142
+/* "rlb/sched/_builtin.pyx":150
  * 
  * 
  * def capsules():             # <<<<<<<<<<<<<<
@@ -4695,7 +4732,7 @@ static PyObject *__pyx_pw_3rlb_5sched_8_builtin_1capsules(PyObject *__pyx_self, 
   return __pyx_r;
 }
 
-/* "rlb/sched/_builtin.pyx":145
+/* "rlb/sched/_builtin.pyx":153
  *     """name -> function returning the scheduler's capsule."""
  *     return {
  *         "rr": lambda: PyCapsule_New(&RR, b"rlb.sched_ops_t", NULL),             # <<<<<<<<<<<<<<
@@ -4727,7 +4764,7 @@ static PyObject *__pyx_lambda_funcdef_lambda(CYTHON_UNUSED PyObject *__pyx_self)
   const char *__pyx_filename = NULL;
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("lambda", 0);
-  __pyx_t_1 = PyCapsule_New((&__pyx_v_3rlb_5sched_8_builtin_RR), __pyx_k_rlb_sched_ops_t, NULL); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 145, __pyx_L1_error)
+  __pyx_t_1 = PyCapsule_New((&__pyx_v_3rlb_5sched_8_builtin_RR), __pyx_k_rlb_sched_ops_t, NULL); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 153, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   {
     PyObject *__pyx_temp;
@@ -4751,7 +4788,7 @@ static PyObject *__pyx_lambda_funcdef_lambda(CYTHON_UNUSED PyObject *__pyx_self)
   return __pyx_r;
 }
 
-/* "rlb/sched/_builtin.pyx":146
+/* "rlb/sched/_builtin.pyx":154
  *     return {
  *         "rr": lambda: PyCapsule_New(&RR, b"rlb.sched_ops_t", NULL),
  *         "wrr": lambda: PyCapsule_New(&WRR, b"rlb.sched_ops_t", NULL),             # <<<<<<<<<<<<<<
@@ -4783,7 +4820,7 @@ static PyObject *__pyx_lambda_funcdef_lambda1(CYTHON_UNUSED PyObject *__pyx_self
   const char *__pyx_filename = NULL;
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("lambda1", 0);
-  __pyx_t_1 = PyCapsule_New((&__pyx_v_3rlb_5sched_8_builtin_WRR), __pyx_k_rlb_sched_ops_t, NULL); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 146, __pyx_L1_error)
+  __pyx_t_1 = PyCapsule_New((&__pyx_v_3rlb_5sched_8_builtin_WRR), __pyx_k_rlb_sched_ops_t, NULL); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 154, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   {
     PyObject *__pyx_temp;
@@ -4807,7 +4844,7 @@ static PyObject *__pyx_lambda_funcdef_lambda1(CYTHON_UNUSED PyObject *__pyx_self
   return __pyx_r;
 }
 
-/* "rlb/sched/_builtin.pyx":147
+/* "rlb/sched/_builtin.pyx":155
  *         "rr": lambda: PyCapsule_New(&RR, b"rlb.sched_ops_t", NULL),
  *         "wrr": lambda: PyCapsule_New(&WRR, b"rlb.sched_ops_t", NULL),
  *         "lc": lambda: PyCapsule_New(&LC, b"rlb.sched_ops_t", NULL),             # <<<<<<<<<<<<<<
@@ -4839,7 +4876,7 @@ static PyObject *__pyx_lambda_funcdef_lambda2(CYTHON_UNUSED PyObject *__pyx_self
   const char *__pyx_filename = NULL;
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("lambda2", 0);
-  __pyx_t_1 = PyCapsule_New((&__pyx_v_3rlb_5sched_8_builtin_LC), __pyx_k_rlb_sched_ops_t, NULL); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 147, __pyx_L1_error)
+  __pyx_t_1 = PyCapsule_New((&__pyx_v_3rlb_5sched_8_builtin_LC), __pyx_k_rlb_sched_ops_t, NULL); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 155, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   {
     PyObject *__pyx_temp;
@@ -4863,7 +4900,7 @@ static PyObject *__pyx_lambda_funcdef_lambda2(CYTHON_UNUSED PyObject *__pyx_self
   return __pyx_r;
 }
 
-/* "rlb/sched/_builtin.pyx":148
+/* "rlb/sched/_builtin.pyx":156
  *         "wrr": lambda: PyCapsule_New(&WRR, b"rlb.sched_ops_t", NULL),
  *         "lc": lambda: PyCapsule_New(&LC, b"rlb.sched_ops_t", NULL),
  *         "wlc": lambda: PyCapsule_New(&WLC, b"rlb.sched_ops_t", NULL),             # <<<<<<<<<<<<<<
@@ -4895,7 +4932,7 @@ static PyObject *__pyx_lambda_funcdef_lambda3(CYTHON_UNUSED PyObject *__pyx_self
   const char *__pyx_filename = NULL;
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("lambda3", 0);
-  __pyx_t_1 = PyCapsule_New((&__pyx_v_3rlb_5sched_8_builtin_WLC), __pyx_k_rlb_sched_ops_t, NULL); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 148, __pyx_L1_error)
+  __pyx_t_1 = PyCapsule_New((&__pyx_v_3rlb_5sched_8_builtin_WLC), __pyx_k_rlb_sched_ops_t, NULL); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 156, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   {
     PyObject *__pyx_temp;
@@ -4919,7 +4956,7 @@ static PyObject *__pyx_lambda_funcdef_lambda3(CYTHON_UNUSED PyObject *__pyx_self
   return __pyx_r;
 }
 
-/* "rlb/sched/_builtin.pyx":149
+/* "rlb/sched/_builtin.pyx":157
  *         "lc": lambda: PyCapsule_New(&LC, b"rlb.sched_ops_t", NULL),
  *         "wlc": lambda: PyCapsule_New(&WLC, b"rlb.sched_ops_t", NULL),
  *         "fo": lambda: PyCapsule_New(&FO, b"rlb.sched_ops_t", NULL),             # <<<<<<<<<<<<<<
@@ -4951,7 +4988,7 @@ static PyObject *__pyx_lambda_funcdef_lambda4(CYTHON_UNUSED PyObject *__pyx_self
   const char *__pyx_filename = NULL;
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("lambda4", 0);
-  __pyx_t_1 = PyCapsule_New((&__pyx_v_3rlb_5sched_8_builtin_FO), __pyx_k_rlb_sched_ops_t, NULL); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 149, __pyx_L1_error)
+  __pyx_t_1 = PyCapsule_New((&__pyx_v_3rlb_5sched_8_builtin_FO), __pyx_k_rlb_sched_ops_t, NULL); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 157, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   {
     PyObject *__pyx_temp;
@@ -4975,7 +5012,7 @@ static PyObject *__pyx_lambda_funcdef_lambda4(CYTHON_UNUSED PyObject *__pyx_self
   return __pyx_r;
 }
 
-/* "rlb/sched/_builtin.pyx":150
+/* "rlb/sched/_builtin.pyx":158
  *         "wlc": lambda: PyCapsule_New(&WLC, b"rlb.sched_ops_t", NULL),
  *         "fo": lambda: PyCapsule_New(&FO, b"rlb.sched_ops_t", NULL),
  *         "table": lambda: PyCapsule_New(&TABLE, b"rlb.sched_ops_t", NULL),             # <<<<<<<<<<<<<<
@@ -5006,7 +5043,7 @@ static PyObject *__pyx_lambda_funcdef_lambda5(CYTHON_UNUSED PyObject *__pyx_self
   const char *__pyx_filename = NULL;
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("lambda5", 0);
-  __pyx_t_1 = PyCapsule_New((&__pyx_v_3rlb_5sched_8_builtin_TABLE), __pyx_k_rlb_sched_ops_t, NULL); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 150, __pyx_L1_error)
+  __pyx_t_1 = PyCapsule_New((&__pyx_v_3rlb_5sched_8_builtin_TABLE), __pyx_k_rlb_sched_ops_t, NULL); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 158, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   {
     PyObject *__pyx_temp;
@@ -5030,7 +5067,7 @@ static PyObject *__pyx_lambda_funcdef_lambda5(CYTHON_UNUSED PyObject *__pyx_self
   return __pyx_r;
 }
 
-/* "rlb/sched/_builtin.pyx":142
+/* "rlb/sched/_builtin.pyx":150
  * 
  * 
  * def capsules():             # <<<<<<<<<<<<<<
@@ -5048,77 +5085,77 @@ static PyObject *__pyx_pf_3rlb_5sched_8_builtin_capsules(CYTHON_UNUSED PyObject 
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("capsules", 0);
 
-  /* "rlb/sched/_builtin.pyx":145
+  /* "rlb/sched/_builtin.pyx":153
  *     """name -> function returning the scheduler's capsule."""
  *     return {
  *         "rr": lambda: PyCapsule_New(&RR, b"rlb.sched_ops_t", NULL),             # <<<<<<<<<<<<<<
  *         "wrr": lambda: PyCapsule_New(&WRR, b"rlb.sched_ops_t", NULL),
  *         "lc": lambda: PyCapsule_New(&LC, b"rlb.sched_ops_t", NULL),
 */
-  __pyx_t_1 = __Pyx_PyDict_NewPresized(6); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 145, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyDict_NewPresized(6); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 153, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  __pyx_t_2 = __Pyx_CyFunction_New(&__pyx_mdef_3rlb_5sched_8_builtin_8capsules___pyx_lambda_funcdef_lambda, 0, __pyx_mstate_global->__pyx_n_u_capsules_locals_lambda, NULL, __pyx_mstate_global->__pyx_n_u_rlb_sched__builtin, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[0])); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 145, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_CyFunction_New(&__pyx_mdef_3rlb_5sched_8_builtin_8capsules___pyx_lambda_funcdef_lambda, 0, __pyx_mstate_global->__pyx_n_u_capsules_locals_lambda, NULL, __pyx_mstate_global->__pyx_n_u_rlb_sched__builtin, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[0])); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 153, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
-  if (PyDict_SetItem(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_rr, __pyx_t_2) < (0)) __PYX_ERR(0, 145, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_rr, __pyx_t_2) < (0)) __PYX_ERR(0, 153, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
 
-  /* "rlb/sched/_builtin.pyx":146
+  /* "rlb/sched/_builtin.pyx":154
  *     return {
  *         "rr": lambda: PyCapsule_New(&RR, b"rlb.sched_ops_t", NULL),
  *         "wrr": lambda: PyCapsule_New(&WRR, b"rlb.sched_ops_t", NULL),             # <<<<<<<<<<<<<<
  *         "lc": lambda: PyCapsule_New(&LC, b"rlb.sched_ops_t", NULL),
  *         "wlc": lambda: PyCapsule_New(&WLC, b"rlb.sched_ops_t", NULL),
 */
-  __pyx_t_2 = __Pyx_CyFunction_New(&__pyx_mdef_3rlb_5sched_8_builtin_8capsules_1__pyx_lambda_funcdef_lambda1, 0, __pyx_mstate_global->__pyx_n_u_capsules_locals_lambda, NULL, __pyx_mstate_global->__pyx_n_u_rlb_sched__builtin, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[1])); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 146, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_CyFunction_New(&__pyx_mdef_3rlb_5sched_8_builtin_8capsules_1__pyx_lambda_funcdef_lambda1, 0, __pyx_mstate_global->__pyx_n_u_capsules_locals_lambda, NULL, __pyx_mstate_global->__pyx_n_u_rlb_sched__builtin, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[1])); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 154, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
-  if (PyDict_SetItem(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_wrr, __pyx_t_2) < (0)) __PYX_ERR(0, 145, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_wrr, __pyx_t_2) < (0)) __PYX_ERR(0, 153, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
 
-  /* "rlb/sched/_builtin.pyx":147
+  /* "rlb/sched/_builtin.pyx":155
  *         "rr": lambda: PyCapsule_New(&RR, b"rlb.sched_ops_t", NULL),
  *         "wrr": lambda: PyCapsule_New(&WRR, b"rlb.sched_ops_t", NULL),
  *         "lc": lambda: PyCapsule_New(&LC, b"rlb.sched_ops_t", NULL),             # <<<<<<<<<<<<<<
  *         "wlc": lambda: PyCapsule_New(&WLC, b"rlb.sched_ops_t", NULL),
  *         "fo": lambda: PyCapsule_New(&FO, b"rlb.sched_ops_t", NULL),
 */
-  __pyx_t_2 = __Pyx_CyFunction_New(&__pyx_mdef_3rlb_5sched_8_builtin_8capsules_2__pyx_lambda_funcdef_lambda2, 0, __pyx_mstate_global->__pyx_n_u_capsules_locals_lambda, NULL, __pyx_mstate_global->__pyx_n_u_rlb_sched__builtin, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[2])); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 147, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_CyFunction_New(&__pyx_mdef_3rlb_5sched_8_builtin_8capsules_2__pyx_lambda_funcdef_lambda2, 0, __pyx_mstate_global->__pyx_n_u_capsules_locals_lambda, NULL, __pyx_mstate_global->__pyx_n_u_rlb_sched__builtin, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[2])); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 155, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
-  if (PyDict_SetItem(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_lc, __pyx_t_2) < (0)) __PYX_ERR(0, 145, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_lc, __pyx_t_2) < (0)) __PYX_ERR(0, 153, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
 
-  /* "rlb/sched/_builtin.pyx":148
+  /* "rlb/sched/_builtin.pyx":156
  *         "wrr": lambda: PyCapsule_New(&WRR, b"rlb.sched_ops_t", NULL),
  *         "lc": lambda: PyCapsule_New(&LC, b"rlb.sched_ops_t", NULL),
  *         "wlc": lambda: PyCapsule_New(&WLC, b"rlb.sched_ops_t", NULL),             # <<<<<<<<<<<<<<
  *         "fo": lambda: PyCapsule_New(&FO, b"rlb.sched_ops_t", NULL),
  *         "table": lambda: PyCapsule_New(&TABLE, b"rlb.sched_ops_t", NULL),
 */
-  __pyx_t_2 = __Pyx_CyFunction_New(&__pyx_mdef_3rlb_5sched_8_builtin_8capsules_3__pyx_lambda_funcdef_lambda3, 0, __pyx_mstate_global->__pyx_n_u_capsules_locals_lambda, NULL, __pyx_mstate_global->__pyx_n_u_rlb_sched__builtin, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[3])); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 148, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_CyFunction_New(&__pyx_mdef_3rlb_5sched_8_builtin_8capsules_3__pyx_lambda_funcdef_lambda3, 0, __pyx_mstate_global->__pyx_n_u_capsules_locals_lambda, NULL, __pyx_mstate_global->__pyx_n_u_rlb_sched__builtin, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[3])); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 156, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
-  if (PyDict_SetItem(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_wlc, __pyx_t_2) < (0)) __PYX_ERR(0, 145, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_wlc, __pyx_t_2) < (0)) __PYX_ERR(0, 153, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
 
-  /* "rlb/sched/_builtin.pyx":149
+  /* "rlb/sched/_builtin.pyx":157
  *         "lc": lambda: PyCapsule_New(&LC, b"rlb.sched_ops_t", NULL),
  *         "wlc": lambda: PyCapsule_New(&WLC, b"rlb.sched_ops_t", NULL),
  *         "fo": lambda: PyCapsule_New(&FO, b"rlb.sched_ops_t", NULL),             # <<<<<<<<<<<<<<
  *         "table": lambda: PyCapsule_New(&TABLE, b"rlb.sched_ops_t", NULL),
  *     }
 */
-  __pyx_t_2 = __Pyx_CyFunction_New(&__pyx_mdef_3rlb_5sched_8_builtin_8capsules_4__pyx_lambda_funcdef_lambda4, 0, __pyx_mstate_global->__pyx_n_u_capsules_locals_lambda, NULL, __pyx_mstate_global->__pyx_n_u_rlb_sched__builtin, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[4])); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 149, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_CyFunction_New(&__pyx_mdef_3rlb_5sched_8_builtin_8capsules_4__pyx_lambda_funcdef_lambda4, 0, __pyx_mstate_global->__pyx_n_u_capsules_locals_lambda, NULL, __pyx_mstate_global->__pyx_n_u_rlb_sched__builtin, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[4])); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 157, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
-  if (PyDict_SetItem(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_fo, __pyx_t_2) < (0)) __PYX_ERR(0, 145, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_fo, __pyx_t_2) < (0)) __PYX_ERR(0, 153, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
 
-  /* "rlb/sched/_builtin.pyx":150
+  /* "rlb/sched/_builtin.pyx":158
  *         "wlc": lambda: PyCapsule_New(&WLC, b"rlb.sched_ops_t", NULL),
  *         "fo": lambda: PyCapsule_New(&FO, b"rlb.sched_ops_t", NULL),
  *         "table": lambda: PyCapsule_New(&TABLE, b"rlb.sched_ops_t", NULL),             # <<<<<<<<<<<<<<
  *     }
 */
-  __pyx_t_2 = __Pyx_CyFunction_New(&__pyx_mdef_3rlb_5sched_8_builtin_8capsules_5__pyx_lambda_funcdef_lambda5, 0, __pyx_mstate_global->__pyx_n_u_capsules_locals_lambda, NULL, __pyx_mstate_global->__pyx_n_u_rlb_sched__builtin, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[5])); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 150, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_CyFunction_New(&__pyx_mdef_3rlb_5sched_8_builtin_8capsules_5__pyx_lambda_funcdef_lambda5, 0, __pyx_mstate_global->__pyx_n_u_capsules_locals_lambda, NULL, __pyx_mstate_global->__pyx_n_u_rlb_sched__builtin, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[5])); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 158, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
-  if (PyDict_SetItem(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_table, __pyx_t_2) < (0)) __PYX_ERR(0, 145, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_table, __pyx_t_2) < (0)) __PYX_ERR(0, 153, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
   {
     PyObject *__pyx_temp;
@@ -5131,7 +5168,7 @@ static PyObject *__pyx_pf_3rlb_5sched_8_builtin_capsules(CYTHON_UNUSED PyObject 
   __pyx_t_1 = 0;
   goto __pyx_L0;
 
-  /* "rlb/sched/_builtin.pyx":142
+  /* "rlb/sched/_builtin.pyx":150
  * 
  * 
  * def capsules():             # <<<<<<<<<<<<<<
@@ -5504,7 +5541,7 @@ __Pyx_RefNannySetupContext("PyInit__builtin", 0);
   if (__Pyx_InitAfterSharedUtility() < (0)) __PYX_ERR(0, 1, __pyx_L1_error)
   /*--- Execution code ---*/
 
-  /* "rlb/sched/_builtin.pyx":134
+  /* "rlb/sched/_builtin.pyx":142
  * 
  * cdef sched_ops_t RR, WRR, LC, WLC, FO, TABLE
  * RR.select = sched_rr             # <<<<<<<<<<<<<<
@@ -5513,7 +5550,7 @@ __Pyx_RefNannySetupContext("PyInit__builtin", 0);
 */
   __pyx_v_3rlb_5sched_8_builtin_RR.select = __pyx_f_3rlb_5sched_8_builtin_sched_rr;
 
-  /* "rlb/sched/_builtin.pyx":135
+  /* "rlb/sched/_builtin.pyx":143
  * cdef sched_ops_t RR, WRR, LC, WLC, FO, TABLE
  * RR.select = sched_rr
  * WRR.select = sched_wrr             # <<<<<<<<<<<<<<
@@ -5522,7 +5559,7 @@ __Pyx_RefNannySetupContext("PyInit__builtin", 0);
 */
   __pyx_v_3rlb_5sched_8_builtin_WRR.select = __pyx_f_3rlb_5sched_8_builtin_sched_wrr;
 
-  /* "rlb/sched/_builtin.pyx":136
+  /* "rlb/sched/_builtin.pyx":144
  * RR.select = sched_rr
  * WRR.select = sched_wrr
  * LC.select = sched_lc             # <<<<<<<<<<<<<<
@@ -5531,7 +5568,7 @@ __Pyx_RefNannySetupContext("PyInit__builtin", 0);
 */
   __pyx_v_3rlb_5sched_8_builtin_LC.select = __pyx_f_3rlb_5sched_8_builtin_sched_lc;
 
-  /* "rlb/sched/_builtin.pyx":137
+  /* "rlb/sched/_builtin.pyx":145
  * WRR.select = sched_wrr
  * LC.select = sched_lc
  * WLC.select = sched_wlc             # <<<<<<<<<<<<<<
@@ -5540,7 +5577,7 @@ __Pyx_RefNannySetupContext("PyInit__builtin", 0);
 */
   __pyx_v_3rlb_5sched_8_builtin_WLC.select = __pyx_f_3rlb_5sched_8_builtin_sched_wlc;
 
-  /* "rlb/sched/_builtin.pyx":138
+  /* "rlb/sched/_builtin.pyx":146
  * LC.select = sched_lc
  * WLC.select = sched_wlc
  * FO.select = sched_fo             # <<<<<<<<<<<<<<
@@ -5549,7 +5586,7 @@ __Pyx_RefNannySetupContext("PyInit__builtin", 0);
 */
   __pyx_v_3rlb_5sched_8_builtin_FO.select = __pyx_f_3rlb_5sched_8_builtin_sched_fo;
 
-  /* "rlb/sched/_builtin.pyx":139
+  /* "rlb/sched/_builtin.pyx":147
  * WLC.select = sched_wlc
  * FO.select = sched_fo
  * TABLE.select = sched_table             # <<<<<<<<<<<<<<
@@ -5558,19 +5595,19 @@ __Pyx_RefNannySetupContext("PyInit__builtin", 0);
 */
   __pyx_v_3rlb_5sched_8_builtin_TABLE.select = __pyx_f_3rlb_5sched_8_builtin_sched_table;
 
-  /* "rlb/sched/_builtin.pyx":142
+  /* "rlb/sched/_builtin.pyx":150
  * 
  * 
  * def capsules():             # <<<<<<<<<<<<<<
  *     """name -> function returning the scheduler's capsule."""
  *     return {
 */
-  __pyx_t_2 = __Pyx_CyFunction_New(&__pyx_mdef_3rlb_5sched_8_builtin_1capsules, 0, __pyx_mstate_global->__pyx_n_u_capsules, NULL, __pyx_mstate_global->__pyx_n_u_rlb_sched__builtin, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[6])); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 142, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_CyFunction_New(&__pyx_mdef_3rlb_5sched_8_builtin_1capsules, 0, __pyx_mstate_global->__pyx_n_u_capsules, NULL, __pyx_mstate_global->__pyx_n_u_rlb_sched__builtin, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[6])); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 150, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_2);
   #endif
-  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_capsules, __pyx_t_2) < (0)) __PYX_ERR(0, 142, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_capsules, __pyx_t_2) < (0)) __PYX_ERR(0, 150, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
 
   /* "rlb/sched/_builtin.pyx":1
@@ -5736,37 +5773,37 @@ static int __Pyx_CreateCodeObjects(__pyx_mstatetype *__pyx_mstate) {
   PyObject* tuple_dedup_map = PyDict_New();
   if (unlikely(!tuple_dedup_map)) return -1;
   {
-    const __Pyx_PyCode_New_function_description descr = {0, 0, 0, 0, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 145};
+    const __Pyx_PyCode_New_function_description descr = {0, 0, 0, 0, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 153};
     PyObject* const varnames[] = {0};
     __pyx_mstate_global->__pyx_codeobj_tab[0] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_rlb_sched__builtin_pyx, __pyx_mstate->__pyx_n_u_lambda, __pyx_mstate->__pyx_kp_b_iso88591_hm1AT_Q, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[0])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {0, 0, 0, 0, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 146};
+    const __Pyx_PyCode_New_function_description descr = {0, 0, 0, 0, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 154};
     PyObject* const varnames[] = {0};
     __pyx_mstate_global->__pyx_codeobj_tab[1] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_rlb_sched__builtin_pyx, __pyx_mstate->__pyx_n_u_lambda, __pyx_mstate->__pyx_kp_b_iso88591_x_AQe_q, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[1])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {0, 0, 0, 0, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 147};
+    const __Pyx_PyCode_New_function_description descr = {0, 0, 0, 0, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 155};
     PyObject* const varnames[] = {0};
     __pyx_mstate_global->__pyx_codeobj_tab[2] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_rlb_sched__builtin_pyx, __pyx_mstate->__pyx_n_u_lambda, __pyx_mstate->__pyx_kp_b_iso88591_hm1AT_Q, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[2])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {0, 0, 0, 0, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 148};
+    const __Pyx_PyCode_New_function_description descr = {0, 0, 0, 0, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 156};
     PyObject* const varnames[] = {0};
     __pyx_mstate_global->__pyx_codeobj_tab[3] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_rlb_sched__builtin_pyx, __pyx_mstate->__pyx_n_u_lambda, __pyx_mstate->__pyx_kp_b_iso88591_x_AQe_q, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[3])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {0, 0, 0, 0, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 149};
+    const __Pyx_PyCode_New_function_description descr = {0, 0, 0, 0, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 157};
     PyObject* const varnames[] = {0};
     __pyx_mstate_global->__pyx_codeobj_tab[4] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_rlb_sched__builtin_pyx, __pyx_mstate->__pyx_n_u_lambda, __pyx_mstate->__pyx_kp_b_iso88591_hm1AT_Q, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[4])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {0, 0, 0, 0, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 150};
+    const __Pyx_PyCode_New_function_description descr = {0, 0, 0, 0, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 158};
     PyObject* const varnames[] = {0};
     __pyx_mstate_global->__pyx_codeobj_tab[5] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_rlb_sched__builtin_pyx, __pyx_mstate->__pyx_n_u_lambda, __pyx_mstate->__pyx_kp_b_iso88591_aq_C1, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[5])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {0, 0, 0, 0, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 142};
+    const __Pyx_PyCode_New_function_description descr = {0, 0, 0, 0, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 150};
     PyObject* const varnames[] = {0};
     __pyx_mstate_global->__pyx_codeobj_tab[6] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_rlb_sched__builtin_pyx, __pyx_mstate->__pyx_n_u_capsules, __pyx_mstate->__pyx_kp_b_iso88591_a_q_a_q_a, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[6])) goto bad;
   }

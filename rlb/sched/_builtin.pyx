@@ -21,13 +21,21 @@ cdef inline uint64_t overhead(dest_t *d) noexcept nogil:
     return (<uint64_t>d.activeconns << 8) + d.inactconns
 
 
+cdef extern from "shim.h" nogil:
+    uint32_t rlb_fetch_inc(uint32_t *p)
+
+
 cdef uint32_t sched_rr(engine_t *e, worker_t *w, svc_t *s, uint32_t caddr,
                        uint16_t cport) noexcept nogil:
-    cdef uint32_t i, k
+    """One turn shared by all workers (an atomic counter per service), so servers take
+    new flows in strict turn whichever worker sees them."""
+    cdef uint32_t i, k, start
+    if s.ndests == 0:
+        return NONE32
+    start = rlb_fetch_inc(&e.rr_cursor[s - w.svcs])
     for i in range(s.ndests):
-        k = (s.sched_cursor + i) % s.ndests
+        k = (start + i) % s.ndests
         if usable(e, w, s.dests[k]):
-            s.sched_cursor = k + 1
             return s.dests[k]
     return NONE32
 

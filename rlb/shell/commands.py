@@ -242,8 +242,10 @@ def addr_show(ctx, dev):
         lines.append(f"inet {a.iface} scope global {a.port}")
         tail = "     valid_lft forever preferred_lft forever"
         if a.sapool:
-            row.update(sa_used=0, sa_free=lports, sa_miss=0)
-            tail += f" sa_used 0 sa_free {lports} sa_miss 0"
+            # local ports in use by connections: each worker owns lport % workers
+            used, miss = ctx.model.services.sapool_usage(a.ip)
+            row.update(sa_used=used, sa_free=max(lports - used, 0), sa_miss=miss)
+            tail += f" sa_used {used} sa_free {max(lports - used, 0)} sa_miss {miss}"
         lines.append(tail)
         rows.append(row)
     return Reply("\n".join(lines), rows)

@@ -155,10 +155,8 @@ def test_round_robin_alternates_real_servers(fnat):
         syn = fnat.to_rs(lambda p: TCP in p and p[TCP].flags == "S")
         assert syn is not None
         seen.append(syn[IP].dst)
-    if fnat.workers == 1:
-        assert seen[0::2] == [seen[0]] * 3 and seen[1::2] == [seen[1]] * 3 and seen[0] != seen[1]
-    else:
-        assert set(seen) == set(RS)          # each worker runs its own rotation
+    # one turn shared by the workers: strict alternation whoever sees the SYN
+    assert seen[0::2] == [seen[0]] * 3 and seen[1::2] == [seen[1]] * 3 and seen[0] != seen[1]
 
 
 def test_retransmitted_syn_keeps_its_connection(fnat):
@@ -187,7 +185,7 @@ def test_rst_moves_to_close(fnat):
     fnat.cl.send(fnat.client(43100, "R", seq=101))
     assert fnat.to_rs(lambda p: TCP in p and "R" in str(p[TCP].flags)) is not None
     rows = [c for c in fnat.conns() if c["cport"] == 43100]
-    assert rows and rows[0]["state"] == "CLOSE" and rows[0]["expires"] <= 10
+    assert rows and rows[0]["state"] == "CLOSE" and rows[0]["expires"] <= 3
 
 
 def test_segments_without_connection_and_other_ports_are_dropped(fnat):
@@ -268,7 +266,7 @@ def test_timeouts_expire_connections(fnat):
         time.sleep(3.5)
         assert not [c for c in fnat.conns() if c["cport"] == 48000]
     finally:
-        fnat.d.ok("ipvsadm --set 900 120 300")
+        fnat.d.ok("ipvsadm --set 90 7 300")
 
 
 def test_many_handshakes_complete_with_every_worker_count(fnat):
@@ -283,7 +281,7 @@ def test_table_full_drops_new_flows_and_keeps_old_ones(fnat):
     """Last in the module: it leaves the table full of half-open flows (SYN_RECV: 30 s)."""
     fnat.d.ok("ipvsadm --set 2 2 2")
     time.sleep(3.5)                                  # let earlier tests' flows expire
-    fnat.d.ok("ipvsadm --set 900 120 300")
+    fnat.d.ok("ipvsadm --set 90 7 300")
     syn, _, _ = fnat.handshake(49000)
     before = fnat.reasons()["conn_full"]
     for port in range(49001, 49001 + 64 * fnat.workers + 8):
@@ -296,4 +294,4 @@ def test_table_full_drops_new_flows_and_keeps_old_ones(fnat):
     assert fnat.to_rs(lambda p: Raw in p and bytes(p[Raw]) == b"old flow") is not None
     fnat.d.ok("ipvsadm --set 1 1 1")
     time.sleep(2.5)
-    fnat.d.ok("ipvsadm --set 900 120 300")
+    fnat.d.ok("ipvsadm --set 90 7 300")

@@ -527,9 +527,9 @@ def test_an_auto_laddr_that_became_a_route_src_stays(m):
 
 
 def test_set_timeouts_zero_leaves_unchanged(fm):
-    assert fm.services.timeouts == DEFAULT_TIMEOUTS == {"tcp": 900, "tcpfin": 120, "udp": 300}
+    assert fm.services.timeouts == DEFAULT_TIMEOUTS == {"tcp": 90, "tcpfin": 7, "udp": 300}
     fm.services.set_timeouts(1000, 0, 60)
-    assert fm.services.timeouts == {"tcp": 1000, "tcpfin": 120, "udp": 60}
+    assert fm.services.timeouts == {"tcp": 1000, "tcpfin": 7, "udp": 60}
     assert fm.engine.calls == [("set_timeout", "tcp", 1000), ("set_timeout", "udp", 60)]
     refused(fm, fm.services.set_timeouts, 5, 5, 86400 * 31 + 1, match="invalid timeout value")
     refused(fm, fm.services.set_timeouts, -1, 5, 5, match="invalid timeout value `-1'")
@@ -751,7 +751,7 @@ def test_attach_pushes_changed_timeouts_without_loading_plugins():
     m.services.set_timeouts(0, 60, 0)
     e = FakeEngine()
     m.services.attach(e)
-    assert e.calls == [("set_timeout", "tcp", 900), ("set_timeout", "tcpfin", 60),
+    assert e.calls == [("set_timeout", "tcp", 90), ("set_timeout", "tcpfin", 60),
                        ("set_timeout", "udp", 300)]
     assert m.services._modes is None
 
@@ -766,7 +766,7 @@ def test_attach_replays_the_whole_table():
     e = FakeEngine()
     m.attach(e)                                     # Model.attach replays services last
     calls = [c for c in e.calls if c[0] in SERVICE_API]
-    assert calls == [("set_timeout", "tcp", 900), ("set_timeout", "tcpfin", 60),
+    assert calls == [("set_timeout", "tcp", 90), ("set_timeout", "tcpfin", 60),
                      ("set_timeout", "udp", 300)] + registration() + [
         dest_set(0, "192.168.100.2"), dest_set(1, "192.168.100.3"),
         svc_set(dests=[0, 1], laddrs=[(i("192.168.100.200"), 0)]),

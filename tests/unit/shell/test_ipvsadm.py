@@ -341,10 +341,10 @@ def test_del_laddr_and_dpip_cannot_take_a_laddr():
 
 def test_timeouts():
     m = model()
-    assert out(m, "ipvsadm -L --timeout") == "Timeout (tcp tcpfin udp): 900 120 300"
+    assert out(m, "ipvsadm -L --timeout") == "Timeout (tcp tcpfin udp): 90 7 300"
     apply(m, "ipvsadm --set 600 0 60")
-    assert out(m, "ipvsadm -ln --timeout") == "Timeout (tcp tcpfin udp): 600 120 60"
-    assert run(Context(m), "ipvsadm -L --timeout").data == {"tcp": 600, "tcpfin": 120, "udp": 60}
+    assert out(m, "ipvsadm -ln --timeout") == "Timeout (tcp tcpfin udp): 600 7 60"
+    assert run(Context(m), "ipvsadm -L --timeout").data == {"tcp": 600, "tcpfin": 7, "udp": 60}
 
 
 def test_list_one_service_and_bare_ipvsadm():
