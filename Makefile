@@ -25,8 +25,14 @@ $(VENV)/bin/python:
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
 
-build: $(VENV)/bin/python
-	$(VENV)/bin/pip install -q -e '.[test]'
+# Rebuild the extensions only when their sources change (Python files are live: -e).
+CY_SRC := $(shell find rlb -name '*.pyx' -o -name '*.pxd' -o -name '*.h') setup.py pyproject.toml
+
+build: $(STAMP)
+
+$(STAMP): $(VENV)/bin/python $(CY_SRC)
+	$(VENV)/bin/pip install -q -e '.[test]' 2>&1 | grep -vE 'BuildBackendWarning|^ *!!|^ *\*+$$|Please be careful|name as your package|take precedence|wheel_obj|^ *$$' || true
+	@$(PY) -c "import rlb.core.dataplane, rlb.modes._fnat, rlb.sched._builtin"
 	@touch $(STAMP)
 
 demo: setup

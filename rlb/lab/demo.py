@@ -1,17 +1,17 @@
 """`make demo`: build a lab, drive the LB with the tutorial's commands, show what happens.
 
-Until the FNAT mode lands this shows the packet core in the fnat-two-arm lab: the LB's
-addresses answer pings through a DPDK port, it routes the client to both real
-servers, and the kernel serves through the kni interface.
+It runs the DPVS tutorial's "simple FNAT two-arm" scenario: the tutorial's commands,
+curl through the VIP (the real servers see the client's own address through TOA),
+the counters, and tears the lab down.
 """
 from __future__ import annotations
 
 import shlex
 import subprocess
 import sys
-import tempfile
 
 from rlb import lab
+from rlb.lab.topologies import get
 
 def say(text: str) -> None:
     print(f"\n=== {text}", flush=True)
@@ -42,39 +42,28 @@ def on(node: str, *cmd: str) -> str:
 
 def main() -> int:
     lab.down()
+    topo = get("fnat-two-arm")
     say("Build the fnat-two-arm lab: client | dpdk1 [LB] dpdk0 | rs1, rs2 (namespaces, veths)")
-    lab.up("fnat-two-arm")
-    nginx_pid = None
+    lab.up(topo.name)
     try:
-        say("Give the LB an address on each arm; connected and host routes appear by themselves")
-        rlb("dpip addr add 10.0.0.1/16 dev dpdk1", "dpip addr add 192.168.100.1/24 dev dpdk0")
-        rlb("dpip addr show", "dpip route show")
-        say("The data plane answers ARP and ping for its addresses")
-        on("client", "ping", "-c", "3", "-i", "0.2", "10.0.0.1")
-        rlb("dpip neigh show")
-        say("Forwarding on: the client reaches both real servers through the LB")
-        rlb("dataplane", "forwarding")
-        on("client", "curl", "-s", "http://192.168.100.2/")
-        on("client", "curl", "-s", "http://192.168.100.3/")
-        say("The kernel behind dpdk1.kni serves too (the tutorial's kni_host route)")
-        with tempfile.TemporaryDirectory() as tmp:
-            conf = f"{tmp}/nginx.conf"
-            with open(conf, "w") as f:
-                f.write(f"daemon on; pid {tmp}/nginx.pid; error_log {tmp}/error.log;\n"
-                        "events {} http { access_log off; server { listen 10.0.0.5:8080;\n"
-                        "location / { return 200 \"hello from the kernel on dpdk1.kni\\n\"; }}}\n")
-            on("lb", "ip", "addr", "add", "10.0.0.5/16", "dev", "dpdk1.kni")
-            rlb("dpip route add 10.0.0.5/32 dev dpdk1 scope kni_host")
-            on("lb", "nginx", "-c", conf, "-p", tmp)
-            nginx_pid = int(open(f"{tmp}/nginx.pid").read())
-            on("client", "curl", "-s", "http://10.0.0.5:8080/")
-            subprocess.run(["kill", str(nginx_pid)])
-            nginx_pid = None
-        say("Counters: per port, kni traffic, mbufs, drops by reason")
+        say("The DPVS tutorial's FNAT script, line by line, as `rlb -N lb -c LINE`")
+        for line in topo.lb_script:
+            rlb(line)
+        say("What the tutorial shows")
+        rlb("dpip addr show")
+        rlb("dpip route show")
+        rlb("ipvsadm -ln")
+        rlb("ipvsadm -G")
+        say("curl the VIP: the real servers answer in turn, and see the client itself (TOA)")
+        for _ in range(4):
+            on("client", "curl", "-s", "http://10.0.0.100/")
+        say("The data plane answers ping for the VIP too")
+        on("client", "ping", "-c", "2", "-i", "0.2", "10.0.0.100")
+        say("Counters and connections")
+        rlb("ipvsadm -ln --stats")
+        rlb("ipvsadm -lnc")
         rlb("dpip link show -s")
     finally:
-        if nginx_pid:
-            subprocess.run(["kill", str(nginx_pid)])
         say("Tear the lab down")
         lab.down()
         print("done: no namespace, tap or socket left behind")
