@@ -269,6 +269,34 @@ def test_timeouts_expire_connections(fnat):
         fnat.d.ok("ipvsadm --set 90 7 300")
 
 
+def test_floods_and_stray_segments_leave_the_table_sound(fnat):
+    """RST and FIN floods for flows that do not exist, out-of-window segments and
+    retransmitted SYNs for one that does: counted, never a new entry, the real flow
+    intact, no mbuf lost."""
+    syn, _, _ = fnat.handshake(51000)
+    time.sleep(0.2)
+    pool = fnat.d.stats()["pool"]["in_use"]
+    before = fnat.reasons()["conn_miss"]
+    n_before = len(fnat.conns())
+    for i in range(300):
+        fnat.cl.send(fnat.client(52000 + i, "R" if i % 2 else "FA", seq=i, ack=i))
+        if i % 50 == 0:
+            time.sleep(0.01)
+    for i in range(20):                      # way out of window, on the real flow
+        fnat.cl.send(fnat.client(51000, "A", seq=0xF0000000 + i, ack=0x7000000))
+    for _ in range(5):                       # the SYN again and again
+        fnat.cl.send(fnat.client(51000, "S", seq=100))
+    time.sleep(0.5)
+    assert fnat.reasons()["conn_miss"] - before == 300
+    rows = [c for c in fnat.conns() if c["cport"] == 51000]
+    assert len(rows) == 1 and len(fnat.conns()) == n_before
+    fnat.rs.drain()
+    fnat.cl.send(fnat.client(51000, "PA", seq=101, ack=9001, payload=b"after the flood"))
+    data = fnat.to_rs(lambda p: Raw in p and bytes(p[Raw]) == b"after the flood")
+    assert data is not None and data[TCP].sport == syn[TCP].sport
+    assert fnat.d.stats()["pool"]["in_use"] == pool
+
+
 def test_many_handshakes_complete_with_every_worker_count(fnat):
     """With two workers, replies to LIP:lport can land on the other worker (af_packet
     fans out by flow hash): they must be steered to the owner."""
