@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 
-from rlb.core.ports import kernel_iface
+from rlb.core.ports import iface_rx_packets, kernel_iface
 
 SCOPES = ("global", "link", "host", "kni_host")
 PORT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,10}")
@@ -47,6 +47,7 @@ class Port:
     name: str
     devargs: str
     index: int
+    kernel_rx_base: int | None = field(default=None, compare=False)  # iface rx at start
 
     @property
     def kni(self) -> str:
@@ -120,6 +121,8 @@ class Model:
             engine.neigh_set(int(n.ip), parse_mac(n.mac), self.ports[n.port].index, True)
         for p in self.ports.values():
             engine.port_addr(p.index, self._primary(p.name))
+            iface = kernel_iface(p.devargs)
+            p.kernel_rx_base = iface_rx_packets(iface) if iface else None
         for a in self.addresses:
             engine.garp(int(a.ip), self.ports[a.port].index)
         self.services.attach(engine)

@@ -283,8 +283,9 @@ cdef int worker_main(void *arg) noexcept nogil:
             got += n
             for i in range(n):
                 frame_input(e, w, <uint8_t>p, pkts[i])
-            if e.ports[p].has_kni:
-                # what the kernel sends on <port>.kni leaves through the port
+            if e.ports[p].has_kni and (w.polls & (KNI_POLL_EVERY - 1)) == 0:
+                # what the kernel sends on <port>.kni leaves through the port; a tap
+                # poll is a readv() system call, so not on every loop (bench/README.md)
                 n = rte_eth_rx_burst(e.ports[p].kni_id, w.queue, pkts, BURST)
                 got += n
                 for i in range(n):

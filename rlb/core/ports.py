@@ -91,6 +91,16 @@ def _sysctl(path: str, value: str) -> None:
         pass
 
 
+def iface_rx_packets(iface: str) -> int | None:
+    """Frames the kernel received on a port's interface (kernel-backed ports): those the
+    port never saw were lost before it, e.g. an af_packet ring that was full."""
+    try:
+        with open(f"/sys/class/net/{iface}/statistics/rx_packets") as f:
+            return int(f.read())
+    except (OSError, ValueError):
+        return None
+
+
 def kni_prepare(name: str) -> None:
     """The data plane speaks IPv4 only: keep the kernel from sending IPv6 on kni."""
     if os.path.isdir(f"/proc/sys/net/ipv6/conf/{name}"):

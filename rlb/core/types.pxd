@@ -136,6 +136,7 @@ cdef enum:
     WHEEL_SLOTS = 4096         # timer wheel, one slot per tick
     TICKS_PER_SEC = 10
     REDIRECT_RING_SIZE = 4096
+    KNI_POLL_EVERY = 8         # loops between polls of the kni taps (a power of two)
 
 cdef enum ConnState:           # LVS TCP states; UDP uses NONE/ESTABLISHED
     CS_NONE = 0

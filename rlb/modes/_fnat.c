@@ -1916,11 +1916,12 @@ enum  {
   __pyx_e_3rlb_4core_5types_NONE32 = 0xffffffff,
   __pyx_e_3rlb_4core_5types_WHEEL_SLOTS = 0x1000,
   __pyx_e_3rlb_4core_5types_TICKS_PER_SEC = 10,
-  __pyx_e_3rlb_4core_5types_REDIRECT_RING_SIZE = 0x1000
+  __pyx_e_3rlb_4core_5types_REDIRECT_RING_SIZE = 0x1000,
+  __pyx_e_3rlb_4core_5types_KNI_POLL_EVERY = 8
 };
 
-/* "rlb/core/types.pxd":140
- *     REDIRECT_RING_SIZE = 4096
+/* "rlb/core/types.pxd":141
+ *     KNI_POLL_EVERY = 8         # loops between polls of the kni taps (a power of two)
  * 
  * cdef enum ConnState:           # LVS TCP states; UDP uses NONE/ESTABLISHED             # <<<<<<<<<<<<<<
  *     CS_NONE = 0
@@ -1942,7 +1943,7 @@ enum __pyx_t_3rlb_4core_5types_ConnState {
   __pyx_e_3rlb_4core_5types_CS_MAX
 };
 
-/* "rlb/core/types.pxd":155
+/* "rlb/core/types.pxd":156
  *     CS_MAX
  * 
  * cdef enum:                     # svc_t.flags             # <<<<<<<<<<<<<<
@@ -1954,7 +1955,7 @@ enum  {
   __pyx_e_3rlb_4core_5types_SVC_F_HASHED = 2
 };
 
-/* "rlb/core/types.pxd":159
+/* "rlb/core/types.pxd":160
  *     SVC_F_HASHED = 2           # sh/mh: follow the table, not the per-worker state
  * 
  * cdef enum:                     # dest_t.flags             # <<<<<<<<<<<<<<
@@ -1966,7 +1967,7 @@ enum  {
   __pyx_e_3rlb_4core_5types_DEST_F_DELETED = 2
 };
 
-/* "rlb/core/types.pxd":163
+/* "rlb/core/types.pxd":164
  *     DEST_F_DELETED = 2         # gone: its connections end at their next packet
  * 
  * cdef enum:                     # conn_t.flags             # <<<<<<<<<<<<<<
@@ -2059,7 +2060,7 @@ struct __pyx_t_3rlb_4core_5types_neigh_t {
   struct rte_mbuf *pending[__pyx_e_3rlb_4core_5types_NEIGH_PENDING];
 };
 
-/* "rlb/core/types.pxd":169
+/* "rlb/core/types.pxd":170
  *     CONN_F_TEMPLATE = 8        # persistence template: client (masked) -> dest
  * 
  * cdef struct dest_t:            # a real server of one service (each worker has its copy)             # <<<<<<<<<<<<<<
@@ -2086,7 +2087,7 @@ struct __pyx_t_3rlb_4core_5types_dest_t {
   uint64_t outbytes;
 };
 
-/* "rlb/core/types.pxd":188
+/* "rlb/core/types.pxd":189
  *     uint64_t outbytes
  * 
  * cdef struct laddr_t:           # FNAT local address of a service             # <<<<<<<<<<<<<<
@@ -2102,7 +2103,7 @@ struct __pyx_t_3rlb_4core_5types_laddr_t {
   uint64_t miss;
 };
 
-/* "rlb/core/types.pxd":196
+/* "rlb/core/types.pxd":197
  *     uint64_t miss              # no free port found
  * 
  * cdef struct svc_t:             # <<<<<<<<<<<<<<
@@ -2136,7 +2137,7 @@ struct __pyx_t_3rlb_4core_5types_svc_t {
   uint64_t no_laddr;
 };
 
-/* "rlb/core/types.pxd":222
+/* "rlb/core/types.pxd":223
  *     uint64_t no_laddr          # ... FNAT without a free local address/port
  * 
  * cdef struct conn_t:            # one flow, both directions (bytes per entry: see bench)             # <<<<<<<<<<<<<<
@@ -2168,7 +2169,7 @@ struct __pyx_t_3rlb_4core_5types_conn_t {
   uint8_t laddr_idx;
 };
 
-/* "rlb/core/types.pxd":246
+/* "rlb/core/types.pxd":247
  *     uint8_t laddr_idx          # index in the service's laddrs
  * 
  * ctypedef conn_t *conn_p             # <<<<<<<<<<<<<<
@@ -2177,7 +2178,7 @@ struct __pyx_t_3rlb_4core_5types_conn_t {
 */
 typedef struct __pyx_t_3rlb_4core_5types_conn_t *__pyx_t_3rlb_4core_5types_conn_p;
 
-/* "rlb/core/types.pxd":252
+/* "rlb/core/types.pxd":253
  * 
  * # A forwarding mode hands the core these, once, in a PyCapsule (rlb/modes/).
  * ctypedef int (*mode_conn_init_t)(engine_t *e, worker_t *w, svc_t *s, dest_t *d, conn_t *c,             # <<<<<<<<<<<<<<
@@ -2186,7 +2187,7 @@ typedef struct __pyx_t_3rlb_4core_5types_conn_t *__pyx_t_3rlb_4core_5types_conn_
 */
 typedef int (*__pyx_t_3rlb_4core_5types_mode_conn_init_t)(struct __pyx_t_3rlb_4core_5types_engine_t *, struct __pyx_t_3rlb_4core_5types_worker_t *, struct __pyx_t_3rlb_4core_5types_svc_t *, struct __pyx_t_3rlb_4core_5types_dest_t *, struct __pyx_t_3rlb_4core_5types_conn_t *, struct rte_mbuf *);
 
-/* "rlb/core/types.pxd":254
+/* "rlb/core/types.pxd":255
  * ctypedef int (*mode_conn_init_t)(engine_t *e, worker_t *w, svc_t *s, dest_t *d, conn_t *c,
  *                                  rte_mbuf *m) noexcept nogil
  * ctypedef void (*mode_xmit_t)(engine_t *e, worker_t *w, conn_t *c, rte_mbuf *m) noexcept nogil             # <<<<<<<<<<<<<<
@@ -2195,7 +2196,7 @@ typedef int (*__pyx_t_3rlb_4core_5types_mode_conn_init_t)(struct __pyx_t_3rlb_4c
 */
 typedef void (*__pyx_t_3rlb_4core_5types_mode_xmit_t)(struct __pyx_t_3rlb_4core_5types_engine_t *, struct __pyx_t_3rlb_4core_5types_worker_t *, struct __pyx_t_3rlb_4core_5types_conn_t *, struct rte_mbuf *);
 
-/* "rlb/core/types.pxd":255
+/* "rlb/core/types.pxd":256
  *                                  rte_mbuf *m) noexcept nogil
  * ctypedef void (*mode_xmit_t)(engine_t *e, worker_t *w, conn_t *c, rte_mbuf *m) noexcept nogil
  * ctypedef void (*mode_conn_free_t)(engine_t *e, worker_t *w, conn_t *c) noexcept nogil             # <<<<<<<<<<<<<<
@@ -2204,7 +2205,7 @@ typedef void (*__pyx_t_3rlb_4core_5types_mode_xmit_t)(struct __pyx_t_3rlb_4core_
 */
 typedef void (*__pyx_t_3rlb_4core_5types_mode_conn_free_t)(struct __pyx_t_3rlb_4core_5types_engine_t *, struct __pyx_t_3rlb_4core_5types_worker_t *, struct __pyx_t_3rlb_4core_5types_conn_t *);
 
-/* "rlb/core/types.pxd":257
+/* "rlb/core/types.pxd":258
  * ctypedef void (*mode_conn_free_t)(engine_t *e, worker_t *w, conn_t *c) noexcept nogil
  * 
  * cdef struct mode_ops_t:             # <<<<<<<<<<<<<<
@@ -2219,7 +2220,7 @@ struct __pyx_t_3rlb_4core_5types_mode_ops_t {
   uint8_t owner_by_lport;
 };
 
-/* "rlb/core/types.pxd":265
+/* "rlb/core/types.pxd":266
  * 
  * # A scheduler picks a dest slot for a new flow, or NONE32.
  * ctypedef uint32_t (*sched_select_t)(engine_t *e, worker_t *w, svc_t *s, uint32_t caddr,             # <<<<<<<<<<<<<<
@@ -2228,7 +2229,7 @@ struct __pyx_t_3rlb_4core_5types_mode_ops_t {
 */
 typedef uint32_t (*__pyx_t_3rlb_4core_5types_sched_select_t)(struct __pyx_t_3rlb_4core_5types_engine_t *, struct __pyx_t_3rlb_4core_5types_worker_t *, struct __pyx_t_3rlb_4core_5types_svc_t *, uint32_t, uint16_t);
 
-/* "rlb/core/types.pxd":268
+/* "rlb/core/types.pxd":269
  *                                     uint16_t cport) noexcept nogil
  * 
  * cdef struct sched_ops_t:             # <<<<<<<<<<<<<<
@@ -2239,7 +2240,7 @@ struct __pyx_t_3rlb_4core_5types_sched_ops_t {
   __pyx_t_3rlb_4core_5types_sched_select_t select;
 };
 
-/* "rlb/core/types.pxd":271
+/* "rlb/core/types.pxd":272
  *     sched_select_t select
  * 
  * cdef struct port_stats_t:             # <<<<<<<<<<<<<<
@@ -2255,7 +2256,7 @@ struct __pyx_t_3rlb_4core_5types_port_stats_t {
   uint64_t from_kni;
 };
 
-/* "rlb/core/types.pxd":279
+/* "rlb/core/types.pxd":280
  *     uint64_t from_kni
  * 
  * cdef struct txbuf_t:             # <<<<<<<<<<<<<<
@@ -2267,7 +2268,7 @@ struct __pyx_t_3rlb_4core_5types_txbuf_t {
   struct rte_mbuf *pkts[__pyx_e_3rlb_4core_5types_BURST];
 };
 
-/* "rlb/core/types.pxd":248
+/* "rlb/core/types.pxd":249
  * ctypedef conn_t *conn_p
  * 
  * cdef struct worker_t             # <<<<<<<<<<<<<<
@@ -2313,7 +2314,7 @@ struct __pyx_t_3rlb_4core_5types_worker_t {
   uint64_t idle_sleeps;
 };
 
-/* "rlb/core/types.pxd":249
+/* "rlb/core/types.pxd":250
  * 
  * cdef struct worker_t
  * cdef struct engine_t             # <<<<<<<<<<<<<<

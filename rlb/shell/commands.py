@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Interface, IPv4Network
 
 from rlb.control.model import SCOPES, CommandError, LPORT_RANGE, Model
+from rlb.core.ports import iface_rx_packets, kernel_iface
 from rlb.shell.grammar import Grammar
 
 
@@ -375,6 +376,12 @@ def _link_show(ctx, dev, stats):
                 lines += _table4(("ipackets", "opackets", "ibytes", "obytes"), st)
                 lines += _table4(("ierrors", "oerrors", "imissed", "rx_nombuf"), st)
                 lines += _table4(("rx_pkts", "tx_pkts", "to_kni", "from_kni"), st)
+                iface = kernel_iface(p.devargs)
+                now = iface_rx_packets(iface) if iface else None
+                if now is not None and p.kernel_rx_base is not None:
+                    st["kernel_rx"] = now - p.kernel_rx_base
+                    st["lost_before_port"] = max(st["kernel_rx"] - st["ipackets"], 0)
+                    lines += _table4(("kernel_rx", "lost_before_port"), st)
         else:
             lines.append(f"{p.index + 1}: {p.name}: {p.devargs} (data plane not running)")
         rows.append(row)
@@ -390,6 +397,7 @@ def _link_show(ctx, dev, stats):
 
 
 def _table4(keys, st):
+    # the column names are counter keys, shown as DPVS's `dpip link show -s` lays them out
     return ["    " + "".join(f"{k:<20}" for k in keys),
             "    " + "".join(f"{st[k]:<20}" for k in keys)]
 
