@@ -40,6 +40,7 @@ class Settings:
     service_table_size: int = 256
     dest_table_size: int = 4096      # real servers, all services together
     kni: bool = True                 # a <port>.kni tap per port
+    vip_miss_kni: bool = False       # VIP port without a service: to kni, not dropped (runtime)
 
 
 @dataclass
@@ -115,6 +116,7 @@ class Model:
         engine.set_forwarding(s.forwarding)
         engine.set_idle(s.busy_poll, s.idle_sleep)
         engine.set_neigh_timeout(s.neigh_timeout)
+        engine.set_vip_miss_kni(s.vip_miss_kni)
         for r in self.routes.values():
             self._push_route(r)
         for n in self.neighbours.values():

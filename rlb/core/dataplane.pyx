@@ -649,6 +649,9 @@ cdef class Engine:
         g.busy_poll = 1 if busy_poll else 0
         g.idle_sleep_us = idle_sleep_us
 
+    def set_vip_miss_kni(self, bint on):
+        g.vip_miss_kni = 1 if on else 0
+
     def set_neigh_timeout(self, int seconds):
         g.neigh_timeout = g.tsc_hz * seconds
 
@@ -881,6 +884,7 @@ cdef class Engine:
     def conn_summary(self):
         cdef worker_t *w
         out = {"capacity": g.conn_cap * g.nworkers, "entry_bytes": sizeof(conn_t),
+               "hash_bytes": sizeof(uint32_t) * (g.workers[0].conn_hash_mask + 1) // g.conn_cap,
                "conns": 0, "created": 0, "expired": 0, "per_worker": []}
         for i in range(g.nworkers):
             w = g.workers[i]

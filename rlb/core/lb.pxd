@@ -260,6 +260,9 @@ cdef inline int lb_input(engine_t *e, worker_t *w, uint8_t port, rte_mbuf *m,
         s = svc_find(w, proto, daddr, dport)
         if s == NULL:
             if vip_known(w, daddr):
+                if e.vip_miss_kni:
+                    w.reasons[R_NO_SERVICE] += 1
+                    return 0                     # on to the kernel like any other packet
                 drop(w, m, R_NO_SERVICE)
                 return 1
             return 0

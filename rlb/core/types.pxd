@@ -325,6 +325,7 @@ cdef struct engine_t:
     volatile int ip_forward
     volatile int busy_poll
     volatile uint32_t idle_sleep_us
+    volatile int vip_miss_kni  # a VIP port without service: to kni instead of dropped
     uint64_t neigh_timeout     # tsc ticks a learned entry stays valid
     uint64_t tsc_hz
     uint16_t nports

@@ -2326,6 +2326,7 @@ struct __pyx_t_3rlb_4core_5types_engine_t {
   int volatile ip_forward;
   int volatile busy_poll;
   uint32_t volatile idle_sleep_us;
+  int volatile vip_miss_kni;
   uint64_t neigh_timeout;
   uint64_t tsc_hz;
   uint16_t nports;
@@ -7893,6 +7894,7 @@ static CYTHON_INLINE int __pyx_f_3rlb_4core_2lb_lb_input(struct __pyx_t_3rlb_4co
   uint8_t __pyx_t_1;
   int __pyx_t_2;
   int __pyx_t_3;
+  int __pyx_t_4;
 
   /* "rlb/core/lb.pxd":226
  *                          int sapool_dst) noexcept nogil:
@@ -8323,7 +8325,7 @@ static CYTHON_INLINE int __pyx_f_3rlb_4core_2lb_lb_input(struct __pyx_t_3rlb_4co
  *         s = svc_find(w, proto, daddr, dport)
  *         if s == NULL:             # <<<<<<<<<<<<<<
  *             if vip_known(w, daddr):
- *                 drop(w, m, R_NO_SERVICE)
+ *                 if e.vip_miss_kni:
 */
     __pyx_t_2 = (__pyx_v_s == NULL);
 
@@ -8334,8 +8336,8 @@ static CYTHON_INLINE int __pyx_f_3rlb_4core_2lb_lb_input(struct __pyx_t_3rlb_4co
  *         s = svc_find(w, proto, daddr, dport)
  *         if s == NULL:
  *             if vip_known(w, daddr):             # <<<<<<<<<<<<<<
- *                 drop(w, m, R_NO_SERVICE)
- *                 return 1
+ *                 if e.vip_miss_kni:
+ *                     w.reasons[R_NO_SERVICE] += 1
 */
       __pyx_t_2 = (__pyx_f_3rlb_4core_2lb_vip_known(__pyx_v_w, __pyx_v_daddr) != 0);
 
@@ -8345,14 +8347,59 @@ static CYTHON_INLINE int __pyx_f_3rlb_4core_2lb_lb_input(struct __pyx_t_3rlb_4co
         /* "rlb/core/lb.pxd":263
  *         if s == NULL:
  *             if vip_known(w, daddr):
+ *                 if e.vip_miss_kni:             # <<<<<<<<<<<<<<
+ *                     w.reasons[R_NO_SERVICE] += 1
+ *                     return 0                     # on to the kernel like any other packet
+*/
+        __pyx_t_2 = (__pyx_v_e->vip_miss_kni != 0);
+
+        if (__pyx_t_2) {
+
+
+          /* "rlb/core/lb.pxd":264
+ *             if vip_known(w, daddr):
+ *                 if e.vip_miss_kni:
+ *                     w.reasons[R_NO_SERVICE] += 1             # <<<<<<<<<<<<<<
+ *                     return 0                     # on to the kernel like any other packet
+ *                 drop(w, m, R_NO_SERVICE)
+*/
+
+          __pyx_t_4 = __pyx_e_3rlb_4core_5types_R_NO_SERVICE;
+          (__pyx_v_w->reasons[__pyx_t_4]) = ((__pyx_v_w->reasons[__pyx_t_4]) + 1);
+
+          /* "rlb/core/lb.pxd":265
+ *                 if e.vip_miss_kni:
+ *                     w.reasons[R_NO_SERVICE] += 1
+ *                     return 0                     # on to the kernel like any other packet             # <<<<<<<<<<<<<<
+ *                 drop(w, m, R_NO_SERVICE)
+ *                 return 1
+*/
+          {
+
+            __pyx_r = 0;
+          }
+          goto __pyx_L0;
+
+          /* "rlb/core/lb.pxd":263
+ *         if s == NULL:
+ *             if vip_known(w, daddr):
+ *                 if e.vip_miss_kni:             # <<<<<<<<<<<<<<
+ *                     w.reasons[R_NO_SERVICE] += 1
+ *                     return 0                     # on to the kernel like any other packet
+*/
+        }
+
+        /* "rlb/core/lb.pxd":266
+ *                     w.reasons[R_NO_SERVICE] += 1
+ *                     return 0                     # on to the kernel like any other packet
  *                 drop(w, m, R_NO_SERVICE)             # <<<<<<<<<<<<<<
  *                 return 1
  *             return 0
 */
         __pyx_f_3rlb_4core_6packet_drop(__pyx_v_w, __pyx_v_m, __pyx_e_3rlb_4core_5types_R_NO_SERVICE);
 
-        /* "rlb/core/lb.pxd":264
- *             if vip_known(w, daddr):
+        /* "rlb/core/lb.pxd":267
+ *                     return 0                     # on to the kernel like any other packet
  *                 drop(w, m, R_NO_SERVICE)
  *                 return 1             # <<<<<<<<<<<<<<
  *             return 0
@@ -8368,12 +8415,12 @@ static CYTHON_INLINE int __pyx_f_3rlb_4core_2lb_lb_input(struct __pyx_t_3rlb_4co
  *         s = svc_find(w, proto, daddr, dport)
  *         if s == NULL:
  *             if vip_known(w, daddr):             # <<<<<<<<<<<<<<
- *                 drop(w, m, R_NO_SERVICE)
- *                 return 1
+ *                 if e.vip_miss_kni:
+ *                     w.reasons[R_NO_SERVICE] += 1
 */
       }
 
-      /* "rlb/core/lb.pxd":265
+      /* "rlb/core/lb.pxd":268
  *                 drop(w, m, R_NO_SERVICE)
  *                 return 1
  *             return 0             # <<<<<<<<<<<<<<
@@ -8391,11 +8438,11 @@ static CYTHON_INLINE int __pyx_f_3rlb_4core_2lb_lb_input(struct __pyx_t_3rlb_4co
  *         s = svc_find(w, proto, daddr, dport)
  *         if s == NULL:             # <<<<<<<<<<<<<<
  *             if vip_known(w, daddr):
- *                 drop(w, m, R_NO_SERVICE)
+ *                 if e.vip_miss_kni:
 */
     }
 
-    /* "rlb/core/lb.pxd":266
+    /* "rlb/core/lb.pxd":269
  *                 return 1
  *             return 0
  *         if (s.flags & SVC_F_PERSISTENT) and e.nworkers > 1:             # <<<<<<<<<<<<<<
@@ -8410,18 +8457,18 @@ static CYTHON_INLINE int __pyx_f_3rlb_4core_2lb_lb_input(struct __pyx_t_3rlb_4co
 
       __pyx_t_2 = __pyx_t_3;
 
-      goto __pyx_L23_bool_binop_done;
+      goto __pyx_L24_bool_binop_done;
     }
     __pyx_t_3 = (__pyx_v_e->nworkers > 1);
 
 
     __pyx_t_2 = __pyx_t_3;
 
-    __pyx_L23_bool_binop_done:;
+    __pyx_L24_bool_binop_done:;
     if (__pyx_t_2) {
 
 
-      /* "rlb/core/lb.pxd":267
+      /* "rlb/core/lb.pxd":270
  *             return 0
  *         if (s.flags & SVC_F_PERSISTENT) and e.nworkers > 1:
  *             owner = owner_of_client(e, saddr)             # <<<<<<<<<<<<<<
@@ -8430,7 +8477,7 @@ static CYTHON_INLINE int __pyx_f_3rlb_4core_2lb_lb_input(struct __pyx_t_3rlb_4co
 */
       __pyx_v_owner = __pyx_f_3rlb_4core_2lb_owner_of_client(__pyx_v_e, __pyx_v_saddr);
 
-      /* "rlb/core/lb.pxd":268
+      /* "rlb/core/lb.pxd":271
  *         if (s.flags & SVC_F_PERSISTENT) and e.nworkers > 1:
  *             owner = owner_of_client(e, saddr)
  *             if owner != w.id:             # <<<<<<<<<<<<<<
@@ -8442,7 +8489,7 @@ static CYTHON_INLINE int __pyx_f_3rlb_4core_2lb_lb_input(struct __pyx_t_3rlb_4co
       if (__pyx_t_2) {
 
 
-        /* "rlb/core/lb.pxd":269
+        /* "rlb/core/lb.pxd":272
  *             owner = owner_of_client(e, saddr)
  *             if owner != w.id:
  *                 return redirect(e, w, owner, port, m)             # <<<<<<<<<<<<<<
@@ -8455,7 +8502,7 @@ static CYTHON_INLINE int __pyx_f_3rlb_4core_2lb_lb_input(struct __pyx_t_3rlb_4co
         }
         goto __pyx_L0;
 
-        /* "rlb/core/lb.pxd":268
+        /* "rlb/core/lb.pxd":271
  *         if (s.flags & SVC_F_PERSISTENT) and e.nworkers > 1:
  *             owner = owner_of_client(e, saddr)
  *             if owner != w.id:             # <<<<<<<<<<<<<<
@@ -8464,7 +8511,7 @@ static CYTHON_INLINE int __pyx_f_3rlb_4core_2lb_lb_input(struct __pyx_t_3rlb_4co
 */
       }
 
-      /* "rlb/core/lb.pxd":266
+      /* "rlb/core/lb.pxd":269
  *                 return 1
  *             return 0
  *         if (s.flags & SVC_F_PERSISTENT) and e.nworkers > 1:             # <<<<<<<<<<<<<<
@@ -8473,7 +8520,7 @@ static CYTHON_INLINE int __pyx_f_3rlb_4core_2lb_lb_input(struct __pyx_t_3rlb_4co
 */
     }
 
-    /* "rlb/core/lb.pxd":270
+    /* "rlb/core/lb.pxd":273
  *             if owner != w.id:
  *                 return redirect(e, w, owner, port, m)
  *         if proto == IPPROTO_TCP and (flags & (TH_SYN | TH_ACK | TH_RST)) != TH_SYN:             # <<<<<<<<<<<<<<
@@ -8488,18 +8535,18 @@ static CYTHON_INLINE int __pyx_f_3rlb_4core_2lb_lb_input(struct __pyx_t_3rlb_4co
 
       __pyx_t_2 = __pyx_t_3;
 
-      goto __pyx_L27_bool_binop_done;
+      goto __pyx_L28_bool_binop_done;
     }
     __pyx_t_3 = ((__pyx_v_flags & ((__pyx_e_3rlb_4core_4conn_TH_SYN | __pyx_e_3rlb_4core_4conn_TH_ACK) | __pyx_e_3rlb_4core_4conn_TH_RST)) != __pyx_e_3rlb_4core_4conn_TH_SYN);
 
 
     __pyx_t_2 = __pyx_t_3;
 
-    __pyx_L27_bool_binop_done:;
+    __pyx_L28_bool_binop_done:;
     if (__pyx_t_2) {
 
 
-      /* "rlb/core/lb.pxd":271
+      /* "rlb/core/lb.pxd":274
  *                 return redirect(e, w, owner, port, m)
  *         if proto == IPPROTO_TCP and (flags & (TH_SYN | TH_ACK | TH_RST)) != TH_SYN:
  *             drop(w, m, R_CONN_MISS)             # <<<<<<<<<<<<<<
@@ -8508,7 +8555,7 @@ static CYTHON_INLINE int __pyx_f_3rlb_4core_2lb_lb_input(struct __pyx_t_3rlb_4co
 */
       __pyx_f_3rlb_4core_6packet_drop(__pyx_v_w, __pyx_v_m, __pyx_e_3rlb_4core_5types_R_CONN_MISS);
 
-      /* "rlb/core/lb.pxd":272
+      /* "rlb/core/lb.pxd":275
  *         if proto == IPPROTO_TCP and (flags & (TH_SYN | TH_ACK | TH_RST)) != TH_SYN:
  *             drop(w, m, R_CONN_MISS)
  *             return 1             # <<<<<<<<<<<<<<
@@ -8521,7 +8568,7 @@ static CYTHON_INLINE int __pyx_f_3rlb_4core_2lb_lb_input(struct __pyx_t_3rlb_4co
       }
       goto __pyx_L0;
 
-      /* "rlb/core/lb.pxd":270
+      /* "rlb/core/lb.pxd":273
  *             if owner != w.id:
  *                 return redirect(e, w, owner, port, m)
  *         if proto == IPPROTO_TCP and (flags & (TH_SYN | TH_ACK | TH_RST)) != TH_SYN:             # <<<<<<<<<<<<<<
@@ -8530,7 +8577,7 @@ static CYTHON_INLINE int __pyx_f_3rlb_4core_2lb_lb_input(struct __pyx_t_3rlb_4co
 */
     }
 
-    /* "rlb/core/lb.pxd":273
+    /* "rlb/core/lb.pxd":276
  *             drop(w, m, R_CONN_MISS)
  *             return 1
  *         slot = lb_new_conn(e, w, s, port, m, saddr, sport)             # <<<<<<<<<<<<<<
@@ -8539,7 +8586,7 @@ static CYTHON_INLINE int __pyx_f_3rlb_4core_2lb_lb_input(struct __pyx_t_3rlb_4co
 */
     __pyx_v_slot = __pyx_f_3rlb_4core_2lb_lb_new_conn(__pyx_v_e, __pyx_v_w, __pyx_v_s, __pyx_v_port, __pyx_v_m, __pyx_v_saddr, __pyx_v_sport);
 
-    /* "rlb/core/lb.pxd":274
+    /* "rlb/core/lb.pxd":277
  *             return 1
  *         slot = lb_new_conn(e, w, s, port, m, saddr, sport)
  *         if slot == NONE32:             # <<<<<<<<<<<<<<
@@ -8551,7 +8598,7 @@ static CYTHON_INLINE int __pyx_f_3rlb_4core_2lb_lb_input(struct __pyx_t_3rlb_4co
     if (__pyx_t_2) {
 
 
-      /* "rlb/core/lb.pxd":275
+      /* "rlb/core/lb.pxd":278
  *         slot = lb_new_conn(e, w, s, port, m, saddr, sport)
  *         if slot == NONE32:
  *             return 1             # <<<<<<<<<<<<<<
@@ -8564,7 +8611,7 @@ static CYTHON_INLINE int __pyx_f_3rlb_4core_2lb_lb_input(struct __pyx_t_3rlb_4co
       }
       goto __pyx_L0;
 
-      /* "rlb/core/lb.pxd":274
+      /* "rlb/core/lb.pxd":277
  *             return 1
  *         slot = lb_new_conn(e, w, s, port, m, saddr, sport)
  *         if slot == NONE32:             # <<<<<<<<<<<<<<
@@ -8573,7 +8620,7 @@ static CYTHON_INLINE int __pyx_f_3rlb_4core_2lb_lb_input(struct __pyx_t_3rlb_4co
 */
     }
 
-    /* "rlb/core/lb.pxd":276
+    /* "rlb/core/lb.pxd":279
  *         if slot == NONE32:
  *             return 1
  *         dir = DIR_IN             # <<<<<<<<<<<<<<
@@ -8591,7 +8638,7 @@ static CYTHON_INLINE int __pyx_f_3rlb_4core_2lb_lb_input(struct __pyx_t_3rlb_4co
 */
   }
 
-  /* "rlb/core/lb.pxd":277
+  /* "rlb/core/lb.pxd":280
  *             return 1
  *         dir = DIR_IN
  *     c = &w.conns[slot]             # <<<<<<<<<<<<<<
@@ -8600,7 +8647,7 @@ static CYTHON_INLINE int __pyx_f_3rlb_4core_2lb_lb_input(struct __pyx_t_3rlb_4co
 */
   __pyx_v_c = (&(__pyx_v_w->conns[__pyx_v_slot]));
 
-  /* "rlb/core/lb.pxd":278
+  /* "rlb/core/lb.pxd":281
  *         dir = DIR_IN
  *     c = &w.conns[slot]
  *     d = &w.dests[c.dest & 0xffffff]             # <<<<<<<<<<<<<<
@@ -8609,7 +8656,7 @@ static CYTHON_INLINE int __pyx_f_3rlb_4core_2lb_lb_input(struct __pyx_t_3rlb_4co
 */
   __pyx_v_d = (&(__pyx_v_w->dests[(__pyx_v_c->dest & 0xffffff)]));
 
-  /* "rlb/core/lb.pxd":279
+  /* "rlb/core/lb.pxd":282
  *     c = &w.conns[slot]
  *     d = &w.dests[c.dest & 0xffffff]
  *     if d.gen != (c.dest >> 24):             # <<<<<<<<<<<<<<
@@ -8621,7 +8668,7 @@ static CYTHON_INLINE int __pyx_f_3rlb_4core_2lb_lb_input(struct __pyx_t_3rlb_4co
   if (__pyx_t_2) {
 
 
-    /* "rlb/core/lb.pxd":280
+    /* "rlb/core/lb.pxd":283
  *     d = &w.dests[c.dest & 0xffffff]
  *     if d.gen != (c.dest >> 24):
  *         conn_free(e, w, slot)             # <<<<<<<<<<<<<<
@@ -8630,7 +8677,7 @@ static CYTHON_INLINE int __pyx_f_3rlb_4core_2lb_lb_input(struct __pyx_t_3rlb_4co
 */
     __pyx_f_3rlb_4core_2lb_conn_free(__pyx_v_e, __pyx_v_w, __pyx_v_slot);
 
-    /* "rlb/core/lb.pxd":281
+    /* "rlb/core/lb.pxd":284
  *     if d.gen != (c.dest >> 24):
  *         conn_free(e, w, slot)
  *         drop(w, m, R_DEST_GONE)             # <<<<<<<<<<<<<<
@@ -8639,7 +8686,7 @@ static CYTHON_INLINE int __pyx_f_3rlb_4core_2lb_lb_input(struct __pyx_t_3rlb_4co
 */
     __pyx_f_3rlb_4core_6packet_drop(__pyx_v_w, __pyx_v_m, __pyx_e_3rlb_4core_5types_R_DEST_GONE);
 
-    /* "rlb/core/lb.pxd":282
+    /* "rlb/core/lb.pxd":285
  *         conn_free(e, w, slot)
  *         drop(w, m, R_DEST_GONE)
  *         return 1             # <<<<<<<<<<<<<<
@@ -8652,7 +8699,7 @@ static CYTHON_INLINE int __pyx_f_3rlb_4core_2lb_lb_input(struct __pyx_t_3rlb_4co
     }
     goto __pyx_L0;
 
-    /* "rlb/core/lb.pxd":279
+    /* "rlb/core/lb.pxd":282
  *     c = &w.conns[slot]
  *     d = &w.dests[c.dest & 0xffffff]
  *     if d.gen != (c.dest >> 24):             # <<<<<<<<<<<<<<
@@ -8661,7 +8708,7 @@ static CYTHON_INLINE int __pyx_f_3rlb_4core_2lb_lb_input(struct __pyx_t_3rlb_4co
 */
   }
 
-  /* "rlb/core/lb.pxd":283
+  /* "rlb/core/lb.pxd":286
  *         drop(w, m, R_DEST_GONE)
  *         return 1
  *     s = &w.svcs[c.svc]             # <<<<<<<<<<<<<<
@@ -8670,7 +8717,7 @@ static CYTHON_INLINE int __pyx_f_3rlb_4core_2lb_lb_input(struct __pyx_t_3rlb_4co
 */
   __pyx_v_s = (&(__pyx_v_w->svcs[__pyx_v_c->svc]));
 
-  /* "rlb/core/lb.pxd":284
+  /* "rlb/core/lb.pxd":287
  *         return 1
  *     s = &w.svcs[c.svc]
  *     if proto == IPPROTO_TCP:             # <<<<<<<<<<<<<<
@@ -8682,7 +8729,7 @@ static CYTHON_INLINE int __pyx_f_3rlb_4core_2lb_lb_input(struct __pyx_t_3rlb_4co
   if (__pyx_t_2) {
 
 
-    /* "rlb/core/lb.pxd":285
+    /* "rlb/core/lb.pxd":288
  *     s = &w.svcs[c.svc]
  *     if proto == IPPROTO_TCP:
  *         conn_set_state(e, w, slot, rlb_tcp_next[dir][tcp_event(flags)][c.state])             # <<<<<<<<<<<<<<
@@ -8691,7 +8738,7 @@ static CYTHON_INLINE int __pyx_f_3rlb_4core_2lb_lb_input(struct __pyx_t_3rlb_4co
 */
     __pyx_f_3rlb_4core_2lb_conn_set_state(__pyx_v_e, __pyx_v_w, __pyx_v_slot, (((rlb_tcp_next[__pyx_v_dir])[__pyx_f_3rlb_4core_4conn_tcp_event(__pyx_v_flags)])[__pyx_v_c->state]));
 
-    /* "rlb/core/lb.pxd":284
+    /* "rlb/core/lb.pxd":287
  *         return 1
  *     s = &w.svcs[c.svc]
  *     if proto == IPPROTO_TCP:             # <<<<<<<<<<<<<<
@@ -8700,7 +8747,7 @@ static CYTHON_INLINE int __pyx_f_3rlb_4core_2lb_lb_input(struct __pyx_t_3rlb_4co
 */
   }
 
-  /* "rlb/core/lb.pxd":286
+  /* "rlb/core/lb.pxd":289
  *     if proto == IPPROTO_TCP:
  *         conn_set_state(e, w, slot, rlb_tcp_next[dir][tcp_event(flags)][c.state])
  *     conn_set_timeout(w, slot, e.timeouts[c.state])             # <<<<<<<<<<<<<<
@@ -8709,7 +8756,7 @@ static CYTHON_INLINE int __pyx_f_3rlb_4core_2lb_lb_input(struct __pyx_t_3rlb_4co
 */
   __pyx_f_3rlb_4core_4conn_conn_set_timeout(__pyx_v_w, __pyx_v_slot, (__pyx_v_e->timeouts[__pyx_v_c->state]));
 
-  /* "rlb/core/lb.pxd":287
+  /* "rlb/core/lb.pxd":290
  *         conn_set_state(e, w, slot, rlb_tcp_next[dir][tcp_event(flags)][c.state])
  *     conn_set_timeout(w, slot, e.timeouts[c.state])
  *     if dir == DIR_IN:             # <<<<<<<<<<<<<<
@@ -8721,7 +8768,7 @@ static CYTHON_INLINE int __pyx_f_3rlb_4core_2lb_lb_input(struct __pyx_t_3rlb_4co
   if (__pyx_t_2) {
 
 
-    /* "rlb/core/lb.pxd":288
+    /* "rlb/core/lb.pxd":291
  *     conn_set_timeout(w, slot, e.timeouts[c.state])
  *     if dir == DIR_IN:
  *         s.inpkts += 1             # <<<<<<<<<<<<<<
@@ -8730,7 +8777,7 @@ static CYTHON_INLINE int __pyx_f_3rlb_4core_2lb_lb_input(struct __pyx_t_3rlb_4co
 */
     __pyx_v_s->inpkts = (__pyx_v_s->inpkts + 1);
 
-    /* "rlb/core/lb.pxd":289
+    /* "rlb/core/lb.pxd":292
  *     if dir == DIR_IN:
  *         s.inpkts += 1
  *         s.inbytes += tot             # <<<<<<<<<<<<<<
@@ -8739,7 +8786,7 @@ static CYTHON_INLINE int __pyx_f_3rlb_4core_2lb_lb_input(struct __pyx_t_3rlb_4co
 */
     __pyx_v_s->inbytes = (__pyx_v_s->inbytes + __pyx_v_tot);
 
-    /* "rlb/core/lb.pxd":290
+    /* "rlb/core/lb.pxd":293
  *         s.inpkts += 1
  *         s.inbytes += tot
  *         d.inpkts += 1             # <<<<<<<<<<<<<<
@@ -8748,7 +8795,7 @@ static CYTHON_INLINE int __pyx_f_3rlb_4core_2lb_lb_input(struct __pyx_t_3rlb_4co
 */
     __pyx_v_d->inpkts = (__pyx_v_d->inpkts + 1);
 
-    /* "rlb/core/lb.pxd":291
+    /* "rlb/core/lb.pxd":294
  *         s.inbytes += tot
  *         d.inpkts += 1
  *         d.inbytes += tot             # <<<<<<<<<<<<<<
@@ -8757,7 +8804,7 @@ static CYTHON_INLINE int __pyx_f_3rlb_4core_2lb_lb_input(struct __pyx_t_3rlb_4co
 */
     __pyx_v_d->inbytes = (__pyx_v_d->inbytes + __pyx_v_tot);
 
-    /* "rlb/core/lb.pxd":292
+    /* "rlb/core/lb.pxd":295
  *         d.inpkts += 1
  *         d.inbytes += tot
  *         e.modes[c.mode].xmit_in(e, w, c, m)             # <<<<<<<<<<<<<<
@@ -8766,17 +8813,17 @@ static CYTHON_INLINE int __pyx_f_3rlb_4core_2lb_lb_input(struct __pyx_t_3rlb_4co
 */
     (__pyx_v_e->modes[__pyx_v_c->mode])->xmit_in(__pyx_v_e, __pyx_v_w, __pyx_v_c, __pyx_v_m);
 
-    /* "rlb/core/lb.pxd":287
+    /* "rlb/core/lb.pxd":290
  *         conn_set_state(e, w, slot, rlb_tcp_next[dir][tcp_event(flags)][c.state])
  *     conn_set_timeout(w, slot, e.timeouts[c.state])
  *     if dir == DIR_IN:             # <<<<<<<<<<<<<<
  *         s.inpkts += 1
  *         s.inbytes += tot
 */
-    goto __pyx_L32;
+    goto __pyx_L33;
   }
 
-  /* "rlb/core/lb.pxd":294
+  /* "rlb/core/lb.pxd":297
  *         e.modes[c.mode].xmit_in(e, w, c, m)
  *     else:
  *         s.outpkts += 1             # <<<<<<<<<<<<<<
@@ -8786,7 +8833,7 @@ static CYTHON_INLINE int __pyx_f_3rlb_4core_2lb_lb_input(struct __pyx_t_3rlb_4co
   /*else*/ {
     __pyx_v_s->outpkts = (__pyx_v_s->outpkts + 1);
 
-    /* "rlb/core/lb.pxd":295
+    /* "rlb/core/lb.pxd":298
  *     else:
  *         s.outpkts += 1
  *         s.outbytes += tot             # <<<<<<<<<<<<<<
@@ -8795,7 +8842,7 @@ static CYTHON_INLINE int __pyx_f_3rlb_4core_2lb_lb_input(struct __pyx_t_3rlb_4co
 */
     __pyx_v_s->outbytes = (__pyx_v_s->outbytes + __pyx_v_tot);
 
-    /* "rlb/core/lb.pxd":296
+    /* "rlb/core/lb.pxd":299
  *         s.outpkts += 1
  *         s.outbytes += tot
  *         d.outpkts += 1             # <<<<<<<<<<<<<<
@@ -8804,7 +8851,7 @@ static CYTHON_INLINE int __pyx_f_3rlb_4core_2lb_lb_input(struct __pyx_t_3rlb_4co
 */
     __pyx_v_d->outpkts = (__pyx_v_d->outpkts + 1);
 
-    /* "rlb/core/lb.pxd":297
+    /* "rlb/core/lb.pxd":300
  *         s.outbytes += tot
  *         d.outpkts += 1
  *         d.outbytes += tot             # <<<<<<<<<<<<<<
@@ -8813,7 +8860,7 @@ static CYTHON_INLINE int __pyx_f_3rlb_4core_2lb_lb_input(struct __pyx_t_3rlb_4co
 */
     __pyx_v_d->outbytes = (__pyx_v_d->outbytes + __pyx_v_tot);
 
-    /* "rlb/core/lb.pxd":298
+    /* "rlb/core/lb.pxd":301
  *         d.outpkts += 1
  *         d.outbytes += tot
  *         e.modes[c.mode].xmit_out(e, w, c, m)             # <<<<<<<<<<<<<<
@@ -8821,9 +8868,9 @@ static CYTHON_INLINE int __pyx_f_3rlb_4core_2lb_lb_input(struct __pyx_t_3rlb_4co
 */
     (__pyx_v_e->modes[__pyx_v_c->mode])->xmit_out(__pyx_v_e, __pyx_v_w, __pyx_v_c, __pyx_v_m);
   }
-  __pyx_L32:;
+  __pyx_L33:;
 
-  /* "rlb/core/lb.pxd":299
+  /* "rlb/core/lb.pxd":302
  *         d.outbytes += tot
  *         e.modes[c.mode].xmit_out(e, w, c, m)
  *     return 1             # <<<<<<<<<<<<<<

@@ -2293,6 +2293,7 @@ struct __pyx_t_3rlb_4core_5types_engine_t {
   int volatile ip_forward;
   int volatile busy_poll;
   uint32_t volatile idle_sleep_us;
+  int volatile vip_miss_kni;
   uint64_t neigh_timeout;
   uint64_t tsc_hz;
   uint16_t nports;

@@ -75,6 +75,7 @@ g.words(**{
     "dest-table-size": "Maximum real servers, all services together",
     "no-kni": "Do not create <port>.kni interfaces",
     "no": "Negate a setting",
+    "vip-miss-to-kni": "Packets to a VIP port without a service go to kni (else dropped)",
 })
 
 # ------------------------------------------------------------ dataplane section
@@ -195,6 +196,14 @@ def dp_busy(ctx, no):
     ctx.model.settings.busy_poll = not no
     if ctx.engine is not None:
         ctx.engine.set_idle(not no, ctx.model.settings.idle_sleep)
+    return Reply()
+
+
+@g.command("[no] vip-miss-to-kni", node="dataplane")
+def dp_vip_miss(ctx, no):
+    ctx.model.settings.vip_miss_kni = not no
+    if ctx.engine is not None:
+        ctx.engine.set_vip_miss_kni(not no)
     return Reply()
 
 
@@ -427,6 +436,11 @@ def dataplane_info(ctx):
                      f"idle_sleeps {w['idle_sleeps']}")
     p = data["pool"]
     lines.append(f"mbuf pool: size {p['size']} in_use {p['in_use']} available {p['available']}")
+    c = data["connections"] = ctx.engine.conn_summary()
+    lines.append(f"connections: {c['conns']} of {c['capacity']} "
+                 f"(per worker {', '.join(map(str, c['per_worker']))}), "
+                 f"entry {c['entry_bytes']} bytes + {c['hash_bytes']} of hash, "
+                 f"created {c['created']}, expired {c['expired']}")
     lines += [f"  {k:<20}{v}" for k, v in data["reasons"].items()]
     return Reply("\n".join(lines), data)
 

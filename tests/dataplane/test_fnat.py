@@ -297,6 +297,22 @@ def test_floods_and_stray_segments_leave_the_table_sound(fnat):
     assert fnat.d.stats()["pool"]["in_use"] == pool
 
 
+def test_vip_miss_to_kni_and_entry_size(fnat):
+    from rlb.control.client import Client
+    k = Wire(NS, "dpdk1.kni")
+    try:
+        with Client(fnat.d.instance) as c:
+            assert c.call("dataplane")["ok"] and c.call("vip-miss-to-kni")["ok"]
+            fnat.cl.send(fnat.client(53000, "S", dport=8443))
+            assert k.recv(lambda f: TCP in Ether(f) and Ether(f)[TCP].dport == 8443) is not None
+            assert c.call("no vip-miss-to-kni")["ok"]
+    finally:
+        k.close()
+    conns = fnat.d.ok("show dataplane")["data"]["connections"]
+    assert conns["entry_bytes"] + conns["hash_bytes"] <= 256      # the issue's goal
+    assert conns["capacity"] == 64 * fnat.workers
+
+
 def test_many_handshakes_complete_with_every_worker_count(fnat):
     """With two workers, replies to LIP:lport can land on the other worker (af_packet
     fans out by flow hash): they must be steered to the owner."""

@@ -114,6 +114,9 @@ class FakeEngine:
     def set_neigh_timeout(self, seconds):
         self.calls.append(("set_neigh_timeout", seconds))
 
+    def set_vip_miss_kni(self, on):
+        self.calls.append(("set_vip_miss_kni", on))
+
     # the services interface
     def register_mode(self, index, capsule):
         self.calls.append(("register_mode", index, capsule))
