@@ -114,10 +114,34 @@ async def _serve(model, sock: str) -> None:
 
 
 async def _sample_rates(model, every: float = 2.0) -> None:
-    """ipvsadm --rate: the estimator samples the counters, as LVS's does every 2 s."""
+    """ipvsadm --rate: the estimator samples the counters, as LVS's does every 2 s. It
+    also says, in the log, why a service is dropping new flows."""
+    seen: dict = {}
     while True:
         try:
             model.services.sample_rates()
+            _explain_drops(model, seen)
         except Exception:                       # never let the estimator stop the daemon
             log.exception("rate sampling failed")
         await asyncio.sleep(every)
+
+
+WHY = {"no_laddr": "it has no local address with a free port (FNAT needs "
+                   "`ipvsadm --add-laddr -z LIP -t|-u VIP:PORT -F DEV`)",
+       "no_dest": "no real server can take new flows (none, all weight 0 or overloaded)"}
+
+
+def _explain_drops(model, seen: dict) -> None:
+    """Log once per minute per service and reason while new flows are being dropped."""
+    import time
+    engine = model.engine
+    for svc in model.services.table.values():
+        stats = engine.svc_stats(svc.slot)
+        for reason, why in WHY.items():
+            key = (svc.slot, reason)
+            count, last_log = seen.get(key, (0, 0.0))
+            if stats[reason] > count and time.monotonic() - last_log > 60:
+                log.warning("service %s dropped %d new flow(s): %s", svc,
+                            stats[reason] - count, why)
+                last_log = time.monotonic()
+            seen[key] = (stats[reason], last_log)
