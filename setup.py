@@ -25,7 +25,9 @@ def extensions():
         return Extension(name, [name.replace(".", "/") + ".pyx"], include_dirs=["rlb/core"],
                          extra_compile_args=cflags, extra_link_args=libs)
 
-    exts = [ext("rlb.core.dataplane"), ext("rlb.modes._fnat"), ext("rlb.sched._builtin")]
+    exts = [ext("rlb.core.dataplane"), ext("rlb.modes._fnat"), ext("rlb.modes._nat"),
+            ext("rlb.modes._snat"), ext("rlb.modes._dr"), ext("rlb.modes._tunnel"),
+            ext("rlb.sched._builtin")]
     return cythonize(
         exts,
         language_level=3,

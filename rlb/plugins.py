@@ -11,6 +11,10 @@ from rlb.core import hookspecs
 # Imported and registered at start, like pytest's default_plugins.
 BUILTIN = (
     "rlb.modes.fnat",
+    "rlb.modes.nat",
+    "rlb.modes.snat",
+    "rlb.modes.dr",
+    "rlb.modes.tunnel",
     "rlb.sched.builtin",
 )
 

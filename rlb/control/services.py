@@ -28,7 +28,8 @@ DEFAULT_SCHEDULER = "wlc"         # ipvsadm.c DEF_SCHED (DPVS's ipvsadm too)
 DEFAULT_MODE = "dr"               # ipvsadm: "gatewaying (direct routing) (default)"
 HOST_MASK = IPv4Address("255.255.255.255")
 MAX_THRESHOLD = 2**31 - 1         # ipvsadm: -x/-y take 0..INT_MAX, 0 = no limit
-F_PERSISTENT, F_HASHED = 1, 2     # svc_set flags
+F_PERSISTENT, F_HASHED, F_MATCH, F_CLIENT_OWNER = 1, 2, 4, 8   # svc_t.flags (types.pxd)
+MAX_MATCH_SVCS = 64               # types.pxd
 # The data plane's tables: Engine(svc_cap=256, dest_cap=4096) as the daemon starts it, and
 # MAX_DESTS_PER_SVC, MAX_LADDRS_PER_SVC in rlb/core/types.pxd.
 MAX_SERVICES, MAX_DESTS = 256, 4096
@@ -80,12 +81,14 @@ class Service:
     netmask: IPv4Address = HOST_MASK
     dests: list[Dest] = field(default_factory=list)
     laddrs: list[Laddr] = field(default_factory=list)
-    # SNAT "match" services (ipvsadm -H) will be keyed by their match; not implemented yet.
-    match: str | None = None
+    # SNAT "match" services (ipvsadm -H) are keyed by their match (rlb/control/match.py)
+    match: object = None
     slot: int = -1
 
     @property
     def key(self) -> tuple:
+        if self.match is not None:
+            return match_key(self.match)
         return (self.proto, self.vaddr, self.vport)
 
     @property
@@ -96,7 +99,14 @@ class Service:
         return next((d for d in self.dests if d.addr == addr and d.port == port), None)
 
     def __str__(self) -> str:
+        if self.match is not None:
+            return f"MATCH {self.match}"
         return f"{PROTO_NAMES[self.proto]} {self.vaddr}:{self.vport}"
+
+
+def match_key(match) -> tuple:
+    """A match service's key: protocol 0 (never a real one), the canonical match text."""
+    return (0, str(match), 0)
 
 
 class TableDest(NamedTuple):
@@ -260,8 +270,11 @@ class Services:
 
     def add_service(self, key: tuple, *, sched: str | None = None, persistent: int | None = None,
                     netmask: IPv4Address | None = None) -> Service:
-        """ipvsadm -A; persistent is the persistence timeout (None: not persistent)."""
+        """ipvsadm -A; persistent is the persistence timeout (None: not persistent).
+        A match key (match_key) makes a SNAT match service."""
         proto, vaddr, vport = key
+        if proto == 0 and isinstance(vaddr, str):
+            return self._add_match_service(key, sched, persistent)
         if proto not in PROTO_NAMES:
             raise CommandError(f"protocol {proto} is not supported (TCP or UDP)")
         if vport == 0:
@@ -285,6 +298,27 @@ class Services:
         self.table[key] = svc
         if self.engine is not None:
             # the data plane knows its VIPs from the services it holds (lb.pxd vip_known)
+            self._ensure_registered(self.engine)
+            self._push_service(self.engine, svc)
+        return svc
+
+    def _add_match_service(self, key, sched, persistent) -> Service:
+        from rlb.control.match import parse_match
+        match = parse_match(key[1], self.model.ports)
+        if key in self.table:
+            raise CommandError("Service already exists")
+        if persistent is not None:
+            raise CommandError("a match (SNAT) service cannot be persistent")
+        sched = sched or DEFAULT_SCHEDULER
+        self._scheduler(sched)
+        if not self._svc_slots.room(1):
+            raise CommandError(f"service table full ({self._svc_slots.size} services)")
+        if sum(1 for s in self.table.values() if s.match is not None) >= MAX_MATCH_SVCS:
+            raise CommandError(f"at most {MAX_MATCH_SVCS} match services")
+        svc = Service(match.proto, IPv4Address(0), 0, sched, match=match)
+        svc.slot = self._svc_slots.take()
+        self.table[svc.key] = svc
+        if self.engine is not None:
             self._ensure_registered(self.engine)
             self._push_service(self.engine, svc)
         return svc
@@ -355,7 +389,11 @@ class Services:
         d = Dest(addr, port, mode, 1 if weight is None else weight, u_threshold or 0,
                  l_threshold or 0)
         _check_dest(d)
-        if self.model.find_address(addr) is not None:
+        match_only = getattr(self.modes[mode], "match_only", False)
+        if (svc.match is not None) != match_only:
+            raise CommandError("a match service (-H) takes SNAT (-J) real servers, and SNAT "
+                               "serves only match services")
+        if self.model.find_address(addr) is not None and not match_only:
             raise CommandError(f"real server {addr} is one of our own addresses")
         if not self._dest_slots.room(1):
             raise CommandError(f"real server table full ({self._dest_slots.size} real servers)")
@@ -598,6 +636,10 @@ class Services:
     def _push_service(self, engine, svc: Service) -> None:
         sched = self.schedulers[svc.sched]
         flags = svc.flags
+        if svc.match is not None:
+            flags |= F_MATCH
+        if any(getattr(self.modes[d.mode], "steer_by_client", False) for d in svc.dests):
+            flags |= F_CLIENT_OWNER
         if sched.table is not None:
             flags |= F_HASHED
             table = sched.table([TableDest(d.slot, int(d.addr), d.port, d.weight, d.available)
@@ -608,4 +650,6 @@ class Services:
                        timeout=svc.timeout if svc.persistent else 0, netmask=int(svc.netmask),
                        dests=[d.slot for d in svc.dests],
                        laddrs=[(int(la.addr), self.model.ports[la.dev].index)
-                               for la in svc.laddrs])
+                               for la in svc.laddrs],
+                       match=None if svc.match is None else svc.match.engine_dict(
+                           lambda name: self.model.ports[name].index))

@@ -107,9 +107,15 @@ cdef void apply_msg(engine_t *e, worker_t *w, msg_t *msg) noexcept nogil:
         r.mtu = msg.mtu
         r.sapool = msg.flags & 1
         r.used = 1
-        rte_lpm_add(w.lpm, msg.b, msg.plen, msg.a)
+        if msg.plen == 0:
+            w.default_route = msg.a
+        else:
+            rte_lpm_add(w.lpm, msg.b, msg.plen, msg.a)
     elif msg.type == MSG_ROUTE_DEL:
-        rte_lpm_delete(w.lpm, msg.b, msg.plen)
+        if msg.plen == 0:
+            w.default_route = NONE32
+        else:
+            rte_lpm_delete(w.lpm, msg.b, msg.plen)
         w.routes[msg.a].used = 0
     elif msg.type == MSG_NEIGH_SET or msg.type == MSG_NEIGH_LEARN:
         n = neigh_find(w, msg.b)
@@ -353,13 +359,16 @@ cdef worker_t *worker_new(uint16_t wid) except NULL:
     w.routes = <route_t *>rte_zmalloc(b"rlb_routes", sizeof(route_t) * g.route_cap, 64)
     w.neigh = <neigh_t *>rte_zmalloc(b"rlb_neigh", sizeof(neigh_t) * g.neigh_cap, 64)
     w.neigh_mask = g.neigh_cap - 1
+    w.default_route = NONE32
     if w.ring == NULL or w.lpm == NULL or w.routes == NULL or w.neigh == NULL:
         raise DataplaneError(f"worker {wid}: cannot allocate tables: {rte_strerror(rte_errno).decode()}")
     hsize = _pow2(g.svc_cap * 2)
     w.svcs = <svc_t *>rte_zmalloc(b"rlb_svcs", sizeof(svc_t) * g.svc_cap, 64)
     w.svc_hash = <uint32_t *>rte_zmalloc(b"rlb_svch", sizeof(uint32_t) * hsize, 64)
-    w.vips = <uint32_t *>rte_zmalloc(b"rlb_vips", sizeof(uint32_t) * hsize, 64)
     w.svc_hash_mask = hsize - 1
+    hsize = _pow2(max(g.svc_cap, g.dest_cap) * 2)        # VIPs and NAT servers share a size
+    w.vips = <uint32_t *>rte_zmalloc(b"rlb_vips", sizeof(uint32_t) * hsize, 64)
+    w.natdests = <uint32_t *>rte_zmalloc(b"rlb_natd", sizeof(uint32_t) * hsize, 64)
     w.vip_mask = hsize - 1
     w.dests = <dest_t *>rte_zmalloc(b"rlb_dests", sizeof(dest_t) * g.dest_cap, 64)
     w.conns = <conn_t *>rte_zmalloc(b"rlb_conns", sizeof(conn_t) * g.conn_cap, 64)
@@ -368,7 +377,8 @@ cdef worker_t *worker_new(uint16_t wid) except NULL:
     w.conn_hash_mask = hsize - 1
     name = f"rlb_redir{wid}".encode()
     w.redirect = rte_ring_create(name, REDIRECT_RING_SIZE, rte_socket_id(), RING_F_SC_DEQ)
-    if (w.svcs == NULL or w.svc_hash == NULL or w.vips == NULL or w.dests == NULL
+    if (w.svcs == NULL or w.svc_hash == NULL or w.vips == NULL or w.natdests == NULL
+            or w.dests == NULL
             or w.conns == NULL or w.conn_hash == NULL or w.redirect == NULL):
         raise DataplaneError(f"worker {wid}: cannot allocate the connection tables "
                              f"({g.conn_cap} connections): raise `memory` in the dataplane section")
@@ -701,7 +711,8 @@ cdef class Engine:
 
     def workers(self):
         return [{"id": i, "lcore": g.workers[i].lcore, "polls": g.workers[i].polls,
-                 "idle_sleeps": g.workers[i].idle_sleeps, "running": g.workers[i].running}
+                 "idle_sleeps": g.workers[i].idle_sleeps, "running": g.workers[i].running,
+                 "match_services": g.workers[i].nmatch}
                 for i in range(g.nworkers)]
 
     def pool(self):
@@ -750,7 +761,9 @@ cdef class Engine:
         self.send(MSG_DEST_DEL, a=slot)
 
     def svc_set(self, int slot, *, int proto, uint32_t vaddr, int vport, int sched, int flags=0,
-                int timeout=0, uint32_t netmask=0xffffffff, dests=(), laddrs=()):
+                int timeout=0, uint32_t netmask=0xffffffff, dests=(), laddrs=(), match=None):
+        """match (SNAT, flags has 4): dict with src_lo src_hi dst_lo dst_hi sport_lo sport_hi
+        dport_lo dport_hi proto iif oif (ports as index + 1, 0 any)."""
         cdef svc_t *s
         cdef int i
         self._slot(slot, g.svc_cap, "service")
@@ -775,6 +788,14 @@ cdef class Engine:
             for i, (addr, port) in enumerate(laddrs):
                 s.laddrs[i].addr = addr
                 s.laddrs[i].port = port
+            if match:
+                s.match.src_lo, s.match.src_hi = match["src_lo"], match["src_hi"]
+                s.match.dst_lo, s.match.dst_hi = match["dst_lo"], match["dst_hi"]
+                s.match.sport_lo, s.match.sport_hi = match["sport_lo"], match["sport_hi"]
+                s.match.dport_lo, s.match.dport_hi = match["dport_lo"], match["dport_hi"]
+                s.match.proto = match["proto"]
+                s.match.iif = match["iif"]
+                s.match.oif = match["oif"]
             self.send(MSG_SVC_SET, a=slot, ptr=<uintptr_t>s)
         finally:
             free(s)

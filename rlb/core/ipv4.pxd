@@ -3,7 +3,7 @@ from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
 from libc.string cimport memcpy, memset
 from rlb.core.dpdk.mbuf cimport (rte_mbuf, rte_pktmbuf_trim, rte_pktmbuf_free, rte_pktmbuf_alloc,
                                  rlb_mtod)
-from rlb.core.dpdk.lpm cimport rte_lpm_lookup
+from rlb.core.route cimport route_lookup
 from rlb.core.dpdk.ethdev cimport rte_ether_hdr
 from rlb.core.dpdk.net cimport (rte_ipv4_hdr, rte_arp_hdr, rte_icmp_hdr, rte_raw_cksum,
                                 rte_be_to_cpu_16, rte_be_to_cpu_32, rte_cpu_to_be_16,
@@ -27,11 +27,6 @@ cdef enum:
     ICMP_FRAG_NEEDED = 4
     DEFAULT_TTL = 64
 
-cdef inline route_t *route_lookup(worker_t *w, uint32_t ip) noexcept nogil:
-    cdef uint32_t idx
-    if rte_lpm_lookup(w.lpm, ip, &idx) != 0:
-        return NULL
-    return &w.routes[idx]
 
 cdef inline int is_own(worker_t *w, uint32_t ip) noexcept nogil:
     cdef route_t *r = route_lookup(w, ip)
@@ -224,7 +219,8 @@ cdef inline void ipv4_input(engine_t *e, worker_t *w, uint8_t port, rte_mbuf *m)
         return
     r = route_lookup(w, dst)
     if not (rte_be_to_cpu_16(ip.fragment_offset) & IP_MF_OFFSET_MASK) and lb_input(
-            e, w, port, m, ip, hl, tot, r != NULL and r.sapool and r.prefix == dst):
+            e, w, port, m, ip, hl, tot, r != NULL and r.sapool and r.prefix == dst,
+            r != NULL and r.scope == SCOPE_HOST and r.prefix == dst):
         return
     if r != NULL and r.scope == SCOPE_HOST and r.prefix == dst:
         if rte_be_to_cpu_16(ip.fragment_offset) & IP_MF_OFFSET_MASK:

@@ -4,14 +4,18 @@ from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int32_t
 from libc.string cimport memset
 from rlb.core.dpdk.mbuf cimport rte_mbuf
 from rlb.core.dpdk.ring cimport rte_ring_enqueue
+from rlb.core.route cimport route_lookup
 from rlb.core.dpdk.net cimport (rte_ipv4_hdr, rte_tcp_hdr, rte_be_to_cpu_16, rte_be_to_cpu_32)
 from rlb.core.types cimport *
 from rlb.core.packet cimport drop, ETH_HLEN
 from rlb.core.conn cimport *
 
 cdef enum:
+    IPPROTO_ICMP = 1
     IPPROTO_TCP = 6
     IPPROTO_UDP = 17
+    ICMP_ECHOREPLY = 0
+    ICMP_ECHO = 8
 
 cdef inline uint32_t svc_slot_hash(uint8_t proto, uint32_t addr, uint16_t port) noexcept nogil:
     cdef uint32_t h = (addr * <uint32_t>0x9E3779B1u) ^ ((<uint32_t>port << 8 | proto) * <uint32_t>0x85EBCA77u)
@@ -38,15 +42,51 @@ cdef inline int vip_known(worker_t *w, uint32_t addr) noexcept nogil:
         i = (i + 1) & w.vip_mask
     return 0
 
+cdef inline uint32_t natdest_hash(uint32_t addr, uint16_t port) noexcept nogil:
+    cdef uint32_t h = (addr * <uint32_t>0x9E3779B1u) ^ (<uint32_t>port * <uint32_t>0x85EBCA77u)
+    return h ^ (h >> 15)
+
+cdef inline dest_t *natdest_find(worker_t *w, uint32_t addr, uint16_t port) noexcept nogil:
+    """A real server of a service whose workers are picked by the client (NAT)."""
+    cdef uint32_t i = natdest_hash(addr, port) & w.vip_mask
+    cdef dest_t *d
+    while w.natdests[i] != 0:
+        d = &w.dests[w.natdests[i] - 1]
+        if d.addr == addr and d.port == port:
+            return d
+        i = (i + 1) & w.vip_mask
+    return NULL
+
+cdef inline void natdest_add(worker_t *w, uint32_t slot) noexcept nogil:
+    cdef dest_t *d = &w.dests[slot]
+    cdef uint32_t i
+    if natdest_find(w, d.addr, d.port) != NULL:
+        return
+    i = natdest_hash(d.addr, d.port) & w.vip_mask
+    while w.natdests[i] != 0:
+        i = (i + 1) & w.vip_mask
+    w.natdests[i] = slot + 1
+
 cdef inline void svc_rehash(engine_t *e, worker_t *w) noexcept nogil:
-    """Rebuild the service and VIP lookups from the slots (services change rarely)."""
-    cdef uint32_t k, i
+    """Rebuild the service, VIP, match and NAT-server lookups from the slots
+    (services change rarely)."""
+    cdef uint32_t k, i, j
     cdef svc_t *s
     memset(w.svc_hash, 0, sizeof(uint32_t) * (w.svc_hash_mask + 1))
     memset(w.vips, 0, sizeof(uint32_t) * (w.vip_mask + 1))
+    memset(w.natdests, 0, sizeof(uint32_t) * (w.vip_mask + 1))
+    w.nmatch = 0
     for k in range(e.svc_cap):
         s = &w.svcs[k]
         if not s.used:
+            continue
+        if s.flags & SVC_F_CLIENT_OWNER:
+            for j in range(s.ndests):
+                natdest_add(w, s.dests[j])
+        if s.flags & SVC_F_MATCH:
+            if w.nmatch < MAX_MATCH_SVCS:
+                w.match_slots[w.nmatch] = k
+                w.nmatch += 1
             continue
         i = svc_slot_hash(s.proto, s.vaddr, s.vport) & w.svc_hash_mask
         while w.svc_hash[i] != 0:
@@ -58,8 +98,37 @@ cdef inline void svc_rehash(engine_t *e, worker_t *w) noexcept nogil:
                 i = (i + 1) & w.vip_mask
             w.vips[i] = s.vaddr
 
-cdef inline uint32_t owner_of_client(engine_t *e, uint32_t caddr) noexcept nogil:
-    return ((caddr * <uint32_t>0x9E3779B1u) >> 16) % e.nworkers
+cdef inline uint32_t owner_of_client(engine_t *e, uint32_t caddr, uint16_t cport) noexcept nogil:
+    """The worker of a client (port 0: of its address, for persistence). NAT keeps the
+    client's address and port on both sides, so both directions find the same one."""
+    cdef uint32_t h = (caddr * <uint32_t>0x9E3779B1u) ^ (<uint32_t>cport * <uint32_t>0x85EBCA77u)
+    return ((h ^ (h >> 15)) >> 8) % e.nworkers
+
+cdef inline svc_t *match_find(engine_t *e, worker_t *w, uint8_t port, uint8_t proto,
+                              uint32_t saddr, uint16_t sport, uint32_t daddr,
+                              uint16_t dport) noexcept nogil:
+    """The first SNAT match service (ipvsadm -H) this packet fits, or NULL."""
+    cdef uint16_t k
+    cdef svc_t *s
+    cdef match_t *mt
+    cdef route_t *r
+    for k in range(w.nmatch):
+        s = &w.svcs[w.match_slots[k]]
+        mt = &s.match
+        if (mt.proto and mt.proto != proto) or saddr < mt.src_lo or saddr > mt.src_hi or \
+                daddr < mt.dst_lo or daddr > mt.dst_hi:
+            continue
+        if proto != IPPROTO_ICMP and (sport < mt.sport_lo or sport > mt.sport_hi or
+                                      dport < mt.dport_lo or dport > mt.dport_hi):
+            continue
+        if mt.iif and mt.iif != port + 1:
+            continue
+        if mt.oif:
+            r = route_lookup(w, daddr)
+            if r == NULL or r.port + 1 != mt.oif:
+                continue
+        return s
+    return NULL
 
 cdef inline int redirect(engine_t *e, worker_t *w, uint16_t owner, uint8_t port,
                          rte_mbuf *m) noexcept nogil:
@@ -168,7 +237,8 @@ cdef inline uint32_t lb_schedule(engine_t *e, worker_t *w, svc_t *s, uint32_t ca
     return d
 
 cdef inline uint32_t lb_new_conn(engine_t *e, worker_t *w, svc_t *s, uint8_t port, rte_mbuf *m,
-                                 uint32_t saddr, uint16_t sport) noexcept nogil:
+                                 uint8_t proto, uint32_t saddr, uint16_t sport, uint32_t daddr,
+                                 uint16_t dport) noexcept nogil:
     cdef uint32_t d = lb_schedule(e, w, s, saddr, sport)
     cdef uint32_t slot
     cdef conn_t *c
@@ -183,11 +253,11 @@ cdef inline uint32_t lb_new_conn(engine_t *e, worker_t *w, svc_t *s, uint8_t por
         return NONE32
     dest = &w.dests[d & 0xffffff]
     c = &w.conns[slot]
-    c.proto = s.proto
+    c.proto = proto            # a match service may take several protocols
     c.caddr = saddr
     c.cport = sport
-    c.vaddr = s.vaddr
-    c.vport = s.vport
+    c.vaddr = daddr            # the VIP, or (SNAT) the destination the client asked for
+    c.vport = dport
     c.laddr = saddr            # modes that rewrite the source (FNAT) change these
     c.lport = sport
     c.daddr = dest.addr
@@ -196,7 +266,7 @@ cdef inline uint32_t lb_new_conn(engine_t *e, worker_t *w, svc_t *s, uint8_t por
     c.svc = <uint16_t>(s - w.svcs)
     c.mode = dest.mode
     c.cport_in = port
-    c.state = CS_NONE if s.proto == IPPROTO_TCP else CS_UDP
+    c.state = CS_NONE if proto == IPPROTO_TCP else CS_UDP
     if e.modes[c.mode] == NULL or e.modes[c.mode].conn_init(e, w, s, dest, c, m) < 0:
         conn_release(w, slot)
         if e.modes[c.mode] == NULL:
@@ -221,7 +291,7 @@ cdef inline uint32_t lb_new_conn(engine_t *e, worker_t *w, svc_t *s, uint8_t por
 
 cdef inline int lb_input(engine_t *e, worker_t *w, uint8_t port, rte_mbuf *m,
                          rte_ipv4_hdr *ip, uint16_t hl, uint16_t tot,
-                         int sapool_dst) noexcept nogil:
+                         int sapool_dst, int own_dst) noexcept nogil:
     """Return 1 when the packet belonged to a service or connection (consumed)."""
     cdef uint8_t proto = ip.next_proto_id
     cdef uint8_t *l4 = <uint8_t *>ip + hl
@@ -238,10 +308,19 @@ cdef inline int lb_input(engine_t *e, worker_t *w, uint8_t port, rte_mbuf *m,
     elif proto == IPPROTO_UDP:
         if tot < hl + 8 or ETH_HLEN + hl + 8 > m.data_len:
             return 0
+    elif proto == IPPROTO_ICMP:
+        # echo only, for SNAT: the identifier plays both ports (RFC 5508 section 3.1)
+        if w.nmatch == 0 or tot < hl + 8 or ETH_HLEN + hl + 8 > m.data_len or \
+                (l4[0] != ICMP_ECHO and l4[0] != ICMP_ECHOREPLY) or l4[1] != 0:
+            return 0
     else:
         return 0
-    sport = rte_be_to_cpu_16((<uint16_t *>l4)[0])
-    dport = rte_be_to_cpu_16((<uint16_t *>l4)[1])
+    if proto == IPPROTO_ICMP:
+        sport = rte_be_to_cpu_16((<uint16_t *>l4)[2])
+        dport = sport
+    else:
+        sport = rte_be_to_cpu_16((<uint16_t *>l4)[0])
+        dport = rte_be_to_cpu_16((<uint16_t *>l4)[1])
     saddr = rte_be_to_cpu_32(ip.src_addr)
     daddr = rte_be_to_cpu_32(ip.dst_addr)
     slot = conn_find(w, proto, saddr, sport, daddr, dport, &dir)
@@ -257,23 +336,34 @@ cdef inline int lb_input(engine_t *e, worker_t *w, uint8_t port, rte_mbuf *m,
             owner = dport % e.nworkers           # FNAT/SNAT chose lport % workers = owner
             if owner != w.id:
                 return redirect(e, w, owner, port, m)
-        s = svc_find(w, proto, daddr, dport)
+        s = svc_find(w, proto, daddr, dport) if proto != IPPROTO_ICMP else NULL
         if s == NULL:
-            if vip_known(w, daddr):
+            if vip_known(w, daddr) and proto != IPPROTO_ICMP:
                 if e.vip_miss_kni:
                     w.reasons[R_NO_SERVICE] += 1
                     return 0                     # on to the kernel like any other packet
                 drop(w, m, R_NO_SERVICE)
                 return 1
-            return 0
-        if (s.flags & SVC_F_PERSISTENT) and e.nworkers > 1:
-            owner = owner_of_client(e, saddr)
+            if e.nworkers > 1 and natdest_find(w, saddr, sport) != NULL:
+                # a NAT real server's reply: its client's worker holds the connection
+                d = natdest_find(w, saddr, sport)
+                owner = owner_of_client(e, daddr, 0 if w.svcs[d.svc].flags & SVC_F_PERSISTENT
+                                        else dport)
+                if owner != w.id:
+                    return redirect(e, w, owner, port, m)
+            if w.nmatch == 0 or own_dst:
+                return 0
+            s = match_find(e, w, port, proto, saddr, sport, daddr, dport)
+            if s == NULL:
+                return 0
+        if (s.flags & (SVC_F_PERSISTENT | SVC_F_CLIENT_OWNER)) and e.nworkers > 1:
+            owner = owner_of_client(e, saddr, 0 if s.flags & SVC_F_PERSISTENT else sport)
             if owner != w.id:
                 return redirect(e, w, owner, port, m)
         if proto == IPPROTO_TCP and (flags & (TH_SYN | TH_ACK | TH_RST)) != TH_SYN:
             drop(w, m, R_CONN_MISS)
             return 1
-        slot = lb_new_conn(e, w, s, port, m, saddr, sport)
+        slot = lb_new_conn(e, w, s, port, m, proto, saddr, sport, daddr, dport)
         if slot == NONE32:
             return 1
         dir = DIR_IN

@@ -137,6 +137,7 @@ cdef enum:
     TICKS_PER_SEC = 10
     REDIRECT_RING_SIZE = 4096
     KNI_POLL_EVERY = 8         # loops between polls of the kni taps (a power of two)
+    MAX_MATCH_SVCS = 64        # SNAT match services (-H), tried in order
 
 cdef enum ConnState:           # LVS TCP states; UDP uses NONE/ESTABLISHED
     CS_NONE = 0
@@ -156,6 +157,8 @@ cdef enum ConnState:           # LVS TCP states; UDP uses NONE/ESTABLISHED
 cdef enum:                     # svc_t.flags
     SVC_F_PERSISTENT = 1
     SVC_F_HASHED = 2           # sh/mh: follow the table, not the per-worker state
+    SVC_F_MATCH = 4            # SNAT: found by svc_t.match, not by VIP:port
+    SVC_F_CLIENT_OWNER = 8     # NAT: the client's address and port pick the worker, both ways
 
 cdef enum:                     # dest_t.flags
     DEST_F_AVAILABLE = 1       # may take new connections (weight > 0, not overloaded)
@@ -194,6 +197,20 @@ cdef struct laddr_t:           # FNAT local address of a service
     uint64_t used              # connections holding a port of it
     uint64_t miss              # no free port found
 
+cdef struct match_t:           # ipvsadm -H proto=,src-range=,dst-range=,iif=,oif=
+    uint32_t src_lo            # host order, inclusive
+    uint32_t src_hi
+    uint32_t dst_lo
+    uint32_t dst_hi
+    uint16_t sport_lo
+    uint16_t sport_hi
+    uint16_t dport_lo
+    uint16_t dport_hi
+    uint8_t proto              # 0: TCP, UDP and ICMP echo
+    uint8_t iif                # port index + 1; 0: any
+    uint8_t oif                # port index + 1 of the route to the destination; 0: any
+    uint8_t pad
+
 cdef struct svc_t:
     uint32_t vaddr             # host order
     uint16_t vport
@@ -219,6 +236,7 @@ cdef struct svc_t:
     uint64_t outbytes
     uint64_t no_dest           # new flows dropped: no available real server
     uint64_t no_laddr          # ... FNAT without a free local address/port
+    match_t match              # SVC_F_MATCH services
 
 cdef struct conn_t:            # one flow, both directions (bytes per entry: see bench)
     uint32_t caddr             # client
@@ -290,6 +308,7 @@ cdef struct worker_t:
     rte_ring *ring             # messages in (control plane and other workers)
     rte_lpm *lpm
     route_t *routes
+    uint32_t default_route     # slot of 0.0.0.0/0 (not in the LPM), or NONE32
     neigh_t *neigh
     uint32_t neigh_mask
     uint32_t port_addr[MAX_PORTS]
@@ -305,6 +324,9 @@ cdef struct worker_t:
     uint32_t svc_hash_mask
     uint32_t *vips             # addresses that are some service's VIP, 0 empty
     uint32_t vip_mask
+    uint32_t *natdests         # dest slot + 1 of SVC_F_CLIENT_OWNER services' real servers
+    uint16_t nmatch
+    uint16_t match_slots[MAX_MATCH_SVCS]
     dest_t *dests
     conn_t *conns
     uint32_t *conn_hash        # chain heads: slot<<1|dir, NONE32 empty

@@ -13,6 +13,8 @@ class Mode:
     display: str              # what `ipvsadm -ln` prints: FullNat Route Tunnel Masq SNAT
     needs_laddr: bool = False # FNAT: a service needs local addresses (ipvsadm --add-laddr)
     ops: object = None        # () -> PyCapsule "rlb.mode_ops_t"
+    steer_by_client: bool = False  # NAT: the client's tuple picks the worker both ways
+    match_only: bool = False  # SNAT: for match services (ipvsadm -H), and only those
 
     def check_service(self, svc, model) -> None:
         """Raise CommandError when a service cannot work in this mode."""

@@ -28,7 +28,7 @@ _OPTIONS = [
     ("-G", "--get-laddr", "List local addresses"),
     ("-t", "--tcp-service", "TCP virtual service VIP:port"),
     ("-u", "--udp-service", "UDP virtual service VIP:port"),
-    ("-H", "--match", "SNAT match service (not implemented yet)"),
+    ("-H", "--match", "SNAT match service: proto=,src-range=,dst-range=,iif=,oif="),
     ("-p", "--persistent", "Persistent service [timeout in seconds, default 300]"),
     ("-M", "--netmask", "Persistence granularity mask"),
     ("-r", "--real-server", "Real server address[:port] (port: the service's)"),
@@ -92,7 +92,9 @@ def _service(tcp, udp, match, command, required=True):
     if len(given) + (match is not None) > 1:
         raise CommandError("multiple 'service-address' options specified")
     if match is not None:
-        raise CommandError("match (-H) services for SNAT are not implemented yet")
+        from rlb.control.match import parse_match
+        from rlb.control.services import match_key
+        return match_key(parse_match(match))
     if not given:
         if required:
             raise CommandError(f"You need to supply the 'service-address' option for the "
@@ -111,7 +113,9 @@ def _need(value, option, command):
 def _svc_data(ms, svc):
     forward = {name: m.display for name, m in ms.modes.items()} if svc.dests else {}
     return {
-        "proto": PROTO_NAMES[svc.proto], "vip": str(svc.vaddr), "port": svc.vport,
+        "proto": "MATCH" if svc.match is not None else PROTO_NAMES[svc.proto],
+        "match": None if svc.match is None else str(svc.match),
+        "vip": str(svc.vaddr), "port": svc.vport,
         "scheduler": svc.sched, "persistent": svc.timeout if svc.persistent else None,
         "netmask": str(svc.netmask), "slot": svc.slot,
         "dests": [{"addr": str(d.addr), "port": d.port, "forward": forward[d.mode],
@@ -294,6 +298,8 @@ def _num(i, exact):
 
 
 def _svc_head(svc):
+    if svc.match is not None:
+        return f"MATCH {svc.match}"
     return f"{PROTO_NAMES[svc.proto]}  {svc.vaddr}:{svc.vport}"[:33]
 
 

@@ -119,6 +119,15 @@ def test_static_route_via_gateway(bench):
         assert out is not None
         assert parse(out).dst == "02:00:00:00:02:54" and parse(out)[IP].ttl == 63
         assert checksums_ok(parse(out))
+        # the default route (not in the LPM table: rte_lpm has no depth 0)
+        bench.d.ok("dpip route add default via 10.2.0.254 dev dpdk1")
+        bench.w0.send(bench.eth0() / IP(src="10.1.0.2", dst="198.51.100.7", ttl=64) / UDP())
+        out = bench.w1.recv(is_ip(dst="198.51.100.7"))
+        assert out is not None and parse(out).dst == "02:00:00:00:02:54"
+        bench.d.ok("dpip route del default")
+        with Delta(bench) as d:
+            bench.w0.send(bench.eth0() / IP(src="10.1.0.2", dst="198.51.100.7") / UDP())
+        assert d["no_route"] == 1
     finally:
         bench.d.ok("dpip route del 10.3.0.0/24 dev dpdk1")
         bench.d.ok("dpip neigh del 10.2.0.254 dev dpdk1")

@@ -50,7 +50,8 @@ def test_a_third_party_mode_arrives_through_the_entry_point_group(tmp_path):
         print(sorted(plugins.modes()))"""), str(tmp_path)],
         capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
-    assert r.stdout.strip() == "['demo', 'fnat']"
+    names = eval(r.stdout)
+    assert "demo" in names and "fnat" in names
 
 
 def test_clashing_plugins_are_refused():

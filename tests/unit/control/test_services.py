@@ -133,7 +133,7 @@ class FakeEngine:
         self.calls.append(("dest_del", slot))
 
     def svc_set(self, slot, *, proto, vaddr, vport, sched, flags, timeout, netmask, dests,
-                laddrs):
+                laddrs, match=None):
         self.calls.append(("svc_set", slot, proto, vaddr, vport, sched, flags, timeout, netmask,
                            tuple(dests), tuple(laddrs)))
 

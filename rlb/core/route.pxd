@@ -1,0 +1,13 @@
+# Route lookup of a worker: the LPM table, then the default route (rte_lpm takes
+# depths 1..32 only, so 0.0.0.0/0 lives beside it).
+from libc.stdint cimport uint32_t
+from rlb.core.dpdk.lpm cimport rte_lpm_lookup
+from rlb.core.types cimport worker_t, route_t, NONE32
+
+cdef inline route_t *route_lookup(worker_t *w, uint32_t ip) noexcept nogil:
+    cdef uint32_t idx
+    if rte_lpm_lookup(w.lpm, ip, &idx) == 0:
+        return &w.routes[idx]
+    if w.default_route != NONE32:
+        return &w.routes[w.default_route]
+    return NULL
