@@ -393,6 +393,9 @@ class Services:
         if (svc.match is not None) != match_only:
             raise CommandError("a match service (-H) takes SNAT (-J) real servers, and SNAT "
                                "serves only match services")
+        if svc.laddrs and not self.modes[mode].needs_laddr:
+            raise CommandError(f"this service has local addresses (FNAT): a {mode} real server "
+                               "cannot use them; delete them first (ipvsadm --del-laddr)")
         if self.model.find_address(addr) is not None and not match_only:
             raise CommandError(f"real server {addr} is one of our own addresses")
         if not self._dest_slots.room(1):
@@ -451,6 +454,10 @@ class Services:
         there yet (DPVS tutorial: "sapool option will be set automatically")."""
         svc = self.get(key, "Service not defined")
         self.model.port(dev)
+        others = sorted({d.mode for d in svc.dests if not self.modes[d.mode].needs_laddr})
+        if svc.match is not None or others:
+            raise CommandError("local addresses are for FNAT services; this one's real servers "
+                               f"are {', '.join(others) or 'SNAT matches'}")
         if any(la.addr == addr for la in svc.laddrs):
             raise CommandError("Local address already exists")
         existing = self.model.find_address(addr)

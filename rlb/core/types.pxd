@@ -169,6 +169,8 @@ cdef enum:                     # conn_t.flags
     CONN_F_TOA_ACK = 2         # ... and in the first ACK (done)
     CONN_F_ACTIVE = 4          # counted in dest.activeconns (else inactconns)
     CONN_F_TEMPLATE = 8        # persistence template: client (masked) -> dest
+    CONN_F_UOA_ONE = 16        # FNAT UDP: UOA sent in 1, 2, 3 datagrams (a 2-bit count)
+    CONN_F_UOA_DONE = 48       # ... or no more (3 sent, or the server answered)
 
 cdef struct dest_t:            # a real server of one service (each worker has its copy)
     uint32_t addr              # host order

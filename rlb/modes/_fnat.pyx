@@ -1,5 +1,6 @@
 # Full-NAT in C: client <-> VIP on one side, LIP:lport <-> real server on the other,
-# with the client's address carried to the real server in TCP option 254 (TOA).
+# with the client's address carried to the real server in TCP option 254 (TOA) and,
+# for UDP, in IPv4 option 31 of a flow's first datagrams (DPVS UOA, "ipo" mode).
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
 from libc.string cimport memmove
 from cpython.pycapsule cimport PyCapsule_New
@@ -19,6 +20,10 @@ cdef enum:
     LPORT_TRIES = 256          # candidates tried per local address before the next one
     TCPOPT_TOA = 254           # LVS/DPVS layout: kind, len 8, port, IPv4 address
     TCPOLEN_TOA = 8
+    IPOPT_UOA = 31             # DPVS uoa.h: copied 0, class 0, number 31; len 8, port, IPv4
+    IPOLEN_UOA = 8
+    # CONN_F_UOA_ONE/DONE (types.pxd): 3 datagrams (DPVS's default uoa_max_trail) or a
+    # reply from the real server (DPVS's "acked") end the option
 
 
 cdef int fnat_conn_init(engine_t *e, worker_t *w, svc_t *s, dest_t *d, conn_t *c,
@@ -86,6 +91,32 @@ cdef int toa_insert(rte_mbuf *m, uint16_t hl, uint32_t caddr, uint16_t cport,
     return 0
 
 
+cdef int uoa_insert(rte_mbuf *m, uint32_t caddr, uint16_t cport, uint16_t mtu) noexcept nogil:
+    """Insert IPv4 option 31 after the 20-byte IP header (packets with options went to
+    kni before reaching a mode): Ethernet and IP headers move 8 bytes forward into the
+    headroom. Not when the packet would pass the MTU or spans segments. The UDP checksum
+    does not cover IP options (RFC 768 pseudo-header); the IP checksum is redone later."""
+    cdef rte_ipv4_hdr *ip = ip_hdr(m)
+    cdef uint16_t tot = rte_be_to_cpu_16(ip.total_length)
+    cdef uint8_t *opt
+    cdef uint8_t *start
+    if (ip.version_ihl & 0xf) != 5 or tot + IPOLEN_UOA > mtu or m.nb_segs != 1:
+        return -1
+    start = <uint8_t *>rte_pktmbuf_prepend(m, IPOLEN_UOA)
+    if start == NULL:
+        return -1
+    memmove(start, start + IPOLEN_UOA, ETH_HLEN + 20)
+    ip = ip_hdr(m)
+    opt = <uint8_t *>ip + 20
+    opt[0] = IPOPT_UOA
+    opt[1] = IPOLEN_UOA
+    (<uint16_t *>(opt + 2))[0] = rte_cpu_to_be_16(cport)
+    (<uint32_t *>(opt + 4))[0] = rte_cpu_to_be_32(caddr)
+    ip.version_ihl = (ip.version_ihl & 0xf0) | ((20 + IPOLEN_UOA) // 4)
+    ip.total_length = rte_cpu_to_be_16(tot + IPOLEN_UOA)
+    return 0
+
+
 cdef inline void rewrite(rte_mbuf *m, uint16_t hl, uint32_t saddr, uint16_t sport,
                          uint32_t daddr, uint16_t dport, int full_l4) noexcept nogil:
     """New addresses and ports (host order in, network order out) with checksums:
@@ -142,12 +173,20 @@ cdef void fnat_xmit_in(engine_t *e, worker_t *w, conn_t *c, rte_mbuf *m) noexcep
             c.flags |= CONN_F_TOA_ACK
             if toa_insert(m, hl, c.caddr, c.cport, r.mtu if r != NULL else 1500) == 0:
                 full = 1
+    elif c.proto == IPPROTO_UDP and (c.flags & CONN_F_UOA_DONE) != CONN_F_UOA_DONE:
+        # the first datagrams that fit carry the client (rlb.uoa reads them on the RS)
+        r = route_lookup(w, c.daddr)
+        if uoa_insert(m, c.caddr, c.cport, r.mtu if r != NULL else 1500) == 0:
+            c.flags += CONN_F_UOA_ONE
+            hl += IPOLEN_UOA
     rewrite(m, hl, c.laddr, c.lport, c.daddr, c.dport, full)
     route_out(e, w, m, c.daddr, c.laddr)
 
 
 cdef void fnat_xmit_out(engine_t *e, worker_t *w, conn_t *c, rte_mbuf *m) noexcept nogil:
     cdef rte_ipv4_hdr *ip = ip_hdr(m)
+    if c.proto == IPPROTO_UDP:
+        c.flags |= CONN_F_UOA_DONE      # the real server answered: it has the client
     rewrite(m, (ip.version_ihl & 0xf) * 4, c.vaddr, c.vport, c.caddr, c.cport, 0)
     route_out(e, w, m, c.caddr, c.vaddr)
 

@@ -425,9 +425,10 @@ def test_mode_hooks_see_the_service_as_it_would_be(m):
     m.services.edit_service(WEB, sched="wlc")
     assert tunnel.log == [("service", "TCP 10.0.0.100:80", ["192.168.100.2"], [], "wlc")]
     tunnel.log.clear()
-    m.services.add_laddr(WEB, ip("192.168.100.200"), "dpdk0")
-    assert tunnel.log == [("service", "TCP 10.0.0.100:80", ["192.168.100.2"],
-                           ["192.168.100.200"], "wlc")]
+    # local addresses are FNAT's: refused for a tunnel service, before any hook runs
+    refused(m, m.services.add_laddr, WEB, ip("192.168.100.200"), "dpdk0",
+            match="local addresses are for FNAT services")
+    assert tunnel.log == []
 
 
 def test_a_mode_hook_refuses_and_nothing_changes(fm):

@@ -590,15 +590,19 @@ PAIRS = [
                                                      "10.0.0.1:53 --real-server 192.168.1.5 --masquerading"),
     ("ipvsadm -e -t 10.0.0.1:80 -r 192.168.1.3 -w 0", "ipvsadm --edit-server --tcp-service "
                                                        "10.0.0.1:80 --real-server 192.168.1.3 --weight 0"),
-    ("ipvsadm -P -z 192.168.1.200 -t 10.0.0.1:80 -F dpdk0",
-     "ipvsadm --add-laddr --laddr 192.168.1.200 --tcp-service 10.0.0.1:80 --ifname dpdk0"),
-    ("ipvsadm -P -z 192.168.1.201 -t 10.0.0.1:80 -F dpdk0",
-     "ipvsadm --add-laddr --laddr 192.168.1.201 --tcp-service 10.0.0.1:80 --ifname dpdk0"),
-    ("ipvsadm -Q -z 192.168.1.201 -t 10.0.0.1:80 -F dpdk0",
-     "ipvsadm --del-laddr --laddr 192.168.1.201 --tcp-service 10.0.0.1:80 --ifname dpdk0"),
     ("ipvsadm -d -t 10.0.0.1:80 -r 192.168.1.4", "ipvsadm --delete-server --tcp-service "
                                                   "10.0.0.1:80 --real-server 192.168.1.4"),
     ("ipvsadm -Z -t 10.0.0.1:80", "ipvsadm --zero --tcp-service 10.0.0.1:80"),
+    ("ipvsadm -A -t 10.0.0.3:80 -s rr", "ipvsadm --add-service --tcp-service 10.0.0.3:80 "
+                                        "--scheduler rr"),
+    ("ipvsadm -a -t 10.0.0.3:80 -r 192.168.1.6 -b", "ipvsadm --add-server --tcp-service "
+                                                     "10.0.0.3:80 --real-server 192.168.1.6 --fullnat"),
+    ("ipvsadm -P -z 192.168.1.200 -t 10.0.0.3:80 -F dpdk0",
+     "ipvsadm --add-laddr --laddr 192.168.1.200 --tcp-service 10.0.0.3:80 --ifname dpdk0"),
+    ("ipvsadm -P -z 192.168.1.201 -t 10.0.0.3:80 -F dpdk0",
+     "ipvsadm --add-laddr --laddr 192.168.1.201 --tcp-service 10.0.0.3:80 --ifname dpdk0"),
+    ("ipvsadm -Q -z 192.168.1.201 -t 10.0.0.3:80 -F dpdk0",
+     "ipvsadm --del-laddr --laddr 192.168.1.201 --tcp-service 10.0.0.3:80 --ifname dpdk0"),
     ("ipvsadm -A -t 10.0.0.2:80", "ipvsadm --add-service --tcp-service 10.0.0.2:80"),
     ("ipvsadm -D -t 10.0.0.2:80", "ipvsadm --delete-service --tcp-service 10.0.0.2:80"),
 ]
@@ -608,7 +612,7 @@ LISTS = [("ipvsadm -L -n", "ipvsadm --list --numeric"),
          ("ipvsadm -L -c", "ipvsadm --list --connection"),
          ("ipvsadm -L -t 10.0.0.1:80", "ipvsadm --list --tcp-service 10.0.0.1:80"),
          ("ipvsadm -L -u 10.0.0.1:53", "ipvsadm --list --udp-service 10.0.0.1:53"),
-         ("ipvsadm -G -t 10.0.0.1:80", "ipvsadm --get-laddr --tcp-service 10.0.0.1:80")]
+         ("ipvsadm -G -t 10.0.0.3:80", "ipvsadm --get-laddr --tcp-service 10.0.0.3:80")]
 
 
 def test_long_options_round_trip():
