@@ -84,9 +84,15 @@ def up(name: str | Topology, workers: int = 1, lb: bool = True, force: bool = Fa
         try:
             netns.build(topo, created)
             for node in topo.nodes:
+                if node.decap:
+                    rec = procs.start_decap(node.name)
+                    if rec is not None:
+                        st["processes"][f"decap@{node.name}"] = rec
+                        state.save(st)
                 if node.nginx:
                     st["processes"][f"nginx@{node.name}"] = procs.start_nginx(node.name)
                     st["processes"][f"rs_app@{node.name}"] = procs.start_rs_app(node.name)
+                    st["processes"][f"udp_echo@{node.name}"] = procs.start_udp_echo(node.name)
                     state.save(st)
         except BaseException:
             # Half a lab is worth nothing: take it all down, then report.

@@ -18,14 +18,15 @@ class Node:
     """One network namespace and what the lab configures in it."""
 
     name: str
-    role: str  # client | lb | rs | switch
+    role: str  # client | lb | rs | switch | router
     addrs: tuple[End, ...] = ()  # (ifname, "a.b.c.d/len"); "lo" carries DR's VIP
     routes: tuple[str, ...] = ()  # arguments of `ip route add`, one route each
     # Applied right after the namespace is made, before any interface exists,
     # so `default` keys reach every interface created afterwards.
     sysctls: tuple[tuple[str, str], ...] = ()
     nginx: bool = False  # runs the "Your ip:port" real server
-    hidden: bool = False  # plumbing (a switch), not a host of the scenario
+    hidden: bool = False  # plumbing (a switch, a router), not a host of the scenario
+    decap: bool = False  # a tunnel-mode real server: IPIP into tunl0 (rlb/lab/decap.py)
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,9 @@ class Topology:
     segments: tuple[Segment, ...] = ()
     ports: tuple[tuple[str, str], ...] = ()  # (data port, veth in the lb node)
     lb: str = "lb"
+    # The LB's data plane routes what is not for a service (dpvs.conf's ipv4
+    # `forwarding on`): DR two-arm's replies come back through it.
+    lb_forwarding: bool = False
     vip: str = ""  # where the client reaches the service once the LB is set
     vport: int = 80
     # The tutorial's commands for this scenario, typed on the LB. `lab up`
@@ -122,12 +126,23 @@ _DR_RS = (
 )
 
 
-def _rs(name: str, addr: str, routes: tuple[str, ...] = (), vip: str = "") -> Node:
-    addrs: tuple[End, ...] = (("eth0", f"{addr}/24"),)
+# A tunnel-mode real server is a DR one whose packets arrive on tunl0, the client's source
+# not routed there: Linux uses the maximum of `all` and the device's rp_filter, so `all`
+# stays off (rlb/lab/decap.py sets tunl0's: off, tunl0 holding no address here).
+_TUN_RS = _DR_RS + (
+    ("net.ipv4.conf.all.rp_filter", "0"),
+    ("net.ipv4.conf.default.rp_filter", "0"),
+)
+
+
+def _rs(name: str, addr: str, routes: tuple[str, ...] = (), vip: str = "",
+        plen: int = 24, tunnel: bool = False) -> Node:
+    addrs: tuple[End, ...] = (("eth0", f"{addr}/{plen}"),)
     if vip:
         addrs += (("lo", f"{vip}/32"),)
-    return Node(name, "rs", addrs=addrs, routes=routes, nginx=True,
-                sysctls=_DR_RS if vip else ())
+    sysctls = _TUN_RS if tunnel else _DR_RS if vip else ()
+    return Node(name, "rs", addrs=addrs, routes=routes, nginx=True, sysctls=sysctls,
+                decap=tunnel)
 
 
 def _switch(name: str = "sw") -> Node:
@@ -139,7 +154,7 @@ def _lan(*members: End) -> Segment:
 
 
 def _two_arm(name: str, description: str, vip_on_rs: bool,
-             script: tuple[str, ...]) -> Topology:
+             script: tuple[str, ...], lb_forwarding: bool = False) -> Topology:
     """Client on the WAN port (dpdk1), real servers on a LAN segment (dpdk0)."""
     rs_routes = (f"default via {LAN_GW}",)
     vip = "10.0.0.100" if vip_on_rs else ""
@@ -157,6 +172,7 @@ def _two_arm(name: str, description: str, vip_on_rs: bool,
         links=(Link(("client", "eth0"), ("lb", port_iface("dpdk1"))),),
         segments=(_lan(("lb", port_iface("dpdk0")), ("rs1", "eth0"), ("rs2", "eth0")),),
         ports=(("dpdk0", port_iface("dpdk0")), ("dpdk1", port_iface("dpdk1"))),
+        lb_forwarding=lb_forwarding,
         vip="10.0.0.100",
         lb_script=script,
     )
@@ -180,6 +196,49 @@ def _one_arm(name: str, description: str, client: str, vip_on_rs: bool,
                        ("rs1", "eth0"), ("rs2", "eth0")),),
         ports=(("dpdk0", port_iface("dpdk0")),),
         vip=vip,
+        lb_script=script,
+    )
+
+
+# Tutorial, "Tunnel": the LB's LAN 10.140.16.0/20 with its gateway, one real server on
+# it and one behind the gateway in another subnet.
+TUN_LAN_GW = "10.140.31.254"
+TUN_VIP = "10.140.31.48"
+TUN_FAR_GW = "10.40.84.254"
+TUN_RS1, TUN_RS2 = "10.140.18.33", "10.40.84.170"
+TUN_CLIENT = "10.140.20.46"
+
+# A router forwards between its networks; rp_filter off because the real servers
+# behind it answer from the VIP, which lives on the other side (the LAN).
+_ROUTER = _QUIET + (
+    ("net.ipv4.ip_forward", "1"),
+    ("net.ipv4.conf.all.rp_filter", "0"),
+    ("net.ipv4.conf.default.rp_filter", "0"),
+)
+
+
+def _tunnel_one_arm(name: str, description: str, script: tuple[str, ...]) -> Topology:
+    """Client, LB port dpdk0, rs1 and the router on the LAN; rs2 behind the router."""
+    return Topology(
+        name=name,
+        description=description,
+        nodes=(
+            Node("client", "client", addrs=(("eth0", f"{TUN_CLIENT}/20"),),
+                 routes=(f"default via {TUN_LAN_GW}",)),
+            Node("lb", "lb"),
+            _rs("rs1", TUN_RS1, (f"default via {TUN_LAN_GW}",), TUN_VIP, plen=20,
+                tunnel=True),
+            _rs("rs2", TUN_RS2, (f"default via {TUN_FAR_GW}",), TUN_VIP, tunnel=True),
+            Node("router", "router", addrs=(("eth0", f"{TUN_LAN_GW}/20"),
+                                            ("eth1", f"{TUN_FAR_GW}/24")),
+                 sysctls=_ROUTER, hidden=True),
+            _switch(),
+        ),
+        links=(Link(("router", "eth1"), ("rs2", "eth0")),),
+        segments=(_lan(("client", "eth0"), ("lb", port_iface("dpdk0")),
+                       ("rs1", "eth0"), ("router", "eth0")),),
+        ports=(("dpdk0", port_iface("dpdk0")),),
+        vip=TUN_VIP,
         lb_script=script,
     )
 
@@ -235,7 +294,7 @@ TOPOLOGIES: tuple[Topology, ...] = (
         vip_on_rs=True,
         # The tutorial only says "like two-arm FNAT with -g and no LIP". Replies
         # leave the real servers by their default route 192.168.100.1, so the
-        # LB carries that LAN address and routes them to the client.
+        # LB carries that LAN address and routes them to the client (lb_forwarding).
         script=(
             "dpip addr add 10.0.0.1/16 dev dpdk1",
             "dpip addr add 10.0.0.100/32 dev dpdk1",
@@ -243,6 +302,20 @@ TOPOLOGIES: tuple[Topology, ...] = (
             "ipvsadm -A -t 10.0.0.100:80 -s rr",
             "ipvsadm -a -t 10.0.0.100:80 -r 192.168.100.2 -g",
             "ipvsadm -a -t 10.0.0.100:80 -r 192.168.100.3 -g",
+        ),
+        lb_forwarding=True,
+    ),
+    _tunnel_one_arm(
+        "tunnel-one-arm",
+        "Tunnel one-arm: client 10.140.20.46, VIP 10.140.31.48, rs1 on the LAN, rs2 behind "
+        "the gateway (IPIP)",
+        script=(  # tutorial, Tunnel section
+            "dpip addr add 10.140.16.48/20 dev dpdk0",
+            "dpip route add default via 10.140.31.254 src 10.140.16.48 dev dpdk0",
+            "ipvsadm -A -t 10.140.31.48:80 -s rr",
+            "ipvsadm -a -t 10.140.31.48:80 -r 10.140.18.33 -i",
+            "ipvsadm -a -t 10.140.31.48:80 -r 10.40.84.170 -i",
+            "dpip addr add 10.140.31.48/32 dev dpdk0",
         ),
     ),
 )

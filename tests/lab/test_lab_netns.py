@@ -169,7 +169,7 @@ def test_fnat_two_arm_without_lb(two_arm):
     assert "default via 192.168.100.1 dev eth0" in in_node("rs1", "ip", "route").stdout
 
     pids = recorded_pids()
-    assert len(pids) == 4 and not any(gone(p) for p in pids)   # nginx and rs app, twice
+    assert len(pids) == 6 and not any(gone(p) for p in pids)   # nginx, rs app, udp echo: twice
     p = lab("status")
     assert p.returncode == 0 and "fnat-two-arm" in p.stdout
 

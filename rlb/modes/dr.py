@@ -1,0 +1,85 @@
+"""Direct routing (ipvsadm -g, Route): the tutorial's DR scenario; real servers on-link,
+holding the VIP on lo, answer the client themselves."""
+from __future__ import annotations
+
+from ipaddress import IPv4Address
+
+from rlb.control.model import SCOPE_CODE, CommandError
+from rlb.core.hookspecs import hookimpl
+from rlb.modes import Mode
+from rlb.modes import _dr
+
+LAN_IP_FIRST = "dpip addr add 192.168.100.1/24 dev dpdk0"   # the tutorial's example
+
+
+def route_to(model, ip: IPv4Address):
+    """The route the data plane would take to ip (longest prefix), or None."""
+    best = None
+    for r in model.routes.values():
+        if ip in r.prefix and (best is None or r.prefix.prefixlen > best.prefix.prefixlen):
+            best = r
+    return best
+
+
+def vips(model, svc) -> set:
+    """Every service's virtual address, the one being changed included."""
+    out = {getattr(s, "vaddr", None) for s in model.services.table.values()}
+    out.add(getattr(svc, "vaddr", None))
+    out.discard(None)
+    return out
+
+
+def arp_source(model, route) -> IPv4Address | None:
+    """What the data plane sends from on the route's port: the route's src, else the
+    port's first address (Model._primary: the ARP source)."""
+    if route.src is not None:
+        return route.src
+    first = model._primary(route.port)
+    return IPv4Address(first) if first else None
+
+
+def source_name(route) -> str:
+    return f"the src of route {route.prefix}" if route.src is not None else "the first address"
+
+
+def check_same_port(svc, dest, mode: str) -> None:
+    if dest.port != svc.vport:
+        raise CommandError(f"{mode} cannot change ports: real server {dest.addr}:{dest.port} "
+                           f"must use the service's port {svc.vport} (the client's packet "
+                           "reaches it unchanged)")
+
+
+def check_not_vip(model, svc, src: IPv4Address, port: str, what: str) -> None:
+    """The real servers hold the VIP themselves and drop ARP (and IPIP) from it."""
+    if src in vips(model, svc):
+        raise CommandError(f"{what} {src} on {port} is a VIP: real servers hold the VIP and "
+                           f"ignore packets from it. The LAN IP must be added before the VIP "
+                           f"({LAN_IP_FIRST}, then the VIP)")
+
+
+class Dr(Mode):
+    # local addresses on a DR service are refused by the core (Services.add_laddr/add_dest)
+    def check_dest(self, svc, dest, model) -> None:
+        check_same_port(svc, dest, "DR")
+        r = route_to(model, dest.addr)
+        if r is None or SCOPE_CODE[r.scope] != _dr.SCOPE_LINK_CODE or r.via is not None:
+            raise CommandError(f"real server {dest.addr} is not on a connected network of any "
+                               "port: DR needs the RS and the LB on-link (dpip addr add "
+                               "LANIP/PREFIX dev PORT)")
+        src = arp_source(model, r)
+        if src is None:
+            raise CommandError(f"DR needs a LAN IP of our own on {r.port} to reach {dest.addr} "
+                               f"({LAN_IP_FIRST})")
+        check_not_vip(model, svc, src, r.port, source_name(r))
+
+    @staticmethod
+    def stats() -> dict:
+        return _dr.stats()
+
+
+DR = Dr(name="dr", flag="-g", long_flag="--gatewaying", display="Route", ops=_dr.ops)
+
+
+@hookimpl
+def rlb_forwarding_modes():
+    return [DR]

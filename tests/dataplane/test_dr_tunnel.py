@@ -1,0 +1,432 @@
+"""DR and tunnel through the real core, driven by the tutorial's commands: what leaves
+for the real servers (golden cases), ARP from the LAN IP, the MTU rule of the tunnel,
+and the configurations the modes refuse.
+
+dpdk0 carries the tutorial's DR one-arm scenario (client and real servers on its wire,
+tp0), dpdk1 its tunnel one-arm scenario (tp1), dpdk2 (tp2) starts bare for the refusals.
+Real servers and the gateway are static neighbours with made-up MACs, so every frame is
+deterministic; the tester sees them on the veth peer whatever their destination MAC."""
+import re
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+
+import pytest
+from scapy.layers.inet import ICMP, IP, TCP, UDP, IPerror
+from scapy.layers.l2 import ARP, Ether
+from scapy.packet import Raw
+from scapy.utils import checksum
+
+from support.netns import Daemon, Wire, del_ns, make_ns, sh
+
+NS = "rlbt-drtun"
+DR_VIP, DR_LAN_IP, DR_CLIENT = "192.168.100.254", "192.168.100.1", "192.168.100.46"
+DR_RS = {"192.168.100.2": "02:00:00:00:01:02", "192.168.100.3": "02:00:00:00:01:03"}
+TUN_VIP, TUN_LAN_IP, TUN_CLIENT = "10.140.31.48", "10.140.16.48", "10.140.20.46"
+TUN_GW, TUN_GW_MAC = "10.140.31.254", "02:00:00:00:02:fe"
+TUN_NEAR, TUN_NEAR_MAC, TUN_FAR = "10.140.18.33", "02:00:00:00:02:21", "10.40.84.170"
+
+DR_ONE_ARM = """\
+dpip addr add 192.168.100.1/24 dev dpdk0
+dpip addr add 192.168.100.254/32 dev dpdk0
+ipvsadm -A -t 192.168.100.254:80 -s rr
+ipvsadm -a -t 192.168.100.254:80 -r 192.168.100.2 -g
+ipvsadm -a -t 192.168.100.254:80 -r 192.168.100.3 -g
+"""
+# The tutorial's tunnel commands, on dpdk1 instead of dpdk0.
+TUNNEL_ONE_ARM = """\
+dpip addr add 10.140.16.48/20 dev dpdk1
+dpip route add default via 10.140.31.254 src 10.140.16.48 dev dpdk1
+ipvsadm -A -t 10.140.31.48:80 -s rr
+ipvsadm -a -t 10.140.31.48:80 -r 10.140.18.33 -i
+ipvsadm -a -t 10.140.31.48:80 -r 10.40.84.170 -i
+dpip addr add 10.140.31.48/32 dev dpdk1
+"""
+# One real server per service where a test must know which one it gets.
+EXTRA = """\
+ipvsadm -A -t 10.140.31.48:81 -s rr
+ipvsadm -a -t 10.140.31.48:81 -r 10.40.84.170 -i
+ipvsadm -A -t 10.140.31.48:82 -s rr
+ipvsadm -a -t 10.140.31.48:82 -r 10.140.18.33 -i
+ipvsadm -A -u 192.168.100.254:53 -s rr
+ipvsadm -a -u 192.168.100.254:53 -r 192.168.100.2 -g
+"""
+
+
+def mac_of(dev):
+    return sh("cat", f"/sys/class/net/{dev}/address", ns=NS).stdout.strip()
+
+
+class Bench:
+    def __init__(self, d, workers):
+        self.d, self.workers = d, workers
+        self.lan, self.tun, self.bare = Wire(NS, "tp0"), Wire(NS, "tp1"), Wire(NS, "tp2")
+        self.lb0, self.lb1 = mac_of("dp0"), mac_of("dp1")
+        self.t0, self.t1 = mac_of("tp0"), mac_of("tp1")
+
+    def dr_client(self, sport, dport=80, tcp="S", proto="tcp", **ip):
+        l4 = TCP(sport=sport, dport=dport, flags=tcp, seq=1000) if proto == "tcp" \
+            else UDP(sport=sport, dport=dport)
+        return Ether(src=self.t0, dst=self.lb0) / IP(src=DR_CLIENT, dst=DR_VIP, **ip) / l4
+
+    def tun_client(self, sport, dport=80, tcp="S", payload=b"", **ip):
+        p = Ether(src=self.t1, dst=self.lb1) / IP(src=TUN_CLIENT, dst=TUN_VIP, **ip) / \
+            TCP(sport=sport, dport=dport, flags=tcp, seq=1000)
+        return p / Raw(payload) if payload else p
+
+    @staticmethod
+    def recv(wire, match, timeout=2):
+        f = wire.recv(lambda f: match(Ether(f)), timeout=timeout)
+        return f
+
+    def reasons(self):
+        return self.d.stats()["reasons"]
+
+    def close(self):
+        for w in (self.lan, self.tun, self.bare):
+            w.close()
+
+
+@pytest.fixture(scope="module", params=[1, 2], ids=["1worker", "2workers"])
+def daemon(request, tmp_path_factory):
+    workers = request.param
+    make_ns(NS, [("dp0", "tp0"), ("dp1", "tp1"), ("dp2", "tp2")])
+    neigh = "".join(f"dpip neigh add {ip} lladdr {mac} dev dpdk0\n" for ip, mac in DR_RS.items())
+    neigh += (f"dpip neigh add {TUN_NEAR} lladdr {TUN_NEAR_MAC} dev dpdk1\n"
+              f"dpip neigh add {TUN_GW} lladdr {TUN_GW_MAC} dev dpdk1\n"
+              f"dpip neigh add {TUN_CLIENT} lladdr {mac_of('tp1')} dev dpdk1\n")
+    conf = (f"dataplane\n workers {workers}\n port dpdk0 net_af_packet0,iface=dp0\n"
+            f" port dpdk1 net_af_packet1,iface=dp1\n port dpdk2 net_af_packet2,iface=dp2\n"
+            f" conn-table-size 256\n!\n" + DR_ONE_ARM + TUNNEL_ONE_ARM + EXTRA + neigh)
+    d = Daemon(NS, "rlbt-drtun", conf, tmp_path_factory.mktemp("drtun")).start()
+    b = Bench(d, workers)
+    try:
+        yield b
+    finally:
+        b.close()
+        rc = d.stop()
+        del_ns(NS)
+        assert rc == 0, d.log.read_text()
+
+
+@pytest.fixture
+def bench(daemon):
+    for w in (daemon.lan, daemon.tun, daemon.bare):
+        w.drain()
+    return daemon
+
+
+# ------------------------------------------------------------------------------ DR
+
+# Golden cases: what the client sends; the real server must get the very same IP packet
+# (TTL and checksums included), only the Ethernet header new.
+DR_CASES = [
+    dict(id="syn", sport=40001, ip={}),
+    dict(id="syn-ttl-17-tos-df", sport=40002, ip=dict(ttl=17, tos=0x28, flags="DF", id=0x4242)),
+    dict(id="syn-ttl-1", sport=40003, ip=dict(ttl=1)),      # not routed: no TTL rule
+    dict(id="udp", sport=40004, dport=53, proto="udp", ip={}),
+]
+
+
+@pytest.mark.parametrize("case", DR_CASES, ids=[c["id"] for c in DR_CASES])
+def test_dr_frame_is_the_client_packet_to_the_rs_mac(bench, case):
+    sent = bench.dr_client(case["sport"], case.get("dport", 80), proto=case.get("proto", "tcp"),
+                           **case["ip"]) / Raw(b"golden")
+    bench.lan.send(sent)
+    f = bench.recv(bench.lan, lambda p: IP in p and p[IP].src == DR_CLIENT and
+                   p.src == bench.lb0 and p.dst in DR_RS.values())
+    assert f is not None, "nothing reached a real server"
+    got = Ether(f)
+    assert got.src == bench.lb0 and got.type == 0x0800
+    assert bytes(f)[14:] == bytes(sent)[14:], "DR must not touch the IP packet"
+    rs = next(ip for ip, mac in DR_RS.items() if mac == got.dst)
+    rows = [c for c in bench.d.ok("ipvsadm -lnc")["data"]["connections"]
+            if c["cport"] == case["sport"]]
+    assert len(rows) == 1 and rows[0]["destination"].startswith(f"{rs}:")
+    assert rows[0]["mode"] == "dr" and rows[0]["local"] == rows[0]["source"]
+
+
+def test_dr_round_robin_uses_both_real_servers(bench):
+    seen = []
+    for port in range(41000, 41004):
+        bench.lan.send(bench.dr_client(port))
+        f = bench.recv(bench.lan, lambda p: TCP in p and p[TCP].sport == port and
+                       p.src == bench.lb0)
+        assert f is not None
+        seen.append(Ether(f).dst)
+    assert set(seen) == set(DR_RS.values()) and seen[0::2] == [seen[0]] * 2
+
+
+def test_dr_arps_for_the_rs_from_the_lan_ip(bench):
+    """An unknown real server is resolved with ARP from the LAN IP, never from the VIP
+    (the real server holds the VIP and would ignore it: tutorial, DR section)."""
+    bench.d.ok("ipvsadm -A -t 192.168.100.254:8000 -s rr")
+    bench.d.ok("ipvsadm -a -t 192.168.100.254:8000 -r 192.168.100.9 -g")
+    try:
+        sent = bench.dr_client(42000, 8000)
+        bench.lan.send(sent)
+        req = bench.recv(bench.lan, lambda p: ARP in p and p[ARP].pdst == "192.168.100.9")
+        assert req is not None, "no ARP request for the real server"
+        a = Ether(req)[ARP]
+        assert a.op == 1 and a.psrc == DR_LAN_IP and a.hwsrc == bench.lb0
+        rs_mac = "02:00:00:00:01:09"
+        bench.lan.send(Ether(src=rs_mac, dst=bench.lb0) /
+                       ARP(op=2, hwsrc=rs_mac, psrc="192.168.100.9", hwdst=bench.lb0,
+                           pdst=DR_LAN_IP))
+        f = bench.recv(bench.lan, lambda p: TCP in p and p.dst == rs_mac)
+        assert f is not None, "the held SYN did not follow the ARP reply"
+        assert bytes(f)[14:] == bytes(sent)[14:]
+    finally:
+        bench.d.ok("ipvsadm -D -t 192.168.100.254:8000")
+
+
+def test_dr_reply_from_the_rs_own_address_is_dropped(bench):
+    """Replies leave a DR real server from the VIP, straight to the client; one from its
+    own address (no VIP on lo) that reaches the LB is counted and dropped."""
+    bench.lan.send(bench.dr_client(43000))
+    f = bench.recv(bench.lan, lambda p: TCP in p and p[TCP].sport == 43000 and p.src == bench.lb0)
+    assert f is not None
+    rs = next(ip for ip, mac in DR_RS.items() if mac == Ether(f).dst)
+    before = bench.reasons()["no_route"]
+    bench.lan.send(Ether(src=DR_RS[rs], dst=bench.lb0) / IP(src=rs, dst=DR_CLIENT) /
+                   TCP(sport=80, dport=43000, flags="SA", seq=5, ack=1001))
+    assert bench.recv(bench.lan, lambda p: IP in p and p[IP].src == rs, timeout=0.5) is None
+    assert bench.reasons()["no_route"] == before + 1
+
+
+def test_dr_rs_no_longer_on_link_is_dropped(bench):
+    bench.d.ok("dpip route del 192.168.100.0/24 dev dpdk0")
+    try:
+        before = bench.reasons()["no_route"]
+        bench.lan.send(bench.dr_client(44000))
+        assert bench.recv(bench.lan, lambda p: TCP in p and p.src == bench.lb0,
+                          timeout=0.5) is None
+        assert bench.reasons()["no_route"] == before + 1
+    finally:
+        bench.d.ok("dpip route add 192.168.100.0/24 dev dpdk0")
+
+
+# -------------------------------------------------------------------------- tunnel
+
+def outer_ok(f, dst_mac, rs, sent, df):
+    """The frame is `sent`'s IP packet, byte for byte, inside a sound RFC 2003 header."""
+    raw = bytes(f)
+    got = Ether(raw)
+    assert got.dst == dst_mac and got.type == 0x0800
+    o = got[IP]
+    assert (o.version, o.ihl, o.proto, o.ttl) == (4, 5, 4, 64)
+    assert o.src == TUN_LAN_IP and o.dst == rs
+    assert o.len == 20 + len(bytes(sent)) - 14
+    assert o.id == sent[IP].id and o.tos == sent[IP].tos
+    assert bool(o.flags.DF) == df and o.frag == 0 and not o.flags.MF
+    assert checksum(raw[14:34]) == 0, "outer header checksum"
+    assert raw[34:] == bytes(sent)[14:], "the inner packet must be the client's, unchanged"
+
+
+TUN_CASES = [
+    dict(id="near-rs-on-link", dport=82, rs=TUN_NEAR, mac=TUN_NEAR_MAC, ip={}),
+    dict(id="far-rs-via-gateway", dport=81, rs=TUN_FAR, mac=TUN_GW_MAC,
+         ip=dict(flags="DF", id=0x1234, tos=0x10, ttl=9)),
+    dict(id="without-df", dport=81, rs=TUN_FAR, mac=TUN_GW_MAC, ip=dict(flags=0, id=7)),
+]
+
+
+@pytest.mark.parametrize("case", TUN_CASES, ids=[c["id"] for c in TUN_CASES])
+def test_tunnel_encapsulates_the_client_packet(bench, case):
+    sport = 45000 + TUN_CASES.index(case)
+    sent = bench.tun_client(sport, case["dport"], payload=b"inner", **case["ip"])
+    bench.tun.send(sent)
+    f = bench.recv(bench.tun, lambda p: IP in p and p[IP].proto == 4 and
+                   p[IP].dst == case["rs"] and IP in p[IP].payload and
+                   p[IP].payload[TCP].sport == sport)
+    assert f is not None, "no IPIP packet for the real server"
+    outer_ok(f, case["mac"], case["rs"], sent, df=bool(sent[IP].flags.DF))
+
+
+def test_tunnel_tutorial_service_uses_both_real_servers(bench):
+    seen = set()
+    for port in range(46000, 46004):
+        bench.tun.send(bench.tun_client(port))
+        f = bench.recv(bench.tun, lambda p: IP in p and p[IP].proto == 4 and
+                       p[IP].payload[TCP].sport == port)
+        assert f is not None
+        seen.add((Ether(f).dst, Ether(f)[IP].dst))
+    assert seen == {(TUN_NEAR_MAC, TUN_NEAR), (TUN_GW_MAC, TUN_FAR)}
+
+
+def big(bench, sport, dport, tot, df):
+    """A data segment of total length `tot` on a flow whose SYN went through."""
+    bench.tun.send(bench.tun_client(sport, dport))
+    assert bench.recv(bench.tun, lambda p: IP in p and p[IP].proto == 4 and
+                      p[IP].payload[TCP].sport == sport) is not None
+    return bench.tun_client(sport, dport, "PA", b"x" * (tot - 40), flags="DF" if df else 0)
+
+
+@pytest.mark.parametrize("mtu", [None, 1400], ids=["route-1500", "route-mtu-1400"])
+def test_tunnel_too_big_with_df_answers_frag_needed(bench, mtu):
+    if mtu:
+        bench.d.ok(f"dpip route add {TUN_FAR}/32 via {TUN_GW} src {TUN_LAN_IP} dev dpdk1 "
+                   f"mtu {mtu}")
+    try:
+        limit = (mtu or 1500) - 20
+        sport = 47000 if mtu is None else 47100
+        fits = big(bench, sport, 81, limit, df=True)
+        bench.tun.send(fits)
+        f = bench.recv(bench.tun, lambda p: IP in p and p[IP].proto == 4 and Raw in p)
+        assert f is not None, "a packet that fits the tunnel exactly must go"
+        outer_ok(f, TUN_GW_MAC, TUN_FAR, fits, df=True)
+        assert Ether(f)[IP].len == limit + 20
+        before = bench.reasons()["no_route"]
+        too_big = big(bench, sport + 1, 81, limit + 1, df=True)
+        bench.tun.send(too_big)
+        icmp = bench.recv(bench.tun, lambda p: ICMP in p and p[IP].dst == TUN_CLIENT)
+        assert icmp is not None, "no ICMP fragmentation needed"
+        p = Ether(icmp)
+        assert p.dst == bench.t1 and p[IP].src == TUN_LAN_IP
+        assert (p[ICMP].type, p[ICMP].code, p[ICMP].nexthopmtu) == (3, 4, limit)
+        assert p[IPerror].src == TUN_CLIENT and p[IPerror].dst == TUN_VIP
+        assert bytes(p[IPerror])[:20] == bytes(too_big[IP])[:20]
+        assert bench.recv(bench.tun, lambda q: IP in q and q[IP].proto == 4, timeout=0.3) is None
+        assert bench.reasons()["no_route"] == before + 1
+    finally:
+        if mtu:
+            bench.d.ok(f"dpip route del {TUN_FAR}/32 dev dpdk1")
+
+
+def test_tunnel_too_big_without_df_is_dropped(bench):
+    too_big = big(bench, 47200, 81, 1481, df=False)
+    before = bench.reasons()["no_route"]
+    bench.tun.send(too_big)
+    assert bench.recv(bench.tun, lambda p: IP in p and (p[IP].proto == 4 or ICMP in p),
+                      timeout=0.5) is None
+    assert bench.reasons()["no_route"] == before + 1
+
+
+# ------------------------------------------------------------------- refusals
+
+def refused(bench, cmd, match):
+    before = bench.d.ok("ipvsadm -ln")["text"]
+    r = bench.d.call(cmd)
+    assert not r["ok"], f"{cmd} was accepted"
+    assert match in r["error"], r["error"]
+    assert bench.d.ok("ipvsadm -ln")["text"] == before
+    return r["error"]
+
+
+def test_dr_refusals(bench):
+    # the tutorial's RS in another subnet is for the tunnel, not DR
+    refused(bench, "ipvsadm -a -t 192.168.100.254:80 -r 10.40.84.171 -g",
+            "is not on a connected network")
+    refused(bench, "ipvsadm -a -t 192.168.100.254:80 -r 192.168.100.5:8080 -g",
+            "cannot change ports")
+    refused(bench, "ipvsadm --add-laddr -z 192.168.100.200 -t 192.168.100.254:80 -F dpdk0",
+            "for FNAT")
+    refused(bench, "ipvsadm -a -t 10.140.31.48:80 -r 10.140.18.34:8080 -i",
+            "cannot change ports")
+
+
+def test_vip_before_lan_ip_and_tunnel_without_src_on_a_bare_port(bench):
+    d = bench.d
+    d.ok("dpip route add 172.17.0.0/24 dev dpdk2")        # connected, but no address of ours
+    d.ok("ipvsadm -A -t 172.16.0.254:80 -s rr")
+    try:
+        refused(bench, "ipvsadm -a -t 172.16.0.254:80 -r 172.17.0.5 -i",
+                "tunnel mode needs a route src: dpip route add default via GW src LANIP "
+                "dev PORT")
+        refused(bench, "ipvsadm -a -t 172.16.0.254:80 -r 172.17.0.5 -g", "needs a LAN IP")
+        # the VIP first, then the LAN IP: the port's first address (the ARP source) is
+        # the VIP, which the real servers hold themselves
+        d.ok("dpip addr add 172.16.0.254/32 dev dpdk2")
+        d.ok("dpip addr add 172.16.0.1/24 dev dpdk2")
+        for flag in ("-g", "-i"):
+            err = refused(bench, f"ipvsadm -a -t 172.16.0.254:80 -r 172.16.0.2 {flag}",
+                          "is a VIP")
+            assert "LAN IP must be added before the VIP" in err
+        # the tutorial's order works
+        d.ok("dpip addr del 172.16.0.254/32 dev dpdk2")
+        d.ok("dpip addr add 172.16.0.254/32 dev dpdk2")
+        d.ok("ipvsadm -a -t 172.16.0.254:80 -r 172.16.0.2 -g")
+        d.ok("ipvsadm -a -t 172.16.0.254:80 -r 172.16.0.3 -i")
+        text = d.ok("ipvsadm -ln")["text"]
+        assert "172.16.0.2:80" in text and "Route" in text and "Tunnel" in text
+    finally:
+        d.call("ipvsadm -D -t 172.16.0.254:80")
+        d.call("dpip addr del 172.16.0.254/32 dev dpdk2")
+        d.call("dpip addr del 172.16.0.1/24 dev dpdk2")
+        d.call("dpip route del 172.17.0.0/24 dev dpdk2")
+
+
+def test_listing_shows_route_and_tunnel(bench):
+    text = bench.d.ok("ipvsadm -ln")["text"]
+    assert re.search(r"^  -> 192\.168\.100\.2:80 +Route +1 ", text, re.M), text
+    assert re.search(r"^  -> 10\.40\.84\.170:80 +Tunnel +1 ", text, re.M), text
+
+
+# ------------------------------------------------- validation without a data plane
+
+def model_with(lines):
+    from rlb.control.config import run_lines
+    from rlb.control.model import Model
+    from rlb.shell.commands import Context
+    m = Model()
+    m.add_port("dpdk0", "net_tap_dpdk0")
+    m.add_port("dpdk1", "net_tap_dpdk1")
+    run_lines(Context(m), list(enumerate(lines, 1)), "test")
+    return m
+
+
+def test_model_accepts_the_tutorial_scripts_and_refuses_what_cannot_work():
+    from rlb.control.model import CommandError
+    dr = model_with(DR_ONE_ARM.splitlines())
+    tun = model_with(TUNNEL_ONE_ARM.replace("dpdk1", "dpdk0").splitlines())
+    svc = tun.services.table[(6, IPv4Address(TUN_VIP), 80)]
+    assert [d.mode for d in svc.dests] == ["tunnel", "tunnel"]
+    # no route at all to the real server (no default route here)
+    with pytest.raises(CommandError, match="no route to real server"):
+        dr.services.add_dest((6, IPv4Address(DR_VIP), 80), IPv4Address("10.9.9.9"),
+                             mode="tunnel")
+    # a route src that is a VIP
+    dr.add_address(IPv4Interface("10.1.0.1/24"), "dpdk1")
+    dr.add_route(IPv4Network("10.2.0.0/16"), "dpdk1", via=IPv4Address("10.1.0.9"),
+                 src=IPv4Address(DR_VIP))
+    with pytest.raises(CommandError, match=r"the src of route 10\.2\.0\.0/16 192\.168\.100\."
+                                           r"254 on dpdk1 is a VIP"):
+        dr.services.add_dest((6, IPv4Address(DR_VIP), 80), IPv4Address("10.2.3.4"),
+                             mode="tunnel")
+    # a local address on a service with DR real servers (refused by the core)
+    with pytest.raises(CommandError, match="for FNAT"):
+        dr.services.add_laddr((6, IPv4Address(DR_VIP), 80), IPv4Address("192.168.100.200"),
+                              "dpdk0")
+    assert dr.find_address(IPv4Address("192.168.100.200")) is None
+
+
+def test_counters_of_the_modes_are_reachable():
+    from rlb import plugins
+    modes = plugins.modes()
+    assert modes["dr"].flag == "-g" and modes["dr"].display == "Route"
+    assert modes["tunnel"].flag == "-i" and modes["tunnel"].display == "Tunnel"
+    assert not modes["dr"].needs_laddr and not modes["tunnel"].needs_laddr
+    assert set(modes["dr"].stats()) == {"dr_not_onlink", "dr_reply"}
+    assert "tunnel_too_big" in modes["tunnel"].stats()
+
+
+
+HOT = {"_dr": ("dr_conn_init", "dr_xmit_in", "dr_xmit_out", "dr_conn_free"),
+       "_tunnel": ("tun_conn_init", "tun_xmit_in", "tun_xmit_out", "tun_conn_free", "tun_drop")}
+
+
+@pytest.mark.parametrize("ext,name", [(e, n) for e, ns in HOT.items() for n in ns])
+def test_no_python_on_the_modes_packet_path(ext, name):
+    """STYLE.md: the C the workers call holds no Python object (as tests/unit/core's
+    test_hot_path for the core)."""
+    from pathlib import Path
+    c_file = Path(__file__).resolve().parents[2] / "rlb" / "modes" / f"{ext}.c"
+    c = c_file.read_text()
+    m = re.search(r"\n(?:static|int|void)[^\n;]*__pyx_f_[0-9A-Za-z_]*_" + name +
+                  r"\([^;{]*\)\s*\{", c)
+    assert m, f"{name} not found in {c_file.name}: build first (make build)"
+    depth, i = 1, m.end()
+    while depth:
+        depth += {"{": 1, "}": -1}.get(c[i], 0)
+        i += 1
+    refs = set(re.findall(r"\b(Py\w+|__Pyx_\w+)\b", re.sub(r"/\*.*?\*/", "", c[m.end():i],
+                                                           flags=re.S)))
+    assert not refs, f"{name} touches Python: {sorted(refs)}"
