@@ -31,7 +31,8 @@ REASON_NAMES = (
     "ttl_exceeded", "no_route", "fwd_disabled_kni", "neigh_queue_full",
     "neigh_unresolved", "neigh_table_full", "tx_full", "kni_full", "no_mbuf",
     "msg_ring_full", "icmp_ratelimit", "no_service", "conn_miss", "no_dest", "no_laddr",
-    "conn_full", "redirect_full", "dest_gone",
+    "conn_full", "redirect_full", "dest_gone", "not_onlink", "no_src", "too_big",
+    "no_headroom", "direct_reply",
 )
 assert len(REASON_NAMES) == R_MAX
 

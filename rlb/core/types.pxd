@@ -46,6 +46,11 @@ cdef enum:  # Reason
     R_CONN_FULL                # connection table full
     R_REDIRECT_FULL            # could not hand a packet to its connection's worker
     R_DEST_GONE                # real server deleted: its connection ended
+    R_NOT_ONLINK               # DR: the real server is not on a connected network
+    R_NO_SRC                   # tunnel: no source address for the outer header
+    R_TOO_BIG                  # tunnel: over the route MTU (with DF: ICMP frag. needed sent)
+    R_NO_HEADROOM              # no room in the mbuf for a header to add
+    R_DIRECT_REPLY             # DR/tunnel: a real server's reply came back through us
     R_MAX
 
 cdef enum RouteScope:

@@ -1,6 +1,5 @@
 # Direct routing (LVS-DR) in C: the client's packet goes to the real server's MAC as it
 # came, addresses, ports and TTL untouched; the real server answers the client itself.
-from libc.stdint cimport uint8_t, uint64_t
 from cpython.pycapsule cimport PyCapsule_New
 from rlb.core.dpdk.mbuf cimport rte_mbuf
 from rlb.core.types cimport *
@@ -8,29 +7,10 @@ from rlb.core.packet cimport drop
 from rlb.core.ipv4 cimport route_lookup
 from rlb.core.neigh cimport neigh_output
 
-# Why DR dropped a packet, per worker, one cache line each (STYLE.md). The core counts
-# the same packets under its closest reason (no_route) until it has names for these.
-cdef extern from *:
-    """
-    enum { RLB_DR_NOT_ONLINK, RLB_DR_REPLY, RLB_DR_NSTATS };
-    typedef struct { uint64_t n[8]; } __attribute__((aligned(64))) rlb_dr_stats_t;
-    static rlb_dr_stats_t rlb_dr_stats[16];
-    """
-    enum:
-        RLB_DR_NOT_ONLINK      # no connected (scope link, no gateway) route to the RS
-        RLB_DR_REPLY           # a packet from the RS to the client reached us
-        RLB_DR_NSTATS
-    ctypedef struct rlb_dr_stats_t:
-        uint64_t n[8]
-    rlb_dr_stats_t rlb_dr_stats[16]
-
-assert MAX_WORKERS <= 16
-STAT_NAMES = ("dr_not_onlink", "dr_reply")
 # Route scope codes (RouteScope; rlb.control.model.SCOPE_CODE maps the names to these):
 # the validation in dr.py / tunnel.py asks what the data plane asks here.
 SCOPE_LINK_CODE = SCOPE_LINK
 SCOPE_HOST_CODE = SCOPE_HOST
-assert len(STAT_NAMES) == RLB_DR_NSTATS
 
 
 cdef int dr_conn_init(engine_t *e, worker_t *w, svc_t *s, dest_t *d, conn_t *c,
@@ -49,8 +29,7 @@ cdef void dr_xmit_in(engine_t *e, worker_t *w, conn_t *c, rte_mbuf *m) noexcept 
     sub-network")."""
     cdef route_t *r = route_lookup(w, c.daddr)
     if r == NULL or r.scope != SCOPE_LINK or r.gw != 0:
-        rlb_dr_stats[w.id].n[RLB_DR_NOT_ONLINK] += 1
-        drop(w, m, R_NO_ROUTE)
+        drop(w, m, R_NOT_ONLINK)
         return
     # ARP for the RS from the route's src, else the port's first address: that is why
     # the LAN IP must come before the VIP (an RS drops ARP from its own VIP)
@@ -60,8 +39,7 @@ cdef void dr_xmit_in(engine_t *e, worker_t *w, conn_t *c, rte_mbuf *m) noexcept 
 cdef void dr_xmit_out(engine_t *e, worker_t *w, conn_t *c, rte_mbuf *m) noexcept nogil:
     # replies go from the RS to the client directly, from the VIP; one from the RS's own
     # address is a real server without the VIP on lo
-    rlb_dr_stats[w.id].n[RLB_DR_REPLY] += 1
-    drop(w, m, R_NO_ROUTE)
+    drop(w, m, R_DIRECT_REPLY)
 
 
 cdef mode_ops_t DR_OPS
@@ -76,8 +54,3 @@ def ops():
     """The capsule the core reads once: DR's C entry points."""
     return PyCapsule_New(&DR_OPS, b"rlb.mode_ops_t", NULL)
 
-
-def stats():
-    """DR's own drop counters, summed over the workers."""
-    return {name: sum(rlb_dr_stats[i].n[k] for i in range(MAX_WORKERS))
-            for k, name in enumerate(STAT_NAMES)}

@@ -17,38 +17,6 @@ cdef enum:
     OUTER_TTL = 64
     IP_DF = 0x4000
 
-# Why the tunnel dropped a packet, per worker, one cache line each (STYLE.md). The core
-# counts the same packets under its closest reason (no_route) until it has names for these.
-cdef extern from *:
-    """
-    enum { RLB_TUN_NO_ROUTE, RLB_TUN_NO_SRC, RLB_TUN_TOO_BIG, RLB_TUN_TOO_BIG_NODF,
-           RLB_TUN_NO_HEADROOM, RLB_TUN_REPLY, RLB_TUN_NSTATS };
-    typedef struct { uint64_t n[8]; } __attribute__((aligned(64))) rlb_tun_stats_t;
-    static rlb_tun_stats_t rlb_tun_stats[16];
-    """
-    enum:
-        RLB_TUN_NO_ROUTE       # no route to the RS
-        RLB_TUN_NO_SRC         # neither the route nor its port has an address
-        RLB_TUN_TOO_BIG        # over the route's MTU with DF: ICMP "fragmentation needed"
-        RLB_TUN_TOO_BIG_NODF   # over the route's MTU without DF (rlb does not fragment)
-        RLB_TUN_NO_HEADROOM    # no room in the mbuf for the outer header
-        RLB_TUN_REPLY          # a packet from the RS to the client reached us
-        RLB_TUN_NSTATS
-    ctypedef struct rlb_tun_stats_t:
-        uint64_t n[8]
-    rlb_tun_stats_t rlb_tun_stats[16]
-
-assert MAX_WORKERS <= 16
-STAT_NAMES = ("tunnel_no_route", "tunnel_no_src", "tunnel_too_big", "tunnel_too_big_nodf",
-              "tunnel_no_headroom", "tunnel_reply")
-assert len(STAT_NAMES) == RLB_TUN_NSTATS
-
-
-cdef inline void tun_drop(worker_t *w, rte_mbuf *m, int stat) noexcept nogil:
-    rlb_tun_stats[w.id].n[stat] += 1
-    drop(w, m, R_NO_ROUTE)
-
-
 cdef int tun_conn_init(engine_t *e, worker_t *w, svc_t *s, dest_t *d, conn_t *c,
                        rte_mbuf *m) noexcept nogil:
     # nothing to take: the flow keeps the client's own address and port on both sides
@@ -69,25 +37,25 @@ cdef void tun_xmit_in(engine_t *e, worker_t *w, conn_t *c, rte_mbuf *m) noexcept
     cdef uint8_t *start
     cdef route_t *r = route_lookup(w, c.daddr)
     if r == NULL or r.scope >= SCOPE_HOST:
-        tun_drop(w, m, RLB_TUN_NO_ROUTE)
+        drop(w, m, R_NO_ROUTE)
         return
     # tutorial: "config default route, `src` must be set for tunnel mode"
     src = r.src if r.src else w.port_addr[r.port]
     if src == 0:
-        tun_drop(w, m, RLB_TUN_NO_SRC)
+        drop(w, m, R_NO_SRC)
         return
     if <uint32_t>tot + OUTER_HLEN > r.mtu:
         if df:
             # RFC 1191: tell the client the MTU left inside the tunnel (RFC 2003 5.1)
             icmp_error(e, w, c.cport_in, m, ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED,
                        r.mtu - OUTER_HLEN)
-            tun_drop(w, m, RLB_TUN_TOO_BIG)
+            drop(w, m, R_TOO_BIG)
         else:
-            tun_drop(w, m, RLB_TUN_TOO_BIG_NODF)
+            drop(w, m, R_TOO_BIG)
         return
     start = <uint8_t *>rte_pktmbuf_prepend(m, OUTER_HLEN)
     if start == NULL:
-        tun_drop(w, m, RLB_TUN_NO_HEADROOM)
+        drop(w, m, R_NO_HEADROOM)
         return
     # [eth 14][outer 20][inner ...]: the old Ethernet header's bytes become the outer
     # header's; neigh_output writes the new Ethernet header
@@ -107,7 +75,7 @@ cdef void tun_xmit_in(engine_t *e, worker_t *w, conn_t *c, rte_mbuf *m) noexcept
 
 cdef void tun_xmit_out(engine_t *e, worker_t *w, conn_t *c, rte_mbuf *m) noexcept nogil:
     # replies go from the RS to the client directly, from the VIP
-    tun_drop(w, m, RLB_TUN_REPLY)
+    drop(w, m, R_DIRECT_REPLY)
 
 
 cdef mode_ops_t TUNNEL_OPS
@@ -122,8 +90,3 @@ def ops():
     """The capsule the core reads once: the tunnel's C entry points."""
     return PyCapsule_New(&TUNNEL_OPS, b"rlb.mode_ops_t", NULL)
 
-
-def stats():
-    """The tunnel's own drop counters, summed over the workers."""
-    return {name: sum(rlb_tun_stats[i].n[k] for i in range(MAX_WORKERS))
-            for k, name in enumerate(STAT_NAMES)}

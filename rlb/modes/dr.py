@@ -72,9 +72,6 @@ class Dr(Mode):
                                f"({LAN_IP_FIRST})")
         check_not_vip(model, svc, src, r.port, source_name(r))
 
-    @staticmethod
-    def stats() -> dict:
-        return _dr.stats()
 
 
 DR = Dr(name="dr", flag="-g", long_flag="--gatewaying", display="Route", ops=_dr.ops)

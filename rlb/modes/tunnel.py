@@ -25,9 +25,6 @@ class Tunnel(Mode):
                                "no address)")
         check_not_vip(model, svc, src, r.port, source_name(r))
 
-    @staticmethod
-    def stats() -> dict:
-        return _tunnel.stats()
 
 
 TUNNEL = Tunnel(name="tunnel", flag="-i", long_flag="--ipip", display="Tunnel",
