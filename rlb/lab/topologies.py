@@ -243,6 +243,57 @@ def _tunnel_one_arm(name: str, description: str, script: tuple[str, ...]) -> Top
     )
 
 
+# Tutorial, "NAT mode (one-arm)": one port (named bond0 as there) carrying the client
+# network 192.168.0.0/24 and the real servers' 10.140.16.0/20; the real servers route
+# the client network back via the LB.
+NAT_LB_LAN = "10.140.31.48"
+NAT_VIP = "192.168.0.89"
+
+
+def _nat_one_arm(name: str, description: str, script: tuple[str, ...]) -> Topology:
+    back = (f"192.168.0.0/24 via {NAT_LB_LAN} dev eth0",)     # tutorial, each RS
+    return Topology(
+        name=name,
+        description=description,
+        nodes=(
+            Node("client", "client", addrs=(("eth0", "192.168.0.88/24"),)),
+            Node("lb", "lb"),
+            _rs("rs1", "10.140.18.33", back, plen=20),
+            _rs("rs2", "10.140.18.34", back, plen=20),
+            _switch(),
+        ),
+        segments=(_lan(("client", "eth0"), ("lb", port_iface("bond0")),
+                       ("rs1", "eth0"), ("rs2", "eth0")),),
+        ports=(("bond0", port_iface("bond0")),),
+        vip=NAT_VIP,
+        lb_script=script,
+    )
+
+
+# Tutorial, "SNAT": hosts on the LAN (dpdk0) reach the outside through the WAN address
+# 123.1.2.3 (dpdk1); `wan` is the gateway 123.1.2.1 and a server that sees only that.
+SNAT_WAN_IP, SNAT_GW = "123.1.2.3", "123.1.2.1"
+SNAT_MATCH = "src-range=192.168.100.0-192.168.100.254,oif=dpdk1"
+
+
+def _snat(name: str, description: str, script: tuple[str, ...]) -> Topology:
+    return Topology(
+        name=name,
+        description=description,
+        nodes=(
+            Node("client", "client", addrs=(("eth0", "192.168.100.2/24"),),
+                 routes=(f"default via {LAN_GW}",)),
+            Node("lb", "lb"),
+            Node("wan", "rs", addrs=(("eth0", f"{SNAT_GW}/24"),), nginx=True),
+        ),
+        links=(Link(("client", "eth0"), ("lb", port_iface("dpdk0"))),
+               Link(("wan", "eth0"), ("lb", port_iface("dpdk1")))),
+        ports=(("dpdk0", port_iface("dpdk0")), ("dpdk1", port_iface("dpdk1"))),
+        vip=SNAT_GW,
+        lb_script=script,
+    )
+
+
 # --- the scenarios ----------------------------------------------------------
 
 TOPOLOGIES: tuple[Topology, ...] = (
@@ -316,6 +367,33 @@ TOPOLOGIES: tuple[Topology, ...] = (
             "ipvsadm -a -t 10.140.31.48:80 -r 10.140.18.33 -i",
             "ipvsadm -a -t 10.140.31.48:80 -r 10.40.84.170 -i",
             "dpip addr add 10.140.31.48/32 dev dpdk0",
+        ),
+    ),
+    _nat_one_arm(
+        "nat-one-arm",
+        "NAT one-arm: client 192.168.0.88, VIP 192.168.0.89 on bond0, rs 10.140.18.33/34 "
+        "routing back via the LB",
+        script=(  # tutorial, NAT section (typos fixed: -s rr, real servers with -a)
+            "dpip addr add 192.168.0.66/24 dev bond0",
+            "dpip addr add 10.140.31.48/20 dev bond0",
+            "ipvsadm -A -t 192.168.0.89:80 -s rr",
+            "ipvsadm -a -t 192.168.0.89:80 -r 10.140.18.33 -m",
+            "ipvsadm -a -t 192.168.0.89:80 -r 10.140.18.34 -m",
+            "dpip addr add 192.168.0.89/32 dev bond0",
+        ),
+    ),
+    _snat(
+        "snat",
+        "SNAT: client 192.168.100.2 on dpdk0 (LAN) reaches the server 123.1.2.1 on dpdk1 "
+        "(WAN) as 123.1.2.3",
+        script=(  # tutorial, SNAT section, its variables filled in
+            f"dpip addr add {SNAT_WAN_IP}/24 dev dpdk1 sapool",
+            f"dpip addr add {LAN_GW}/24 dev dpdk0",
+            f"dpip route add default via {SNAT_GW} dev dpdk1",
+            f"ipvsadm -A -s rr -H proto=tcp,{SNAT_MATCH}",
+            f"ipvsadm -a -H proto=tcp,{SNAT_MATCH} -r {SNAT_WAN_IP}:0 -w 100 -J",
+            f"ipvsadm -A -s rr -H proto=icmp,{SNAT_MATCH}",
+            f"ipvsadm -a -H proto=icmp,{SNAT_MATCH} -r {SNAT_WAN_IP}:0 -w 100 -J",
         ),
     ),
 )

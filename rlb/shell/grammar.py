@@ -70,6 +70,9 @@ class Command:
     root: Any = field(default=None, repr=False)
     start: Any = field(default=None, repr=False)
     first: Any = field(default=None, repr=False)
+    # Changes nothing (a show): a `view` user may run it, and so may the shell's exec
+    # modes. The default is False so that a command nobody marked stays refused.
+    readonly: bool = False
 
 
 @dataclass(eq=False)
@@ -432,10 +435,12 @@ class Grammar:
             raise GrammarError(f"completer for ${name} registered twice")
         self._completers[name] = fn
 
-    def command(self, definition: str, node: str, help: dict | None = None):
-        """Decorator installing a command; the function is returned unchanged."""
+    def command(self, definition: str, node: str, help: dict | None = None,
+                readonly: bool = False):
+        """Decorator installing a command; the function is returned unchanged.
+        readonly=True: the command changes no state (see Command.readonly)."""
         def install(handler):
-            self._install(definition, node, dict(help or {}), handler)
+            self._install(definition, node, dict(help or {}), handler, readonly)
             return handler
         return install
 
@@ -458,7 +463,7 @@ class Grammar:
         if unused:
             raise GrammarError(f"completer for ${unused[0]} matches no binding of any command")
 
-    def _install(self, definition, node, var_help, handler):
+    def _install(self, definition, node, var_help, handler, readonly=False):
         existing = self._node_commands(node)
         root, bindings = _DefParser(definition, var_help).parse()
         self._check_words(definition, root)
@@ -467,7 +472,8 @@ class Grammar:
         first = (frozenset(t.word for t, _ in trans if isinstance(t, _Kw)),
                  any(isinstance(t, _Var) for t, _ in trans))
         doc = (getattr(handler, "__doc__", None) or "").strip().partition("\n")[0]
-        cmd = Command(definition, node, handler, var_help, bindings, doc, root, start, first)
+        cmd = Command(definition, node, handler, var_help, bindings, doc, root, start, first,
+                      readonly=bool(readonly))
         for other in existing:
             self._check_conflict(cmd, other)
         existing.append(cmd)

@@ -366,7 +366,7 @@ def _connections(ms):
     names = list(ms.modes) if ms.table else []
     rows = []
     for c in ms.connections():
-        proto = PROTO_NAMES.get(c["proto"], "--")
+        proto = {**PROTO_NAMES, 1: "ICMP"}.get(c["proto"], "--")
         left = max(0, int(c["expires"]))
         src, vip = _addr(c["caddr"], c["cport"]), _addr(c["vaddr"], c["vport"])
         # modes without a local address: DPVS shows the client's there
@@ -375,7 +375,8 @@ def _connections(ms):
         mode = c.get("mode")
         if isinstance(mode, int) and 0 <= mode < len(names):
             mode = names[mode]
-        lines.append(f"{proto:<3} {left // 60:02d}:{left % 60:02d}  {c['state']:<11} {src:<18} "
+        state = proto if c["state"] == "UDP" else c["state"]      # UDP, ICMP: no TCP state
+        lines.append(f"{proto:<3} {left // 60:02d}:{left % 60:02d}  {state:<11} {src:<18} "
                      f"{vip:<18} {local:<18} {dst}")
         rows.append({"proto": proto, "expires": c["expires"], "state": c["state"],
                      "source": src, "virtual": vip, "local": local, "destination": dst,
