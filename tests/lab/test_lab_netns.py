@@ -235,7 +235,7 @@ def test_every_topology_builds(clean_lab, name):
     p = lab("up", name, "--no-lb")
     assert p.returncode == 0, p.stderr
     assert lab_namespaces() == {f"rlb-{n}" for n in topo.node_names}
-    rs2 = topo.node("rs2").addrs[0][1].split("/")[0]
+    rs2 = topo.node("rs2").addrs[0][1].split("/")[0] if "rs2" in topo.node_names else ""
     if rs2.startswith("192.168.100."):        # the real servers share the LAN
         assert ANSWER.match(curl("rs1", f"http://{rs2}/").rstrip("\n"))
     client = topo.node("client").addrs[0][1].split("/")[0]
