@@ -111,6 +111,16 @@ class Daemon:
         self.proc = None
 
     def start(self, timeout=30):
+        """Start and wait for the control socket. On failure the test's namespace goes
+        too, since the fixture that made it never reaches its teardown."""
+        try:
+            return self._start(timeout)
+        except BaseException:
+            self.stop()
+            del_ns(self.ns)
+            raise
+
+    def _start(self, timeout):
         logf = open(self.log, "w")
         self.proc = subprocess.Popen(
             ["ip", "netns", "exec", self.ns, sys.executable, "-m", "rlb", "daemon",
@@ -126,7 +136,6 @@ class Daemon:
                 except Exception:
                     pass
             time.sleep(0.1)
-        self.stop()
         raise RuntimeError(f"daemon did not come up:\n{self.log.read_text()}")
 
     def call(self, cmd):
