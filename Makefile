@@ -5,7 +5,7 @@ VENV  ?= .venv
 PY    := $(VENV)/bin/python
 DEB_PKGS := dpdk libdpdk-dev pkg-config gcc make python3-venv python3-dev \
             iproute2 nftables ethtool iputils-ping tcpdump curl wrk nginx-light \
-            iperf3 procps
+            iperf3 procps haproxy
 STAMP := $(VENV)/.built
 
 .PHONY: setup deps build demo test unit bench annotate clean
@@ -46,6 +46,8 @@ unit: setup
 
 bench: setup
 	$(PY) bench/forward.py
+	$(PY) bench/fnat.py
+	$(PY) bench/conntable.py
 
 annotate: $(VENV)/bin/python
 	RLB_ANNOTATE=1 $(VENV)/bin/pip install -q -e .

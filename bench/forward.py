@@ -47,11 +47,13 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import (CGEN_DIR, DEFAULT_PY, HERE, RLB_RUN_DIR, ROOT, BenchError,  # noqa: E402
+                    Proc, cpu_times, cpu_usage, fmt_pps, link_stats, log,
+                    ns_exists, other_load, process_times, sh, thread_times, thread_usage,
+                    unattributed_user, wait_for)
+
 CFWD_DIR = os.path.join(HERE, "cfwd")
-CGEN_DIR = os.path.join(HERE, "cgen")
-DEFAULT_PY = os.path.join(ROOT, ".venv", "bin", "python")
 
 NS_GEN, NS_FWD, NS_SINK = "rlbb-gen", "rlbb-fwd", "rlbb-sink"
 NAMESPACES = (NS_GEN, NS_FWD, NS_SINK)
@@ -60,7 +62,6 @@ GEN_MAC, IN_MAC = "02:bb:00:01:00:02", "02:bb:00:01:00:01"
 OUT_MAC, SINK_MAC = "02:bb:00:02:00:01", "02:bb:00:02:00:02"
 GEN_IP, IN_IP, OUT_IP, SINK_IP = "10.10.1.2", "10.10.1.1", "10.10.2.1", "10.10.2.2"
 RLB_INSTANCE = "bench"
-RLB_RUN_DIR = os.environ.get("RLB_RUN_DIR", "/run/rlb")
 NFT_FWD_TABLE = "rlbb_fwd"          # isolation of f0/f1 for cfwd's run
 NFT_SINK_TABLE = "rlbb_sink"        # the sink drops (and counts) everything
 # -rps on a DPDK forwarder is accepted but not listed: the receive softirq then shares
@@ -68,30 +69,6 @@ NFT_SINK_TABLE = "rlbb_sink"        # the sink drops (and counts) everything
 FORWARDERS = ("rlb", "cfwd", "kernel", "kernel-rps", "rlb-idle", "rlb-nokni")
 HIDDEN_FORWARDERS = ("rlb-rps", "cfwd-rps", "rlb-idle-rps", "rlb-nokni-rps")
 DEFAULT_FORWARDERS = "rlb,cfwd,kernel,kernel-rps"
-
-
-class BenchError(Exception):
-    pass
-
-
-def log(msg: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
-
-
-def sh(*cmd: str, ns: str | None = None, check: bool = True, input: str | None = None,
-       timeout: float = 30) -> subprocess.CompletedProcess:
-    full = (["ip", "netns", "exec", ns] if ns else []) + list(cmd)
-    r = subprocess.run(full, input=input, text=True, capture_output=True, timeout=timeout)
-    if check and r.returncode:
-        raise BenchError(f"{' '.join(full)}: exit {r.returncode}: {r.stderr.strip()}")
-    return r
-
-
-# ------------------------------------------------------------------ topology
-
-
-def ns_exists(name: str) -> bool:
-    return os.path.exists(f"/run/netns/{name}")
 
 
 def remove_namespaces() -> None:
@@ -149,17 +126,6 @@ def forwarded_ip_checksum() -> int:
     return ~total & 0xFFFF
 
 
-def link_stats(ns: str) -> dict:
-    data = json.loads(sh("ip", "-n", ns, "-s", "-j", "link", "show").stdout)
-    out = {}
-    for link in data:
-        s = link.get("stats64") or link.get("stats") or {}
-        rx, tx = s.get("rx", {}), s.get("tx", {})
-        out[link["ifname"]] = {"rx_packets": rx.get("packets", 0), "rx_dropped": rx.get("dropped", 0),
-                               "tx_packets": tx.get("packets", 0), "tx_dropped": tx.get("dropped", 0)}
-    return out
-
-
 def sink_nft_count() -> tuple[int, int] | None:
     """(correctly forwarded, other) frames counted by the sink's ingress chain."""
     r = sh("nft", "-j", "list", "table", "netdev", NFT_SINK_TABLE, ns=NS_SINK, check=False)
@@ -171,125 +137,6 @@ def sink_nft_count() -> tuple[int, int] | None:
             if "counter" in expr:
                 counts.append(expr["counter"].get("packets", 0))
     return (counts[0], counts[1]) if len(counts) == 2 else None
-
-
-def cpu_times() -> dict:
-    out = {}
-    with open("/proc/stat") as f:
-        for line in f:
-            if line.startswith("cpu") and line[3:4].isdigit():
-                name, *vals = line.split()
-                out[name] = [int(v) for v in vals[:8]]
-    return out
-
-
-def unattributed_user(cpu: dict, threads: dict) -> float:
-    """User time on the CPUs beyond that of this run's threads, in % of one CPU: other
-    people's work, short-lived processes included (softirq is never user time)."""
-    total = sum(c["user"] for c in cpu.values())
-    ours = sum(t["user"] for rows in threads.values() for t in rows)
-    return round(max(0.0, total - ours), 1)
-
-
-def cpu_usage(a: dict, b: dict) -> dict:
-    """Per CPU: % busy and its split (user, system, softirq, irq, steal) between two samples."""
-    res = {}
-    for cpu in a:
-        d = [y - x for x, y in zip(a[cpu], b[cpu])]
-        total = sum(d) or 1
-        user, nice, system, idle, iowait, irq, softirq, steal = d
-        res[cpu] = {"busy": round(100 * (total - idle - iowait) / total, 1),
-                    "user": round(100 * (user + nice) / total, 1),
-                    "system": round(100 * system / total, 1),
-                    "softirq": round(100 * softirq / total, 1),
-                    "irq": round(100 * irq / total, 1),
-                    "steal": round(100 * steal / total, 1)}
-    return res
-
-
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-
-def thread_times(pid: int | None) -> dict:
-    """Per thread of a process: name, CPU ticks, last CPU, context switches."""
-    out = {}
-    if pid is None:
-        return out
-    try:
-        tids = os.listdir(f"/proc/{pid}/task")
-    except OSError:
-        return out
-    for tid in tids:
-        try:
-            with open(f"/proc/{pid}/task/{tid}/stat") as f:
-                comm_part, rest = f.read().rsplit(")", 1)
-            with open(f"/proc/{pid}/task/{tid}/status") as f:
-                status = dict(line.split(":", 1) for line in f if ":" in line)
-        except OSError:
-            continue
-        fields = rest.split()
-        out[tid] = {"comm": comm_part.split("(", 1)[1], "utime": int(fields[11]),
-                    "stime": int(fields[12]), "cpu": int(fields[36]),
-                    "nvcsw": int(status.get("nonvoluntary_ctxt_switches", "0")),
-                    "vcsw": int(status.get("voluntary_ctxt_switches", "0"))}
-    return out
-
-
-def thread_usage(a: dict, b: dict, dt: float) -> list[dict]:
-    """Threads that used CPU between two samples: % of one CPU in user and system time."""
-    rows = []
-    for tid, t in b.items():
-        p = a.get(tid)
-        if p is None:
-            continue
-        user = 100 * (t["utime"] - p["utime"]) / CLK_TCK / dt
-        system = 100 * (t["stime"] - p["stime"]) / CLK_TCK / dt
-        if user + system < 1:
-            continue
-        rows.append({"thread": t["comm"], "tid": int(tid), "cpu": t["cpu"],
-                     "user": round(user, 1), "system": round(system, 1),
-                     "preempted": t["nvcsw"] - p["nvcsw"], "slept": t["vcsw"] - p["vcsw"]})
-    return rows
-
-
-def process_times() -> dict:
-    """CPU ticks of every process on the machine (other engineers' work is noise here)."""
-    out = {}
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                comm_part, rest = f.read().rsplit(")", 1)
-        except OSError:
-            continue
-        fields = rest.split()
-        kthread = bool(int(fields[6]) & 0x00200000)         # PF_KTHREAD
-        # own time only: children's (cutime) would bring in whole lifetimes of commands
-        # that merely ended in the window; short-lived ones are caught by
-        # unattributed_user() instead
-        ticks = int(fields[11]) + int(fields[12])
-        out[pid] = (comm_part.split("(", 1)[1], ticks, kthread)
-    return out
-
-
-def other_load(a: dict, b: dict, dt: float, ours: set) -> dict:
-    """CPU used by processes that are not part of this run, in % of one CPU. Kernel
-    threads (ksoftirqd doing deferred network work, kworkers) are counted apart:
-    they may be this run's own packets. Processes that came and went within the
-    window are not seen here: see unattributed_user()."""
-    rows, kernel = [], 0.0
-    for pid, (comm, ticks, kthread) in b.items():
-        if pid in ours or pid not in a:
-            continue
-        pct = 100 * (ticks - a[pid][1]) / CLK_TCK / dt
-        if kthread:
-            kernel += pct
-        elif pct >= 0.5:
-            rows.append((round(pct, 1), comm, int(pid)))
-    rows.sort(reverse=True)
-    return {"total_pct": round(sum(r[0] for r in rows), 1), "kernel_threads_pct": round(kernel, 1),
-            "top": [{"comm": c, "pid": p, "pct": v} for v, c, p in rows[:6]]}
 
 
 @dataclass
@@ -305,70 +152,6 @@ class Snapshot:
 
 
 # ------------------------------------------------------------------ processes
-
-
-class Proc:
-    """A process we started, stopped by its PID only."""
-
-    def __init__(self, name: str, cmd: list[str], logdir: str):
-        self.name = name
-        self.out_path = os.path.join(logdir, f"{name}.out")
-        self.err_path = os.path.join(logdir, f"{name}.err")
-        self._out = open(self.out_path, "w")
-        self._err = open(self.err_path, "w")
-        self.cmd = cmd
-        self.p = subprocess.Popen(cmd, stdout=self._out, stderr=self._err,
-                                  stdin=subprocess.DEVNULL, start_new_session=True)
-
-    @property
-    def pid(self) -> int:
-        return self.p.pid
-
-    def alive(self) -> bool:
-        return self.p.poll() is None
-
-    def stop(self, sig=signal.SIGTERM, timeout: float = 15) -> int | None:
-        if self.alive():
-            try:
-                os.kill(self.p.pid, sig)
-            except ProcessLookupError:
-                pass
-            try:
-                self.p.wait(timeout)
-            except subprocess.TimeoutExpired:
-                log(f"{self.name} (pid {self.pid}) ignored {signal.Signals(sig).name}: SIGKILL")
-                os.kill(self.p.pid, signal.SIGKILL)
-                self.p.wait(5)
-        self._out.close()
-        self._err.close()
-        return self.p.returncode
-
-    def stdout(self) -> str:
-        if not self._out.closed:
-            self._out.flush()
-        with open(self.out_path) as f:
-            return f.read()
-
-    def stderr(self) -> str:
-        if not self._err.closed:
-            self._err.flush()
-        with open(self.err_path) as f:
-            return f.read()
-
-
-def wait_for(pred, timeout: float, what: str, proc: Proc | None = None) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc is not None and not proc.alive():
-            raise BenchError(f"{what}: {proc.name} exited with {proc.p.returncode}: "
-                             f"{proc.stderr().strip()[-2000:]}")
-        if pred():
-            return
-        time.sleep(0.2)
-    raise BenchError(f"{what}: not ready after {timeout:.0f} s")
-
-
-# ------------------------------------------------------------------ forwarders
 
 
 def set_rps(mask: str) -> None:
@@ -693,12 +476,6 @@ def run_once(opts, name: str, idx: int, logdir: str) -> dict:
 
 
 # ------------------------------------------------------------------ report
-
-
-def fmt_pps(v: float | None) -> str:
-    if v is None:
-        return "-"
-    return f"{v / 1e6:.3f}M" if v >= 1e6 else f"{v / 1e3:.1f}k"
 
 
 def worker_cpu(r: dict) -> str:

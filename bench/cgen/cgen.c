@@ -1,5 +1,5 @@
 /*
- * cgen: a bounded UDP packet generator for bench/forward.py.
+ * cgen: a bounded packet generator for bench/: UDP (forward.py), TCP SYN/ACK (conntable.py).
  *
  * AF_PACKET with a TPACKET_V2 transmit ring and PACKET_QDISC_BYPASS: frames are
  * written once into the ring (one per flow, cycling), and each round marks up to
@@ -14,6 +14,13 @@
  * --mode mmsg sends with sendmmsg() from --batch prebuilt buffers instead of the
  * ring (copied into a linear skb: no page per packet, but a copy from user space).
  * --size is the frame without FCS (60 = a 64-byte frame on the wire).
+ *
+ * --tcp syn|ack (bench/conntable.py) sends TCP segments instead, one per tuple:
+ * packet i comes from --src-ip + i % --src-count, port --sport + (i / --src-count)
+ * % --sports, so up to src-count x sports distinct client tuples, each sent once
+ * (a second run with --tcp ack sends the same tuples' handshake ACKs). IP and TCP
+ * checksums are computed per packet; sendmmsg only. --rate caps the packets per
+ * second (0: as fast as possible).
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -111,6 +118,120 @@ static void build(uint8_t *f, unsigned size, const uint8_t *smac, const uint8_t 
 	*(uint16_t *)(udp + 4) = htons((uint16_t)(iplen - 20));
 }
 
+/* Ethernet + IPv4 + TCP (no options, 20 bytes) for client tuple i: SYN or ACK */
+static void build_tcp(uint8_t *f, unsigned size, const uint8_t *smac, const uint8_t *dmac,
+		      uint32_t sip_h, struct in_addr dip, uint16_t sport, uint16_t dport, int ack)
+{
+	uint8_t *ip = f + 14, *th = ip + 20;
+	uint32_t sip = htonl(sip_h), sum = 0;
+	uint16_t ck;
+	unsigned k;
+
+	memset(f, 0, size);
+	memcpy(f, dmac, 6);
+	memcpy(f + 6, smac, 6);
+	f[12] = 0x08;
+	ip[0] = 0x45;
+	ip[3] = 40;		/* total length: 20 + 20 */
+	ip[6] = 0x40;		/* DF */
+	ip[8] = 64;
+	ip[9] = 6;
+	memcpy(ip + 12, &sip, 4);
+	memcpy(ip + 16, &dip, 4);
+	*(uint16_t *)(ip + 10) = csum16(ip, 20);
+	*(uint16_t *)(th + 0) = htons(sport);
+	*(uint16_t *)(th + 2) = htons(dport);
+	*(uint32_t *)(th + 4) = htonl(ack ? 1001u : 1000u);	/* seq */
+	*(uint32_t *)(th + 8) = htonl(ack ? 1u : 0u);		/* ack */
+	th[12] = 5 << 4;
+	th[13] = ack ? 0x10 : 0x02;
+	*(uint16_t *)(th + 14) = htons(64240);
+	/* checksum over the pseudo header (addresses, protocol, length) and the header */
+	for (k = 0; k < 8; k += 2)
+		sum += (uint32_t)(ip[12 + k] << 8 | ip[13 + k]);
+	sum += 6 + 20;
+	for (k = 0; k < 20; k += 2)
+		sum += (uint32_t)(th[k] << 8 | th[k + 1]);
+	while (sum >> 16)
+		sum = (sum & 0xffff) + (sum >> 16);
+	ck = htons((uint16_t)~sum);
+	memcpy(th + 16, &ck, 2);
+}
+
+static void pace(double t0, uint64_t queued, double rate)
+{
+	double ahead;
+
+	if (rate <= 0)
+		return;
+	ahead = queued / rate - (now_s() - t0);
+	if (ahead > 0.00005) {
+		struct timespec ts = {0, (long)(ahead * 1e9)};
+		nanosleep(&ts, NULL);
+	}
+}
+
+/* one segment per distinct client tuple; partial sendmmsg()s are completed, so every
+ * tuple goes out exactly once (unless the run ends first) */
+static int send_tcp(int fd, unsigned size, const uint8_t *smac, const uint8_t *dmac,
+		    struct in_addr sip, struct in_addr dip, unsigned nsrc, unsigned sport,
+		    unsigned nports, unsigned dport, unsigned batch, double seconds,
+		    uint64_t count, int ack, double rate)
+{
+	struct mmsghdr *msgs = calloc(batch, sizeof(*msgs));
+	struct iovec *iov = calloc(batch, sizeof(*iov));
+	uint8_t *bufs = calloc(batch, 128);
+	uint64_t queued = 0, calls = 0, errors = 0, again = 0, i = 0;
+	uint64_t tuples = (uint64_t)nsrc * nports;
+	double t0 = now_s(), deadline = t0 + seconds;
+	uint32_t base = ntohl(sip.s_addr);
+	unsigned k, n, off;
+	int r;
+
+	if (!msgs || !iov || !bufs)
+		return 1;
+	if (count > tuples)
+		count = tuples;
+	for (k = 0; k < batch; k++) {
+		iov[k].iov_base = bufs + k * 128;
+		iov[k].iov_len = size;
+		msgs[k].msg_hdr.msg_iov = &iov[k];
+		msgs[k].msg_hdr.msg_iovlen = 1;
+	}
+	while (!quit && i < count && now_s() < deadline) {
+		n = batch;
+		if (count - i < n)
+			n = (unsigned)(count - i);
+		for (k = 0; k < n; k++, i++)
+			build_tcp(bufs + k * 128, size, smac, dmac, base + (uint32_t)(i % nsrc), dip,
+				  (uint16_t)(sport + (i / nsrc) % nports), (uint16_t)dport, ack);
+		off = 0;
+		while (off < n && !quit) {
+			pace(t0, queued, rate);
+			r = sendmmsg(fd, msgs + off, n - off, MSG_DONTWAIT);
+			calls++;
+			if (r > 0) {
+				off += (unsigned)r;
+				queued += (uint64_t)r;
+			} else if (errno == EAGAIN || errno == ENOBUFS || errno == EINTR) {
+				again++;
+			} else {
+				errors++;
+				if (errors > 1000)
+					goto out;
+			}
+			if ((calls & 255) == 0 && now_s() >= deadline + 5)
+				goto out;
+		}
+	}
+out:
+	printf("{\"queued\": %" PRIu64 ", \"seconds\": %.3f, \"kicks\": %" PRIu64
+	       ", \"kick_errors\": %" PRIu64 ", \"again\": %" PRIu64 ", \"tuples\": %" PRIu64
+	       ", \"flags\": \"%s\"}\n", queued, now_s() - t0, calls, errors, again, count,
+	       ack ? "ack" : "syn");
+	return 0;
+}
+
 static int send_mmsg(int fd, unsigned size, const uint8_t *smac, const uint8_t *dmac,
 		     struct in_addr sip, struct in_addr dip, unsigned flows, unsigned sport,
 		     unsigned dport, unsigned batch, double seconds, uint64_t count)
@@ -157,7 +278,8 @@ static void usage(void)
 	fprintf(stderr,
 		"usage: cgen --iface IF --src-mac M --dst-mac M --src-ip A --dst-ip A\n"
 		"            [--size 60] [--flows 8] [--sport 10000] [--dport 9]\n"
-		"            [--seconds 10] [--count N] [--batch 256] [--mode ring|mmsg]\n");
+		"            [--seconds 10] [--count N] [--batch 256] [--mode ring|mmsg]\n"
+		"            [--tcp syn|ack --src-count N --sports N --rate PPS]\n");
 }
 
 int main(int argc, char **argv)
@@ -176,6 +298,10 @@ int main(int argc, char **argv)
 		{"count", required_argument, NULL, 'n'},
 		{"batch", required_argument, NULL, 'b'},
 		{"mode", required_argument, NULL, 'm'},
+		{"tcp", required_argument, NULL, 'T'},
+		{"src-count", required_argument, NULL, 'c'},
+		{"sports", required_argument, NULL, 'N'},
+		{"rate", required_argument, NULL, 'r'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -185,7 +311,9 @@ int main(int argc, char **argv)
 	unsigned size = 60, flows = 8, sport = 10000, dport = 9, batch = 256;
 	double seconds = 10, t0, t1, deadline;
 	uint64_t count = UINT64_MAX, queued = 0, kicks = 0, kick_errors = 0, full = 0;
-	int c, fd, one = 1, have = 0, mmsg = 0;
+	int c, fd, one = 1, have = 0, mmsg = 0, tcp = 0;
+	unsigned nsrc = 1, nports = 1;
+	double rate = 0;
 	unsigned i, idx = 0, n;
 	struct tpacket_req req;
 	struct sockaddr_ll sll;
@@ -209,11 +337,20 @@ int main(int argc, char **argv)
 			if (strcmp(optarg, "mmsg") == 0) mmsg = 1;
 			else if (strcmp(optarg, "ring") != 0) goto bad;
 			break;
+		case 'T':
+			if (strcmp(optarg, "syn") == 0) tcp = 1;
+			else if (strcmp(optarg, "ack") == 0) tcp = 2;
+			else goto bad;
+			break;
+		case 'c': nsrc = (unsigned)atoi(optarg); break;
+		case 'N': nports = (unsigned)atoi(optarg); break;
+		case 'r': rate = atof(optarg); break;
 		default: usage(); return 2;
 		}
 	}
 	if (have != 31 || size < 42 || size > MAX_SIZE || flows < 1 || flows > 65535 ||
-	    batch < 1 || batch > FRAME_NR || seconds <= 0 || seconds > 3600) {
+	    batch < 1 || batch > FRAME_NR || seconds <= 0 || seconds > 3600 ||
+	    nsrc < 1 || nports < 1 || nports > 65535 || rate < 0 || (tcp && size < 54)) {
 		usage();
 		return 2;
 	}
@@ -231,6 +368,10 @@ int main(int argc, char **argv)
 		perror("cgen: setsockopt");
 		return 1;
 	}
+	if (tcp && !mmsg) {
+		fprintf(stderr, "cgen: --tcp needs --mode mmsg\n");
+		return 2;
+	}
 	if (mmsg) {
 		memset(&sll, 0, sizeof(sll));
 		sll.sll_family = AF_PACKET;
@@ -239,6 +380,9 @@ int main(int argc, char **argv)
 			fprintf(stderr, "cgen: cannot bind to %s\n", iface);
 			return 1;
 		}
+		if (tcp)
+			return send_tcp(fd, size, smac, dmac, sip, dip, nsrc, sport, nports, dport,
+					batch, seconds, count, tcp == 2, rate);
 		return send_mmsg(fd, size, smac, dmac, sip, dip, flows, sport, dport, batch,
 				 seconds, count);
 	}
