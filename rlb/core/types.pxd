@@ -176,6 +176,7 @@ cdef enum:                     # conn_t.flags
     CONN_F_TEMPLATE = 8        # persistence template: client (masked) -> dest
     CONN_F_UOA_ONE = 16        # FNAT UDP: UOA sent in 1, 2, 3 datagrams (a 2-bit count)
     CONN_F_UOA_DONE = 48       # ... or no more (3 sent, or the server answered)
+    CONN_F_SEQ = 64            # FNAT: seq_delta set (at the first SYN)
 
 cdef struct dest_t:            # a real server of one service (each worker has its copy)
     uint32_t addr              # host order
@@ -259,7 +260,7 @@ cdef struct conn_t:            # one flow, both directions (bytes per entry: see
     uint32_t tprev
     uint32_t expires           # tick
     uint32_t dest              # dest slot | generation << 24 (a reused slot is not ours)
-    uint32_t toa_ack           # FNAT: sequence number of the first ACK after the handshake
+    uint32_t seq_delta         # FNAT: server-side ISN minus the client's (a fresh ISN per flow)
     uint16_t svc
     uint16_t wslot             # wheel slot it is linked in
     uint8_t proto

@@ -2,11 +2,13 @@
 # with the client's address carried to the real server in TCP option 254 (TOA) and,
 # for UDP, in IPv4 option 31 of a flow's first datagrams (DPVS UOA, "ipo" mode).
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
-from libc.string cimport memmove
+from libc.string cimport memmove, memcpy
 from cpython.pycapsule cimport PyCapsule_New
 from rlb.core.dpdk.mbuf cimport rte_mbuf, rte_pktmbuf_prepend
+from rlb.core.dpdk.eal cimport rte_rdtsc
 from rlb.core.dpdk.net cimport (rte_ipv4_hdr, rte_tcp_hdr, rte_udp_hdr, rte_ipv4_udptcp_cksum,
-                                rte_cpu_to_be_16, rte_cpu_to_be_32, rte_be_to_cpu_16)
+                                rte_cpu_to_be_16, rte_cpu_to_be_32, rte_be_to_cpu_16,
+                                rte_be_to_cpu_32)
 from rlb.core.types cimport *
 from rlb.core.packet cimport (ip_hdr, ip_set_csum, drop, csum_fold_add, csum_replace4, ETH_HLEN)
 from rlb.core.ipv4 cimport route_lookup
@@ -153,6 +155,95 @@ cdef inline void route_out(engine_t *e, worker_t *w, rte_mbuf *m, uint32_t dst,
     neigh_output(e, w, r.port, r.gw if r.gw else dst, src, m)
 
 
+cdef extern from *:
+    """
+    /* RFC 6528: ISN = M + F(tuple), M a 4-microsecond clock: a tuple used again gets a
+       higher ISN than last time, so a real server still in TIME_WAIT for it accepts
+       the SYN (RFC 1122 4.2.2.13) instead of answering the old connection's ACK. */
+    static inline uint32_t rlb_isn(uint32_t saddr, uint16_t sport, uint32_t daddr,
+                                   uint16_t dport, uint64_t tsc, uint64_t tsc_hz) {
+        uint32_t h = saddr * 0x9E3779B1u ^ daddr * 0x85EBCA77u ^
+                     (((uint32_t)sport << 16) | dport) * 0xC2B2AE3Du;
+        h ^= h >> 15; h *= 0x2C1B3C6Du; h ^= h >> 12;
+        return h + (uint32_t)(tsc / (tsc_hz / 250000));
+    }
+    """
+    uint32_t rlb_isn(uint32_t saddr, uint16_t sport, uint32_t daddr, uint16_t dport,
+                     uint64_t tsc, uint64_t tsc_hz) nogil
+
+
+cdef enum:
+    TCPOPT_EOL = 0
+    TCPOPT_NOP = 1
+    TCPOPT_SACK = 5
+    TCPOPT_TIMESTAMP = 8
+
+
+cdef inline int tcp_options(rte_tcp_hdr *th, uint32_t delta, int strip_ts) noexcept nogil:
+    """Walk the options: NOP out the timestamp (of a SYN: the real server then keeps no
+    PAWS state from the client's clock) and move SACK blocks by -delta (the server's
+    view of the client's sequence space back to the client's). 1 if anything changed."""
+    cdef uint8_t *p = <uint8_t *>th + 20
+    cdef uint8_t *end = <uint8_t *>th + (th.data_off >> 4) * 4
+    cdef uint8_t kind, length, k
+    cdef uint32_t v
+    cdef int changed = 0
+    while p < end:
+        kind = p[0]
+        if kind == TCPOPT_EOL:
+            break
+        if kind == TCPOPT_NOP:
+            p += 1
+            continue
+        if p + 1 >= end or p[1] < 2 or p + p[1] > end:
+            break                              # malformed: leave the rest alone
+        length = p[1]
+        if kind == TCPOPT_TIMESTAMP and strip_ts:
+            for k in range(length):
+                p[k] = TCPOPT_NOP
+            changed = 1
+        elif kind == TCPOPT_SACK and delta != 0:
+            k = 2
+            while k + 4 <= length:
+                memcpy(&v, p + k, 4)
+                v = rte_cpu_to_be_32(rte_be_to_cpu_32(v) - delta)
+                memcpy(p + k, &v, 4)
+                k += 4
+            changed = 1
+        p += length
+    return changed
+
+
+cdef inline int seq_in(engine_t *e, conn_t *c, rte_mbuf *m, uint16_t hl,
+                       uint8_t flags) noexcept nogil:
+    """Client -> server: a fresh ISN at the first SYN (DPVS tcp_in_init_seq), the
+    client's sequence numbers moved by it (checksum updated incrementally); 1 when the
+    options changed and the whole checksum must be redone."""
+    cdef rte_tcp_hdr *th = <rte_tcp_hdr *>(<uint8_t *>ip_hdr(m) + hl)
+    cdef uint32_t old = th.sent_seq
+    cdef int changed = 0
+    if (flags & (TH_SYN | TH_ACK)) == TH_SYN:
+        if not (c.flags & CONN_F_SEQ):
+            c.seq_delta = rlb_isn(c.laddr, c.lport, c.daddr, c.dport, rte_rdtsc(),
+                                  e.tsc_hz) - rte_be_to_cpu_32(old)
+            c.flags |= CONN_F_SEQ
+        changed = tcp_options(th, 0, 1)
+    th.sent_seq = rte_cpu_to_be_32(rte_be_to_cpu_32(old) + c.seq_delta)
+    th.cksum = csum_replace4(th.cksum, old, th.sent_seq)
+    return changed
+
+
+cdef inline int seq_out(conn_t *c, rte_mbuf *m, uint16_t hl) noexcept nogil:
+    """Server -> client: acknowledgements and SACK blocks back into the client's space."""
+    cdef rte_tcp_hdr *th = <rte_tcp_hdr *>(<uint8_t *>ip_hdr(m) + hl)
+    cdef uint32_t old = th.recv_ack
+    if c.seq_delta == 0:
+        return 0
+    th.recv_ack = rte_cpu_to_be_32(rte_be_to_cpu_32(old) - c.seq_delta)
+    th.cksum = csum_replace4(th.cksum, old, th.recv_ack)
+    return tcp_options(th, c.seq_delta, 0)
+
+
 cdef void fnat_xmit_in(engine_t *e, worker_t *w, conn_t *c, rte_mbuf *m) noexcept nogil:
     cdef rte_ipv4_hdr *ip = ip_hdr(m)
     cdef uint16_t hl = (ip.version_ihl & 0xf) * 4
@@ -173,6 +264,8 @@ cdef void fnat_xmit_in(engine_t *e, worker_t *w, conn_t *c, rte_mbuf *m) noexcep
             c.flags |= CONN_F_TOA_ACK
             if toa_insert(m, hl, c.caddr, c.cport, r.mtu if r != NULL else 1500) == 0:
                 full = 1
+        if seq_in(e, c, m, hl, flags):
+            full = 1
     elif c.proto == IPPROTO_UDP and (c.flags & CONN_F_UOA_DONE) != CONN_F_UOA_DONE:
         # the first datagrams that fit carry the client (rlb.uoa reads them on the RS)
         r = route_lookup(w, c.daddr)
@@ -185,9 +278,13 @@ cdef void fnat_xmit_in(engine_t *e, worker_t *w, conn_t *c, rte_mbuf *m) noexcep
 
 cdef void fnat_xmit_out(engine_t *e, worker_t *w, conn_t *c, rte_mbuf *m) noexcept nogil:
     cdef rte_ipv4_hdr *ip = ip_hdr(m)
+    cdef uint16_t hl = (ip.version_ihl & 0xf) * 4
+    cdef int full = 0
     if c.proto == IPPROTO_UDP:
         c.flags |= CONN_F_UOA_DONE      # the real server answered: it has the client
-    rewrite(m, (ip.version_ihl & 0xf) * 4, c.vaddr, c.vport, c.caddr, c.cport, 0)
+    elif c.proto == IPPROTO_TCP:
+        full = seq_out(c, m, hl)
+    rewrite(m, hl, c.vaddr, c.vport, c.caddr, c.cport, full)
     route_out(e, w, m, c.caddr, c.vaddr)
 
 
