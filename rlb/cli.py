@@ -1,4 +1,4 @@
-"""`rlb`: run commands on an instance (-c), start one (daemon), or build the lab (lab)."""
+"""`rlb`: a shell on an instance, run commands on it (-c), start one (daemon), or build the lab."""
 from __future__ import annotations
 
 import argparse
@@ -8,6 +8,7 @@ import sys
 from rlb.control.paths import DEFAULT_INSTANCE
 
 USAGE = """\
+rlb [-N INSTANCE]                                         the interactive shell
 rlb [-N INSTANCE] -c COMMAND [-c COMMAND ...] [--json]   run commands in order
 rlb [-N INSTANCE] daemon -f FILE                          run an LB instance
 rlb lab list|up NAME|down|status|exec NODE -- CMD...      scenario lab (namespaces)
@@ -35,7 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.rest:
         p.error(f"unknown arguments: {' '.join(args.rest)}")
     if not args.commands:
-        p.error("no command given (the interactive shell is not built yet): use -c")
+        from rlb.shell.repl import main as shell_main
+        return shell_main(args.instance)
     return run_commands(args.instance, args.commands, args.json)
 
 

@@ -24,15 +24,25 @@ class Client:
         self.file = self.sock.makefile("rwb")
 
     def call(self, cmd: str) -> dict:
-        self.file.write(json.dumps({"cmd": cmd}).encode() + b"\n")
+        return self.request({"cmd": cmd})
+
+    def request(self, req: dict) -> dict:
+        """One request of the protocol (rlb/control/server.py), its reply."""
+        self.file.write(json.dumps(req).encode() + b"\n")
         self.file.flush()
         raw = self.file.readline()
         if not raw:
             raise ControlError("the daemon closed the connection")
-        return json.loads(raw)
+        reply = json.loads(raw)
+        if not isinstance(reply, dict):
+            raise ControlError("the daemon sent something that is not a reply")
+        return reply
 
     def close(self) -> None:
-        self.file.close()
+        try:
+            self.file.close()
+        except OSError:         # the daemon went first (`exit`, or it stopped): nothing to flush
+            pass
         self.sock.close()
 
     def __enter__(self):

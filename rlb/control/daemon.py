@@ -81,7 +81,7 @@ def main(config_path: str, instance: str) -> int:
                 portlib.kni_prepare(kni)
         model.attach(engine)
         log.info("instance %s up: %d port(s), %d worker(s)", instance, len(devs), s.workers)
-        asyncio.run(_serve(model, sock))
+        asyncio.run(_serve(model, sock, instance))
         return 0
     except DataplaneError as err:
         print(f"rlb: {err}", file=sys.stderr)
@@ -98,9 +98,10 @@ def main(config_path: str, instance: str) -> int:
         log.info("instance %s stopped", instance)
 
 
-async def _serve(model, sock: str) -> None:
-    server = ControlServer(model, sock)
+async def _serve(model, sock: str, instance: str) -> None:
+    server = ControlServer(model, sock, host=instance)
     await server.start()
+    ssh = await _start_ssh(model, instance)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -110,7 +111,21 @@ async def _serve(model, sock: str) -> None:
         await stop.wait()
     finally:
         rates.cancel()
+        if ssh is not None:
+            await ssh.stop()
         await server.stop()
+
+
+async def _start_ssh(model, instance: str):
+    """The ssh shell, listening if the config says `ssh listen` (and later when it does)."""
+    try:
+        from rlb.shell.ssh import SshService
+    except ImportError as err:               # asyncssh missing: everything else still runs
+        log.warning("no ssh shell: %s", err)
+        return None
+    ssh = SshService(model, instance)
+    await ssh.apply()
+    return ssh
 
 
 async def _sample_rates(model, every: float = 2.0) -> None:

@@ -9,7 +9,9 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Interface, IPv4Network
 
 from rlb.control.model import SCOPES, CommandError, LPORT_RANGE, Model
+from rlb.control.services import TCP, UDP
 from rlb.core.ports import iface_rx_packets, kernel_iface
+from rlb.shell import render
 from rlb.shell.grammar import Grammar
 
 
@@ -19,17 +21,42 @@ class Reply:
     data: object = None
 
 
+# The shell's modes are nodes, as FRR's VIEW_NODE, ENABLE_NODE and CONFIG_NODE; "exec"
+# (ROOT) holds every dpip/ipvsadm command and is where `rlb -c` and config files run.
+ROOT, VIEW, ENABLE, CONFIG, PIPE = "exec", "view", "enable", "config", "pipe"
+# Privileges (`username NAME privilege view|admin`): a viewer runs readonly commands only.
+ADMIN, VIEWER = "admin", "view"
+
+
 @dataclass
 class Context:
-    """What a handler may touch: the model (and through it the data plane)."""
+    """What a handler may touch: the model (and through it the data plane), and the session."""
     model: Model
     node: str = "exec"
     user: str = "root"
     changes: list = field(default_factory=list)
+    privilege: str = ADMIN
+    shell: bool = False             # an interactive session (modes lb> lb# lb(config)#)
+    host: str = "rlb"               # {host} of the prompts: the instance name
+    output: Reply = field(default_factory=Reply)  # what a `|` filter works on
+    closed: bool = False            # `exit` at the top: the session ends
 
     @property
     def engine(self):
         return self.model.engine
+
+    @property
+    def prompt(self) -> str:
+        return g.nodes[self.node].prompt.format(host=self.host)
+
+    def session(self) -> dict:
+        """What a shell client shows and obeys: the node, its prompt, who; closed when
+        `exit` ended the session."""
+        info = {"node": self.node, "prompt": self.prompt, "user": self.user,
+                "privilege": self.privilege}
+        if self.closed:
+            info["closed"] = True
+        return info
 
 
 g = Grammar()
@@ -239,7 +266,7 @@ def addr_del(ctx, addr, host, dev):
     return Reply()
 
 
-@g.command("dpip addr show [dev WORD$dev]", node="exec", help={"dev": "Port name"})
+@g.command("dpip addr show [dev WORD$dev]", node="exec", help={"dev": "Port name"}, readonly=True)
 def addr_show(ctx, dev):
     if dev is not None:
         ctx.model.port(dev)
@@ -292,7 +319,7 @@ def route_del(ctx, prefix, default, via, src, dev, scope, mtu, metric):
     return Reply()
 
 
-@g.command("dpip route show [dev WORD$dev]", node="exec", help={"dev": "Port name"})
+@g.command("dpip route show [dev WORD$dev]", node="exec", help={"dev": "Port name"}, readonly=True)
 def route_show(ctx, dev):
     if dev is not None:
         ctx.model.port(dev)
@@ -334,7 +361,7 @@ def neigh_flush(ctx, dev):
     return Reply()
 
 
-@g.command("dpip neigh show [dev WORD$dev]", node="exec", help={"dev": "Port name"})
+@g.command("dpip neigh show [dev WORD$dev]", node="exec", help={"dev": "Port name"}, readonly=True)
 def neigh_show(ctx, dev):
     m = ctx.model
     if dev is not None:
@@ -411,17 +438,19 @@ def _table4(keys, st):
             "    " + "".join(f"{st[k]:<20}" for k in keys)]
 
 
-@g.command("dpip link show [WORD$dev] [-s$stats]", node="exec", help={"dev": "Port name"})
+@g.command("dpip link show [WORD$dev] [-s$stats]", node="exec", help={"dev": "Port name"},
+           readonly=True)
 def link_show(ctx, dev, stats):
     return _link_show(ctx, dev, stats)
 
 
-@g.command("dpip -s$stats link show [WORD$dev]", node="exec", help={"dev": "Port name"})
+@g.command("dpip -s$stats link show [WORD$dev]", node="exec", help={"dev": "Port name"},
+           readonly=True)
 def link_show_s(ctx, stats, dev):
     return _link_show(ctx, dev, stats)
 
 
-@g.command("show dataplane", node="exec")
+@g.command("show dataplane", node="exec", readonly=True)
 def dataplane_info(ctx):
     if ctx.engine is None:
         raise CommandError("data plane not running")
@@ -444,4 +473,136 @@ def dataplane_info(ctx):
     lines += [f"  {k:<20}{v}" for k, v in data["reasons"].items()]
     return Reply("\n".join(lines), data)
 
+
+# ------------------------------------------------------------- the shell's modes
+# `rlb` and the ssh shell start in VIEW (lb>); `enable` leads to ENABLE (lb#) and
+# `configure` to CONFIG (lb(config)#). The exec modes reach the readonly commands of
+# ROOT, CONFIG all of them (rlb/control/server.py says how). CONFIG is where the
+# candidate configuration will plug in: for now a line typed there applies at once,
+# exactly as `rlb -c` does.
+
+g.node(VIEW, parent="exec", prompt="{host}>")
+g.node(ENABLE, parent="exec", prompt="{host}#")
+g.node(CONFIG, parent="exec", prompt="{host}(config)#")
+# What may follow a `|`: filters of a command's output, run by rlb/control/server.py
+# with the output in ctx.output (an empty Reply when run on their own).
+g.node(PIPE, prompt="")
+
+g.words(**{
+    "enable": "Turn on privileged commands",
+    "disable": "Turn off privileged commands",
+    "configure": "Enter configuration mode",
+    "terminal": "Configure from the terminal",
+    "exit": "Leave this mode (at the top: end the session)",
+    "end": "Leave configuration mode (Ctrl-Z)",
+    "include": "Only lines that match a regular expression",
+    "exclude": "Only lines that do not match a regular expression",
+    "json": "The command's data as JSON",
+})
+
+
+@g.command("enable", node=VIEW)
+def enable(ctx):
+    """Privileged mode: not readonly, so that view users are refused it."""
+    ctx.node = ENABLE
+    return Reply()
+
+
+@g.command("disable", node=ENABLE, readonly=True)
+def disable(ctx):
+    ctx.node = VIEW
+    return Reply()
+
+
+@g.command("configure [terminal]", node=ENABLE)
+def configure(ctx):
+    ctx.node = CONFIG
+    return Reply("Enter configuration commands, one per line. End with CNTL/Z.")
+
+
+@g.command("exit", node=VIEW, readonly=True)
+def exit_view(ctx):
+    ctx.closed = True
+    return Reply()
+
+
+@g.command("exit", node=ENABLE, readonly=True)
+def exit_enable(ctx):
+    ctx.closed = True
+    return Reply()
+
+
+@g.command("exit", node=CONFIG, readonly=True)
+def exit_config(ctx):
+    ctx.node = ENABLE
+    return Reply()
+
+
+# What Ctrl-Z types in configuration mode and its sections (rlb/shell/repl.py).
+CTRL_Z = "end"
+
+
+@g.command("end", node=CONFIG, readonly=True)
+def end_config(ctx):
+    ctx.node = ENABLE
+    return Reply()
+
+
+@g.command("exit", node="dataplane", readonly=True)
+def exit_section(ctx):
+    """Up one node; in the shell a section's way up is configuration mode."""
+    parent = g.nodes[ctx.node].parent
+    ctx.node = CONFIG if ctx.shell and parent == ROOT else parent
+    return Reply()
+
+
+@g.command("end", node="dataplane", readonly=True)
+def end_section(ctx):
+    ctx.node = ENABLE if ctx.shell else ROOT
+    return Reply()
+
+
+REGEX_HELP = {"regex": "Regular expression (Python syntax), to the end of the line"}
+
+
+@g.command("include LINE$regex", node=PIPE, readonly=True, help=REGEX_HELP)
+def pipe_include(ctx, regex):
+    return Reply(render.grep(ctx.output.text, regex, keep=True), ctx.output.data)
+
+
+@g.command("exclude LINE$regex", node=PIPE, readonly=True, help=REGEX_HELP)
+def pipe_exclude(ctx, regex):
+    return Reply(render.grep(ctx.output.text, regex, keep=False), ctx.output.data)
+
+
+@g.command("json", node=PIPE, readonly=True)
+def pipe_json(ctx):
+    return Reply(render.as_json(ctx.output.data), ctx.output.data)
+
+
+# ---------------------------------------------- values Tab and `?` offer, by binding
+
+
+def _service_values(proto):
+    def values(ctx):
+        return [f"{s.vaddr}:{s.vport}" for s in ctx.model.services.table.values()
+                if s.match is None and s.proto == proto]
+    return values
+
+
+def _real_servers(ctx):
+    return sorted({f"{d.addr}:{d.port}" for s in ctx.model.services.table.values()
+                   for d in s.dests})
+
+
+g.completer("dev", lambda ctx: list(ctx.model.ports))
+g.completer("addr", lambda ctx: [str(a.iface) for a in ctx.model.addresses])
+g.completer("prefix", lambda ctx: [str(r.prefix) for r in ctx.model.routes.values() if not r.auto])
+g.completer("ip", lambda ctx: [str(ip) for ip in ctx.model.neighbours])
+g.completer("tcp", _service_values(TCP))
+g.completer("udp", _service_values(UDP))
+g.completer("server", _real_servers)
+g.completer("laddr", lambda ctx: [str(a.ip) for a in ctx.model.addresses if a.sapool])
+
 import rlb.shell.ipvsadm  # noqa: E402,F401  (the ipvsadm commands, on this same grammar)
+import rlb.shell.users  # noqa: E402,F401  (the ssh server's `username` and `ssh` commands)

@@ -80,9 +80,9 @@ HELP = {
 }
 
 
-def _command(definition):
+def _command(definition, readonly=False):
     """Install an exec-node command with the help of the variables it has."""
-    return g.command(definition, node="exec",
+    return g.command(definition, node="exec", readonly=readonly,
                      help={k: v for k, v in HELP.items() if re.search(rf"\${k}\b", definition)})
 
 
@@ -234,7 +234,7 @@ def vs_del_laddr(ctx, tcp, udp, match, laddr, dev):
     return Reply("", _svc_data(ms, ms.table[key]))
 
 
-@_command(f"ipvsadm (-G|--get-laddr) {{{SVC}}}")
+@_command(f"ipvsadm (-G|--get-laddr) {{{SVC}}}", readonly=True)
 def vs_get_laddr(ctx, tcp, udp, match):
     """List local addresses: of one service, or of all."""
     ms = ctx.model.services
@@ -390,7 +390,7 @@ LIST = ("ipvsadm ((-L|-l|--list)$lst|(-ln|-Ln)$lst_n|(-lnc|-Lnc|-lcn|-Lcn|-lc|-L
         "|(-X|--exact)$exact|--timeout}")
 
 
-@_command(LIST)
+@_command(LIST, readonly=True)
 def vs_list(ctx, lst_c, tcp, udp, match, connection, stats, rate, exact, timeout):
     """List the table, one service, the connections or the timeouts."""
     ms = ctx.model.services
@@ -420,7 +420,7 @@ def vs_list(ctx, lst_c, tcp, udp, match, connection, stats, rate, exact, timeout
     return Reply("\n".join(line.rstrip() for line in lines), {"services": rows})
 
 
-@_command("ipvsadm")
+@_command("ipvsadm", readonly=True)
 def vs_list_all(ctx):
     """List the table (ipvsadm without arguments)."""
     return vs_list(ctx, lst_c=None, tcp=None, udp=None, match=None, connection=None, stats=None,

@@ -9,7 +9,7 @@ import pytest
 
 from rlb.control.config import check, handler_params, run
 from rlb.control.model import SCOPES, CommandError, Model
-from rlb.shell import commands, ipvsadm
+from rlb.shell import commands, ipvsadm, users
 from rlb.shell.commands import Context, Reply, g
 from rlb.shell.grammar import _Group, _Kw, _terminals, _Var
 
@@ -25,7 +25,9 @@ def test_grammar_self_check():
 
 
 def test_nodes():
-    assert {n: g.nodes[n].parent for n in g.nodes} == {"exec": None, "dataplane": "exec"}
+    assert {n: g.nodes[n].parent for n in g.nodes} == {
+        "exec": None, "dataplane": "exec", "view": "exec", "enable": "exec", "config": "exec",
+        "pipe": None}
     assert all(g.commands(n) for n in g.nodes)
 
 
@@ -42,7 +44,8 @@ def test_handler_parameters_are_bindings(cmd):
 def test_handlers_are_distinct_functions_of_the_module():
     handlers = [c.handler for c in ALL]
     assert len(set(handlers)) == len(handlers)
-    assert all(h.__module__ in (commands.__name__, ipvsadm.__name__) for h in handlers)
+    assert all(h.__module__ in (commands.__name__, ipvsadm.__name__, users.__name__)
+               for h in handlers)
 
 
 def test_every_keyword_has_help_and_every_help_a_keyword():
@@ -243,7 +246,8 @@ ALLOWED = {
 
 def keyword_literals():
     words = set(g._words)
-    skip = {"rlb/shell/commands.py", "rlb/shell/grammar.py", "rlb/shell/ipvsadm.py"}
+    skip = {"rlb/shell/commands.py", "rlb/shell/grammar.py", "rlb/shell/ipvsadm.py",
+            "rlb/shell/users.py"}
     for path in sorted((ROOT / "rlb").rglob("*.py")):
         rel = path.relative_to(ROOT).as_posix()
         if rel in skip:

@@ -1,0 +1,113 @@
+"""Output filters after `|` (`include RE`, `exclude RE`, `json`): split off, checked, applied."""
+from __future__ import annotations
+
+import json
+import re
+
+from rlb.control.model import CommandError
+
+try:                                    # the regular-expression parser, moved in 3.11
+    from re import _constants as _sre
+    from re import _parser as _sre_parse
+except ImportError:                     # pragma: no cover
+    import sre_constants as _sre
+    import sre_parse as _sre_parse
+
+_WS = " \t\r\n\f\v"
+MAX_REGEX = 256
+MAX_REPEATS = 4
+_REPEATS = (_sre.MAX_REPEAT, _sre.MIN_REPEAT) + ((_sre.POSSESSIVE_REPEAT,)
+                                                 if hasattr(_sre, "POSSESSIVE_REPEAT") else ())
+
+
+def split_pipes(line: str, partial: bool = False) -> tuple[str, list[tuple[int, str]]]:
+    """-> (the command, [(offset, filter text), ...]). A `|` splits when it is a token of
+    its own outside "quotes" (the grammar's quoting: a quote opens a token, backslash
+    escapes); `a|b` stays one word. partial: a `|` at the very end is still being typed."""
+    if line.lstrip(_WS)[:1] in ("!", "#"):
+        return line, []                 # a comment: nothing in it is a filter
+    cuts, i, n, fresh, quoted = [], 0, len(line), True, False
+    while i < n:
+        c = line[i]
+        if quoted:
+            if c == "\\":
+                i += 1
+            elif c == '"':
+                quoted = False
+        elif c in _WS:
+            fresh = True
+            i += 1
+            continue
+        elif fresh and c == '"':
+            quoted = True
+        elif fresh and c == "|" and (line[i + 1:i + 2] in _WS if i + 1 < n else not partial):
+            cuts.append(i)
+        fresh = False
+        i += 1
+    bounds = [-1] + cuts + [n]
+    parts = [(a + 1, line[a + 1:b]) for a, b in zip(bounds, bounds[1:])]
+    return parts[0][1], parts[1:]
+
+
+def _risky(pattern, inside: bool) -> int:
+    """Count of unbounded repeats; -1 when a repeat holds a repeat or an alternation,
+    the shapes whose backtracking can take exponential time."""
+    count = 0
+    for op, av in pattern:
+        subs = ()
+        if op in _REPEATS:
+            lo, hi, sub = av
+            many = hi == _sre.MAXREPEAT or hi > 1
+            if inside and many:
+                return -1
+            count += many
+            found = _risky(sub, inside or many)
+            if found < 0:
+                return -1
+            count += found
+            continue
+        if op is _sre.BRANCH:
+            if inside:
+                return -1
+            subs = av[1]
+        elif op is _sre.SUBPATTERN:
+            subs = (av[-1],)
+        elif op in (_sre.ASSERT, _sre.ASSERT_NOT):
+            subs = (av[1],)
+        elif op is getattr(_sre, "ATOMIC_GROUP", None):
+            subs = (av,)
+        elif op is _sre.GROUPREF_EXISTS:
+            subs = tuple(s for s in av[1:] if s is not None)
+        for sub in subs:
+            found = _risky(sub, inside)
+            if found < 0:
+                return -1
+            count += found
+    return count
+
+
+def compile_filter(text: str) -> re.Pattern:
+    """A filter's regular expression. Filters run inside the daemon (the ssh shell) and
+    Python's re has no time limit, so shapes that can backtrack for ever are refused."""
+    if len(text) > MAX_REGEX:
+        raise CommandError(f"regular expression longer than {MAX_REGEX} characters")
+    try:
+        rx = re.compile(text)
+        risk = _risky(_sre_parse.parse(text), False)
+    except (re.error, RecursionError, OverflowError) as err:
+        raise CommandError(f"bad regular expression: {err}") from None
+    if risk < 0 or risk > MAX_REPEATS:
+        raise CommandError("regular expression too costly: no repetition of a group that "
+                           f"repeats or has alternatives, at most {MAX_REPEATS} unbounded repeats")
+    return rx
+
+
+def grep(text: str, regex: str, keep: bool) -> str:
+    """The lines of text that match (keep) or do not match the expression."""
+    rx = compile_filter(regex)
+    return "\n".join(line for line in text.splitlines() if bool(rx.search(line)) == keep)
+
+
+def as_json(data) -> str:
+    """Stable JSON of a reply's data: sorted keys, two-space indent, str() for the rest."""
+    return json.dumps(data, indent=2, sort_keys=True, default=str)

@@ -1,0 +1,296 @@
+"""The interactive shell: prompt_toolkit on an instance's control socket, or in the daemon (ssh).
+
+The shell knows no command: what a line means, what `?` and Tab offer, and the prompt
+all come from the daemon's session (rlb/control/server.py), through a transport.
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import sys
+
+from prompt_toolkit import PromptSession, print_formatted_text
+from prompt_toolkit.application import Application, run_in_terminal
+from prompt_toolkit.completion import Completer, Completion
+from prompt_toolkit.history import FileHistory, InMemoryHistory
+from prompt_toolkit.key_binding import KeyBindings
+from prompt_toolkit.layout import Layout, Window
+from prompt_toolkit.layout.controls import FormattedTextControl
+from prompt_toolkit.shortcuts import CompleteStyle
+
+from rlb.shell.commands import CTRL_Z, ENABLE, VIEW
+from rlb.shell.grammar import _TYPES, CR, MAX_LINE
+
+HISTORY = "~/.rlb_history"
+_RANGE = re.compile(r"\([0-9]+-[0-9]+\)")
+
+
+# -- transports: how a session reaches the daemon -----------------------------------
+
+class SocketTransport:
+    """A session over the control socket (`rlb`, `rlb -N INSTANCE`)."""
+
+    def __init__(self, client):
+        self.client = client
+
+    def start(self) -> dict:
+        return self.client.request({"shell": True})
+
+    def call(self, line: str) -> dict:
+        return self.client.call(line)
+
+    def complete(self, line: str) -> list[tuple[str, str]]:
+        reply = self.client.request({"complete": line})
+        data = reply.get("data") if reply.get("ok") else None
+        return [(str(c[0]), str(c[1])) for c in data or [] if isinstance(c, list) and len(c) == 2]
+
+
+class LocalTransport:
+    """A session inside the daemon (the ssh shell): the socket's own functions, no socket."""
+
+    def __init__(self, ctx):
+        from rlb.control import server
+        self.ctx, self.server = ctx, server
+
+    def start(self) -> dict:
+        return self.server.open_shell(self.ctx)
+
+    def call(self, line: str) -> dict:
+        return self.server.execute(self.ctx, line)
+
+    def complete(self, line: str) -> list[tuple[str, str]]:
+        return self.server.complete(self.ctx, line)
+
+
+class QuietFileHistory(FileHistory):
+    """~/.rlb_history; a home that cannot be written costs the history, not the shell."""
+
+    def load_history_strings(self):
+        try:
+            yield from super().load_history_strings()
+        except (OSError, UnicodeError):
+            return
+
+    def store_string(self, string: str) -> None:
+        try:
+            super().store_string(string)
+        except OSError:
+            pass
+
+
+def placeholder(token: str) -> bool:
+    """A candidate that names what to type (A.B.C.D, WORD, (1-16), <cr>), not a word to insert."""
+    return token == CR[0] or token in _TYPES or _RANGE.fullmatch(token) is not None
+
+
+def help_text(candidates, typed: str) -> str:
+    """What `?` prints: one candidate a line, its help aligned."""
+    if not candidates:
+        return "% Unrecognized command" if typed.strip() else "% No command here"
+    width = max(len(t) for t, _ in candidates)
+    return "\n".join(f"  {t:<{width}}  {h}" for t, h in candidates)
+
+
+class _Completer(Completer):
+    def __init__(self, shell):
+        self.shell = shell
+
+    def get_completions(self, document, complete_event):
+        text = document.text_before_cursor
+        partial = "" if not text or text[-1] in " \t" else text.split()[-1]
+        if partial.startswith('"'):
+            return
+        for token, help in self.shell.candidates(text):
+            if not placeholder(token):
+                yield Completion(token + " ", start_position=-len(partial), display=token,
+                                 display_meta=help)
+
+
+# -- the session --------------------------------------------------------------------
+
+class Shell:
+    """One interactive session: prompt, `?`, Tab, history, paging; the transport runs lines."""
+
+    def __init__(self, transport, *, history=None, input=None, output=None, write=None,
+                 pager: bool = True):
+        self.transport = transport
+        self.info = {"node": VIEW, "prompt": ">"}
+        self.closed = self.lost = False
+        self.pager = pager
+        self.session = PromptSession(
+            history=history if history is not None else InMemoryHistory(),
+            completer=_Completer(self), complete_style=CompleteStyle.READLINE_LIKE,
+            complete_while_typing=False, key_bindings=self._keys(), input=input, output=output)
+        self._write = write or (lambda text: print_formatted_text(text, output=self.session.output))
+
+    def write(self, text: str) -> None:
+        self._write(text)
+
+    def candidates(self, text: str) -> list[tuple[str, str]]:
+        try:
+            return self.transport.complete(text)
+        except Exception:   # noqa: BLE001  (no help beats a broken prompt; the next line says why)
+            return []
+
+    def _keys(self) -> KeyBindings:
+        kb = KeyBindings()
+
+        @kb.add("?")
+        def _(event):
+            buf = event.current_buffer
+            typed = buf.document.text_before_cursor
+            if typed.count('"') % 2:                # inside a quoted word: just a "?"
+                buf.insert_text("?")
+                return
+            text = f"{self.info['prompt']} {typed}?\n{help_text(self.candidates(typed), typed)}"
+            run_in_terminal(lambda: self.write(text))
+
+        @kb.add("c-z")
+        def _(event):
+            if self.info["node"] not in (VIEW, ENABLE):
+                event.current_buffer.text = CTRL_Z
+                event.current_buffer.validate_and_handle()
+
+        return kb
+
+    def _update(self, reply: dict) -> None:
+        for key in ("node", "prompt"):
+            if isinstance(reply.get(key), str):
+                self.info[key] = reply[key]
+        if reply.get("closed"):
+            self.closed = True
+
+    async def run(self) -> int:
+        try:
+            hello = self.transport.start()
+        except Exception as err:    # noqa: BLE001
+            self.write(f"% cannot open a session: {err}")
+            return 2
+        if not hello.get("ok"):
+            self.write(hello.get("error") or "% the daemon refused a session")
+            return 2
+        self._update(hello)
+        while not self.closed:
+            try:
+                line = await self.session.prompt_async(lambda: self.info["prompt"] + " ")
+            except KeyboardInterrupt:
+                continue
+            except EOFError:
+                break
+            try:
+                await self.execute(line)
+            except Exception as err:    # noqa: BLE001  (a shell bug: say it, keep the shell)
+                self.write(f"% internal error: {err!r}")
+        return 1 if self.lost else 0
+
+    async def execute(self, line: str) -> None:
+        if not line.strip():
+            return
+        if len(line) > MAX_LINE:
+            self.write(f"% Line too long ({len(line)} characters, limit {MAX_LINE}).")
+            return
+        try:
+            reply = self.transport.call(line)
+        except Exception as err:    # noqa: BLE001  (ControlError, OSError, a bad reply)
+            self.write(f"% the connection to the daemon is lost: {err}")
+            self.closed = self.lost = True
+            return
+        self._update(reply)
+        if not reply.get("ok"):
+            self.write(reply.get("error") or "% failed")
+        elif reply.get("text"):
+            await self.show(reply["text"])
+
+    def _rows(self) -> int:
+        try:
+            return max(self.session.output.get_size().rows, 3)
+        except Exception:   # noqa: BLE001
+            return 24
+
+    async def show(self, text: str) -> None:
+        """Print a reply, a screenful at a time when it is longer than the terminal."""
+        lines = text.split("\n")
+        page = self._rows() - 1
+        if not self.pager or len(lines) <= page:
+            self.write(text)
+            return
+        start, step = 0, page
+        while start < len(lines):
+            self.write("\n".join(lines[start:start + step]))
+            start += step
+            if start >= len(lines):
+                break
+            key = await self._more()
+            if key == "quit":
+                break
+            step = 1 if key == "line" else page
+
+    async def _more(self) -> str:
+        """The --More-- prompt: space a page, Enter a line, q (or Ctrl-C) stops."""
+        kb = KeyBindings()
+        for keys, result in ((" ",), "page"), (("enter",), "line"), (("q",), "quit"), \
+                (("Q",), "quit"), (("c-c",), "quit"):
+            kb.add(*keys)(lambda event, r=result: event.app.exit(result=r))
+        kb.add("<any>")(lambda event: None)
+        app = Application(layout=Layout(Window(FormattedTextControl(" --More-- "), height=1)),
+                          key_bindings=kb, full_screen=False, erase_when_done=True,
+                          input=self.session.input, output=self.session.output)
+        try:
+            return await app.run_async()
+        except (EOFError, KeyboardInterrupt):
+            return "quit"
+
+
+# -- `rlb [-N INSTANCE]` ----------------------------------------------------------------
+
+def main(instance: str) -> int:
+    """The shell on an instance; lines from stdin when it is not a terminal."""
+    from rlb.control.client import Client, ControlError
+    try:
+        client = Client(instance)
+    except ControlError as err:
+        print(f"rlb: {err}", file=sys.stderr)
+        return 2
+    with client:
+        transport = SocketTransport(client)
+        try:
+            if not sys.stdin.isatty():
+                return script(transport, sys.stdin.buffer)
+            shell = Shell(transport, history=QuietFileHistory(os.path.expanduser(HISTORY)),
+                          pager=sys.stdout.isatty())
+            return asyncio.run(shell.run())
+        except (ControlError, OSError, ValueError) as err:
+            print(f"rlb: the connection to the daemon is lost: {err}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:
+            return 130
+
+
+def script(transport, stream) -> int:
+    """Lines of a stream run as typed (the session starts in view mode): output to stdout,
+    errors to stderr; exit status 1 when any line failed."""
+    hello = transport.start()
+    if not hello.get("ok"):
+        print(hello.get("error") or "% the daemon refused a session", file=sys.stderr)
+        return 2
+    failed = False
+    for raw in stream:
+        # undecodable bytes become lone surrogates, which the grammar refuses by offset
+        line = raw.decode("utf-8", "surrogateescape").rstrip("\r\n")
+        if not line.strip():
+            continue
+        if len(line) > MAX_LINE:
+            print(f"% Line too long ({len(line)} characters, limit {MAX_LINE}).", file=sys.stderr)
+            failed = True
+            continue
+        reply = transport.call(line)
+        if reply.get("ok"):
+            if reply.get("text"):
+                print(reply["text"])
+        else:
+            print(reply.get("error") or "% failed", file=sys.stderr)
+            failed = True
+        if reply.get("closed"):
+            break
+    return 1 if failed else 0

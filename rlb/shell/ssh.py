@@ -1,0 +1,280 @@
+"""The ssh shell: asyncssh and prompt_toolkit's SSH server in the daemon, public keys only.
+
+`ssh listen ADDR PORT` starts it; each login gets the same Shell as `rlb`, running
+commands through rlb.control.server.execute with its own Context (user, privilege).
+prompt_toolkit's server lets everyone in, so every auth method but public keys of
+configured users is refused here (STYLE.md).
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import re
+import time
+from collections import deque
+
+import asyncssh
+from prompt_toolkit.contrib.ssh import PromptToolkitSSHServer, PromptToolkitSSHSession
+
+from rlb.shell.commands import Context
+from rlb.shell.grammar import MAX_LINE
+from rlb.shell.repl import LocalTransport, QuietFileHistory, Shell
+from rlb.shell.users import accounts
+
+log = logging.getLogger("rlb.ssh")
+STATE_DIR = "/var/lib/rlb"
+HOST_KEY = "ssh_host_key"
+MAX_PENDING = MAX_LINE + 256    # characters typed without Enter that the session keeps
+_ENDS = "\r\n\x03\x15"           # Enter, Ctrl-C, Ctrl-U: the line starts again
+_LINE_ENDS = re.compile("([\r\n\x03\x15])")
+
+
+def state_dir(instance: str, base: str | None = None) -> str:
+    """/var/lib/rlb/INSTANCE (RLB_STATE_DIR instead of /var/lib/rlb), private to root."""
+    path = os.path.join(base or os.environ.get("RLB_STATE_DIR", STATE_DIR), instance)
+    os.makedirs(path, mode=0o700, exist_ok=True)
+    return path
+
+
+def host_key(directory: str):
+    """The host key, made on first start: written whole under a temporary name, mode 0600."""
+    path = os.path.join(directory, HOST_KEY)
+    if os.path.exists(path):
+        if os.stat(path).st_mode & 0o077:
+            log.warning("ssh: %s was readable by others: mode set to 0600", path)
+            os.chmod(path, 0o600)
+        return asyncssh.read_private_key(path)
+    key = asyncssh.generate_private_key("ssh-ed25519")
+    tmp = path + ".new"
+    if os.path.lexists(tmp):
+        os.unlink(tmp)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(key.export_private_key())
+    os.rename(tmp, path)
+    log.info("ssh: new host key %s %s", path, key.get_fingerprint())
+    return key
+
+
+class FailureLimiter:
+    """Failed logins per source address in the last `window` seconds: each refused key
+    waits longer than the last, and past `limit` the address is turned away at connect."""
+
+    def __init__(self, limit: int = 10, window: float = 60.0, clock=time.monotonic,
+                 max_addrs: int = 4096):
+        self.limit, self.window, self.clock, self.max_addrs = limit, window, clock, max_addrs
+        self.failures: dict[str, deque] = {}
+        self.warned: dict[str, float] = {}
+
+    def recent(self, addr: str) -> int:
+        q = self.failures.get(addr)
+        now = self.clock()
+        while q and now - q[0] > self.window:
+            q.popleft()
+        if q is not None and not q:
+            del self.failures[addr]
+        return len(q or ())
+
+    def fail(self, addr: str) -> int:
+        if addr not in self.failures and len(self.failures) >= self.max_addrs:
+            # a flood of addresses must not grow memory: drop the stalest
+            del self.failures[min(self.failures, key=lambda a: self.failures[a][-1])]
+        self.failures.setdefault(addr, deque()).append(self.clock())
+        return self.recent(addr)
+
+    def blocked(self, addr: str) -> bool:
+        return self.recent(addr) >= self.limit
+
+    def delay(self, addr: str, refused: int) -> float:
+        return min(0.2 * 2 ** (self.recent(addr) + refused), 5.0)
+
+    def warn_once(self, addr: str) -> bool:
+        """True at most once a window per address: the log says it, not every attempt."""
+        now = self.clock()
+        if now - self.warned.get(addr, -self.window - 1) > self.window:
+            self.warned[addr] = now
+            return True
+        return False
+
+
+class _Session(PromptToolkitSSHSession):
+    """One shell channel. A dropped connection cancels its shell; an endless line is cut."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.pending = 0
+
+    def data_received(self, data: str, datatype) -> None:
+        # The line editor spends time on every character it holds: past MAX_PENDING since
+        # the last Enter (or Ctrl-C, Ctrl-U) the rest is dropped, as the daemon would
+        # refuse such a line anyway.
+        kept = []
+        for piece in _LINE_ENDS.split(data):
+            if len(piece) == 1 and piece in _ENDS:
+                self.pending = 0
+                kept.append(piece)
+                continue
+            room = MAX_PENDING - self.pending
+            if room > 0:
+                kept.append(piece[:room])
+            self.pending += len(piece)
+        super().data_received("".join(kept), datatype)
+
+    def connection_lost(self, exc) -> None:
+        if self.interact_task is not None:
+            self.interact_task.cancel()
+
+
+class _Connection(PromptToolkitSSHServer):
+    """One ssh connection: authentication, then shell sessions for the user."""
+
+    def __init__(self, service: SshService):
+        super().__init__(self._interact, enable_cpr=False)
+        self.service = service
+        self.conn = None
+        self.peer = "?"
+        self.username = None        # as the client sent it: quoted with %r in logs
+        self.user = None            # once authenticated
+        self.refused = 0
+
+    def connection_made(self, conn) -> None:
+        self.conn = conn
+        peer = conn.get_extra_info("peername")
+        self.peer = str(peer[0]) if peer else "?"
+        self.service.connections.add(conn)
+        if self.service.limiter.blocked(self.peer):
+            if self.service.limiter.warn_once(self.peer):
+                log.warning("ssh: %s turned away: too many failed logins", self.peer)
+            conn.close()
+
+    def connection_lost(self, exc) -> None:
+        self.service.connections.discard(self.conn)
+        if self.user is not None:
+            log.info("ssh: %s from %s logged out", self.user.name, self.peer)
+        elif self.username is not None:
+            n = self.service.limiter.fail(self.peer)
+            log.warning("ssh: failed login for user %r from %s (%d in the last %.0f s)",
+                        self.username, self.peer, n, self.service.limiter.window)
+
+    def begin_auth(self, username: str) -> bool:
+        self.username = username
+        return True
+
+    def password_auth_supported(self) -> bool:
+        return False
+
+    def kbdint_auth_supported(self) -> bool:
+        return False
+
+    def host_based_auth_supported(self) -> bool:
+        return False
+
+    def public_key_auth_supported(self) -> bool:
+        return True
+
+    async def validate_public_key(self, username: str, key) -> bool:
+        if self.service.accounts.authorized(username, key) is not None:
+            return True
+        await asyncio.sleep(self.service.limiter.delay(self.peer, self.refused))
+        self.refused += 1
+        return False
+
+    def auth_completed(self) -> None:
+        # asyncssh calls begin_auth again whenever the client changes its user name, so
+        # self.username is the one that just authenticated
+        self.user = self.service.accounts.users.get(self.username)
+        if self.user is not None:
+            log.info("ssh: %s (%s) logged in from %s", self.user.name,
+                     self.service.accounts.privilege_of(self.user), self.peer)
+
+    def session_requested(self):
+        if self.user is None:       # removed while logging in
+            return False
+        return _Session(self.interact, enable_cpr=self.enable_cpr)
+
+    async def _interact(self, ssh_session) -> None:
+        svc, user = self.service, self.user
+        ctx = Context(svc.model, user=user.name, privilege=svc.accounts.privilege_of(user),
+                      host=svc.instance)
+        entry = svc.accounts.open_session(user.name, ctx.privilege, self.peer)
+        try:
+            await Shell(LocalTransport(ctx), history=svc.history(user.name)).run()
+        except asyncio.CancelledError:
+            pass                    # the connection dropped: nothing half-done to undo
+        except Exception:           # a bug: log it; the client sees the channel close
+            log.exception("ssh: the shell of %s failed", user.name)
+        finally:
+            svc.accounts.close_session(entry)
+
+
+class SshService:
+    """The daemon's ssh server, following `ssh listen` (also when changed at run time)."""
+
+    def __init__(self, model, instance: str, state_base: str | None = None):
+        self.model, self.instance, self.state_base = model, instance, state_base
+        self.accounts = accounts(model)
+        self.limiter = FailureLimiter()
+        self.acceptor = None
+        self.bound = None
+        self.port = None
+        self.connections: set = set()
+        self._lock = asyncio.Lock()
+        self._tasks: set = set()
+        self.accounts.watchers.append(self._changed)
+
+    def _changed(self) -> None:
+        try:
+            task = asyncio.get_running_loop().create_task(self.apply())
+        except RuntimeError:        # no loop: a config file being checked
+            return
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def history(self, name: str):
+        directory = os.path.join(state_dir(self.instance, self.state_base), "history")
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+        return QuietFileHistory(os.path.join(directory, name))
+
+    async def apply(self) -> None:
+        """Listen where the config says, or not at all."""
+        async with self._lock:
+            want = self.accounts.listen
+            if want == self.bound and (want is None) == (self.acceptor is None):
+                return
+            await self._close_acceptor()
+            if want is None:
+                self.accounts.status = "not listening"
+                return
+            try:
+                key = host_key(state_dir(self.instance, self.state_base))
+                self.accounts.host_key = key.get_fingerprint()
+                self.acceptor = await asyncssh.create_server(
+                    lambda: _Connection(self), want[0], want[1], server_host_keys=[key],
+                    password_auth=False, kbdint_auth=False, host_based_auth=False,
+                    gss_host=None, agent_forwarding=False, x11_forwarding=False,
+                    allow_scp=False, line_editor=False, encoding="utf-8", errors="replace",
+                    login_timeout=60, keepalive_interval=30, keepalive_count_max=3)
+            except (OSError, ValueError, asyncssh.Error) as err:
+                self.accounts.status = f"error: {err}"
+                log.error("ssh: cannot listen on %s port %s: %s", want[0], want[1], err)
+                return
+            self.bound, self.port = want, self.acceptor.get_port()
+            self.accounts.status = f"listening on {want[0]} port {self.port}"
+            log.info("ssh: %s", self.accounts.status)
+
+    async def _close_acceptor(self) -> None:
+        if self.acceptor is not None:
+            self.acceptor.close()
+            await self.acceptor.wait_closed()
+        self.acceptor = self.bound = self.port = None
+
+    async def stop(self) -> None:
+        """No more listening, every connection closed (daemon shutdown)."""
+        if self._changed in self.accounts.watchers:
+            self.accounts.watchers.remove(self._changed)
+        async with self._lock:
+            await self._close_acceptor()
+        for conn in list(self.connections):
+            conn.close()
+        self.accounts.status = "not listening"
