@@ -261,6 +261,7 @@ cdef struct conn_t:            # one flow, both directions (bytes per entry: see
     uint32_t expires           # tick
     uint32_t dest              # dest slot | generation << 24 (a reused slot is not ours)
     uint32_t seq_delta         # FNAT: server-side ISN minus the client's (a fresh ISN per flow)
+    uint32_t ts_delta          # FNAT: our timestamp clock minus the client's TSval
     uint16_t svc
     uint16_t wslot             # wheel slot it is linked in
     uint8_t proto

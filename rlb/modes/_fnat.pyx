@@ -179,69 +179,91 @@ cdef enum:
     TCPOPT_TIMESTAMP = 8
 
 
-cdef inline int tcp_options(rte_tcp_hdr *th, uint32_t delta, int strip_ts) noexcept nogil:
-    """Walk the options: NOP out the timestamp (of a SYN: the real server then keeps no
-    PAWS state from the client's clock) and move SACK blocks by -delta (the server's
-    view of the client's sequence space back to the client's). 1 if anything changed."""
-    cdef uint8_t *p = <uint8_t *>th + 20
+cdef inline void opt_word(rte_tcp_hdr *th, uint8_t *at, uint32_t delta, int add) noexcept nogil:
+    """Move one 32-bit option field (network order, maybe unaligned) by +/-delta,
+    keeping the checksum right incrementally."""
+    cdef uint32_t old, new
+    memcpy(&old, at, 4)
+    if add:
+        new = rte_cpu_to_be_32(rte_be_to_cpu_32(old) + delta)
+    else:
+        new = rte_cpu_to_be_32(rte_be_to_cpu_32(old) - delta)
+    memcpy(at, &new, 4)
+    th.cksum = csum_replace4(th.cksum, old, new)
+
+
+cdef inline uint8_t *next_option(uint8_t *p, uint8_t *end) noexcept nogil:
+    """The option at p or after its no-ops, or NULL at the end or if malformed."""
+    while p < end and p[0] == TCPOPT_NOP:
+        p += 1
+    if p >= end or p[0] == TCPOPT_EOL or p + 1 >= end or p[1] < 2 or p + p[1] > end:
+        return NULL
+    return p
+
+
+cdef inline void tcp_options(rte_tcp_hdr *th, conn_t *c, int to_server) noexcept nogil:
+    """The options that carry sequence numbers or clocks, mapped like the header:
+    to the server, TSval moves to our clock (per flow; RFC 7323 5.4: a real server in
+    TIME_WAIT for a reused LIP:lport then sees a newer timestamp, no PAWS reject);
+    to the client, TSecr and the SACK blocks go back into the client's numbers."""
     cdef uint8_t *end = <uint8_t *>th + (th.data_off >> 4) * 4
-    cdef uint8_t kind, length, k
-    cdef uint32_t v
-    cdef int changed = 0
-    while p < end:
-        kind = p[0]
-        if kind == TCPOPT_EOL:
-            break
-        if kind == TCPOPT_NOP:
-            p += 1
-            continue
-        if p + 1 >= end or p[1] < 2 or p + p[1] > end:
-            break                              # malformed: leave the rest alone
-        length = p[1]
-        if kind == TCPOPT_TIMESTAMP and strip_ts:
-            for k in range(length):
-                p[k] = TCPOPT_NOP
-            changed = 1
-        elif kind == TCPOPT_SACK and delta != 0:
+    cdef uint8_t *p = next_option(<uint8_t *>th + 20, end)
+    cdef uint8_t k
+    while p != NULL:
+        if p[0] == TCPOPT_TIMESTAMP and p[1] == 10:
+            if to_server:
+                opt_word(th, p + 2, c.ts_delta, 1)
+            else:
+                opt_word(th, p + 6, c.ts_delta, 0)
+        elif p[0] == TCPOPT_SACK and not to_server:
             k = 2
-            while k + 4 <= length:
-                memcpy(&v, p + k, 4)
-                v = rte_cpu_to_be_32(rte_be_to_cpu_32(v) - delta)
-                memcpy(p + k, &v, 4)
-                k += 4
-            changed = 1
-        p += length
-    return changed
+            while k + 8 <= p[1]:
+                opt_word(th, p + k, c.seq_delta, 0)
+                opt_word(th, p + k + 4, c.seq_delta, 0)
+                k += 8
+        p = next_option(p + p[1], end)
 
 
-cdef inline int seq_in(engine_t *e, conn_t *c, rte_mbuf *m, uint16_t hl,
-                       uint8_t flags) noexcept nogil:
-    """Client -> server: a fresh ISN at the first SYN (DPVS tcp_in_init_seq), the
-    client's sequence numbers moved by it (checksum updated incrementally); 1 when the
-    options changed and the whole checksum must be redone."""
+cdef inline uint32_t syn_tsval(rte_tcp_hdr *th) noexcept nogil:
+    cdef uint8_t *end = <uint8_t *>th + (th.data_off >> 4) * 4
+    cdef uint8_t *p = next_option(<uint8_t *>th + 20, end)
+    cdef uint32_t v
+    while p != NULL:
+        if p[0] == TCPOPT_TIMESTAMP and p[1] == 10:
+            memcpy(&v, p + 2, 4)
+            return rte_be_to_cpu_32(v)
+        p = next_option(p + p[1], end)
+    return 0
+
+
+cdef inline void seq_in(engine_t *e, conn_t *c, rte_mbuf *m, uint16_t hl,
+                        uint8_t flags) noexcept nogil:
+    """Client -> server: at the first SYN a fresh ISN (RFC 6528 clock; DPVS
+    tcp_in_init_seq) and a millisecond timestamp clock of our own; then every
+    segment's sequence number and TSval moved by them."""
     cdef rte_tcp_hdr *th = <rte_tcp_hdr *>(<uint8_t *>ip_hdr(m) + hl)
     cdef uint32_t old = th.sent_seq
-    cdef int changed = 0
-    if (flags & (TH_SYN | TH_ACK)) == TH_SYN:
-        if not (c.flags & CONN_F_SEQ):
-            c.seq_delta = rlb_isn(c.laddr, c.lport, c.daddr, c.dport, rte_rdtsc(),
-                                  e.tsc_hz) - rte_be_to_cpu_32(old)
-            c.flags |= CONN_F_SEQ
-        changed = tcp_options(th, 0, 1)
+    cdef uint64_t now
+    if (flags & (TH_SYN | TH_ACK)) == TH_SYN and not (c.flags & CONN_F_SEQ):
+        now = rte_rdtsc()
+        c.seq_delta = rlb_isn(c.laddr, c.lport, c.daddr, c.dport, now,
+                              e.tsc_hz) - rte_be_to_cpu_32(old)
+        c.ts_delta = <uint32_t>(now // (e.tsc_hz // 1000)) - syn_tsval(th)
+        c.flags |= CONN_F_SEQ
     th.sent_seq = rte_cpu_to_be_32(rte_be_to_cpu_32(old) + c.seq_delta)
     th.cksum = csum_replace4(th.cksum, old, th.sent_seq)
-    return changed
+    tcp_options(th, c, 1)
 
 
-cdef inline int seq_out(conn_t *c, rte_mbuf *m, uint16_t hl) noexcept nogil:
-    """Server -> client: acknowledgements and SACK blocks back into the client's space."""
+cdef inline void seq_out(conn_t *c, rte_mbuf *m, uint16_t hl) noexcept nogil:
+    """Server -> client: acknowledgement, TSecr and SACK blocks back to the client's."""
     cdef rte_tcp_hdr *th = <rte_tcp_hdr *>(<uint8_t *>ip_hdr(m) + hl)
     cdef uint32_t old = th.recv_ack
-    if c.seq_delta == 0:
-        return 0
+    if not (c.flags & CONN_F_SEQ):
+        return
     th.recv_ack = rte_cpu_to_be_32(rte_be_to_cpu_32(old) - c.seq_delta)
     th.cksum = csum_replace4(th.cksum, old, th.recv_ack)
-    return tcp_options(th, c.seq_delta, 0)
+    tcp_options(th, c, 0)
 
 
 cdef void fnat_xmit_in(engine_t *e, worker_t *w, conn_t *c, rte_mbuf *m) noexcept nogil:
@@ -264,8 +286,7 @@ cdef void fnat_xmit_in(engine_t *e, worker_t *w, conn_t *c, rte_mbuf *m) noexcep
             c.flags |= CONN_F_TOA_ACK
             if toa_insert(m, hl, c.caddr, c.cport, r.mtu if r != NULL else 1500) == 0:
                 full = 1
-        if seq_in(e, c, m, hl, flags):
-            full = 1
+        seq_in(e, c, m, hl, flags)
     elif c.proto == IPPROTO_UDP and (c.flags & CONN_F_UOA_DONE) != CONN_F_UOA_DONE:
         # the first datagrams that fit carry the client (rlb.uoa reads them on the RS)
         r = route_lookup(w, c.daddr)
@@ -283,7 +304,7 @@ cdef void fnat_xmit_out(engine_t *e, worker_t *w, conn_t *c, rte_mbuf *m) noexce
     if c.proto == IPPROTO_UDP:
         c.flags |= CONN_F_UOA_DONE      # the real server answered: it has the client
     elif c.proto == IPPROTO_TCP:
-        full = seq_out(c, m, hl)
+        seq_out(c, m, hl)
     rewrite(m, hl, c.vaddr, c.vport, c.caddr, c.cport, full)
     route_out(e, w, m, c.caddr, c.vaddr)
 

@@ -148,10 +148,10 @@ def test_syn_rewritten_with_toa_and_reply_restored(fnat):
     assert len(rows) == 1 and rows[0]["state"] == "ESTABLISHED"
 
 
-def test_server_side_gets_its_own_isn_and_no_timestamps(fnat):
-    """A fresh ISN per flow (RFC 6528 clock) so a real server in TIME_WAIT for a reused
-    LIP:lport takes the SYN; the client's timestamp is not passed on (no PAWS); the
-    acknowledgements and SACK blocks come back in the client's numbers."""
+def test_server_side_gets_its_own_isn_and_timestamp_clock(fnat):
+    """A fresh ISN and timestamp clock per flow (RFC 6528, RFC 7323 5.4), so a real
+    server in TIME_WAIT for a reused LIP:lport takes the SYN; acknowledgements, TSecr
+    and SACK blocks come back in the client's own numbers."""
     fnat.cl.send(Ether(src=fnat.cl_mac, dst=fnat.lb_wan) / IP(src=CLIENT, dst=VIP) /
                  TCP(sport=40100, dport=80, flags="S", seq=1000,
                      options=[("MSS", 1460), ("SAckOK", b""), ("Timestamp", (12345, 0))]))
@@ -159,19 +159,23 @@ def test_server_side_gets_its_own_isn_and_no_timestamps(fnat):
     assert syn is not None and checksums_ok(syn)
     delta = (syn[TCP].seq - 1000) % 2**32
     assert delta != 0
-    assert not [o for o in syn[TCP].options if o[0] == "Timestamp"]
-    assert ("MSS", 1460) in syn[TCP].options and toa(syn) is not None
+    tsval = dict(syn[TCP].options)["Timestamp"][0]
+    assert tsval != 12345 and ("MSS", 1460) in syn[TCP].options and toa(syn) is not None
     sa = fnat.server(syn, "SA", seq=7000)
-    sa[TCP].options = [("SAck", (syn[TCP].seq + 1, syn[TCP].seq + 1))]
+    sa[TCP].options = [("Timestamp", (555, tsval)),
+                       ("SAck", (syn[TCP].seq + 1, syn[TCP].seq + 1))]
     fnat.rs.send(sa)
     back = fnat.to_client(lambda p: TCP in p and p[TCP].dport == 40100)
     assert back is not None and checksums_ok(back)
     assert back[TCP].ack == 1001                      # the client's own numbers
-    sack = dict(back[TCP].options)["SAck"]
-    assert sack == (1001, 1001)
-    fnat.cl.send(fnat.client(40100, "A", seq=1001, ack=7001))
+    opts = dict(back[TCP].options)
+    assert opts["SAck"] == (1001, 1001) and opts["Timestamp"] == (555, 12345)
+    fnat.cl.send(Ether(src=fnat.cl_mac, dst=fnat.lb_wan) / IP(src=CLIENT, dst=VIP) /
+                 TCP(sport=40100, dport=80, flags="A", seq=1001, ack=7001,
+                     options=[("NOP", None), ("NOP", None), ("Timestamp", (12346, 555))]))
     ack = fnat.to_rs(lambda p: TCP in p and p[TCP].flags == "A" and p[TCP].sport == syn[TCP].sport)
     assert ack is not None and ack[TCP].seq == (1001 + delta) % 2**32 and checksums_ok(ack)
+    assert dict(ack[TCP].options)["Timestamp"] == ((tsval + 1) % 2**32, 555)
 
 
 def test_round_robin_alternates_real_servers(fnat):
