@@ -99,13 +99,14 @@ def main(config_path: str, instance: str) -> int:
 
 
 async def _serve(model, sock: str, instance: str) -> None:
-    server = ControlServer(model, sock, host=instance)
-    await server.start()
-    ssh = await _start_ssh(model, instance)
+    # SIGTERM must stop us cleanly from the moment the socket says we are up
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    server = ControlServer(model, sock, host=instance)
+    await server.start()
+    ssh = await _start_ssh(model, instance)
     rates = asyncio.create_task(_sample_rates(model))
     try:
         await stop.wait()

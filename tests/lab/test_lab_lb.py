@@ -103,6 +103,10 @@ def test_stop_leaves_no_tap_socket_or_namespace():
         assert "dpdk0.kni" in in_node("lb", "ip", "-o", "link").stdout
         assert os.path.exists(socket_path("lb"))
         lab.stop_lb()
+        # the kernel unregisters a tap once the last fd of the dead process is closed
+        deadline = time.monotonic() + 5
+        while "kni" in in_node("lb", "ip", "-o", "link").stdout and time.monotonic() < deadline:
+            time.sleep(0.1)
         assert "kni" not in in_node("lb", "ip", "-o", "link").stdout
         assert not os.path.exists(socket_path("lb"))
         assert "rlb_lb" not in in_node("lb", "nft", "list", "tables").stdout
