@@ -89,88 +89,66 @@ def start_nginx(node: str, timeout: float = 5.0) -> dict:
     raise LabError(f"nginx on {node} did not start:\n{tail(errlog)}")
 
 
-def start_rs_app(node: str, timeout: float = 10.0) -> dict:
-    """Start the TOA-aware `Your ip:port` server on port 80 in the node's namespace."""
+def _spawn_app(node: str, module: str, args: list[str], kind: str, what: str,
+               ready, timeout: float) -> dict | None:
+    """Run `python -m module args` in the node's namespace (this very rlb importable),
+    logging to <node dir>/<kind>.log; wait until ready(proc, log) says True (up) or
+    None (done, nothing left to stop)."""
     d = state.node_dir(node)
     d.mkdir(parents=True, exist_ok=True)
-    log = d / "rs_server.log"
+    log = d / f"{kind}.log"
     env = dict(os.environ)
     root = str(Path(rlb.__file__).resolve().parent.parent)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
     with open(log, "wb") as out:
         proc = subprocess.Popen(["ip", "netns", "exec", ns_name(node), sys.executable, "-m",
-                                 "rlb.lab.rs_server", "--port", str(RS_APP_PORT)],
+                                 module, *args],
                                 stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                                 env=env, cwd="/", start_new_session=True)
-    rec = {**state.record(proc.pid), "kind": "rs_app", "node": node}
+    rec = {**state.record(proc.pid), "kind": kind, "node": node}
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise LabError(f"the real-server app on {node} exited:\n{tail(log)}")
-        probe = subprocess.run(["ip", "netns", "exec", ns_name(node), "ss", "-Hltn",
-                                f"sport = :{RS_APP_PORT}"], capture_output=True, text=True)
-        if probe.stdout.strip():
+        up = ready(proc, log)
+        if up is None:
+            return None
+        if up:
             return rec
+        if proc.poll() is not None:
+            raise LabError(f"the {what} on {node} exited:\n{tail(log)}")
         time.sleep(0.05)
     state.terminate([rec], 5.0)
-    raise LabError(f"the real-server app on {node} did not listen:\n{tail(log)}")
+    raise LabError(f"the {what} on {node} did not start:\n{tail(log)}")
+
+
+def _listening(node: str, flag: str, port: int):
+    def ready(proc, log):
+        probe = subprocess.run(["ip", "netns", "exec", ns_name(node), "ss", f"-Hl{flag}n",
+                                f"sport = :{port}"], capture_output=True, text=True)
+        return bool(probe.stdout.strip())
+    return ready
+
+
+def start_rs_app(node: str, timeout: float = 10.0) -> dict:
+    """Start the TOA-aware `Your ip:port` server on port 80 in the node's namespace."""
+    return _spawn_app(node, "rlb.lab.rs_server", ["--port", str(RS_APP_PORT)], "rs_app",
+                      "real-server app", _listening(node, "t", RS_APP_PORT), timeout)
 
 
 def start_udp_echo(node: str, timeout: float = 10.0) -> dict:
     """Start the UOA-aware UDP `Your ip:port` server in the node's namespace."""
-    d = state.node_dir(node)
-    d.mkdir(parents=True, exist_ok=True)
-    log = d / "udp_echo.log"
-    env = dict(os.environ)
-    root = str(Path(rlb.__file__).resolve().parent.parent)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(["ip", "netns", "exec", ns_name(node), sys.executable, "-m",
-                                 "rlb.lab.udp_echo", "--port", str(UDP_ECHO_PORT)],
-                                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                env=env, cwd="/", start_new_session=True)
-    rec = {**state.record(proc.pid), "kind": "udp_echo", "node": node}
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise LabError(f"the UDP echo server on {node} exited:\n{tail(log)}")
-        probe = subprocess.run(["ip", "netns", "exec", ns_name(node), "ss", "-Hlun",
-                                f"sport = :{UDP_ECHO_PORT}"], capture_output=True, text=True)
-        if probe.stdout.strip():
-            return rec
-        time.sleep(0.05)
-    state.terminate([rec], 5.0)
-    raise LabError(f"the UDP echo server on {node} did not bind:\n{tail(log)}")
+    return _spawn_app(node, "rlb.lab.udp_echo", ["--port", str(UDP_ECHO_PORT)], "udp_echo",
+                      "UDP echo server", _listening(node, "u", UDP_ECHO_PORT), timeout)
 
 
 def start_decap(node: str, timeout: float = 10.0) -> dict | None:
     """Start the IPIP decapsulator (rlb/lab/decap.py) in a tunnel-mode real server's
     namespace; None when the kernel's own ipip does the work (nothing to stop)."""
-    d = state.node_dir(node)
-    d.mkdir(parents=True, exist_ok=True)
-    log = d / "decap.log"
-    env = dict(os.environ)
-    root = str(Path(rlb.__file__).resolve().parent.parent)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(["ip", "netns", "exec", ns_name(node), sys.executable, "-m",
-                                 "rlb.lab.decap"],
-                                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                env=env, cwd="/", start_new_session=True)
-    rec = {**state.record(proc.pid), "kind": "decap", "node": node}
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        ready = "ready:" in tail(log)
-        code = proc.poll()
-        if code is not None:
-            if code == 0 and ready:
-                return None                 # the kernel's own tunl0, configured
-            raise LabError(f"the decapsulator on {node} exited:\n{tail(log)}")
-        if ready:
-            return rec
-        time.sleep(0.05)
-    state.terminate([rec], 5.0)
-    raise LabError(f"the decapsulator on {node} did not start:\n{tail(log)}")
+    def ready(proc, log):
+        started = "ready:" in tail(log)
+        if proc.poll() == 0 and started:
+            return None                 # the kernel's own tunl0, configured
+        return started and proc.poll() is None
+    return _spawn_app(node, "rlb.lab.decap", [], "decap", "decapsulator", ready, timeout)
 
 
 def tail(path: Path, lines: int = 20) -> str:
