@@ -1,5 +1,5 @@
-# Address and port rewriting shared by the NAT-like modes (NAT, SNAT; FNAT has its own
-# copy with TOA until both are folded together): checksums kept right incrementally.
+# Address and port rewriting shared by the NAT-like modes (FNAT, NAT, SNAT): checksums
+# kept right incrementally.
 from libc.stdint cimport uint8_t, uint16_t, uint32_t
 from rlb.core.dpdk.mbuf cimport rte_mbuf
 from rlb.core.dpdk.net cimport (rte_ipv4_hdr, rte_ipv4_udptcp_cksum, rte_cpu_to_be_16,

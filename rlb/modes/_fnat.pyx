@@ -15,6 +15,7 @@ from rlb.core.ipv4 cimport route_lookup
 from rlb.core.neigh cimport neigh_output
 from rlb.core.conn cimport tuple_in_use, TH_SYN, TH_ACK
 from rlb.core.lb cimport IPPROTO_TCP, IPPROTO_UDP
+from rlb.core.rewrite cimport rewrite, route_out
 
 cdef enum:
     LPORT_MIN = 1025
@@ -119,40 +120,12 @@ cdef int uoa_insert(rte_mbuf *m, uint32_t caddr, uint16_t cport, uint16_t mtu) n
     return 0
 
 
-cdef inline void rewrite(rte_mbuf *m, uint16_t hl, uint32_t saddr, uint16_t sport,
-                         uint32_t daddr, uint16_t dport, int full_l4) noexcept nogil:
-    """New addresses and ports (host order in, network order out) with checksums:
-    incremental, or computed whole after TOA changed the segment."""
+cdef inline void l4_checksum(rte_mbuf *m, uint16_t hl) noexcept nogil:
+    """The whole TCP checksum again, after TOA changed the segment's length."""
     cdef rte_ipv4_hdr *ip = ip_hdr(m)
-    cdef uint8_t *l4 = <uint8_t *>ip + hl
-    cdef uint32_t ns = rte_cpu_to_be_32(saddr), nd = rte_cpu_to_be_32(daddr)
-    cdef uint16_t nsp = rte_cpu_to_be_16(sport), ndp = rte_cpu_to_be_16(dport)
-    # checksum field: TCP offset 16, UDP offset 6 (both 2-byte aligned in the packet)
-    cdef uint16_t *ck = <uint16_t *>(l4 + (16 if ip.next_proto_id == IPPROTO_TCP else 6))
-    if not full_l4 and ck[0] != 0:          # UDP checksum 0: none was sent
-        ck[0] = csum_replace4(ck[0], ip.src_addr, ns)
-        ck[0] = csum_replace4(ck[0], ip.dst_addr, nd)
-        ck[0] = csum_fold_add(ck[0], (<uint16_t *>l4)[0], nsp)
-        ck[0] = csum_fold_add(ck[0], (<uint16_t *>l4)[1], ndp)
-        if ck[0] == 0 and ip.next_proto_id == IPPROTO_UDP:
-            ck[0] = 0xffff
-    ip.src_addr = ns
-    ip.dst_addr = nd
-    (<uint16_t *>l4)[0] = nsp
-    (<uint16_t *>l4)[1] = ndp
-    ip_set_csum(ip)
-    if full_l4:
-        ck[0] = 0
-        ck[0] = rte_ipv4_udptcp_cksum(ip, l4)
-
-
-cdef inline void route_out(engine_t *e, worker_t *w, rte_mbuf *m, uint32_t dst,
-                           uint32_t src) noexcept nogil:
-    cdef route_t *r = route_lookup(w, dst)
-    if r == NULL or r.scope >= SCOPE_HOST:
-        drop(w, m, R_NO_ROUTE)
-        return
-    neigh_output(e, w, r.port, r.gw if r.gw else dst, src, m)
+    cdef uint16_t *ck = <uint16_t *>(<uint8_t *>ip + hl + 16)
+    ck[0] = 0
+    ck[0] = rte_ipv4_udptcp_cksum(ip, <uint8_t *>ip + hl)
 
 
 cdef extern from *:
@@ -293,19 +266,20 @@ cdef void fnat_xmit_in(engine_t *e, worker_t *w, conn_t *c, rte_mbuf *m) noexcep
         if uoa_insert(m, c.caddr, c.cport, r.mtu if r != NULL else 1500) == 0:
             c.flags += CONN_F_UOA_ONE
             hl += IPOLEN_UOA
-    rewrite(m, hl, c.laddr, c.lport, c.daddr, c.dport, full)
+    rewrite(m, hl, c.laddr, c.lport, c.daddr, c.dport)
+    if full:
+        l4_checksum(m, hl)
     route_out(e, w, m, c.daddr, c.laddr)
 
 
 cdef void fnat_xmit_out(engine_t *e, worker_t *w, conn_t *c, rte_mbuf *m) noexcept nogil:
     cdef rte_ipv4_hdr *ip = ip_hdr(m)
     cdef uint16_t hl = (ip.version_ihl & 0xf) * 4
-    cdef int full = 0
     if c.proto == IPPROTO_UDP:
         c.flags |= CONN_F_UOA_DONE      # the real server answered: it has the client
     elif c.proto == IPPROTO_TCP:
         seq_out(c, m, hl)
-    rewrite(m, hl, c.vaddr, c.vport, c.caddr, c.cport, full)
+    rewrite(m, hl, c.vaddr, c.vport, c.caddr, c.cport)
     route_out(e, w, m, c.caddr, c.vaddr)
 
 
