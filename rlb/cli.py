@@ -10,6 +10,7 @@ from rlb.control.paths import DEFAULT_INSTANCE
 USAGE = """\
 rlb [-N INSTANCE]                                         the interactive shell
 rlb [-N INSTANCE] -c COMMAND [-c COMMAND ...] [--json]   run commands in order
+rlb [-N INSTANCE] -f FILE                                 apply a file as one commit
 rlb [-N INSTANCE] daemon -f FILE                          run an LB instance
 rlb lab list|up NAME|down|status|exec NODE -- CMD...      scenario lab (namespaces)
 """
@@ -23,6 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="rlb", usage=USAGE)
     p.add_argument("-N", "--instance", default=DEFAULT_INSTANCE)
     p.add_argument("-c", "--command", action="append", dest="commands", default=[])
+    p.add_argument("-f", "--file", dest="load")
     p.add_argument("--json", action="store_true", help="print structured data as JSON")
     p.add_argument("rest", nargs=argparse.REMAINDER)
     args = p.parse_args(argv)
@@ -35,6 +37,10 @@ def main(argv: list[str] | None = None) -> int:
         return daemon_main(dargs.config, dargs.instance)
     if args.rest:
         p.error(f"unknown arguments: {' '.join(args.rest)}")
+    if args.load is not None:
+        if args.commands:
+            p.error("-f and -c do not go together")
+        return load_file(args.instance, args.load)
     if not args.commands:
         from rlb.shell.repl import main as shell_main
         return shell_main(args.instance)
@@ -64,6 +70,29 @@ def run_commands(instance: str, commands: list[str], as_json: bool = False) -> i
                 print(json.dumps(reply.get("data"), indent=2, sort_keys=True))
             elif reply.get("text"):
                 print(reply["text"])
+    return 0
+
+
+def load_file(instance: str, path: str) -> int:
+    """Like `load merge` then `commit`: the file's lines change a candidate of the running
+    configuration, applied as one transaction; any bad line and nothing changes."""
+    from rlb.control.client import Client, ControlError
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except (OSError, UnicodeDecodeError) as err:
+        print(f"rlb: {path}: {getattr(err, 'strerror', None) or err}", file=sys.stderr)
+        return 2
+    try:
+        with Client(instance, timeout=300) as client:
+            reply = client.request({"load": text, "source": path})
+    except (ControlError, OSError) as err:
+        print(f"rlb: {err}", file=sys.stderr)
+        return 2
+    if not reply.get("ok"):
+        print(reply.get("error", "% failed"), file=sys.stderr)
+        return 1
+    print(reply.get("text", ""))
     return 0
 
 

@@ -12,7 +12,9 @@ from rlb.control.model import CommandError, Model
 from rlb.shell.commands import Context, Reply, g
 from rlb.shell.grammar import ParseError
 
-ROOT = "exec"
+# Files run in configuration mode: its router-style commands, and through its parent
+# the dpip and ipvsadm lines.
+TOP = "config"
 
 
 class ConfigError(Exception):
@@ -31,20 +33,20 @@ def run(ctx: Context, line: str) -> Reply:
 
 def _parse_up(ctx: Context, line: str):
     """Parse in the current node; a line unknown there is tried in the parent nodes and,
-    if one takes it, the session moves there (as in vtysh)."""
-    try:
-        return g.parse(line, node=ctx.node)
-    except ParseError as err:
-        node = g.nodes[ctx.node].parent
-        while node is not None:
-            try:
-                m = g.parse(line, node=node)
-            except ParseError:
-                node = g.nodes[node].parent
-                continue
-            ctx.node = node
-            return m
-        raise err
+    if one takes it, the session moves there (as in vtysh). When none does, the error is
+    the one that got furthest into the line."""
+    best, node = None, ctx.node
+    while node is not None:
+        try:
+            m = g.parse(line, node=node)
+        except ParseError as err:
+            if best is None or err.position > best.position:
+                best = err
+            node = g.nodes[node].parent
+            continue
+        ctx.node = node
+        return m
+    raise best
 
 
 @functools.cache
@@ -55,15 +57,15 @@ def handler_params(handler) -> frozenset:
 def run_lines(ctx: Context, lines, source: str = "<input>") -> list[Reply]:
     """Run numbered lines as a config file: an indented line belongs to the section
     opened above it (e.g. `dataplane`), `!` or an unindented line closes it."""
-    replies = []
+    replies, start = [], ctx.node
     for lineno, text in lines:
         stripped = text.strip()
         if not stripped or stripped.startswith(("#", "!")):
             if stripped.startswith("!"):
-                ctx.node = ROOT
+                ctx.node = TOP
             continue
         if not text[:1].isspace():
-            ctx.node = ROOT
+            ctx.node, ctx.section = TOP, None
         try:
             replies.append(run(ctx, stripped))
         except ParseError as err:
@@ -72,7 +74,7 @@ def run_lines(ctx: Context, lines, source: str = "<input>") -> list[Reply]:
             raise ConfigError(f"{source}:{lineno}: {err}") from None
         except Exception as err:                 # a bug, but still say where
             raise ConfigError(f"{source}:{lineno}: internal error: {err!r}") from err
-    ctx.node = ROOT
+    ctx.node, ctx.section = start, None
     return replies
 
 
@@ -91,5 +93,5 @@ def read_file(path: str) -> list[tuple[int, str]]:
 def check(lines, source: str) -> Model:
     """Validate a whole file against a fresh model; returns that model (settings, ports)."""
     model = Model()
-    run_lines(Context(model), lines, source)
+    run_lines(Context(model, node=TOP), lines, source)
     return model

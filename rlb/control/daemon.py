@@ -48,6 +48,7 @@ def main(config_path: str, instance: str) -> int:
     if not model.ports:
         print(f"rlb: {config_path}: no port in the dataplane section", file=sys.stderr)
         return 2
+    model.store = _store(model, config_path, instance)
     sock = paths.socket_path(instance)
     if os.path.exists(sock):
         from rlb.control.client import Client, ControlError
@@ -96,6 +97,23 @@ def main(config_path: str, instance: str) -> int:
             except OSError:
                 pass
         log.info("instance %s stopped", instance)
+
+
+def _store(model, config_path: str, instance: str):
+    """The commit history; the configuration the daemon starts with is its newest commit
+    (recorded unless it already is), so that `rollback 1` after a commit gets back to it."""
+    from rlb.control.commit import Store
+    from rlb.control.running import render
+    store = Store(os.path.join(paths.state_dir(instance), "commits"),
+                  startup=os.path.abspath(config_path))
+    now = render(model)
+    try:
+        latest = [text for _, text in store.lines(0)[0][1:]]
+    except Exception:               # noqa: BLE001  (none yet, or unreadable: record anew)
+        latest = None
+    if latest != now.lines():
+        store.record(now, "rlb", f"startup from {os.path.abspath(config_path)}")
+    return store
 
 
 async def _serve(model, sock: str, instance: str) -> None:

@@ -104,6 +104,9 @@ class Model:
     # The IPVS table (rlb.control.services.Services): virtual services, real servers,
     # local addresses, timeouts. Created with the model; replace it to inject registries.
     services: object = field(default=None, repr=False, compare=False)
+    # The commits kept on disk and the startup file (rlb.control.commit.Store): a daemon's
+    # model has one, a candidate or a checked file has none.
+    store: object = field(default=None, repr=False, compare=False)
 
     def __post_init__(self):
         if self.services is None:
@@ -136,6 +139,8 @@ class Model:
         if self.engine is not None:
             raise CommandError("ports are fixed once the data plane runs (restart to change)")
         if name in self.ports:
+            if self.ports[name].devargs == devargs:
+                return              # the same line again (a config merged onto its own)
             raise CommandError(f"port {name} already defined")
         iface = kernel_iface(devargs)
         for p in self.ports.values():

@@ -2,6 +2,7 @@
 import os
 
 RUN_DIR = os.environ.get("RLB_RUN_DIR", "/run/rlb")
+STATE_DIR = "/var/lib/rlb"
 DEFAULT_INSTANCE = "rlb"
 
 
@@ -11,3 +12,11 @@ def socket_path(instance: str) -> str:
 
 def valid_instance(name: str) -> bool:
     return 0 < len(name) <= 32 and name.replace("-", "").replace("_", "").isalnum()
+
+
+def state_dir(instance: str, base: str | None = None) -> str:
+    """/var/lib/rlb/INSTANCE (RLB_STATE_DIR instead of /var/lib/rlb), private to root:
+    the ssh host key, the commits kept for rollback."""
+    path = os.path.join(base or os.environ.get("RLB_STATE_DIR", STATE_DIR), instance)
+    os.makedirs(path, mode=0o700, exist_ok=True)
+    return path

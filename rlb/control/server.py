@@ -5,6 +5,7 @@ Reply    {"ok": true, "text": "...", "data": ...}  or  {"ok": false, "error": ".
 Request  {"shell": true}: the connection becomes an interactive session, starting in
          the view node (lb>); every reply then also has "node", "prompt", "user",
          "privilege", and "closed": true once `exit` ended the session.
+Request  {"load": "text of a file", "source": "FILE"}: the file as one commit (`rlb -f`)
 Request  {"complete": "partial line"}
 Reply    {"ok": true, "data": [[token, help], ...]}  (what may come next, <cr> last)
 Each connection keeps its own Context: node, user (from the socket's peer), privilege.
@@ -21,17 +22,19 @@ import os
 import pwd
 import socket
 import struct
+import time
 
-from rlb.control.config import handler_params
+from rlb.control.config import ConfigError, handler_params
 from rlb.control.model import CommandError, Model
 from rlb.shell.commands import (ADMIN, CONFIG, ENABLE, PIPE, ROOT, VIEW, Context, Reply,
                                 g)
+from rlb.shell.configure import load as load_lines
 from rlb.shell.grammar import CR, MAX_LINE, Grammar, ParseError
 from rlb.shell.render import split_pipes
 
 log = logging.getLogger("rlb.control")
 audit = logging.getLogger("rlb.audit")
-MAX_REQUEST = 64 * 1024
+MAX_REQUEST = 4 * 1024 * 1024       # a whole configuration file (`rlb -f`) is one request
 PIPE_HELP = ("|", "Output modifiers")
 EXEC_MODES = (VIEW, ENABLE)
 
@@ -67,6 +70,7 @@ def complete(ctx: Context, line) -> list[tuple[str, str]]:
     if not isinstance(line, str) or len(line) > MAX_LINE:
         return []
     text, pipes = split_pipes(line, partial=True)
+    ctx.model = ctx.candidate.model if ctx.configuring else ctx.running
     if pipes:
         return g.complete(pipes[-1][1], PIPE, ctx)
     if text.endswith("|") and (len(text) == 1 or text[-2] in " \t"):
@@ -81,6 +85,27 @@ def _complete(ctx, text):
     for node, grammar in _chain(ctx):
         seen.update(dict.fromkeys(grammar.complete(text, node, ctx)))
     return sorted(seen, key=lambda c: (c == CR, c))
+
+
+def load(ctx: Context, text: str, source: str) -> dict:
+    """A whole file as one transaction (`rlb -f`); its errors say FILE:LINE."""
+    if ctx.privilege != ADMIN:
+        return {"ok": False, "error": f"% Permission denied: user {ctx.user} has "
+                                      f"{ctx.privilege} privilege"}
+    if ctx.configuring:
+        return {"ok": False, "error": "% leave configuration mode first"}
+    lines = list(enumerate(text.splitlines(), 1))
+    try:
+        reply = load_lines(ctx, lines, source)
+    except ConfigError as err:
+        return {"ok": False, "error": f"% {err}"}
+    except CommandError as err:
+        return {"ok": False, "error": f"% {source}: {err}"}
+    except Exception as err:                    # a bug: keep the daemon up, say so
+        log.exception("load %s failed", source)
+        return {"ok": False, "error": f"% internal error: {err}"}
+    audit.info("%s: load %s: %s", ctx.user, source, reply.text.splitlines()[0])
+    return {"ok": True, "text": reply.text, "data": reply.data}
 
 
 # -- one line: the command, its filters, the mode rules ----------------------------
@@ -110,9 +135,17 @@ def _run(ctx: Context, line) -> Reply:
     if not cmd.readonly and ctx.privilege != ADMIN:     # _chain keeps them out: in case
         raise CommandError(f"Permission denied: user {ctx.user} has {ctx.privilege} privilege")
     _move(ctx, found)
-    reply = _call(ctx, match)
+    # a change goes to the candidate in configuration mode; a show sees the running state
+    ctx.model = ctx.candidate.model if ctx.configuring and not cmd.readonly else ctx.running
+    try:
+        reply = _call(ctx, match)
+    finally:
+        ctx.model = ctx.candidate.model if ctx.configuring else ctx.running
     if not cmd.readonly:
         audit.info("%s: %s", ctx.user, text.strip())
+        if not ctx.configuring and cmd.node == ROOT and ctx.running.store is not None:
+            ctx.running.store.last_change = (ctx.user, time.strftime("%Y-%m-%dT%H:%M:%S"),
+                                             f"`{text.strip()}`")
     for f in filters:
         ctx.output = reply
         reply = _call(ctx, f)
@@ -151,14 +184,17 @@ def _chain(ctx, restrict: bool = True) -> list[tuple[str, Grammar]]:
     while node is not None:
         nodes.append(node)
         node = g.nodes[node].parent
-    if ctx.shell:
+    if ctx.shell or ctx.configuring:
         nodes.remove(ROOT)
         if ctx.node not in EXEC_MODES and CONFIG not in nodes:
             nodes.append(CONFIG)
         nodes.append(ROOT)
-    viewer = restrict and ctx.privilege != ADMIN
-    exec_mode = restrict and ctx.shell and ctx.node in EXEC_MODES
-    return [(n, _readonly(n) if viewer or (exec_mode and n == ROOT) else g) for n in nodes]
+    if restrict and ctx.privilege != ADMIN:
+        return [(n, _subset(n, READONLY)) for n in nodes]
+    if restrict and ctx.shell and ctx.node in EXEC_MODES:
+        kind = READONLY if ctx.node == VIEW else EXEC
+        return [(n, _subset(n, kind) if n == ROOT else g) for n in nodes]
+    return [(n, g) for n in nodes]
 
 
 def _find(chain, text):
@@ -186,34 +222,45 @@ def _resolve(ctx, text):
     if ctx.privilege != ADMIN:
         audit.warning("refused %s (privilege %s): %s", ctx.user, ctx.privilege, text.strip())
         raise CommandError(f"Permission denied: user {ctx.user} has {ctx.privilege} privilege")
+    if ctx.node == VIEW:
+        raise CommandError("this is a privileged command: `enable` first")
     raise CommandError("this command changes the configuration: enter configuration mode "
-                       "first (enable, then configure)")
+                       "first (configure)")
 
 
 def _move(ctx, found) -> None:
-    """The session follows a line found in a parent node, as vtysh; in the shell the
-    exec and configuration modes stay, a section is left for configuration mode."""
+    """The session follows a line found in a parent node, as vtysh; the shell's exec
+    modes and configuration mode stay, a section is left for configuration mode."""
     if found == ctx.node:
         return
-    if not ctx.shell or found != ROOT:
+    if found != ROOT or not (ctx.shell or ctx.configuring):
         ctx.node = found
     elif ctx.node not in (*EXEC_MODES, CONFIG):
         ctx.node = CONFIG
+    if ctx.node in (CONFIG, ROOT, *EXEC_MODES):
+        ctx.section = None
+
+
+# Subsets of a node's commands: READONLY for view users and the view mode (lb>); EXEC
+# for the privileged exec mode (lb#): the shows, the tools that apply at once as in
+# `rlb -c`, entering configuration mode and saving it.
+READONLY, EXEC = "readonly", "exec"
+EXEC_WORDS = ("dpip", "ipvsadm", "configure", "write", "copy")
 
 
 @functools.cache
-def _readonly(node: str) -> Grammar:
-    """A node's readonly commands as a grammar of their own, built from `g` (nothing is
+def _subset(node: str, kind: str) -> Grammar:
+    """Some of a node's commands as a grammar of their own, built from `g` (nothing is
     declared twice): parsing, `?` and Tab then know nothing else."""
-    ro = Grammar()
-    ro.node(node)
-    ro.words(g._words)
+    sub = Grammar()
+    sub.node(node)
+    sub.words(g._words)
     for name, values in g._completers.items():
-        ro.completer(name, values)
+        sub.completer(name, values)
     for cmd in g.commands(node):
-        if cmd.readonly:
-            ro.command(cmd.definition, node, help=cmd.help, readonly=True)(cmd.handler)
-    return ro
+        if cmd.readonly or (kind == EXEC and cmd.definition.split()[0] in EXEC_WORDS):
+            sub.command(cmd.definition, node, help=cmd.help, readonly=cmd.readonly)(cmd.handler)
+    return sub
 
 
 # -- the socket -----------------------------------------------------------------
@@ -292,6 +339,11 @@ class ControlServer:
                                                             "data": complete(ctx, line)}
         if req.get("shell") is True:
             return open_shell(ctx)
+        if "load" in req:
+            text, source = req["load"], req.get("source", "<load>")
+            if not isinstance(text, str) or not isinstance(source, str):
+                raise TypeError
+            return load(ctx, text, source)
         raise KeyError("not a request")
 
     @staticmethod

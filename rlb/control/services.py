@@ -324,9 +324,12 @@ class Services:
         return svc
 
     def edit_service(self, key: tuple, *, sched: str | None = None, persistent: int | None = None,
-                     netmask: IPv4Address | None = None) -> Service:
-        """ipvsadm -E: only what is given changes (DPVS's ipvs_update_service_by_options)."""
+                     netmask: IPv4Address | None = None, no_persistent: bool = False) -> Service:
+        """ipvsadm -E: only what is given changes (DPVS's ipvs_update_service_by_options);
+        no_persistent (the shell's `no persistent`) ends persistence."""
         svc = self.get(key)
+        if no_persistent and (persistent is not None or netmask is not None):
+            raise CommandError("persistence cannot be set and ended at once")
         if sched is not None:
             self._scheduler(sched)
         if persistent is not None:
@@ -338,6 +341,8 @@ class Services:
             changes["sched"] = sched
         if persistent is not None:
             changes.update(persistent=True, timeout=persistent)
+        if no_persistent:
+            changes.update(persistent=False, timeout=PERSISTENT_TIMEOUT, netmask=HOST_MASK)
         if netmask is not None:
             changes["netmask"] = netmask
         self._check_hooks(replace(svc, **changes))

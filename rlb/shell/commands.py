@@ -22,7 +22,8 @@ class Reply:
 
 
 # The shell's modes are nodes, as FRR's VIEW_NODE, ENABLE_NODE and CONFIG_NODE; "exec"
-# (ROOT) holds every dpip/ipvsadm command and is where `rlb -c` and config files run.
+# (ROOT) holds every dpip/ipvsadm command and is where `rlb -c` runs; config files run
+# in CONFIG (whose parent is ROOT).
 ROOT, VIEW, ENABLE, CONFIG, PIPE = "exec", "view", "enable", "config", "pipe"
 # Privileges (`username NAME privilege view|admin`): a viewer runs readonly commands only.
 ADMIN, VIEWER = "admin", "view"
@@ -31,15 +32,25 @@ ADMIN, VIEWER = "admin", "view"
 @dataclass
 class Context:
     """What a handler may touch: the model (and through it the data plane), and the session."""
-    model: Model
+    model: Model                    # what commands change: the candidate in configuration
     node: str = "exec"
     user: str = "root"
-    changes: list = field(default_factory=list)
     privilege: str = ADMIN
     shell: bool = False             # an interactive session (modes lb> lb# lb(config)#)
     host: str = "rlb"               # {host} of the prompts: the instance name
     output: Reply = field(default_factory=Reply)  # what a `|` filter works on
     closed: bool = False            # `exit` at the top: the session ends
+    running: Model = None           # the instance's model (ctx.model outside configuration)
+    candidate: object = None        # rlb.control.commit.Candidate after `configure`
+    section: object = None          # what a section (config-if, config-vs) edits
+
+    def __post_init__(self):
+        if self.running is None:
+            self.running = self.model
+
+    @property
+    def configuring(self) -> bool:
+        return self.candidate is not None
 
     @property
     def engine(self):
@@ -96,7 +107,7 @@ g.words(**{
     "idle-sleep": "Microseconds an idle worker sleeps (0: yield only)",
     "busy-poll": "Workers never sleep (lowest latency, one core each)",
     "forwarding": "Forward IPv4 packets along routes (off by default)",
-    "memory": "MiB of memory for DPDK without hugepages",
+    "memory": "MiB of memory for DPDK without hugepages (dataplane); the startup file (write)",
     "conn-table-size": "Connections per worker (new flows beyond it are dropped, counted)",
     "service-table-size": "Maximum virtual services",
     "dest-table-size": "Maximum real servers, all services together",
@@ -476,10 +487,10 @@ def dataplane_info(ctx):
 
 # ------------------------------------------------------------- the shell's modes
 # `rlb` and the ssh shell start in VIEW (lb>); `enable` leads to ENABLE (lb#) and
-# `configure` to CONFIG (lb(config)#). The exec modes reach the readonly commands of
-# ROOT, CONFIG all of them (rlb/control/server.py says how). CONFIG is where the
-# candidate configuration will plug in: for now a line typed there applies at once,
-# exactly as `rlb -c` does.
+# `configure` to CONFIG (lb(config)#). VIEW reaches the readonly commands of ROOT,
+# ENABLE also the tools that apply at once (dpip, ipvsadm) and `configure`, CONFIG all
+# of them, changing the session's candidate (rlb/control/server.py says how;
+# rlb/shell/configure.py has configuration mode).
 
 g.node(VIEW, parent="exec", prompt="{host}>")
 g.node(ENABLE, parent="exec", prompt="{host}#")
@@ -514,12 +525,6 @@ def disable(ctx):
     return Reply()
 
 
-@g.command("configure [terminal]", node=ENABLE)
-def configure(ctx):
-    ctx.node = CONFIG
-    return Reply("Enter configuration commands, one per line. End with CNTL/Z.")
-
-
 @g.command("exit", node=VIEW, readonly=True)
 def exit_view(ctx):
     ctx.closed = True
@@ -532,35 +537,8 @@ def exit_enable(ctx):
     return Reply()
 
 
-@g.command("exit", node=CONFIG, readonly=True)
-def exit_config(ctx):
-    ctx.node = ENABLE
-    return Reply()
-
-
 # What Ctrl-Z types in configuration mode and its sections (rlb/shell/repl.py).
 CTRL_Z = "end"
-
-
-@g.command("end", node=CONFIG, readonly=True)
-def end_config(ctx):
-    ctx.node = ENABLE
-    return Reply()
-
-
-@g.command("exit", node="dataplane", readonly=True)
-def exit_section(ctx):
-    """Up one node; in the shell a section's way up is configuration mode."""
-    parent = g.nodes[ctx.node].parent
-    ctx.node = CONFIG if ctx.shell and parent == ROOT else parent
-    return Reply()
-
-
-@g.command("end", node="dataplane", readonly=True)
-def end_section(ctx):
-    ctx.node = ENABLE if ctx.shell else ROOT
-    return Reply()
-
 
 REGEX_HELP = {"regex": "Regular expression (Python syntax), to the end of the line"}
 
@@ -606,3 +584,4 @@ g.completer("laddr", lambda ctx: [str(a.ip) for a in ctx.model.addresses if a.sa
 
 import rlb.shell.ipvsadm  # noqa: E402,F401  (the ipvsadm commands, on this same grammar)
 import rlb.shell.users  # noqa: E402,F401  (the ssh server's `username` and `ssh` commands)
+import rlb.shell.configure  # noqa: E402,F401  (configuration mode: candidate, commit, sections)

@@ -17,24 +17,17 @@ from collections import deque
 import asyncssh
 from prompt_toolkit.contrib.ssh import PromptToolkitSSHServer, PromptToolkitSSHSession
 
+from rlb.control.paths import state_dir
 from rlb.shell.commands import Context
 from rlb.shell.grammar import MAX_LINE
 from rlb.shell.repl import LocalTransport, QuietFileHistory, Shell
 from rlb.shell.users import accounts
 
 log = logging.getLogger("rlb.ssh")
-STATE_DIR = "/var/lib/rlb"
 HOST_KEY = "ssh_host_key"
 MAX_PENDING = MAX_LINE + 256    # characters typed without Enter that the session keeps
 _ENDS = "\r\n\x03\x15"           # Enter, Ctrl-C, Ctrl-U: the line starts again
 _LINE_ENDS = re.compile("([\r\n\x03\x15])")
-
-
-def state_dir(instance: str, base: str | None = None) -> str:
-    """/var/lib/rlb/INSTANCE (RLB_STATE_DIR instead of /var/lib/rlb), private to root."""
-    path = os.path.join(base or os.environ.get("RLB_STATE_DIR", STATE_DIR), instance)
-    os.makedirs(path, mode=0o700, exist_ok=True)
-    return path
 
 
 def host_key(directory: str):

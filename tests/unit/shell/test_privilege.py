@@ -31,7 +31,8 @@ READONLY = {
     "dpip addr show [dev WORD$dev]", "dpip route show [dev WORD$dev]",
     "dpip neigh show [dev WORD$dev]", "dpip link show [WORD$dev] [-s$stats]",
     "dpip -s$stats link show [WORD$dev]", "show dataplane", "show users", "show ssh",
-    "show privilege", "ipvsadm",
+    "show privilege", "ipvsadm", "show running-config", "show configuration",
+    "show configuration diff", "show configuration commits",
 }
 
 
@@ -48,13 +49,16 @@ def test_the_readonly_commands_of_exec_are_the_shows():
 
 
 def test_mode_commands():
-    ro = {(c.node, c.definition): c.readonly for n in ("view", "enable", "config", "dataplane")
+    ro = {(c.node, c.definition): c.readonly
+          for n in ("exec", "view", "enable", "config", "dataplane", "config-if", "config-vs")
           for c in g.commands(n) if c.definition in ("enable", "disable", "configure [terminal]",
-                                                      "exit", "end")}
+                                                      "exit", "end", "commit", "abort")}
     assert ro == {("view", "enable"): False, ("view", "exit"): True,
-                  ("enable", "disable"): True, ("enable", "configure [terminal]"): False,
+                  ("enable", "disable"): True, ("exec", "configure [terminal]"): False,
                   ("enable", "exit"): True, ("config", "exit"): True, ("config", "end"): True,
-                  ("dataplane", "exit"): True, ("dataplane", "end"): True}
+                  ("config", "abort"): False,
+                  **{(n, w): True for n in ("dataplane", "config-if", "config-vs")
+                     for w in ("exit", "end")}}
 
 
 def model():
@@ -107,17 +111,24 @@ def test_view_user_outside_the_shell_is_refused_too():
 
 
 @pytest.mark.parametrize("line", CHANGES)
-def test_admin_changes_only_in_configuration_mode(line):
+def test_admin_changes_nothing_in_view_mode_and_dpip_ipvsadm_apply_in_enable(line):
+    """lb> refuses every change; lb# runs dpip and ipvsadm at once (as `rlb -c` does) and
+    keeps the rest for configuration mode, where the candidate takes them."""
     ctx = shell()
-    for node in ("view", "enable"):
-        reply = execute(ctx, line)
-        assert reply["error"] == ("% this command changes the configuration: enter configuration"
-                                  " mode first (enable, then configure)"), (node, reply)
-        assert ctx.node == node
-        execute(ctx, "enable")
+    reply = execute(ctx, line)
+    assert reply["error"] == "% this is a privileged command: `enable` first", reply
+    assert ctx.node == "view"
+    execute(ctx, "enable")
+    reply = execute(ctx, line)
+    if line.split()[0] in ("dpip", "ipvsadm"):
+        assert "configuration mode" not in reply.get("error", ""), reply
+    else:
+        assert reply["error"] == ("% this command changes the configuration: enter "
+                                  "configuration mode first (configure)"), reply
+    assert ctx.node == "enable"
     execute(ctx, "configure")
     reply = execute(ctx, line)
-    assert "changes the configuration" not in reply.get("error", "")
+    assert "mode first" not in reply.get("error", "")
 
 
 def test_changes_are_audited_with_the_user(caplog):
@@ -147,4 +158,6 @@ def test_shell_section_fallback_and_exit():
     assert ctx.node == "dataplane" and ctx.model.settings.forwarding
     assert execute(ctx, "dpip addr show")["ok"] and ctx.node == "config"
     execute(ctx, "dataplane")
-    assert execute(ctx, "end")["prompt"] == "lb#"
+    assert "uncommitted changes" in execute(ctx, "end")["error"]     # forwarding, uncommitted
+    assert execute(ctx, "abort")["prompt"] == "lb#"
+    assert not ctx.model.settings.forwarding

@@ -95,17 +95,23 @@ def test_exit_at_the_top_ends_the_session_and_what_follows_is_not_run():
     assert [line for line, _ in rec.calls] == ["exit"]
 
 
-def test_configuration_mode_applies_lines_at_once():
+def test_exec_applies_at_once_and_configuration_mode_commits(tmp_path):
+    from rlb.control.commit import Store
+    m = make_model()
+    m.store = Store(str(tmp_path / "commits"), startup=str(tmp_path / "rlb.conf"))
     printed, rec, ctx = session("dpip addr add 10.0.0.7/24 dev dpdk1\renable\r"
                                 "dpip addr add 10.0.0.7/24 dev dpdk1\r"
-                                "conf t\rdpip addr add 10.0.0.7/24 dev dpdk1\r"
-                                "dpip route add 10.1.0.0/16 via 10.0.0.1 dev dpdk1\r")
-    addrs = [str(a.iface) for a in ctx.model.addresses]
-    assert addrs.count("10.0.0.7/24") == 1
-    assert IPv4Network("10.1.0.0/16") in {r.prefix for r in ctx.model.routes.values()}
-    refused = [reply for line, reply in rec.calls[:3] if line.startswith("dpip")]
-    assert all("enter configuration mode" in r["error"] for r in refused)
-    assert ctx.node == "config"
+                                "conf t\rdpip route add 10.1.0.0/16 via 10.0.0.1 dev dpdk1\r"
+                                "show configuration diff\rend\rcommit\rend\r", m)
+    assert "`enable` first" in rec.calls[0][1]["error"]             # lb> changes nothing
+    addrs = [str(a.iface) for a in m.addresses]
+    assert addrs.count("10.0.0.7/24") == 1                         # lb#: at once
+    diff = rec.calls[5][1]["text"]
+    assert "+ip route 10.1.0.0/16 via 10.0.0.1 dev dpdk1" in diff.splitlines()
+    assert "uncommitted changes" in rec.calls[6][1]["error"]       # `end` keeps the candidate
+    assert rec.calls[7][1]["data"]["changes"] == ["add route 10.1.0.0/16"]
+    assert IPv4Network("10.1.0.0/16") in {r.prefix for r in m.routes.values()}
+    assert ctx.node == "enable" and ctx.model is m
 
 
 def test_show_commands_work_in_every_mode():
@@ -198,7 +204,8 @@ def test_completion_offers_names_that_exist(admin_config):
     assert texts("dpip addr del ") == ["10.0.0.100/32", "192.168.100.200/24",
                                        "192.168.100.254/32"]
     assert texts("sh") == ["show"]
-    assert texts("show ") == ["dataplane", "privilege", "ssh", "users"]
+    assert texts("show ") == ["configuration", "dataplane", "privilege", "running-config", "ssh",
+                              "users"]
     assert texts("dpip addr show |") == ["|"]
     assert texts("dpip addr show | ") == ["exclude", "include", "json"]
     assert texts("dpip addr show dev \"dp") == []
@@ -348,7 +355,9 @@ def socket_server(monkeypatch):
     """A ControlServer on RUN_DIR/t.sock in a thread of its own (the shell's client blocks)."""
     d = tempfile.mkdtemp(prefix="rlbt-", dir="/tmp")
     monkeypatch.setattr(paths, "RUN_DIR", d)
+    from rlb.control.commit import Store
     model, loop, ready = make_model(), asyncio.new_event_loop(), threading.Event()
+    model.store = Store(os.path.join(d, "commits"), startup=os.path.join(d, "rlb.conf"))
     server = ControlServer(model, os.path.join(d, "t.sock"), host="lb")
 
     def run():
@@ -377,12 +386,12 @@ def test_a_session_over_the_socket(socket_server):
                 shell = Shell(rec, input=inp, output=DummyOutput(), write=printed.append,
                               pager=False)
                 inp.send_text("en\rconf t\rdpip addr add 10.0.0.8/24 dev dp\t1\rdpip ?"
-                              + CTRL_U + "end\rexit\r")
+                              + CTRL_U + "commit\rend\rexit\r")
                 assert await asyncio.wait_for(shell.run(), 10) == 0
         asyncio.run(main())
         assert [line for line, _ in rec.calls] == [
-            "en", "conf t", "dpip addr add 10.0.0.8/24 dev dpdk1", "end", "exit"]
-        assert prompts(rec) == ["lb#", "lb(config)#", "lb(config)#", "lb#", "lb#"]
+            "en", "conf t", "dpip addr add 10.0.0.8/24 dev dpdk1", "commit", "end", "exit"]
+        assert prompts(rec) == ["lb#", "lb(config)#", "lb(config)#", "lb(config)#", "lb#", "lb#"]
         assert rec.calls[-1][1]["closed"] is True
         with pytest.raises(Exception):
             client.call("dpip addr show")         # the daemon closed the session
@@ -409,7 +418,7 @@ def test_protocol_shell_and_complete_requests(socket_server):
 def test_rlb_without_a_command_runs_stdin_as_a_session(socket_server):
     model, run_dir = socket_server
     env = dict(os.environ, RLB_RUN_DIR=run_dir)
-    lines = ("show privilege\ndpip addr add 10.0.0.11/24 dev dpdk1\nenable\nconfigure\n"
+    lines = ("show privilege\ndpip addr add 10.0.0.11/24 dev dpdk1\nenable\n"
              "dpip addr add 10.0.0.11/24 dev dpdk1\ndpip addr show | include 10.0.0.11\n")
     r = subprocess.run([sys.executable, "-m", "rlb", "-N", "t"], input=lines.encode() + b"\xff\n",
                        capture_output=True, timeout=60, env=env)
@@ -417,7 +426,7 @@ def test_rlb_without_a_command_runs_stdin_as_a_session(socket_server):
     assert r.returncode == 1, err
     assert "Current privilege level is admin" in out
     assert "inet 10.0.0.11/24 scope global dpdk1" in out
-    assert "enter configuration mode" in err and "Invalid character" in err
+    assert "`enable` first" in err and "Invalid character" in err
     assert "Traceback" not in err
     assert "10.0.0.11/24" in [str(a.iface) for a in model.addresses]
 

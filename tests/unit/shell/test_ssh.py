@@ -39,10 +39,13 @@ def addrs(m):
 def run(tmp_path, scenario, model=None, limiter=None):
     """Start the ssh server of a model on 127.0.0.1 (any port), run scenario(svc), stop it."""
     async def main():
+        from rlb.control.commit import Store
         svc = SshService(model or make_model(), "lb", state_base=str(tmp_path))
+        if svc.model.store is None:
+            svc.model.store = Store(str(tmp_path / "commits"))
         if limiter is not None:
             svc.limiter = limiter
-        svc.accounts.listen = ("127.0.0.1", 0)
+        svc.accounts.listen = ("127.0.0.1", free_port())
         await svc.apply()
         assert svc.port, svc.accounts.status
         try:
@@ -106,6 +109,8 @@ def test_a_key_of_a_user_logs_in_and_an_admin_configures(tmp_path):
             await t.line("enable", "lb#")
             assert "Enter configuration commands" in await t.line("conf t", "lb(config)#")
             await t.line("dpip addr add 10.0.0.5/24 dev dpdk0", "lb(config)#")
+            assert "10.0.0.5/24" not in addrs(svc.model)              # in the candidate
+            assert "commit" in await t.line("commit", "lb(config)#")
             assert "10.0.0.5/24" in addrs(svc.model)
             out = await t.line("show users | include alice", "lb(config)#")
             assert re.search(r"alice +admin +1 +1", out), out
@@ -221,6 +226,7 @@ def test_a_dropped_connection_mid_command_changes_nothing(tmp_path):
         t = await term(conn)
         await t.line("enable", "lb#")
         await t.line("configure", "lb(config)#")
+        await t.line("dpip addr add 10.0.0.78/24 dev dpdk0", "lb(config)#")   # uncommitted
         t.type("dpip addr add 10.0.0.77/24 dev dpd")             # no Enter
         await asyncio.sleep(0.2)
         conn.abort()
@@ -282,11 +288,13 @@ def test_ssh_listen_in_configuration_mode_starts_and_stops_the_server(tmp_path, 
     port = free_port()
 
     async def main():
+        from rlb.control.commit import Store
         m = make_model()
+        m.store = Store(str(tmp_path / "commits"))
         svc = SshService(m, "lb")
         ctx = Context(m, host="lb")
         open_shell(ctx)
-        for line in ("enable", "configure", f"ssh listen 127.0.0.1 {port}"):
+        for line in ("enable", "configure", f"ssh listen 127.0.0.1 {port}", "commit"):
             assert execute(ctx, line)["ok"], line
         for _ in range(50):
             if svc.port:
@@ -298,7 +306,7 @@ def test_ssh_listen_in_configuration_mode_starts_and_stops_the_server(tmp_path, 
         async with asyncssh.connect("127.0.0.1", port, username="alice", known_hosts=None,
                                     client_keys=[KEYS["alice"]], agent_path=None):
             pass
-        assert execute(ctx, "no ssh listen")["ok"]
+        assert execute(ctx, "no ssh listen")["ok"] and execute(ctx, "commit")["ok"]
         await asyncio.sleep(0.3)
         with pytest.raises(OSError):
             await asyncssh.connect("127.0.0.1", port, username="alice", known_hosts=None,

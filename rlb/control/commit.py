@@ -1,0 +1,365 @@
+"""Candidate configurations and commits, as Junos has them.
+
+`configure` gives a session a Candidate: a model of its own, built by running the
+running configuration's text (rlb.control.running) through the grammar, with no data
+plane. Configuration commands change the candidate only. `commit` checks the candidate
+against a scratch copy of the running model, then changes the running model into it
+(`transform`): only the objects that differ are touched, so a service that did not
+change keeps its connections. It fails whole: a step the data plane refuses puts back
+what was there. A commit is refused when the running configuration moved under the
+candidate (another session's commit, an exec-mode `dpip` or `ipvsadm`).
+
+The Store keeps the last commits on disk (who, when, the text) for `rollback N`, the
+pending `commit confirmed` and writes the startup file atomically (`write memory`).
+"""
+from __future__ import annotations
+
+import asyncio
+import difflib
+import glob
+import logging
+import os
+import re
+import time
+from dataclasses import dataclass, field
+
+from rlb.control.model import CommandError, Model
+from rlb.control.running import RUNTIME, Running, render
+
+log = logging.getLogger("rlb.commit")
+KEEP = 50                                   # commits kept on disk (Junos keeps 50 too)
+_COMMIT_FILE = re.compile(r"commit-([0-9]{6})\.conf")
+_META = re.compile(r"! commit (?P<id>[0-9]+) by (?P<user>\S+) at (?P<time>[0-9T:-]+)"
+                   r"(?: - (?P<comment>.*))?")
+
+
+# ----------------------------------------------------------------- building models
+
+def build(lines, source: str = "<running-config>") -> Model:
+    """A model, without a data plane, from a configuration's numbered lines; a ConfigError
+    (FILE:LINE: reason) for a line that does not apply."""
+    from rlb.control.config import check
+    return check(lines, source)
+
+
+@dataclass
+class Candidate:
+    """One session's configuration being edited, and what it was made from."""
+    base: Running
+    model: Model
+    user: str
+    since: float = field(default_factory=time.time)
+
+    @classmethod
+    def of(cls, running: Model, user: str) -> Candidate:
+        base = render(running)
+        return cls(base, build(base.numbered()), user)
+
+    def changed(self) -> bool:
+        return render(self.model).canonical() != self.base.canonical()
+
+    def diff(self) -> str:
+        return diff(self.base, render(self.model))
+
+
+def diff(old: Running, new: Running) -> str:
+    """A unified diff of two configurations' text, headers aside."""
+    lines = difflib.unified_diff(old.lines()[2:-1], new.lines()[2:-1], "running", "candidate",
+                                 lineterm="", n=2)
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------- the transformation
+
+def transform(running: Model, target: Model) -> list[str]:
+    """Change `running` into `target`, touching only what differs; returns what was done.
+    Removals go first (services, neighbours, routes, addresses: what depends on something
+    before it), then additions in the opposite order, then what is edited in place."""
+    done: list[str] = []
+    _check_startup(running, target)
+    rs, ts = running.services, target.services
+
+    # -- what goes away
+    for key in [k for k in rs.table if k not in ts.table]:
+        done.append(f"delete {rs.table[key]}")
+        rs.del_service(key)
+    for key, svc in rs.table.items():
+        want = ts.table[key]
+        keep = {(la.addr, la.dev) for la in want.laddrs}
+        for la in [la for la in svc.laddrs if (la.addr, la.dev) not in keep]:
+            rs.del_laddr(key, la.addr, la.dev)
+            done.append(f"delete local address {la.addr} of {svc}")
+        for d in list(svc.dests):
+            if want.dest(d.addr, d.port) is None:
+                rs.del_dest(key, d.addr, d.port)
+                done.append(f"delete real server {d.addr}:{d.port} of {svc}")
+    for ip, n in list(running.neighbours.items()):
+        if target.neighbours.get(ip) != n:
+            running.del_neighbour(ip)
+            done.append(f"delete neighbour {ip}")
+    for key, r in list(running.routes.items()):
+        if not r.auto and _route(target.routes.get(key)) != _route(r):
+            running.del_route(r.prefix, r.port)
+            done.append(f"delete route {r.prefix}")
+    have, want = _addresses(running), _addresses(target)
+    for ip, (iface, port, sapool) in have.items():
+        if want.get(ip) != (iface, port, sapool):
+            running.del_address(iface, port)
+            done.append(f"delete address {iface} on {port}")
+
+    # -- what comes
+    have = _addresses(running)
+    for ip, (iface, port, sapool) in want.items():
+        if ip not in have:
+            running.add_address(iface, port, sapool)
+            done.append(f"add address {iface} on {port}")
+    for key, r in target.routes.items():
+        if not r.auto and key not in running.routes:
+            running.add_route(r.prefix, r.port, r.via, r.src, r.scope, r.mtu, r.metric)
+            done.append(f"add route {r.prefix}")
+    for ip, n in target.neighbours.items():
+        if ip not in running.neighbours:
+            running.add_neighbour(ip, n.mac, n.port)
+            done.append(f"add neighbour {ip}")
+    if rs.timeouts != ts.timeouts:
+        rs.set_timeouts(**ts.timeouts)
+        done.append("set timeouts " + " ".join(f"{k} {v}" for k, v in ts.timeouts.items()))
+    for key, want in ts.table.items():
+        _service(rs, key, want, done)
+
+    # -- settings the data plane takes at run time, and the shell's users
+    _settings(running, target, done)
+    _accounts(running, target, done)
+    return done
+
+
+def _check_startup(running: Model, target: Model) -> None:
+    ports = [(p.name, p.devargs) for p in running.ports.values()]
+    if ports != [(p.name, p.devargs) for p in target.ports.values()]:
+        raise CommandError("ports are read at start: change them in the startup configuration "
+                           "and restart the instance")
+    for name in vars(running.settings):
+        if name not in RUNTIME and getattr(running.settings, name) != getattr(target.settings,
+                                                                              name):
+            raise CommandError(f"dataplane {name.replace('_', '-')} is read at start: change it "
+                               "in the startup configuration and restart the instance")
+
+
+def _route(r):
+    return None if r is None else (r.port, r.via, r.src, r.scope, r.mtu, r.metric)
+
+
+def _addresses(model: Model) -> dict:
+    """The addresses an operator made (not the ones --add-laddr made), by IP."""
+    auto = model.services._auto
+    return {a.ip: (a.iface, a.port, a.sapool) for a in model.addresses if a.ip not in auto}
+
+
+def _service(rs, key, want, done) -> None:
+    svc = rs.table.get(key)
+    persistent = want.timeout if want.persistent else None
+    netmask = want.netmask if want.persistent else None
+    if svc is None:
+        rs.add_service(key, sched=want.sched, persistent=persistent, netmask=netmask)
+        svc = rs.table[key]
+        done.append(f"add {svc}")
+    elif (svc.sched, svc.persistent, svc.timeout, svc.netmask) != \
+            (want.sched, want.persistent, want.timeout, want.netmask):
+        if want.persistent:
+            rs.edit_service(key, sched=want.sched, persistent=persistent, netmask=netmask)
+        else:
+            rs.edit_service(key, sched=want.sched, no_persistent=True)
+        done.append(f"change {svc}")
+    for la in want.laddrs:
+        if not any((x.addr, x.dev) == (la.addr, la.dev) for x in svc.laddrs):
+            rs.add_laddr(key, la.addr, la.dev)
+            done.append(f"add local address {la.addr} to {svc}")
+    for d in want.dests:
+        now = svc.dest(d.addr, d.port)
+        given = dict(mode=d.mode, weight=d.weight, u_threshold=d.u_threshold,
+                     l_threshold=d.l_threshold)
+        if now is None:
+            rs.add_dest(key, d.addr, d.port, **given)
+            done.append(f"add real server {d.addr}:{d.port} to {svc}")
+        elif (now.mode, now.weight, now.u_threshold, now.l_threshold) != tuple(given.values()):
+            rs.edit_dest(key, d.addr, d.port, **given)
+            done.append(f"change real server {d.addr}:{d.port} of {svc}")
+
+
+def _settings(running: Model, target: Model, done) -> None:
+    s, t, e = running.settings, target.settings, running.engine
+    changed = [n for n in sorted(RUNTIME) if getattr(s, n) != getattr(t, n)]
+    for name in changed:
+        setattr(s, name, getattr(t, name))
+        done.append(f"set dataplane {name.replace('_', '-')} {getattr(t, name)}")
+    if e is None or not changed:
+        return
+    e.set_idle(s.busy_poll, s.idle_sleep)
+    e.set_neigh_timeout(s.neigh_timeout)
+    e.set_forwarding(s.forwarding)
+    e.set_vip_miss_kni(s.vip_miss_kni)
+
+
+def _accounts(running: Model, target: Model, done) -> None:
+    from rlb.shell.users import accounts
+    have, want = accounts(running), accounts(target)
+    mine = {n: (u.privilege, [k for k, _ in u.keys]) for n, u in have.users.items()}
+    theirs = {n: (u.privilege, [k for k, _ in u.keys]) for n, u in want.users.items()}
+    if mine != theirs:
+        have.users = dict(want.users)
+        done.append("set users")
+    if have.listen != want.listen:
+        have.set_listen(*(want.listen or (None, None)))
+        done.append("set ssh listen")
+
+
+# ----------------------------------------------------------------- commits
+
+def apply(running: Model, target: Model) -> list[str]:
+    """All or nothing: tried on a scratch copy of the running model first (so a refusal
+    changes nothing), then done; if the data plane refuses a step, the old configuration
+    is put back and the error raised."""
+    old = render(running)
+    scratch = build(old.numbered())
+    transform(scratch, target)
+    want = render(target).canonical()
+    if render(scratch).canonical() != want:
+        raise CommandError("internal error: the commit would not give the candidate "
+                           "(nothing was changed)")
+    try:
+        done = transform(running, target)
+    except Exception as err:
+        log.error("commit failed half-way (%s): restoring the previous configuration", err)
+        try:
+            transform(running, build(old.numbered()))
+        except Exception:
+            log.exception("restoring the previous configuration failed")
+            raise CommandError(f"commit failed: {err}; restoring the previous configuration "
+                               "failed too: see the log and `show configuration diff`") from err
+        raise CommandError(f"commit failed: {err}; the previous configuration is back") from err
+    if render(running).canonical() != want:
+        log.error("after commit the running configuration differs from the candidate")
+    return done
+
+
+class Store:
+    """The commits of one instance on disk, a pending `commit confirmed`, and the startup
+    configuration file that `write memory` replaces."""
+
+    def __init__(self, directory: str, startup: str | None = None):
+        self.dir = directory
+        self.startup = startup
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+        self.pending: dict | None = None        # {"previous": Running, "timer", "deadline", "user"}
+        self.last_change: tuple | None = None   # (user, time, what) of the last change
+
+    # -- history
+    def _files(self) -> list[tuple[int, str]]:
+        out = []
+        for path in glob.glob(os.path.join(self.dir, "commit-*.conf")):
+            m = _COMMIT_FILE.fullmatch(os.path.basename(path))
+            if m:
+                out.append((int(m.group(1)), path))
+        return sorted(out, reverse=True)
+
+    def record(self, running: Running, user: str, comment: str = "") -> int:
+        files = self._files()
+        ident = files[0][0] + 1 if files else 1
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S")
+        head = f"! commit {ident} by {user} at {stamp}" + (f" - {comment}" if comment else "")
+        text = "\n".join([head, *running.lines()]) + "\n"
+        atomic_write(os.path.join(self.dir, f"commit-{ident:06d}.conf"), text, keep=False)
+        for _, path in files[KEEP - 1:]:
+            os.unlink(path)
+        self.last_change = (user, stamp, f"commit {ident}")
+        return ident
+
+    def history(self) -> list[dict]:
+        """Newest first; `rollback N` takes entry N."""
+        out = []
+        for n, (ident, path) in enumerate(self._files()):
+            with open(path, encoding="utf-8") as f:
+                m = _META.fullmatch(f.readline().rstrip("\n"))
+            out.append({"rollback": n, "id": ident, "user": m and m["user"],
+                        "time": m and m["time"], "comment": (m and m["comment"]) or ""})
+        return out
+
+    def lines(self, n: int) -> tuple[list[tuple[int, str]], str]:
+        """Commit `rollback n`'s numbered lines and its file name."""
+        files = self._files()
+        if not 0 <= n < len(files):
+            raise CommandError(f"no commit {n}: {len(files)} kept (show configuration commits)")
+        path = files[n][1]
+        with open(path, encoding="utf-8") as f:
+            return [(i, line.rstrip("\n")) for i, line in enumerate(f, 1)], path
+
+    # -- commit confirmed
+    def confirm(self) -> bool:
+        """A plain commit confirms a pending `commit confirmed`; True when one was pending."""
+        if self.pending is None:
+            return False
+        self.pending["timer"].cancel()
+        self.pending = None
+        return True
+
+    def arm(self, running: Model, previous: Running, user: str, seconds: float) -> None:
+        """Roll back to `previous` after `seconds` unless confirmed. A second `commit
+        confirmed` while one is pending moves the deadline; the way back stays the same."""
+        if self.pending is not None:
+            self.pending["timer"].cancel()
+            previous = self.pending["previous"]
+        loop = asyncio.get_running_loop()
+        timer = loop.call_later(seconds, self._expire, running)
+        self.pending = {"previous": previous, "timer": timer, "user": user,
+                        "deadline": time.time() + seconds}
+
+    def _expire(self, running: Model) -> None:
+        pending, self.pending = self.pending, None
+        if pending is None:
+            return
+        log.warning("commit confirmed by %s was not confirmed: rolling back", pending["user"])
+        try:
+            apply(running, build(pending["previous"].numbered()))
+        except Exception:
+            log.exception("the rollback of an unconfirmed commit failed")
+            return
+        self.record(render(running), "rlb", f"rollback: commit confirmed by {pending['user']} "
+                                             "was not confirmed")
+
+    # -- the startup file
+    def write_startup(self, running: Running) -> str:
+        if not self.startup:
+            raise CommandError("this instance was started without a configuration file")
+        atomic_write(self.startup, running.text + "\n")
+        return self.startup
+
+
+def atomic_write(path: str, text: str, keep: bool = True) -> None:
+    """Replace a file so that a crash at any point leaves the old or the new one whole:
+    the new text goes to a temporary file that is synced, the old file is kept as
+    PATH.bak (a second name of it, also swapped in by rename), then the temporary file
+    is renamed over PATH and the directory is synced."""
+    directory = os.path.dirname(os.path.abspath(path))
+    tmp = f"{path}.tmp{os.getpid()}"
+    mode = os.stat(path).st_mode & 0o777 if os.path.exists(path) else 0o640
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        if keep and os.path.exists(path):
+            old = f"{path}.bak.tmp{os.getpid()}"
+            if os.path.lexists(old):
+                os.unlink(old)
+            os.link(path, old)
+            os.replace(old, path + ".bak")
+        os.replace(tmp, path)
+    finally:
+        if os.path.lexists(tmp):
+            os.unlink(tmp)
+    dfd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)

@@ -1,0 +1,163 @@
+"""The running configuration: the commands that rebuild a model, in router style.
+
+`render(model)` gives stanzas: a head line and the indented lines of its section. Their
+text is `show running-config`, `write memory`'s file and each commit kept on disk; run
+through the grammar (rlb.control.config.run_lines) it rebuilds an equal model, which is
+how a candidate configuration starts (rlb.control.commit).
+
+Only what differs from the defaults is written, as FRR does, except the ports: they
+are the instance.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import NamedTuple
+
+from rlb.control.model import Model, Settings, parse_mac
+from rlb.control.services import DEFAULT_TIMEOUTS, HOST_MASK, PERSISTENT_TIMEOUT, PROTO_NAMES
+
+HEADER = "! rlb running configuration"
+
+# Settings attribute -> its line in the dataplane section (`no-kni` and the ports aside)
+NUMBERS = {"workers": "workers", "memory": "memory", "pool_size": "pool-size",
+           "route_table_size": "route-table-size", "neigh_table_size": "neigh-table-size",
+           "conn_table_size": "conn-table-size", "service_table_size": "service-table-size",
+           "dest_table_size": "dest-table-size", "neigh_timeout": "neigh-timeout",
+           "idle_sleep": "idle-sleep"}
+SWITCHES = {"busy_poll": "busy-poll", "forwarding": "forwarding",
+            "vip_miss_kni": "vip-miss-to-kni"}
+# What a running data plane can take; the rest is read at start.
+RUNTIME = {"neigh_timeout", "idle_sleep", *SWITCHES}
+assert {f.name for f in fields(Settings)} == {*NUMBERS, *SWITCHES, "kni"}
+
+
+class Stanza(NamedTuple):
+    head: str
+    body: tuple = ()
+
+
+@dataclass
+class Running:
+    stanzas: list[Stanza]
+
+    @property
+    def text(self) -> str:
+        return "\n".join(self.lines())
+
+    def lines(self) -> list[str]:
+        out = [HEADER, "!"]
+        for st in self.stanzas:
+            out.append(st.head)
+            out += [f" {line}" for line in st.body]
+            if st.body:
+                out.append("!")
+        out.append("end")
+        return out
+
+    def numbered(self) -> list[tuple[int, str]]:
+        return list(enumerate(self.lines(), 1))
+
+    def canonical(self) -> frozenset:
+        """What two configurations must share to be the same, whatever their order."""
+        return frozenset((st.head, frozenset(st.body)) for st in self.stanzas)
+
+    def data(self) -> list[dict]:
+        return [{"command": st.head, "section": list(st.body)} for st in self.stanzas]
+
+
+def render(model: Model) -> Running:
+    return Running([*_dataplane(model), *_interfaces(model), *_routes(model),
+                    *_services(model), *_accounts(model)])
+
+
+def _dataplane(model):
+    s, d = model.settings, Settings()
+    body = [f"{line} {getattr(s, attr)}" for attr, line in NUMBERS.items()
+            if getattr(s, attr) != getattr(d, attr)]
+    if not s.kni:
+        body.append("no-kni")
+    body += [f"port {p.name} {p.devargs}" for p in model.ports.values()]
+    body += [line for attr, line in SWITCHES.items() if getattr(s, attr)]
+    yield Stanza("dataplane", tuple(body))
+
+
+def mac_text(mac: str) -> str:
+    return ":".join(f"{b:02x}" for b in parse_mac(mac))
+
+
+def _interfaces(model):
+    auto = model.services._auto
+    for p in model.ports.values():
+        body = [f"ip address {a.iface}{' sapool' if a.sapool else ''}"
+                for a in model.addresses if a.port == p.name and a.ip not in auto]
+        body += [f"ip neighbor {n.ip} {mac_text(n.mac)}"
+                 for n in model.neighbours.values() if n.port == p.name]
+        if body:
+            yield Stanza(f"interface {p.name}", tuple(body))
+
+
+def route_line(r) -> str:
+    words = [f"ip route {r.prefix}"]
+    if r.via is not None:
+        words.append(f"via {r.via}")
+    if r.src is not None:
+        words.append(f"src {r.src}")
+    words.append(f"dev {r.port}")
+    if r.scope != ("global" if r.via else "link"):
+        words.append(f"scope {r.scope}")
+    if r.mtu != 1500:
+        words.append(f"mtu {r.mtu}")
+    if r.metric:
+        words.append(f"metric {r.metric}")
+    return " ".join(words)
+
+
+def _routes(model):
+    for r in model.routes.values():
+        if not r.auto:
+            yield Stanza(route_line(r))
+
+
+def service_head(svc) -> str:
+    if svc.match is not None:
+        return f"virtual-server match {svc.match}"
+    return f"virtual-server {PROTO_NAMES[svc.proto].lower()} {svc.vaddr}:{svc.vport}"
+
+
+def real_server_line(d) -> str:
+    line = f"real-server {d.addr}:{d.port} mode {d.mode} weight {d.weight}"
+    if d.u_threshold:
+        line += f" upper {d.u_threshold}"
+    if d.l_threshold:
+        line += f" lower {d.l_threshold}"
+    return line
+
+
+def _services(model):
+    ms = model.services
+    if ms.timeouts != DEFAULT_TIMEOUTS:
+        t = ms.timeouts
+        yield Stanza(f"ip vs timeout tcp {t['tcp']} tcpfin {t['tcpfin']} udp {t['udp']}")
+    for svc in ms.table.values():
+        body = [f"scheduler {svc.sched}"]
+        if svc.persistent:
+            line = "persistent" if svc.timeout == PERSISTENT_TIMEOUT else \
+                f"persistent {svc.timeout}"
+            if svc.netmask != HOST_MASK:
+                line += f" netmask {svc.netmask}"
+            body.append(line)
+        body += [f"local-address {la.addr} dev {la.dev}" for la in svc.laddrs]
+        body += [real_server_line(d) for d in svc.dests]
+        yield Stanza(service_head(svc), tuple(body))
+
+
+def _accounts(model):
+    from rlb.shell.users import accounts
+    acc = accounts(model)
+    for u in acc.users.values():
+        lines = [f"username {u.name} privilege {u.privilege}"] if u.privilege else []
+        lines += [f"username {u.name} key {line}" for line, _ in u.keys]
+        for line in lines:
+            yield Stanza(line)
+    if acc.listen is not None:
+        yield Stanza(f"ssh listen {acc.listen[0]} {acc.listen[1]}")

@@ -1,0 +1,454 @@
+"""Configuration mode: the candidate, its router-style commands, commit and rollback.
+
+`configure` gives the session a candidate (rlb.control.commit.Candidate); every command
+that changes something then changes the candidate, until `commit` applies it as one
+transaction or `abort` drops it. The commands here are the router-style configuration,
+the form `show running-config` prints (rlb/control/running.py):
+
+    interface dpdk0                          (config-if)
+     ip address 10.0.0.1/24
+     ip neighbor 10.0.0.9 00:11:22:33:44:55
+    ip route 0.0.0.0/0 via 10.0.0.254 dev dpdk0
+    ip vs timeout tcp 90 tcpfin 7 udp 300
+    virtual-server tcp 10.0.0.100:80          (config-vs)
+     scheduler rr
+     local-address 192.168.100.200 dev dpdk0
+     real-server 192.168.100.2:80 mode fnat weight 1
+
+Config files and `rlb -f` run here too, so dpip and ipvsadm lines mix with these.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from rlb.control.commit import Candidate, apply, build, diff
+from rlb.control.model import CommandError
+from rlb.control.running import render
+from rlb.control.services import TCP, UDP, svc_key
+from rlb.shell.commands import (CONFIG, ENABLE, ROOT, ROUTE_HELP, ROUTE_OPTS, Reply, _prefix, g,
+                                route_add)
+
+IF, VS = "config-if", "config-vs"
+g.node(IF, parent=CONFIG, prompt="{host}(config-if)#")
+g.node(VS, parent=CONFIG, prompt="{host}(config-vs)#")
+
+g.words(**{
+    "interface": "A port's addresses and static neighbours",
+    "ip": "IPv4 settings",
+    "address": "An address of the port",
+    "neighbor": "A static neighbour (ARP entry) on the port",
+    "vs": "The virtual server table (IPVS)",
+    "timeout": "Connection timeouts in seconds (tcp tcpfin udp)",
+    "tcp": "TCP",
+    "tcpfin": "TCP after a FIN",
+    "udp": "UDP",
+    "virtual-server": "A virtual service: VIP:port, its scheduler and real servers",
+    "match": "A SNAT match service (proto=,src-range=,dst-range=,iif=,oif=)",
+    "scheduler": "How real servers are chosen",
+    "persistent": "Clients stick to their real server",
+    "netmask": "Clients in one mask share a real server",
+    "real-server": "A real server of this virtual service",
+    "mode": "Forwarding mode (fnat dr tunnel nat snat)",
+    "weight": "Weight (0: no new connections)",
+    "upper": "Connections at which the server stops taking new ones",
+    "lower": "Connections at which it takes new ones again",
+    "local-address": "A local address (FNAT LIP) of this virtual service",
+    "commit": "Apply the candidate configuration as one transaction",
+    "confirmed": "Roll back by itself unless confirmed by another commit",
+    "seconds": "The time is in seconds (default: minutes)",
+    "comment": "A comment kept with the commit",
+    "rollback": "Load an earlier commit into the candidate (0: the latest)",
+    "abort": "Drop the candidate's changes and leave configuration mode",
+    "configuration": "The configuration: the candidate in configuration mode",
+    "diff": "What the candidate changes",
+    "commits": "The commits kept for rollback, with who and when",
+    "running-config": "The running configuration, as commands",
+    "write": "Save the configuration",
+    "copy": "Copy a configuration",
+    "startup-config": "The startup configuration file",
+})
+
+
+# --------------------------------------------------------------- entering, leaving
+
+@g.command("configure [terminal]", node=ROOT)
+def configure(ctx):
+    """A candidate copy of the running configuration for this session."""
+    if ctx.configuring:
+        raise CommandError("already in configuration mode")
+    ctx.candidate = Candidate.of(ctx.running, ctx.user)
+    ctx.node = CONFIG
+    return Reply("Enter configuration commands, one per line. End with CNTL/Z.")
+
+
+def leave(ctx):
+    """Out of configuration mode; refused while the candidate holds changes."""
+    if ctx.configuring and ctx.candidate.changed():
+        raise CommandError("the candidate has uncommitted changes: `commit` them, or `abort` "
+                           "to drop them (`show configuration diff` lists them)")
+    ctx.candidate, ctx.section = None, None
+    ctx.model = ctx.running
+    ctx.node = ENABLE if ctx.shell else ROOT
+
+
+@g.command("exit", node=CONFIG, readonly=True)
+def exit_config(ctx):
+    if not ctx.configuring:             # a config file's context: nothing to leave
+        ctx.node = ROOT
+        return Reply()
+    leave(ctx)
+    return Reply()
+
+
+@g.command("end", node=CONFIG, readonly=True)
+def end_config(ctx):
+    return exit_config(ctx)
+
+
+@g.command("abort", node=CONFIG)
+def abort(ctx):
+    ctx.candidate = None
+    leave(ctx)
+    return Reply("Changes dropped.")
+
+
+def _section_exit(ctx):
+    """Up one node; the dataplane section's way up is configuration mode when there is
+    one (the shell, a candidate), else exec (`rlb -c dataplane -c ... -c exit`)."""
+    parent = g.nodes[ctx.node].parent
+    ctx.section = None
+    ctx.node = CONFIG if parent == ROOT and (ctx.shell or ctx.configuring) else parent
+    return Reply()
+
+
+def _section_end(ctx):
+    ctx.section = None
+    return exit_config(ctx)
+
+
+for _node in (IF, VS, "dataplane"):
+    g.command("exit", node=_node, readonly=True)(_section_exit)
+    g.command("end", node=_node, readonly=True)(_section_end)
+
+
+# ------------------------------------------------------------------ interfaces
+
+@g.command("interface WORD$dev", node=CONFIG, help={"dev": "Port name"})
+def interface(ctx, dev):
+    ctx.model.port(dev)
+    ctx.node, ctx.section = IF, dev
+    return Reply()
+
+
+@g.command("ip address A.B.C.D/M$addr [sapool]", node=IF,
+           help={"addr": "Address with prefix length"})
+def if_address(ctx, addr, sapool):
+    ctx.model.add_address(addr, ctx.section, bool(sapool))
+    return Reply()
+
+
+@g.command("no ip address A.B.C.D/M$addr", node=IF, help={"addr": "Address with prefix length"})
+def if_no_address(ctx, addr):
+    ctx.model.del_address(addr, ctx.section)
+    return Reply()
+
+
+@g.command("ip neighbor A.B.C.D$ip MAC$mac", node=IF,
+           help={"ip": "Neighbour address", "mac": "Its MAC address"})
+def if_neighbor(ctx, ip, mac):
+    ctx.model.add_neighbour(ip, mac, ctx.section)
+    return Reply()
+
+
+@g.command("no ip neighbor A.B.C.D$ip", node=IF, help={"ip": "Neighbour address"})
+def if_no_neighbor(ctx, ip):
+    if ip not in ctx.model.neighbours:
+        raise CommandError(f"no static neighbour {ip}")
+    ctx.model.del_neighbour(ip, ctx.section)
+    return Reply()
+
+
+# ---------------------------------------------------------------------- routes
+
+@g.command("ip route (A.B.C.D/M$prefix|default) " + ROUTE_OPTS, node=CONFIG, help=ROUTE_HELP)
+def ip_route(ctx, prefix, default, via, src, dev, scope, mtu, metric):
+    return route_add(ctx, prefix, default, via, src, dev, scope, mtu, metric)
+
+
+@g.command("no ip route (A.B.C.D/M$prefix|default)", node=CONFIG,
+           help={"prefix": ROUTE_HELP["prefix"]})
+def no_ip_route(ctx, prefix, default):
+    ctx.model.del_route(_prefix(prefix, default))
+    return Reply()
+
+
+TIMEOUT_HELP = {"tcp": "Established TCP (s)", "tcpfin": "TCP after FIN (s)", "udp": "UDP (s)"}
+
+
+@g.command("ip vs timeout tcp (1-2678400)$tcp tcpfin (1-2678400)$tcpfin udp (1-2678400)$udp",
+           node=CONFIG, help=TIMEOUT_HELP)
+def ip_vs_timeout(ctx, tcp, tcpfin, udp):
+    ctx.model.services.set_timeouts(tcp, tcpfin, udp)
+    return Reply()
+
+
+@g.command("no ip vs timeout", node=CONFIG)
+def no_ip_vs_timeout(ctx):
+    from rlb.control.services import DEFAULT_TIMEOUTS
+    ctx.model.services.set_timeouts(**DEFAULT_TIMEOUTS)
+    return Reply()
+
+
+# ------------------------------------------------------------- virtual servers
+
+VS_HELP = {"vs": "VIP:port", "match": "proto=tcp,src-range=A-B,dst-range=A-B:P1-P2,iif=,oif="}
+VS_DEF = "((tcp|udp)$proto A.B.C.D:PORT$vs|match WORD$match)"
+
+
+def _vs_key(proto, vs, match):
+    if match is not None:
+        from rlb.control.match import parse_match
+        from rlb.control.services import match_key
+        return match_key(parse_match(match))
+    if vs.port is None:
+        raise CommandError("a virtual server needs its port (VIP:PORT)")
+    return svc_key(TCP if proto == "tcp" else UDP, vs.addr, vs.port)
+
+
+@g.command("virtual-server " + VS_DEF, node=CONFIG, help=VS_HELP)
+def virtual_server(ctx, proto, vs, match):
+    """The service's section; a new one starts with the default scheduler."""
+    key = _vs_key(proto, vs, match)
+    ms = ctx.model.services
+    if key not in ms.table:
+        key = ms.add_service(key).key
+    ctx.node, ctx.section = VS, key
+    return Reply()
+
+
+@g.command("no virtual-server " + VS_DEF, node=CONFIG, help=VS_HELP)
+def no_virtual_server(ctx, proto, vs, match):
+    ctx.model.services.del_service(_vs_key(proto, vs, match))
+    return Reply()
+
+
+@g.command("scheduler WORD$sched", node=VS, help={"sched": "rr wrr lc wlc fo sh mh"})
+def vs_scheduler(ctx, sched):
+    ctx.model.services.edit_service(ctx.section, sched=sched)
+    return Reply()
+
+
+@g.command("persistent [(1-2678400)$timeout] [netmask A.B.C.D$netmask]", node=VS,
+           help={"timeout": "Seconds (default 300)", "netmask": "Client mask (default /32)"})
+def vs_persistent(ctx, timeout, netmask):
+    from rlb.control.services import HOST_MASK, PERSISTENT_TIMEOUT
+    ctx.model.services.edit_service(ctx.section, persistent=timeout or PERSISTENT_TIMEOUT,
+                                    netmask=netmask or HOST_MASK)
+    return Reply()
+
+
+@g.command("no persistent", node=VS)
+def vs_no_persistent(ctx):
+    ctx.model.services.edit_service(ctx.section, no_persistent=True)
+    return Reply()
+
+
+RS_HELP = {"server": "Real server address[:port] (default: the VIP's port)",
+           "mode": "fnat dr tunnel nat snat", "weight": "0 to 65535 (default 1)",
+           "upper": "0: no limit", "lower": "0: no limit"}
+
+
+@g.command("real-server A.B.C.D:PORT$server {mode WORD$mode|weight (0-65535)$weight"
+           "|upper (0-2147483647)$upper|lower (0-2147483647)$lower}", node=VS, help=RS_HELP)
+def vs_real_server(ctx, server, mode, weight, upper, lower):
+    """Adds the real server, or changes only what is given of one that exists."""
+    ms = ctx.model.services
+    svc = ms.get(ctx.section)
+    given = dict(mode=mode, weight=weight, u_threshold=upper, l_threshold=lower)
+    port = svc.vport if server.port is None else server.port
+    if svc.dest(server.addr, port) is None:
+        ms.add_dest(ctx.section, server.addr, server.port, **given)
+    else:
+        ms.edit_dest(ctx.section, server.addr, server.port, **given)
+    return Reply()
+
+
+@g.command("no real-server A.B.C.D:PORT$server", node=VS, help={"server": RS_HELP["server"]})
+def vs_no_real_server(ctx, server):
+    ctx.model.services.del_dest(ctx.section, server.addr, server.port)
+    return Reply()
+
+
+LADDR_HELP = {"laddr": "Local address (LIP)", "dev": "Port it lives on"}
+
+
+@g.command("local-address A.B.C.D$laddr dev WORD$dev", node=VS, help=LADDR_HELP)
+def vs_local_address(ctx, laddr, dev):
+    ctx.model.services.add_laddr(ctx.section, laddr, dev)
+    return Reply()
+
+
+@g.command("no local-address A.B.C.D$laddr dev WORD$dev", node=VS, help=LADDR_HELP)
+def vs_no_local_address(ctx, laddr, dev):
+    ctx.model.services.del_laddr(ctx.section, laddr, dev)
+    return Reply()
+
+
+# ------------------------------------------------------------ commit, rollback
+
+def _store(ctx):
+    store = ctx.running.store
+    if store is None:
+        raise CommandError("commits need the daemon (this model has no commit store)")
+    return store
+
+
+def _need_candidate(ctx):
+    if not ctx.configuring:
+        raise CommandError("not in configuration mode (configure)")
+    return ctx.candidate
+
+
+def commit_candidate(ctx, comment: str = "") -> Reply:
+    """Apply the session's candidate; the session stays in configuration mode with a
+    fresh candidate of the new running configuration."""
+    cand, store = _need_candidate(ctx), _store(ctx)
+    now = render(ctx.running)
+    if now.canonical() != cand.base.canonical():
+        who = store.last_change
+        by = f" (last change: {who[2]} by {who[0]} at {who[1]})" if who else ""
+        raise CommandError("commit refused: the running configuration changed since this "
+                           f"candidate was started{by}. Nothing was applied; your changes "
+                           "are still in the candidate (`show configuration diff`): `abort` "
+                           "and make them again on the new configuration")
+    if not cand.changed():
+        return Reply("No changes to commit.", {"changes": []})
+    done = apply(ctx.running, cand.model)
+    ident = store.record(render(ctx.running), ctx.user, comment)
+    ctx.candidate = Candidate.of(ctx.running, ctx.user)
+    ctx.model = ctx.candidate.model
+    text = "\n".join([f"commit {ident}: {len(done)} change(s)", *(f"  {d}" for d in done)])
+    return Reply(text, {"commit": ident, "changes": done, "previous": now})
+
+
+@g.command("commit [confirmed (1-65535)$n [seconds]] [comment LINE$comment]", node=CONFIG,
+           help={"n": "Minutes (or seconds) until the automatic rollback",
+                 "comment": "Text kept with the commit"})
+def commit(ctx, confirmed, n, seconds, comment):
+    store = _store(ctx)
+    _need_candidate(ctx)
+    was_pending = store.pending is not None
+    if confirmed:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            raise CommandError("commit confirmed needs the daemon's event loop") from None
+    reply = commit_candidate(ctx, comment or "")
+    previous = (reply.data or {}).pop("previous", None)
+    delay = n * (1 if seconds else 60) if confirmed else 0
+    if confirmed and (previous is not None or was_pending):
+        store.arm(ctx.running, previous or render(ctx.running), ctx.user, delay)
+        unit = "second(s)" if seconds else "minute(s)"
+        reply.text += (f"\ncommit confirmed: rolled back in {n} {unit} unless confirmed "
+                       "(commit again to confirm)")
+        reply.data["confirm_within"] = delay
+    elif store.confirm():
+        reply.text = (reply.text + "\n" if previous is not None else "") + \
+            "commit confirmed: the automatic rollback is cancelled"
+        reply.data["confirmed"] = True
+    if previous is not None:
+        logging.getLogger("rlb.audit").info("%s: commit %s", ctx.user, reply.data["commit"])
+    return reply
+
+
+@g.command("rollback (0-49)$n", node=CONFIG, help={"n": "0 the latest commit, 1 the one before, ..."})
+def rollback(ctx, n):
+    """Load an earlier commit into the candidate; `commit` applies it."""
+    cand = _need_candidate(ctx)
+    from rlb.control.config import ConfigError
+    lines, path = _store(ctx).lines(n)
+    try:
+        cand.model = build(lines, path)
+    except ConfigError as err:
+        raise CommandError(f"commit {n} does not load: {err}") from None
+    ctx.model, ctx.node, ctx.section = cand.model, CONFIG, None
+    return Reply(f"Loaded commit {n} into the candidate: `show configuration diff`, then "
+                 "`commit`.")
+
+
+# --------------------------------------------------------------------- showing
+
+@g.command("show running-config", node=ROOT, readonly=True)
+def show_running(ctx):
+    running = render(ctx.running)
+    return Reply(running.text, running.data())
+
+
+@g.command("show configuration", node=ROOT, readonly=True)
+def show_configuration(ctx):
+    """The candidate in configuration mode, else the running configuration."""
+    conf = render(ctx.candidate.model if ctx.configuring else ctx.running)
+    return Reply(conf.text, conf.data())
+
+
+@g.command("show configuration diff", node=ROOT, readonly=True)
+def show_configuration_diff(ctx):
+    if not ctx.configuring:
+        return Reply("", {"diff": []})
+    text = diff(render(ctx.running), render(ctx.candidate.model))
+    return Reply(text, {"diff": text.splitlines()})
+
+
+@g.command("show configuration commits", node=ROOT, readonly=True)
+def show_commits(ctx):
+    store = _store(ctx)
+    rows = store.history()
+    lines = [f"{'#':>3}  {'When':<19}  {'User':<16} Comment"]
+    lines += [f"{r['rollback']:>3}  {r['time'] or '?':<19}  {r['user'] or '?':<16} {r['comment']}"
+              for r in rows]
+    data = {"commits": rows, "pending_confirm": None}
+    if store.pending is not None:
+        left = max(0, int(store.pending["deadline"] - time.time()))
+        lines.append(f"commit confirmed by {store.pending['user']}: rollback in {left} s "
+                     "unless confirmed")
+        data["pending_confirm"] = {"user": store.pending["user"], "seconds_left": left}
+    return Reply("\n".join(lines), data)
+
+
+@g.command("write memory", node=ROOT)
+def write_memory(ctx):
+    """Save the running configuration as the startup file (atomically, previous kept)."""
+    path = _store(ctx).write_startup(render(ctx.running))
+    return Reply(f"Building configuration...\n[OK] {path}", {"path": path})
+
+
+@g.command("copy running-config startup-config", node=ROOT)
+def copy_running_startup(ctx):
+    return write_memory(ctx)
+
+
+def load(ctx, lines, source: str) -> Reply:
+    """`rlb -f FILE`: the file's lines on a candidate of the running configuration, then
+    one commit; a line that does not apply stops it all (FILE:LINE: reason)."""
+    cand = Candidate.of(ctx.running, ctx.user)
+    from rlb.control.config import run_lines
+    from rlb.shell.commands import Context
+    run_lines(Context(cand.model, user=ctx.user), lines, source)
+    ctx.candidate = cand
+    try:
+        reply = commit_candidate(ctx, f"load {source}")
+        (reply.data or {}).pop("previous", None)
+        return reply
+    finally:
+        ctx.candidate, ctx.model = None, ctx.running
+
+
+# Tab offers what exists: ports for interface (dev), modes for real-server
+g.completer("mode", lambda ctx: list(ctx.model.services.modes))
+g.completer("sched", lambda ctx: list(ctx.model.services.schedulers))
+g.completer("vs", lambda ctx: [f"{s.vaddr}:{s.vport}" for s in ctx.model.services.table.values()
+                               if s.match is None])
+g.completer("match", lambda ctx: [str(s.match) for s in ctx.model.services.table.values()
+                                  if s.match is not None])
