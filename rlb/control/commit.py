@@ -219,10 +219,16 @@ def apply(running: Model, target: Model) -> list[str]:
     """All or nothing: tried on a scratch copy of the running model first (so a refusal
     changes nothing), then done; if the data plane refuses a step, the old configuration
     is put back and the error raised."""
-    old = render(running)
+    old, new = render(running), render(target)
+    try:
+        if render(build(new.numbered())).canonical() != new.canonical():
+            raise CommandError("it would read back differently")
+    except Exception as err:
+        raise CommandError(f"internal error: the candidate would not survive a restart "
+                           f"({err}); nothing was changed") from err
     scratch = build(old.numbered())
     transform(scratch, target)
-    want = render(target).canonical()
+    want = new.canonical()
     if render(scratch).canonical() != want:
         raise CommandError("internal error: the commit would not give the candidate "
                            "(nothing was changed)")

@@ -66,8 +66,10 @@ class Running:
 
 
 def render(model: Model) -> Running:
-    return Running([*_dataplane(model), *_interfaces(model), *_routes(model),
-                    *_services(model), *_accounts(model)])
+    # Routes that need only their port come before the addresses: an address does not
+    # make the network route an operator made first, and must not on the way back.
+    return Running([*_dataplane(model), *_routes(model, on_port=True), *_interfaces(model),
+                    *_routes(model, on_port=False), *_services(model), *_accounts(model)])
 
 
 def _dataplane(model):
@@ -112,9 +114,9 @@ def route_line(r) -> str:
     return " ".join(words)
 
 
-def _routes(model):
+def _routes(model, on_port: bool):
     for r in model.routes.values():
-        if not r.auto:
+        if not r.auto and (r.via is None and r.src is None) == on_port:
             yield Stanza(route_line(r))
 
 

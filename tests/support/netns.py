@@ -108,6 +108,7 @@ class Daemon:
         self.conf = tmp_path / f"{instance}.conf"
         self.conf.write_text(config_text)
         self.log = tmp_path / f"{instance}.log"
+        self.state = tmp_path / "state"         # RLB_STATE_DIR: commits, ssh host key
         self.proc = None
 
     def start(self, timeout=30):
@@ -121,10 +122,11 @@ class Daemon:
             raise
 
     def _start(self, timeout):
-        logf = open(self.log, "w")
+        logf = open(self.log, "a")
         self.proc = subprocess.Popen(
             ["ip", "netns", "exec", self.ns, sys.executable, "-m", "rlb", "daemon",
-             "-f", str(self.conf), "-N", self.instance], stdout=logf, stderr=subprocess.STDOUT)
+             "-f", str(self.conf), "-N", self.instance], stdout=logf, stderr=subprocess.STDOUT,
+            env=dict(os.environ, RLB_STATE_DIR=str(self.state)))
         end = time.monotonic() + timeout
         while time.monotonic() < end:
             if self.proc.poll() is not None:

@@ -1,0 +1,308 @@
+"""Configuration mode against a real daemon and data plane: commit keeps what did not
+change (an established FNAT connection lives through it), commit confirmed rolls back
+by itself, rollback, two sessions, write memory and a restart, `rlb -f`.
+
+The tester plays the client on dpdk1's wire (tp1) and the real servers on dpdk0's
+wire (tp0), as in test_fnat.py."""
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+from scapy.layers.inet import IP, TCP
+from scapy.layers.l2 import Ether
+from scapy.packet import Raw
+
+from rlb.control import paths
+from rlb.control.client import Client
+from support.netns import Daemon, Wire, del_ns, make_ns, sh
+
+NS, INSTANCE = "rlbt-commit", "rlbt-commit"
+VIP, LIP, CLIENT, RS = "10.0.0.100", "192.168.100.200", "10.0.0.48", "192.168.100.2"
+BASE = """\
+dataplane
+ workers 1
+ port dpdk0 net_af_packet0,iface=dp0
+ port dpdk1 net_af_packet1,iface=dp1
+!
+dpip addr add 10.0.0.100/32 dev dpdk1
+dpip route add 10.0.0.0/16 dev dpdk1
+dpip route add 192.168.100.0/24 dev dpdk0
+ipvsadm -A -t 10.0.0.100:80 -s rr
+ipvsadm -a -t 10.0.0.100:80 -r 192.168.100.2 -b
+ipvsadm --add-laddr -z 192.168.100.200 -t 10.0.0.100:80 -F dpdk0
+"""
+
+
+class Session:
+    """An interactive session on the control socket, as the shell has it."""
+
+    def __init__(self, instance=INSTANCE):
+        self.client = Client(instance, timeout=30)
+        assert self.client.request({"shell": True})["ok"]
+
+    def __call__(self, line):
+        return self.client.call(line)
+
+    def ok(self, *lines):
+        for line in lines:
+            r = self.client.call(line)
+            assert r["ok"], f"{line}: {r.get('error')}"
+        return r
+
+    def close(self):
+        self.client.close()
+
+
+class Lab:
+    def __init__(self, d):
+        self.d = d
+        mac = lambda dev: sh("cat", f"/sys/class/net/{dev}/address", ns=NS).stdout.strip()
+        self.lb_lan, self.lb_wan, self.rs_mac, self.cl_mac = (
+            mac("dp0"), mac("dp1"), mac("tp0"), mac("tp1"))
+        self.rs, self.cl = Wire(NS, "tp0"), Wire(NS, "tp1")
+
+    def client(self, sport, flags, seq, ack=0, dport=80, payload=b""):
+        p = Ether(src=self.cl_mac, dst=self.lb_wan) / IP(src=CLIENT, dst=VIP) / \
+            TCP(sport=sport, dport=dport, flags=flags, seq=seq, ack=ack)
+        return p / Raw(payload) if payload else p
+
+    def to_rs(self, match, timeout=2):
+        lips = {f"192.168.100.{n}" for n in range(200, 205)}    # each service's own
+        f = self.rs.recv(lambda f: IP in Ether(f) and Ether(f)[IP].src in lips
+                         and match(Ether(f)), timeout=timeout)
+        return Ether(f) if f else None
+
+    def handshake(self, sport, dport=80):
+        self.cl.send(bytes(self.client(sport, "S", 100, dport=dport)))
+        syn = self.to_rs(lambda p: TCP in p and p[TCP].flags == "S")
+        assert syn is not None, "SYN did not reach the real server"
+        ip, tcp = syn[IP], syn[TCP]
+        sa = Ether(src=self.rs_mac, dst=self.lb_lan) / IP(src=ip.dst, dst=ip.src) / \
+            TCP(sport=tcp.dport, dport=tcp.sport, flags="SA", seq=9000, ack=tcp.seq + 1)
+        self.rs.send(bytes(sa))
+        f = self.cl.recv(lambda f: TCP in Ether(f) and Ether(f)[TCP].dport == sport)
+        assert f is not None, "SYN-ACK did not reach the client"
+        self.cl.send(bytes(self.client(sport, "A", 101, Ether(f)[TCP].seq + 1, dport=dport)))
+        return syn
+
+    def data_reaches_rs(self, sport, syn, dport=80):
+        """A data segment of an established flow goes out on the same local port."""
+        self.rs.drain()
+        self.cl.send(bytes(self.client(sport, "PA", 101, 0, dport=dport, payload=b"hello")))
+        got = self.to_rs(lambda p: Raw in p and p[Raw].load == b"hello")
+        return got is not None and got[TCP].sport == syn[TCP].sport
+
+    def close(self):
+        self.rs.close()
+        self.cl.close()
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    make_ns(NS, [("dp0", "tp0"), ("dp1", "tp1")])
+    mac = lambda dev: sh("cat", f"/sys/class/net/{dev}/address", ns=NS).stdout.strip()
+    conf = BASE + (f"dpip neigh add 192.168.100.2 lladdr {mac('tp0')} dev dpdk0\n"
+                   f"dpip neigh add 192.168.100.3 lladdr {mac('tp0')} dev dpdk0\n"
+                   f"dpip neigh add 10.0.0.48 lladdr {mac('tp1')} dev dpdk1\n")
+    d = Daemon(NS, INSTANCE, conf, tmp_path_factory.mktemp("commit")).start()
+    lab = Lab(d)
+    try:
+        yield lab
+    finally:
+        lab.close()
+        rc = d.stop()
+        del_ns(NS)
+        assert rc == 0, d.log.read_text()
+
+
+def running(d):
+    return d.ok("show running-config")["text"]
+
+
+def services(d):
+    return {f"{s['vip']}:{s['port']}" for s in d.ok("ipvsadm -ln")["data"]["services"]}
+
+
+def test_startup_is_the_first_commit(lab):
+    commits = lab.d.ok("show configuration commits")["data"]["commits"]
+    assert commits[-1]["user"] == "rlb" and "startup from" in commits[-1]["comment"]
+
+
+def test_commit_keeps_an_unchanged_service_and_its_connection(lab):
+    syn = lab.handshake(41001)
+    before = lab.d.ok("ipvsadm -lnc")["data"]["connections"]
+    assert any(c["cport"] == 41001 for c in before)
+    s = Session()
+    try:
+        s.ok("enable", "configure", "virtual-server tcp 10.0.0.100:8080", "scheduler wrr",
+             "real-server 192.168.100.3:80 mode fnat weight 2",
+             "local-address 192.168.100.201 dev dpdk0", "exit",
+             "interface dpdk1", "ip neighbor 10.0.0.49 02:00:00:00:00:49")
+        assert services(lab.d) == {"10.0.0.100:80"}                # not yet: a candidate
+        diff = s.ok("show configuration diff")["text"]
+        assert "+virtual-server tcp 10.0.0.100:8080" in diff
+        r = s.ok("commit comment second service")
+        assert r["data"]["changes"][0] == "add neighbour 10.0.0.49"
+        assert not any("10.0.0.100:80 " in c or c.endswith("10.0.0.100:80")
+                       for c in r["data"]["changes"]), r["data"]["changes"]
+        s.ok("end")
+    finally:
+        s.close()
+    assert services(lab.d) == {"10.0.0.100:80", "10.0.0.100:8080"}
+    after = lab.d.ok("ipvsadm -lnc")["data"]["connections"]
+    assert [c for c in after if c["cport"] == 41001] == \
+        [c for c in before if c["cport"] == 41001]
+    assert lab.data_reaches_rs(41001, syn)
+    # the new service forwards too, through its own local address
+    syn2 = lab.handshake(41002, dport=8080)
+    assert syn2[TCP].dport == 80 and syn2[IP].src == "192.168.100.201"
+    commits = lab.d.ok("show configuration commits")["data"]["commits"]
+    assert commits[0]["comment"] == "second service" and commits[0]["user"] == "root"
+
+
+def test_rollback_one_restores_the_previous_commit(lab):
+    s = Session()
+    try:
+        s.ok("enable", "configure", "no virtual-server tcp 10.0.0.100:8080", "commit")
+        assert services(lab.d) == {"10.0.0.100:80"}
+        s.ok("rollback 1")
+        assert "+virtual-server tcp 10.0.0.100:8080" in s.ok("show configuration diff")["text"]
+        s.ok("commit comment back again", "end")
+    finally:
+        s.close()
+    assert services(lab.d) == {"10.0.0.100:80", "10.0.0.100:8080"}
+    s = Session()
+    try:
+        s.ok("enable", "configure", "no virtual-server tcp 10.0.0.100:8080",
+             "interface dpdk1", "no ip neighbor 10.0.0.49", "commit", "end")
+    finally:
+        s.close()
+
+
+def test_commit_confirmed_rolls_back_by_itself(lab):
+    before = running(lab.d)
+    s = Session()
+    try:
+        s.ok("enable", "configure", "virtual-server tcp 10.0.0.100:81",
+             "real-server 192.168.100.2:80 mode fnat", "local-address 192.168.100.202 dev dpdk0")
+        r = s.ok("commit confirmed 2 seconds")
+        assert "unless confirmed" in r["text"]
+        assert "10.0.0.100:81" in services(lab.d)
+        assert lab.d.ok("show configuration commits")["data"]["pending_confirm"]["user"] == "root"
+        syn = lab.handshake(41003, dport=81)                    # it forwards meanwhile
+        assert syn is not None
+        time.sleep(3.5)
+        assert "10.0.0.100:81" not in services(lab.d)
+        assert running(lab.d) == before
+        commits = lab.d.ok("show configuration commits")["data"]
+        assert commits["pending_confirm"] is None
+        assert commits["commits"][0]["user"] == "rlb"
+        assert "not confirmed" in commits["commits"][0]["comment"]
+        # the data plane forgot the service: a SYN to it is not forwarded any more
+        lab.rs.drain()
+        lab.cl.send(bytes(lab.client(41004, "S", 100, dport=81)))
+        assert lab.to_rs(lambda p: TCP in p and p[TCP].flags == "S", timeout=1) is None
+        # the session's candidate was made before the rollback: its commit is refused
+        r = s("commit")
+        assert not r["ok"] and "changed since" in r["error"]
+        s.ok("abort")
+    finally:
+        s.close()
+
+
+def test_commit_confirmed_then_commit_keeps_it(lab):
+    s = Session()
+    try:
+        s.ok("enable", "configure", "ip vs timeout tcp 120 tcpfin 9 udp 60",
+             "commit confirmed 2 seconds")
+        assert "cancelled" in s.ok("commit")["text"]
+        assert lab.d.ok("show configuration commits")["data"]["pending_confirm"] is None
+        time.sleep(3)
+        assert "ip vs timeout tcp 120 tcpfin 9 udp 60" in running(lab.d)
+        s.ok("no ip vs timeout", "commit", "end")
+    finally:
+        s.close()
+    assert "ip vs timeout" not in running(lab.d)
+
+
+def test_second_session_is_refused_when_running_moved(lab):
+    a, b = Session(), Session()
+    try:
+        a.ok("enable", "configure", "ip route 10.9.0.0/16 via 192.168.100.2 dev dpdk0")
+        b.ok("enable", "configure", "ip route 10.8.0.0/16 via 192.168.100.2 dev dpdk0")
+        a.ok("commit")
+        r = b("commit")
+        assert not r["ok"] and "changed since this candidate was started" in r["error"]
+        assert "commit" in r["error"] and "root" in r["error"]
+        assert "10.8.0.0/16" not in running(lab.d) and "10.9.0.0/16" in running(lab.d)
+        b.ok("abort")
+        a.ok("no ip route 10.9.0.0/16", "commit", "end")
+        # a change made at once (lb#) moves the running configuration as well
+        b.ok("configure", "ip route 10.7.0.0/16 via 192.168.100.2 dev dpdk0")
+        a.ok("dpip route add 10.6.0.0/16 via 192.168.100.2 dev dpdk0")
+        r = b("commit")
+        assert not r["ok"] and "`dpip route add 10.6.0.0/16" in r["error"]
+        b.ok("abort")
+        a.ok("dpip route del 10.6.0.0/16")
+    finally:
+        a.close()
+        b.close()
+
+
+def test_rlb_f_applies_a_file_as_one_commit(lab, tmp_path):
+    env = dict(os.environ, RLB_RUN_DIR=paths.RUN_DIR)
+    good = tmp_path / "more.conf"
+    good.write_text("ipvsadm -A -t 10.0.0.100:82 -s rr\n"
+                    "virtual-server tcp 10.0.0.100:82\n"
+                    " real-server 192.168.100.3:80 mode fnat\n"
+                    " local-address 192.168.100.203 dev dpdk0\n")
+    bad = tmp_path / "bad.conf"
+    bad.write_text("ipvsadm -A -t 10.0.0.100:83 -s rr\n!\n"
+                   "ipvsadm -a -t 10.0.0.100:83 -r 192.168.100.3:80 -b -w 70000\n")
+    before = running(lab.d)
+    r = subprocess.run([sys.executable, "-m", "rlb", "-N", INSTANCE, "-f", str(bad)],
+                       capture_output=True, text=True, timeout=60, env=env)
+    assert r.returncode == 1 and f"{bad}:3:" in r.stderr, r.stderr
+    assert running(lab.d) == before
+    r = subprocess.run([sys.executable, "-m", "rlb", "-N", INSTANCE, "-f", str(good)],
+                       capture_output=True, text=True, timeout=60, env=env)
+    assert r.returncode == 0, r.stderr
+    assert "10.0.0.100:82" in services(lab.d)
+    commits = lab.d.ok("show configuration commits")["data"]["commits"]
+    assert commits[0]["comment"] == f"load {good}"
+    r = subprocess.run([sys.executable, "-m", "rlb", "-N", INSTANCE, "-c", "dpip addr show",
+                        "-c", "ipvsadm -D -t 10.0.0.100:82", "-c", "ipvsadm -D -t 10.0.0.100:82",
+                        "-c", "dpip route show"], capture_output=True, text=True, timeout=60,
+                       env=env)
+    assert r.returncode == 1 and "command failed: ipvsadm -D -t 10.0.0.100:82" in r.stderr
+    assert "inet 10.0.0.100/32" in r.stdout and "proto auto" not in r.stdout
+
+
+def test_write_memory_and_restart_give_the_same_running_config(lab):
+    d = lab.d
+    s = Session()
+    try:
+        s.ok("enable", "configure", "dataplane", "idle-sleep 150", "exit",
+             "virtual-server udp 10.0.0.100:53", "scheduler sh", "persistent 60",
+             "real-server 192.168.100.2:53 mode fnat weight 5 upper 100 lower 10",
+             "local-address 192.168.100.204 dev dpdk0", "exit",
+             "interface dpdk0", "ip address 192.168.100.1/24", "exit",
+             "ip route 172.16.0.0/12 via 192.168.100.2 dev dpdk0 mtu 1400 metric 5",
+             "ip vs timeout tcp 100 tcpfin 8 udp 30", "commit", "end")
+        before = running(d)
+        old_conf = d.conf.read_text()
+        r = s.ok("write memory")
+        assert str(d.conf) in r["text"]
+    finally:
+        s.close()
+    assert d.conf.read_text() == before + "\n"
+    assert (d.conf.parent / (d.conf.name + ".bak")).read_text() == old_conf
+    assert d.stop() == 0
+    d.start()
+    assert running(d) == before
+    assert "real-server 192.168.100.2:53 mode fnat weight 5 upper 100 lower 10" in before
+    # the restarted data plane forwards with it: the FNAT service on :80 still works
+    syn = lab.handshake(41010)
+    assert syn[IP].src == LIP
