@@ -114,6 +114,13 @@ g.words(**{
     "no-kni": "Do not create <port>.kni interfaces",
     "no": "Negate a setting",
     "vip-miss-to-kni": "Packets to a VIP port without a service go to kni (else dropped)",
+    # router-style words, of configuration mode (configure.py) and of the shows (show.py)
+    "interface": "A port: its addresses and static neighbours",
+    "ip": "IPv4 settings",
+    "address": "An address of the port",
+    "neighbor": "A static neighbour (ARP entry)",
+    "vs": "The virtual server table (IPVS)",
+    "timeout": "Connection timeouts in seconds (tcp tcpfin udp)",
 })
 
 # ------------------------------------------------------------ dataplane section
@@ -585,3 +592,4 @@ g.completer("laddr", lambda ctx: [str(a.ip) for a in ctx.model.addresses if a.sa
 import rlb.shell.ipvsadm  # noqa: E402,F401  (the ipvsadm commands, on this same grammar)
 import rlb.shell.users  # noqa: E402,F401  (the ssh server's `username` and `ssh` commands)
 import rlb.shell.configure  # noqa: E402,F401  (configuration mode: candidate, commit, sections)
+import rlb.shell.show  # noqa: E402,F401  (router-style names of the dpip and ipvsadm views)

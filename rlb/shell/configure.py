@@ -35,12 +35,6 @@ g.node(IF, parent=CONFIG, prompt="{host}(config-if)#")
 g.node(VS, parent=CONFIG, prompt="{host}(config-vs)#")
 
 g.words(**{
-    "interface": "A port's addresses and static neighbours",
-    "ip": "IPv4 settings",
-    "address": "An address of the port",
-    "neighbor": "A static neighbour (ARP entry) on the port",
-    "vs": "The virtual server table (IPVS)",
-    "timeout": "Connection timeouts in seconds (tcp tcpfin udp)",
     "tcp": "TCP",
     "tcpfin": "TCP after a FIN",
     "udp": "UDP",

@@ -33,6 +33,8 @@ READONLY = {
     "dpip -s$stats link show [WORD$dev]", "show dataplane", "show users", "show ssh",
     "show privilege", "ipvsadm", "show running-config", "show configuration",
     "show configuration diff", "show configuration commits",
+    "show ip vs [stats|rate|connections|timeout]", "show ip route", "show ip neighbor",
+    "show ip address", "show interface [WORD$dev] [stats]",
 }
 
 
