@@ -278,6 +278,13 @@ def test_rlb_f_applies_a_file_as_one_commit(lab, tmp_path):
                        env=env)
     assert r.returncode == 1 and "command failed: ipvsadm -D -t 10.0.0.100:82" in r.stderr
     assert "inet 10.0.0.100/32" in r.stdout and "proto auto" not in r.stdout
+    # configuration mode from a script: one connection, one candidate
+    r = subprocess.run([sys.executable, "-m", "rlb", "-N", INSTANCE, "-c", "configure",
+                        "-c", "virtual-server tcp 10.0.0.100:84", "-c", "scheduler rr",
+                        "-c", "commit"], capture_output=True, text=True, timeout=60, env=env)
+    assert r.returncode == 0 and "commit" in r.stdout, r.stderr
+    assert "10.0.0.100:84" in services(lab.d)
+    lab.d.ok("ipvsadm -D -t 10.0.0.100:84")
 
 
 def test_write_memory_and_restart_give_the_same_running_config(lab):
