@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass, field
 
 from rlb.control.model import CommandError, Model
-from rlb.control.running import RUNTIME, Running, render
+from rlb.control.running import RUNTIME, Running, laddr_made, render
 
 log = logging.getLogger("rlb.commit")
 KEEP = 50                                   # commits kept on disk (Junos keeps 50 too)
@@ -108,15 +108,16 @@ def transform(running: Model, target: Model) -> list[str]:
             done.append(f"delete address {iface} on {port}")
 
     # -- what comes
-    have = _addresses(running)
+    # routes that need only their port first, as the text has them: an address must not
+    # make the network route the operator's is (rlb.control.running.render)
+    _add_routes(running, target, done, on_port=True)
     for ip, (iface, port, sapool) in want.items():
-        if ip not in have:
+        a = running.find_address(ip)
+        # one --add-laddr made stays as it is (the candidate writes it when a route uses it)
+        if a is None or (a.iface, a.port, a.sapool) != (iface, port, sapool):
             running.add_address(iface, port, sapool)
             done.append(f"add address {iface} on {port}")
-    for key, r in target.routes.items():
-        if not r.auto and key not in running.routes:
-            running.add_route(r.prefix, r.port, r.via, r.src, r.scope, r.mtu, r.metric)
-            done.append(f"add route {r.prefix}")
+    _add_routes(running, target, done, on_port=False)
     for ip, n in target.neighbours.items():
         if ip not in running.neighbours:
             running.add_neighbour(ip, n.mac, n.port)
@@ -145,13 +146,21 @@ def _check_startup(running: Model, target: Model) -> None:
                                "in the startup configuration and restart the instance")
 
 
+def _add_routes(running: Model, target: Model, done, on_port: bool) -> None:
+    for key, r in target.routes.items():
+        if not r.auto and key not in running.routes and \
+                (r.via is None and r.src is None) == on_port:
+            running.add_route(r.prefix, r.port, r.via, r.src, r.scope, r.mtu, r.metric)
+            done.append(f"add route {r.prefix}")
+
+
 def _route(r):
     return None if r is None else (r.port, r.via, r.src, r.scope, r.mtu, r.metric)
 
 
 def _addresses(model: Model) -> dict:
     """The addresses an operator made (not the ones --add-laddr made), by IP."""
-    auto = model.services._auto
+    auto = laddr_made(model)
     return {a.ip: (a.iface, a.port, a.sapool) for a in model.addresses if a.ip not in auto}
 
 
@@ -163,8 +172,7 @@ def _service(rs, key, want, done) -> None:
         rs.add_service(key, sched=want.sched, persistent=persistent, netmask=netmask)
         svc = rs.table[key]
         done.append(f"add {svc}")
-    elif (svc.sched, svc.persistent, svc.timeout, svc.netmask) != \
-            (want.sched, want.persistent, want.timeout, want.netmask):
+    elif _persistence(svc) != _persistence(want):
         if want.persistent:
             rs.edit_service(key, sched=want.sched, persistent=persistent, netmask=netmask)
         else:
@@ -184,6 +192,12 @@ def _service(rs, key, want, done) -> None:
         elif (now.mode, now.weight, now.u_threshold, now.l_threshold) != tuple(given.values()):
             rs.edit_dest(key, d.addr, d.port, **given)
             done.append(f"change real server {d.addr}:{d.port} of {svc}")
+
+
+def _persistence(svc) -> tuple:
+    """What the text says of a service: its timeout and netmask count when persistent
+    (`ipvsadm -M` without -p keeps a mask that is not written)."""
+    return (svc.sched, svc.persistent) + ((svc.timeout, svc.netmask) if svc.persistent else ())
 
 
 def _settings(running: Model, target: Model, done) -> None:

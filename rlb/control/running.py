@@ -87,8 +87,15 @@ def mac_text(mac: str) -> str:
     return ":".join(f"{b:02x}" for b in parse_mac(mac))
 
 
+def laddr_made(model) -> set:
+    """The addresses --add-laddr made that are left out of the text (the local-address lines
+    make them again); one that a route has as its src is written, as the route needs it
+    first (and the model keeps it as the operator's once its local address goes)."""
+    return model.services._auto - {r.src for r in model.routes.values()}
+
+
 def _interfaces(model):
-    auto = model.services._auto
+    auto = laddr_made(model)
     for p in model.ports.values():
         body = [f"ip address {a.iface}{' sapool' if a.sapool else ''}"
                 for a in model.addresses if a.port == p.name and a.ip not in auto]

@@ -134,7 +134,8 @@ def _run(ctx: Context, line) -> Reply:
     cmd = match.command
     if not cmd.readonly and ctx.privilege != ADMIN:     # _chain keeps them out: in case
         raise CommandError(f"Permission denied: user {ctx.user} has {ctx.privilege} privilege")
-    _move(ctx, found)
+    if not cmd.readonly:            # a show from a parent node leaves the session where it is
+        _move(ctx, found)
     # a change goes to the candidate in configuration mode; a show sees the running state
     ctx.model = ctx.candidate.model if ctx.configuring and not cmd.readonly else ctx.running
     try:
@@ -143,7 +144,8 @@ def _run(ctx: Context, line) -> Reply:
         ctx.model = ctx.candidate.model if ctx.configuring else ctx.running
     if not cmd.readonly:
         audit.info("%s: %s", ctx.user, text.strip())
-        if not ctx.configuring and cmd.node == ROOT and ctx.running.store is not None:
+        if (not ctx.configuring and cmd.node == ROOT and ctx.running.store is not None
+                and cmd.definition.split()[0] not in SAVES):
             ctx.running.store.last_change = (ctx.user, time.strftime("%Y-%m-%dT%H:%M:%S"),
                                              f"`{text.strip()}`")
     for f in filters:
@@ -246,6 +248,7 @@ def _move(ctx, found) -> None:
 # `rlb -c`, entering configuration mode and saving it.
 READONLY, EXEC = "readonly", "exec"
 EXEC_WORDS = ("dpip", "ipvsadm", "configure", "write", "copy")
+SAVES = ("configure", "write", "copy")     # not changes of the running configuration
 
 
 @functools.cache

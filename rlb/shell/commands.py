@@ -576,8 +576,10 @@ def _service_values(proto):
 
 
 def _real_servers(ctx):
-    return sorted({f"{d.addr}:{d.port}" for s in ctx.model.services.table.values()
-                   for d in s.dests})
+    """Those of the service being edited (config-vs), else of every service."""
+    table = ctx.model.services.table
+    services = [table[ctx.section]] if ctx.section in table else table.values()
+    return sorted({f"{d.addr}:{d.port}" for s in services for d in s.dests})
 
 
 g.completer("dev", lambda ctx: list(ctx.model.ports))

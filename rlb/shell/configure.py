@@ -197,24 +197,26 @@ def no_ip_vs_timeout(ctx):
 
 # ------------------------------------------------------------- virtual servers
 
-VS_HELP = {"vs": "VIP:port", "match": "proto=tcp,src-range=A-B,dst-range=A-B:P1-P2,iif=,oif="}
-VS_DEF = "((tcp|udp)$proto A.B.C.D:PORT$vs|match WORD$match)"
+VS_HELP = {"tcp": "VIP:port", "udp": "VIP:port",
+           "match": "proto=tcp,src-range=A-B,dst-range=A-B:P1-P2,iif=,oif="}
+VS_DEF = "(tcp A.B.C.D:PORT$tcp|udp A.B.C.D:PORT$udp|match WORD$match)"
 
 
-def _vs_key(proto, vs, match):
+def _vs_key(tcp, udp, match):
     if match is not None:
         from rlb.control.match import parse_match
         from rlb.control.services import match_key
         return match_key(parse_match(match))
+    vs = tcp or udp
     if vs.port is None:
         raise CommandError("a virtual server needs its port (VIP:PORT)")
-    return svc_key(TCP if proto == "tcp" else UDP, vs.addr, vs.port)
+    return svc_key(TCP if tcp else UDP, vs.addr, vs.port)
 
 
 @g.command("virtual-server " + VS_DEF, node=CONFIG, help=VS_HELP)
-def virtual_server(ctx, proto, vs, match):
+def virtual_server(ctx, tcp, udp, match):
     """The service's section; a new one starts with the default scheduler."""
-    key = _vs_key(proto, vs, match)
+    key = _vs_key(tcp, udp, match)
     ms = ctx.model.services
     if key not in ms.table:
         key = ms.add_service(key).key
@@ -223,8 +225,8 @@ def virtual_server(ctx, proto, vs, match):
 
 
 @g.command("no virtual-server " + VS_DEF, node=CONFIG, help=VS_HELP)
-def no_virtual_server(ctx, proto, vs, match):
-    ctx.model.services.del_service(_vs_key(proto, vs, match))
+def no_virtual_server(ctx, tcp, udp, match):
+    ctx.model.services.del_service(_vs_key(tcp, udp, match))
     return Reply()
 
 
@@ -442,7 +444,5 @@ def load(ctx, lines, source: str) -> Reply:
 # Tab offers what exists: ports for interface (dev), modes for real-server
 g.completer("mode", lambda ctx: list(ctx.model.services.modes))
 g.completer("sched", lambda ctx: list(ctx.model.services.schedulers))
-g.completer("vs", lambda ctx: [f"{s.vaddr}:{s.vport}" for s in ctx.model.services.table.values()
-                               if s.match is None])
 g.completer("match", lambda ctx: [str(s.match) for s in ctx.model.services.table.values()
                                   if s.match is not None])

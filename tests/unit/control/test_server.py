@@ -129,7 +129,8 @@ def test_sections_keep_their_node(ctx):
     assert execute(ctx, "neigh-timeout 5")["ok"] and ctx.model.settings.neigh_timeout == 5
     assert_error(execute(ctx, "neigh-timeout 0"))
     assert ctx.node == "dataplane"
-    assert execute(ctx, "dpip addr show")["ok"] and ctx.node == "exec"   # up, as vtysh
+    assert execute(ctx, "dpip addr show")["ok"] and ctx.node == "dataplane"   # a show stays
+    assert execute(ctx, "dpip addr add 10.9.0.1/24 dev dpdk0")["ok"] and ctx.node == "exec"
 
 
 # ---------------------------------------------------------------- the socket

@@ -158,7 +158,8 @@ def test_shell_section_fallback_and_exit():
     for line in ("enable", "configure", "dataplane", "forwarding"):
         assert execute(ctx, line)["ok"], line
     assert ctx.node == "dataplane" and ctx.model.settings.forwarding
-    assert execute(ctx, "dpip addr show")["ok"] and ctx.node == "config"
+    assert execute(ctx, "dpip addr show")["ok"] and ctx.node == "dataplane"     # a show stays
+    assert execute(ctx, "ip vs timeout tcp 5 tcpfin 5 udp 5")["ok"] and ctx.node == "config"
     execute(ctx, "dataplane")
     assert "uncommitted changes" in execute(ctx, "end")["error"]     # forwarding, uncommitted
     assert execute(ctx, "abort")["prompt"] == "lb#"

@@ -120,7 +120,7 @@ def test_show_commands_work_in_every_mode():
     shows = [reply for line, reply in rec.calls if line == "dpip addr show"]
     assert len(shows) == 4 and all(r["ok"] for r in shows)
     assert rec.calls[0][1]["ok"] is False                         # `sh ip`: no such command
-    assert rec.calls[-1][1]["prompt"] == "lb(config)#"            # a line outside leaves a section
+    assert rec.calls[-1][1]["prompt"] == "lb(dataplane)#"         # a show keeps the section
 
 
 def test_ctrl_z_ends_configuration_mode():
@@ -211,6 +211,54 @@ def test_completion_offers_names_that_exist(admin_config):
     assert texts("dpip addr show | ") == ["exclude", "include", "json"]
     assert texts("dpip addr show dev \"dp") == []
     assert texts("frobnicate ") == []
+
+
+def test_sections_complete_what_they_edit(admin_config):
+    ctx = admin_config
+    shell = Shell(LocalTransport(ctx), output=DummyOutput(), write=lambda t: None)
+    comp = _Completer(shell)
+
+    def texts(text):
+        return [c.text.strip() for c in comp.get_completions(Document(text), CompleteEvent())]
+    assert texts("virtual-server tcp ") == ["10.0.0.100:80"]
+    assert texts("virtual-server udp ") == ["10.0.0.100:53"]
+    assert texts("interface ") == ["dpdk0", "dpdk1"]
+    assert execute(ctx, "virtual-server udp 10.0.0.100:53")["prompt"] == "lb(config-vs)#"
+    assert execute(ctx, "real-server 192.168.100.9:53 mode fnat")["ok"]
+    assert texts("no real-server ") == ["192.168.100.9:53"]             # this service's only
+    assert execute(ctx, "virtual-server tcp 10.0.0.100:80")["ok"]
+    assert texts("no real-server ") == ["192.168.100.2:80", "192.168.100.3:8080"]
+    assert {"dr", "fnat", "nat", "tunnel"} <= set(texts("real-server 192.168.100.5:80 mode "))
+    assert {"rr", "wrr", "mh"} <= set(texts("scheduler "))
+    assert {"real-server", "scheduler", "local-address", "persistent", "exit", "end"} <= \
+        set(texts(""))
+    assert execute(ctx, "exit")["prompt"] == "lb(config)#"
+
+
+def test_a_typed_session_through_the_sections(tmp_path):
+    """Whole lines typed into prompt_toolkit: sections, `?` in one, a commit, the diff."""
+    from rlb.control.commit import Store
+    m = make_model()
+    m.store = Store(str(tmp_path / "commits"))
+    printed, rec, _ = session(
+        "enable\rconfigure\rvirtual-server tcp 10.0.0.100:80\rreal-server ?" + CTRL_U +
+        "scheduler rr\rreal-server 192.168.100.2 mode fnat weight 2\r"
+        "local-address 192.168.100.201 dev dpdk0\rexit\rinterface dpdk1\r"
+        "ip neighbor 10.0.0.9 52:54:00:00:00:09\rshow configuration diff\rcommit\r"
+        + CTRL_Z + "show running-config\r", m)
+    assert prompts(rec) == ["lb#", "lb(config)#", "lb(config-vs)#", "lb(config-vs)#",
+                            "lb(config-vs)#", "lb(config-vs)#", "lb(config)#",
+                            "lb(config-if)#", "lb(config-if)#", "lb(config-if)#",
+                            "lb(config)#", "lb#", "lb#"]
+    helped = next(p for p in printed if p.startswith("lb(config-vs)# real-server ?"))
+    assert "A.B.C.D:PORT" in helped
+    assert all(reply["ok"] for _, reply in rec.calls), rec.calls
+    running = rec.calls[-1][1]["text"].splitlines()
+    i = running.index("virtual-server tcp 10.0.0.100:80")
+    assert running[i + 1:i + 4] == [" scheduler rr", " local-address 192.168.100.201 dev dpdk0",
+                                    " real-server 192.168.100.2:80 mode fnat weight 2"]
+    assert " ip neighbor 10.0.0.9 52:54:00:00:00:09" in running
+    assert m.services.table[(6, IPv4Interface("10.0.0.100/32").ip, 80)].sched == "rr"
 
 
 def test_completion_carries_the_help(admin_config):
