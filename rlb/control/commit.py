@@ -23,7 +23,7 @@ import re
 import time
 from dataclasses import dataclass, field
 
-from rlb.control.model import CommandError, Model
+from rlb.control.model import ROUTED_SCOPES, CommandError, Model
 from rlb.control.running import RUNTIME, Running, laddr_made, render
 
 log = logging.getLogger("rlb.commit")
@@ -78,6 +78,7 @@ def transform(running: Model, target: Model) -> list[str]:
     done: list[str] = []
     _check_startup(running, target)
     rs, ts = running.services, target.services
+    _owners(rs, target)
 
     # -- what goes away
     for key in [k for k in rs.table if k not in ts.table]:
@@ -98,7 +99,10 @@ def transform(running: Model, target: Model) -> list[str]:
             running.del_neighbour(ip)
             done.append(f"delete neighbour {ip}")
     for key, r in list(running.routes.items()):
-        if not r.auto and _route(target.routes.get(key)) != _route(r):
+        # an address's own network route too, where the target has the operator's one
+        # for that network or none (and the other way round): whose it is counts
+        if (not r.auto or r.scope in ROUTED_SCOPES) and \
+                _route(target.routes.get(key)) != _route(r):
             running.del_route(r.prefix, r.port)
             done.append(f"delete route {r.prefix}")
     have, want = _addresses(running), _addresses(target)
@@ -117,6 +121,12 @@ def transform(running: Model, target: Model) -> list[str]:
         if a is None or (a.iface, a.port, a.sapool) != (iface, port, sapool):
             running.add_address(iface, port, sapool)
             done.append(f"add address {iface} on {port}")
+    for key, r in target.routes.items():
+        if r.auto and r.scope in ROUTED_SCOPES and key not in running.routes:
+            # an address's network route, gone with the operator's route that stood for it
+            running.add_route(r.prefix, r.port)
+            running.routes[key].auto = True
+            done.append(f"add route {r.prefix}")
     _add_routes(running, target, done, on_port=False)
     for ip, n in target.neighbours.items():
         if ip not in running.neighbours:
@@ -146,6 +156,19 @@ def _check_startup(running: Model, target: Model) -> None:
                                "in the startup configuration and restart the instance")
 
 
+def _owners(rs, target: Model) -> None:
+    """An address both have stays; whether --add-laddr made it (and removes it with its
+    last local address) follows the target. A text read back makes an address a route
+    has as src the operator's (rlb.control.running.laddr_made)."""
+    for a in rs.model.addresses:
+        t = target.find_address(a.ip)
+        if t is not None and (t.iface, t.port, t.sapool) == (a.iface, a.port, a.sapool):
+            if a.ip in target.services._auto:
+                rs._auto.add(a.ip)
+            else:
+                rs._auto.discard(a.ip)
+
+
 def _add_routes(running: Model, target: Model, done, on_port: bool) -> None:
     for key, r in target.routes.items():
         if not r.auto and key not in running.routes and \
@@ -155,7 +178,7 @@ def _add_routes(running: Model, target: Model, done, on_port: bool) -> None:
 
 
 def _route(r):
-    return None if r is None else (r.port, r.via, r.src, r.scope, r.mtu, r.metric)
+    return None if r is None else (r.port, r.via, r.src, r.scope, r.mtu, r.metric, r.auto)
 
 
 def _addresses(model: Model) -> dict:

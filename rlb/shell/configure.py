@@ -72,7 +72,12 @@ def configure(ctx):
     """A candidate copy of the running configuration for this session."""
     if ctx.configuring:
         raise CommandError("already in configuration mode")
-    ctx.candidate = Candidate.of(ctx.running, ctx.user)
+    from rlb.control.config import ConfigError
+    try:
+        ctx.candidate = Candidate.of(ctx.running, ctx.user)
+    except ConfigError as err:      # a state exec-mode commands allowed, the text cannot make
+        raise CommandError(f"the running configuration does not read back ({err}): fix it "
+                           "with dpip or ipvsadm first (show running-config)") from None
     ctx.node = CONFIG
     return Reply("Enter configuration commands, one per line. End with CNTL/Z.")
 
@@ -118,8 +123,9 @@ def _section_exit(ctx):
 
 
 def _section_end(ctx):
+    reply = exit_config(ctx)        # refused with uncommitted changes: the section stays
     ctx.section = None
-    return exit_config(ctx)
+    return reply
 
 
 for _node in (IF, VS, "dataplane"):

@@ -331,3 +331,19 @@ def test_demo_command_lines_run():
         ctx = Context(model)
         for line in cmds:
             run(ctx, line)
+
+
+@pytest.mark.parametrize("cmd", each_command())
+def test_every_command_completes_word_by_word(cmd):
+    """Typing the command's sample line, every next word is offered (a keyword by its
+    name, a value by its type's placeholder) with help, and <cr> at the end."""
+    words = sample_line(cmd.root, True)
+    for i, word in enumerate(words):
+        offered = dict(g.complete(" ".join(words[:i]) + (" " if i else ""), cmd.node))
+        assert offered, (cmd.definition, i)
+        assert all(text.strip() for text in offered.values()), (cmd.definition, offered)
+        kw = word in g._words and word in offered
+        placeholder = any(t.startswith(("A.B.C.D", "MAC", "WORD", "LINE", "(", "X:X"))
+                          for t in offered)
+        assert kw or placeholder, (cmd.definition, words[:i], word, sorted(offered))
+    assert "<cr>" in dict(g.complete(" ".join(words) + " ", cmd.node)), cmd.definition
