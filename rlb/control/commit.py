@@ -23,8 +23,9 @@ import re
 import time
 from dataclasses import dataclass, field
 
-from rlb.control.model import ROUTED_SCOPES, CommandError, Model
-from rlb.control.running import RUNTIME, Running, laddr_made, render
+from rlb.control.model import CommandError, Model
+from rlb.control.running import (PORT_ONLY, RUNTIME, VIA, WITH_SRC, Running, laddr_made,
+                                 render, route_group)
 
 log = logging.getLogger("rlb.commit")
 KEEP = 50                                   # commits kept on disk (Junos keeps 50 too)
@@ -99,10 +100,10 @@ def transform(running: Model, target: Model) -> list[str]:
             running.del_neighbour(ip)
             done.append(f"delete neighbour {ip}")
     for key, r in list(running.routes.items()):
-        # an address's own network route too, where the target has the operator's one
-        # for that network or none (and the other way round): whose it is counts
-        if (not r.auto or r.scope in ROUTED_SCOPES) and \
-                _route(target.routes.get(key)) != _route(r):
+        # an address's own routes go with it; the operator's route for the network of an
+        # address gives the address's route back when deleted (Model.del_route), and an
+        # address's route gives way to the operator's (Model.add_route)
+        if not r.auto and _route(target.routes.get(key)) != _route(r):
             running.del_route(r.prefix, r.port)
             done.append(f"delete route {r.prefix}")
     have, want = _addresses(running), _addresses(target)
@@ -114,20 +115,15 @@ def transform(running: Model, target: Model) -> list[str]:
     # -- what comes
     # routes that need only their port first, as the text has them: an address must not
     # make the network route the operator's is (rlb.control.running.render)
-    _add_routes(running, target, done, on_port=True)
+    _add_routes(running, target, done, (PORT_ONLY,))
     for ip, (iface, port, sapool) in want.items():
         a = running.find_address(ip)
         # one --add-laddr made stays as it is (the candidate writes it when a route uses it)
         if a is None or (a.iface, a.port, a.sapool) != (iface, port, sapool):
             running.add_address(iface, port, sapool)
             done.append(f"add address {iface} on {port}")
-    for key, r in target.routes.items():
-        if r.auto and r.scope in ROUTED_SCOPES and key not in running.routes:
-            # an address's network route, gone with the operator's route that stood for it
-            running.add_route(r.prefix, r.port)
-            running.routes[key].auto = True
-            done.append(f"add route {r.prefix}")
-    _add_routes(running, target, done, on_port=False)
+    _add_routes(running, target, done, (WITH_SRC,))
+    _add_routes(running, target, done, (VIA,))
     for ip, n in target.neighbours.items():
         if ip not in running.neighbours:
             running.add_neighbour(ip, n.mac, n.port)
@@ -169,10 +165,14 @@ def _owners(rs, target: Model) -> None:
                 rs._auto.discard(a.ip)
 
 
-def _add_routes(running: Model, target: Model, done, on_port: bool) -> None:
+def _add_routes(running: Model, target: Model, done, groups) -> None:
     for key, r in target.routes.items():
-        if not r.auto and key not in running.routes and \
-                (r.via is None and r.src is None) == on_port:
+        have = running.routes.get(key)
+        if not r.auto and (have is None or have.auto) and route_group(r) in groups:
+            if have is not None and _route(have)[:-1] == _route(r)[:-1]:
+                have.auto = False       # the same route, now the operator's: nothing to push
+                done.append(f"keep route {r.prefix} (the operator's now)")
+                continue
             running.add_route(r.prefix, r.port, r.via, r.src, r.scope, r.mtu, r.metric)
             done.append(f"add route {r.prefix}")
 

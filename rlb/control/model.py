@@ -174,6 +174,9 @@ class Model:
             raise CommandError(f"{iface.ip} cannot be an interface address")
         if self.find_address(iface.ip):
             raise CommandError(f"address {iface.ip} already exists")
+        if iface.ip in self.neighbours:
+            raise CommandError(f"{iface.ip} is a static neighbour: delete it first")
+        self.services.check_address_add(iface.ip)
         host = Route(IPv4Network(f"{iface.ip}/32"), p.name, scope="host", auto=True,
                      sapool=sapool)
         new = [host]
@@ -181,11 +184,20 @@ class Model:
             raise CommandError(f"route {host.prefix} already exists")
         if iface.network.prefixlen < 32:
             net = Route(iface.network, p.name, scope="link", auto=True)
-            if net.key() not in self.routes:
+            other = self.routes.get(net.key())
+            if other is None:
                 new.append(net)
+            elif other.port != p.name:
+                raise CommandError(f"network {iface.network} is on {other.port} (route "
+                                   f"{other.prefix} dev {other.port}): not on {p.name} too")
         self._need_slots(len(new))
         addr = Address(iface, p.name, sapool)
         self.addresses.append(addr)
+        try:                        # the first address of a port is its ARP source (DR, ...)
+            self.services.check_all()
+        except CommandError as err:
+            self.addresses.remove(addr)
+            raise CommandError(f"address {iface.ip} cannot be added: {err}") from None
         for r in new:
             self._install_route(r)
         if self.engine is not None:
@@ -204,18 +216,25 @@ class Model:
         if users:
             raise CommandError(f"address {iface.ip} is the src of route(s) {', '.join(users)}: "
                                "delete those first")
-        self.addresses.remove(addr)
-        self._remove_route(self.routes[(iface.ip, 32)])
         net = self.routes.get((addr.iface.network.network_address, addr.iface.network.prefixlen))
-        still = any(a.iface.network == addr.iface.network for a in self.addresses)
+        still = any(a.iface.network == addr.iface.network for a in self.addresses if a is not addr)
+        gone = [self.routes[(iface.ip, 32)]]
         if net is not None and net.auto and not still and addr.iface.network.prefixlen < 32:
-            self._remove_route(net)
+            gone.append(net)
+        self._still_valid_without(f"address {iface.ip}", gone, addr)
+        self.addresses.remove(addr)
+        for r in gone:
+            self._remove_route(r)
         if self.engine is not None:
             self.engine.port_addr(self.ports[port].index, self._primary(port))
 
     def _primary(self, port: str) -> int:
-        """Source address for ARP requests on a port: its first address, else 0."""
-        return next((int(a.ip) for a in self.addresses if a.port == port), 0)
+        """Source address for ARP requests on a port: its first address, else 0. The
+        addresses `ipvsadm --add-laddr` made come last: they are implied by the local
+        addresses, and the ARP source must not depend on when those were added."""
+        made = self.services._auto
+        mine = sorted((a for a in self.addresses if a.port == port), key=lambda a: a.ip in made)
+        return int(mine[0].ip) if mine else 0
 
     # --------------------------------------------------------------- routes
 
@@ -236,18 +255,64 @@ class Model:
         if src is not None and not self.find_address(src):
             raise CommandError(f"src {src} is not one of our addresses")
         route = Route(prefix, port, via, src, scope, mtu, metric)
-        if route.key() in self.routes:
+        old = self.routes.get(route.key())
+        if old is not None and old.auto and old.scope == "link" and old.port == port and \
+                not old.sapool and _route_fields(old) != _route_fields(route):
+            # a route of the operator's for a network an address made a route for takes
+            # its place (one route per prefix): the same as adding it before the address
+            self._still_valid_without(f"the network route of {prefix}", [old], add=route)
+            self._remove_route(old)
+        elif old is not None:
             raise CommandError(f"route {prefix} already exists")
-        self._need_slots(1)
+        else:
+            self._need_slots(1)
+            # a longer prefix may take a real server off its network (DR, tunnel, NAT)
+            self._still_valid_without(f"route {prefix}", [], add=route)
         self._install_route(route)
 
     def del_route(self, prefix: IPv4Network, port: str | None = None) -> None:
         route = self.routes.get((prefix.network_address, prefix.prefixlen))
         if route is None or (port is not None and route.port != port):
             raise CommandError(f"route {prefix} not found")
-        if route.auto and route.scope == "host":
+        if route.auto:
             raise CommandError(f"route {prefix} belongs to an address: use `dpip addr del`")
+        # the operator's route for a network we have an address on: the address's own
+        # network route comes back (as if the operator's had never been added)
+        owner = None if route.auto else next(
+            (a for a in self.addresses if a.iface.network == route.prefix
+             and route.prefix.prefixlen < 32), None)
+        back = None if owner is None else Route(route.prefix, owner.port, scope="link",
+                                                auto=True)
+        self._still_valid_without(f"route {prefix}", [route], add=back)
         self._remove_route(route)
+        if back is not None:
+            self._install_route(back)
+
+    def _still_valid_without(self, what: str, routes: list, address=None, add=None) -> None:
+        """Before a removal (or a replacement by `add`): what stays must hold without it:
+        routes through a gateway stay on-link, and every real server stays reachable the
+        way its mode needs."""
+        saved_routes, saved_addresses = dict(self.routes), list(self.addresses)
+        try:
+            for r in routes:
+                del self.routes[r.key()]
+            if add is not None:
+                self.routes[add.key()] = add
+            if address is not None:
+                self.addresses.remove(address)
+            for r in self.routes.values():
+                if r.via is not None and not self._on_link(r.via, r.port):
+                    raise CommandError(f"route {r.prefix} goes through {r.via}, which is on-link "
+                                       f"only by {what}: delete that route first")
+            try:
+                self.services.check_all()
+            except CommandError as err:
+                why = f"{what} is needed" if routes or address else f"{what} cannot be added"
+                raise CommandError(f"{why}: {err}") from None
+        finally:
+            self.routes.clear()
+            self.routes.update(saved_routes)
+            self.addresses[:] = saved_addresses
 
     def _on_link(self, ip: IPv4Address, port: str) -> bool:
         return any(r.port == port and r.scope == "link" and ip in r.prefix and not r.via
@@ -306,6 +371,10 @@ class Model:
         del self.neighbours[ip]
         if self.engine is not None:
             self.engine.neigh_del(int(ip))
+
+
+def _route_fields(r: Route) -> tuple:
+    return (r.port, r.via, r.src, r.scope, r.mtu, r.metric)
 
 
 def parse_mac(text: str) -> bytes:

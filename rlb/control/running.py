@@ -68,8 +68,11 @@ class Running:
 def render(model: Model) -> Running:
     # Routes that need only their port come before the addresses: an address does not
     # make the network route an operator made first, and must not on the way back.
-    return Running([*_dataplane(model), *_routes(model, on_port=True), *_interfaces(model),
-                    *_routes(model, on_port=False), *_services(model), *_accounts(model)])
+    # Routes through a gateway come last: the route that puts the gateway on-link may be
+    # one with a src (an address of ours) only.
+    return Running([*_dataplane(model), *_routes(model, PORT_ONLY), *_interfaces(model),
+                    *_routes(model, WITH_SRC), *_routes(model, VIA), *_services(model),
+                    *_accounts(model)])
 
 
 def _dataplane(model):
@@ -121,9 +124,18 @@ def route_line(r) -> str:
     return " ".join(words)
 
 
-def _routes(model, on_port: bool):
+PORT_ONLY, WITH_SRC, VIA = range(3)
+
+
+def route_group(r) -> int:
+    """What a route needs before it: only its port, an address (its src), or a route that
+    puts its gateway on-link."""
+    return VIA if r.via is not None else WITH_SRC if r.src is not None else PORT_ONLY
+
+
+def _routes(model, group: int):
     for r in model.routes.values():
-        if not r.auto and (r.via is None and r.src is None) == on_port:
+        if not r.auto and route_group(r) == group:
             yield Stanza(route_line(r))
 
 
@@ -147,7 +159,9 @@ def _services(model):
     if ms.timeouts != DEFAULT_TIMEOUTS:
         t = ms.timeouts
         yield Stanza(f"ip vs timeout tcp {t['tcp']} tcpfin {t['tcpfin']} udp {t['udp']}")
-    for svc in ms.table.values():
+    # services with local addresses first: the addresses those make may be the ARP or
+    # tunnel source that other services' real servers need
+    for svc in sorted(ms.table.values(), key=lambda svc: not svc.laddrs):
         body = [f"scheduler {svc.sched}"]
         if svc.persistent:
             line = "persistent" if svc.timeout == PERSISTENT_TIMEOUT else \

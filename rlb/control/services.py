@@ -294,8 +294,13 @@ class Services:
             raise CommandError(f"service table full ({self._svc_slots.size} services)")
         svc = Service(proto, vaddr, vport, sched, persistent is not None,
                       persistent or PERSISTENT_TIMEOUT, netmask or HOST_MASK)
-        svc.slot = self._svc_slots.take()
         self.table[key] = svc
+        try:                        # a new VIP may be the ARP source of DR real servers
+            self.check_all()
+        except CommandError as err:
+            del self.table[key]
+            raise CommandError(f"the VIP {vaddr} cannot be added: {err}") from None
+        svc.slot = self._svc_slots.take()
         if self.engine is not None:
             # the data plane knows its VIPs from the services it holds (lb.pxd vip_known)
             self._ensure_registered(self.engine)
@@ -336,6 +341,8 @@ class Services:
             _check_timeout(persistent, 1)
         if netmask is not None:
             _check_netmask(netmask)
+        if svc.match is not None and persistent is not None:
+            raise CommandError("a match (SNAT) service cannot be persistent")
         changes = {}
         if sched is not None:
             changes["sched"] = sched
@@ -479,6 +486,8 @@ class Services:
             # validates fully before changing anything, so this is the first change
             self.model.add_address(IPv4Interface(f"{addr}/32"), dev, sapool=True)
             self._auto.add(addr)
+            if self.engine is not None:     # made by us: no longer a candidate ARP source
+                self.engine.port_addr(self.model.ports[dev].index, self.model._primary(dev))
         svc.laddrs.append(la)
         if self.engine is not None:
             self._ensure_registered(self.engine)
@@ -512,6 +521,22 @@ class Services:
 
     def laddr_users(self, ip: IPv4Address) -> list[Service]:
         return [s for s in self.table.values() if any(la.addr == ip for la in s.laddrs)]
+
+    def check_address_add(self, ip: IPv4Address) -> None:
+        """Model.add_address asks first: a real server cannot become one of our addresses
+        (SNAT's real servers are ours: they are the WAN addresses)."""
+        for svc in self.table.values():
+            for d in svc.dests:
+                if d.addr == ip and not getattr(self.modes[d.mode], "match_only", False):
+                    raise CommandError(f"{ip} is a real server of {svc}")
+
+    def check_all(self) -> None:
+        """Every service and real server still passes its mode's checks (the model asks
+        before removing an address or a route)."""
+        for svc in self.table.values():
+            for d in svc.dests:
+                self.modes[d.mode].check_dest(svc, d, self.model)
+            self._check_hooks(svc)
 
     def check_address_delete(self, ip: IPv4Address) -> None:
         """Model.del_address asks first: a local address in use stays."""

@@ -292,8 +292,9 @@ def test_route_del(m):
     refused(m, m.del_route, net("172.16.0.0/12"), "dpdk0", match="not found")
     refused(m, m.del_route, net("172.16.0.0/16"), match="not found")
     m.del_route(net("172.16.0.0/12"), "dpdk1")
-    m.del_route(net("10.0.0.0/24"))                         # an address's network route may go
-    assert routes(m) == {"10.0.0.1/32": ("dpdk0", "host", True, None, None)}
+    # an address's network route goes with the address only
+    refused(m, m.del_route, net("10.0.0.0/24"), match="dpip addr del")
+    assert set(routes(m)) == {"10.0.0.1/32", "10.0.0.0/24"}
 
 
 def test_route_table_size_limit():
@@ -565,3 +566,58 @@ def test_attach_gives_what_a_running_model_would_have_pushed():
         return tables
 
     assert state(replay.calls) == state(live.engine.calls)
+
+
+# ------------------------------------- what depends on what (every state has a text)
+
+def lines(m, *text):
+    ctx = Context(m, node="config")
+    for line in text:
+        run(ctx, line)
+
+
+def test_an_address_cannot_take_a_neighbour_or_a_real_server_or_another_ports_network(m):
+    lines(m, "dpip addr add 10.0.0.1/24 dev dpdk0",
+          "dpip neigh add 10.0.0.9 lladdr 52:54:00:00:00:09 dev dpdk0",
+          "ipvsadm -A -t 10.0.0.100:80 -s rr", "ipvsadm -a -t 10.0.0.100:80 -r 10.0.0.2 -g")
+    refused(m, m.add_address, ifc("10.0.0.9/32"), "dpdk0", match="static neighbour")
+    refused(m, m.add_address, ifc("10.0.0.2/32"), "dpdk0", match="real server of TCP")
+    refused(m, m.add_address, ifc("10.0.0.7/24"), "dpdk1", match="network 10.0.0.0/24 is on dpdk0")
+
+
+def test_a_vip_never_becomes_the_arp_source_of_dr_real_servers(m):
+    lines(m, "dpip route add 10.0.0.0/24 dev dpdk0", "ipvsadm -A -t 10.0.0.100:80 -s rr",
+          "dpip addr add 10.0.0.1/32 dev dpdk0", "ipvsadm -a -t 10.0.0.100:80 -r 10.0.0.2 -g")
+    refused(m, m.del_address, ifc("10.0.0.1/32"), "dpdk0", match="DR needs a LAN IP")
+    # a service whose VIP is the port's first address, while DR servers send from it
+    with pytest.raises(CommandError, match="VIP 10.0.0.1 cannot be added.*is a VIP"):
+        m.services.add_service((6, ip("10.0.0.1"), 80))
+    assert (6, ip("10.0.0.1"), 80) not in m.services.table
+
+
+def test_routes_keep_gateways_on_link_and_real_servers_reachable(m):
+    lines(m, "dpip addr add 10.0.0.1/24 dev dpdk0", "dpip route add 172.16.0.0/12 via 10.0.0.254 "
+          "dev dpdk0", "ipvsadm -A -t 10.0.0.100:80 -s rr", "ipvsadm -a -t 10.0.0.100:80 -r "
+          "10.0.0.2 -g")
+    refused(m, m.del_address, ifc("10.0.0.1/24"), "dpdk0", match="on-link only by address")
+    refused(m, m.add_route, net("10.0.0.0/25"), "dpdk0", via=ip("10.0.0.254"),
+            match="route 10.0.0.0/25 cannot be added: real server 10.0.0.2")
+
+
+def test_an_operators_network_route_takes_the_addresss_place_and_gives_it_back(m):
+    lines(m, "dpip addr add 10.0.0.1/24 dev dpdk0")
+    m.add_route(net("10.0.0.0/24"), "dpdk0", mtu=1400)
+    r = m.routes[(ip("10.0.0.0"), 24)]
+    assert not r.auto and r.mtu == 1400
+    refused(m, m.add_route, net("10.0.0.0/24"), "dpdk1", match="already exists")
+    m.del_route(net("10.0.0.0/24"))
+    r = m.routes[(ip("10.0.0.0"), 24)]
+    assert r.auto and r.mtu == 1500 and r.port == "dpdk0"
+
+
+def test_addresses_made_by_local_addresses_are_the_arp_source_last(m):
+    lines(m, "ipvsadm -A -t 10.0.0.100:80 -s rr",
+          "ipvsadm --add-laddr -z 192.168.100.200 -t 10.0.0.100:80 -F dpdk0")
+    assert m._primary("dpdk0") == int(ip("192.168.100.200"))       # the only one
+    lines(m, "dpip addr add 192.168.100.1/24 dev dpdk0")
+    assert m._primary("dpdk0") == int(ip("192.168.100.1"))

@@ -689,9 +689,11 @@ def test_engine_calls_laddrs(fm):
     lips = [(i("192.168.100.200"), 0), (i("10.0.0.200"), 1)]
     assert since(e, mark) == [
         ("route_set", 0, i("192.168.100.200"), 32), ("port_addr", 0, i("192.168.100.200")),
-        ("garp", i("192.168.100.200"), 0), svc_set(dests=[0], laddrs=lips[:1]),
+        ("garp", i("192.168.100.200"), 0), ("port_addr", 0, i("192.168.100.200")),
+        svc_set(dests=[0], laddrs=lips[:1]),
         ("route_set", 1, i("10.0.0.200"), 32), ("port_addr", 1, i("10.0.0.200")),
-        ("garp", i("10.0.0.200"), 1), svc_set(dests=[0], laddrs=lips)]
+        ("garp", i("10.0.0.200"), 1), ("port_addr", 1, i("10.0.0.200")),
+        svc_set(dests=[0], laddrs=lips)]
     mark = len(e.calls)
     ms.del_laddr(WEB, ip("192.168.100.200"), "dpdk0")
     assert since(e, mark) == [svc_set(dests=[0], laddrs=lips[1:]),
