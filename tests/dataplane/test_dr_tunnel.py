@@ -192,16 +192,23 @@ def test_dr_reply_from_the_rs_own_address_is_dropped(bench):
     assert bench.reasons()["direct_reply"] == before + 1
 
 
-def test_dr_rs_no_longer_on_link_is_dropped(bench):
-    bench.d.ok("dpip route del 192.168.100.0/24 dev dpdk0")
-    try:
-        before = bench.reasons()["not_onlink"]
-        bench.lan.send(bench.dr_client(44000))
-        assert bench.recv(bench.lan, lambda p: TCP in p and p.src == bench.lb0,
-                          timeout=0.5) is None
-        assert bench.reasons()["not_onlink"] == before + 1
-    finally:
-        bench.d.ok("dpip route add 192.168.100.0/24 dev dpdk0")
+def test_dr_rs_cannot_be_taken_off_link(bench):
+    """A DR real server must stay on-link: deleting the route or the address that puts it
+    there is refused (so the data plane's not_onlink drop is a last defence only), and
+    traffic goes on."""
+    before = bench.reasons()["not_onlink"]
+    r = bench.d.call("dpip route del 192.168.100.0/24 dev dpdk0")
+    assert not r["ok"] and "belongs to an address" in r["error"], r
+    lan = next(a["addr"] for a in bench.d.ok("dpip addr show dev dpdk0")["data"]
+               if a["addr"].startswith(DR_LAN_IP + "/"))
+    r = bench.d.call(f"dpip addr del {lan} dev dpdk0")
+    assert not r["ok"] and f"address {DR_LAN_IP} is needed" in r["error"], r
+    r = bench.d.call("dpip route add 192.168.100.0/25 via 192.168.100.1 dev dpdk0")
+    assert not r["ok"] and "cannot be added" in r["error"], r
+    bench.lan.send(bench.dr_client(44000))
+    assert bench.recv(bench.lan, lambda p: TCP in p and p[TCP].sport == 44000 and
+                      p.src == bench.lb0) is not None
+    assert bench.reasons()["not_onlink"] == before
 
 
 # -------------------------------------------------------------------------- tunnel
