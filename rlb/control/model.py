@@ -61,10 +61,10 @@ class Address:
     iface: IPv4Interface
     port: str
     sapool: bool = False
+    ip: IPv4Address = field(init=False, repr=False, compare=False)   # iface.ip, kept
 
-    @property
-    def ip(self) -> IPv4Address:
-        return self.iface.ip
+    def __post_init__(self):
+        self.ip = self.iface.ip
 
 
 @dataclass
@@ -192,9 +192,11 @@ class Model:
                                    f"{other.prefix} dev {other.port}): not on {p.name} too")
         self._need_slots(len(new))
         addr = Address(iface, p.name, sapool)
+        primary = self._primary(p.name)
         self.addresses.append(addr)
         try:                        # the first address of a port is its ARP source (DR, ...)
-            self.services.check_all()
+            if self._primary(p.name) != primary:
+                self.services.check_all()
         except CommandError as err:
             self.addresses.remove(addr)
             raise CommandError(f"address {iface.ip} cannot be added: {err}") from None

@@ -295,8 +295,9 @@ class Services:
         svc = Service(proto, vaddr, vport, sched, persistent is not None,
                       persistent or PERSISTENT_TIMEOUT, netmask or HOST_MASK)
         self.table[key] = svc
-        try:                        # a new VIP may be the ARP source of DR real servers
-            self.check_all()
+        try:                        # a VIP that is ours may be the ARP source of real servers
+            if self.model.find_address(vaddr) is not None:
+                self.check_all()
         except CommandError as err:
             del self.table[key]
             raise CommandError(f"the VIP {vaddr} cannot be added: {err}") from None
