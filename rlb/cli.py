@@ -10,7 +10,7 @@ from rlb.control.paths import DEFAULT_INSTANCE
 USAGE = """\
 rlb [-N INSTANCE]                                         the interactive shell
 rlb [-N INSTANCE] -c COMMAND [-c COMMAND ...] [--json]   run commands in order
-rlb [-N INSTANCE] -f FILE                                 apply a file as one commit
+rlb [-N INSTANCE] -f FILE [--replace]                     apply a file as one commit
 rlb [-N INSTANCE] daemon -f FILE                          run an LB instance
 rlb lab list|up NAME|down|status|exec NODE -- CMD...      scenario lab (namespaces)
 """
@@ -25,6 +25,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("-N", "--instance", default=DEFAULT_INSTANCE)
     p.add_argument("-c", "--command", action="append", dest="commands", default=[])
     p.add_argument("-f", "--file", dest="load")
+    p.add_argument("--replace", action="store_true",
+                   help="with -f: the file is the whole configuration (load override)")
     p.add_argument("--json", action="store_true", help="print structured data as JSON")
     p.add_argument("rest", nargs=argparse.REMAINDER)
     args = p.parse_args(argv)
@@ -40,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.load is not None:
         if args.commands:
             p.error("-f and -c do not go together")
-        return load_file(args.instance, args.load)
+        return load_file(args.instance, args.load, args.replace)
     if not args.commands:
         from rlb.shell.repl import main as shell_main
         return shell_main(args.instance)
@@ -73,9 +75,10 @@ def run_commands(instance: str, commands: list[str], as_json: bool = False) -> i
     return 0
 
 
-def load_file(instance: str, path: str) -> int:
+def load_file(instance: str, path: str, replace: bool = False) -> int:
     """Like `load merge` then `commit`: the file's lines change a candidate of the running
-    configuration, applied as one transaction; any bad line and nothing changes."""
+    configuration, applied as one transaction; any bad line and nothing changes. With
+    replace (`load override`) the file is the whole candidate."""
     from rlb.control.client import Client, ControlError
     try:
         with open(path, encoding="utf-8") as f:
@@ -85,7 +88,7 @@ def load_file(instance: str, path: str) -> int:
         return 2
     try:
         with Client(instance, timeout=300) as client:
-            reply = client.request({"load": text, "source": path})
+            reply = client.request({"load": text, "source": path, "replace": replace})
     except (ControlError, OSError) as err:
         print(f"rlb: {err}", file=sys.stderr)
         return 2

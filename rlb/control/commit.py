@@ -22,6 +22,7 @@ import os
 import re
 import time
 from dataclasses import dataclass, field
+from ipaddress import IPv4Address
 
 from rlb.control.model import CommandError, Model
 from rlb.control.running import (PORT_ONLY, RUNTIME, VIA, WITH_SRC, Running, laddr_made,
@@ -72,14 +73,20 @@ def diff(old: Running, new: Running) -> str:
 
 # ----------------------------------------------------------------- the transformation
 
-def transform(running: Model, target: Model) -> list[str]:
+def transform(running: Model, target: Model, wide: bool = False) -> list[str]:
     """Change `running` into `target`, touching only what differs; returns what was done.
     Removals go first (services, neighbours, routes, addresses: what depends on something
-    before it), then additions in the opposite order, then what is edited in place."""
+    before it), then additions in the opposite order, then what is edited in place.
+
+    wide: also take down and make again what depends on addresses and routes (real
+    servers other than FNAT's, routes with a gateway or a src, the addresses of a port
+    whose ARP source changes), for changes that cannot be made under them."""
     done: list[str] = []
     _check_startup(running, target)
     rs, ts = running.services, target.services
     _owners(rs, target)
+    if wide:
+        _take_down(running, target, done)
 
     # -- what goes away
     for key in [k for k in rs.table if k not in ts.table]:
@@ -137,7 +144,26 @@ def transform(running: Model, target: Model) -> list[str]:
     # -- settings the data plane takes at run time, and the shell's users
     _settings(running, target, done)
     _accounts(running, target, done)
+    _arp_sources(running, target, done)
     return done
+
+
+def _arp_sources(running: Model, target: Model, done) -> None:
+    """Each port's ARP source as the target has it: an address whose maker changed
+    (_owners) may have moved it."""
+    for port in running.ports:
+        want = target._primary(port)
+        if running._primary(port) == want:
+            continue
+        a = running.find_address(IPv4Address(want)) if want else None
+        if a is None:
+            continue
+        running.addresses.remove(a)
+        running.addresses.insert(0, a)
+        running.services.check_all()
+        if running.engine is not None:
+            running.engine.port_addr(running.ports[port].index, running._primary(port))
+        done.append(f"ARP source of {port}: {a.ip}")
 
 
 def _check_startup(running: Model, target: Model) -> None:
@@ -150,6 +176,28 @@ def _check_startup(running: Model, target: Model) -> None:
                                                                               name):
             raise CommandError(f"dataplane {name.replace('_', '-')} is read at start: change it "
                                "in the startup configuration and restart the instance")
+
+
+def _take_down(running: Model, target: Model, done) -> None:
+    rs = running.services
+    for key, svc in rs.table.items():
+        for d in list(svc.dests):
+            if not rs.modes[d.mode].needs_laddr:
+                rs.del_dest(key, d.addr, d.port)
+                done.append(f"delete real server {d.addr}:{d.port} of {svc} (made again)")
+    for r in list(running.routes.values()):
+        if not r.auto and (r.via is not None or r.src is not None):
+            running.del_route(r.prefix, r.port)
+            done.append(f"delete route {r.prefix} (made again)")
+    have, want = _addresses(running), _addresses(target)
+    for port in running.ports:
+        mine = [ip for ip, a in have.items() if a[1] == port]
+        theirs = [ip for ip, a in want.items() if a[1] == port]
+        if mine[:1] != theirs[:1]:
+            for ip in mine:
+                if not rs.laddr_users(ip):
+                    running.del_address(*have[ip][:2])
+                    done.append(f"delete address {have[ip][0]} on {port} (made again)")
 
 
 def _owners(rs, target: Model) -> None:
@@ -201,10 +249,6 @@ def _service(rs, key, want, done) -> None:
         else:
             rs.edit_service(key, sched=want.sched, no_persistent=True)
         done.append(f"change {svc}")
-    for la in want.laddrs:
-        if not any((x.addr, x.dev) == (la.addr, la.dev) for x in svc.laddrs):
-            rs.add_laddr(key, la.addr, la.dev)
-            done.append(f"add local address {la.addr} to {svc}")
     for d in want.dests:
         now = svc.dest(d.addr, d.port)
         given = dict(mode=d.mode, weight=d.weight, u_threshold=d.u_threshold,
@@ -215,6 +259,11 @@ def _service(rs, key, want, done) -> None:
         elif (now.mode, now.weight, now.u_threshold, now.l_threshold) != tuple(given.values()):
             rs.edit_dest(key, d.addr, d.port, **given)
             done.append(f"change real server {d.addr}:{d.port} of {svc}")
+    # after the real servers: a service that turns FNAT has them FNAT first
+    for la in want.laddrs:
+        if not any((x.addr, x.dev) == (la.addr, la.dev) for x in svc.laddrs):
+            rs.add_laddr(key, la.addr, la.dev)
+            done.append(f"add local address {la.addr} to {svc}")
 
 
 def _persistence(svc) -> tuple:
@@ -263,18 +312,17 @@ def apply(running: Model, target: Model) -> list[str]:
     except Exception as err:
         raise CommandError(f"internal error: the candidate would not survive a restart "
                            f"({err}); nothing was changed") from err
-    scratch = build(old.numbered())
-    transform(scratch, target)
     want = new.canonical()
-    if render(scratch).canonical() != want:
-        raise CommandError("internal error: the commit would not give the candidate "
-                           "(nothing was changed)")
+    wide = _rehearse(old, target, want)
     try:
-        done = transform(running, target)
+        done = transform(running, target, wide)
     except Exception as err:
         log.error("commit failed half-way (%s): restoring the previous configuration", err)
         try:
-            transform(running, build(old.numbered()))
+            try:
+                transform(running, build(old.numbered()))
+            except CommandError:
+                transform(running, build(old.numbered()), wide=True)
         except Exception:
             log.exception("restoring the previous configuration failed")
             raise CommandError(f"commit failed: {err}; restoring the previous configuration "
@@ -283,6 +331,24 @@ def apply(running: Model, target: Model) -> list[str]:
     if render(running).canonical() != want:
         log.error("after commit the running configuration differs from the candidate")
     return done
+
+
+def _rehearse(old: Running, target: Model, want) -> bool:
+    """The commit on a scratch copy of the running model: in place if that can be done,
+    else wide (transform); a CommandError when neither gives the candidate."""
+    first = None
+    for wide in (False, True):
+        scratch = build(old.numbered())
+        try:
+            transform(scratch, target, wide)
+        except CommandError as err:
+            first = first or err
+            continue
+        if render(scratch).canonical() == want:
+            return wide
+        first = first or CommandError("internal error: the commit would not give the "
+                                      "candidate (nothing was changed)")
+    raise first
 
 
 class Store:
@@ -295,6 +361,7 @@ class Store:
         os.makedirs(directory, mode=0o700, exist_ok=True)
         self.pending: dict | None = None        # {"previous": Running, "timer", "deadline", "user"}
         self.last_change: tuple | None = None   # (user, time, what) of the last change
+        self.failed: dict | None = None         # an automatic rollback that did not apply
 
     # -- history
     def _files(self) -> list[tuple[int, str]]:
@@ -309,6 +376,7 @@ class Store:
         files = self._files()
         ident = files[0][0] + 1 if files else 1
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S")
+        comment = " ".join(comment.split())     # one line, whatever was typed
         head = f"! commit {ident} by {user} at {stamp}" + (f" - {comment}" if comment else "")
         text = "\n".join([head, *running.lines()]) + "\n"
         atomic_write(os.path.join(self.dir, f"commit-{ident:06d}.conf"), text, keep=False)
@@ -363,17 +431,24 @@ class Store:
         log.warning("commit confirmed by %s was not confirmed: rolling back", pending["user"])
         try:
             apply(running, build(pending["previous"].numbered()))
-        except Exception:
+            self.record(render(running), "rlb", f"rollback: commit confirmed by "
+                                                 f"{pending['user']} was not confirmed")
+        except Exception as err:     # noqa: BLE001  (said in the log and by show)
             log.exception("the rollback of an unconfirmed commit failed")
-            return
-        self.record(render(running), "rlb", f"rollback: commit confirmed by {pending['user']} "
-                                             "was not confirmed")
+            logging.getLogger("rlb.audit").error(
+                "rlb: the automatic rollback of the commit confirmed by %s failed: %s",
+                pending["user"], err)
+            self.failed = {"user": pending["user"], "error": str(err),
+                           "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
 
     # -- the startup file
     def write_startup(self, running: Running) -> str:
         if not self.startup:
             raise CommandError("this instance was started without a configuration file")
-        atomic_write(self.startup, running.text + "\n")
+        try:
+            atomic_write(self.startup, running.text + "\n")
+        except OSError as err:
+            raise CommandError(f"cannot write {self.startup}: {err.strerror or err}") from None
         return self.startup
 
 
@@ -381,22 +456,30 @@ def atomic_write(path: str, text: str, keep: bool = True) -> None:
     """Replace a file so that a crash at any point leaves the old or the new one whole:
     the new text goes to a temporary file that is synced, the old file is kept as
     PATH.bak (a second name of it, also swapped in by rename), then the temporary file
-    is renamed over PATH and the directory is synced."""
-    directory = os.path.dirname(os.path.abspath(path))
+    is renamed over PATH and the directory is synced. A symbolic link is followed (its
+    target is replaced); the old file's mode, owner and group are kept."""
+    path = os.path.realpath(path)
+    directory = os.path.dirname(path)
+    for stale in glob.glob(glob.escape(path) + ".tmp*") + glob.glob(glob.escape(path) +
+                                                                    ".bak.tmp*"):
+        os.unlink(stale)            # left by a writer that was killed
     tmp = f"{path}.tmp{os.getpid()}"
-    mode = os.stat(path).st_mode & 0o777 if os.path.exists(path) else 0o640
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    old = os.stat(path) if os.path.exists(path) else None
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW,
+                 old.st_mode & 0o777 if old else 0o640)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
+            if old is not None and os.geteuid() == 0:
+                os.fchown(f.fileno(), old.st_uid, old.st_gid)
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
-        if keep and os.path.exists(path):
-            old = f"{path}.bak.tmp{os.getpid()}"
-            if os.path.lexists(old):
-                os.unlink(old)
-            os.link(path, old)
-            os.replace(old, path + ".bak")
+        if keep and old is not None:
+            bak = f"{path}.bak.tmp{os.getpid()}"
+            os.link(path, bak)
+            os.replace(bak, path + ".bak")
+            if os.path.lexists(bak):    # PATH.bak was PATH already: rename(2) did nothing
+                os.unlink(bak)
         os.replace(tmp, path)
     finally:
         if os.path.lexists(tmp):

@@ -293,7 +293,12 @@ class Model:
     def _still_valid_without(self, what: str, routes: list, address=None, add=None) -> None:
         """Before a removal (or a replacement by `add`): what stays must hold without it:
         routes through a gateway stay on-link, and every real server stays reachable the
-        way its mode needs."""
+        way its mode needs. Only what the change can touch is looked at: routes whose
+        gateway is in a prefix that changes, and the real servers when one of theirs is
+        in such a prefix or a port's ARP source changes."""
+        prefixes = [r.prefix for r in routes] + ([add.prefix] if add is not None else [])
+        ports = {address.port} if address is not None else set()
+        sources = {p: self._primary(p) for p in ports}
         saved_routes, saved_addresses = dict(self.routes), list(self.addresses)
         try:
             for r in routes:
@@ -303,14 +308,18 @@ class Model:
             if address is not None:
                 self.addresses.remove(address)
             for r in self.routes.values():
-                if r.via is not None and not self._on_link(r.via, r.port):
+                if r.via is not None and any(r.via in p for p in prefixes) and \
+                        not self._on_link(r.via, r.port):
                     raise CommandError(f"route {r.prefix} goes through {r.via}, which is on-link "
                                        f"only by {what}: delete that route first")
-            try:
-                self.services.check_all()
-            except CommandError as err:
-                why = f"{what} is needed" if routes or address else f"{what} cannot be added"
-                raise CommandError(f"{why}: {err}") from None
+            moved = any(self._primary(p) != ip for p, ip in sources.items())
+            if moved or self.services.dests_in(prefixes):
+                try:
+                    self.services.check_all()
+                except CommandError as err:
+                    why = f"{what} is needed" if routes or address else \
+                        f"{what} cannot be added"
+                    raise CommandError(f"{why}: {err}") from None
         finally:
             self.routes.clear()
             self.routes.update(saved_routes)

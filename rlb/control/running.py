@@ -58,8 +58,11 @@ class Running:
         return list(enumerate(self.lines(), 1))
 
     def canonical(self) -> frozenset:
-        """What two configurations must share to be the same, whatever their order."""
-        return frozenset((st.head, frozenset(st.body)) for st in self.stanzas)
+        """What two configurations must share to be the same, whatever their order, but for
+        what order means: a port's first address (its ARP source)."""
+        def first(st):
+            return next((line for line in st.body if line.startswith("ip address ")), None)
+        return frozenset((st.head, frozenset(st.body), first(st)) for st in self.stanzas)
 
     def data(self) -> list[dict]:
         return [{"command": st.head, "section": list(st.body)} for st in self.stanzas]
@@ -98,10 +101,13 @@ def laddr_made(model) -> set:
 
 
 def _interfaces(model):
-    auto = laddr_made(model)
+    auto, made = laddr_made(model), model.services._auto
     for p in model.ports.values():
-        body = [f"ip address {a.iface}{' sapool' if a.sapool else ''}"
-                for a in model.addresses if a.port == p.name and a.ip not in auto]
+        # in the order that makes the same ARP source (Model._primary): those --add-laddr
+        # made, written because a route needs them, last
+        mine = sorted((a for a in model.addresses if a.port == p.name and a.ip not in auto),
+                      key=lambda a: a.ip in made)
+        body = [f"ip address {a.iface}{' sapool' if a.sapool else ''}" for a in mine]
         body += [f"ip neighbor {n.ip} {mac_text(n.mac)}"
                  for n in model.neighbours.values() if n.port == p.name]
         if body:

@@ -5,7 +5,8 @@ Reply    {"ok": true, "text": "...", "data": ...}  or  {"ok": false, "error": ".
 Request  {"shell": true}: the connection becomes an interactive session, starting in
          the view node (lb>); every reply then also has "node", "prompt", "user",
          "privilege", and "closed": true once `exit` ended the session.
-Request  {"load": "text of a file", "source": "FILE"}: the file as one commit (`rlb -f`)
+Request  {"load": "text of a file", "source": "FILE", "replace": false}: the file as one
+         commit (`rlb -f`); replace: the file is the whole configuration
 Request  {"complete": "partial line"}
 Reply    {"ok": true, "data": [[token, help], ...]}  (what may come next, <cr> last)
 Each connection keeps its own Context: node, user (from the socket's peer), privilege.
@@ -16,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import grp
+import io
 import json
 import logging
 import os
@@ -87,16 +89,18 @@ def _complete(ctx, text):
     return sorted(seen, key=lambda c: (c == CR, c))
 
 
-def load(ctx: Context, text: str, source: str) -> dict:
+def load(ctx: Context, text: str, source: str, replace: bool = False) -> dict:
     """A whole file as one transaction (`rlb -f`); its errors say FILE:LINE."""
-    if ctx.privilege != ADMIN:
+    if ctx.privilege != ADMIN or (ctx.shell and ctx.node == VIEW):
         return {"ok": False, "error": f"% Permission denied: user {ctx.user} has "
-                                      f"{ctx.privilege} privilege"}
+                                      f"{ctx.privilege} privilege" if ctx.privilege != ADMIN
+                else "% this is a privileged command: `enable` first"}
     if ctx.configuring:
         return {"ok": False, "error": "% leave configuration mode first"}
-    lines = list(enumerate(text.splitlines(), 1))
+    # lines as a file read in text mode has them (rlb.control.config.read_file)
+    lines = list(enumerate(io.StringIO(text, newline=None).read().split("\n"), 1))
     try:
-        reply = load_lines(ctx, lines, source)
+        reply = load_lines(ctx, lines, source, replace)
     except ConfigError as err:
         return {"ok": False, "error": f"% {err}"}
     except CommandError as err:
@@ -137,15 +141,16 @@ def _run(ctx: Context, line) -> Reply:
     if not cmd.readonly:            # a show from a parent node leaves the session where it is
         _move(ctx, found)
     # a change goes to the candidate in configuration mode; a show sees the running state
-    ctx.model = ctx.candidate.model if ctx.configuring and not cmd.readonly else ctx.running
+    changes_config = not (cmd.readonly or cmd.operational)
+    ctx.model = ctx.candidate.model if ctx.configuring and changes_config else ctx.running
     try:
         reply = _call(ctx, match)
     finally:
         ctx.model = ctx.candidate.model if ctx.configuring else ctx.running
     if not cmd.readonly:
         audit.info("%s: %s", ctx.user, text.strip())
-        if (not ctx.configuring and cmd.node == ROOT and ctx.running.store is not None
-                and cmd.definition.split()[0] not in SAVES):
+        if (changes_config and not ctx.configuring and cmd.node == ROOT
+                and ctx.running.store is not None and cmd.definition.split()[0] not in SAVES):
             ctx.running.store.last_change = (ctx.user, time.strftime("%Y-%m-%dT%H:%M:%S"),
                                              f"`{text.strip()}`")
     for f in filters:
@@ -262,7 +267,8 @@ def _subset(node: str, kind: str) -> Grammar:
         sub.completer(name, values)
     for cmd in g.commands(node):
         if cmd.readonly or (kind == EXEC and cmd.definition.split()[0] in EXEC_WORDS):
-            sub.command(cmd.definition, node, help=cmd.help, readonly=cmd.readonly)(cmd.handler)
+            sub.command(cmd.definition, node, help=cmd.help, readonly=cmd.readonly,
+                        operational=cmd.operational)(cmd.handler)
     return sub
 
 
@@ -344,9 +350,11 @@ class ControlServer:
             return open_shell(ctx)
         if "load" in req:
             text, source = req["load"], req.get("source", "<load>")
-            if not isinstance(text, str) or not isinstance(source, str):
+            replace = req.get("replace", False)
+            if not isinstance(text, str) or not isinstance(source, str) or \
+                    not isinstance(replace, bool):
                 raise TypeError
-            return load(ctx, text, source)
+            return load(ctx, text, source, replace)
         raise KeyError("not a request")
 
     @staticmethod

@@ -295,8 +295,11 @@ class Services:
         svc = Service(proto, vaddr, vport, sched, persistent is not None,
                       persistent or PERSISTENT_TIMEOUT, netmask or HOST_MASK)
         self.table[key] = svc
-        try:                        # a VIP that is ours may be the ARP source of real servers
-            if self.model.find_address(vaddr) is not None:
+        try:                        # a VIP may be what real servers are reached from
+            m = self.model
+            sources = {IPv4Address(m._primary(p)) for p in m.ports} | \
+                {r.src for r in m.routes.values() if r.src is not None}
+            if vaddr in sources:
                 self.check_all()
         except CommandError as err:
             del self.table[key]
@@ -530,6 +533,11 @@ class Services:
             for d in svc.dests:
                 if d.addr == ip and not getattr(self.modes[d.mode], "match_only", False):
                     raise CommandError(f"{ip} is a real server of {svc}")
+
+    def dests_in(self, prefixes) -> bool:
+        """Whether a real server's address is in one of the prefixes."""
+        return any(d.addr in p for svc in self.table.values() for d in svc.dests
+                   for p in prefixes)
 
     def check_all(self) -> None:
         """Every service and real server still passes its mode's checks (the model asks

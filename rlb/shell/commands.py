@@ -371,7 +371,8 @@ def neigh_del(ctx, ip, dev):
     return Reply()
 
 
-@g.command("dpip neigh flush [dev WORD$dev]", node="exec", help={"dev": "Port name"})
+@g.command("dpip neigh flush [dev WORD$dev]", node="exec", help={"dev": "Port name"},
+           operational=True)
 def neigh_flush(ctx, dev):
     index = ctx.model.port(dev).index if dev else -1
     if ctx.engine is not None:

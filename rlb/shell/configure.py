@@ -25,7 +25,8 @@ import time
 
 from rlb.control.commit import Candidate, apply, build, diff
 from rlb.control.model import CommandError
-from rlb.control.running import render
+from rlb.control.model import Route
+from rlb.control.running import render, route_line
 from rlb.control.services import TCP, UDP, svc_key
 from rlb.shell.commands import (CONFIG, ENABLE, ROOT, ROUTE_HELP, ROUTE_OPTS, Reply, _prefix, g,
                                 route_add)
@@ -145,6 +146,11 @@ def interface(ctx, dev):
 @g.command("ip address A.B.C.D/M$addr [sapool]", node=IF,
            help={"addr": "Address with prefix length"})
 def if_address(ctx, addr, sapool):
+    # configuration lines say what is: one already so is no error (`rlb -f` of a text
+    # the running configuration already has)
+    a = ctx.model.find_address(addr.ip)
+    if a is not None and (a.iface, a.port, a.sapool) == (addr, ctx.section, bool(sapool)):
+        return Reply()
     ctx.model.add_address(addr, ctx.section, bool(sapool))
     return Reply()
 
@@ -158,6 +164,9 @@ def if_no_address(ctx, addr):
 @g.command("ip neighbor A.B.C.D$ip MAC$mac", node=IF,
            help={"ip": "Neighbour address", "mac": "Its MAC address"})
 def if_neighbor(ctx, ip, mac):
+    n = ctx.model.neighbours.get(ip)
+    if n is not None and (n.mac, n.port) == (mac, ctx.section):
+        return Reply()
     ctx.model.add_neighbour(ip, mac, ctx.section)
     return Reply()
 
@@ -174,6 +183,12 @@ def if_no_neighbor(ctx, ip):
 
 @g.command("ip route (A.B.C.D/M$prefix|default) " + ROUTE_OPTS, node=CONFIG, help=ROUTE_HELP)
 def ip_route(ctx, prefix, default, via, src, dev, scope, mtu, metric):
+    net = _prefix(prefix, default)
+    r = ctx.model.routes.get((net.network_address, net.prefixlen))
+    if r is not None and not r.auto and route_line(r) == route_line(
+            Route(net, dev, via, src, scope or ("global" if via else "link"), mtu or 1500,
+                  metric or 0)):
+        return Reply()
     return route_add(ctx, prefix, default, via, src, dev, scope, mtu, metric)
 
 
@@ -288,6 +303,9 @@ LADDR_HELP = {"laddr": "Local address (LIP)", "dev": "Port it lives on"}
 
 @g.command("local-address A.B.C.D$laddr dev WORD$dev", node=VS, help=LADDR_HELP)
 def vs_local_address(ctx, laddr, dev):
+    svc = ctx.model.services.get(ctx.section)
+    if any((la.addr, la.dev) == (laddr, dev) for la in svc.laddrs):
+        return Reply()
     ctx.model.services.add_laddr(ctx.section, laddr, dev)
     return Reply()
 
@@ -328,10 +346,17 @@ def commit_candidate(ctx, comment: str = "") -> Reply:
     if not cand.changed():
         return Reply("No changes to commit.", {"changes": []})
     done = apply(ctx.running, cand.model)
-    ident = store.record(render(ctx.running), ctx.user, comment)
+    try:
+        ident = store.record(render(ctx.running), ctx.user, comment)
+        head = f"commit {ident}: {len(done)} change(s)"
+    except OSError as err:          # applied all the same: say so, and go on
+        logging.getLogger("rlb.commit").error("commit applied, not kept in the history: %s",
+                                              err)
+        ident, head = None, (f"commit applied ({len(done)} change(s)), but not kept for "
+                             f"rollback: {err.strerror or err}")
     ctx.candidate = Candidate.of(ctx.running, ctx.user)
     ctx.model = ctx.candidate.model
-    text = "\n".join([f"commit {ident}: {len(done)} change(s)", *(f"  {d}" for d in done)])
+    text = "\n".join([head, *(f"  {d}" for d in done)])
     return Reply(text, {"commit": ident, "changes": done, "previous": now})
 
 
@@ -416,6 +441,12 @@ def show_commits(ctx):
         lines.append(f"commit confirmed by {store.pending['user']}: rollback in {left} s "
                      "unless confirmed")
         data["pending_confirm"] = {"user": store.pending["user"], "seconds_left": left}
+    data["failed_rollback"] = store.failed
+    if store.failed is not None:
+        f = store.failed
+        lines.append(f"% the automatic rollback of the commit confirmed by {f['user']} failed "
+                     f"at {f['time']}: {f['error']} (the unconfirmed configuration runs: "
+                     "rollback 1, then commit)")
     return Reply("\n".join(lines), data)
 
 
@@ -431,17 +462,22 @@ def copy_running_startup(ctx):
     return write_memory(ctx)
 
 
-def load(ctx, lines, source: str) -> Reply:
-    """`rlb -f FILE`: the file's lines on a candidate of the running configuration, then
-    one commit; a line that does not apply stops it all (FILE:LINE: reason)."""
+def load(ctx, lines, source: str, replace: bool = False) -> Reply:
+    """`rlb -f FILE`: the file's lines on a candidate of the running configuration (or,
+    replace, the file alone is the candidate, as Junos's `load override`), then one
+    commit; a line that does not apply stops it all (FILE:LINE: reason)."""
     cand = Candidate.of(ctx.running, ctx.user)
-    from rlb.control.config import run_lines
-    from rlb.shell.commands import Context
-    run_lines(Context(cand.model, user=ctx.user), lines, source)
+    if replace:
+        cand.model = build(lines, source)
+    else:
+        from rlb.control.config import run_lines
+        from rlb.shell.commands import Context
+        run_lines(Context(cand.model, user=ctx.user), lines, source)
     ctx.candidate = cand
     try:
-        reply = commit_candidate(ctx, f"load {source}")
-        (reply.data or {}).pop("previous", None)
+        reply = commit_candidate(ctx, f"load {'replace ' if replace else ''}{source}")
+        if reply.data.pop("previous", None) is not None and _store(ctx).confirm():
+            reply.text += "\ncommit confirmed: the automatic rollback is cancelled"
         return reply
     finally:
         ctx.candidate, ctx.model = None, ctx.running

@@ -73,6 +73,9 @@ class Command:
     # Changes nothing (a show): a `view` user may run it, and so may the shell's exec
     # modes. The default is False so that a command nobody marked stays refused.
     readonly: bool = False
+    # Changes running state, not configuration (flush a table, zero counters): it acts
+    # on the running instance even in configuration mode, and is no configuration change.
+    operational: bool = False
 
 
 @dataclass(eq=False)
@@ -436,11 +439,12 @@ class Grammar:
         self._completers[name] = fn
 
     def command(self, definition: str, node: str, help: dict | None = None,
-                readonly: bool = False):
+                readonly: bool = False, operational: bool = False):
         """Decorator installing a command; the function is returned unchanged.
-        readonly=True: the command changes no state (see Command.readonly)."""
+        readonly=True: the command changes no state (see Command.readonly);
+        operational=True: it changes state but not configuration (Command.operational)."""
         def install(handler):
-            self._install(definition, node, dict(help or {}), handler, readonly)
+            self._install(definition, node, dict(help or {}), handler, readonly, operational)
             return handler
         return install
 
@@ -463,7 +467,7 @@ class Grammar:
         if unused:
             raise GrammarError(f"completer for ${unused[0]} matches no binding of any command")
 
-    def _install(self, definition, node, var_help, handler, readonly=False):
+    def _install(self, definition, node, var_help, handler, readonly=False, operational=False):
         existing = self._node_commands(node)
         root, bindings = _DefParser(definition, var_help).parse()
         self._check_words(definition, root)
@@ -473,7 +477,7 @@ class Grammar:
                  any(isinstance(t, _Var) for t, _ in trans))
         doc = (getattr(handler, "__doc__", None) or "").strip().partition("\n")[0]
         cmd = Command(definition, node, handler, var_help, bindings, doc, root, start, first,
-                      readonly=bool(readonly))
+                      readonly=bool(readonly), operational=bool(operational))
         for other in existing:
             self._check_conflict(cmd, other)
         existing.append(cmd)

@@ -80,9 +80,9 @@ HELP = {
 }
 
 
-def _command(definition, readonly=False):
+def _command(definition, readonly=False, operational=False):
     """Install an exec-node command with the help of the variables it has."""
-    return g.command(definition, node="exec", readonly=readonly,
+    return g.command(definition, node="exec", readonly=readonly, operational=operational,
                      help={k: v for k, v in HELP.items() if re.search(rf"\${k}\b", definition)})
 
 
@@ -269,7 +269,7 @@ def vs_set(ctx, tcp, tcpfin, udp):
     return Reply("", ctx.model.services.set_timeouts(tcp, tcpfin, udp))
 
 
-@_command(f"ipvsadm (-Z|--zero) {{{SVC}}}")
+@_command(f"ipvsadm (-Z|--zero) {{{SVC}}}", operational=True)
 def vs_zero(ctx, tcp, udp, match):
     """Zero counters."""
     key = _service(tcp, udp, match, "zero", required=False)

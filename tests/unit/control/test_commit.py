@@ -27,6 +27,7 @@ from rlb.control.running import render
 from rlb.control.server import execute, open_shell
 from rlb.control.services import TCP, UDP, Services
 from rlb.shell.commands import Context, g
+from rlb.shell.configure import load as load_lines
 from rlb.shell.grammar import _Group, _Kw, _terminals, _Var
 
 KEY = asyncssh.generate_private_key("ssh-ed25519").export_public_key().decode().strip()
@@ -1091,7 +1092,7 @@ def test_atomic_write_survives_a_killed_writer(tmp_path):
         os.umask(umask)
     r = random.Random(7)
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
-    seen_bak = 0
+    seen_bak = mid_write = 0
     for _ in range(30):
         proc = subprocess.Popen([sys.executable, "-c", WRITER.format(size=size), path],
                                 stdout=subprocess.PIPE, env=env)
@@ -1103,6 +1104,7 @@ def test_atomic_write_survives_a_killed_writer(tmp_path):
             proc.wait()
             proc.stdout.close()
         assert proc.returncode == -signal.SIGKILL
+        mid_write += any(n.startswith("rlb.conf.tmp") for n in os.listdir(tmp_path))
         with open(path) as f:
             assert f.read() in whole
         if os.path.exists(path + ".bak"):
@@ -1111,8 +1113,11 @@ def test_atomic_write_survives_a_killed_writer(tmp_path):
                 assert f.read() in whole
     assert seen_bak
     assert oct(os.stat(path).st_mode & 0o777) == oct(0o640)       # as the first write made it
-    # the kills did land in the middle of writes: their temporary files are left (to no harm)
-    assert any(name.startswith("rlb.conf.tmp") for name in os.listdir(tmp_path))
+    # some kills did land in the middle of a write: its temporary file was left behind
+    # (the next write removes it)
+    assert mid_write
+    atomic_write(path, "C")
+    assert sorted(os.listdir(tmp_path)) == ["rlb.conf", "rlb.conf.bak"]
 
 
 def test_write_memory_keeps_the_previous_file(lb, tmp_path):
@@ -1340,3 +1345,159 @@ def test_load_refusals(tmp_path):
     shell = session(m, "carol", "configure")
     assert server.load(shell, GOOD_FILE, "f.conf")["error"] == "% leave configuration mode first"
     assert render(m).text == start
+
+
+# ================================================= commits that need a wide transform
+
+DP = "dataplane\n port dpdk0 net_tap0\n port dpdk1 net_tap1\n!\n"
+
+
+def store(m, tmp_path):
+    m.store = Store(str(tmp_path / "commits"), startup=str(tmp_path / "rlb.conf"))
+    m.store.record(render(m), "rlb", "startup")
+    return m
+
+
+def test_dr_lan_ip_changed_under_its_real_server(tmp_path):
+    """The LAN IP (the ARP source) of a DR port changes: the real server and the VIP are
+    taken down and made again, in the candidate's order."""
+    m = store(conf(DP + "dpip addr add 192.168.100.1/24 dev dpdk0\n"
+                        "dpip addr add 192.168.100.254/32 dev dpdk0\n"
+                        "ipvsadm -A -t 192.168.100.254:80 -s rr\n"
+                        "ipvsadm -a -t 192.168.100.254:80 -r 192.168.100.2 -g\n"), tmp_path)
+    ctx = session(m, "a", "configure", "interface dpdk0", "ip address 192.168.100.5/24",
+                  "no ip address 192.168.100.254/32", "no ip address 192.168.100.1/24",
+                  "ip address 192.168.100.254/32")
+    changes = ok(ctx, "commit")["data"]["changes"]
+    assert "delete real server 192.168.100.2:80 of TCP 192.168.100.254:80 (made again)" in changes
+    assert m._primary("dpdk0") == int(IPv4Address("192.168.100.5"))
+    assert render(m).canonical() == render(ctx.candidate.model).canonical()
+
+
+def test_snat_wan_address_changed_under_its_default_route(tmp_path):
+    m = store(conf(DP + "dpip addr add 123.1.2.3/24 dev dpdk1 sapool\n"
+                        "dpip addr add 192.168.100.1/24 dev dpdk0\n"
+                        "dpip route add default via 123.1.2.1 dev dpdk1\n"
+                        f"ipvsadm -A -s rr -H {SNAT_MATCH}\n"
+                        f"ipvsadm -a -H {SNAT_MATCH} -r 123.1.2.3:0 -w 100 -J\n"), tmp_path)
+    ctx = session(m, "a", "configure", "interface dpdk1")
+    assert "on-link only by address" in err(ctx, "no ip address 123.1.2.3/24")
+    ok(ctx, f"virtual-server match {SNAT_MATCH}", "no real-server 123.1.2.3:0", "exit",
+       "no ip route default", "interface dpdk1", "no ip address 123.1.2.3/24",
+       "ip address 123.1.2.3/25 sapool", "exit", "ip route default via 123.1.2.1 dev dpdk1",
+       f"virtual-server match {SNAT_MATCH}", "real-server 123.1.2.3:0 mode snat weight 100")
+    changes = ok(ctx, "commit")["data"]["changes"]
+    assert "delete route 0.0.0.0/0 (made again)" in changes
+    assert "ip address 123.1.2.3/25 sapool" in render(m).text
+    # the same as a whole file (`rlb -f --replace`)
+    text = render(m).text.replace("123.1.2.3/25", "123.1.2.3/24")
+    ok(ctx, "end")
+    reply = load_lines(session(m, "b"), numbered(text), "wan.conf", replace=True)
+    assert "add address 123.1.2.3/24 on dpdk1" in reply.data["changes"]
+
+
+def test_a_service_turns_from_dr_to_fnat(tmp_path):
+    m = store(conf(DP + "dpip addr add 192.168.100.1/24 dev dpdk0\n"
+                        "dpip addr add 10.0.0.100/32 dev dpdk1\n"
+                        "ipvsadm -A -t 10.0.0.100:80 -s rr\n"
+                        "ipvsadm -a -t 10.0.0.100:80 -r 192.168.100.2 -g\n"), tmp_path)
+    ctx = session(m, "a", "configure", "virtual-server tcp 10.0.0.100:80",
+                  "no real-server 192.168.100.2:80", "real-server 192.168.100.2:80 mode fnat",
+                  "local-address 192.168.100.200 dev dpdk0")
+    assert ok(ctx, "commit")["data"]["changes"] == [
+        "change real server 192.168.100.2:80 of TCP 10.0.0.100:80",
+        "add local address 192.168.100.200 to TCP 10.0.0.100:80"]
+
+
+def test_an_unconfirmed_commit_that_cannot_be_undone_in_place_still_rolls_back(lb):
+    async def main():
+        ctx = session(lb, "a", "configure", "virtual-server tcp 10.0.0.100:80",
+                      "no local-address 192.168.100.200 dev dpdk0",
+                      "no real-server 192.168.100.2:80", "real-server 192.168.100.2:80 mode dr")
+        before = render(lb)
+        ok(ctx, "commit confirmed 1 seconds")
+        assert "mode dr" in render(lb).text
+        await asyncio.sleep(1.5)
+        assert "mode fnat" in render(lb).text and lb.store.failed is None
+        assert render(lb).canonical() == before.canonical()
+    asyncio.run(main())
+
+
+def test_a_load_confirms_a_pending_commit(lb, tmp_path):
+    async def main():
+        ctx = session(lb, "a", "configure", "ip vs timeout tcp 60 tcpfin 5 udp 60")
+        ok(ctx, "commit confirmed 1 seconds", "end")
+        reply = load_lines(session(lb, "b"), numbered("ip vs timeout tcp 61 tcpfin 5 udp 60"),
+                           "f.conf")
+        assert "automatic rollback is cancelled" in reply.text
+        await asyncio.sleep(1.5)
+        assert "ip vs timeout tcp 61 tcpfin 5 udp 60" in render(lb).text
+    asyncio.run(main())
+
+
+def test_a_failed_automatic_rollback_is_shown(lb, monkeypatch):
+    import rlb.control.commit as commit_mod
+
+    async def main():
+        ctx = session(lb, "a", "configure", "ip vs timeout tcp 60 tcpfin 5 udp 60")
+        ok(ctx, "commit confirmed 1 seconds", "end")
+
+        def refuse(*args, **kw):
+            raise CommandError("refused for the test")
+        monkeypatch.setattr(commit_mod, "apply", refuse)
+        await asyncio.sleep(1.5)
+        reply = ok(ctx, "show configuration commits")
+        assert reply["data"]["failed_rollback"]["error"] == "refused for the test"
+        assert "automatic rollback of the commit confirmed by a failed" in reply["text"]
+    asyncio.run(main())
+
+
+def test_a_comment_is_one_line_in_the_history(lb):
+    ctx = session(lb, "a", "configure", "ip vs timeout tcp 60 tcpfin 5 udp 60")
+    ok(ctx, "commit comment hi\rusername eve privilege admin")
+    assert lb.store.history()[0]["comment"] == "hi username eve privilege admin"
+    ok(ctx, "rollback 0")
+    assert "username eve" not in render(ctx.candidate.model).text
+
+
+def test_a_commit_not_kept_for_rollback_is_still_applied(lb, monkeypatch):
+    ctx = session(lb, "a", "configure", "ip vs timeout tcp 60 tcpfin 5 udp 60")
+
+    def full(*args, **kw):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(lb.store, "record", full)
+    reply = ok(ctx, "commit")
+    assert "not kept for rollback: No space left on device" in reply["text"]
+    assert "ip vs timeout tcp 60" in render(lb).text
+    assert execute(ctx, "show configuration diff")["text"] == ""
+    ok(ctx, "end")
+
+
+def test_write_memory_to_a_place_it_cannot_write_says_so(lb, tmp_path):
+    lb.store.startup = str(tmp_path / "no" / "such" / "dir" / "rlb.conf")
+    assert err(session(lb, "a"), "write memory").startswith("% cannot write ")
+
+
+def test_write_memory_follows_a_symbolic_link(lb, tmp_path):
+    real = tmp_path / "real.conf"
+    real.write_text("old\n")
+    link = tmp_path / "link.conf"
+    link.symlink_to(real)
+    lb.store.startup = str(link)
+    ok(session(lb, "a"), "write memory")
+    assert link.is_symlink() and real.read_text() == render(lb).text + "\n"
+    assert (tmp_path / "real.conf.bak").read_text() == "old\n"
+
+
+def test_the_running_text_merged_again_is_no_change(lb):
+    reply = load_lines(session(lb, "a"), render(lb).numbered(), "same.conf")
+    assert reply.data["changes"] == []
+
+
+def test_operational_commands_act_on_the_running_instance_in_configuration_mode(lb):
+    ctx = session(lb, "a", "dpip addr add 10.9.0.1/24 dev dpdk1")
+    change = lb.store.last_change
+    ok(ctx, "configure", "dpip neigh flush", "ipvsadm -Z")
+    assert execute(ctx, "show configuration diff")["text"] == ""
+    assert lb.store.last_change == change            # not a configuration change
+    ok(ctx, "end")
