@@ -314,3 +314,14 @@ def test_write_memory_and_restart_give_the_same_running_config(lab):
     # the restarted data plane forwards with it: the FNAT service on :80 still works
     syn = lab.handshake(41010)
     assert syn[IP].src == LIP
+    # edit the startup file, apply it whole (load override): only the difference changes
+    d.conf.write_text(d.conf.read_text().replace(" idle-sleep 150", " idle-sleep 160")
+                      .replace(" persistent 60\n", ""))
+    r = subprocess.run([sys.executable, "-m", "rlb", "-N", INSTANCE, "-f", str(d.conf),
+                        "--replace"], capture_output=True, text=True, timeout=60,
+                       env=dict(os.environ, RLB_RUN_DIR=paths.RUN_DIR))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[1:] == ["  change UDP 10.0.0.100:53",
+                                         "  set dataplane idle-sleep 160"], r.stdout
+    assert running(d) == d.conf.read_text().rstrip("\n")
+    assert lab.data_reaches_rs(41010, syn)
