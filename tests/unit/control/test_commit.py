@@ -28,7 +28,7 @@ from rlb.control.server import execute, open_shell
 from rlb.control.services import TCP, UDP, Services
 from rlb.shell.commands import Context, g
 from rlb.shell.configure import load as load_lines
-from rlb.shell.grammar import _Group, _Kw, _terminals, _Var
+from support import samples
 
 KEY = asyncssh.generate_private_key("ssh-ed25519").export_public_key().decode().strip()
 KEY2 = asyncssh.generate_private_key("ssh-ed25519").export_public_key().decode().strip()
@@ -1161,27 +1161,7 @@ EXCLUSIVE = {"udp", "match", "connection", "timeout"}
 
 
 def sample_line(node, full):
-    """A line of the definition: every optional part (full) or none (as test_commands.py)."""
-    if isinstance(node, _Kw):
-        return [node.word]
-    if isinstance(node, _Var):
-        if node.kind == "RANGE":
-            return [str(node.lo)]
-        if node.kind == "WORD":
-            return [WORD_SAMPLES[node.bind]]
-        return [SAMPLES[node.kind]]
-    assert isinstance(node, _Group)
-    if node.kind == "opt":
-        return sample_line(node.items[0], full) if full else []
-    if node.kind == "alt":
-        return sample_line(node.items[0], full)
-    if node.kind == "set":
-        if not full:
-            return []
-        items = [i for i in node.items
-                 if not {t.bind for t in _terminals(i)} & EXCLUSIVE]
-        return [w for item in items for w in sample_line(item, full)]
-    return [w for item in node.items for w in sample_line(item, full)]
+    return samples.sample_line(node, full, SAMPLES, WORD_SAMPLES, EXCLUSIVE)
 
 
 MORE_SHOWS = ["ipvsadm -L -c", "ipvsadm -lnc", "ipvsadm -L --timeout", "ipvsadm -Ln --rate",

@@ -11,7 +11,8 @@ from rlb.control.config import check, handler_params, run
 from rlb.control.model import SCOPES, CommandError, Model
 from rlb.shell import commands, configure, ipvsadm, show, users
 from rlb.shell.commands import Context, Reply, g
-from rlb.shell.grammar import _Group, _Kw, _terminals, _Var
+from rlb.shell.grammar import _Kw, _terminals, _Var
+from support import samples
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -85,22 +86,7 @@ WORD_SAMPLES = {"dev": "dpdk0", "name": "dpdk9", "devargs": "net_tap9", "sched":
 
 def sample_line(node, full):
     """A line of the command's own definition: every optional part (full) or none."""
-    if isinstance(node, _Kw):
-        return [node.word]
-    if isinstance(node, _Var):
-        if node.kind == "RANGE":
-            return [str(node.lo)]
-        if node.kind == "WORD":
-            return [WORD_SAMPLES[node.bind]]
-        return [SAMPLES[node.kind]]
-    assert isinstance(node, _Group)
-    if node.kind == "opt":
-        return sample_line(node.items[0], full) if full else []
-    if node.kind == "alt":
-        return sample_line(node.items[0], full)
-    if node.kind == "set" and not full:
-        return []
-    return [w for item in node.items for w in sample_line(item, full)]
+    return samples.sample_line(node, full, SAMPLES, WORD_SAMPLES)
 
 
 def fresh_model():
