@@ -24,9 +24,9 @@ import time
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 
-from rlb.control.model import CommandError, Model
-from rlb.control.running import (PORT_ONLY, RUNTIME, VIA, WITH_SRC, Running, laddr_made,
-                                 render, route_group)
+from rlb.control.model import RUNTIME, CommandError, Model
+from rlb.control.running import (PORT_ONLY, VIA, WITH_SRC, Running, laddr_made, render,
+                                 route_group)
 
 log = logging.getLogger("rlb.commit")
 KEEP = 50                                   # commits kept on disk (Junos keeps 50 too)
@@ -273,17 +273,13 @@ def _persistence(svc) -> tuple:
 
 
 def _settings(running: Model, target: Model, done) -> None:
-    s, t, e = running.settings, target.settings, running.engine
+    s, t = running.settings, target.settings
     changed = [n for n in sorted(RUNTIME) if getattr(s, n) != getattr(t, n)]
     for name in changed:
         setattr(s, name, getattr(t, name))
         done.append(f"set dataplane {name.replace('_', '-')} {getattr(t, name)}")
-    if e is None or not changed:
-        return
-    e.set_idle(s.busy_poll, s.idle_sleep)
-    e.set_neigh_timeout(s.neigh_timeout)
-    e.set_forwarding(s.forwarding)
-    e.set_vip_miss_kni(s.vip_miss_kni)
+    if changed and running.engine is not None:
+        running.push_settings(changed)
 
 
 def _accounts(running: Model, target: Model, done) -> None:

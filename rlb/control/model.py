@@ -44,6 +44,19 @@ class Settings:
     vip_miss_kni: bool = False       # VIP port without a service: to kni, not dropped (runtime)
 
 
+# What a running data plane can take (the rest of Settings is read at start), and the
+# Engine call that gives it each one.
+def _push_idle(e, s):
+    e.set_idle(s.busy_poll, s.idle_sleep)
+
+
+PUSH = {"forwarding": lambda e, s: e.set_forwarding(s.forwarding),
+        "busy_poll": _push_idle, "idle_sleep": _push_idle,
+        "neigh_timeout": lambda e, s: e.set_neigh_timeout(s.neigh_timeout),
+        "vip_miss_kni": lambda e, s: e.set_vip_miss_kni(s.vip_miss_kni)}
+RUNTIME = frozenset(PUSH)
+
+
 @dataclass
 class Port:
     name: str
@@ -116,11 +129,7 @@ class Model:
     def attach(self, engine) -> None:
         """Push the whole validated state into a freshly started data plane."""
         self.engine = engine
-        s = self.settings
-        engine.set_forwarding(s.forwarding)
-        engine.set_idle(s.busy_poll, s.idle_sleep)
-        engine.set_neigh_timeout(s.neigh_timeout)
-        engine.set_vip_miss_kni(s.vip_miss_kni)
+        self.push_settings()
         for r in self.routes.values():
             self._push_route(r)
         for n in self.neighbours.values():
@@ -132,6 +141,38 @@ class Model:
         for a in self.addresses:
             engine.garp(int(a.ip), self.ports[a.port].index)
         self.services.attach(engine)
+
+    def push_settings(self, names=RUNTIME) -> None:
+        """Runtime settings, to the data plane (busy-poll and idle-sleep are one call)."""
+        calls = {PUSH[n] for n in names}
+        for push in dict.fromkeys(PUSH.values()):
+            if push in calls:
+                push(self.engine, self.settings)
+
+    # ------------------------------------------------------------- settings
+
+    def set_setting(self, name: str, value, word: str) -> None:
+        """A line of the dataplane section (`word` names it in messages): one read at
+        start is refused once the data plane runs; a table cannot shrink below what it
+        holds."""
+        if name not in RUNTIME and self.engine is not None:
+            raise CommandError(f"{word} is read at start: change the config file and restart")
+        if name == "route_table_size" and value < len(self.routes):
+            raise CommandError(f"{word} {value} is below the {len(self.routes)} routes "
+                               "configured")
+        if name == "neigh_table_size":
+            if value & (value - 1):
+                raise CommandError(f"{word} must be a power of two")
+            if value // 2 < len(self.neighbours):
+                raise CommandError(f"{word} {value} is too small for "
+                                   f"{len(self.neighbours)} static neighbours")
+        used = {"service_table_size": (self.services._svc_slots.used, "services"),
+                "dest_table_size": (self.services._dest_slots.used, "real servers")}
+        if name in used and value < used[name][0]:
+            raise CommandError(f"{word} {value} is below the {used[name][1]} configured")
+        setattr(self.settings, name, value)
+        if name in RUNTIME and self.engine is not None:
+            self.push_settings([name])
 
     # ---------------------------------------------------------------- ports
 

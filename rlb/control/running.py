@@ -10,7 +10,7 @@ are the instance.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import NamedTuple
 
 from rlb.control.model import Model, Settings, parse_mac
@@ -18,17 +18,6 @@ from rlb.control.services import DEFAULT_TIMEOUTS, HOST_MASK, PERSISTENT_TIMEOUT
 
 HEADER = "! rlb running configuration"
 
-# Settings attribute -> its line in the dataplane section (`no-kni` and the ports aside)
-NUMBERS = {"workers": "workers", "memory": "memory", "pool_size": "pool-size",
-           "route_table_size": "route-table-size", "neigh_table_size": "neigh-table-size",
-           "conn_table_size": "conn-table-size", "service_table_size": "service-table-size",
-           "dest_table_size": "dest-table-size", "neigh_timeout": "neigh-timeout",
-           "idle_sleep": "idle-sleep"}
-SWITCHES = {"busy_poll": "busy-poll", "forwarding": "forwarding",
-            "vip_miss_kni": "vip-miss-to-kni"}
-# What a running data plane can take; the rest is read at start.
-RUNTIME = {"neigh_timeout", "idle_sleep", *SWITCHES}
-assert {f.name for f in fields(Settings)} == {*NUMBERS, *SWITCHES, "kni"}
 
 
 class Stanza(NamedTuple):
@@ -79,8 +68,9 @@ def render(model: Model) -> Running:
 
 
 def _dataplane(model):
+    from rlb.shell.commands import NUMBERS, SWITCHES     # the section's one table
     s, d = model.settings, Settings()
-    body = [f"{line} {getattr(s, attr)}" for attr, line in NUMBERS.items()
+    body = [f"{line.split()[0]} {getattr(s, attr)}" for attr, line in NUMBERS.items()
             if getattr(s, attr) != getattr(d, attr)]
     if not s.kni:
         body.append("no-kni")

@@ -5,10 +5,10 @@ The definition strings are the grammar (rlb/shell/grammar.py): the config file,
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from ipaddress import IPv4Interface, IPv4Network
 
-from rlb.control.model import SCOPES, CommandError, LPORT_RANGE, Model
+from rlb.control.model import SCOPES, CommandError, LPORT_RANGE, Model, Settings
 from rlb.control.services import TCP, UDP
 from rlb.core.ports import iface_rx_packets, kernel_iface
 from rlb.shell import render
@@ -132,131 +132,60 @@ def enter_dataplane(ctx):
     return Reply()
 
 
-def _startup_only(ctx, what):
-    if ctx.engine is not None:
-        raise CommandError(f"{what} is read at start: change the config file and restart")
+# Settings attribute -> its line in the dataplane section, the one table of them: the
+# commands below are made from it, and so is the section `show running-config` writes
+# (rlb/control/running.py). Model.set_setting checks a value beyond its range and gives
+# the runtime ones to a running data plane.
+NUMBERS = {"workers": "workers (1-16)", "memory": "memory (64-65536)",
+           "pool_size": "pool-size (1024-4194304)",
+           "route_table_size": "route-table-size (16-1048576)",
+           "neigh_table_size": "neigh-table-size (16-1048576)",
+           "conn_table_size": "conn-table-size (16-67108864)",
+           "service_table_size": "service-table-size (1-65535)",
+           "dest_table_size": "dest-table-size (1-16777215)",
+           "neigh_timeout": "neigh-timeout (1-86400)", "idle_sleep": "idle-sleep (0-100000)"}
+SWITCHES = {"busy_poll": "busy-poll", "forwarding": "forwarding",
+            "vip_miss_kni": "vip-miss-to-kni"}
+assert {f.name for f in fields(Settings)} == {*NUMBERS, *SWITCHES, "kni"}, "a setting unnamed"
 
 
-@g.command("workers (1-16)$n", node="dataplane")
-def dp_workers(ctx, n):
-    _startup_only(ctx, "workers")
-    ctx.model.settings.workers = n
-    return Reply()
+def _number_setting(attr, definition):
+    word = definition.split()[0]
+
+    def handler(ctx, n):
+        ctx.model.set_setting(attr, n, word)
+        return Reply()
+    handler.__name__ = handler.__qualname__ = f"dp_{attr}"
+    g.command(f"{definition}$n", node="dataplane")(handler)
+
+
+def _switch_setting(attr, word):
+    def handler(ctx, no):
+        ctx.model.set_setting(attr, not no, word)
+        return Reply()
+    handler.__name__ = handler.__qualname__ = f"dp_{attr}"
+    g.command(f"[no] {word}", node="dataplane")(handler)
+
+
+for _attr, _definition in NUMBERS.items():
+    _number_setting(_attr, _definition)
+for _attr, _word in SWITCHES.items():
+    _switch_setting(_attr, _word)
 
 
 @g.command("port WORD$name WORD$devargs", node="dataplane",
            help={"name": "Port name (dpdk0, dpdk1, ...)",
                  "devargs": "PCI address (0000:06:00.0) or vdev (net_af_packet0,iface=eth1)"})
 def dp_port(ctx, name, devargs):
-    _startup_only(ctx, "port")
+    if ctx.engine is not None:
+        raise CommandError("port is read at start: change the config file and restart")
     ctx.model.add_port(name, devargs)
-    return Reply()
-
-
-@g.command("pool-size (1024-4194304)$n", node="dataplane")
-def dp_pool(ctx, n):
-    _startup_only(ctx, "pool-size")
-    ctx.model.settings.pool_size = n
-    return Reply()
-
-
-@g.command("route-table-size (16-1048576)$n", node="dataplane")
-def dp_routes(ctx, n):
-    _startup_only(ctx, "route-table-size")
-    if n < len(ctx.model.routes):
-        raise CommandError(f"route-table-size {n} is below the {len(ctx.model.routes)} routes configured")
-    ctx.model.settings.route_table_size = n
-    return Reply()
-
-
-@g.command("neigh-table-size (16-1048576)$n", node="dataplane")
-def dp_neigh_size(ctx, n):
-    _startup_only(ctx, "neigh-table-size")
-    if n & (n - 1):
-        raise CommandError("neigh-table-size must be a power of two")
-    if n // 2 < len(ctx.model.neighbours):
-        raise CommandError(f"neigh-table-size {n} is too small for "
-                           f"{len(ctx.model.neighbours)} static neighbours")
-    ctx.model.settings.neigh_table_size = n
-    return Reply()
-
-
-@g.command("conn-table-size (16-67108864)$n", node="dataplane")
-def dp_conns(ctx, n):
-    _startup_only(ctx, "conn-table-size")
-    ctx.model.settings.conn_table_size = n
-    return Reply()
-
-
-@g.command("service-table-size (1-65535)$n", node="dataplane")
-def dp_services(ctx, n):
-    _startup_only(ctx, "service-table-size")
-    if n < ctx.model.services._svc_slots.used:
-        raise CommandError(f"service-table-size {n} is below the services configured")
-    ctx.model.settings.service_table_size = n
-    return Reply()
-
-
-@g.command("dest-table-size (1-16777215)$n", node="dataplane")
-def dp_dests(ctx, n):
-    _startup_only(ctx, "dest-table-size")
-    if n < ctx.model.services._dest_slots.used:
-        raise CommandError(f"dest-table-size {n} is below the real servers configured")
-    ctx.model.settings.dest_table_size = n
-    return Reply()
-
-
-@g.command("memory (64-65536)$mib", node="dataplane")
-def dp_memory(ctx, mib):
-    _startup_only(ctx, "memory")
-    ctx.model.settings.memory = mib
     return Reply()
 
 
 @g.command("no-kni", node="dataplane")
 def dp_no_kni(ctx):
-    _startup_only(ctx, "no-kni")
-    ctx.model.settings.kni = False
-    return Reply()
-
-
-@g.command("neigh-timeout (1-86400)$seconds", node="dataplane")
-def dp_neigh_timeout(ctx, seconds):
-    ctx.model.settings.neigh_timeout = seconds
-    if ctx.engine is not None:
-        ctx.engine.set_neigh_timeout(seconds)
-    return Reply()
-
-
-@g.command("idle-sleep (0-100000)$us", node="dataplane")
-def dp_idle(ctx, us):
-    ctx.model.settings.idle_sleep = us
-    if ctx.engine is not None:
-        ctx.engine.set_idle(ctx.model.settings.busy_poll, us)
-    return Reply()
-
-
-@g.command("[no] busy-poll", node="dataplane")
-def dp_busy(ctx, no):
-    ctx.model.settings.busy_poll = not no
-    if ctx.engine is not None:
-        ctx.engine.set_idle(not no, ctx.model.settings.idle_sleep)
-    return Reply()
-
-
-@g.command("[no] vip-miss-to-kni", node="dataplane")
-def dp_vip_miss(ctx, no):
-    ctx.model.settings.vip_miss_kni = not no
-    if ctx.engine is not None:
-        ctx.engine.set_vip_miss_kni(not no)
-    return Reply()
-
-
-@g.command("[no] forwarding", node="dataplane")
-def dp_forwarding(ctx, no):
-    ctx.model.settings.forwarding = not no
-    if ctx.engine is not None:
-        ctx.engine.set_forwarding(not no)
+    ctx.model.set_setting("kni", False, "no-kni")
     return Reply()
 
 

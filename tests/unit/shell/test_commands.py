@@ -237,6 +237,7 @@ ALLOWED = {
     ("rlb/control/match.py", "tcp"): "match proto value",
     ("rlb/control/match.py", "udp"): "match proto value",
     ("rlb/control/model.py", "ip"): "engine neighbour record key",
+    ("rlb/control/model.py", "forwarding"): "Settings attribute (PUSH)",
     ("rlb/modes/nat.py", "match"): "Service field", ("rlb/modes/snat.py", "match"):
     "Service field", ("rlb/plugins.py", "scheduler"): "plugin kind",
     ("rlb/control/commit.py", "rollback"): "history record key",
