@@ -3,6 +3,7 @@ processes we start (and stop by PID), the rlb daemon, the results files."""
 from __future__ import annotations
 
 import json
+import shutil
 import os
 import resource
 import signal
@@ -453,6 +454,47 @@ def proc_status_kib(pid: int | None, key: str) -> int | None:
 
 
 # ------------------------------------------------------------------ results
+
+
+def add_output_options(p) -> None:
+    """The options every bench has: which Python runs rlb, where results and logs go."""
+    p.add_argument("--python", default=DEFAULT_PY if os.path.exists(DEFAULT_PY) else sys.executable,
+                   help="Python with rlb installed (default the project venv)")
+    p.add_argument("--out", default=os.path.join(HERE, "results"), help="results directory")
+    p.add_argument("--keep-logs", action="store_true", help="keep the logs directory")
+
+
+def finish(opts, base: str, meta: dict, md: str, logdir: str) -> str:
+    """Results written (OUT/BASE.json, .md) and printed, the logs removed unless kept."""
+    path = write_results(opts.out, base, meta, md)
+    print(md)
+    log(f"wrote {path}.json and {path}.md")
+    if not opts.keep_logs:
+        shutil.rmtree(logdir, ignore_errors=True)
+    return path
+
+
+def iperf3(cmd: list[str], logdir: str, tag: str, seconds: float) -> dict:
+    """One iperf3 client run (`cmd` ends with its arguments; -J added here): received and
+    sent Gbit/s, the sender's retransmissions."""
+    p = Proc(f"iperf3-{tag}", [*cmd, "-t", f"{seconds:g}", "-J", "--connect-timeout", "3000"],
+             logdir)
+    try:
+        p.p.wait(seconds + 30)
+    finally:
+        p.stop(signal.SIGTERM, timeout=5)
+    try:
+        data = json.loads(p.stdout())
+    except ValueError:
+        raise BenchError(f"iperf3: no JSON: {(p.stdout() + p.stderr()).strip()[-300:]}") from None
+    if data.get("error"):
+        raise BenchError(f"iperf3: {data['error']}")
+    end = data.get("end", {})
+    recv, sent = end.get("sum_received", {}), end.get("sum_sent", {})
+    return {"value": round(recv.get("bits_per_second", 0) / 1e9, 3),
+            "sent_gbps": round(sent.get("bits_per_second", 0) / 1e9, 3),
+            "retransmits": sent.get("retransmits"), "errors": 0,
+            "cpu_utilization": end.get("cpu_utilization_percent")}
 
 
 def write_results(out_dir: str, base: str, meta: dict, md: str) -> str:

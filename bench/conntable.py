@@ -33,7 +33,6 @@ import datetime as _dt
 import json
 import os
 import re
-import shutil
 import signal
 import sys
 import tempfile
@@ -41,9 +40,9 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import fnat  # noqa: E402
-from common import (DEFAULT_PY, HERE, BenchError, Proc, RlbDaemon, build_cgen,  # noqa: E402
-                    install_signal_unwind, link_stats, log, ns_exists, proc_status_kib,
-                    remove_namespaces, sh, thread_times, thread_usage, write_results)
+from common import (BenchError, Proc, RlbDaemon, add_output_options, build_cgen,  # noqa: E402
+                    finish, install_signal_unwind, link_stats, log, ns_exists, proc_status_kib,
+                    remove_namespaces, sh, thread_times, thread_usage)
 
 RLB_INSTANCE = "benchct"
 NFT_SINK = "rlbb_sink"
@@ -367,9 +366,7 @@ def parse_args(argv=None):
                    help="skip the unpaced phase")
     p.add_argument("--quick", action="store_true", help="100k connections, no hold")
     p.add_argument("--gen-cpu", type=int, default=0, help="generator CPU (default 0)")
-    p.add_argument("--python", default=DEFAULT_PY if os.path.exists(DEFAULT_PY) else sys.executable)
-    p.add_argument("--out", default=os.path.join(HERE, "results"), help="results directory")
-    p.add_argument("--keep-logs", action="store_true")
+    add_output_options(p)
     opts = p.parse_args(argv)
     if opts.quick:
         opts.conns, opts.hold = 100_000, 0
@@ -411,11 +408,7 @@ def main(argv=None) -> int:
         remove_namespaces(fnat.NAMESPACES)
     meta["result"] = res
     md = markdown(res, opts, meta)
-    base = write_results(opts.out, f"conntable-{started.strftime('%Y%m%d-%H%M%S')}", meta, md)
-    print(md)
-    log(f"wrote {base}.json and {base}.md")
-    if not opts.keep_logs:
-        shutil.rmtree(logdir, ignore_errors=True)
+    finish(opts, f"conntable-{started.strftime('%Y%m%d-%H%M%S')}", meta, md, logdir)
     return rc
 
 

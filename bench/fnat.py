@@ -45,9 +45,9 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import (DEFAULT_PY, HERE, BenchError, Proc, RlbDaemon, Window,  # noqa: E402
-                    install_signal_unwind, log, make_namespaces, ns_exists, remove_namespaces,
-                    sh, veth, wait_for, write_results)
+from common import (BenchError, Proc, RlbDaemon, Window, add_output_options,  # noqa: E402
+                    finish, install_signal_unwind, iperf3, log, make_namespaces, ns_exists,
+                    remove_namespaces, sh, veth, wait_for)
 from fnat_report import TESTS, complete, is_noisy, markdown, summarize  # noqa: E402
 
 NS_CLIENT, NS_LB, NS_SW = "rlbb-client", "rlbb-lb", "rlbb-sw"
@@ -550,25 +550,9 @@ def run_wrk(opts, logdir: str, targets: list[str], close: bool, tag: str) -> dic
 
 
 def run_iperf(opts, logdir: str, target: str, tag: str) -> dict:
-    p = Proc(f"iperf3-{tag}", client_cmd(opts, "iperf3", "-c", target, "-p", str(IPERF_PORT),
-                                         "-t", f"{opts.seconds:g}", "-J",
-                                         "--connect-timeout", "3000"), logdir)
-    try:
-        p.p.wait(opts.seconds + 30)
-    finally:
-        p.stop(signal.SIGTERM, timeout=5)
-    try:
-        data = json.loads(p.stdout())
-    except ValueError:
-        raise BenchError(f"iperf3: no JSON: {(p.stdout() + p.stderr()).strip()[-300:]}") from None
-    if data.get("error"):
-        raise BenchError(f"iperf3: {data['error']}")
-    end = data.get("end", {})
-    recv, sent = end.get("sum_received", {}), end.get("sum_sent", {})
-    return {"value": round(recv.get("bits_per_second", 0) / 1e9, 3),
-            "sent_gbps": round(sent.get("bits_per_second", 0) / 1e9, 3),
-            "retransmits": sent.get("retransmits"), "errors": 0, "target": target,
-            "cpu_utilization": end.get("cpu_utilization_percent")}
+    res = iperf3(client_cmd(opts, "iperf3", "-c", target, "-p", str(IPERF_PORT)), logdir, tag,
+                 opts.seconds)
+    return {**res, "target": target}
 
 
 # ------------------------------------------------------------------ one run of one peer
@@ -671,10 +655,7 @@ def parse_args(argv=None):
                    help="extra rounds for peers with noisy runs (default 2)")
     p.add_argument("--budget", type=float, default=0,
                    help="no extra run starts after this many seconds (default 1.5x planned)")
-    p.add_argument("--python", default=DEFAULT_PY if os.path.exists(DEFAULT_PY) else sys.executable,
-                   help="Python with rlb installed (default the project venv)")
-    p.add_argument("--out", default=os.path.join(HERE, "results"), help="results directory")
-    p.add_argument("--keep-logs", action="store_true", help="keep the logs directory")
+    add_output_options(p)
     opts = p.parse_args(argv)
     if opts.quick:
         opts.seconds, opts.runs = 2, 3
@@ -773,11 +754,7 @@ def main(argv=None) -> int:
     summary = summarize(results, opts)
     meta["summary"] = summary
     md = markdown(summary, opts, meta)
-    base = write_results(opts.out, f"fnat-{started.strftime('%Y%m%d-%H%M%S')}", meta, md)
-    print(md)
-    log(f"wrote {base}.json and {base}.md")
-    if not opts.keep_logs:
-        shutil.rmtree(logdir, ignore_errors=True)
+    finish(opts, f"fnat-{started.strftime('%Y%m%d-%H%M%S')}", meta, md, logdir)
     return rc
 
 

@@ -48,10 +48,11 @@ import time
 from dataclasses import dataclass, field
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import (CGEN_DIR, DEFAULT_PY, HERE, RLB_RUN_DIR, ROOT, BenchError,  # noqa: E402
-                    Proc, cpu_times, cpu_usage, fmt_pps, link_stats, log,
-                    ns_exists, other_load, process_times, sh, thread_times, thread_usage,
-                    unattributed_user, wait_for)
+import common  # noqa: E402
+from common import (CGEN_DIR, HERE, RLB_RUN_DIR, ROOT, BenchError, Proc,  # noqa: E402
+                    add_output_options, cpu_times, cpu_usage, finish, fmt_pps, link_stats, log,
+                    make_namespaces, ns_exists, other_load, process_times, sh, thread_times,
+                    thread_usage, unattributed_user, veth, wait_for)
 
 CFWD_DIR = os.path.join(HERE, "cfwd")
 
@@ -72,36 +73,14 @@ DEFAULT_FORWARDERS = "rlb,cfwd,kernel,kernel-rps"
 
 
 def remove_namespaces() -> None:
-    for ns in NAMESPACES:
-        if ns_exists(ns):
-            sh("ip", "netns", "del", ns, check=False)
+    common.remove_namespaces(NAMESPACES)
 
 
 def build_topology() -> None:
-    for ns in NAMESPACES:
-        if ns_exists(ns):
-            pids = sh("ip", "netns", "pids", ns, check=False).stdout.split()
-            if pids:
-                raise BenchError(f"namespace {ns} exists with processes {pids}: another "
-                                 "bench run? (remove it by hand when it is stale)")
-            log(f"removing stale namespace {ns}")
-            sh("ip", "netns", "del", ns)
-    for ns in NAMESPACES:
-        sh("ip", "netns", "add", ns)
-        sh("ip", "-n", ns, "link", "set", "lo", "up")
-        # IPv4 only: no router solicitations or ND on the veths
-        sh("sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1",
-           "net.ipv6.conf.default.disable_ipv6=1", ns=ns)
+    make_namespaces(NAMESPACES)
     # veths are created inside the namespaces: the host namespace gets nothing
-    sh("ip", "-n", NS_GEN, "link", "add", GEN_IF, "address", GEN_MAC, "type", "veth",
-       "peer", "name", IN_IF, "address", IN_MAC, "netns", NS_FWD)
-    sh("ip", "-n", NS_FWD, "link", "add", OUT_IF, "address", OUT_MAC, "type", "veth",
-       "peer", "name", SINK_IF, "address", SINK_MAC, "netns", NS_SINK)
-    for ns, dev in ((NS_GEN, GEN_IF), (NS_FWD, IN_IF), (NS_FWD, OUT_IF), (NS_SINK, SINK_IF)):
-        # BASELINE.md: checksum offload off on every veth end (tx off also drops TSO/GSO)
-        sh("ethtool", "-K", dev, "tx", "off", "gro", "off", ns=ns)
-        sh("sysctl", "-qw", f"net.ipv6.conf.{dev}.disable_ipv6=1", ns=ns, check=False)
-        sh("ip", "-n", ns, "link", "set", dev, "up")
+    veth((NS_GEN, GEN_IF, GEN_MAC), (NS_FWD, IN_IF, IN_MAC))
+    veth((NS_FWD, OUT_IF, OUT_MAC), (NS_SINK, SINK_IF, SINK_MAC))
     sh("ip", "-n", NS_GEN, "addr", "add", f"{GEN_IP}/24", "dev", GEN_IF)
     sh("ip", "-n", NS_SINK, "addr", "add", f"{SINK_IP}/24", "dev", SINK_IF)
     # the sink's stack never sees the traffic: no ICMP replies, no CPU spent past
@@ -705,10 +684,7 @@ def parse_args(argv=None):
     p.add_argument("--main-cpu", type=int, default=0,
                    help="CPU of cfwd's (sleeping) main lcore (default 0; rlb spreads its "
                         "lcores over its affinity: main on the first CPU, worker on the second)")
-    p.add_argument("--python", default=DEFAULT_PY if os.path.exists(DEFAULT_PY) else sys.executable,
-                   help="Python with rlb installed (default the project venv)")
-    p.add_argument("--out", default=os.path.join(HERE, "results"), help="results directory")
-    p.add_argument("--keep-logs", action="store_true", help="keep the per-run logs directory")
+    add_output_options(p)
     opts = p.parse_args(argv)
     if opts.quick:
         opts.seconds, opts.runs = 2, 3
@@ -806,16 +782,7 @@ def main(argv=None) -> int:
     summary = summarize(results, opts)
     meta["summary"] = summary
     md = markdown(summary, opts, meta)
-    os.makedirs(opts.out, exist_ok=True)
-    base = os.path.join(opts.out, f"forward-{stamp}")
-    with open(base + ".json", "w") as f:
-        json.dump(meta, f, indent=2, default=str)
-    with open(base + ".md", "w") as f:
-        f.write(md)
-    print(md)
-    log(f"wrote {base}.json and {base}.md")
-    if not opts.keep_logs:
-        shutil.rmtree(logdir, ignore_errors=True)
+    finish(opts, f"forward-{stamp}", meta, md, logdir)
     return rc
 
 

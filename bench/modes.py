@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
-import json
 import os
 import shutil
 import signal
@@ -52,9 +51,9 @@ import types
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import fnat  # noqa: E402
 import forward  # noqa: E402
-from common import (DEFAULT_PY, HERE, BenchError, Proc, Window, fmt_pps,  # noqa: E402
-                    install_signal_unwind, log, make_namespaces, ns_exists, remove_namespaces,
-                    sh, veth, wait_for, write_results)
+from common import (BenchError, Proc, Window, add_output_options, finish,  # noqa: E402
+                    fmt_pps, install_signal_unwind, iperf3, log, make_namespaces, ns_exists,
+                    remove_namespaces, sh, veth, wait_for)
 from fnat_report import cpu_cell, fmt_k, rlb_line, threads_line  # noqa: E402
 
 INSTANCE = "benchmodes"
@@ -225,22 +224,8 @@ def run_wrk(opts, logdir: str, ns: str, tgts: list[str], tag: str) -> dict:
 
 
 def run_iperf(opts, logdir: str, ns: str, target: str, tag: str) -> dict:
-    p = Proc(f"iperf3-{tag}", in_ns(opts, ns, "iperf3", "-c", target, "-p", str(IPERF), "-t",
-                                    f"{opts.seconds:g}", "-J", "--connect-timeout", "3000"),
-             logdir)
-    try:
-        p.p.wait(opts.seconds + 30)
-    finally:
-        p.stop(signal.SIGTERM, timeout=5)
-    try:
-        data = json.loads(p.stdout())
-    except ValueError:
-        raise BenchError(f"iperf3: no JSON: {(p.stdout() + p.stderr()).strip()[-300:]}") from None
-    if data.get("error"):
-        raise BenchError(f"iperf3: {data['error']}")
-    end = data.get("end", {})
-    return {"value": round(end.get("sum_received", {}).get("bits_per_second", 0) / 1e9, 3),
-            "retransmits": end.get("sum_sent", {}).get("retransmits"), "errors": 0}
+    return iperf3(in_ns(opts, ns, "iperf3", "-c", target, "-p", str(IPERF)), logdir, tag,
+                  opts.seconds)
 
 
 def run_mode(opts, mode: str, idx: int, servers, logdir: str, extra: dict) -> dict:
@@ -473,9 +458,7 @@ def parse_args(argv=None):
     p.add_argument("--max-noise", type=float, default=15,
                    help="runs where other processes used more than this %% of a CPU are "
                         "flagged noisy (default 15)")
-    p.add_argument("--python", default=DEFAULT_PY if os.path.exists(DEFAULT_PY) else sys.executable)
-    p.add_argument("--out", default=os.path.join(HERE, "results"))
-    p.add_argument("--keep-logs", action="store_true")
+    add_output_options(p)
     opts = p.parse_args(argv)
     if opts.quick:
         opts.seconds, opts.runs = 2, 1
@@ -552,11 +535,7 @@ def main(argv=None) -> int:
     summary = summarize(results, opts)
     meta["summary"] = summary
     md = markdown(summary, pps_summary, opts, meta)
-    base = write_results(opts.out, f"modes-{started.strftime('%Y%m%d-%H%M%S')}", meta, md)
-    print(md)
-    log(f"wrote {base}.json and {base}.md")
-    if not opts.keep_logs:
-        shutil.rmtree(logdir, ignore_errors=True)
+    finish(opts, f"modes-{started.strftime('%Y%m%d-%H%M%S')}", meta, md, logdir)
     return rc
 
 
