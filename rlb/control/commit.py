@@ -21,7 +21,7 @@ import logging
 import os
 import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from ipaddress import IPv4Address
 
 from rlb.control.model import RUNTIME, CommandError, Model
@@ -33,6 +33,11 @@ KEEP = 50                                   # commits kept on disk (Junos keeps 
 _COMMIT_FILE = re.compile(r"commit-([0-9]{6})\.conf")
 _META = re.compile(r"! commit (?P<id>[0-9]+) by (?P<user>\S+) at (?P<time>[0-9T:-]+)"
                    r"(?: - (?P<comment>.*))?")
+
+
+def now() -> str:
+    """When, as the history and the conflict messages say it."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S")
 
 
 # ----------------------------------------------------------------- building models
@@ -49,19 +54,14 @@ class Candidate:
     """One session's configuration being edited, and what it was made from."""
     base: Running
     model: Model
-    user: str
-    since: float = field(default_factory=time.time)
 
     @classmethod
-    def of(cls, running: Model, user: str) -> Candidate:
+    def of(cls, running: Model) -> Candidate:
         base = render(running)
-        return cls(base, build(base.numbered()), user)
+        return cls(base, build(base.numbered()))
 
     def changed(self) -> bool:
         return render(self.model).canonical() != self.base.canonical()
-
-    def diff(self) -> str:
-        return diff(self.base, render(self.model))
 
 
 def diff(old: Running, new: Running) -> str:
@@ -371,7 +371,7 @@ class Store:
     def record(self, running: Running, user: str, comment: str = "") -> int:
         files = self._files()
         ident = files[0][0] + 1 if files else 1
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%S")
+        stamp = now()
         comment = " ".join(comment.split())     # one line, whatever was typed
         head = f"! commit {ident} by {user} at {stamp}" + (f" - {comment}" if comment else "")
         text = "\n".join([head, *running.lines()]) + "\n"
@@ -435,7 +435,7 @@ class Store:
                 "rlb: the automatic rollback of the commit confirmed by %s failed: %s",
                 pending["user"], err)
             self.failed = {"user": pending["user"], "error": str(err),
-                           "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
+                           "time": now()}
 
     # -- the startup file
     def write_startup(self, running: Running) -> str:

@@ -24,8 +24,8 @@ import os
 import pwd
 import socket
 import struct
-import time
 
+from rlb.control import commit
 from rlb.control.config import ConfigError, handler_params
 from rlb.control.model import CommandError, Model
 from rlb.shell.commands import (ADMIN, CONFIG, ENABLE, PIPE, ROOT, VIEW, Context, Reply,
@@ -151,7 +151,7 @@ def _run(ctx: Context, line) -> Reply:
         audit.info("%s: %s", ctx.user, text.strip())
         if (changes_config and not ctx.configuring and cmd.node == ROOT
                 and ctx.running.store is not None and cmd.definition.split()[0] not in SAVES):
-            ctx.running.store.last_change = (ctx.user, time.strftime("%Y-%m-%dT%H:%M:%S"),
+            ctx.running.store.last_change = (ctx.user, commit.now(),
                                              f"`{text.strip()}`")
     for f in filters:
         ctx.output = reply

@@ -75,7 +75,7 @@ def configure(ctx):
         raise CommandError("already in configuration mode")
     from rlb.control.config import ConfigError
     try:
-        ctx.candidate = Candidate.of(ctx.running, ctx.user)
+        ctx.candidate = Candidate.of(ctx.running)
     except ConfigError as err:      # a state exec-mode commands allowed, the text cannot make
         raise CommandError(f"the running configuration does not read back ({err}): fix it "
                            "with dpip or ipvsadm first (show running-config)") from None
@@ -354,7 +354,7 @@ def commit_candidate(ctx, comment: str = "") -> Reply:
                                               err)
         ident, head = None, (f"commit applied ({len(done)} change(s)), but not kept for "
                              f"rollback: {err.strerror or err}")
-    ctx.candidate = Candidate.of(ctx.running, ctx.user)
+    ctx.candidate = Candidate.of(ctx.running)
     ctx.model = ctx.candidate.model
     text = "\n".join([head, *(f"  {d}" for d in done)])
     return Reply(text, {"commit": ident, "changes": done, "previous": now})
@@ -466,7 +466,7 @@ def load(ctx, lines, source: str, replace: bool = False) -> Reply:
     """`rlb -f FILE`: the file's lines on a candidate of the running configuration (or,
     replace, the file alone is the candidate, as Junos's `load override`), then one
     commit; a line that does not apply stops it all (FILE:LINE: reason)."""
-    cand = Candidate.of(ctx.running, ctx.user)
+    cand = Candidate.of(ctx.running)
     if replace:
         cand.model = build(lines, source)
     else:
