@@ -2,9 +2,10 @@
 
 Request  {"cmd": "dpip addr show"}
 Reply    {"ok": true, "text": "...", "data": ...}  or  {"ok": false, "error": "..."}
-Request  {"shell": true}: the connection becomes an interactive session, starting in
-         the view node (lb>); every reply then also has "node", "prompt", "user",
-         "privilege", and "closed": true once `exit` ended the session.
+Request  {"shell": true, "tty": "pts/3"}: the connection becomes an interactive session,
+         starting in the view node (lb>); tty (optional) is the client's terminal. Every
+         reply then also has "node", "prompt", "user", "privilege", "length" and "width"
+         once `terminal length|width` set them, and "closed": true once `exit` ended it.
 Request  {"load": "text of a file", "source": "FILE", "replace": false}: the file as one
          commit (`rlb -f`); replace: the file is the whole configuration
 Request  {"complete": "partial line"}
@@ -22,17 +23,20 @@ import json
 import logging
 import os
 import pwd
+import re
 import socket
 import struct
+import time
 
 from rlb.control import commit
 from rlb.control.config import ConfigError, handler_params
 from rlb.control.model import CommandError, Model
 from rlb.shell.commands import (ADMIN, CONFIG, ENABLE, PIPE, ROOT, VIEW, Context, Reply,
-                                g)
+                                do_exec, g)
 from rlb.shell.configure import load as load_lines
 from rlb.shell.grammar import CR, MAX_LINE, Grammar, ParseError
 from rlb.shell.render import split_pipes
+from rlb.shell.users import accounts
 
 log = logging.getLogger("rlb.control")
 audit = logging.getLogger("rlb.audit")
@@ -43,6 +47,7 @@ EXEC_MODES = (VIEW, ENABLE)
 
 def execute(ctx: Context, line) -> dict:
     """Run one command; every failure becomes an error reply, never an exception."""
+    ctx.active = time.monotonic()
     try:
         reply = _run(ctx, line)
     except ParseError as err:
@@ -61,9 +66,11 @@ def execute(ctx: Context, line) -> dict:
     return out
 
 
-def open_shell(ctx: Context) -> dict:
-    """Make the context an interactive session, in the view node."""
+def open_shell(ctx: Context, tty: str | None = None) -> dict:
+    """Make the context an interactive session, in the view node; tty: the terminal of
+    an `rlb` on this host (its console, in `show users`)."""
     ctx.shell, ctx.node, ctx.closed = True, VIEW, False
+    ctx.tty = tty
     return {"ok": True, **ctx.session()}
 
 
@@ -71,15 +78,37 @@ def complete(ctx: Context, line) -> list[tuple[str, str]]:
     """(token, help) pairs that may come next in the session's node, as `?` lists them."""
     if not isinstance(line, str) or len(line) > MAX_LINE:
         return []
+    ctx.active = time.monotonic()
     text, pipes = split_pipes(line, partial=True)
     ctx.model = ctx.candidate.model if ctx.configuring else ctx.running
     if pipes:
         return g.complete(pipes[-1][1], PIPE, ctx)
+    inner = _after_do(ctx, text)
+    if inner is not None:       # `do ...`: what exec mode offers
+        ctx.model = ctx.running
+        out = _subset(ROOT, DO if ctx.privilege == ADMIN else READONLY).complete(inner, ROOT,
+                                                                               ctx)
+        return out[:-1] + [PIPE_HELP, CR] if out and out[-1] == CR else out
     if text.endswith("|") and (len(text) == 1 or text[-2] in " \t"):
         # a `|` being typed: offered where the command may end
         return [PIPE_HELP] if CR in _complete(ctx, text[:-1]) else []
     out = _complete(ctx, text)
     return out[:-1] + [PIPE_HELP, CR] if out and out[-1] == CR else out
+
+
+_HEAD = re.compile(r"[ \t]*([^ \t]+)[ \t]+")
+
+
+def _after_do(ctx, text):
+    """The text after a first word that the session's node reads as `do`, else None."""
+    head = _HEAD.match(text)
+    if head is None or ctx.node in (ROOT, *EXEC_MODES):
+        return None
+    try:
+        match, _ = _find(_chain(ctx), head.group(1) + " x")
+    except (ParseError, CommandError):
+        return None
+    return text[head.end():] if match and match.command.handler is do_exec else None
 
 
 def _complete(ctx, text):
@@ -127,6 +156,7 @@ def _run(ctx: Context, line) -> Reply:
         g.parse(line, ROOT)         # says "too long"; only a comment gets through
         return Reply()
     text, pipes = split_pipes(line)
+    ctx.line = text
     match, found = _resolve(ctx, text)
     filters = [_filter(line, offset, seg) for offset, seg in pipes]
     if match is None:
@@ -157,6 +187,42 @@ def _run(ctx: Context, line) -> Reply:
         ctx.output = reply
         reply = _call(ctx, f)
     return reply
+
+
+def run_exec(ctx: Context, line: str) -> Reply:
+    """`do LINE`: an exec-mode command run from a configuration mode, on the running
+    state; only what changes no configuration (a show, a clear, `write memory`), and
+    only what the user's privilege allows. Errors point into the whole line."""
+    full = ctx.line if ctx.line.rstrip(" \t").endswith(line) else line   # else a file's line
+    offset = len(full.rstrip(" \t")) - len(line)
+    kind = DO if ctx.privilege == ADMIN else READONLY
+    try:
+        match = _subset(ROOT, kind).parse(line, ROOT)
+    except ParseError as err:
+        try:
+            g.parse(line, ROOT)
+        except ParseError:
+            if err.kind not in ("invalid", "unknown"):
+                raise err from None         # incomplete, ambiguous: no caret to move
+            echo = full.translate(str.maketrans("\t\f\v\r\n", "     "))
+            head = str(err).splitlines()[0]
+            if err.kind == "unknown":
+                head = "% Invalid input detected at '^' marker."
+            raise ParseError(f"{head}\n{echo}\n{' ' * (offset + err.position)}^",
+                             kind="invalid", position=offset + err.position,
+                             expected=err.expected, line=full) from None
+        if kind == READONLY:
+            raise CommandError(f"Permission denied: user {ctx.user} has {ctx.privilege} "
+                               "privilege") from None
+        raise CommandError("`do` runs exec commands that change no configuration (show, "
+                           "clear, write memory): in configuration mode, type the change "
+                           "itself") from None
+    if match is None:
+        raise CommandError("`do` needs a command (do show running-config)")
+    if not match.command.readonly:
+        audit.info("%s: do %s", ctx.user, line.strip())
+    ctx.model = ctx.running
+    return _call(ctx, match)
 
 
 def _call(ctx, match) -> Reply:
@@ -251,9 +317,12 @@ def _move(ctx, found) -> None:
 # Subsets of a node's commands: READONLY for view users and the view mode (lb>); EXEC
 # for the privileged exec mode (lb#): the shows, the tools that apply at once as in
 # `rlb -c`, entering configuration mode and saving it.
-READONLY, EXEC = "readonly", "exec"
+# DO for `do` in configuration mode: the shows, the operational commands (clear, flush,
+# zero) and saving.
+READONLY, EXEC, DO = "readonly", "exec", "exec-do"
 EXEC_WORDS = ("dpip", "ipvsadm", "configure", "write", "copy")
 SAVES = ("configure", "write", "copy")     # not changes of the running configuration
+DO_WORDS = ("write", "copy")
 
 
 @functools.cache
@@ -266,7 +335,9 @@ def _subset(node: str, kind: str) -> Grammar:
     for name, values in g._completers.items():
         sub.completer(name, values)
     for cmd in g.commands(node):
-        if cmd.readonly or (kind == EXEC and cmd.definition.split()[0] in EXEC_WORDS):
+        first = cmd.definition.split()[0]
+        if cmd.readonly or (kind == EXEC and first in EXEC_WORDS) or \
+                (kind == DO and (cmd.operational or first in DO_WORDS)):
             sub.command(cmd.definition, node, help=cmd.help, readonly=cmd.readonly,
                         operational=cmd.operational)(cmd.handler)
     return sub
@@ -274,18 +345,19 @@ def _subset(node: str, kind: str) -> Grammar:
 
 # -- the socket -----------------------------------------------------------------
 
-def _peer_user(writer) -> str:
-    """The connecting process's user name, from SO_PEERCRED (for the audit log)."""
+def _peer(writer) -> tuple[str, int | None]:
+    """The connecting process's user name and pid, from SO_PEERCRED (for the audit log
+    and `show users`)."""
     try:
         sock = writer.get_extra_info("socket")
         creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-        uid = struct.unpack("3i", creds)[1]
+        pid, uid, _ = struct.unpack("3i", creds)
     except (OSError, AttributeError, struct.error):
-        return "unknown"
+        return "unknown", None
     try:
-        return pwd.getpwuid(uid).pw_name
+        return pwd.getpwuid(uid).pw_name, pid
     except KeyError:
-        return f"uid{uid}"
+        return f"uid{uid}", pid
 
 
 class ControlServer:
@@ -315,7 +387,10 @@ class ControlServer:
             os.unlink(self.path)
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
-        ctx = Context(self.model, user=_peer_user(writer), host=self.host)
+        user, pid = _peer(writer)
+        ctx = Context(self.model, user=user, host=self.host)
+        entry = accounts(self.model).open_session(user, ctx.privilege, f"pid {pid or '?'}",
+                                                  ctx=ctx, line="socket")
         try:
             while not ctx.closed:
                 try:
@@ -333,6 +408,7 @@ class ControlServer:
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
         finally:
+            accounts(self.model).close_session(entry)
             writer.close()
 
     @staticmethod
@@ -347,7 +423,11 @@ class ControlServer:
             return execute(ctx, line) if "cmd" in req else {"ok": True,
                                                             "data": complete(ctx, line)}
         if req.get("shell") is True:
-            return open_shell(ctx)
+            tty = req.get("tty")
+            if tty is not None and not (isinstance(tty, str) and len(tty) <= 64
+                                        and tty.isprintable()):
+                raise TypeError
+            return open_shell(ctx, tty)
         if "load" in req:
             text, source = req["load"], req.get("source", "<load>")
             replace = req.get("replace", False)

@@ -5,11 +5,12 @@ The definition strings are the grammar (rlb/shell/grammar.py): the config file,
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field, fields
 from ipaddress import IPv4Interface, IPv4Network
 
 from rlb.control.model import SCOPES, CommandError, LPORT_RANGE, Model, Settings
-from rlb.control.services import TCP, UDP
+from rlb.control.services import TCP, UDP, svc_key
 from rlb.core.ports import iface_rx_packets, kernel_iface
 from rlb.shell import render
 from rlb.shell.grammar import Grammar
@@ -43,6 +44,11 @@ class Context:
     running: Model = None           # the instance's model (ctx.model outside configuration)
     candidate: object = None        # rlb.control.commit.Candidate after `configure`
     section: object = None          # what a section (config-if, config-vs) edits
+    length: int | None = None       # `terminal length`: lines a page (0: no paging)
+    width: int | None = None        # `terminal width`: columns (0: the terminal's own)
+    line: str = ""                  # the command being run, without its filters
+    tty: str | None = None          # the terminal of an interactive `rlb` (console)
+    active: float = field(default_factory=time.monotonic)   # last request (show users)
 
     def __post_init__(self):
         if self.running is None:
@@ -67,6 +73,10 @@ class Context:
                 "privilege": self.privilege}
         if self.closed:
             info["closed"] = True
+        if self.length is not None:
+            info["rows"] = self.length
+        if self.width is not None:
+            info["columns"] = self.width
         return info
 
 
@@ -96,7 +106,7 @@ g.words(**{
     "metric": "Route metric",
     "default": "Default route (0.0.0.0/0)",
     "lladdr": "Link-layer (MAC) address",
-    "-s": "dpip: include statistics; ipvsadm: the scheduler (rr wrr lc wlc sh mh fo)",
+    "-s": "dpip: include statistics; ipvsadm: the scheduler",
     "dataplane": "Data plane: its settings section, or (after show) its workers and counters",
     "workers": "Number of worker lcores",
     "port": "A DPDK port: name and PCI address or vdev",
@@ -121,6 +131,10 @@ g.words(**{
     "neighbor": "A static neighbour (ARP entry)",
     "vs": "The virtual server table (IPVS)",
     "timeout": "Connection timeouts in seconds (tcp tcpfin udp)",
+    "startup-config": "The startup configuration file",
+    "tcp": "TCP",
+    "udp": "UDP",
+    "match": "A SNAT match service (proto=,src-range=,dst-range=,iif=,oif=)",
 })
 
 # ------------------------------------------------------------ dataplane section
@@ -283,6 +297,25 @@ def route_show(ctx, dev):
     return Reply("\n".join(lines), rows)
 
 
+# A virtual service as router-style lines name it (configuration mode's `virtual-server`,
+# `clear ip vs counters`)
+VS_HELP = {"tcp": "VIP:port", "udp": "VIP:port",
+           "match": "proto=tcp,src-range=A-B,dst-range=A-B:P1-P2,iif=,oif="}
+VS_DEF = "(tcp A.B.C.D:PORT$tcp|udp A.B.C.D:PORT$udp|match WORD$match)"
+
+
+def _vs_key(tcp, udp, match):
+    if match is not None:
+        from rlb.control.match import parse_match
+        from rlb.control.services import match_key
+        return match_key(parse_match(match))
+    vs = tcp or udp
+    if vs.port is None:
+        raise CommandError("a virtual server needs its port (VIP:PORT)")
+    return svc_key(TCP if tcp else UDP, vs.addr, vs.port)
+
+
+
 # ----------------------------------------------------------------- dpip neigh
 
 
@@ -440,12 +473,18 @@ g.words(**{
     "enable": "Turn on privileged commands",
     "disable": "Turn off privileged commands",
     "configure": "Enter configuration mode",
-    "terminal": "Configure from the terminal",
+    "terminal": "The terminal: configure from it, its length and width",
+    "length": "Lines a screen, for paging",
+    "width": "Columns a line, for paging",
+    "do": "Run an exec-mode command (show, clear, write) without leaving this mode",
     "exit": "Leave this mode (at the top: end the session)",
     "end": "Leave configuration mode (Ctrl-Z)",
     "include": "Only lines that match a regular expression",
     "exclude": "Only lines that do not match a regular expression",
     "json": "The command's data as JSON",
+    "begin": "From the first line that matches a regular expression",
+    "section": "Lines that match a regular expression, with the lines indented under them",
+    "count": "The number of lines (that match a regular expression)",
 })
 
 
@@ -474,6 +513,34 @@ def exit_enable(ctx):
     return Reply()
 
 
+TERMINAL_HELP = {"n": "0: no paging (length) or the terminal's own width"}
+
+
+@g.command("terminal length (0-512)$n", node=ROOT, readonly=True, help=TERMINAL_HELP)
+def terminal_length(ctx, n):
+    """The session's page length, as IOS (`terminal length 0`: no --More--)."""
+    ctx.length = n
+    return Reply()
+
+
+@g.command("terminal width (0-512)$n", node=ROOT, readonly=True, help=TERMINAL_HELP)
+def terminal_width(ctx, n):
+    ctx.width = n
+    return Reply()
+
+
+def do_exec(ctx, line):
+    """An exec-mode command from a configuration mode, as IOS and FRR: shows, clears,
+    `write memory`; the session stays where it is."""
+    from rlb.control.server import run_exec
+    return run_exec(ctx, line)
+
+
+for _node in (CONFIG, "dataplane"):
+    g.command("do LINE$line", node=_node, readonly=True,
+              help={"line": "The command (show ..., clear ..., write memory)"})(do_exec)
+
+
 # What Ctrl-Z types in configuration mode and its sections (rlb/shell/repl.py).
 CTRL_Z = "end"
 
@@ -488,6 +555,23 @@ def pipe_include(ctx, regex):
 @g.command("exclude LINE$regex", node=PIPE, readonly=True, help=REGEX_HELP)
 def pipe_exclude(ctx, regex):
     return Reply(render.grep(ctx.output.text, regex, keep=False), ctx.output.data)
+
+
+@g.command("begin LINE$regex", node=PIPE, readonly=True, help=REGEX_HELP)
+def pipe_begin(ctx, regex):
+    return Reply(render.begin(ctx.output.text, regex), ctx.output.data)
+
+
+@g.command("section LINE$regex", node=PIPE, readonly=True, help=REGEX_HELP)
+def pipe_section(ctx, regex):
+    return Reply(render.section(ctx.output.text, regex), ctx.output.data)
+
+
+@g.command("count [LINE$regex]", node=PIPE, readonly=True, help=REGEX_HELP)
+def pipe_count(ctx, regex):
+    """The count is the data too: `| count | json` prints the number."""
+    n = render.count(ctx.output.text, regex)
+    return Reply(str(n), n)
 
 
 @g.command("json", node=PIPE, readonly=True)

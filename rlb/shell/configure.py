@@ -27,25 +27,21 @@ from rlb.control.commit import Candidate, apply, build, diff
 from rlb.control.model import CommandError
 from rlb.control.model import Route
 from rlb.control.running import render, route_line
-from rlb.control.services import TCP, UDP, svc_key
-from rlb.shell.commands import (CONFIG, ENABLE, ROOT, ROUTE_HELP, ROUTE_OPTS, Reply, _prefix, g,
-                                route_add)
+from rlb.shell.commands import (CONFIG, ENABLE, ROOT, ROUTE_HELP, ROUTE_OPTS, VS_DEF, VS_HELP,
+                                Reply, _prefix, _vs_key, g, route_add)
 
 IF, VS = "config-if", "config-vs"
 g.node(IF, parent=CONFIG, prompt="{host}(config-if)#")
 g.node(VS, parent=CONFIG, prompt="{host}(config-vs)#")
 
 g.words(**{
-    "tcp": "TCP",
     "tcpfin": "TCP after a FIN",
-    "udp": "UDP",
     "virtual-server": "A virtual service: VIP:port, its scheduler and real servers",
-    "match": "A SNAT match service (proto=,src-range=,dst-range=,iif=,oif=)",
     "scheduler": "How real servers are chosen",
     "persistent": "Clients stick to their real server",
     "netmask": "Clients in one mask share a real server",
     "real-server": "A real server of this virtual service",
-    "mode": "Forwarding mode (fnat dr tunnel nat snat)",
+    "mode": "Forwarding mode",
     "weight": "Weight (0: no new connections)",
     "upper": "Connections at which the server stops taking new ones",
     "lower": "Connections at which it takes new ones again",
@@ -62,7 +58,6 @@ g.words(**{
     "running-config": "The running configuration, as commands",
     "write": "Save the configuration",
     "copy": "Copy a configuration",
-    "startup-config": "The startup configuration file",
 })
 
 
@@ -218,20 +213,7 @@ def no_ip_vs_timeout(ctx):
 
 # ------------------------------------------------------------- virtual servers
 
-VS_HELP = {"tcp": "VIP:port", "udp": "VIP:port",
-           "match": "proto=tcp,src-range=A-B,dst-range=A-B:P1-P2,iif=,oif="}
-VS_DEF = "(tcp A.B.C.D:PORT$tcp|udp A.B.C.D:PORT$udp|match WORD$match)"
-
-
-def _vs_key(tcp, udp, match):
-    if match is not None:
-        from rlb.control.match import parse_match
-        from rlb.control.services import match_key
-        return match_key(parse_match(match))
-    vs = tcp or udp
-    if vs.port is None:
-        raise CommandError("a virtual server needs its port (VIP:PORT)")
-    return svc_key(TCP if tcp else UDP, vs.addr, vs.port)
+# VS_DEF, VS_HELP, _vs_key: in rlb/shell/commands.py, shared with `clear ip vs counters`
 
 
 @g.command("virtual-server " + VS_DEF, node=CONFIG, help=VS_HELP)
@@ -251,7 +233,7 @@ def no_virtual_server(ctx, tcp, udp, match):
     return Reply()
 
 
-@g.command("scheduler WORD$sched", node=VS, help={"sched": "rr wrr lc wlc fo sh mh"})
+@g.command("scheduler WORD$sched", node=VS, help={"sched": "Scheduler name"})
 def vs_scheduler(ctx, sched):
     ctx.model.services.edit_service(ctx.section, sched=sched)
     return Reply()
@@ -273,7 +255,7 @@ def vs_no_persistent(ctx):
 
 
 RS_HELP = {"server": "Real server address[:port] (default: the VIP's port)",
-           "mode": "fnat dr tunnel nat snat", "weight": "0 to 65535 (default 1)",
+           "mode": "Forwarding mode name", "weight": "0 to 65535 (default 1)",
            "upper": "0: no limit", "lower": "0: no limit"}
 
 
@@ -484,7 +466,9 @@ def load(ctx, lines, source: str, replace: bool = False) -> Reply:
 
 
 # Tab offers what exists: ports for interface (dev), modes for real-server
-g.completer("mode", lambda ctx: list(ctx.model.services.modes))
-g.completer("sched", lambda ctx: list(ctx.model.services.schedulers))
+# each with its help from its registration: the mode's display name, the scheduler's help
+g.completer("mode", lambda ctx: [(n, f"{m.display} (ipvsadm {m.flag})")
+                                 for n, m in ctx.model.services.modes.items()])
+g.completer("sched", lambda ctx: [(n, s.help) for n, s in ctx.model.services.schedulers.items()])
 g.completer("match", lambda ctx: [str(s.match) for s in ctx.model.services.table.values()
                                   if s.match is not None])

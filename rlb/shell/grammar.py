@@ -433,7 +433,8 @@ class Grammar:
             self._words[word] = text
 
     def completer(self, name: str, fn: Callable) -> None:
-        """Offer fn(ctx) -> list[str] as values for every variable bound to `name`."""
+        """Offer fn(ctx) -> list of str, or of (str, help), as values for every variable
+        bound to `name`."""
         if self._completers.get(name, fn) is not fn:
             raise GrammarError(f"completer for ${name} registered twice")
         self._completers[name] = fn
@@ -674,7 +675,7 @@ class Grammar:
                 if term.could_start(prefix):
                     out.add((term.display, term.help))
                 if values is not None and term.bind in self._completers:
-                    out.update((v, term.help) for v in values(term.bind)
+                    out.update((v, h or term.help) for v, h in values(term.bind)
                                if v.startswith(prefix) and term.convert(v) is not None)
         if end and fresh:
             out.add(CR)
@@ -700,10 +701,14 @@ class Grammar:
 
         def values(name):
             # A completer asks the running system; when it fails, typing goes on
-            # without its suggestions rather than breaking the shell.
+            # without its suggestions rather than breaking the shell. A value may come
+            # with its own help, as (value, help): a choice explains itself under `?`.
             if name not in cache:
                 try:
-                    cache[name] = [v for v in self._completers[name](ctx) if isinstance(v, str)]
+                    cache[name] = [(v, "") if isinstance(v, str) else (v[0], v[1])
+                                   for v in self._completers[name](ctx) if isinstance(v, str)
+                                   or (isinstance(v, tuple) and len(v) == 2
+                                       and all(isinstance(x, str) for x in v))]
                 except Exception:  # noqa: BLE001
                     cache[name] = []
             return cache[name]

@@ -1,4 +1,5 @@
-"""Output filters after `|` (`include RE`, `exclude RE`, `json`): split off, checked, applied."""
+"""Output filters after `|` (`include`, `exclude`, `begin`, `section`, `count`, `json`): split
+off, checked, applied."""
 from __future__ import annotations
 
 import json
@@ -106,6 +107,44 @@ def grep(text: str, regex: str, keep: bool) -> str:
     """The lines of text that match (keep) or do not match the expression."""
     rx = compile_filter(regex)
     return "\n".join(line for line in text.splitlines() if bool(rx.search(line)) == keep)
+
+
+def begin(text: str, regex: str) -> str:
+    """The lines from the first one that matches on (IOS's `| begin`)."""
+    rx = compile_filter(regex)
+    lines = text.splitlines()
+    first = next((i for i, line in enumerate(lines) if rx.search(line)), len(lines))
+    return "\n".join(lines[first:])
+
+
+def _indent(line: str) -> int:
+    return len(line) - len(line.lstrip(" \t"))
+
+
+def section(text: str, regex: str) -> str:
+    """Each line that matches with the lines indented under it (IOS's `| section`): a
+    matching `interface dpdk0` brings its ` ip address ...` lines."""
+    rx = compile_filter(regex)
+    lines, out, i = text.splitlines(), [], 0
+    while i < len(lines):
+        if not rx.search(lines[i]):
+            i += 1
+            continue
+        depth, j = _indent(lines[i]), i + 1
+        while j < len(lines) and lines[j].strip() and _indent(lines[j]) > depth:
+            j += 1
+        out += lines[i:j]
+        i = j
+    return "\n".join(out)
+
+
+def count(text: str, regex: str | None = None) -> int:
+    """The number of lines (that match the expression, when one is given)."""
+    lines = text.splitlines()
+    if regex is None:
+        return len(lines)
+    rx = compile_filter(regex)
+    return sum(1 for line in lines if rx.search(line))
 
 
 def as_json(data) -> str:

@@ -31,11 +31,14 @@ _RANGE = re.compile(r"\([0-9]+-[0-9]+\)")
 class SocketTransport:
     """A session over the control socket (`rlb`, `rlb -N INSTANCE`)."""
 
-    def __init__(self, client):
-        self.client = client
+    def __init__(self, client, tty: str | None = None):
+        self.client, self.tty = client, tty
 
     def start(self) -> dict:
-        return self.client.request({"shell": True})
+        req = {"shell": True}
+        if self.tty:
+            req["tty"] = self.tty       # `show users` calls this session the console
+        return self.client.request(req)
 
     def call(self, line: str) -> dict:
         return self.client.call(line)
@@ -158,6 +161,9 @@ class Shell:
         for key in ("node", "prompt"):
             if isinstance(reply.get(key), str):
                 self.info[key] = reply[key]
+        for key in ("rows", "columns"):     # `terminal length N`, `terminal width N`
+            if isinstance(reply.get(key), int):
+                self.info[key] = reply[key]
         if reply.get("closed"):
             self.closed = True
 
@@ -202,29 +208,42 @@ class Shell:
         elif reply.get("text"):
             await self.show(reply["text"])
 
-    def _rows(self) -> int:
+    def _size(self) -> tuple[int, int]:
+        """(rows, columns) of a page: `terminal length|width` when set, else the terminal's."""
         try:
-            return max(self.session.output.get_size().rows, 3)
+            size = self.session.output.get_size()
+            rows, cols = size.rows, size.columns
         except Exception:   # noqa: BLE001
-            return 24
+            rows, cols = 24, 80
+        rows = self.info.get("rows") or rows
+        cols = self.info.get("columns") or cols
+        return max(rows, 3), max(cols, 1)
 
     async def show(self, text: str) -> None:
-        """Print a reply, a screenful at a time when it is longer than the terminal."""
+        """Print a reply, a screenful at a time when it is longer than the terminal; a line
+        wider than the page counts for the rows it wraps onto. `terminal length 0`: no
+        paging."""
         lines = text.split("\n")
-        page = self._rows() - 1
-        if not self.pager or len(lines) <= page:
+        rows, cols = self._size()
+        page = rows - 1
+        tall = [max(1, -(-len(line) // cols)) for line in lines]
+        if not self.pager or self.info.get("rows") == 0 or sum(tall) <= page:
             self.write(text)
             return
-        start, step = 0, page
+        start, room = 0, page
         while start < len(lines):
-            self.write("\n".join(lines[start:start + step]))
-            start += step
+            end, used = start, 0
+            while end < len(lines) and (end == start or used + tall[end] <= room):
+                used += tall[end]
+                end += 1
+            self.write("\n".join(lines[start:end]))
+            start = end
             if start >= len(lines):
                 break
             key = await self._more()
             if key == "quit":
                 break
-            step = 1 if key == "line" else page
+            room = 1 if key == "line" else page
 
     async def _more(self) -> str:
         """The --More-- prompt: space a page, Enter a line, q (or Ctrl-C) stops."""
@@ -253,7 +272,13 @@ def main(instance: str) -> int:
         print(f"rlb: {err}", file=sys.stderr)
         return 2
     with client:
-        transport = SocketTransport(client)
+        tty = None
+        if sys.stdin.isatty():
+            try:
+                tty = os.ttyname(sys.stdin.fileno()).removeprefix("/dev/")
+            except OSError:
+                pass
+        transport = SocketTransport(client, tty)
         try:
             if not sys.stdin.isatty():
                 return script(transport, sys.stdin.buffer)

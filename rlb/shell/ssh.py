@@ -190,7 +190,7 @@ class _Connection(PromptToolkitSSHServer):
         svc, user = self.service, self.user
         ctx = Context(svc.model, user=user.name, privilege=svc.accounts.privilege_of(user),
                       host=svc.instance)
-        entry = svc.accounts.open_session(user.name, ctx.privilege, self.peer)
+        entry = svc.accounts.open_session(user.name, ctx.privilege, self.peer, ctx=ctx)
         try:
             await Shell(LocalTransport(ctx), history=svc.history(user.name)).run()
         except asyncio.CancelledError:

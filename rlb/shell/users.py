@@ -27,6 +27,36 @@ class User:
         return [key.get_fingerprint() for _, key in self.keys]
 
 
+@dataclass(eq=False)
+class Session:
+    """One open session: a control-socket client (`rlb -c`, or `rlb` on a terminal: the
+    console), or an ssh login; with its Context, for the mode and the idle time."""
+    user: str
+    privilege: str
+    source: str                                   # "pid 4242", the ssh peer's address
+    kind: str = "ssh"                             # socket | ssh
+    ctx: object = None
+    since: float = field(default_factory=time.time)
+
+    @property
+    def line(self) -> str:
+        if self.kind == "socket" and self.ctx is not None and self.ctx.shell and self.ctx.tty:
+            return "console"
+        return self.kind
+
+    def row(self) -> dict:
+        ctx = self.ctx
+        row = {"line": self.line, "user": ctx.user if ctx else self.user,
+               "privilege": ctx.privilege if ctx else self.privilege, "peer": self.source,
+               "since": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(self.since))}
+        if self.line == "console":
+            row["peer"] = f"{ctx.tty} {self.source}"
+        if ctx is not None:
+            row["mode"] = ctx.node
+            row["idle"] = int(time.monotonic() - ctx.active)
+        return row
+
+
 class Accounts:
     """Users, the listen address, and what the ssh server reports back for `show`."""
 
@@ -35,7 +65,7 @@ class Accounts:
         self.listen: tuple[str, int] | None = None
         self.status = "not listening"
         self.host_key = ""                        # its fingerprint, once the server has one
-        self.sessions: list[dict] = []            # user, privilege, peer, since
+        self.sessions: list[Session] = []         # every open session, ssh or socket
         self.watchers: list = []                  # called when `listen` changes
 
     def _user(self, name: str) -> User:
@@ -70,13 +100,13 @@ class Accounts:
     def privilege_of(self, user: User) -> str:
         return user.privilege or VIEWER
 
-    def open_session(self, name: str, privilege: str, peer: str) -> dict:
-        entry = {"user": name, "privilege": privilege, "peer": peer,
-                 "since": time.strftime("%Y-%m-%d %H:%M:%S")}
+    def open_session(self, name: str, privilege: str, peer: str, ctx=None,
+                     line: str = "ssh") -> Session:
+        entry = Session(name, privilege, peer, line, ctx)
         self.sessions.append(entry)
         return entry
 
-    def close_session(self, entry: dict) -> None:
+    def close_session(self, entry: Session) -> None:
         if entry in self.sessions:
             self.sessions.remove(entry)
 
@@ -155,31 +185,45 @@ def no_ssh_listen(ctx):
     return Reply()
 
 
+def _idle(seconds) -> str:
+    return "" if seconds is None else time.strftime("%H:%M:%S", time.gmtime(seconds))
+
+
 @g.command("show users", node="exec", readonly=True)
 def show_users(ctx):
-    acc = accounts(ctx.model)
-    rows = [{"name": u.name, "privilege": u.privilege or VIEWER, "keys": u.fingerprints(),
-             "sessions": sum(s["user"] == u.name for s in acc.sessions)}
-            for u in sorted(acc.users.values(), key=lambda u: u.name)]
-    lines = [f"{'User':<20} {'Privilege':<10} {'Keys':<5} Sessions"]
-    lines += [f"{r['name']:<20} {r['privilege']:<10} {len(r['keys']):<5} {r['sessions']}"
-              for r in rows]
-    lines += [f"  {s['user']} from {s['peer']} since {s['since']}" for s in acc.sessions]
-    return Reply("\n".join(lines), rows)
+    """Every open session, the own marked *, as IOS; then the ssh users configured."""
+    acc = accounts(ctx.running)
+    sessions = []
+    for s in acc.sessions:
+        row = s.row()
+        row["self"] = s.ctx is ctx
+        sessions.append(row)
+    users = [{"name": u.name, "privilege": u.privilege or VIEWER, "keys": u.fingerprints(),
+              "sessions": sum(s["user"] == u.name for s in sessions)}
+             for u in sorted(acc.users.values(), key=lambda u: u.name)]
+    lines = [f"   {'Line':<8} {'User':<16} {'Mode':<10} {'Source':<24} {'Since':<19}  Idle"]
+    lines += [f"{'*' if r['self'] else ' ':<2} {r['line']:<8} {r['user']:<16} "
+              f"{r.get('mode', '?'):<10} {r['peer']:<24} {r['since']:<19}  "
+              f"{_idle(r.get('idle'))}" for r in sessions]
+    if users:
+        lines += ["", f"{'User':<20} {'Privilege':<10} {'Keys':<5} Sessions"]
+        lines += [f"{r['name']:<20} {r['privilege']:<10} {len(r['keys']):<5} {r['sessions']}"
+                  for r in users]
+    return Reply("\n".join(lines), {"sessions": sessions, "users": users})
 
 
 @g.command("show ssh", node="exec", readonly=True)
 def show_ssh(ctx):
     acc = accounts(ctx.model)
     listen = None if acc.listen is None else {"addr": acc.listen[0], "port": acc.listen[1]}
-    data = {"listen": listen,
-            "state": acc.status, "host_key": acc.host_key, "sessions": list(acc.sessions)}
+    ssh = [s.row() for s in acc.sessions if s.kind == "ssh"]
+    data = {"listen": listen, "state": acc.status, "host_key": acc.host_key, "sessions": ssh}
     where = "not configured" if acc.listen is None else f"{acc.listen[0]} port {acc.listen[1]}"
     lines = [f"ssh listen {where}: {acc.status}"]
     if acc.host_key:
         lines.append(f"host key {acc.host_key}")
     lines += [f"  {s['user']} ({s['privilege']}) from {s['peer']} since {s['since']}"
-              for s in acc.sessions]
+              for s in ssh]
     return Reply("\n".join(lines), data)
 
 

@@ -34,7 +34,8 @@ READONLY = {
     "show privilege", "ipvsadm", "show running-config", "show configuration",
     "show configuration diff", "show configuration commits",
     "show ip vs [stats|rate|connections|timeout]", "show ip route", "show ip neighbor",
-    "show ip address", "show interface [WORD$dev] [stats]",
+    "show ip address", "show interface [WORD$dev] [stats]", "show version",
+    "show startup-config", "terminal length (0-512)$n", "terminal width (0-512)$n",
 }
 
 

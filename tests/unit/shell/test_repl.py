@@ -205,10 +205,11 @@ def test_completion_offers_names_that_exist(admin_config):
                                        "192.168.100.254/32"]
     assert texts("sh") == ["show"]
     assert texts("show ") == ["configuration", "dataplane", "interface", "ip", "privilege",
-                              "running-config", "ssh", "users"]
+                              "running-config", "ssh", "startup-config", "users", "version"]
     assert texts("sh ip vs ") == ["connections", "rate", "stats", "timeout", "|"]
     assert texts("dpip addr show |") == ["|"]
-    assert texts("dpip addr show | ") == ["exclude", "include", "json"]
+    assert texts("dpip addr show | ") == ["begin", "count", "exclude", "include", "json",
+                                          "section"]
     assert texts("dpip addr show dev \"dp") == []
     assert texts("frobnicate ") == []
 
@@ -288,7 +289,8 @@ def test_include_exclude_json():
 
 SHOW_LINES = ["dpip addr show", "dpip route show", "dpip neigh show", "dpip link show",
               "dpip -s link show", "ipvsadm", "ipvsadm -Ln", "ipvsadm -L --stats", "ipvsadm -Lnc",
-              "ipvsadm -L --timeout", "ipvsadm -G", "show users", "show ssh", "show privilege"]
+              "ipvsadm -L --timeout", "ipvsadm -G", "show users", "show ssh", "show privilege",
+              "show startup-config", "terminal length 24"]
 
 
 @pytest.mark.parametrize("line", SHOW_LINES)
@@ -359,7 +361,7 @@ def test_view_user_may_look_but_not_enable_or_change():
     assert rec.calls[3][1]["text"] == "inet 10.0.0.100/32 scope global dpdk1"
     assert ctx.node == "view" and len(ctx.model.addresses) == 2
     offered = [line.split()[0] for line in printed[-1].splitlines()[1:]]
-    assert offered == ["dpip", "exit", "ipvsadm", "show"]
+    assert offered == ["dpip", "exit", "ipvsadm", "show", "terminal"]
 
 
 # ------------------------------------------------------------- paging, history
@@ -373,9 +375,23 @@ def long_model(n=100):
 
 
 def test_long_output_is_paged():
-    # DummyOutput is 40 rows: 39 lines a page; space: next page, Enter: one line, q: stop
+    # DummyOutput is 40 rows of 80 columns: 39 rows a page, and a route line (95
+    # characters) wraps onto two; space: next page, Enter: one line, q: stop
     printed, _, _ = session("dpip route show\r \rq", long_model(), pager=True)
-    assert [len(p.splitlines()) for p in printed] == [39, 39, 1]
+    assert [len(p.splitlines()) for p in printed] == [19, 19, 1]
+
+
+def test_terminal_length_and_width_set_the_page():
+    printed, rec, ctx = session("terminal width 200\rterminal length 11\rdpip route show\r \rq",
+                                long_model(), pager=True)
+    assert (ctx.length, ctx.width) == (11, 200)
+    assert rec.calls[1][1]["rows"] == 11 and rec.calls[1][1]["columns"] == 200
+    assert [len(p.splitlines()) for p in printed] == [10, 10, 1]
+
+
+def test_terminal_length_0_is_no_paging():
+    printed, _, _ = session("terminal length 0\rdpip route show\r", long_model(), pager=True)
+    assert len(printed) == 1 and len(printed[0].splitlines()) == 103
 
 
 def test_without_pager_everything_at_once():
@@ -459,7 +475,7 @@ def test_protocol_shell_and_complete_requests(socket_server):
         reply = client.call("dpip addr add 10.0.0.10/24 dev dpdk1")
         assert not reply["ok"] and reply["prompt"] == "lb>"
         assert [c[0] for c in client.request({"complete": ""})["data"]] == [
-            "dpip", "enable", "exit", "ipvsadm", "show"]
+            "dpip", "enable", "exit", "ipvsadm", "show", "terminal"]
         for bad in ({"complete": 5}, {"shell": 1}, {"other": "x"}):
             assert client.request(bad) == {"ok": False, "error": "% malformed request"}
 
