@@ -316,7 +316,8 @@ def _move(ctx, found) -> None:
 
 # Subsets of a node's commands: READONLY for view users and the view mode (lb>); EXEC
 # for the privileged exec mode (lb#): the shows, the tools that apply at once as in
-# `rlb -c`, entering configuration mode and saving it.
+# `rlb -c`, the operational commands (`clear ip vs counters`), entering configuration
+# mode and saving it.
 # DO for `do` in configuration mode: the shows, the operational commands (clear, flush,
 # zero) and saving.
 READONLY, EXEC, DO = "readonly", "exec", "exec-do"
@@ -336,7 +337,7 @@ def _subset(node: str, kind: str) -> Grammar:
         sub.completer(name, values)
     for cmd in g.commands(node):
         first = cmd.definition.split()[0]
-        if cmd.readonly or (kind == EXEC and first in EXEC_WORDS) or \
+        if cmd.readonly or (kind == EXEC and (first in EXEC_WORDS or cmd.operational)) or \
                 (kind == DO and (cmd.operational or first in DO_WORDS)):
             sub.command(cmd.definition, node, help=cmd.help, readonly=cmd.readonly,
                         operational=cmd.operational)(cmd.handler)
