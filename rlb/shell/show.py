@@ -14,6 +14,7 @@ import subprocess
 import time
 from importlib import metadata
 
+from rlb.control.model import CommandError
 from rlb.shell import commands, ipvsadm
 from rlb.shell.commands import ROOT, VS_DEF, VS_HELP, Reply, _vs_key, g
 
@@ -113,8 +114,8 @@ def show_version(ctx):
             "ports": [{"name": p.name, "devargs": p.devargs} for p in m.ports.values()]}
     lines = [f"rlb {rlb}, a layer-4 load balancer", f"{data['dpdk']}",
              f"Python {data['python']} ({platform.python_implementation()})",
-             f"instance {ctx.host} uptime is {_uptime(int(time.time() - since))} "
-             f"(since {data['started']})",
+             (f"instance {ctx.host} uptime is {_uptime(int(time.time() - since))} "
+              f"(since {data['started']})"),
              f"{workers} worker(s)" + ("" if ctx.engine is not None
                                        else " (data plane not running)"),
              f"{len(data['ports'])} port(s):"]

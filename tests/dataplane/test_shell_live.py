@@ -4,18 +4,20 @@
 with every open session, and `?` explaining each mode and scheduler.
 
 The tester plays the client on dpdk1's wire (tp1), as in test_commit_live.py."""
+import asyncio
 import re
 import subprocess
 import sys
 import time
 
+import asyncssh
 import pytest
 from scapy.layers.inet import IP, TCP
 from scapy.layers.l2 import Ether
+from support.netns import Daemon, Wire, del_ns, in_netns, make_ns, sh
 
 from rlb import plugins
 from rlb.control.client import Client
-from support.netns import Daemon, Wire, del_ns, make_ns, sh
 
 NS, INSTANCE = "rlbt-shell", "rlbt-shell"
 VIP, CLIENT = "10.0.0.100", "10.0.0.48"
@@ -80,7 +82,7 @@ def lab(tmp_path_factory):
 def rlb_c(*commands):
     args = [a for c in commands for a in ("-c", c)]
     return subprocess.run([sys.executable, "-m", "rlb", "-N", INSTANCE, *args],
-                          capture_output=True, text=True, timeout=60)
+                          capture_output=True, text=True, timeout=60, check=False)
 
 
 def svc_stats(d):
@@ -199,15 +201,65 @@ def test_show_users_lists_every_session(lab):
         idle = [row for row in rows if row["mode"] == "config"]
         assert len(idle) == 1 and idle[0]["line"] == "socket" and idle[0]["idle"] >= 1
         assert len(rows) == 2, rows
-        assert re.search(r"^\* +console +root +enable +pts/9 pid \d+ ", r["text"], re.M)
+        assert re.search(r"^\* +console +root +enable +pts/9 pid \d+ ", r["text"], re.MULTILINE)
         # an `rlb -c` is a session too, while it runs: it sees itself and the two others
         out = rlb_c("show users")
         assert out.returncode == 0, out.stderr
-        assert re.search(r"^\* +socket +root +exec +pid \d+ ", out.stdout, re.M), out.stdout
+        assert re.search(r"^\* +socket +root +exec +pid \d+ ", out.stdout, re.MULTILINE), out.stdout
         assert len([line for line in out.stdout.splitlines() if " pid " in line]) == 3
     finally:
         console.close()
         other.close()
+
+
+ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[()][A-Z0-9]|\x1b[=>]|\r|\x07")
+
+
+def test_show_users_sees_an_ssh_login(lab):
+    """A real ssh login (asyncssh as the client, inside the namespace) is a session in
+    `show users` of the others, with its peer address and mode."""
+    key = asyncssh.generate_private_key("ssh-ed25519")
+    r = rlb_c("username alice privilege admin",
+              f"username alice key {key.export_public_key().decode().strip()}",
+              "ssh listen 127.0.0.1 2222")
+    assert r.returncode == 0, r.stderr
+    seen = {}
+
+    async def login():
+        for _ in range(50):                     # the daemon starts listening
+            if "listening" in lab.ok("show ssh")["text"]:
+                break
+            await asyncio.sleep(0.1)
+        async with asyncssh.connect("127.0.0.1", 2222, username="alice", client_keys=[key],
+                                    known_hosts=None, agent_path=None) as conn:
+            proc = await conn.create_process(term_type="xterm", term_size=(160, 40))
+            screen = ""
+
+            async def until(text):
+                nonlocal screen
+                while text not in ANSI.sub("", screen):
+                    screen += await asyncio.wait_for(proc.stdout.read(65536), 10)
+            await until("rlbt-shell>")
+            proc.stdin.write("enable\r")
+            await until("rlbt-shell#")
+            seen["other"] = lab.ok("show users")
+            proc.stdin.write("show users | include ssh\r")
+            await until("alice")
+            await until("rlbt-shell#")
+            seen["own"] = ANSI.sub("", screen)
+            proc.stdin.write("exit\r")
+            await asyncio.wait_for(proc.wait_closed(), 10)
+
+    try:
+        with in_netns(NS):
+            asyncio.run(asyncio.wait_for(login(), 60))
+    finally:
+        rlb_c("no ssh listen", "no username alice")
+    rows = [row for row in seen["other"]["data"]["sessions"] if row["line"] == "ssh"]
+    assert len(rows) == 1 and rows[0]["user"] == "alice" and rows[0]["peer"] == "127.0.0.1"
+    assert rows[0]["mode"] == "enable" and not rows[0]["self"]
+    assert re.search(r"^\* +ssh +alice +enable +127\.0\.0\.1 ", seen["own"], re.MULTILINE), seen["own"]
+    assert not [row for row in lab.ok("show users")["data"]["sessions"] if row["line"] == "ssh"]
 
 
 def test_help_explains_each_mode_and_scheduler(lab):

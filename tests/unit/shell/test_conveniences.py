@@ -5,7 +5,6 @@ import asyncio
 import json
 import re
 
-import pytest
 from prompt_toolkit.input import create_pipe_input
 from prompt_toolkit.output import DummyOutput
 from test_repl import make_model, socket_server  # noqa: F401  (a fixture)
@@ -230,7 +229,7 @@ def test_clear_ip_vs_counters_of_all_or_one_service():
 # ------------------------------------------------------------------ show users
 
 
-def test_show_users_lists_every_session(socket_server):
+def test_show_users_lists_every_session(socket_server):  # noqa: F811
     model, _ = socket_server
     with Client("t", 5) as rlb_c, Client("t", 5) as console:
         assert console.request({"shell": True, "tty": "pts/7"})["ok"]
@@ -258,8 +257,8 @@ def test_show_users_lists_every_session(socket_server):
         assert text[0].split() == ["Line", "User", "Mode", "Source", "Since", "Idle"]
         mine = [line for line in text if line.startswith("*")]
         assert len(mine) == 1 and "console" in mine[0] and "enable" in mine[0]
-        assert re.search(r"ssh +alice +config +10\.9\.9\.9 .* 00:00:0\d$", reply["text"], re.M)
-        assert re.search(r"^alice +admin +0 +1$", reply["text"], re.M)
+        assert re.search(r"ssh +alice +config +10\.9\.9\.9 .* 00:00:0\d$", reply["text"], re.MULTILINE)
+        assert re.search(r"^alice +admin +0 +1$", reply["text"], re.MULTILINE)
     # closed connections leave the list
     for _ in range(50):
         if not model.shell_accounts.sessions:
@@ -268,7 +267,7 @@ def test_show_users_lists_every_session(socket_server):
     assert model.shell_accounts.sessions == []
 
 
-def test_a_shell_on_a_terminal_sends_its_tty(socket_server):
+def test_a_shell_on_a_terminal_sends_its_tty(socket_server):  # noqa: F811
     with Client("t", 5) as client:
         printed = []
 
