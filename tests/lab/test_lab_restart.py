@@ -107,7 +107,11 @@ def test_restart_without_a_lab_is_a_clear_error(no_lab):
 
 
 def test_each_lab_starts_with_an_empty_history(no_lab):
-    lab.up(TOPO.name)
+    out = run("lab", "up", TOPO.name).stdout
+    assert (f"`rlb lab script {TOPO.name}` prints the tutorial's lines for it, "
+            f"`rlb lab up {TOPO.name} --tutorial` applies them") in out, out
+    assert "(once the LB is configured)" in out
+    assert lb("write memory").endswith(f"[OK] {state.lb_conf()}\n")     # README names it
     lb("configure", "ip vs timeout tcp 600 tcpfin 30 udp 120", "commit comment first lab")
     commits = lb("show configuration commits", as_json=True)["commits"]
     assert [c["comment"] for c in commits][:1] == ["first lab"]
