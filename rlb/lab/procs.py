@@ -54,7 +54,7 @@ http {{
     keepalive_requests 1000000;
 
     server {{
-        listen 0.0.0.0:8080 default_server;
+        listen 0.0.0.0:{port} default_server;
         location / {{
             default_type text/plain;
             return 200 "Your ip:port : $remote_addr:$remote_port\\n";
@@ -65,7 +65,7 @@ http {{
 
 
 def nginx_conf(node: str) -> str:
-    return NGINX_CONF.format(node=node, dir=state.node_dir(node))
+    return NGINX_CONF.format(node=node, dir=state.node_dir(node), port=NGINX_PORT)
 
 
 def start_nginx(node: str, timeout: float = 5.0) -> dict:

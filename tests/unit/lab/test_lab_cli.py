@@ -57,3 +57,16 @@ def test_restart_without_a_lab(run_dir, capsys, monkeypatch):
 def test_restart_knows_only_the_lb(capsys):
     assert cli.main(["restart", "rs1"]) == 2
     assert "invalid choice: 'rs1'" in capsys.readouterr().err
+
+
+def test_readme_says_what_answers_on_each_real_server_port():
+    from rlb.lab import procs
+    readme = " ".join((Path(__file__).resolve().parents[3] / "README.md").read_text().split())
+    assert f"on TCP port {procs.RS_APP_PORT} rlb's server" in readme
+    assert f"on {procs.NGINX_PORT} nginx" in readme
+    assert f"listen 0.0.0.0:{procs.NGINX_PORT} default_server;" in procs.nginx_conf("rs1")
+    assert f"on UDP {procs.UDP_ECHO_PORT} an echo" in readme
+    for name in topologies.BY_NAME:
+        assert f"| {name} |" in readme, f"README: no row for {name}"
+    assert f"`lb.conf` is the LB's `-f` file, where `write memory` saves" in readme
+    assert str(state.lb_conf()) == "/run/rlb/lab/lb.conf" and "`/run/rlb/lab/`" in readme
