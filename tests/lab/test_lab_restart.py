@@ -67,8 +67,9 @@ def no_lab():
         assert not state.lb_state_base().exists()
 
 
-def test_up_tutorial_then_restart_after_kill(no_lab):
-    out = run("lab", "up", TOPO.name, "--tutorial").stdout
+@pytest.mark.parametrize("workers", [1, 2])
+def test_up_tutorial_then_restart_after_kill(no_lab, workers):
+    out = run("lab", "up", TOPO.name, "--tutorial", "--workers", str(workers)).stdout
     assert f"saved by write memory to {state.lb_conf()}" in out, out
     assert f"try: rlb lab exec client -- curl -s http://{TOPO.vip}/\n" in out, out
     assert re.fullmatch(r"Your ip:port : 10\.0\.0\.48:\d+\n", curl())

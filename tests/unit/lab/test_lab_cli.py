@@ -70,3 +70,38 @@ def test_readme_says_what_answers_on_each_real_server_port():
         assert f"| {name} |" in readme, f"README: no row for {name}"
     assert f"`lb.conf` is the LB's `-f` file, where `write memory` saves" in readme
     assert str(state.lb_conf()) == "/run/rlb/lab/lb.conf" and "`/run/rlb/lab/`" in readme
+
+
+def test_restart_takes_the_newer_of_written_and_committed(run_dir):
+    """`lab restart lb` comes back with what write memory saved, unless the history holds
+    a newer commit: that one is written over lb.conf first (the old file kept as .bak)."""
+    import os
+
+    from rlb.control.commit import Store
+    from rlb.control.paths import commits_dir
+    from rlb.control.running import Running, Stanza
+    from rlb.lab import manage
+    run_dir.mkdir(parents=True)
+    conf = state.lb_conf()
+    with pytest.raises(state.LabError, match="nothing to restart with"):
+        manage._restart_source()
+    conf.write_text("dataplane\n port dpdk0 net_af_packet0,iface=veth-dpdk0\n!\n")
+    assert manage._restart_source() == f"{conf} (what write memory saved)"
+    store = Store(commits_dir(state.LB_INSTANCE, str(state.lb_state_base())))
+
+    def commit(iface, at):          # file times set, not waited for: they are coarse
+        port = f"port dpdk0 net_af_packet0,iface={iface}"
+        store.record(Running([Stanza("dataplane", (port,))]), "alice", iface)
+        os.utime(store.lines(0)[1], ns=(at, at))
+
+    os.utime(conf, ns=(10**12, 10**12))
+    commit("v", 10**12 - 1)                         # write memory came after this commit
+    assert manage._restart_source().endswith("(what write memory saved)")
+    commit("u", 10**12)                             # as old: what was written wins
+    assert manage._restart_source().endswith("(what write memory saved)")
+    assert "iface=veth-dpdk0" in conf.read_text()
+    written = conf.read_text()
+    commit("w", 10**12 + 1)
+    assert manage._restart_source().startswith("the last commit of its history")
+    assert " port dpdk0 net_af_packet0,iface=w\n" in conf.read_text()
+    assert Path(f"{conf}.bak").read_text() == written
