@@ -57,4 +57,5 @@ annotate: $(VENV)/bin/python
 	RLB_ANNOTATE=1 $(VENV)/bin/pip install -q $(PINS) -e .
 
 clean:
-	rm -rf build $(VENV) rlb/core/*.c rlb/core/*.so rlb/core/*.html *.egg-info
+	rm -rf build $(VENV) *.egg-info
+	find rlb \( -name '*.c' -o -name '*.so' -o -name '*.html' \) -delete   # all generated
