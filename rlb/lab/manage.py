@@ -213,7 +213,8 @@ def restart_lb(log: Log = _quiet) -> dict:
         topo = topologies.BY_NAME[st["topology"]]
         old = st.get("processes", {}).get("lb")
         if not old:
-            raise LabError("this lab has no LB daemon (it was brought up with --no-lb)")
+            raise LabError("this lab runs no LB daemon (up with --no-lb, or it was stopped): "
+                           "`rlb lab up NAME --force` builds the lab anew with one")
         missing = [ns for ns in st.get("namespaces", []) if ns not in netns.existing()]
         if missing:
             raise LabError(f"the lab's namespaces {' '.join(missing)} are gone: "
@@ -235,8 +236,8 @@ def _restart_source() -> str:
     over lb.conf first (the old file kept as lb.conf.bak): the daemon starts from its
     -f file, and `write memory` keeps saving there."""
     from rlb.control.commit import Store, atomic_write
-    from rlb.control.paths import commits_dir
     from rlb.control.model import CommandError
+    from rlb.control.paths import commits_dir
     conf = state.lb_conf()
     try:
         _, path = Store(commits_dir(state.LB_INSTANCE, str(state.lb_state_base()))).lines(0)

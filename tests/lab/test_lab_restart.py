@@ -122,3 +122,12 @@ def test_each_lab_starts_with_an_empty_history(no_lab):
     lab.up(TOPO.name)
     commits = lb("show configuration commits", as_json=True)["commits"]
     assert [c["comment"] for c in commits] == [f"startup from {state.lb_conf()}"]
+
+
+def test_restart_of_a_lab_without_lb_is_a_clear_error(no_lab):
+    run("lab", "up", TOPO.name, "--no-lb")
+    nets = namespaces()
+    r = run("lab", "restart", "lb", check=False)
+    assert r.returncode == 1 and r.stderr.startswith(
+        "rlb lab: error: this lab runs no LB daemon (up with --no-lb, or it was stopped)")
+    assert namespaces() == nets and "lb" not in lab.status()["processes"]
