@@ -7,6 +7,9 @@ DEB_PKGS := dpdk libdpdk-dev pkg-config gcc make python3-venv python3-dev \
             iproute2 nftables ethtool iputils-ping tcpdump curl wrk nginx-light \
             iperf3 procps haproxy
 STAMP := $(VENV)/.built
+# The tested versions (README, "Pins"): every pip install here is held to them, the
+# isolated build of the extensions too.
+PINS  := -c constraints.txt --build-constraint constraints.txt
 
 .PHONY: setup deps build demo test unit bench annotate clean
 
@@ -23,15 +26,16 @@ deps:
 
 $(VENV)/bin/python:
 	python3 -m venv $(VENV)
-	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -c constraints.txt --upgrade pip
 
 # Rebuild the extensions only when their sources change (Python files are live: -e).
-CY_SRC := $(shell find rlb -name '*.pyx' -o -name '*.pxd' -o -name '*.h') setup.py pyproject.toml
+CY_SRC := $(shell find rlb -name '*.pyx' -o -name '*.pxd' -o -name '*.h') setup.py pyproject.toml \
+          constraints.txt
 
 build: $(STAMP)
 
 $(STAMP): $(VENV)/bin/python $(CY_SRC)
-	$(VENV)/bin/pip install -q -e '.[test]' 2>&1 | grep -vE 'BuildBackendWarning|^ *!!|^ *\*+$$|Please be careful|name as your package|take precedence|wheel_obj|^ *$$' || true
+	$(VENV)/bin/pip install -q $(PINS) -e '.[test]' 2>&1 | grep -vE 'BuildBackendWarning|^ *!!|^ *\*+$$|Please be careful|name as your package|take precedence|wheel_obj|^ *$$' || true
 	@$(PY) -c "import rlb.core.dataplane, rlb.modes._fnat, rlb.sched._builtin"
 	@touch $(STAMP)
 
@@ -50,7 +54,8 @@ bench: setup
 	$(PY) bench/conntable.py
 
 annotate: $(VENV)/bin/python
-	RLB_ANNOTATE=1 $(VENV)/bin/pip install -q -e .
+	RLB_ANNOTATE=1 $(VENV)/bin/pip install -q $(PINS) -e .
 
 clean:
-	rm -rf build $(VENV) rlb/core/*.c rlb/core/*.so rlb/core/*.html *.egg-info
+	rm -rf build $(VENV) *.egg-info
+	find rlb \( -name '*.c' -o -name '*.so' -o -name '*.html' \) -delete   # all generated

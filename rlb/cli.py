@@ -12,7 +12,8 @@ rlb [-N INSTANCE]                                         the interactive shell
 rlb [-N INSTANCE] -c COMMAND [-c COMMAND ...] [--json]   run commands in order
 rlb [-N INSTANCE] -f FILE [--replace]                     apply a file as one commit
 rlb [-N INSTANCE] daemon -f FILE                          run an LB instance
-rlb lab list|up NAME|down|status|exec NODE -- CMD...      scenario lab (namespaces)
+rlb lab list|up NAME [--tutorial]|script NAME|restart lb|down|status|exec NODE -- CMD...
+                                                          scenario lab (namespaces)
 """
 
 

@@ -104,8 +104,7 @@ def _store(model, config_path: str, instance: str):
     (recorded unless it already is), so that `rollback 1` after a commit gets back to it."""
     from rlb.control.commit import Store
     from rlb.control.running import render
-    store = Store(os.path.join(paths.state_dir(instance), "commits"),
-                  startup=os.path.abspath(config_path))
+    store = Store(paths.commits_dir(instance), startup=os.path.abspath(config_path))
     now = render(model)
     try:
         latest = [text for _, text in store.lines(0)[0][1:]]

@@ -20,3 +20,8 @@ def state_dir(instance: str, base: str | None = None) -> str:
     path = os.path.join(base or os.environ.get("RLB_STATE_DIR", STATE_DIR), instance)
     os.makedirs(path, mode=0o700, exist_ok=True)
     return path
+
+
+def commits_dir(instance: str, base: str | None = None) -> str:
+    """Where the instance's commit history lives (rlb.control.commit.Store)."""
+    return os.path.join(state_dir(instance, base), "commits")

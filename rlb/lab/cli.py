@@ -1,4 +1,5 @@
-"""`rlb lab ...`: list, up, down, exec and status of the tutorial's scenarios."""
+"""`rlb lab ...`: list, up, script, restart, down, exec and status of the tutorial's
+scenarios."""
 
 from __future__ import annotations
 
@@ -24,6 +25,14 @@ def _parser() -> argparse.ArgumentParser:
                     help="do not start the rlb daemon in the lb namespace")
     up.add_argument("--force", action="store_true",
                     help="tear down a lab that is already up first")
+    up.add_argument("--tutorial", action="store_true",
+                    help="configure the LB with the scenario's tutorial lines "
+                         "(`rlb lab script NAME`) and write memory")
+    sc = sub.add_parser("script", help="print a scenario's tutorial lines for the LB")
+    sc.add_argument("name", metavar="NAME", help="topology (see `rlb lab list`)")
+    rs = sub.add_parser("restart", help="start a node's daemon again (lb: the rlb daemon, "
+                                        "with its saved or last committed configuration)")
+    rs.add_argument("node", choices=["lb"], metavar="lb")
     sub.add_parser("down", help="stop the lab's processes and delete its namespaces")
     ex = sub.add_parser("exec", help="run a command in a node's namespace",
                         usage="rlb lab exec NODE -- CMD [ARG...]")
@@ -65,11 +74,25 @@ def _up(args: argparse.Namespace) -> int:
     if args.workers < 1:
         raise LabError("--workers must be at least 1")
     topo = manage.up(args.name, workers=args.workers, lb=not args.no_lb,
-                     force=args.force, log=_say)
+                     force=args.force, log=_say, tutorial=args.tutorial)
+    if not args.tutorial and topo.lb_script:
+        _say(f"the LB is not configured yet: `rlb lab script {topo.name}` prints the "
+             f"tutorial's lines for it, `rlb lab up {topo.name} --tutorial` applies them")
     client = topo.node("client") if "client" in topo.node_names else None
     if client and topo.vip:
         hint = f"rlb lab exec client -- curl -s http://{topo.vip}/"
-        _say(f"try: {hint}" + ("" if not args.no_lb else "  (once an LB serves the VIP)"))
+        _say(f"try: {hint}" + ("" if args.tutorial else "  (once the LB is configured)"))
+    return 0
+
+
+def _script(args: argparse.Namespace) -> int:
+    for line in manage.topology(args.name).lb_script:
+        print(line)
+    return 0
+
+
+def _restart(_args: argparse.Namespace) -> int:
+    manage.restart_lb(log=_say)
     return 0
 
 
@@ -108,11 +131,14 @@ def _status(args: argparse.Namespace) -> int:
     if "lb" not in st["processes"]:
         print("lb daemon  not started (`rlb lab up NAME` starts it; --no-lb did not)")
     print(f"socket     {st['socket'] or 'none'}")
+    print(f"config     {st['config'] or 'none'} (the LB's -f file: write memory saves there)")
+    print(f"history    {st['state_dir'] or 'none'} (RLB_STATE_DIR: removed by `rlb lab down`)")
     print(f"run dir    {state.RUN_DIR}")
     return 0
 
 
-_COMMANDS = {"list": _list, "up": _up, "down": _down, "exec": _exec, "status": _status}
+_COMMANDS = {"list": _list, "up": _up, "script": _script, "restart": _restart, "down": _down,
+             "exec": _exec, "status": _status}
 
 
 if __name__ == "__main__":

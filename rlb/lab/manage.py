@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from rlb.lab import netns, procs, state, topologies
 from rlb.lab.state import LabError
@@ -54,9 +55,12 @@ def is_up() -> bool:
 
 
 def up(name: str | Topology, workers: int = 1, lb: bool = True, force: bool = False,
-       log: Log = _quiet) -> Topology:
-    """Build a topology, start its real servers and (unless lb=False) the daemon."""
+       log: Log = _quiet, tutorial: bool = False) -> Topology:
+    """Build a topology, start its real servers and (unless lb=False) the daemon;
+    tutorial: then type the scenario's tutorial lines on it and save them."""
     topo = topology(name)
+    if tutorial and not lb:
+        raise LabError("--tutorial configures the LB: it does not go with --no-lb")
     require_root()
     problems = topologies.check(topo)
     if problems:
@@ -107,7 +111,30 @@ def up(name: str | Topology, workers: int = 1, lb: bool = True, force: bool = Fa
                 raise LabError(f"{e}\nthe lab stays up without its LB: "
                                "`rlb lab down` removes it") from None
             log(f"rlb daemon up in {ns_name(topo.lb)} (control socket {state.lb_sock()})")
+            if tutorial:
+                saved = apply_tutorial(topo)
+                log(f"the tutorial's {len(topo.lb_script)} lines applied on the LB "
+                    f"(`rlb lab script {topo.name}`), saved by write memory to {saved}")
     return topo
+
+
+def apply_tutorial(topo: str | Topology) -> str:
+    """Type the scenario's tutorial lines on the lab's LB in order, as `rlb -N lb -c LINE`
+    does, stopping at the first that fails; then `write memory`, so that `lab restart lb`
+    brings them back. Returns where they were saved."""
+    from rlb.control.client import Client, ControlError
+    topo = topology(topo)
+    try:
+        with Client(state.LB_INSTANCE) as client:
+            for n, line in enumerate([*topo.lb_script, "write memory"], 1):
+                reply = client.call(line)
+                if not reply.get("ok"):
+                    raise LabError(f"tutorial line {n} of {topo.name} failed: {line}\n"
+                                   f"{reply.get('error', '% failed')}\nthe lab stays up: "
+                                   "`rlb lab down` removes it")
+    except (ControlError, OSError) as err:
+        raise LabError(f"cannot reach the lab's LB: {err}") from None
+    return (reply.get("data") or {}).get("path") or str(state.lb_conf())
 
 
 def down(log: Log = _quiet) -> bool:
@@ -143,6 +170,8 @@ def _clean_files() -> None:
     # lb.log stays for a post-mortem; `up` overwrites it.
     state.clear()
     state.lb_conf().unlink(missing_ok=True)
+    Path(f"{state.lb_conf()}.bak").unlink(missing_ok=True)
+    shutil.rmtree(state.lb_state_base(), ignore_errors=True)
     for node in {n.name for t in topologies.TOPOLOGIES for n in t.nodes}:
         shutil.rmtree(state.node_dir(node), ignore_errors=True)
 
@@ -171,6 +200,58 @@ def _start_lb(topo: Topology, workers: int, st: dict) -> dict:
     st["processes"]["lb"] = rec
     state.save(st)
     return rec
+
+
+def restart_lb(log: Log = _quiet) -> dict:
+    """Start the lab's LB daemon again (stopping it first if it still runs), with its
+    configuration, in the namespaces that are there: nothing else is touched."""
+    require_root()
+    with state.locked():
+        st = state.load()
+        if st is None or st.get("topology") not in topologies.BY_NAME:
+            raise LabError("no lab is up: `rlb lab up NAME` first")
+        topo = topologies.BY_NAME[st["topology"]]
+        old = st.get("processes", {}).get("lb")
+        if not old:
+            raise LabError("this lab runs no LB daemon (up with --no-lb, or it was stopped): "
+                           "`rlb lab up NAME --force` builds the lab anew with one")
+        missing = [ns for ns in st.get("namespaces", []) if ns not in netns.existing()]
+        if missing:
+            raise LabError(f"the lab's namespaces {' '.join(missing)} are gone: "
+                           "`rlb lab down`, then `rlb lab up` again")
+        if state.alive(old):
+            procs.stop([old], 10.0)
+            log(f"stopped the rlb daemon (pid {old['pid']})")
+        source = _restart_source()
+        rec = procs.respawn_lb(topo, old)
+        st["processes"]["lb"] = rec
+        state.save(st)
+        log(f"rlb daemon up again in {ns_name(topo.lb)} (pid {rec['pid']}) with {source}")
+        return rec
+
+
+def _restart_source() -> str:
+    """The configuration a restarted LB comes back with: the newer of what `write memory`
+    saved (lb.conf) and the last commit in the lab's history. A newer commit is written
+    over lb.conf first (the old file kept as lb.conf.bak): the daemon starts from its
+    -f file, and `write memory` keeps saving there."""
+    from rlb.control.commit import Store, atomic_write
+    from rlb.control.model import CommandError
+    from rlb.control.paths import commits_dir
+    conf = state.lb_conf()
+    try:
+        _, path = Store(commits_dir(state.LB_INSTANCE, str(state.lb_state_base()))).lines(0)
+        newest = Path(path)
+    except CommandError:
+        newest = None
+    written = conf.stat().st_mtime_ns if conf.exists() else -1
+    if newest is None or newest.stat().st_mtime_ns <= written:
+        if written < 0:
+            raise LabError(f"{conf} is gone and the lab's history has no commit: "
+                           "nothing to restart with")
+        return f"{conf} (what write memory saved)"
+    atomic_write(str(conf), newest.read_text())
+    return f"the last commit of its history ({newest}, newer than what {conf} held)"
 
 
 def stop_lb() -> bool:
@@ -206,6 +287,8 @@ def status() -> dict:
         "processes": {name: {**rec, "alive": state.alive(rec)}
                       for name, rec in st.get("processes", {}).items()},
         "socket": str(state.lb_sock()) if state.lb_sock().exists() else None,
+        "config": str(state.lb_conf()) if state.lb_conf().exists() else None,
+        "state_dir": str(state.lb_state_base()) if state.lb_state_base().exists() else None,
     }
 
 

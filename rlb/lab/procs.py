@@ -54,7 +54,7 @@ http {{
     keepalive_requests 1000000;
 
     server {{
-        listen 0.0.0.0:8080 default_server;
+        listen 0.0.0.0:{port} default_server;
         location / {{
             default_type text/plain;
             return 200 "Your ip:port : $remote_addr:$remote_port\\n";
@@ -65,7 +65,7 @@ http {{
 
 
 def nginx_conf(node: str) -> str:
-    return NGINX_CONF.format(node=node, dir=state.node_dir(node))
+    return NGINX_CONF.format(node=node, dir=state.node_dir(node), port=NGINX_PORT)
 
 
 def start_nginx(node: str, timeout: float = 5.0) -> dict:
@@ -200,8 +200,11 @@ def daemon_argv(conf: Path) -> list[str]:
     return [sys.executable, "-m", "rlb", "daemon", "-f", str(conf), "-N", state.LB_INSTANCE]
 
 
-def spawn_lb(topo: Topology, workers: int, timeout: float | None = None) -> dict:
-    """Write lb.conf, start the daemon in the lb namespace, wait for its socket."""
+def spawn_lb(topo: Topology, workers: int, timeout: float | None = None,
+             fresh: bool = True) -> dict:
+    """Start the daemon in the lb namespace and wait for its socket. fresh: a new lab's
+    LB (lb.conf written from the topology, an empty state dir); otherwise the daemon
+    starts again from the lb.conf and the history that are there (`lab restart lb`)."""
     timeout = LB_WAIT if timeout is None else timeout
     if workers < 1:
         raise LabError("workers must be at least 1")
@@ -211,13 +214,17 @@ def spawn_lb(topo: Topology, workers: int, timeout: float | None = None) -> dict
         raise LabError(f"{sock} is in use: another rlb daemon named "
                        f"{state.LB_INSTANCE!r} is running")
     conf, log = state.lb_conf(), state.lb_log()
-    conf.write_text(lb_config(topo, workers))
+    if fresh:
+        shutil.rmtree(state.lb_state_base(), ignore_errors=True)
+        conf.write_text(lb_config(topo, workers))
+    state.lb_state_base().mkdir(mode=0o700, parents=True, exist_ok=True)
     # The daemon must import this very rlb whatever the current directory.
     env = dict(os.environ)
     root = str(Path(rlb.__file__).resolve().parent.parent)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+    env["RLB_STATE_DIR"] = str(state.lb_state_base())
     argv = ["ip", "netns", "exec", ns_name(topo.lb), *daemon_argv(conf)]
-    with open(log, "wb") as out:
+    with open(log, "wb" if fresh else "ab") as out:
         # `ip netns exec` execs the command in place: this PID is the daemon's.
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out,
                                 stderr=subprocess.STDOUT, env=env, cwd="/",
@@ -236,6 +243,11 @@ def spawn_lb(topo: Topology, workers: int, timeout: float | None = None) -> dict
                            f"{timeout:.0f}s; {log}:\n{tail(log)}")
         time.sleep(0.1)
     return rec
+
+
+def respawn_lb(topo: Topology, old: dict) -> dict:
+    """The daemon of record `old` again, from the files that are there."""
+    return spawn_lb(topo, old.get("workers", 1), fresh=False)
 
 
 def stop(recs: list[dict], timeout: float = 10.0) -> None:

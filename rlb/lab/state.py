@@ -33,6 +33,12 @@ def lb_log() -> Path:
     return RUN_DIR / "lb.log"
 
 
+def lb_state_base() -> Path:
+    """The lab daemon's RLB_STATE_DIR: its commit history and ssh host key, made at `up`
+    and removed at `down`, so that each lab starts with an empty history."""
+    return RUN_DIR / "lb-state"
+
+
 def lb_sock() -> Path:
     return SOCK_DIR / f"{LB_INSTANCE}.sock"
 

@@ -67,9 +67,9 @@ class Topology:
     lb_forwarding: bool = False
     vip: str = ""  # where the client reaches the service once the LB is set
     vport: int = 80
-    # The tutorial's commands for this scenario, typed on the LB. `lab up`
-    # does not apply them: the demo and the integration tests send them to
-    # the daemon, so the lab can also be used bare (plain routing, other modes).
+    # The tutorial's commands for this scenario, typed on the LB: the one copy that
+    # `rlb lab up NAME --tutorial` applies, `rlb lab script NAME` prints, and the demo
+    # and the lab tests use. A plain `lab up` leaves the LB bare (routing, other modes).
     lb_script: tuple[str, ...] = ()
 
     def node(self, name: str) -> Node:

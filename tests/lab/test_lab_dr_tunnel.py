@@ -56,11 +56,8 @@ def mac(node, dev):
 def scenario(request):
     name, workers = request.param
     lab.down()
-    topo = lab.up(name, workers=workers)
     try:
-        for line in topo.lb_script:          # the tutorial's lines, each `rlb -c LINE`
-            rlb(line)
-        yield topo
+        yield lab.up(name, workers=workers, tutorial=True)   # the tutorial's lines on the LB
     finally:
         lab.down()
     assert not [n for n in sh("ip", "netns", "list").stdout.split() if n.startswith("rlb-")]

@@ -44,11 +44,9 @@ def tutorial_block(after):
 @pytest.fixture(scope="module", params=[1, 2, 4], ids=["1worker", "2workers", "4workers"])
 def fnat_lab(request):
     lab.down()
-    lab.up("fnat-two-arm", workers=request.param)
     try:
-        # the tutorial's script, line by line, each as `rlb -N lb -c "<line without ./>"`
-        for line in TOPO.lb_script:
-            rlb(line)
+        # the tutorial's script, line by line, as `rlb -N lb -c "<line without ./>"` would
+        lab.up(TOPO.name, workers=request.param, tutorial=True)
         yield request.param
     finally:
         lab.down()

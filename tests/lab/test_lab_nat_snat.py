@@ -7,7 +7,6 @@ import sys
 import pytest
 
 from rlb import lab
-from rlb.lab.topologies import get
 
 RLB = [sys.executable, "-m", "rlb", "-N", "lb"]
 
@@ -28,9 +27,7 @@ def on(node, *cmd, timeout=60):
 
 def scenario(name, workers):
     lab.down()
-    lab.up(name, workers=workers)
-    for line in get(name).lb_script:
-        rlb(line)
+    lab.up(name, workers=workers, tutorial=True)      # `workers` brings it down
 
 
 def wrk_ok(node, url, close=False):

@@ -15,7 +15,7 @@ from rlb.lab.topologies import get
 
 RLB = [sys.executable, "-m", "rlb", "-N", "lb"]
 TOPO = get("fnat-two-arm")
-VIP = "10.0.0.100"
+VIP = TOPO.vip
 UDP_SERVICE = (
     f"ipvsadm -A -u {VIP}:{UDP_ECHO_PORT} -s rr",
     f"ipvsadm -a -u {VIP}:{UDP_ECHO_PORT} -r 192.168.100.2 -b",
@@ -61,10 +61,8 @@ def client(flows, per_flow):
 @pytest.fixture(scope="module", params=[1, 2], ids=["1worker", "2workers"])
 def uoa_lab(request):
     lab.down()
-    lab.up("fnat-two-arm", workers=request.param)
     try:
-        for line in TOPO.lb_script:
-            rlb(line)
+        lab.up("fnat-two-arm", workers=request.param, tutorial=True)
         rlb(*UDP_SERVICE)
         yield request.param
     finally:

@@ -247,7 +247,7 @@ ALLOWED = {
     "Service field", ("rlb/plugins.py", "scheduler"): "plugin kind",
     ("rlb/control/commit.py", "rollback"): "history record key",
     ("rlb/control/commit.py", "comment"): "history record key",
-    ("rlb/control/daemon.py", "commits"): "directory name",
+    ("rlb/control/paths.py", "commits"): "directory name",
     # iproute2's program name
     ("rlb/lab/demo.py", "ip"): "iproute2 argv", ("rlb/lab/manage.py", "ip"): "iproute2 argv",
     ("rlb/lab/netns.py", "ip"): "iproute2 argv", ("rlb/lab/procs.py", "ip"): "iproute2 argv",
