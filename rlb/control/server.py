@@ -123,8 +123,9 @@ def _run(ctx: Context, line) -> Reply:
                              position=e.start) from None
     if not isinstance(line, str):
         raise ParseError("% Invalid input: a command line is text.", kind="invalid", position=0)
-    if len(line) > MAX_LINE:
-        g.parse(line, ROOT)         # says "too long"; only a comment gets through
+    # too long or a control character: said of the whole line, before it is split at
+    # `|` (a filter's error echoes the line); only a comment gets through
+    if g._clean(line)[1]:
         return Reply()
     text, pipes = split_pipes(line)
     match, found = _resolve(ctx, text)
@@ -294,6 +295,7 @@ class ControlServer:
         self.path = path
         self.host = host or os.path.basename(path).removesuffix(".sock")
         self.server = None
+        self.clients: dict = {}     # connection task -> its writer, closed at stop
 
     async def start(self) -> None:
         if os.path.exists(self.path):
@@ -308,14 +310,22 @@ class ControlServer:
             pass
 
     async def stop(self) -> None:
+        """No more connections; the open ones (a shell, say) closed and their tasks ended,
+        so that nothing is left to cancel when the loop goes."""
         if self.server is not None:
             self.server.close()
             await self.server.wait_closed()
+        for writer in self.clients.values():
+            writer.close()
+        if self.clients:
+            await asyncio.wait(list(self.clients), timeout=5)
         if os.path.exists(self.path):
             os.unlink(self.path)
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
         ctx = Context(self.model, user=_peer_user(writer), host=self.host)
+        task = asyncio.current_task()
+        self.clients[task] = writer
         try:
             while not ctx.closed:
                 try:
@@ -332,7 +342,12 @@ class ControlServer:
                 await self._send(writer, reply)
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
+        except asyncio.CancelledError:
+            # the loop is going; ending normally spares asyncio 3.11's stream callback,
+            # which logs a traceback for a cancelled connection task
+            pass
         finally:
+            self.clients.pop(task, None)
             writer.close()
 
     @staticmethod
