@@ -18,6 +18,7 @@ from prompt_toolkit.key_binding import KeyBindings
 from prompt_toolkit.layout import Layout, Window
 from prompt_toolkit.layout.controls import FormattedTextControl
 from prompt_toolkit.shortcuts import CompleteStyle
+from prompt_toolkit.utils import get_cwidth
 
 from rlb.shell.commands import CTRL_Z, ENABLE, VIEW
 from rlb.shell.grammar import _TYPES, CR, MAX_LINE
@@ -205,29 +206,37 @@ class Shell:
         elif reply.get("text"):
             await self.show(reply["text"])
 
-    def _rows(self) -> int:
+    def _size(self) -> tuple[int, int]:
         try:
-            return max(self.session.output.get_size().rows, 3)
+            size = self.session.output.get_size()
+            return max(size.rows, 3), max(size.columns, 10)
         except Exception:   # noqa: BLE001
-            return 24
+            return 24, 80
 
     async def show(self, text: str) -> None:
-        """Print a reply, a screenful at a time when it is longer than the terminal."""
+        """Print a reply, a screenful at a time when it is longer than the terminal; a
+        line wider than the terminal counts the rows it wraps to."""
         lines = text.split("\n")
-        page = self._rows() - 1
-        if not self.pager or len(lines) <= page:
+        rows, columns = self._size()
+        page = rows - 1
+        heights = [max(1, -(-get_cwidth(line) // columns)) for line in lines]
+        if not self.pager or sum(heights) <= page:
             self.write(text)
             return
-        start, step = 0, page
+        start, room = 0, page
         while start < len(lines):
-            self.write("\n".join(lines[start:start + step]))
-            start += step
+            end, used = start, 0
+            while end < len(lines) and (end == start or used + heights[end] <= room):
+                used += heights[end]
+                end += 1
+            self.write("\n".join(lines[start:end]))
+            start = end
             if start >= len(lines):
                 break
             key = await self._more()
             if key == "quit":
                 break
-            step = 1 if key == "line" else page
+            room = 1 if key == "line" else page
 
     async def _more(self) -> str:
         """The --More-- prompt: space a page, Enter a line, q (or Ctrl-C) stops."""

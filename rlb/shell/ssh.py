@@ -352,6 +352,9 @@ class SshService:
         self._lock = asyncio.Lock()
         self._tasks: set = set()
         self.accounts.watchers.append(self._changed)
+        # asyncssh logs every connection at INFO, and an exec request's command as sent:
+        # lines of the user's making in the daemon's log. rlb.ssh says who came and went.
+        logging.getLogger("asyncssh").setLevel(logging.WARNING)
 
     def _changed(self) -> None:
         try:

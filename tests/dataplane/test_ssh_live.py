@@ -111,6 +111,7 @@ def test_an_exec_request_is_rlb_c(lab):
     # a failure stops what follows: status 1, the error and the command on stderr
     bad = "show ip address\nshow ip nonsense\ndpip addr del 10.1.0.7/24 dev dpdk0"
     r = lab.ssh("alice", bad)
+    assert "\nshow ip nonsense" not in lab.d.log.read_text()   # no line of the user's in the log
     assert r.returncode == 1 and "inet 10.1.0.7/24" in r.stdout
     assert "% Invalid input detected at '^' marker." in r.stderr
     assert r.stderr.endswith("rlb: command failed: show ip nonsense\n")

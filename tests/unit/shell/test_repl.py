@@ -373,9 +373,23 @@ def long_model(n=100):
 
 
 def test_long_output_is_paged():
-    # DummyOutput is 40 rows: 39 lines a page; space: next page, Enter: one line, q: stop
+    # DummyOutput is 40 rows of 80 columns, where a route line takes two: 19 lines a
+    # page; space: next page, Enter: one line, q: stop
     printed, _, _ = session("dpip route show\r \rq", long_model(), pager=True)
-    assert [len(p.splitlines()) for p in printed] == [39, 39, 1]
+    assert [len(p.splitlines()) for p in printed] == [19, 19, 1]
+
+
+def test_a_page_counts_the_rows_that_long_lines_wrap_to():
+    # 100 characters on DummyOutput's 80 columns: two rows a line, 19 lines a page
+    printed = []
+
+    async def main():
+        with create_pipe_input() as inp:
+            shell = Shell(None, input=inp, output=DummyOutput(), write=printed.append)
+            inp.send_text(" \rq")
+            await asyncio.wait_for(shell.show("\n".join(["x" * 100] * 50)), 10)
+    asyncio.run(main())
+    assert [len(p.splitlines()) for p in printed] == [19, 19, 1]
 
 
 def test_without_pager_everything_at_once():
