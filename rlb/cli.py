@@ -2,14 +2,15 @@
 from __future__ import annotations
 
 import argparse
-import json
+import os
 import sys
 
 from rlb.control.paths import DEFAULT_INSTANCE
 
 USAGE = """\
 rlb [-N INSTANCE]                                         the interactive shell
-rlb [-N INSTANCE] -c COMMAND [-c COMMAND ...] [--json]   run commands in order
+rlb [-N INSTANCE] -c COMMAND [-c COMMAND ...] [--json]   run commands in order (a newline
+                                                          in COMMAND separates commands)
 rlb [-N INSTANCE] -f FILE [--replace]                     apply a file as one commit
 rlb [-N INSTANCE] daemon -f FILE                          run an LB instance
 rlb lab list|up NAME [--tutorial]|script NAME|restart lb|down|status|exec NODE -- CMD...
@@ -18,6 +19,27 @@ rlb lab list|up NAME [--tutorial]|script NAME|restart lb|down|status|exec NODE -
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except BrokenPipeError:
+        return _pipe_closed()
+    except KeyboardInterrupt:
+        return 130
+
+
+def _pipe_closed() -> int:
+    """The reader went away (`rlb -c ... | head`): stop quietly with the status of a tool
+    that SIGPIPE ended (128 + 13), as cat or grep; nothing more is written."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            os.dup2(devnull, stream.fileno())
+        except (OSError, ValueError):
+            pass
+    return 141
+
+
+def _main(argv: list[str] | None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["lab"]:
         from rlb.lab.cli import main as lab_main
@@ -50,30 +72,23 @@ def main(argv: list[str] | None = None) -> int:
     return run_commands(args.instance, args.commands, args.json)
 
 
-def run_commands(instance: str, commands: list[str], as_json: bool = False) -> int:
+def run_commands(instance: str, cmds: list[str], as_json: bool = False) -> int:
     """Like vtysh -c: in order, stop at the first failure with a non-zero exit."""
     from rlb.control.client import Client, ControlError
+    from rlb.shell.repl import commands
     try:
         client = Client(instance)
     except ControlError as err:
         print(f"rlb: {err}", file=sys.stderr)
         return 2
     with client:
-        for cmd in commands:
-            try:
-                reply = client.call(cmd)
-            except (ControlError, OSError) as err:
-                print(f"rlb: {cmd!r}: {err}", file=sys.stderr)
-                return 2
-            if not reply.get("ok"):
-                print(reply.get("error", "% failed"), file=sys.stderr)
-                print(f"rlb: command failed: {cmd}", file=sys.stderr)
-                return 1
-            if as_json:
-                print(json.dumps(reply.get("data"), indent=2, sort_keys=True))
-            elif reply.get("text"):
-                print(reply["text"])
-    return 0
+        try:
+            return commands(client.call, cmds, as_data=as_json)
+        except BrokenPipeError:
+            raise
+        except (ControlError, OSError, ValueError) as err:
+            print(f"rlb: the connection to the daemon is lost: {err}", file=sys.stderr)
+            return 2
 
 
 def load_file(instance: str, path: str, replace: bool = False) -> int:
@@ -93,10 +108,11 @@ def load_file(instance: str, path: str, replace: bool = False) -> int:
     except (ControlError, OSError) as err:
         print(f"rlb: {err}", file=sys.stderr)
         return 2
+    from rlb.shell.render import printable
     if not reply.get("ok"):
-        print(reply.get("error", "% failed"), file=sys.stderr)
+        print(printable(reply.get("error", "% failed")), file=sys.stderr)
         return 1
-    print(reply.get("text", ""))
+    print(printable(reply.get("text", "")))
     return 0
 
 

@@ -152,8 +152,9 @@ def _run(ctx: Context, line) -> Reply:
                              position=e.start) from None
     if not isinstance(line, str):
         raise ParseError("% Invalid input: a command line is text.", kind="invalid", position=0)
-    if len(line) > MAX_LINE:
-        g.parse(line, ROOT)         # says "too long"; only a comment gets through
+    # too long or a control character: said of the whole line, before it is split at
+    # `|` (a filter's error echoes the line); only a comment gets through
+    if g._clean(line)[1]:
         return Reply()
     text, pipes = split_pipes(line)
     ctx.line = text
@@ -367,6 +368,7 @@ class ControlServer:
         self.path = path
         self.host = host or os.path.basename(path).removesuffix(".sock")
         self.server = None
+        self.clients: dict = {}     # connection task -> its writer, closed at stop
 
     async def start(self) -> None:
         if os.path.exists(self.path):
@@ -381,9 +383,15 @@ class ControlServer:
             pass
 
     async def stop(self) -> None:
+        """No more connections; the open ones (a shell, say) closed and their tasks ended,
+        so that nothing is left to cancel when the loop goes."""
         if self.server is not None:
             self.server.close()
             await self.server.wait_closed()
+        for writer in self.clients.values():
+            writer.close()
+        if self.clients:
+            await asyncio.wait(list(self.clients), timeout=5)
         if os.path.exists(self.path):
             os.unlink(self.path)
 
@@ -392,6 +400,8 @@ class ControlServer:
         ctx = Context(self.model, user=user, host=self.host)
         entry = accounts(self.model).open_session(user, ctx.privilege, f"pid {pid or '?'}",
                                                   ctx=ctx, line="socket")
+        task = asyncio.current_task()
+        self.clients[task] = writer
         try:
             while not ctx.closed:
                 try:
@@ -408,8 +418,13 @@ class ControlServer:
                 await self._send(writer, reply)
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
+        except asyncio.CancelledError:
+            # the loop is going; ending normally spares asyncio 3.11's stream callback,
+            # which logs a traceback for a cancelled connection task
+            pass
         finally:
             accounts(self.model).close_session(entry)
+            self.clients.pop(task, None)
             writer.close()
 
     @staticmethod

@@ -24,9 +24,9 @@ CR = ("<cr>", "Execute command")
 EXACT, PREFIX, TYPED, GENERIC = 0, 1, 2, 3
 
 _WS = " \t\r\n\f\v"
-# C0 controls other than whitespace, DEL and lone surrogates are never valid,
-# and echoing them back in an error would let a line drive the terminal.
-_BAD_CHAR = re.compile("[\x00-\x08\x0e-\x1f\x7f\ud800-\udfff]")
+# C0 controls other than whitespace, DEL, C1 controls and lone surrogates are never
+# valid, and echoing them back in an error would let a line drive the terminal.
+_BAD_CHAR = re.compile("[\x00-\x08\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
 _TOKEN = re.compile(r'"((?:\\.|[^"\\])*\\?)("?)|[^ \t\r\n\f\v]+')
 _UNESCAPE = re.compile(r'\\(["\\])')
 # Lowercase words; after a leading dash any case, for ipvsadm-style options (-A, -L).

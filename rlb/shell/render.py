@@ -20,6 +20,17 @@ MAX_REPEATS = 4
 _REPEATS = (_sre.MAX_REPEAT, _sre.MIN_REPEAT) + ((_sre.POSSESSIVE_REPEAT,)
                                                  if hasattr(_sre, "POSSESSIVE_REPEAT") else ())
 
+# What must never reach a terminal as it is: C0 controls but newline and tab, DEL, C1
+# controls (U+0080-U+009F: CSI is U+009B) and lone surrogates (undecodable bytes).
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def printable(text: str) -> str:
+    """Text as rlb prints it: each control character written as its escape (`\\x1b`,
+    `\\x07`), so that no line a user typed, nor anything else, can drive the terminal."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100
+                        else f"\\u{ord(m.group()):04x}", text)
+
 
 def split_pipes(line: str, partial: bool = False) -> tuple[str, list[tuple[int, str]]]:
     """-> (the command, [(offset, filter text), ...]). A `|` splits when it is a token of

@@ -18,9 +18,11 @@ from prompt_toolkit.key_binding import KeyBindings
 from prompt_toolkit.layout import Layout, Window
 from prompt_toolkit.layout.controls import FormattedTextControl
 from prompt_toolkit.shortcuts import CompleteStyle
+from prompt_toolkit.utils import get_cwidth
 
 from rlb.shell.commands import CTRL_Z, ENABLE, VIEW
 from rlb.shell.grammar import _TYPES, CR, MAX_LINE
+from rlb.shell.render import as_json, printable
 
 HISTORY = "~/.rlb_history"
 _RANGE = re.compile(r"\([0-9]+-[0-9]+\)")
@@ -128,7 +130,7 @@ class Shell:
         self._write = write or (lambda text: print_formatted_text(text, output=self.session.output))
 
     def write(self, text: str) -> None:
-        self._write(text)
+        self._write(printable(text))
 
     def candidates(self, text: str) -> list[tuple[str, str]]:
         try:
@@ -179,7 +181,9 @@ class Shell:
         self._update(hello)
         while not self.closed:
             try:
-                line = await self.session.prompt_async(lambda: self.info["prompt"] + " ")
+                # the loop's exception handler stays the daemon's (the ssh shell runs there)
+                line = await self.session.prompt_async(lambda: self.info["prompt"] + " ",
+                                                       set_exception_handler=False)
             except KeyboardInterrupt:
                 continue
             except EOFError:
@@ -226,7 +230,7 @@ class Shell:
         lines = text.split("\n")
         rows, cols = self._size()
         page = rows - 1
-        tall = [max(1, -(-len(line) // cols)) for line in lines]
+        tall = [max(1, -(-get_cwidth(line) // cols)) for line in lines]
         if not self.pager or self.info.get("rows") == 0 or sum(tall) <= page:
             self.write(text)
             return
@@ -256,7 +260,7 @@ class Shell:
                           key_bindings=kb, full_screen=False, erase_when_done=True,
                           input=self.session.input, output=self.session.output)
         try:
-            return await app.run_async()
+            return await app.run_async(set_exception_handler=False)
         except (EOFError, KeyboardInterrupt):
             return "quit"
 
@@ -285,6 +289,8 @@ def main(instance: str) -> int:
             shell = Shell(transport, history=QuietFileHistory(os.path.expanduser(HISTORY)),
                           pager=sys.stdout.isatty())
             return asyncio.run(shell.run())
+        except BrokenPipeError:
+            raise                   # stdout went away (`| head`): rlb.cli says nothing
         except (ControlError, OSError, ValueError) as err:
             print(f"rlb: the connection to the daemon is lost: {err}", file=sys.stderr)
             return 2
@@ -292,30 +298,75 @@ def main(instance: str) -> int:
             return 130
 
 
-def script(transport, stream) -> int:
-    """Lines of a stream run as typed (the session starts in view mode): output to stdout,
-    errors to stderr; exit status 1 when any line failed."""
-    hello = transport.start()
-    if not hello.get("ok"):
-        print(hello.get("error") or "% the daemon refused a session", file=sys.stderr)
-        return 2
-    failed = False
-    for raw in stream:
-        # undecodable bytes become lone surrogates, which the grammar refuses by offset
-        line = raw.decode("utf-8", "surrogateescape").rstrip("\r\n")
+def _out(text: str) -> None:
+    print(printable(text))
+
+
+def _err(text: str) -> None:
+    print(printable(text), file=sys.stderr)
+
+
+class Script:
+    """Lines run as typed, without a terminal (stdin of `rlb`, `ssh -T`): the session
+    starts in view mode; output to out, errors to err; status 1 when any line failed,
+    2 when the daemon refused the session."""
+
+    def __init__(self, transport, out=_out, err=_err):
+        self.transport, self.out, self.err = transport, out, err
+        self.status = 0
+
+    def start(self) -> bool:
+        hello = self.transport.start()
+        if not hello.get("ok"):
+            self.err(hello.get("error") or "% the daemon refused a session")
+            self.status = 2
+        return self.status == 0
+
+    def line(self, line: str, length: int | None = None) -> bool:
+        """One line (length: what it had before it was cut); False once the session ended."""
         if not line.strip():
-            continue
-        if len(line) > MAX_LINE:
-            print(f"% Line too long ({len(line)} characters, limit {MAX_LINE}).", file=sys.stderr)
-            failed = True
-            continue
-        reply = transport.call(line)
+            return True
+        length = max(length or 0, len(line))
+        if length > MAX_LINE:
+            self.err(f"% Line too long ({length} characters, limit {MAX_LINE}).")
+            self.status = 1
+            return True
+        reply = self.transport.call(line)
         if reply.get("ok"):
             if reply.get("text"):
-                print(reply["text"])
+                self.out(reply["text"])
         else:
-            print(reply.get("error") or "% failed", file=sys.stderr)
-            failed = True
-        if reply.get("closed"):
-            break
-    return 1 if failed else 0
+            self.err(reply.get("error") or "% failed")
+            self.status = 1
+        return not reply.get("closed")
+
+
+def script(transport, stream) -> int:
+    """The lines of a byte stream (stdin) as a Script."""
+    run = Script(transport)
+    if run.start():
+        for raw in stream:
+            # undecodable bytes become lone surrogates, which the grammar refuses by offset
+            if not run.line(raw.decode("utf-8", "surrogateescape").rstrip("\r\n")):
+                break
+    return run.status
+
+
+def commands(call, cmds, out=_out, err=_err, as_data: bool = False) -> int:
+    """`rlb -c` (and an ssh exec request), like vtysh -c: each command in order, a command
+    with newlines being several; the first failure stops with status 1, naming it."""
+    for cmd in cmds:
+        for line in cmd.split("\n"):
+            line = line.rstrip("\r")
+            if not line.strip():
+                continue
+            reply = call(line)
+            if not reply.get("ok"):
+                err(reply.get("error") or "% failed")
+                err(f"rlb: command failed: {line}")
+                return 1
+            if as_data:
+                out(as_json(reply.get("data")))
+            elif reply.get("text"):
+                out(reply["text"])
+    return 0

@@ -2,6 +2,9 @@
 
 `ssh listen ADDR PORT` starts it; each login gets the same Shell as `rlb`, running
 commands through rlb.control.server.execute with its own Context (user, privilege).
+Without a terminal it is `rlb` without one: an exec request (`ssh lb 'show ip vs'`) runs
+as `rlb -c`, a shell without a pty (`... | ssh -T lb`) as lines on rlb's stdin; the exit
+status is theirs.
 prompt_toolkit's server lets everyone in, so every auth method but public keys of
 configured users is refused here (STYLE.md).
 """
@@ -16,11 +19,13 @@ from collections import deque
 
 import asyncssh
 from prompt_toolkit.contrib.ssh import PromptToolkitSSHServer, PromptToolkitSSHSession
+from prompt_toolkit.data_structures import Size
 
 from rlb.control.paths import state_dir
 from rlb.shell.commands import Context
 from rlb.shell.grammar import MAX_LINE
-from rlb.shell.repl import LocalTransport, QuietFileHistory, Shell
+from rlb.shell.render import printable
+from rlb.shell.repl import LocalTransport, QuietFileHistory, Script, Shell, commands
 from rlb.shell.users import accounts
 
 log = logging.getLogger("rlb.ssh")
@@ -92,13 +97,79 @@ class FailureLimiter:
 
 
 class _Session(PromptToolkitSSHSession):
-    """One shell channel. A dropped connection cancels its shell; an endless line is cut."""
+    """One session channel: the shell on a pty, else a batch (an exec request's command,
+    or lines until EOF). A dropped connection cancels it; an endless line is cut."""
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
+    def __init__(self, interact, batch, *, enable_cpr: bool):
+        super().__init__(interact, enable_cpr=enable_cpr)
+        self.batch = batch          # coroutine function(session) when there is no terminal
         self.pending = 0
+        self.command = None         # what an exec request asked for
+        self.lines = None           # a batch's input: lines, None at EOF
+        self.partial, self.partial_len = "", 0
+        self.early: list[str] = []
+        self.writable = asyncio.Event()
+        self.writable.set()
+
+    def exec_requested(self, command: str) -> bool:
+        self.command = command
+        return True
+
+    def _get_size(self) -> Size:
+        # a client that sends no size (`ssh -tt` from a script) says 0x0: nothing would be
+        # drawn, not even the prompt
+        size = super()._get_size()
+        return Size(rows=size.rows or 24, columns=size.columns or 80)
+
+    @property
+    def tty(self) -> bool:
+        return self._chan.get_terminal_type() is not None
+
+    def session_started(self) -> None:
+        if self.command is None and self.tty:
+            super().session_started()
+            return
+        self.lines = asyncio.Queue()
+        self.interact_task = asyncio.get_running_loop().create_task(self.batch(self))
+
+    def eof_received(self) -> bool:
+        if self.lines is None:
+            return super().eof_received()
+        if self.partial_len:
+            self._line()
+        self.lines.put_nowait(None)
+        return True                 # half open: the output is still to come
+
+    def _line(self) -> None:
+        self.lines.put_nowait((self.partial.removesuffix("\r"), self.partial_len))
+        self.partial, self.partial_len = "", 0
+        if self.lines.qsize() > 64:     # the input waits while the lines before it run
+            self._chan.pause_reading()
+
+    async def next_line(self):
+        """(line, length before it was cut), or None at EOF."""
+        item = await self.lines.get()
+        if self.lines.qsize() < 8:
+            self._chan.resume_reading()
+        return item
+
+    def pause_writing(self) -> None:
+        self.writable.clear()
+
+    def resume_writing(self) -> None:
+        self.writable.set()
+
+    def write(self, text: str, stderr: bool = False) -> None:
+        """A reply without a terminal, escaped; a pty wants \\r\\n."""
+        text = printable(text) + "\n"
+        if self.tty:
+            text = text.replace("\n", "\r\n")
+        (self._chan.write_stderr if stderr else self._chan.write)(text)
 
     def data_received(self, data: str, datatype) -> None:
+        if self.lines is not None:
+            self._batch_data(data)
+            return
         # The line editor spends time on every character it holds: past MAX_PENDING since
         # the last Enter (or Ctrl-C, Ctrl-U) the rest is dropped, as the daemon would
         # refuse such a line anyway.
@@ -112,11 +183,42 @@ class _Session(PromptToolkitSSHSession):
             if room > 0:
                 kept.append(piece[:room])
             self.pending += len(piece)
+        if self._input is None:     # typed ahead, before the shell is up: kept for it
+            self.early.append("".join(kept))
+            return
         super().data_received("".join(kept), datatype)
+
+    def typed_ahead(self) -> None:
+        """What came before the shell's input existed, now given to it."""
+        for text in self.early:
+            self._input.send_text(text)
+        self.early.clear()
+
+    def _batch_data(self, data: str) -> None:
+        # lines as they come; past MAX_LINE a line is only counted (it will be refused)
+        *done, rest = data.split("\n")
+        for piece in done:
+            self._keep(piece)
+            self._line()
+        self._keep(rest)
+
+    def _keep(self, piece: str) -> None:
+        room = MAX_LINE + 1 - len(self.partial)
+        if room > 0:
+            self.partial += piece[:room]
+        self.partial_len += len(piece)
 
     def connection_lost(self, exc) -> None:
         if self.interact_task is not None:
             self.interact_task.cancel()
+
+
+def _exit(session, status: int) -> None:
+    """The session's exit status to the client (`ssh` exits with it), and the channel closed."""
+    try:
+        session._chan.exit(status)
+    except (OSError, asyncssh.Error):       # the client went first
+        pass
 
 
 class _Connection(PromptToolkitSSHServer):
@@ -184,20 +286,54 @@ class _Connection(PromptToolkitSSHServer):
     def session_requested(self):
         if self.user is None:       # removed while logging in
             return False
-        return _Session(self.interact, enable_cpr=self.enable_cpr)
+        return _Session(self.interact, self._batch, enable_cpr=self.enable_cpr)
 
     async def _interact(self, ssh_session) -> None:
+        user, status = self.user, 2
+        ssh_session.typed_ahead()
+
+        async def run(ctx):
+            nonlocal status
+            status = await Shell(LocalTransport(ctx), history=self.service.history(user.name)).run()
+        await self._session(run)
+        _exit(ssh_session, status)
+
+    async def _batch(self, session: _Session) -> None:
+        """No terminal: an exec request's command as `rlb -c`, else lines as rlb's stdin."""
+        status = 2
+
+        async def run(ctx):
+            nonlocal status
+            out, err = session.write, lambda text: session.write(text, stderr=True)
+            if session.command is not None:
+                status = commands(LocalTransport(ctx).call, [session.command], out, err)
+                return
+            script = Script(LocalTransport(ctx), out, err)
+            if script.start():
+                while (item := await session.next_line()) is not None:
+                    await session.writable.wait()       # the client reads what came before
+                    if not script.line(*item):
+                        break
+            status = script.status
+        await self._session(run)
+        _exit(session, status)
+
+    async def _session(self, body) -> None:
+        """One session of the user: listed in `show users` while it lasts."""
         svc, user = self.service, self.user
         ctx = Context(svc.model, user=user.name, privilege=svc.accounts.privilege_of(user),
                       host=svc.instance)
         entry = svc.accounts.open_session(user.name, ctx.privilege, self.peer, ctx=ctx)
+        task = asyncio.current_task()
+        svc.sessions.add(task)
         try:
-            await Shell(LocalTransport(ctx), history=svc.history(user.name)).run()
-        except asyncio.CancelledError:
+            await body(ctx)
+        except (asyncio.CancelledError, BrokenPipeError, ConnectionError):
             pass                    # the connection dropped: nothing half-done to undo
         except Exception:           # a bug: log it; the client sees the channel close
-            log.exception("ssh: the shell of %s failed", user.name)
+            log.exception("ssh: the session of %s failed", user.name)
         finally:
+            svc.sessions.discard(task)
             svc.accounts.close_session(entry)
 
 
@@ -212,9 +348,13 @@ class SshService:
         self.bound = None
         self.port = None
         self.connections: set = set()
+        self.sessions: set = set()      # their tasks, awaited at stop
         self._lock = asyncio.Lock()
         self._tasks: set = set()
         self.accounts.watchers.append(self._changed)
+        # asyncssh logs every connection at INFO, and an exec request's command as sent:
+        # lines of the user's making in the daemon's log. rlb.ssh says who came and went.
+        logging.getLogger("asyncssh").setLevel(logging.WARNING)
 
     def _changed(self) -> None:
         try:
@@ -269,5 +409,9 @@ class SshService:
         async with self._lock:
             await self._close_acceptor()
         for conn in list(self.connections):
-            conn.close()
+            conn.disconnect(asyncssh.DISC_BY_APPLICATION, f"rlb instance {self.instance} stopping")
+        # sessions are cancelled by their connection's end: let them finish
+        waits = [asyncio.ensure_future(c.wait_closed()) for c in self.connections]
+        if waits or self.sessions:
+            await asyncio.wait(waits + list(self.sessions), timeout=5)
         self.accounts.status = "not listening"

@@ -41,3 +41,50 @@ def test_commands_to_an_instance_that_is_not_running(tmp_path):
     env = dict(os.environ, RLB_RUN_DIR=str(tmp_path))
     r = run("-N", "nosuch", "-c", "dpip addr show", env=env)
     assert r.returncode == 2 and "cannot reach instance 'nosuch'" in r.stderr
+
+
+# -- `rlb -c` and lines on stdin, on a model in this process (the daemon's own functions)
+
+def _session():
+    from ipaddress import IPv4Interface
+
+    from rlb.control.model import Model
+    from rlb.shell.commands import Context
+    from rlb.shell.repl import LocalTransport
+    m = Model()
+    m.add_port("dpdk0", "net_tap0")
+    m.add_address(IPv4Interface("10.0.0.1/24"), "dpdk0")
+    return m, LocalTransport(Context(m, host="lb"))
+
+
+def addrs(m):
+    return [str(a.iface) for a in m.addresses]
+
+
+def test_commands_are_vtysh_c_a_newline_separates_them():
+    from rlb.shell.repl import commands
+    m, t = _session()
+    out, err = [], []
+    rc = commands(t.call, ["dpip addr add 10.0.0.2/24 dev dpdk0\r\n\nshow ip address | include 2/",
+                           "show ip nonsense\ndpip addr add 10.0.0.3/24 dev dpdk0",
+                           "dpip addr add 10.0.0.4/24 dev dpdk0"], out.append, err.append)
+    assert rc == 1 and out == ["inet 10.0.0.2/24 scope global dpdk0"]
+    assert err[-1] == "rlb: command failed: show ip nonsense"
+    assert addrs(m) == ["10.0.0.1/24", "10.0.0.2/24"]          # nothing after the failure
+    out.clear()
+    assert commands(t.call, ["show ip address"], out.append, err.append, as_data=True) == 0
+    assert out[0].startswith("[\n  {")
+
+
+def test_a_bad_line_is_printed_escaped(capsys):
+    from rlb.shell.repl import Script, commands
+    m, t = _session()
+    assert commands(t.call, ["show ip \x1b[31mvs\x07"]) == 1
+    err = capsys.readouterr().err
+    assert err == ("% Invalid character U+001B at offset 8.\n"
+                   "rlb: command failed: show ip \\x1b[31mvs\\x07\n")
+    run = Script(t)
+    assert run.start() and run.line("show ip vs | include \x1b[31m\x07") and run.status == 1
+    assert capsys.readouterr().err == "% Invalid character U+001B at offset 21.\n"
+    run.line("show ip vs | include \u009b2J")                   # C1: CSI as one character
+    assert capsys.readouterr().err == "% Invalid character U+009B at offset 21.\n"

@@ -48,3 +48,10 @@ def test_grep_and_json():
     out = as_json(data)
     assert out.splitlines()[1] == '  "a": "<class \'object\'>",'
     assert json.loads(out)["b"] == [1, {"a": None, "z": 1}]
+
+
+def test_printable_escapes_every_control_character_but_newline_and_tab():
+    from rlb.shell.render import printable
+    assert printable("show \x1b[31mvs\x07\r\x7f\x9b2J \udcff") == \
+        "show \\x1b[31mvs\\x07\\x0d\\x7f\\x9b2J \\udcff"
+    assert printable("a\tb\nc é €") == "a\tb\nc é €"

@@ -394,6 +394,19 @@ def test_terminal_length_0_is_no_paging():
     assert len(printed) == 1 and len(printed[0].splitlines()) == 103
 
 
+def test_a_page_counts_the_rows_that_long_lines_wrap_to():
+    # 100 characters on DummyOutput's 80 columns: two rows a line, 19 lines a page
+    printed = []
+
+    async def main():
+        with create_pipe_input() as inp:
+            shell = Shell(None, input=inp, output=DummyOutput(), write=printed.append)
+            inp.send_text(" \rq")
+            await asyncio.wait_for(shell.show("\n".join(["x" * 100] * 50)), 10)
+    asyncio.run(main())
+    assert [len(p.splitlines()) for p in printed] == [19, 19, 1]
+
+
 def test_without_pager_everything_at_once():
     printed, _, _ = session("dpip route show\r", long_model(), pager=False)
     assert len(printed) == 1 and len(printed[0].splitlines()) == 103

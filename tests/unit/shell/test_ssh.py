@@ -265,12 +265,122 @@ def test_garbage_and_an_endless_line_are_survived(tmp_path):
     run(tmp_path, scenario)
 
 
-def test_no_commands_by_exec_request(tmp_path):
+# ------------------------------------------------------- without a terminal
+
+
+def test_an_exec_request_runs_like_rlb_c(tmp_path):
     async def scenario(svc):
         async with connect(svc) as conn:
-            with pytest.raises(asyncssh.ChannelOpenError):
-                await conn.run("dpip addr add 10.0.0.9/24 dev dpdk0", check=True)
+            r = await conn.run("show ip address")
+            assert r.exit_status == 0 and "inet 10.0.0.1/24 scope global dpdk0" in r.stdout
+            assert "\r" not in r.stdout and r.stderr == ""
+            # newlines separate commands, as in `rlb -c`; no `enable` needed, as there
+            r = await conn.run("dpip addr add 10.0.0.9/24 dev dpdk0\n"
+                               "show ip address | include 10.0.0.9")
+            assert r.exit_status == 0 and "inet 10.0.0.9/24" in r.stdout, r.stderr
+            # the first failure stops the rest, status 1, the failing command named
+            r = await conn.run("show ip address\nshow nonsense\n"
+                               "dpip addr add 10.0.0.10/24 dev dpdk0")
+            assert r.exit_status == 1 and "inet 10.0.0.1/24" in r.stdout
+            assert "% Invalid input detected" in r.stderr, r.stderr
+            assert "rlb: command failed: show nonsense" in r.stderr
+            r = await conn.run("show ip address", term_type="xterm")     # ssh -t: a pty
+            assert r.exit_status == 0 and "inet 10.0.0.1/24 scope global dpdk0\r\n" in r.stdout
+        assert addrs(svc.model) == ["10.0.0.1/24", "10.0.0.9/24"]
+        assert svc.accounts.sessions == [] and not svc.sessions
+    run(tmp_path, scenario)
+
+
+def test_a_view_user_s_exec_request_changes_nothing(tmp_path):
+    async def scenario(svc):
+        async with connect(svc, "bob") as conn:
+            r = await conn.run("dpip addr add 10.0.0.9/24 dev dpdk0")
+            assert r.exit_status == 1
+            assert "% Permission denied: user bob has view privilege" in r.stderr
+            r = await conn.run("enable")            # as with `rlb -c`: no such mode there
+            assert r.exit_status == 1 and "rlb: command failed: enable" in r.stderr
+            r = await conn.run("show privilege")
+            assert r.exit_status == 0 and "view (user bob)" in r.stdout
         assert addrs(svc.model) == ["10.0.0.1/24"]
+    run(tmp_path, scenario)
+
+
+def test_lines_piped_to_a_shell_without_a_pty_run_until_eof(tmp_path):
+    async def scenario(svc):
+        async with connect(svc) as conn:
+            # as `printf ... | rlb`: view mode first, every line runs, status 1 if one failed
+            r = await asyncio.wait_for(conn.run(input=(
+                "show ip address\r\ndpip addr add 10.0.0.9/24 dev dpdk0\nenable\n"
+                "dpip addr add 10.0.0.11/24 dev dpdk0\n\nshow ip address | include 10.0.0.11")),
+                10)
+            assert r.exit_status == 1, (r.stdout, r.stderr)
+            assert r.stderr.strip() == "% this is a privileged command: `enable` first"
+            assert r.stdout.count("inet 10.0.0.1/24") == 1 and "inet 10.0.0.11/24" in r.stdout
+            r = await asyncio.wait_for(conn.run(input="show privilege\nexit\nshow ip vs\n"), 10)
+            assert r.exit_status == 0 and "IP Virtual Server" not in r.stdout    # ended at exit
+            r = await asyncio.wait_for(conn.run(stdin=asyncssh.DEVNULL), 10)     # < /dev/null
+            assert (r.exit_status, r.stdout, r.stderr) == (0, "", "")
+            r = await asyncio.wait_for(conn.run(input="show ip vs " + "x" * 100_000), 10)
+            assert r.exit_status == 1 and "% Line too long (100011 characters" in r.stderr
+        assert addrs(svc.model) == ["10.0.0.1/24", "10.0.0.11/24"]
+        assert svc.accounts.sessions == [] and not svc.sessions
+    run(tmp_path, scenario)
+
+
+def test_control_characters_of_a_bad_line_come_back_escaped(tmp_path):
+    bad = "show ip \x1b[31mvs\x07 \x9b2J"
+    async def scenario(svc):
+        async with connect(svc) as conn:
+            r = await conn.run(bad)
+            assert r.exit_status == 1
+            assert "rlb: command failed: show ip \\x1b[31mvs\\x07 \\x9b2J" in r.stderr
+            r = await conn.run(input=f"show ip vs | include {bad}\n")
+            assert r.exit_status == 1 and "Invalid character U+001B at offset 29" in r.stderr
+            for out in (r.stdout, r.stderr):
+                assert not set(out) & {"\x1b", "\x07", "\x9b"}, repr(out)
+            t = await term(conn)                        # the shell, and its `?`
+            t.type("\x1b[200~show \x07ip \x1b[31m\x1b[201~?")     # pasted, then `?`
+            out = await t.until("% Unrecognized command")
+            assert "show \\x07ip \\x1b[31m?" in out, repr(out)
+            t.type("\r")
+            out = await t.until("offset 5")
+            assert "% Invalid character U+0007 at offset 5" in out
+    run(tmp_path, scenario)
+
+
+def test_the_session_ends_with_an_exit_status(tmp_path):
+    async def scenario(svc):
+        async with connect(svc) as conn:
+            t = await term(conn)
+            t.type("exit\r")
+            await asyncio.wait_for(t.proc.wait_closed(), 5)
+            assert t.proc.exit_status == 0          # ssh exits 0, not 255
+    run(tmp_path, scenario)
+
+
+def test_typed_ahead_on_a_pty_without_a_size_is_kept(tmp_path):
+    async def scenario(svc):
+        async with connect(svc) as conn:
+            # `ssh -tt` from a script: a pty of 0x0, input written before the prompt is up
+            t = Term(await conn.create_process(term_type="xterm", term_size=(0, 0)))
+            t.type("show privilege\r")
+            out = await t.until("(user alice)")
+            assert "lb> show privilege\nCurrent privilege level is admin" in out, out
+    run(tmp_path, scenario)
+
+
+def test_stopping_the_server_ends_every_session(tmp_path):
+    async def scenario(svc):
+        conn = await connect(svc)
+        t = await term(conn)
+        piped = await conn.create_process()         # a shell without a pty, input pending
+        piped.stdin.write("show privilege\n")
+        assert "admin" in await asyncio.wait_for(piped.stdout.readline(), 5)
+        assert len(svc.sessions) == 2
+        await svc.stop()
+        assert not svc.sessions and svc.accounts.sessions == []
+        await asyncio.wait_for(conn.wait_closed(), 5)
+        assert t.proc.exit_status is None
     run(tmp_path, scenario)
 
 
