@@ -31,8 +31,8 @@ from rlb.control.running import (PORT_ONLY, VIA, WITH_SRC, Running, laddr_made, 
 log = logging.getLogger("rlb.commit")
 KEEP = 50                                   # commits kept on disk (Junos keeps 50 too)
 _COMMIT_FILE = re.compile(r"commit-([0-9]{6})\.conf")
-_META = re.compile(r"! commit (?P<id>[0-9]+) by (?P<user>\S+) at (?P<time>[0-9T:-]+)"
-                   r"(?: - (?P<comment>.*))?")
+_META = re.compile(r"! commit (?P<id>[0-9]+) by (?P<user>\S+)(?: via (?P<source>.+?))? "
+                   r"at (?P<time>[0-9T:-]+)(?: - (?P<comment>.*))?")
 
 
 def now() -> str:
@@ -49,6 +49,14 @@ def build(lines, source: str = "<running-config>") -> Model:
     return check(lines, source)
 
 
+def candidate_model(lines, source: str = "<running-config>") -> Model:
+    """A model to edit as a candidate of the running instance: what the data plane
+    reads at start is refused when typed (Model.started)."""
+    model = build(lines, source)
+    model.started = True
+    return model
+
+
 @dataclass
 class Candidate:
     """One session's configuration being edited, and what it was made from."""
@@ -58,7 +66,7 @@ class Candidate:
     @classmethod
     def of(cls, running: Model) -> Candidate:
         base = render(running)
-        return cls(base, build(base.numbered()))
+        return cls(base, candidate_model(base.numbered()))
 
     def changed(self) -> bool:
         return render(self.model).canonical() != self.base.canonical()
@@ -358,6 +366,8 @@ class Store:
         self.pending: dict | None = None        # {"previous": Running, "timer", "deadline", "user"}
         self.last_change: tuple | None = None   # (user, time, what) of the last change
         self.failed: dict | None = None         # an automatic rollback that did not apply
+        self._latest: list[str] | None = None   # the newest commit's lines, once read
+        self.sessions: set = set()              # each open session's way to be told (notify)
 
     # -- history
     def _files(self) -> list[tuple[int, str]]:
@@ -368,37 +378,68 @@ class Store:
                 out.append((int(m.group(1)), path))
         return sorted(out, reverse=True)
 
-    def record(self, running: Running, user: str, comment: str = "") -> int:
+    def record(self, running: Running, user: str, comment: str = "", via: str = "") -> int:
+        """Keep `running` as the newest commit; its number (one number per commit, for
+        good: `rollback N` counts back from the newest)."""
         files = self._files()
         ident = files[0][0] + 1 if files else 1
         stamp = now()
         comment = " ".join(comment.split())     # one line, whatever was typed
-        head = f"! commit {ident} by {user} at {stamp}" + (f" - {comment}" if comment else "")
+        head = f"! commit {ident} by {user}" + (f" via {via}" if via else "") + \
+            f" at {stamp}" + (f" - {comment}" if comment else "")
         text = "\n".join([head, *running.lines()]) + "\n"
         atomic_write(os.path.join(self.dir, f"commit-{ident:06d}.conf"), text, keep=False)
         for _, path in files[KEEP - 1:]:
             os.unlink(path)
+        self._latest = running.lines()
         self.last_change = (user, stamp, f"commit {ident}")
         return ident
 
+    def changed(self, running: Running, user: str, via: str, line: str) -> int | None:
+        """An exec-mode change (a `dpip` or `ipvsadm` line in lb#, `rlb -c`, ssh) is a
+        commit of its own, the line its comment, so that `rollback 1` undoes the last
+        change whatever made it; None when the running configuration did not move."""
+        if running.lines() == self.latest():
+            return None
+        ident = self.record(running, user, line, via)
+        self.last_change = (user, self.last_change[1], f"commit {ident} (`{line}`)")
+        return ident
+
+    def latest(self) -> list[str]:
+        """The newest commit's text (lines), [] when there is none that reads."""
+        if self._latest is None:
+            try:
+                self._latest = [text for _, text in self.lines(0)[0][1:]]
+            except (CommandError, OSError, UnicodeError):
+                self._latest = []
+        return self._latest
+
     def history(self) -> list[dict]:
-        """Newest first; `rollback N` takes entry N."""
+        """Newest first; `rollback N` takes entry N, `id` is the commit's own number."""
         out = []
         for n, (ident, path) in enumerate(self._files()):
             with open(path, encoding="utf-8") as f:
                 m = _META.fullmatch(f.readline().rstrip("\n"))
             out.append({"rollback": n, "id": ident, "user": m and m["user"],
-                        "time": m and m["time"], "comment": (m and m["comment"]) or ""})
+                        "source": (m and m["source"]) or "", "time": m and m["time"],
+                        "comment": (m and m["comment"]) or ""})
         return out
 
     def lines(self, n: int) -> tuple[list[tuple[int, str]], str]:
         """Commit `rollback n`'s numbered lines and its file name."""
+        path = self._nth(n)[1]
+        with open(path, encoding="utf-8") as f:
+            return [(i, line.rstrip("\n")) for i, line in enumerate(f, 1)], path
+
+    def ident(self, n: int) -> int:
+        """The number of commit `rollback n`."""
+        return self._nth(n)[0]
+
+    def _nth(self, n: int) -> tuple[int, str]:
         files = self._files()
         if not 0 <= n < len(files):
             raise CommandError(f"no commit {n}: {len(files)} kept (show configuration commits)")
-        path = files[n][1]
-        with open(path, encoding="utf-8") as f:
-            return [(i, line.rstrip("\n")) for i, line in enumerate(f, 1)], path
+        return files[n]
 
     # -- commit confirmed
     def confirm(self) -> bool:
@@ -427,8 +468,8 @@ class Store:
         log.warning("commit confirmed by %s was not confirmed: rolling back", pending["user"])
         try:
             apply(running, build(pending["previous"].numbered()))
-            self.record(render(running), "rlb", f"rollback: commit confirmed by "
-                                                 f"{pending['user']} was not confirmed")
+            ident = self.record(render(running), "rlb", f"rollback: commit confirmed by "
+                                                         f"{pending['user']} was not confirmed")
         except Exception as err:     # noqa: BLE001  (said in the log and by show)
             log.exception("the rollback of an unconfirmed commit failed")
             logging.getLogger("rlb.audit").error(
@@ -436,6 +477,22 @@ class Store:
                 pending["user"], err)
             self.failed = {"user": pending["user"], "error": str(err),
                            "time": now()}
+            self.notify(f"% rlb: the commit confirmed by {pending['user']} was not "
+                        f"confirmed, and rolling it back FAILED: {err} (show configuration "
+                        "commits)")
+            return
+        self.notify(f"% rlb: the commit confirmed by {pending['user']} was not confirmed in "
+                    f"time: rolled back (commit {ident}). A candidate made before is stale: "
+                    "`update` brings its changes onto the running configuration.")
+
+    def notify(self, text: str) -> None:
+        """Tell every open session (shell, ssh): a message on its terminal."""
+        log.info("to every session: %s", text)
+        for tell in list(self.sessions):
+            try:
+                tell(text)
+            except Exception:            # noqa: BLE001  (one broken session, not the others)
+                log.exception("a session could not be told")
 
     # -- the startup file
     def write_startup(self, running: Running) -> str:

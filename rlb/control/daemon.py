@@ -107,11 +107,7 @@ def _store(model, config_path: str, instance: str):
     store = Store(os.path.join(paths.state_dir(instance), "commits"),
                   startup=os.path.abspath(config_path))
     now = render(model)
-    try:
-        latest = [text for _, text in store.lines(0)[0][1:]]
-    except Exception:               # noqa: BLE001  (none yet, or unreadable: record anew)
-        latest = None
-    if latest != now.lines():
+    if store.latest() != now.lines():       # none yet, unreadable, or another file
         store.record(now, "rlb", f"startup from {os.path.abspath(config_path)}")
     return store
 

@@ -25,12 +25,13 @@ import pwd
 import socket
 import struct
 
-from rlb.control import commit
 from rlb.control.config import ConfigError, handler_params
 from rlb.control.model import CommandError, Model
+from rlb.control.running import render
 from rlb.shell.commands import (ADMIN, CONFIG, ENABLE, PIPE, ROOT, VIEW, Context, Reply,
                                 g)
 from rlb.shell.configure import load as load_lines
+from rlb.shell.configure import KEEPS_SECTION, via
 from rlb.shell.grammar import CR, MAX_LINE, Grammar, ParseError
 from rlb.shell.render import split_pipes
 
@@ -138,8 +139,8 @@ def _run(ctx: Context, line) -> Reply:
     cmd = match.command
     if not cmd.readonly and ctx.privilege != ADMIN:     # _chain keeps them out: in case
         raise CommandError(f"Permission denied: user {ctx.user} has {ctx.privilege} privilege")
-    if not cmd.readonly:            # a show from a parent node leaves the session where it is
-        _move(ctx, found)
+    if not cmd.readonly and cmd.handler not in KEEPS_SECTION:
+        _move(ctx, found)           # a show from a parent node leaves the session where it is
     # a change goes to the candidate in configuration mode; a show sees the running state
     changes_config = not (cmd.readonly or cmd.operational)
     ctx.model = ctx.candidate.model if ctx.configuring and changes_config else ctx.running
@@ -149,14 +150,21 @@ def _run(ctx: Context, line) -> Reply:
         ctx.model = ctx.candidate.model if ctx.configuring else ctx.running
     if not cmd.readonly:
         audit.info("%s: %s", ctx.user, text.strip())
-        if (changes_config and not ctx.configuring and cmd.node == ROOT
-                and ctx.running.store is not None and cmd.definition.split()[0] not in SAVES):
-            ctx.running.store.last_change = (ctx.user, commit.now(),
-                                             f"`{text.strip()}`")
+        if changes_config and not ctx.configuring and ctx.running.store is not None:
+            _recorded(ctx, text.strip())
     for f in filters:
         ctx.output = reply
         reply = _call(ctx, f)
     return reply
+
+
+def _recorded(ctx, line: str) -> None:
+    """A change made at once (exec mode, `rlb -c`) is a commit of its own in the history,
+    when it moved the running configuration (`write memory`, `enable` do not)."""
+    try:
+        ctx.running.store.changed(render(ctx.running), ctx.user, via(ctx), line)
+    except OSError as err:          # applied all the same: say so in the log
+        log.error("%s: `%s` applied, not kept in the history: %s", ctx.user, line, err)
 
 
 def _call(ctx, match) -> Reply:
@@ -253,7 +261,6 @@ def _move(ctx, found) -> None:
 # `rlb -c`, entering configuration mode and saving it.
 READONLY, EXEC = "readonly", "exec"
 EXEC_WORDS = ("dpip", "ipvsadm", "configure", "write", "copy")
-SAVES = ("configure", "write", "copy")     # not changes of the running configuration
 
 
 @functools.cache
@@ -315,7 +322,12 @@ class ControlServer:
             os.unlink(self.path)
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
-        ctx = Context(self.model, user=_peer_user(writer), host=self.host)
+        ctx = Context(self.model, user=_peer_user(writer), host=self.host, via="socket")
+        sessions = self.model.store.sessions if self.model.store is not None else set()
+
+        def tell(text):             # an interactive session is told what happened to all
+            if not writer.is_closing():
+                writer.write(json.dumps({"notice": text}).encode() + b"\n")
         try:
             while not ctx.closed:
                 try:
@@ -330,9 +342,12 @@ class ControlServer:
                 except (ValueError, KeyError, TypeError, RecursionError):
                     reply = {"ok": False, "error": "% malformed request"}
                 await self._send(writer, reply)
+                if ctx.shell:
+                    sessions.add(tell)
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
         finally:
+            sessions.discard(tell)
             writer.close()
 
     @staticmethod

@@ -43,6 +43,7 @@ class Context:
     running: Model = None           # the instance's model (ctx.model outside configuration)
     candidate: object = None        # rlb.control.commit.Candidate after `configure`
     section: object = None          # what a section (config-if, config-vs) edits
+    via: str = ""                   # how the session came: "socket", "ssh" (the history says)
 
     def __post_init__(self):
         if self.running is None:

@@ -249,7 +249,7 @@ def test_a_typed_session_through_the_sections(tmp_path):
     assert prompts(rec) == ["lb#", "lb(config)#", "lb(config-vs)#", "lb(config-vs)#",
                             "lb(config-vs)#", "lb(config-vs)#", "lb(config)#",
                             "lb(config-if)#", "lb(config-if)#", "lb(config-if)#",
-                            "lb(config)#", "lb#", "lb#"]
+                            "lb(config-if)#", "lb#", "lb#"]         # commit stays in the section
     helped = next(p for p in printed if p.startswith("lb(config-vs)# real-server ?"))
     assert "A.B.C.D:PORT" in helped
     assert all(reply["ok"] for _, reply in rec.calls), rec.calls
