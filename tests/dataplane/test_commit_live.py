@@ -5,6 +5,7 @@ by itself, rollback, two sessions, write memory and a restart, `rlb -f`.
 The tester plays the client on dpdk1's wire (tp1) and the real servers on dpdk0's
 wire (tp0), as in test_fnat.py."""
 import os
+import select
 import subprocess
 import sys
 import time
@@ -286,6 +287,124 @@ def test_rlb_f_applies_a_file_as_one_commit(lab, tmp_path):
     assert r.returncode == 0 and "commit" in r.stdout, r.stderr
     assert "10.0.0.100:84" in services(lab.d)
     lab.d.ok("ipvsadm -D -t 10.0.0.100:84")
+
+
+def rlb_c(*lines):
+    args = [a for line in lines for a in ("-c", line)]
+    return subprocess.run([sys.executable, "-m", "rlb", "-N", INSTANCE, *args],
+                          capture_output=True, text=True, timeout=60,
+                          env=dict(os.environ, RLB_RUN_DIR=paths.RUN_DIR))
+
+
+def service(d, vip_port):
+    return next(s for s in d.ok("ipvsadm -ln")["data"]["services"]
+                if f"{s['vip']}:{s['port']}" == vip_port)
+
+
+EXEC_LINES = ("ipvsadm -A -t 10.0.0.100:85 -s rr",
+              "ipvsadm -a -t 10.0.0.100:85 -r 192.168.100.3:80 -b",
+              "ipvsadm --add-laddr -z 192.168.100.204 -t 10.0.0.100:85 -F dpdk0")
+
+
+def test_exec_mode_changes_are_commits_and_rollback_1_undoes_only_the_last(lab):
+    """Issue 9 item 7: lines applied at once (rlb -c, lb#) are commits of their own, so
+    `rollback 1` after a commit undoes that commit only, not the lines typed before."""
+    first = lab.d.ok("show configuration commits")["data"]["commits"][0]["id"]
+    r = rlb_c(*EXEC_LINES)
+    assert r.returncode == 0, r.stderr
+    s = Session()
+    try:
+        s.ok("enable", "dpip route add 10.5.0.0/16 via 192.168.100.2 dev dpdk0")
+        h = lab.d.ok("show configuration commits")["data"]["commits"]
+        assert [(e["id"], e["user"], e["source"], e["comment"]) for e in h[:4]] == \
+            [(first + 4, "root", "shell", "dpip route add 10.5.0.0/16 via 192.168.100.2 dev dpdk0"),
+             *[(first + 3 - i, "root", "rlb -c", line) for i, line in
+               enumerate(reversed(EXEC_LINES))]]
+        s.ok("dpip neigh flush", "ipvsadm -Z -t 10.0.0.100:80", "write memory")   # not changes
+        assert lab.d.ok("show configuration commits")["data"]["commits"][0]["id"] == first + 4
+        s.ok("configure", "ip vs timeout tcp 100 tcpfin 8 udp 30")
+        assert s.ok("commit")["text"].startswith(f"commit {first + 5}: ")
+        loaded = s.ok("rollback 1")
+        assert loaded["data"] == {"commit": first + 4, "rollback": 1}
+        diff = s.ok("show configuration diff")["text"].splitlines()
+        assert [line for line in diff if line[:1] in "+-" and line[:3] not in ("---", "+++")] \
+            == ["-ip vs timeout tcp 100 tcpfin 8 udp 30"]
+        s.ok("commit", "end")
+    finally:
+        s.close()
+    text = running(lab.d)
+    assert "virtual-server tcp 10.0.0.100:85" in text and "ip vs timeout" not in text
+    assert "ip route 10.5.0.0/16 via 192.168.100.2 dev dpdk0" in text
+    # the data plane has the service typed in exec mode: it forwards through its LIP
+    syn = lab.handshake(41020, dport=85)
+    assert syn[IP].src == "192.168.100.204" and syn[IP].dst == "192.168.100.3"
+    r = rlb_c("ipvsadm -D -t 10.0.0.100:85", "dpip route del 10.5.0.0/16")
+    assert r.returncode == 0, r.stderr
+
+
+def test_update_brings_a_stale_candidate_onto_another_sessions_commit(lab):
+    """Issue 9 item 8: the second session's candidate is refused at commit, `update`
+    merges its changes onto the new running configuration, and both land."""
+    a, b = Session(), Session()
+    try:
+        a.ok("enable", "configure", "virtual-server tcp 10.0.0.100:80", "scheduler wlc", "exit",
+             "ip route 10.4.0.0/16 via 192.168.100.2 dev dpdk0")
+        b.ok("enable", "configure", "virtual-server tcp 10.0.0.100:80",
+             "real-server 192.168.100.3:80 mode fnat weight 2", "commit", "end")
+        r = a("commit")
+        assert not r["ok"] and "`update`" in r["error"]
+        assert service(lab.d, "10.0.0.100:80")["scheduler"] == "rr"
+        assert a.ok("update")["text"].startswith("Candidate updated")
+        r = a.ok("commit")
+        assert sorted(r["data"]["changes"]) == ["add route 10.4.0.0/16",
+                                                "change TCP 10.0.0.100:80"], r["data"]
+        svc = service(lab.d, "10.0.0.100:80")
+        assert svc["scheduler"] == "wlc"
+        assert {(d["addr"], d["weight"]) for d in svc["dests"]} == {("192.168.100.2", 1),
+                                                                   ("192.168.100.3", 2)}
+        assert "ip route 10.4.0.0/16 via 192.168.100.2 dev dpdk0" in running(lab.d)
+        # a conflict: both change the scheduler; refused, nothing changes
+        a.ok("virtual-server tcp 10.0.0.100:80", "scheduler sh")
+        b.ok("ipvsadm -E -t 10.0.0.100:80 -s lc")
+        r = a("update")
+        assert not r["ok"] and "candidate: scheduler sh" in r["error"]
+        assert "running:   scheduler lc" in r["error"]
+        assert service(lab.d, "10.0.0.100:80")["scheduler"] == "lc"
+        a.ok("abort", "configure", "virtual-server tcp 10.0.0.100:80", "scheduler rr",
+             "no real-server 192.168.100.3:80", "exit", "no ip route 10.4.0.0/16", "commit",
+             "end")
+    finally:
+        a.close()
+        b.close()
+    assert service(lab.d, "10.0.0.100:80")["scheduler"] == "rr"
+
+
+def test_every_session_is_told_of_an_automatic_rollback(lab):
+    """Issue 9 item 8: a session that only waits gets the notice on its own, when the
+    rollback happens; a stale candidate is brought up to date with `update`."""
+    waiting, s, c = Session(), Session(), Session()
+    try:
+        waiting.ok("enable")
+        s.ok("enable", "configure", "ip route 10.3.0.0/16 via 192.168.100.2 dev dpdk0",
+             "commit confirmed 2 seconds")
+        # a candidate made on the unconfirmed commit
+        c.ok("enable", "configure", "virtual-server tcp 10.0.0.100:80", "scheduler wlc")
+        assert not select.select([waiting.client.sock], [], [], 1)[0]       # not yet
+        assert select.select([waiting.client.sock], [], [], 6)[0], "no notice came"
+        assert waiting.client.poll()
+        assert len(waiting.client.notices) == 1
+        assert "commit confirmed by root was not confirmed" in waiting.client.notices[0]
+        assert "10.3.0.0/16" not in running(lab.d)
+        r = c("commit")
+        assert not r["ok"] and "changed since" in r["error"]
+        assert any("was not confirmed" in n for n in c.client.notices)     # told too
+        c.ok("update", "commit")
+        assert service(lab.d, "10.0.0.100:80")["scheduler"] == "wlc"
+        c.ok("virtual-server tcp 10.0.0.100:80", "scheduler rr", "commit", "end")
+        s.ok("abort")
+    finally:
+        for x in (waiting, s, c):
+            x.close()
 
 
 def test_write_memory_and_restart_give_the_same_running_config(lab):
