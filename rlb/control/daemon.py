@@ -129,6 +129,7 @@ async def _serve(model, sock: str, instance: str) -> None:
         if ssh is not None:
             await ssh.stop()
         await server.stop()
+        model.store.flush()         # exec-mode lines of the last moments: kept
 
 
 async def _start_ssh(model, instance: str):

@@ -27,7 +27,6 @@ import struct
 
 from rlb.control.config import ConfigError, handler_params
 from rlb.control.model import CommandError, Model
-from rlb.control.running import render
 from rlb.shell.commands import (ADMIN, CONFIG, ENABLE, PIPE, ROOT, VIEW, Context, Reply,
                                 g)
 from rlb.shell.configure import load as load_lines
@@ -144,6 +143,8 @@ def _run(ctx: Context, line) -> Reply:
     # a change goes to the candidate in configuration mode; a show sees the running state
     changes_config = not (cmd.readonly or cmd.operational)
     ctx.model = ctx.candidate.model if ctx.configuring and changes_config else ctx.running
+    if changes_config and not ctx.configuring and ctx.running.store is not None:
+        ctx.running.store.settle(ctx)       # another session's lines are their own commit
     try:
         reply = _call(ctx, match)
     finally:
@@ -159,12 +160,9 @@ def _run(ctx: Context, line) -> Reply:
 
 
 def _recorded(ctx, line: str) -> None:
-    """A change made at once (exec mode, `rlb -c`) is a commit of its own in the history,
-    when it moved the running configuration (`write memory`, `enable` do not)."""
-    try:
-        ctx.running.store.changed(render(ctx.running), ctx.user, via(ctx), line)
-    except OSError as err:          # applied all the same: say so in the log
-        log.error("%s: `%s` applied, not kept in the history: %s", ctx.user, line, err)
+    """A change made at once (exec mode, `rlb -c`) is a commit in the history, when it
+    moved the running configuration (`write memory`, `enable` do not): Store.changed."""
+    ctx.running.store.changed(ctx.running, ctx, ctx.user, via(ctx), line)
 
 
 def _call(ctx, match) -> Reply:
@@ -348,6 +346,8 @@ class ControlServer:
             pass
         finally:
             sessions.discard(tell)
+            if self.model.store is not None:
+                self.model.store.flush(ctx)     # this connection's lines: a commit now
             writer.close()
 
     @staticmethod

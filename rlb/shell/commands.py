@@ -450,9 +450,10 @@ g.words(**{
 })
 
 
-@g.command("enable", node=VIEW)
+@g.command("enable", node=VIEW, operational=True)
 def enable(ctx):
-    """Privileged mode: not readonly, so that view users are refused it."""
+    """Privileged mode: not readonly, so that view users are refused it; no change of
+    the configuration (operational)."""
     ctx.node = ENABLE
     return Reply()
 

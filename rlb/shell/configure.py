@@ -69,7 +69,7 @@ g.words(**{
 
 # --------------------------------------------------------------- entering, leaving
 
-@g.command("configure [terminal]", node=ROOT)
+@g.command("configure [terminal]", node=ROOT, operational=True)
 def configure(ctx):
     """A candidate copy of the running configuration for this session."""
     if ctx.configuring:
@@ -344,6 +344,7 @@ def commit_candidate(ctx, comment: str = "", how: str = "") -> Reply:
     """Apply the session's candidate; the session stays in configuration mode with a
     fresh candidate of the new running configuration."""
     cand, store = _need_candidate(ctx), _store(ctx)
+    store.flush()                   # exec-mode lines before it are a commit of their own
     now = render(ctx.running)
     if now.canonical() != cand.base.canonical():
         raise CommandError("commit refused: the running configuration changed since this "
@@ -432,6 +433,7 @@ def update(ctx):
     (Junos's `update`): refused, changing nothing, when both changed the same object."""
     from rlb.control.merge import Conflict, merge
     cand = _need_candidate(ctx)
+    _store(ctx).flush()             # the last change, as the refusal names it
     now = render(ctx.running)
     if now.canonical() == cand.base.canonical():
         return Reply("The candidate is up to date.", {"conflicts": []})
@@ -509,14 +511,14 @@ def show_commits(ctx):
     return Reply("\n".join(lines), data)
 
 
-@g.command("write memory", node=ROOT)
+@g.command("write memory", node=ROOT, operational=True)
 def write_memory(ctx):
     """Save the running configuration as the startup file (atomically, previous kept)."""
     path = _store(ctx).write_startup(render(ctx.running))
     return Reply(f"Building configuration...\n[OK] {path}", {"path": path})
 
 
-@g.command("copy running-config startup-config", node=ROOT)
+@g.command("copy running-config startup-config", node=ROOT, operational=True)
 def copy_running_startup(ctx):
     return write_memory(ctx)
 

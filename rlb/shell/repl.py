@@ -83,9 +83,15 @@ class LocalTransport:
         return self.server.complete(self.ctx, line)
 
     def listen(self, tell):
-        sessions = getattr(self.ctx.running.store, "sessions", set())
-        sessions.add(tell)
-        return lambda: sessions.discard(tell)
+        store = self.ctx.running.store
+        if store is None:
+            return None
+        store.sessions.add(tell)
+
+        def stop():
+            store.sessions.discard(tell)
+            store.flush(self.ctx)           # this session's exec-mode lines: a commit now
+        return stop
 
 
 class QuietFileHistory(FileHistory):

@@ -18,7 +18,7 @@ from ipaddress import IPv4Address
 import asyncssh
 import pytest
 
-from rlb.control import commit as commit_mod
+from rlb.control import history as history_mod
 from rlb.control import server
 from rlb.control.commit import Store, apply, atomic_write, build, transform
 from rlb.control.config import ConfigError, run
@@ -1017,7 +1017,7 @@ def test_commit_confirmed_without_an_event_loop_applies_nothing(lb):
 # ========================================================================== 6. Store
 
 def test_the_store_keeps_at_most_keep_commits(tmp_path, monkeypatch):
-    monkeypatch.setattr(commit_mod, "KEEP", 5)
+    monkeypatch.setattr(history_mod, "KEEP", 5)
     store = Store(str(tmp_path / "c"))
     m = conf(SHELL_BASE)
     texts = []
@@ -1046,7 +1046,7 @@ def test_the_store_keeps_at_most_keep_commits(tmp_path, monkeypatch):
 
 
 def test_rollback_beyond_the_history_through_the_shell(lb, monkeypatch):
-    monkeypatch.setattr(commit_mod, "KEEP", 3)
+    monkeypatch.setattr(history_mod, "KEEP", 3)
     ctx = session(lb, "carol", "configure")
     for i in range(4):
         ok(ctx, f"ip route 172.16.{i}.0/24 dev dpdk0", f"commit comment c{i}")
@@ -1603,3 +1603,29 @@ def test_out_of_range_says_the_range(lb, line, message):
     assert error.splitlines()[0] == message
     assert error.splitlines()[1] == line and error.splitlines()[2].endswith("^")
     assert ok(ctx, "show configuration diff")["text"] == ""
+
+
+def test_exec_lines_without_a_pause_are_one_commit(lb, monkeypatch):
+    """In the daemon (an event loop): a session's lines sent together (an `rlb -c`
+    batch, a paste) are one commit; a pause, another session's change or reading the
+    history ends the batch."""
+    monkeypatch.setattr(history_mod, "BATCH_IDLE", 0.2)
+    routes = [f"dpip route add 172.16.{i}.0/24 dev dpdk0" for i in range(6)]
+
+    async def scenario():
+        a, b = session(lb, "alice"), session(lb, "bob")
+        ok(a, routes[0], routes[1])
+        ok(b, routes[2])                # another session: alice's two lines are a commit
+        await asyncio.sleep(0.4)
+        ok(b, routes[3])                # after a pause: a commit of its own
+        await asyncio.sleep(0.4)
+        ok(a, routes[4])
+        assert ok(a, "show configuration commits")["data"]["commits"][0]["comment"] == \
+            routes[4]                   # read while open: it is there
+        ok(a, routes[5], "configure", "ip route 172.17.0.0/16 dev dpdk0", "commit")
+    asyncio.run(scenario())
+    h = lb.store.history()
+    assert [(e["user"], e["comment"]) for e in h[:6]] == [
+        ("alice", ""), ("alice", routes[5]), ("alice", routes[4]), ("bob", routes[3]),
+        ("bob", routes[2]), ("alice", f"{routes[0]}; {routes[1]}")]
+    assert [e["id"] for e in h] == list(range(7, 0, -1))
