@@ -7,7 +7,8 @@ against a scratch copy of the running model, then changes the running model into
 (`transform`): only the objects that differ are touched, so a service that did not
 change keeps its connections. It fails whole: a step the data plane refuses puts back
 what was there. A commit is refused when the running configuration moved under the
-candidate (another session's commit, an exec-mode `dpip` or `ipvsadm`).
+candidate (another session's commit, an exec-mode `dpip` or `ipvsadm`); `update`
+(rlb.control.merge) brings the candidate's changes onto it.
 
 The commits kept on disk, `commit confirmed` and the startup file are rlb.control.history.
 """
@@ -18,11 +19,14 @@ import logging
 from dataclasses import dataclass
 from ipaddress import IPv4Address
 
+from rlb.control.history import KEEP, Store, atomic_write, now  # noqa: F401  (their home)
 from rlb.control.model import RUNTIME, CommandError, Model
 from rlb.control.running import (PORT_ONLY, VIA, WITH_SRC, Running, laddr_made, render,
                                  route_group)
 
 log = logging.getLogger("rlb.commit")
+
+
 # ----------------------------------------------------------------- building models
 
 def build(lines, source: str = "<running-config>") -> Model:
@@ -337,5 +341,3 @@ def _rehearse(old: Running, target: Model, want) -> bool:
                                       "candidate (nothing was changed)")
     raise first
 
-
-from rlb.control.history import KEEP, Store, atomic_write, now  # noqa: E402,F401

@@ -178,8 +178,8 @@ class Store:
             previous = self.pending["previous"]
         loop = asyncio.get_running_loop()
         timer = loop.call_later(seconds, self._expire, running)
-        self.pending = {"previous": previous, "timer": timer, "user": user,
-                        "deadline": time.time() + seconds}
+        self.pending = {"previous": previous, "made": render(running), "timer": timer,
+                        "user": user, "deadline": time.time() + seconds}
 
     def _expire(self, running: Model) -> None:
         pending, self.pending = self.pending, None
@@ -187,9 +187,9 @@ class Store:
             return
         log.warning("commit confirmed by %s was not confirmed: rolling back", pending["user"])
         try:
-            from rlb.control.commit import apply, build
+            from rlb.control.commit import apply
             self.flush()            # exec-mode lines before it are a commit of their own
-            apply(running, build(pending["previous"].numbered()))
+            apply(running, _way_back(pending, render(running)))
             ident = self.record(render(running), "rlb", f"rollback: commit confirmed by "
                                                          f"{pending['user']} was not confirmed")
         except Exception as err:     # noqa: BLE001  (said in the log and by show)
@@ -225,6 +225,19 @@ class Store:
         except OSError as err:
             raise CommandError(f"cannot write {self.startup}: {err.strerror or err}") from None
         return self.startup
+
+
+def _way_back(pending: dict, now: Running) -> Model:
+    """What an unconfirmed commit rolls back to: its own changes undone, and what exec
+    mode changed since kept (the 3-way merge of `update`); the configuration from before
+    it, whole, when those later changes touched what it made."""
+    from rlb.control.commit import build
+    from rlb.control.config import ConfigError
+    from rlb.control.merge import Conflict, merge
+    try:
+        return build(merge(pending["made"], pending["previous"], now).numbered())
+    except (Conflict, ConfigError):
+        return build(pending["previous"].numbered())
 
 
 def atomic_write(path: str, text: str, keep: bool = True) -> None:

@@ -157,3 +157,34 @@ def test_the_merged_text_is_read_in_order(lb):
     ok(a, "update", "commit")
     assert "ip route 172.30.0.0/16 src 192.168.100.9 dev dpdk0" in render(lb).lines()
     assert textwrap.dedent("virtual-server tcp 10.0.0.100:81") in render(lb).lines()
+
+
+def test_an_automatic_rollback_keeps_later_exec_mode_changes(lb):
+    start = render(lb).lines()
+
+    async def scenario():
+        a = session(lb, "alice", "configure", "ip route 172.16.0.0/12 dev dpdk0",
+                    "virtual-server tcp 10.0.0.100:81", "scheduler rr",
+                    "commit confirmed 1 seconds")
+        session(lb, "bob", "dpip route add 172.19.0.0/16 dev dpdk0")     # not a confirmation
+        await asyncio.sleep(1.5)
+        ok(a, "abort")
+    asyncio.run(scenario())
+    lines = render(lb).lines()
+    assert "ip route 172.19.0.0/16 dev dpdk0" in lines                   # bob's is kept
+    assert "ip route 172.16.0.0/12 dev dpdk0" not in lines
+    assert "virtual-server tcp 10.0.0.100:81" not in lines
+    assert [e["user"] for e in lb.store.history()[:3]] == ["rlb", "bob", "alice"]
+    assert sorted(set(lines) - set(start)) == ["ip route 172.19.0.0/16 dev dpdk0"]
+
+
+def test_an_automatic_rollback_goes_all_the_way_when_later_changes_touch_the_commit(lb):
+    start = render(lb).text
+
+    async def scenario():
+        session(lb, "alice", "configure", "virtual-server tcp 10.0.0.100:81", "scheduler rr",
+                "commit confirmed 1 seconds")
+        session(lb, "bob", "ipvsadm -E -t 10.0.0.100:81 -s wlc")         # on what it made
+        await asyncio.sleep(1.5)
+    asyncio.run(scenario())
+    assert render(lb).text == start
