@@ -5,9 +5,13 @@ by itself, rollback, two sessions, write memory and a restart, `rlb -f`.
 The tester plays the client on dpdk1's wire (tp1) and the real servers on dpdk0's
 wire (tp0), as in test_fnat.py."""
 import os
+import pty
+import re
 import select
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 
 import pytest
@@ -409,6 +413,52 @@ def test_every_session_is_told_of_an_automatic_rollback(lab):
     finally:
         for x in (waiting, s, c):
             x.close()
+
+
+def read_pty(fd, want, timeout):
+    """What the terminal showed until `want` appeared (escape sequences removed)."""
+    out, end = b"", time.monotonic() + timeout
+    while want not in re.sub(rb"\x1b\[[0-9;?]*[ -/]*[@-~]|\r", b"", out):
+        left = end - time.monotonic()
+        if left <= 0 or not select.select([fd], [], [], left)[0]:
+            raise AssertionError(f"{want!r} not shown: {out[-500:]!r}")
+        try:
+            out += os.read(fd, 65536)
+        except OSError:             # the shell ended
+            raise AssertionError(f"{want!r} not shown: {out[-500:]!r}") from None
+    return re.sub(rb"\x1b\[[0-9;?]*[ -/]*[@-~]|\r", b"", out).decode()
+
+
+def test_the_interactive_shell_prints_the_rollback_notice_while_it_waits(lab):
+    """The real `rlb` shell on a terminal (a pty): it waits at its prompt, another
+    session's unconfirmed commit rolls back, the notice is printed above the prompt."""
+    main, sub = pty.openpty()
+    home = tempfile.mkdtemp(prefix="rlbt-home-")            # its ~/.rlb_history
+    shell = subprocess.Popen([sys.executable, "-m", "rlb", "-N", INSTANCE], stdin=sub,
+                             stdout=sub, stderr=sub, close_fds=True,
+                             env=dict(os.environ, RLB_RUN_DIR=paths.RUN_DIR, TERM="xterm",
+                                      HOME=home))
+    os.close(sub)
+    s = Session()
+    try:
+        read_pty(main, f"{INSTANCE}>".encode(), 30)
+        s.ok("enable", "configure", "ip route 10.2.0.0/16 via 192.168.100.2 dev dpdk0",
+             "commit confirmed 2 seconds")
+        screen = read_pty(main, b"was not confirmed", 10)
+        assert "commit confirmed by root" in screen and "`update`" in screen
+        os.write(main, b"show ip route\r")
+        assert "inet 10.0.0.0/16" in read_pty(main, b"inet 10.0.0.0/16", 10)  # still works
+        os.write(main, b"exit\r")
+        assert shell.wait(10) == 0
+        s.ok("abort")
+    finally:
+        s.close()
+        if shell.poll() is None:
+            shell.kill()
+            shell.wait()
+        os.close(main)
+        shutil.rmtree(home, ignore_errors=True)
+    assert "10.2.0.0/16" not in running(lab.d)
 
 
 def test_write_memory_and_restart_give_the_same_running_config(lab):

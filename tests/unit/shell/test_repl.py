@@ -554,3 +554,29 @@ def test_a_session_over_the_socket_is_told_while_it_waits(socket_server):
         assert any("was not confirmed" in n for n in other.notices)
     assert sum("was not confirmed" in p for p in printed) == 1
     assert "172.16.0.0" not in "".join(str(r.prefix) for r in model.routes.values())
+
+
+def test_an_ssh_session_is_told_on_its_terminal_while_it_waits(tmp_path):
+    """Over real ssh (asyncssh client, the daemon's ssh server): alice waits at lb#;
+    another session's unconfirmed commit rolls back; the notice appears on her screen
+    with nothing typed, and her prompt is drawn again after it."""
+    from test_ssh import connect, run, term
+
+    async def scenario(svc):
+        async with connect(svc) as conn:
+            t = await term(conn)
+            await t.line("enable", "lb#")
+            other = Context(svc.model, host="lb", user="carol")
+            open_shell(other)
+            for line in ("enable", "configure", "ip route 172.16.0.0/12 dev dpdk0",
+                         "commit confirmed 1 seconds"):
+                assert execute(other, line)["ok"], line
+            screen = await t.until("was not confirmed", timeout=5)
+            assert "commit confirmed by carol" in screen, screen
+            after = screen.split("was not confirmed", 1)[1]
+            assert "lb#" in after or "lb#" in await t.until("lb#", timeout=5)   # prompt again
+            await t.line("show ip route", "lb#")                    # and it still works
+            t.type("exit\r")
+            await asyncio.wait_for(t.proc.wait_closed(), 5)
+        assert svc.model.store.sessions == set()
+    run(tmp_path, scenario)
