@@ -492,7 +492,7 @@ def show_configuration_diff(ctx):
 def show_commits(ctx):
     store = _store(ctx)
     rows = store.history()
-    lines = [f"{'#':>3}  {'Commit':>6}  {'When':<19}  {'User':<12} {'Via':<7} Comment"]
+    lines = [f"{'#':>3}  {'Commit':>6}  {'When':<19}  {'User':<12} {'Source':<7} Comment"]
     lines += [f"{r['rollback']:>3}  {r['id']:>6}  {r['time'] or '?':<19}  "
               f"{r['user'] or '?':<12} {r['source'] or '-':<7} {r['comment']}".rstrip()
               for r in rows]
