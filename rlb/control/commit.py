@@ -7,37 +7,24 @@ against a scratch copy of the running model, then changes the running model into
 (`transform`): only the objects that differ are touched, so a service that did not
 change keeps its connections. It fails whole: a step the data plane refuses puts back
 what was there. A commit is refused when the running configuration moved under the
-candidate (another session's commit, an exec-mode `dpip` or `ipvsadm`).
+candidate (another session's commit, an exec-mode `dpip` or `ipvsadm`); `update`
+(rlb.control.merge) brings the candidate's changes onto it.
 
-The Store keeps the last commits on disk (who, when, the text) for `rollback N`, the
-pending `commit confirmed` and writes the startup file atomically (`write memory`).
+The commits kept on disk, `commit confirmed` and the startup file are rlb.control.history.
 """
 from __future__ import annotations
 
-import asyncio
 import difflib
-import glob
 import logging
-import os
-import re
-import time
 from dataclasses import dataclass
 from ipaddress import IPv4Address
 
+from rlb.control.history import KEEP, Store, atomic_write, now  # noqa: F401  (their home)
 from rlb.control.model import RUNTIME, CommandError, Model
 from rlb.control.running import (PORT_ONLY, VIA, WITH_SRC, Running, laddr_made, render,
                                  route_group)
 
 log = logging.getLogger("rlb.commit")
-KEEP = 50                                   # commits kept on disk (Junos keeps 50 too)
-_COMMIT_FILE = re.compile(r"commit-([0-9]{6})\.conf")
-_META = re.compile(r"! commit (?P<id>[0-9]+) by (?P<user>\S+) at (?P<time>[0-9T:-]+)"
-                   r"(?: - (?P<comment>.*))?")
-
-
-def now() -> str:
-    """When, as the history and the conflict messages say it."""
-    return time.strftime("%Y-%m-%dT%H:%M:%S")
 
 
 # ----------------------------------------------------------------- building models
@@ -49,6 +36,14 @@ def build(lines, source: str = "<running-config>") -> Model:
     return check(lines, source)
 
 
+def candidate_model(lines, source: str = "<running-config>") -> Model:
+    """A model to edit as a candidate of the running instance: what the data plane
+    reads at start is refused when typed (Model.started)."""
+    model = build(lines, source)
+    model.started = True
+    return model
+
+
 @dataclass
 class Candidate:
     """One session's configuration being edited, and what it was made from."""
@@ -58,7 +53,7 @@ class Candidate:
     @classmethod
     def of(cls, running: Model) -> Candidate:
         base = render(running)
-        return cls(base, build(base.numbered()))
+        return cls(base, candidate_model(base.numbered()))
 
     def changed(self) -> bool:
         return render(self.model).canonical() != self.base.canonical()
@@ -346,142 +341,3 @@ def _rehearse(old: Running, target: Model, want) -> bool:
                                       "candidate (nothing was changed)")
     raise first
 
-
-class Store:
-    """The commits of one instance on disk, a pending `commit confirmed`, and the startup
-    configuration file that `write memory` replaces."""
-
-    def __init__(self, directory: str, startup: str | None = None):
-        self.dir = directory
-        self.startup = startup
-        os.makedirs(directory, mode=0o700, exist_ok=True)
-        self.pending: dict | None = None        # {"previous": Running, "timer", "deadline", "user"}
-        self.last_change: tuple | None = None   # (user, time, what) of the last change
-        self.failed: dict | None = None         # an automatic rollback that did not apply
-
-    # -- history
-    def _files(self) -> list[tuple[int, str]]:
-        out = []
-        for path in glob.glob(os.path.join(self.dir, "commit-*.conf")):
-            m = _COMMIT_FILE.fullmatch(os.path.basename(path))
-            if m:
-                out.append((int(m.group(1)), path))
-        return sorted(out, reverse=True)
-
-    def record(self, running: Running, user: str, comment: str = "") -> int:
-        files = self._files()
-        ident = files[0][0] + 1 if files else 1
-        stamp = now()
-        comment = " ".join(comment.split())     # one line, whatever was typed
-        head = f"! commit {ident} by {user} at {stamp}" + (f" - {comment}" if comment else "")
-        text = "\n".join([head, *running.lines()]) + "\n"
-        atomic_write(os.path.join(self.dir, f"commit-{ident:06d}.conf"), text, keep=False)
-        for _, path in files[KEEP - 1:]:
-            os.unlink(path)
-        self.last_change = (user, stamp, f"commit {ident}")
-        return ident
-
-    def history(self) -> list[dict]:
-        """Newest first; `rollback N` takes entry N."""
-        out = []
-        for n, (ident, path) in enumerate(self._files()):
-            with open(path, encoding="utf-8") as f:
-                m = _META.fullmatch(f.readline().rstrip("\n"))
-            out.append({"rollback": n, "id": ident, "user": m and m["user"],
-                        "time": m and m["time"], "comment": (m and m["comment"]) or ""})
-        return out
-
-    def lines(self, n: int) -> tuple[list[tuple[int, str]], str]:
-        """Commit `rollback n`'s numbered lines and its file name."""
-        files = self._files()
-        if not 0 <= n < len(files):
-            raise CommandError(f"no commit {n}: {len(files)} kept (show configuration commits)")
-        path = files[n][1]
-        with open(path, encoding="utf-8") as f:
-            return [(i, line.rstrip("\n")) for i, line in enumerate(f, 1)], path
-
-    # -- commit confirmed
-    def confirm(self) -> bool:
-        """A plain commit confirms a pending `commit confirmed`; True when one was pending."""
-        if self.pending is None:
-            return False
-        self.pending["timer"].cancel()
-        self.pending = None
-        return True
-
-    def arm(self, running: Model, previous: Running, user: str, seconds: float) -> None:
-        """Roll back to `previous` after `seconds` unless confirmed. A second `commit
-        confirmed` while one is pending moves the deadline; the way back stays the same."""
-        if self.pending is not None:
-            self.pending["timer"].cancel()
-            previous = self.pending["previous"]
-        loop = asyncio.get_running_loop()
-        timer = loop.call_later(seconds, self._expire, running)
-        self.pending = {"previous": previous, "timer": timer, "user": user,
-                        "deadline": time.time() + seconds}
-
-    def _expire(self, running: Model) -> None:
-        pending, self.pending = self.pending, None
-        if pending is None:
-            return
-        log.warning("commit confirmed by %s was not confirmed: rolling back", pending["user"])
-        try:
-            apply(running, build(pending["previous"].numbered()))
-            self.record(render(running), "rlb", f"rollback: commit confirmed by "
-                                                 f"{pending['user']} was not confirmed")
-        except Exception as err:     # noqa: BLE001  (said in the log and by show)
-            log.exception("the rollback of an unconfirmed commit failed")
-            logging.getLogger("rlb.audit").error(
-                "rlb: the automatic rollback of the commit confirmed by %s failed: %s",
-                pending["user"], err)
-            self.failed = {"user": pending["user"], "error": str(err),
-                           "time": now()}
-
-    # -- the startup file
-    def write_startup(self, running: Running) -> str:
-        if not self.startup:
-            raise CommandError("this instance was started without a configuration file")
-        try:
-            atomic_write(self.startup, running.text + "\n")
-        except OSError as err:
-            raise CommandError(f"cannot write {self.startup}: {err.strerror or err}") from None
-        return self.startup
-
-
-def atomic_write(path: str, text: str, keep: bool = True) -> None:
-    """Replace a file so that a crash at any point leaves the old or the new one whole:
-    the new text goes to a temporary file that is synced, the old file is kept as
-    PATH.bak (a second name of it, also swapped in by rename), then the temporary file
-    is renamed over PATH and the directory is synced. A symbolic link is followed (its
-    target is replaced); the old file's mode, owner and group are kept."""
-    path = os.path.realpath(path)
-    directory = os.path.dirname(path)
-    for stale in glob.glob(glob.escape(path) + ".tmp*") + glob.glob(glob.escape(path) +
-                                                                    ".bak.tmp*"):
-        os.unlink(stale)            # left by a writer that was killed
-    tmp = f"{path}.tmp{os.getpid()}"
-    old = os.stat(path) if os.path.exists(path) else None
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW,
-                 old.st_mode & 0o777 if old else 0o640)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            if old is not None and os.geteuid() == 0:
-                os.fchown(f.fileno(), old.st_uid, old.st_gid)
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        if keep and old is not None:
-            bak = f"{path}.bak.tmp{os.getpid()}"
-            os.link(path, bak)
-            os.replace(bak, path + ".bak")
-            if os.path.lexists(bak):    # PATH.bak was PATH already: rename(2) did nothing
-                os.unlink(bak)
-        os.replace(tmp, path)
-    finally:
-        if os.path.lexists(tmp):
-            os.unlink(tmp)
-    dfd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)

@@ -106,11 +106,7 @@ def _store(model, config_path: str, instance: str):
     from rlb.control.running import render
     store = Store(paths.commits_dir(instance), startup=os.path.abspath(config_path))
     now = render(model)
-    try:
-        latest = [text for _, text in store.lines(0)[0][1:]]
-    except Exception:               # noqa: BLE001  (none yet, or unreadable: record anew)
-        latest = None
-    if latest != now.lines():
+    if store.latest() != now.lines():       # none yet, unreadable, or another file
         store.record(now, "rlb", f"startup from {os.path.abspath(config_path)}")
     return store
 
@@ -132,6 +128,7 @@ async def _serve(model, sock: str, instance: str) -> None:
         if ssh is not None:
             await ssh.stop()
         await server.stop()
+        model.store.flush()         # exec-mode lines of the last moments: kept
 
 
 async def _start_ssh(model, instance: str):

@@ -120,6 +120,9 @@ class Model:
     # The commits kept on disk and the startup file (rlb.control.commit.Store): a daemon's
     # model has one, a candidate or a checked file has none.
     store: object = field(default=None, repr=False, compare=False)
+    # A candidate of a running instance (rlb.control.commit.Candidate): what the data
+    # plane reads at start is refused as typed, as it is once the data plane runs.
+    started: bool = field(default=False, repr=False, compare=False)
 
     def __post_init__(self):
         if self.services is None:
@@ -155,8 +158,10 @@ class Model:
         """A line of the dataplane section (`word` names it in messages): one read at
         start is refused once the data plane runs; a table cannot shrink below what it
         holds."""
-        if name not in RUNTIME and self.engine is not None:
-            raise CommandError(f"{word} is read at start: change the config file and restart")
+        if name not in RUNTIME and (self.engine is not None or self.started) and \
+                getattr(self.settings, name) != value:
+            raise CommandError(f"{word} is read at start: change it in the startup "
+                               "configuration and restart the instance")
         if name == "route_table_size" and value < len(self.routes):
             raise CommandError(f"{word} {value} is below the {len(self.routes)} routes "
                                "configured")
@@ -177,11 +182,12 @@ class Model:
     # ---------------------------------------------------------------- ports
 
     def add_port(self, name: str, devargs: str) -> None:
-        if self.engine is not None:
-            raise CommandError("ports are fixed once the data plane runs (restart to change)")
+        if name in self.ports and self.ports[name].devargs == devargs:
+            return                  # the same line again (a config merged onto its own)
+        if self.engine is not None or self.started:
+            raise CommandError("ports are fixed once the data plane runs: change them in the "
+                               "startup configuration and restart the instance")
         if name in self.ports:
-            if self.ports[name].devargs == devargs:
-                return              # the same line again (a config merged onto its own)
             raise CommandError(f"port {name} already defined")
         iface = kernel_iface(devargs)
         for p in self.ports.values():

@@ -120,6 +120,25 @@ def route_line(r) -> str:
     return " ".join(words)
 
 
+# How many leading words of a line name its object; a line not listed is named by all
+# of it (a section head, `local-address A dev D`, `username N key ...`, a switch).
+_NAMED_BY = {"ip route": 3, "ip vs": 3, "ip address": 3, "ip neighbor": 3,
+             "real-server": 2, "port": 2, "ssh listen": 2, "scheduler": 1, "persistent": 1}
+
+
+def object_key(line: str) -> str:
+    """What names the object a line of the text is (rlb.control.merge)."""
+    words = line.split()
+    if words[:2] == ["ip", "address"]:      # an address is its IP, whatever its mask
+        return f"ip address {words[2].split('/')[0]}"
+    if words[:1] == ["username"]:           # its privilege; each of its keys
+        return line if words[2:3] == ["key"] else " ".join(words[:3])
+    n = _NAMED_BY.get(" ".join(words[:2])) or _NAMED_BY.get(words[0], 0)
+    if not n and len(words) == 2 and words[1].isdigit():
+        n = 1                               # a number of the dataplane section
+    return " ".join(words[:n]) if n else line
+
+
 PORT_ONLY, WITH_SRC, VIA = range(3)
 
 

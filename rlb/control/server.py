@@ -28,12 +28,12 @@ import socket
 import struct
 import time
 
-from rlb.control import commit
 from rlb.control.config import ConfigError, handler_params
 from rlb.control.model import CommandError, Model
 from rlb.shell.commands import (ADMIN, CONFIG, ENABLE, PIPE, ROOT, VIEW, Context, Reply,
                                 do_exec, g)
 from rlb.shell.configure import load as load_lines
+from rlb.shell.configure import KEEPS_SECTION, via
 from rlb.shell.grammar import CR, MAX_LINE, Grammar, ParseError
 from rlb.shell.render import split_pipes
 from rlb.shell.users import accounts
@@ -169,21 +169,21 @@ def _run(ctx: Context, line) -> Reply:
     cmd = match.command
     if not cmd.readonly and ctx.privilege != ADMIN:     # _chain keeps them out: in case
         raise CommandError(f"Permission denied: user {ctx.user} has {ctx.privilege} privilege")
-    if not cmd.readonly:            # a show from a parent node leaves the session where it is
-        _move(ctx, found)
+    if not cmd.readonly and cmd.handler not in KEEPS_SECTION:
+        _move(ctx, found)           # a show from a parent node leaves the session where it is
     # a change goes to the candidate in configuration mode; a show sees the running state
     changes_config = not (cmd.readonly or cmd.operational)
     ctx.model = ctx.candidate.model if ctx.configuring and changes_config else ctx.running
+    if changes_config and not ctx.configuring and ctx.running.store is not None:
+        ctx.running.store.settle(ctx)       # another session's lines are their own commit
     try:
         reply = _call(ctx, match)
     finally:
         ctx.model = ctx.candidate.model if ctx.configuring else ctx.running
     if not cmd.readonly:
         audit.info("%s: %s", ctx.user, text.strip())
-        if (changes_config and not ctx.configuring and cmd.node == ROOT
-                and ctx.running.store is not None and cmd.definition.split()[0] not in SAVES):
-            ctx.running.store.last_change = (ctx.user, commit.now(),
-                                             f"`{text.strip()}`")
+        if changes_config and not ctx.configuring and ctx.running.store is not None:
+            _recorded(ctx, text.strip())
     for f in filters:
         ctx.output = reply
         reply = _call(ctx, f)
@@ -224,6 +224,12 @@ def run_exec(ctx: Context, line: str) -> Reply:
         audit.info("%s: do %s", ctx.user, line.strip())
     ctx.model = ctx.running
     return _call(ctx, match)
+
+
+def _recorded(ctx, line: str) -> None:
+    """A change made at once (exec mode, `rlb -c`) is a commit in the history, when it
+    moved the running configuration (`write memory`, `enable` do not): Store.changed."""
+    ctx.running.store.changed(ctx.running, ctx, ctx.user, via(ctx), line)
 
 
 def _call(ctx, match) -> Reply:
@@ -323,8 +329,8 @@ def _move(ctx, found) -> None:
 # zero) and saving.
 READONLY, EXEC, DO = "readonly", "exec", "exec-do"
 EXEC_WORDS = ("dpip", "ipvsadm", "configure", "write", "copy")
-SAVES = ("configure", "write", "copy")     # not changes of the running configuration
-DO_WORDS = ("write", "copy")
+DO_WORDS = ("write", "copy")     # exec commands `do` runs: they change no configuration
+DO_NOT = ("configure",)         # a change of mode, not a command to run from another one
 
 
 @functools.cache
@@ -339,7 +345,7 @@ def _subset(node: str, kind: str) -> Grammar:
     for cmd in g.commands(node):
         first = cmd.definition.split()[0]
         if cmd.readonly or (kind == EXEC and (first in EXEC_WORDS or cmd.operational)) or \
-                (kind == DO and (cmd.operational or first in DO_WORDS)):
+                (kind == DO and first not in DO_NOT and (cmd.operational or first in DO_WORDS)):
             sub.command(cmd.definition, node, help=cmd.help, readonly=cmd.readonly,
                         operational=cmd.operational)(cmd.handler)
     return sub
@@ -397,11 +403,16 @@ class ControlServer:
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
         user, pid = _peer(writer)
-        ctx = Context(self.model, user=user, host=self.host)
+        ctx = Context(self.model, user=user, host=self.host, via="socket")
         entry = accounts(self.model).open_session(user, ctx.privilege, f"pid {pid or '?'}",
                                                   ctx=ctx, line="socket")
         task = asyncio.current_task()
         self.clients[task] = writer
+        sessions = self.model.store.sessions if self.model.store is not None else set()
+
+        def tell(text):             # an interactive session is told what happened to all
+            if not writer.is_closing():
+                writer.write(json.dumps({"notice": text}).encode() + b"\n")
         try:
             while not ctx.closed:
                 try:
@@ -416,6 +427,8 @@ class ControlServer:
                 except (ValueError, KeyError, TypeError, RecursionError):
                     reply = {"ok": False, "error": "% malformed request"}
                 await self._send(writer, reply)
+                if ctx.shell:
+                    sessions.add(tell)
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
         except asyncio.CancelledError:
@@ -425,6 +438,9 @@ class ControlServer:
         finally:
             accounts(self.model).close_session(entry)
             self.clients.pop(task, None)
+            sessions.discard(tell)
+            if self.model.store is not None:
+                self.model.store.flush(ctx)     # this connection's lines: a commit now
             writer.close()
 
     @staticmethod

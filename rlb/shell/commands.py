@@ -49,6 +49,7 @@ class Context:
     line: str = ""                  # the command being run, without its filters
     tty: str | None = None          # the terminal of an interactive `rlb` (console)
     active: float = field(default_factory=time.monotonic)   # last request (show users)
+    via: str = ""                   # how the session came: "socket", "ssh" (the history says)
 
     def __post_init__(self):
         if self.running is None:
@@ -488,9 +489,10 @@ g.words(**{
 })
 
 
-@g.command("enable", node=VIEW)
+@g.command("enable", node=VIEW, operational=True)
 def enable(ctx):
-    """Privileged mode: not readonly, so that view users are refused it."""
+    """Privileged mode: not readonly, so that view users are refused it; no change of
+    the configuration (operational)."""
     ctx.node = ENABLE
     return Reply()
 

@@ -23,7 +23,7 @@ import asyncio
 import logging
 import time
 
-from rlb.control.commit import Candidate, apply, build, diff
+from rlb.control.commit import Candidate, apply, candidate_model, diff
 from rlb.control.model import CommandError
 from rlb.control.model import Route
 from rlb.control.running import render, route_line
@@ -51,6 +51,7 @@ g.words(**{
     "seconds": "The time is in seconds (default: minutes)",
     "comment": "A comment kept with the commit",
     "rollback": "Load an earlier commit into the candidate (0: the latest)",
+    "update": "Bring the candidate's changes onto the running configuration as it is now",
     "abort": "Drop the candidate's changes and leave configuration mode",
     "configuration": "The configuration: the candidate in configuration mode",
     "diff": "What the candidate changes",
@@ -63,7 +64,7 @@ g.words(**{
 
 # --------------------------------------------------------------- entering, leaving
 
-@g.command("configure [terminal]", node=ROOT)
+@g.command("configure [terminal]", node=ROOT, operational=True)
 def configure(ctx):
     """A candidate copy of the running configuration for this session."""
     if ctx.configuring:
@@ -313,23 +314,31 @@ def _need_candidate(ctx):
     return ctx.candidate
 
 
-def commit_candidate(ctx, comment: str = "") -> Reply:
+SSH = "ssh"                         # Context.via of the daemon's own ssh shell
+
+
+def via(ctx) -> str:
+    """How a change reached the daemon, as the history says it."""
+    return SSH if ctx.via == SSH else "shell" if ctx.shell else "rlb -c"
+
+
+def commit_candidate(ctx, comment: str = "", how: str = "") -> Reply:
     """Apply the session's candidate; the session stays in configuration mode with a
     fresh candidate of the new running configuration."""
     cand, store = _need_candidate(ctx), _store(ctx)
+    store.flush()                   # exec-mode lines before it are a commit of their own
     now = render(ctx.running)
     if now.canonical() != cand.base.canonical():
-        who = store.last_change
-        by = f" (last change: {who[2]} by {who[0]} at {who[1]})" if who else ""
         raise CommandError("commit refused: the running configuration changed since this "
-                           f"candidate was started{by}. Nothing was applied; your changes "
-                           "are still in the candidate (`show configuration diff`): `abort` "
-                           "and make them again on the new configuration")
+                           f"candidate was started{_last_change(store)}. Nothing was "
+                           "applied; your changes are still in the candidate (`show "
+                           "configuration diff`): `update` brings them onto the running "
+                           "configuration, `abort` drops them")
     if not cand.changed():
         return Reply("No changes to commit.", {"changes": []})
     done = apply(ctx.running, cand.model)
     try:
-        ident = store.record(render(ctx.running), ctx.user, comment)
+        ident = store.record(render(ctx.running), ctx.user, comment, how or via(ctx))
         head = f"commit {ident}: {len(done)} change(s)"
     except OSError as err:          # applied all the same: say so, and go on
         logging.getLogger("rlb.commit").error("commit applied, not kept in the history: %s",
@@ -342,10 +351,16 @@ def commit_candidate(ctx, comment: str = "") -> Reply:
     return Reply(text, {"commit": ident, "changes": done, "previous": now})
 
 
-@g.command("commit [confirmed (1-65535)$n [seconds]] [comment LINE$comment]", node=CONFIG,
-           help={"n": "Minutes (or seconds) until the automatic rollback",
+CONFIRM_MINUTES = 10                # `commit confirmed` alone, as Junos
+
+
+@g.command("commit [confirmed [(1-65535)$n [seconds]]] [comment LINE$comment]", node=CONFIG,
+           help={"n": f"Minutes (or seconds) until the automatic rollback (default "
+                      f"{CONFIRM_MINUTES} minutes)",
                  "comment": "Text kept with the commit"})
 def commit(ctx, confirmed, n, seconds, comment):
+    """Apply the candidate; the session stays where it was (KEEPS_SECTION)."""
+    n = n or CONFIRM_MINUTES
     store = _store(ctx)
     _need_candidate(ctx)
     was_pending = store.pending is not None
@@ -377,14 +392,52 @@ def rollback(ctx, n):
     """Load an earlier commit into the candidate; `commit` applies it."""
     cand = _need_candidate(ctx)
     from rlb.control.config import ConfigError
-    lines, path = _store(ctx).lines(n)
+    store = _store(ctx)
+    lines, path = store.lines(n)
+    ident = store.ident(n)
     try:
-        cand.model = build(lines, path)
+        cand.model = candidate_model(lines, path)
     except ConfigError as err:
-        raise CommandError(f"commit {n} does not load: {err}") from None
+        raise CommandError(f"commit {ident} (rollback {n}) does not load: {err}") from None
     ctx.model, ctx.node, ctx.section = cand.model, CONFIG, None
-    return Reply(f"Loaded commit {n} into the candidate: `show configuration diff`, then "
-                 "`commit`.")
+    return Reply(f"Loaded commit {ident} (rollback {n}) into the candidate: `show "
+                 "configuration diff`, then `commit`.", {"commit": ident, "rollback": n})
+
+
+def _last_change(store) -> str:
+    who = store.last_change
+    return f" (last change: {who[2]} by {who[0]} at {who[1]})" if who else ""
+
+
+@g.command("update", node=CONFIG)
+def update(ctx):
+    """The candidate's changes made again on the running configuration as it is now
+    (Junos's `update`): refused, changing nothing, when both changed the same object."""
+    from rlb.control.merge import Conflict, merge
+    cand = _need_candidate(ctx)
+    _store(ctx).flush()             # the last change, as the refusal names it
+    now = render(ctx.running)
+    if now.canonical() == cand.base.canonical():
+        return Reply("The candidate is up to date.", {"conflicts": []})
+    try:
+        merged = merge(cand.base, render(cand.model), now)
+    except Conflict as c:
+        lines = [f"  {where}\n    candidate: {ours}\n    running:   {theirs}"
+                 for where, ours, theirs in c.items]
+        raise CommandError("update refused: the candidate and the running configuration "
+                           f"changed the same objects{_last_change(_store(ctx))}; nothing "
+                           "was changed:\n" + "\n".join(lines)) from None
+    try:
+        model = candidate_model(merged.numbered(), "<update>")
+    except ConfigError as err:
+        raise CommandError(f"update refused: the merged configuration does not apply ({err}); "
+                           "nothing was changed") from None
+    cand.base, cand.model, ctx.model = now, model, model
+    if ctx.node == IF and ctx.section not in model.ports or \
+            ctx.node == VS and ctx.section not in model.services.table:
+        ctx.node, ctx.section = CONFIG, None
+    return Reply("Candidate updated to the running configuration; your changes are kept "
+                 "(`show configuration diff`).", {"conflicts": []})
 
 
 # --------------------------------------------------------------------- showing
@@ -395,11 +448,18 @@ def show_running(ctx):
     return Reply(running.text, running.data())
 
 
+# What leaves the session in its section (as Junos and FRR): rlb.control.server._run
+KEEPS_SECTION = frozenset({commit, update})
+CANDIDATE = "! rlb candidate configuration (not committed)"
+
+
 @g.command("show configuration", node=ROOT, readonly=True)
 def show_configuration(ctx):
     """The candidate in configuration mode, else the running configuration."""
-    conf = render(ctx.candidate.model if ctx.configuring else ctx.running)
-    return Reply(conf.text, conf.data())
+    if not ctx.configuring:
+        return show_running(ctx)
+    conf = render(ctx.candidate.model)
+    return Reply("\n".join([CANDIDATE, *conf.lines()[1:]]), conf.data())
 
 
 @g.command("show configuration diff", node=ROOT, readonly=True)
@@ -414,8 +474,9 @@ def show_configuration_diff(ctx):
 def show_commits(ctx):
     store = _store(ctx)
     rows = store.history()
-    lines = [f"{'#':>3}  {'When':<19}  {'User':<16} Comment"]
-    lines += [f"{r['rollback']:>3}  {r['time'] or '?':<19}  {r['user'] or '?':<16} {r['comment']}"
+    lines = [f"{'#':>3}  {'Commit':>6}  {'When':<19}  {'User':<12} {'Source':<7} Comment"]
+    lines += [f"{r['rollback']:>3}  {r['id']:>6}  {r['time'] or '?':<19}  "
+              f"{r['user'] or '?':<12} {r['source'] or '-':<7} {r['comment']}".rstrip()
               for r in rows]
     data = {"commits": rows, "pending_confirm": None}
     if store.pending is not None:
@@ -432,14 +493,14 @@ def show_commits(ctx):
     return Reply("\n".join(lines), data)
 
 
-@g.command("write memory", node=ROOT)
+@g.command("write memory", node=ROOT, operational=True)
 def write_memory(ctx):
     """Save the running configuration as the startup file (atomically, previous kept)."""
     path = _store(ctx).write_startup(render(ctx.running))
     return Reply(f"Building configuration...\n[OK] {path}", {"path": path})
 
 
-@g.command("copy running-config startup-config", node=ROOT)
+@g.command("copy running-config startup-config", node=ROOT, operational=True)
 def copy_running_startup(ctx):
     return write_memory(ctx)
 
@@ -450,14 +511,15 @@ def load(ctx, lines, source: str, replace: bool = False) -> Reply:
     commit; a line that does not apply stops it all (FILE:LINE: reason)."""
     cand = Candidate.of(ctx.running)
     if replace:
-        cand.model = build(lines, source)
+        cand.model = candidate_model(lines, source)
     else:
         from rlb.control.config import run_lines
         from rlb.shell.commands import Context
         run_lines(Context(cand.model, user=ctx.user), lines, source)
     ctx.candidate = cand
     try:
-        reply = commit_candidate(ctx, f"load {'replace ' if replace else ''}{source}")
+        reply = commit_candidate(ctx, f"load {'replace ' if replace else ''}{source}",
+                                 "rlb -f")
         if reply.data.pop("previous", None) is not None and _store(ctx).confirm():
             reply.text += "\ncommit confirmed: the automatic rollback is cancelled"
         return reply

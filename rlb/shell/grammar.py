@@ -232,9 +232,10 @@ def _tokenize(line: str, lenient: bool = False) -> list[_Tok]:
     return toks
 
 
-def _error(line, position, kind, detail="", expected=()):
+def _error(line, position, kind, detail="", expected=(), head=None):
     """A ParseError rendered like a router: the line echoed, a caret under the token."""
-    head = "% Unknown command." if kind == "unknown" else "% Invalid input detected at '^' marker."
+    head = head or ("% Unknown command." if kind == "unknown" else
+                    "% Invalid input detected at '^' marker.")
     echo = line.rstrip("\r\n").translate(str.maketrans("\t\f\v\r\n", "     "))
     return ParseError(f"{head}{' ' + detail if detail else ''}\n{echo}\n{' ' * position}^",
                       kind=kind, position=position, expected=expected, line=line)
@@ -639,8 +640,9 @@ class Grammar:
                                  position=tok.start, line=line,
                                  expected=[(w, self._words[w]) for w in amb])
             if not live:
+                head = self._out_of_range(paths, tok, toks[i - 1].text if i else "")
                 raise _error(line, tok.start, "unknown" if i == 0 else "invalid",
-                             expected=self._candidates(paths))
+                             expected=self._candidates(paths), head=head)
             paths = live
         done = [p for p in paths if self._expand(p[1])[1]]
         if not done:
@@ -659,6 +661,18 @@ class Grammar:
         args = dict.fromkeys(cmd.bindings)
         args.update(binds)
         return Match(cmd, args)
+
+    def _out_of_range(self, paths, tok, before):
+        """`% NAME must be LO-HI` for a number outside the range a command takes there
+        (NAME: the binding, or the word before when the binding is a mere letter)."""
+        if tok.quoted or not re.fullmatch("[0-9]+", tok.text):
+            return None
+        for path in paths:
+            for term, _ in self._expand(path[1])[0]:
+                if isinstance(term, _Var) and term.kind == "RANGE":
+                    name = term.bind if len(term.bind) > 1 or not before else before
+                    return f"% {name.replace('_', '-')} must be {term.lo}-{term.hi}"
+        return None
 
     # -- help and completion --
 

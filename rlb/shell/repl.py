@@ -6,6 +6,7 @@ all come from the daemon's session (rlb/control/server.py), through a transport.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import os
 import re
 import sys
@@ -21,6 +22,7 @@ from prompt_toolkit.shortcuts import CompleteStyle
 from prompt_toolkit.utils import get_cwidth
 
 from rlb.shell.commands import CTRL_Z, ENABLE, VIEW
+from rlb.shell.configure import SSH
 from rlb.shell.grammar import _TYPES, CR, MAX_LINE
 from rlb.shell.render import as_json, printable
 
@@ -50,6 +52,23 @@ class SocketTransport:
         data = reply.get("data") if reply.get("ok") else None
         return [(str(c[0]), str(c[1])) for c in data or [] if isinstance(c, list) and len(c) == 2]
 
+    def listen(self, tell):
+        """Notices from the daemon go to tell(text), also while the prompt waits; -> the
+        function that stops it."""
+        loop, fd = asyncio.get_running_loop(), self.client.sock.fileno()
+        self.client.on_notice = tell
+
+        def readable():
+            if not self.client.poll():      # the daemon went away: say so once
+                loop.remove_reader(fd)
+                tell("% the connection to the daemon is lost")
+        loop.add_reader(fd, readable)
+
+        def stop():
+            self.client.on_notice = None
+            loop.remove_reader(fd)
+        return stop
+
 
 class LocalTransport:
     """A session inside the daemon (the ssh shell): the socket's own functions, no socket."""
@@ -59,6 +78,7 @@ class LocalTransport:
         self.ctx, self.server = ctx, server
 
     def start(self) -> dict:
+        self.ctx.via = SSH
         return self.server.open_shell(self.ctx)
 
     def call(self, line: str) -> dict:
@@ -66,6 +86,17 @@ class LocalTransport:
 
     def complete(self, line: str) -> list[tuple[str, str]]:
         return self.server.complete(self.ctx, line)
+
+    def listen(self, tell):
+        store = self.ctx.running.store
+        if store is None:
+            return None
+        store.sessions.add(tell)
+
+        def stop():
+            store.sessions.discard(tell)
+            store.flush(self.ctx)           # this session's exec-mode lines: a commit now
+        return stop
 
 
 class QuietFileHistory(FileHistory):
@@ -132,6 +163,16 @@ class Shell:
     def write(self, text: str) -> None:
         self._write(printable(text))
 
+    def notice(self, text: str) -> None:
+        """A message the daemon sends every session: above the prompt when one waits."""
+        if not self.session.app.is_running:
+            self.write(text)
+            return
+        try:        # in this session's context: prompt_toolkit finds its application there
+            self._context.run(run_in_terminal, lambda: self.write(text))
+        except RuntimeError:
+            run_in_terminal(lambda: self.write(text))
+
     def candidates(self, text: str) -> list[tuple[str, str]]:
         try:
             return self.transport.complete(text)
@@ -179,19 +220,29 @@ class Shell:
             self.write(hello.get("error") or "% the daemon refused a session")
             return 2
         self._update(hello)
-        while not self.closed:
-            try:
-                # the loop's exception handler stays the daemon's (the ssh shell runs there)
-                line = await self.session.prompt_async(lambda: self.info["prompt"] + " ",
-                                                       set_exception_handler=False)
-            except KeyboardInterrupt:
-                continue
-            except EOFError:
-                break
-            try:
-                await self.execute(line)
-            except Exception as err:    # noqa: BLE001  (a shell bug: say it, keep the shell)
-                self.write(f"% internal error: {err!r}")
+        self._context = contextvars.copy_context()
+        try:
+            stop = self.transport.listen(self.notice)
+        except AttributeError:      # a transport that has no notices
+            stop = None
+        try:
+            while not self.closed:
+                try:
+                    line = await self.session.prompt_async(
+                        lambda: self.info["prompt"] + " ",
+                        # the loop's exception handler stays the daemon's (the ssh shell runs there)
+                        set_exception_handler=False)
+                except KeyboardInterrupt:
+                    continue
+                except EOFError:
+                    break
+                try:
+                    await self.execute(line)
+                except Exception as err:    # noqa: BLE001  (a shell bug: say it, keep the shell)
+                    self.write(f"% internal error: {err!r}")
+        finally:
+            if stop is not None:
+                stop()
         return 1 if self.lost else 0
 
     async def execute(self, line: str) -> None:

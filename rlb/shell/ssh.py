@@ -23,6 +23,7 @@ from prompt_toolkit.data_structures import Size
 
 from rlb.control.paths import state_dir
 from rlb.shell.commands import Context
+from rlb.shell.configure import SSH
 from rlb.shell.grammar import MAX_LINE
 from rlb.shell.render import printable
 from rlb.shell.repl import LocalTransport, QuietFileHistory, Script, Shell, commands
@@ -322,7 +323,7 @@ class _Connection(PromptToolkitSSHServer):
         """One session of the user: listed in `show users` while it lasts."""
         svc, user = self.service, self.user
         ctx = Context(svc.model, user=user.name, privilege=svc.accounts.privilege_of(user),
-                      host=svc.instance)
+                      host=svc.instance, via=SSH)
         entry = svc.accounts.open_session(user.name, ctx.privilege, self.peer, ctx=ctx)
         task = asyncio.current_task()
         svc.sessions.add(task)

@@ -5,8 +5,13 @@ by itself, rollback, two sessions, write memory and a restart, `rlb -f`.
 The tester plays the client on dpdk1's wire (tp1) and the real servers on dpdk0's
 wire (tp0), as in test_fnat.py."""
 import os
+import pty
+import re
+import select
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 
 import pytest
@@ -286,6 +291,174 @@ def test_rlb_f_applies_a_file_as_one_commit(lab, tmp_path):
     assert r.returncode == 0 and "commit" in r.stdout, r.stderr
     assert "10.0.0.100:84" in services(lab.d)
     lab.d.ok("ipvsadm -D -t 10.0.0.100:84")
+
+
+def rlb_c(*lines):
+    args = [a for line in lines for a in ("-c", line)]
+    return subprocess.run([sys.executable, "-m", "rlb", "-N", INSTANCE, *args],
+                          capture_output=True, text=True, timeout=60,
+                          env=dict(os.environ, RLB_RUN_DIR=paths.RUN_DIR))
+
+
+def service(d, vip_port):
+    return next(s for s in d.ok("ipvsadm -ln")["data"]["services"]
+                if f"{s['vip']}:{s['port']}" == vip_port)
+
+
+EXEC_LINES = ("ipvsadm -A -t 10.0.0.100:85 -s rr",
+              "ipvsadm -a -t 10.0.0.100:85 -r 192.168.100.3:80 -b",
+              "ipvsadm --add-laddr -z 192.168.100.204 -t 10.0.0.100:85 -F dpdk0")
+
+
+def test_exec_mode_changes_are_commits_and_rollback_1_undoes_only_the_last(lab):
+    """Issue 9 item 7: lines applied at once (an rlb -c batch, a line in lb#) are commits
+    of their own, so `rollback 1` after a commit undoes that commit only, not the lines
+    typed before."""
+    first = lab.d.ok("show configuration commits")["data"]["commits"][0]["id"]
+    r = rlb_c(*EXEC_LINES)
+    assert r.returncode == 0, r.stderr
+    s = Session()
+    try:
+        s.ok("enable", "dpip route add 10.5.0.0/16 via 192.168.100.2 dev dpdk0")
+        h = lab.d.ok("show configuration commits")["data"]["commits"]
+        assert [(e["id"], e["user"], e["source"], e["comment"]) for e in h[:2]] == [
+            (first + 2, "root", "shell", "dpip route add 10.5.0.0/16 via 192.168.100.2 dev dpdk0"),
+            (first + 1, "root", "rlb -c", "; ".join(EXEC_LINES))]          # one batch
+        time.sleep(1)                   # a pause: the next line is a commit of its own
+        s.ok("dpip route add 10.6.0.0/16 via 192.168.100.2 dev dpdk0")
+        s.ok("dpip neigh flush", "ipvsadm -Z -t 10.0.0.100:80", "write memory")   # not changes
+        assert lab.d.ok("show configuration commits")["data"]["commits"][0]["id"] == first + 3
+        s.ok("configure", "ip vs timeout tcp 100 tcpfin 8 udp 30")
+        assert s.ok("commit")["text"].startswith(f"commit {first + 4}: ")
+        loaded = s.ok("rollback 1")
+        assert loaded["data"] == {"commit": first + 3, "rollback": 1}
+        diff = s.ok("show configuration diff")["text"].splitlines()
+        assert [line for line in diff if line[:1] in "+-" and line[:3] not in ("---", "+++")] \
+            == ["-ip vs timeout tcp 100 tcpfin 8 udp 30"]
+        s.ok("commit", "end")
+    finally:
+        s.close()
+    text = running(lab.d)
+    assert "virtual-server tcp 10.0.0.100:85" in text and "ip vs timeout" not in text
+    assert "ip route 10.5.0.0/16 via 192.168.100.2 dev dpdk0" in text
+    # the data plane has the service typed in exec mode: it forwards through its LIP
+    syn = lab.handshake(41020, dport=85)
+    assert syn[IP].src == "192.168.100.204" and syn[IP].dst == "192.168.100.3"
+    assert "ip route 10.6.0.0/16 via 192.168.100.2 dev dpdk0" in text
+    r = rlb_c("ipvsadm -D -t 10.0.0.100:85", "dpip route del 10.5.0.0/16",
+              "dpip route del 10.6.0.0/16")
+    assert r.returncode == 0, r.stderr
+
+
+def test_update_brings_a_stale_candidate_onto_another_sessions_commit(lab):
+    """Issue 9 item 8: the second session's candidate is refused at commit, `update`
+    merges its changes onto the new running configuration, and both land."""
+    a, b = Session(), Session()
+    try:
+        a.ok("enable", "configure", "virtual-server tcp 10.0.0.100:80", "scheduler wlc", "exit",
+             "ip route 10.4.0.0/16 via 192.168.100.2 dev dpdk0")
+        b.ok("enable", "configure", "virtual-server tcp 10.0.0.100:80",
+             "real-server 192.168.100.3:80 mode fnat weight 2", "commit", "end")
+        r = a("commit")
+        assert not r["ok"] and "`update`" in r["error"]
+        assert service(lab.d, "10.0.0.100:80")["scheduler"] == "rr"
+        assert a.ok("update")["text"].startswith("Candidate updated")
+        r = a.ok("commit")
+        assert sorted(r["data"]["changes"]) == ["add route 10.4.0.0/16",
+                                                "change TCP 10.0.0.100:80"], r["data"]
+        svc = service(lab.d, "10.0.0.100:80")
+        assert svc["scheduler"] == "wlc"
+        assert {(d["addr"], d["weight"]) for d in svc["dests"]} == {("192.168.100.2", 1),
+                                                                   ("192.168.100.3", 2)}
+        assert "ip route 10.4.0.0/16 via 192.168.100.2 dev dpdk0" in running(lab.d)
+        # a conflict: both change the scheduler; refused, nothing changes
+        a.ok("virtual-server tcp 10.0.0.100:80", "scheduler sh")
+        b.ok("ipvsadm -E -t 10.0.0.100:80 -s lc")
+        r = a("update")
+        assert not r["ok"] and "candidate: scheduler sh" in r["error"]
+        assert "running:   scheduler lc" in r["error"]
+        assert service(lab.d, "10.0.0.100:80")["scheduler"] == "lc"
+        a.ok("abort", "configure", "virtual-server tcp 10.0.0.100:80", "scheduler rr",
+             "no real-server 192.168.100.3:80", "exit", "no ip route 10.4.0.0/16", "commit",
+             "end")
+    finally:
+        a.close()
+        b.close()
+    assert service(lab.d, "10.0.0.100:80")["scheduler"] == "rr"
+
+
+def test_every_session_is_told_of_an_automatic_rollback(lab):
+    """Issue 9 item 8: a session that only waits gets the notice on its own, when the
+    rollback happens; a stale candidate is brought up to date with `update`."""
+    waiting, s, c = Session(), Session(), Session()
+    try:
+        waiting.ok("enable")
+        s.ok("enable", "configure", "ip route 10.3.0.0/16 via 192.168.100.2 dev dpdk0",
+             "commit confirmed 2 seconds")
+        # a candidate made on the unconfirmed commit
+        c.ok("enable", "configure", "virtual-server tcp 10.0.0.100:80", "scheduler wlc")
+        assert not select.select([waiting.client.sock], [], [], 1)[0]       # not yet
+        assert select.select([waiting.client.sock], [], [], 6)[0], "no notice came"
+        assert waiting.client.poll()
+        assert len(waiting.client.notices) == 1
+        assert "commit confirmed by root was not confirmed" in waiting.client.notices[0]
+        assert "10.3.0.0/16" not in running(lab.d)
+        r = c("commit")
+        assert not r["ok"] and "changed since" in r["error"]
+        assert any("was not confirmed" in n for n in c.client.notices)     # told too
+        c.ok("update", "commit")
+        assert service(lab.d, "10.0.0.100:80")["scheduler"] == "wlc"
+        c.ok("virtual-server tcp 10.0.0.100:80", "scheduler rr", "commit", "end")
+        s.ok("abort")
+    finally:
+        for x in (waiting, s, c):
+            x.close()
+
+
+def read_pty(fd, want, timeout):
+    """What the terminal showed until `want` appeared (escape sequences removed)."""
+    out, end = b"", time.monotonic() + timeout
+    while want not in re.sub(rb"\x1b\[[0-9;?]*[ -/]*[@-~]|\r", b"", out):
+        left = end - time.monotonic()
+        if left <= 0 or not select.select([fd], [], [], left)[0]:
+            raise AssertionError(f"{want!r} not shown: {out[-500:]!r}")
+        try:
+            out += os.read(fd, 65536)
+        except OSError:             # the shell ended
+            raise AssertionError(f"{want!r} not shown: {out[-500:]!r}") from None
+    return re.sub(rb"\x1b\[[0-9;?]*[ -/]*[@-~]|\r", b"", out).decode()
+
+
+def test_the_interactive_shell_prints_the_rollback_notice_while_it_waits(lab):
+    """The real `rlb` shell on a terminal (a pty): it waits at its prompt, another
+    session's unconfirmed commit rolls back, the notice is printed above the prompt."""
+    main, sub = pty.openpty()
+    home = tempfile.mkdtemp(prefix="rlbt-home-")            # its ~/.rlb_history
+    shell = subprocess.Popen([sys.executable, "-m", "rlb", "-N", INSTANCE], stdin=sub,
+                             stdout=sub, stderr=sub, close_fds=True,
+                             env=dict(os.environ, RLB_RUN_DIR=paths.RUN_DIR, TERM="xterm",
+                                      HOME=home))
+    os.close(sub)
+    s = Session()
+    try:
+        read_pty(main, f"{INSTANCE}>".encode(), 30)
+        s.ok("enable", "configure", "ip route 10.2.0.0/16 via 192.168.100.2 dev dpdk0",
+             "commit confirmed 2 seconds")
+        screen = read_pty(main, b"was not confirmed", 10)
+        assert "commit confirmed by root" in screen and "`update`" in screen
+        os.write(main, b"show ip route\r")
+        assert "inet 10.0.0.0/16" in read_pty(main, b"inet 10.0.0.0/16", 10)  # still works
+        os.write(main, b"exit\r")
+        assert shell.wait(10) == 0
+        s.ok("abort")
+    finally:
+        s.close()
+        if shell.poll() is None:
+            shell.kill()
+            shell.wait()
+        os.close(main)
+        shutil.rmtree(home, ignore_errors=True)
+    assert "10.2.0.0/16" not in running(lab.d)
 
 
 def test_write_memory_and_restart_give_the_same_running_config(lab):

@@ -18,7 +18,7 @@ from ipaddress import IPv4Address
 import asyncssh
 import pytest
 
-from rlb.control import commit as commit_mod
+from rlb.control import history as history_mod
 from rlb.control import server
 from rlb.control.commit import Store, apply, atomic_write, build, transform
 from rlb.control.config import ConfigError, run
@@ -848,7 +848,8 @@ def test_commit_with_a_comment_and_the_history(lb):
     assert [(e["rollback"], e["user"], e["comment"]) for e in h] == \
         [(0, "carol", "hello world"), (1, "rlb", "startup")]
     shown = ok(ctx, "show configuration commits")
-    assert re.search(r"^\s+0\s+\S+\s+carol\s+hello world$", shown["text"], re.M)
+    ident = reply["data"]["commit"]
+    assert re.search(rf"^\s+0\s+{ident}\s+\S+\s+carol\s+shell\s+hello world$", shown["text"], re.M)
     assert shown["data"]["commits"][0]["comment"] == "hello world"
     assert shown["data"]["pending_confirm"] is None
     # the session stays in configuration mode with nothing to commit
@@ -934,7 +935,7 @@ def test_an_exec_mode_change_refuses_a_pending_candidate(lb):
     now = render(lb).text
     error = err(a, "commit")
     assert "changed since" in error
-    assert "`dpip addr add 10.0.0.9/16 dev dpdk1` by bob" in error
+    assert "(`dpip addr add 10.0.0.9/16 dev dpdk1`) by bob" in error
     assert render(lb).text == now
     # saving is not a change of the running configuration
     ok(b, "write memory")
@@ -1016,7 +1017,7 @@ def test_commit_confirmed_without_an_event_loop_applies_nothing(lb):
 # ========================================================================== 6. Store
 
 def test_the_store_keeps_at_most_keep_commits(tmp_path, monkeypatch):
-    monkeypatch.setattr(commit_mod, "KEEP", 5)
+    monkeypatch.setattr(history_mod, "KEEP", 5)
     store = Store(str(tmp_path / "c"))
     m = conf(SHELL_BASE)
     texts = []
@@ -1045,7 +1046,7 @@ def test_the_store_keeps_at_most_keep_commits(tmp_path, monkeypatch):
 
 
 def test_rollback_beyond_the_history_through_the_shell(lb, monkeypatch):
-    monkeypatch.setattr(commit_mod, "KEEP", 3)
+    monkeypatch.setattr(history_mod, "KEEP", 3)
     ctx = session(lb, "carol", "configure")
     for i in range(4):
         ok(ctx, f"ip route 172.16.{i}.0/24 dev dpdk0", f"commit comment c{i}")
@@ -1061,7 +1062,8 @@ def test_history_without_a_header_and_a_foreign_file(tmp_path):
     (tmp_path / "c" / "commit-x.conf").write_text("junk\n")
     (tmp_path / "c" / "notes.txt").write_text("junk\n")
     h = store.history()
-    assert h == [{"rollback": 0, "id": 3, "user": None, "time": None, "comment": ""}]
+    assert h == [{"rollback": 0, "id": 3, "user": None, "source": "", "time": None,
+                  "comment": ""}]
     assert store.record(render(conf(SHELL_BASE)), "rlb") == 4
 
 
@@ -1319,7 +1321,7 @@ def test_load_refusals(tmp_path):
     m, ctx = loader(tmp_path, SHELL_BASE)
     start = render(m).text
     reply = server.load(ctx, "dataplane\n workers 4\n", "w.conf")
-    assert reply["error"].startswith("% w.conf: dataplane workers is read at start")
+    assert reply["error"].startswith("% w.conf:2: workers is read at start")
     viewer = Context(m, user="vic", privilege="view")
     assert "Permission denied" in server.load(viewer, GOOD_FILE, "f.conf")["error"]
     shell = session(m, "carol", "configure")
@@ -1481,3 +1483,149 @@ def test_operational_commands_act_on_the_running_instance_in_configuration_mode(
     assert execute(ctx, "show configuration diff")["text"] == ""
     assert lb.store.last_change == change            # not a configuration change
     ok(ctx, "end")
+
+
+# ============================================ issue 9: router semantics (items 7, 9-11)
+
+TUTORIAL_EXEC = [                   # the tutorial's FNAT lines, typed in lb#
+    "dpip addr add 10.0.0.101/32 dev dpdk1",
+    "dpip route add 192.168.200.0/24 dev dpdk0",
+    "ipvsadm -A -t 10.0.0.101:80 -s rr",
+    "ipvsadm -a -t 10.0.0.101:80 -r 192.168.100.5 -b",
+    "ipvsadm -a -t 10.0.0.101:80 -r 192.168.100.6 -b",
+    "ipvsadm --add-laddr -z 192.168.100.210 -t 10.0.0.101:80 -F dpdk0",
+    "dpip neigh add 192.168.100.5 lladdr 52:54:00:00:00:05 dev dpdk0",
+]
+
+
+def test_exec_mode_changes_are_in_the_history_and_rollback_1_undoes_the_last(lb):
+    ctx = session(lb, "bob", *TUTORIAL_EXEC)
+    typed = render(lb).text
+    h = lb.store.history()
+    assert [(e["user"], e["source"], e["comment"]) for e in h[:7]] == \
+        [("bob", "shell", line) for line in reversed(TUTORIAL_EXEC)]
+    assert [e["id"] for e in h] == list(range(8, 0, -1))
+    # operational commands, shows, saving, a failing line: no entry
+    ok(ctx, "dpip neigh flush", "ipvsadm -Z", "show running-config", "write memory", "disable",
+       "enable")
+    err(ctx, "ipvsadm -A -t 10.0.0.101:80 -s rr")
+    assert len(lb.store.history()) == 8
+    ok(ctx, "configure", "ip route 172.16.0.0/12 dev dpdk0", "commit")
+    assert "Loaded commit 8 (rollback 1)" in ok(ctx, "rollback 1")["text"]
+    ok(ctx, "commit")
+    assert render(lb).text == typed          # the VIP, the routes, the service stay
+    ok(ctx, "end")
+    # each exec line is one commit: rollback 1 now undoes the neighbour only
+    ok(ctx, "dpip neigh del 192.168.100.5")
+    ok(ctx, "configure", "rollback 1", "commit", "end")
+    assert render(lb).text == typed
+
+
+def test_rlb_c_changes_say_so_in_the_history(lb):
+    ctx = Context(lb, user="root", via="socket")           # as the control socket makes it
+    assert execute(ctx, "ipvsadm -E -t 10.0.0.100:80 -s wlc")["ok"]
+    newest = lb.store.history()[0]
+    assert (newest["user"], newest["source"], newest["comment"]) == \
+        ("root", "rlb -c", "ipvsadm -E -t 10.0.0.100:80 -s wlc")
+    assert execute(ctx, "ipvsadm -E -t 10.0.0.100:80 -s wlc")["ok"]    # no change: no entry
+    assert lb.store.history()[0]["id"] == newest["id"]
+
+
+def test_one_number_per_commit_everywhere(lb):
+    ctx = session(lb, "carol", "dpip route add 172.20.0.0/16 dev dpdk0", "configure",
+                  "ip route 172.21.0.0/16 dev dpdk0")
+    reply = ok(ctx, "commit comment third")
+    assert reply["text"].startswith("commit 3: ") and reply["data"]["commit"] == 3
+    shown = ok(ctx, "show configuration commits")
+    assert shown["text"].splitlines()[0].split()[:3] == ["#", "Commit", "When"]
+    rows = [line.split() for line in shown["text"].splitlines()[1:]]
+    assert [r[:2] for r in rows] == [["0", "3"], ["1", "2"], ["2", "1"]]
+    assert rows[1][3:] == ["carol", "shell", "dpip", "route", "add", "172.20.0.0/16", "dev",
+                           "dpdk0"]
+    assert ok(ctx, "rollback 2")["data"] == {"commit": 1, "rollback": 2}
+
+
+def test_commit_stays_in_the_section(lb):
+    ctx = session(lb, "carol", "configure", "virtual-server tcp 10.0.0.100:80", "scheduler wlc")
+    assert ok(ctx, "commit")["prompt"] == "lb(config-vs)#"
+    assert ctx.section == K80
+    assert ok(ctx, "scheduler wrr", "commit")["prompt"] == "lb(config-vs)#"
+    assert lb.services.table[K80].sched == "wrr"
+    ok(ctx, "exit", "interface dpdk0", "ip neighbor 192.168.100.9 52:54:00:00:00:09")
+    assert ok(ctx, "commit")["prompt"] == "lb(config-if)#"
+    assert ok(ctx, "end")["prompt"] == "lb#"
+
+
+def test_show_configuration_is_headed_candidate(lb):
+    ctx = session(lb, "carol")
+    assert ok(ctx, "show configuration")["text"].startswith("! rlb running configuration")
+    ok(ctx, "configure", "ip route 172.16.0.0/12 dev dpdk0")
+    text = ok(ctx, "show configuration")["text"]
+    assert text.splitlines()[0] == "! rlb candidate configuration (not committed)"
+    assert "running configuration" not in text and "ip route 172.16.0.0/12 dev dpdk0" in text
+
+
+def test_commit_confirmed_alone_is_ten_minutes(lb):
+    async def scenario():
+        ctx = session(lb, "carol", "configure", "ip route 172.16.0.0/12 dev dpdk0")
+        reply = ok(ctx, "commit confirmed")
+        assert reply["data"]["confirm_within"] == 600
+        assert "rolled back in 10 minute(s)" in reply["text"]
+        assert 590 < lb.store.pending["deadline"] - time.time() <= 600
+        ok(ctx, "commit")                       # confirmed
+        assert lb.store.pending is None
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("line", ["workers 4", "memory 128", "pool-size 4096", "no-kni",
+                                  "conn-table-size 1024", "port dpdk2 net_tap2",
+                                  "port dpdk1 net_tap9"])
+def test_startup_settings_are_refused_as_typed_in_configuration_mode(lb, line):
+    ctx = session(lb, "carol", "configure", "dataplane")
+    error = err(ctx, line)
+    assert "read at start" in error or "fixed once the data plane runs" in error
+    assert "restart" in error
+    assert ok(ctx, "show configuration diff")["text"] == ""
+    # what already is, and the settings a running data plane takes, are accepted
+    ok(ctx, "port dpdk1 net_tap1", "idle-sleep 70")
+    assert ok(ctx, "show configuration diff")["text"].splitlines()[3:] == \
+        [" dataplane", "+ idle-sleep 70", "  port dpdk0 net_tap0", "  port dpdk1 net_tap1"]
+
+
+@pytest.mark.parametrize("line, message", [
+    ("real-server 192.168.100.2:80 weight 70000", "% weight must be 0-65535"),
+    ("real-server 192.168.100.2:80 upper 99999999999", "% upper must be 0-2147483647"),
+    ("persistent 0", "% timeout must be 1-2678400"),
+])
+def test_out_of_range_says_the_range(lb, line, message):
+    ctx = session(lb, "carol", "configure", "virtual-server tcp 10.0.0.100:80")
+    error = err(ctx, line)
+    assert error.splitlines()[0] == message
+    assert error.splitlines()[1] == line and error.splitlines()[2].endswith("^")
+    assert ok(ctx, "show configuration diff")["text"] == ""
+
+
+def test_exec_lines_without_a_pause_are_one_commit(lb, monkeypatch):
+    """In the daemon (an event loop): a session's lines sent together (an `rlb -c`
+    batch, a paste) are one commit; a pause, another session's change or reading the
+    history ends the batch."""
+    monkeypatch.setattr(history_mod, "BATCH_IDLE", 0.2)
+    routes = [f"dpip route add 172.16.{i}.0/24 dev dpdk0" for i in range(6)]
+
+    async def scenario():
+        a, b = session(lb, "alice"), session(lb, "bob")
+        ok(a, routes[0], routes[1])
+        ok(b, routes[2])                # another session: alice's two lines are a commit
+        await asyncio.sleep(0.4)
+        ok(b, routes[3])                # after a pause: a commit of its own
+        await asyncio.sleep(0.4)
+        ok(a, routes[4])
+        assert ok(a, "show configuration commits")["data"]["commits"][0]["comment"] == \
+            routes[4]                   # read while open: it is there
+        ok(a, routes[5], "configure", "ip route 172.17.0.0/16 dev dpdk0", "commit")
+    asyncio.run(scenario())
+    h = lb.store.history()
+    assert [(e["user"], e["comment"]) for e in h[:6]] == [
+        ("alice", ""), ("alice", routes[5]), ("alice", routes[4]), ("bob", routes[3]),
+        ("bob", routes[2]), ("alice", f"{routes[0]}; {routes[1]}")]
+    assert [e["id"] for e in h] == list(range(7, 0, -1))

@@ -245,8 +245,8 @@ ALLOWED = {
     ("rlb/control/model.py", "forwarding"): "Settings attribute (PUSH)",
     ("rlb/modes/nat.py", "match"): "Service field", ("rlb/modes/snat.py", "match"):
     "Service field", ("rlb/plugins.py", "scheduler"): "plugin kind",
-    ("rlb/control/commit.py", "rollback"): "history record key",
-    ("rlb/control/commit.py", "comment"): "history record key",
+    ("rlb/control/history.py", "rollback"): "history record key",
+    ("rlb/control/history.py", "comment"): "history record key",
     ("rlb/control/paths.py", "commits"): "directory name",
     # iproute2's program name
     ("rlb/lab/demo.py", "ip"): "iproute2 argv", ("rlb/lab/manage.py", "ip"): "iproute2 argv",

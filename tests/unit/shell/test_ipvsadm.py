@@ -550,12 +550,12 @@ def test_zero():
     ("ipvsadm -lnc --timeout", "^The option 'timeout' conflicts with the 'connection' option"),
     ("ipvsadm -A -t 10.0.0.1:80 -s rr -s wlc", "Invalid input"),           # one -s only
     ("ipvsadm -a -t 10.0.0.100:80 -r 192.168.100.9 -b -g", "Invalid input"),
-    ("ipvsadm -a -t 10.0.0.100:80 -r 192.168.100.9 -w 65536", "Invalid input"),
+    ("ipvsadm -a -t 10.0.0.100:80 -r 192.168.100.9 -w 65536", "^% weight must be 0-65535\n"),
     ("ipvsadm -A -t 10.0.0.1:65536", "Invalid input"),
     ("ipvsadm -A -t 10.0.0.1:http", "Invalid input"),
     ("ipvsadm --set 1 2", "Incomplete command"),
-    ("ipvsadm --set 1 2 2678401", "Invalid input"),
-    ("ipvsadm -A -t 10.0.0.1:80 -p 0", "Invalid input"),
+    ("ipvsadm --set 1 2 2678401", "^% udp must be 0-2678400\n"),
+    ("ipvsadm -A -t 10.0.0.1:80 -p 0", "^% timeout must be 1-2678400\n"),
     ("ipvsadm --add-ser -t 10.0.0.1:80", "Ambiguous command"),           # --add-server/-service
 ])
 def test_errors_change_nothing(line, match):

@@ -54,6 +54,9 @@ class Recorder:
     def complete(self, line):
         return self.inner.complete(line)
 
+    def listen(self, tell):
+        return self.inner.listen(tell)
+
 
 def session(text, model=None, *, privilege="admin", pager=False, history=None, ctx=None):
     """Type `text` into a whole shell session (then end of input); -> (printed, recorder, ctx)."""
@@ -250,7 +253,7 @@ def test_a_typed_session_through_the_sections(tmp_path):
     assert prompts(rec) == ["lb#", "lb(config)#", "lb(config-vs)#", "lb(config-vs)#",
                             "lb(config-vs)#", "lb(config-vs)#", "lb(config)#",
                             "lb(config-if)#", "lb(config-if)#", "lb(config-if)#",
-                            "lb(config)#", "lb#", "lb#"]
+                            "lb(config-if)#", "lb#", "lb#"]         # commit stays in the section
     helped = next(p for p in printed if p.startswith("lb(config-vs)# real-server ?"))
     assert "A.B.C.D:PORT" in helped
     assert all(reply["ok"] for _, reply in rec.calls), rec.calls
@@ -522,3 +525,87 @@ def test_script_reads_bytes_and_stops_at_exit(capsys):
                                                 b"dpip route show\n"))
     out = capsys.readouterr()
     assert rc == 0 and out.out == "inet 192.168.100.200/24 scope global dpdk0\n"
+
+
+# ------------------------------------------------- notices from the daemon (issue 9, item 8)
+
+ROLLED_BACK = "commit confirmed by tester was not confirmed"
+
+
+def test_the_rollback_of_commit_confirmed_is_printed_at_the_prompt(tmp_path):
+    """In the daemon (the ssh shell's transport): the session sits at its prompt when
+    the unconfirmed commit rolls back; the notice is printed above the prompt."""
+    from rlb.control.commit import Store
+    m = make_model()
+    m.store = Store(str(tmp_path / "commits"))
+    ctx = Context(m, host="lb", user="tester")
+    printed = []
+
+    async def main():
+        with create_pipe_input() as inp:
+            shell = Shell(Recorder(LocalTransport(ctx)), input=inp, output=DummyOutput(),
+                          write=printed.append, pager=False)
+            inp.send_text("enable\rconfigure\rip route 172.16.0.0/12 dev dpdk0\r"
+                          "commit confirmed 1 seconds\r")
+            task = asyncio.ensure_future(shell.run())
+            await asyncio.sleep(1.8)
+            inp.send_text("abort\rexit\r")
+            assert await asyncio.wait_for(task, 10) == 0
+    asyncio.run(main())
+    notice = [p for p in printed if ROLLED_BACK in p]
+    assert len(notice) == 1 and "`update`" in notice[0]
+    assert m.store.sessions == set()                # the session is gone: not told any more
+    assert ctx.via == "ssh" and m.store.history()[-1]["source"] == "ssh"
+
+
+def test_a_session_over_the_socket_is_told_while_it_waits(socket_server):
+    model, _ = socket_server
+    printed = []
+    with Client("t", 5) as waiting, Client("t", 5) as other:
+        async def main():
+            with create_pipe_input() as inp:
+                shell = Shell(SocketTransport(waiting), input=inp, output=DummyOutput(),
+                              write=printed.append, pager=False)
+                task = asyncio.ensure_future(shell.run())
+                await asyncio.sleep(0.3)
+                # another session commits, unconfirmed; this one only waits at its prompt
+                assert other.request({"shell": True})["ok"]
+                for line in ("enable", "configure", "ip route 172.16.0.0/12 dev dpdk0",
+                             "commit confirmed 1 seconds"):
+                    assert other.call(line)["ok"], line
+                await asyncio.sleep(2)
+                assert any("was not confirmed" in p for p in printed), printed
+                inp.send_text("enable\rshow ip route\rexit\r")
+                assert await asyncio.wait_for(task, 10) == 0
+        asyncio.run(main())
+        # the other session got it in the stream too, before its next reply
+        assert other.call("show running-config")["ok"]
+        assert any("was not confirmed" in n for n in other.notices)
+    assert sum("was not confirmed" in p for p in printed) == 1
+    assert "172.16.0.0" not in "".join(str(r.prefix) for r in model.routes.values())
+
+
+def test_an_ssh_session_is_told_on_its_terminal_while_it_waits(tmp_path):
+    """Over real ssh (asyncssh client, the daemon's ssh server): alice waits at lb#;
+    another session's unconfirmed commit rolls back; the notice appears on her screen
+    with nothing typed, and her prompt is drawn again after it."""
+    from test_ssh import connect, run, term
+
+    async def scenario(svc):
+        async with connect(svc) as conn:
+            t = await term(conn)
+            await t.line("enable", "lb#")
+            other = Context(svc.model, host="lb", user="carol")
+            open_shell(other)
+            for line in ("enable", "configure", "ip route 172.16.0.0/12 dev dpdk0",
+                         "commit confirmed 1 seconds"):
+                assert execute(other, line)["ok"], line
+            screen = await t.until("was not confirmed", timeout=5)
+            assert "commit confirmed by carol" in screen, screen
+            after = screen.split("was not confirmed", 1)[1]
+            assert "lb#" in after or "lb#" in await t.until("lb#", timeout=5)   # prompt again
+            await t.line("show ip route", "lb#")                    # and it still works
+            t.type("exit\r")
+            await asyncio.wait_for(t.proc.wait_closed(), 5)
+        assert svc.model.store.sessions == set()
+    run(tmp_path, scenario)
