@@ -42,6 +42,7 @@ g.words(**{
     "virtual-server": "A virtual service: VIP:port, its scheduler and real servers",
     "match": "A SNAT match service (proto=,src-range=,dst-range=,iif=,oif=)",
     "scheduler": "How real servers are chosen",
+    "hash-target": "What a hashing scheduler (conhash) hashes",
     "persistent": "Clients stick to their real server",
     "netmask": "Clients in one mask share a real server",
     "real-server": "A real server of this virtual service",
@@ -251,9 +252,11 @@ def no_virtual_server(ctx, tcp, udp, match):
     return Reply()
 
 
-@g.command("scheduler WORD$sched", node=VS, help={"sched": "rr wrr lc wlc fo sh mh"})
-def vs_scheduler(ctx, sched):
-    ctx.model.services.edit_service(ctx.section, sched=sched)
+@g.command("scheduler WORD$sched [hash-target WORD$target]", node=VS,
+           help={"sched": "rr wrr lc wlc fo sh mh nq sed conhash",
+                 "target": "What conhash hashes: sip (default), sip_sport"})
+def vs_scheduler(ctx, sched, target):
+    ctx.model.services.edit_service(ctx.section, sched=sched, hash_target=target)
     return Reply()
 
 

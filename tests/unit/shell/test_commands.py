@@ -81,7 +81,7 @@ SAMPLES = {"A.B.C.D": "10.0.0.2", "A.B.C.D/M": "10.9.0.0/16", "MAC": "52:54:00:0
            "A.B.C.D:PORT": "10.0.0.2:80",
            "X:X::X:X": "2001:db8::1", "X:X::X:X/M": "2001:db8::/32", "LINE": "some text"}
 WORD_SAMPLES = {"dev": "dpdk0", "name": "dpdk9", "devargs": "net_tap9", "sched": "rr",
-                "match": "proto=tcp", "mode": "fnat"}
+                "match": "proto=tcp", "mode": "fnat", "target": "sip"}
 
 
 def sample_line(node, full):
