@@ -213,6 +213,8 @@ ALLOWED = {
     ("rlb/lab/demo.py", "-s"): "curl option",
     # ipvsadm's one-letter options are keywords now: other programs' argv spelled alike.
     ("rlb/cli.py", "-c"): "rlb's own argv (rlb -c LINE)",
+    # `rlb ipvsadm ARGS` runs the line; whether it is -R the grammar says (is_restore)
+    ("rlb/cli.py", "ipvsadm"): "rlb's own argv (rlb ipvsadm ARGS)",
     ("rlb/control/daemon.py", "-m"): "EAL argv",
     ("rlb/lab/demo.py", "-m"): "other programs' argv",
     ("rlb/lab/demo.py", "-c"): "other programs' argv",
