@@ -96,7 +96,7 @@ g.words(**{
     "metric": "Route metric",
     "default": "Default route (0.0.0.0/0)",
     "lladdr": "Link-layer (MAC) address",
-    "-s": "dpip: include statistics; ipvsadm: the scheduler (rr wrr lc wlc sh mh fo)",
+    "-s": "dpip: include statistics; ipvsadm: the scheduler (rr wrr lc wlc sh mh fo nq sed conhash)",
     "dataplane": "Data plane: its settings section, or (after show) its workers and counters",
     "workers": "Number of worker lcores",
     "port": "A DPDK port: name and PCI address or vdev",

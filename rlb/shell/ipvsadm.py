@@ -82,7 +82,7 @@ LADDR = "(-z|--laddr) A.B.C.D$laddr|(-F|--ifname) WORD$dev"
 HELP = {
     "tcp": "VIP:port of a TCP service", "udp": "VIP:port of a UDP service",
     "match": "proto=tcp,src-range=A-B,dst-range=A-B:P1-P2,iif=DEV,oif=DEV",
-    "sched": "Scheduler name (rr, wrr, wlc, ...)", "timeout": "Persistence timeout (seconds)",
+    "sched": "Scheduler name (rr, wrr, wlc, conhash, ...)", "timeout": "Persistence timeout (seconds)",
     "netmask": "Clients in one mask share a real server", "server": "Real server address[:port]",
     "weight": "Weight", "upper": "Connections at which the server stops taking new ones",
     "lower": "Connections at which it takes new ones again", "laddr": "Local address (LIP)",

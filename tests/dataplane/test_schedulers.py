@@ -264,3 +264,24 @@ def test_edit_service_sets_exactly_the_options_given(lab):
     assert f"TCP  {VIP}:80 rr\n" in lab.d.ok("ipvsadm -ln")["text"] + "\n"
     got = [lab.syn(client="10.2.0.9") for _ in range(3)]      # no persistence any more
     assert set(got) == set(RS)
+
+
+def test_real_server_port_zero_is_the_service_port_and_list_options(lab):
+    lab.d.ok(f"ipvsadm -A -t {VIP}:80 -s rr")
+    lab.d.ok(f"ipvsadm -a -t {VIP}:80 -r {RS[0]}:0 -b -x 40 -y 20")
+    lab.d.ok(f"ipvsadm --add-laddr -z 192.168.100.200 -t {VIP}:80 -F dpdk0")
+    done = rlb(lab, "-c", "configure", "-c", f"virtual-server tcp {VIP}:80",
+               "-c", f"real-server {RS[1]}:0 mode fnat weight 2", "-c", "commit")
+    assert done.returncode == 0, done.stderr
+    text = lab.d.ok("ipvsadm -ln")["text"]
+    assert f"  -> {RS[0]}:80 " in text and f"  -> {RS[1]}:80 " in text and ":0 " not in text
+    lab.port += 1
+    lab.cl.send(Ether(src=lab.cl_mac, dst=lab.lb_wan) / IP(src="10.5.0.1", dst=VIP) /
+                TCP(sport=lab.port, dport=80, flags="S"))
+    f = lab.rs.recv(lambda f: TCP in Ether(f) and Ether(f)[TCP].flags == "S", timeout=2)
+    assert f is not None and Ether(f)[TCP].dport == 80
+    assert lab.d.ok(f"ipvsadm -ln --thresholds -t {VIP}:80")["text"].splitlines()[3].split()[2:4] \
+        == ["40", "20"]
+    made = [line.split()[1] for line in lab.d.ok("ipvsadm -ln --nosort")["text"].splitlines()
+            if line.startswith("  -> 1")]
+    assert made == [f"{RS[0]}:80", f"{RS[1]}:80"]
