@@ -550,3 +550,8 @@ def restore_text(text: str) -> str:
         keep = not words or words[0] == "ipvsadm" or words[0][0] in "#!"
         out.append(line if keep else f"ipvsadm {line}")
     return "\n".join(out)
+
+
+# Tab offers the hash targets the schedulers have (conhash: sip sip_sport)
+g.completer("target", lambda ctx: list(dict.fromkeys(
+    t for s in ctx.model.services.schedulers.values() for t in s.targets)))

@@ -201,3 +201,11 @@ def test_hash_target_in_running_config_reads_back(tmp_path):
 @pytest.mark.parametrize("line", ["ipvsadm -S -t 10.0.0.100:80", "ipvsadm -R -n"])
 def test_save_and_restore_take_no_service(line):
     refused(model(), line, "")
+
+
+def test_tab_offers_the_hash_targets():
+    from rlb.shell.commands import g
+    m = table_model()
+    got = [tok for tok, _ in g.complete("ipvsadm -A -t 10.0.0.1:80 -s conhash --hash-target ",
+                                        "exec", Context(m))]
+    assert "sip" in got and "sip_sport" in got
