@@ -212,9 +212,18 @@ def vs_edit_server(ctx, tcp, udp, match, server, fwd, weight, upper, lower):
     """Edit a real server: as LVS's ipvsadm (and DPVS's), it gets exactly the options
     given, the others their defaults as with -a (-g, weight 1, no thresholds)."""
     ms, key, server, mode = _dest_args(ctx, tcp, udp, match, server, fwd, "edit-server")
-    ms.edit_dest(key, server.addr, server.port, mode=mode or ms.mode_for_flag(None),
-                 weight=1 if weight is None else weight, u_threshold=upper or 0,
-                 l_threshold=lower or 0)
+    try:
+        ms.edit_dest(key, server.addr, server.port, mode=mode or ms.mode_for_flag(None),
+                     weight=1 if weight is None else weight, u_threshold=upper or 0,
+                     l_threshold=lower or 0)
+    except CommandError as err:
+        d = ms.get(key, "Service not defined").dest(server.addr, server.port)
+        if mode is not None or d is None or d.mode == ms.mode_for_flag(None):
+            raise
+        m = ms.modes[d.mode]
+        raise CommandError(f"{err} (-e without a forwarding option means "
+                           f"{ms.modes[ms.mode_for_flag(None)].flag}, as in LVS: give {m.flag} "
+                           f"to keep it {m.display})") from None
     return Reply("", _svc_data(ms, ms.table[key]))
 
 

@@ -346,7 +346,9 @@ def test_edit_server_keeps_nothing_fnat_needs_by_accident():
     # -e without -b on a FNAT service with local addresses asks for -g: refused, with why
     m = model()
     apply(m, FNAT_TWO_ARM)
-    refused(m, "ipvsadm -e -t 10.0.0.100:80 -r 192.168.100.2 -w 5", "local addresses")
+    refused(m, "ipvsadm -e -t 10.0.0.100:80 -r 192.168.100.2 -w 5",
+            r"local addresses .* \(-e without a forwarding option means -g, as in LVS: give -b "
+            r"to keep it FullNat\)$")
     apply(m, "ipvsadm -e -t 10.0.0.100:80 -r 192.168.100.2 -b -w 5")
     assert m.services.table[(6, IPv4Address("10.0.0.100"), 80)].dests[0].weight == 5
 
