@@ -12,6 +12,7 @@ rlb [-N INSTANCE]                                         the interactive shell
 rlb [-N INSTANCE] -c COMMAND [-c COMMAND ...] [--json]   run commands in order (a newline
                                                           in COMMAND separates commands)
 rlb [-N INSTANCE] -f FILE [--replace]                     apply a file as one commit
+rlb [-N INSTANCE] ipvsadm ARGS...                         an ipvsadm line (-R < FILE: restore)
 rlb [-N INSTANCE] daemon -f FILE                          run an LB instance
 rlb lab list|up NAME [--tutorial]|script NAME|restart lb|down|status|exec NODE -- CMD...
                                                           scenario lab (namespaces)
@@ -60,6 +61,8 @@ def _main(argv: list[str] | None) -> int:
         dargs = d.parse_args(args.rest[1:])
         from rlb.control.daemon import main as daemon_main
         return daemon_main(dargs.config, dargs.instance)
+    if args.rest[:1] == ["ipvsadm"] and not args.commands and args.load is None:
+        return ipvsadm(args.instance, args.rest, args.json)
     if args.rest:
         p.error(f"unknown arguments: {' '.join(args.rest)}")
     if args.load is not None:
@@ -91,17 +94,44 @@ def run_commands(instance: str, cmds: list[str], as_json: bool = False) -> int:
             return 2
 
 
+def ipvsadm(instance: str, argv: list[str], as_json: bool = False) -> int:
+    """`rlb ipvsadm ARGS`: the line as `rlb -c` runs it; `ipvsadm -R` reads ipvsadm -S's
+    rules from standard input (or FILE) and applies them as one commit, as `rlb -f` does."""
+    import shlex
+
+    from rlb.shell import ipvsadm as vs
+    if not vs.is_restore(shlex.join(argv[:2])):       # the grammar says which it is
+        return run_commands(instance, [shlex.join(argv)], as_json)
+    path = argv[2] if len(argv) == 3 else None
+    if len(argv) > 3:
+        print("rlb: ipvsadm -R [FILE]: the rules come from standard input or FILE",
+              file=sys.stderr)
+        return 2
+    text = _read(path) if path else sys.stdin.read()
+    if text is None:
+        return 2
+    return _load(instance, vs.restore_text(text), path or "<stdin>")
+
+
+def _read(path: str) -> str | None:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read()
+    except (OSError, UnicodeDecodeError) as err:
+        print(f"rlb: {path}: {getattr(err, 'strerror', None) or err}", file=sys.stderr)
+        return None
+
+
 def load_file(instance: str, path: str, replace: bool = False) -> int:
     """Like `load merge` then `commit`: the file's lines change a candidate of the running
     configuration, applied as one transaction; any bad line and nothing changes. With
     replace (`load override`) the file is the whole candidate."""
+    text = _read(path)
+    return 2 if text is None else _load(instance, text, path, replace)
+
+
+def _load(instance: str, text: str, path: str, replace: bool = False) -> int:
     from rlb.control.client import Client, ControlError
-    try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
-    except (OSError, UnicodeDecodeError) as err:
-        print(f"rlb: {path}: {getattr(err, 'strerror', None) or err}", file=sys.stderr)
-        return 2
     try:
         with Client(instance, timeout=300) as client:
             reply = client.request({"load": text, "source": path, "replace": replace})

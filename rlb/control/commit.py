@@ -235,14 +235,17 @@ def _service(rs, key, want, done) -> None:
     persistent = want.timeout if want.persistent else None
     netmask = want.netmask if want.persistent else None
     if svc is None:
-        rs.add_service(key, sched=want.sched, persistent=persistent, netmask=netmask)
+        rs.add_service(key, sched=want.sched, persistent=persistent, netmask=netmask,
+                       hash_target=want.hash_target)
         svc = rs.table[key]
         done.append(f"add {svc}")
     elif _persistence(svc) != _persistence(want):
         if want.persistent:
-            rs.edit_service(key, sched=want.sched, persistent=persistent, netmask=netmask)
+            rs.edit_service(key, sched=want.sched, persistent=persistent, netmask=netmask,
+                            hash_target=want.hash_target)
         else:
-            rs.edit_service(key, sched=want.sched, no_persistent=True)
+            rs.edit_service(key, sched=want.sched, no_persistent=True,
+                            hash_target=want.hash_target)
         done.append(f"change {svc}")
     for d in want.dests:
         now = svc.dest(d.addr, d.port)
@@ -264,7 +267,7 @@ def _service(rs, key, want, done) -> None:
 def _persistence(svc) -> tuple:
     """What the text says of a service: its timeout and netmask count when persistent
     (`ipvsadm -M` without -p keeps a mask that is not written)."""
-    return (svc.sched, svc.persistent) + ((svc.timeout, svc.netmask) if svc.persistent else ())
+    return (svc.sched, svc.hash_target, svc.persistent) + ((svc.timeout, svc.netmask) if svc.persistent else ())
 
 
 def _settings(running: Model, target: Model, done) -> None:

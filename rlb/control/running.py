@@ -178,6 +178,8 @@ def _services(model):
     # tunnel source that other services' real servers need
     for svc in sorted(ms.table.values(), key=lambda svc: not svc.laddrs):
         body = [f"scheduler {svc.sched}"]
+        if svc.hash_target != ms.hash_target(svc.sched, None):
+            body[0] += f" hash-target {svc.hash_target}"
         if svc.persistent:
             line = "persistent" if svc.timeout == PERSISTENT_TIMEOUT else \
                 f"persistent {svc.timeout}"

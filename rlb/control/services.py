@@ -79,6 +79,7 @@ class Service:
     persistent: bool = False
     timeout: int = PERSISTENT_TIMEOUT
     netmask: IPv4Address = HOST_MASK
+    hash_target: str | None = None   # what a hashing scheduler (conhash) hashes
     dests: list[Dest] = field(default_factory=list)
     laddrs: list[Laddr] = field(default_factory=list)
     # SNAT "match" services (ipvsadm -H) are keyed by their match (rlb/control/match.py)
@@ -95,7 +96,13 @@ class Service:
     def flags(self) -> int:
         return F_PERSISTENT if self.persistent else 0
 
-    def dest(self, addr: IPv4Address, port: int) -> Dest | None:
+    def dest_port(self, port: int | None) -> int:
+        """The port of a real server given as RIP[:PORT]: none, or 0, is the service's
+        (LVS sends to the packet's destination port when a real server's is 0)."""
+        return port or self.vport
+
+    def dest(self, addr: IPv4Address, port: int | None) -> Dest | None:
+        port = self.dest_port(port)
         return next((d for d in self.dests if d.addr == addr and d.port == port), None)
 
     def __str__(self) -> str:
@@ -246,6 +253,18 @@ class Services:
             raise CommandError(f"Scheduler not found: {name} (available: {known})")
         return sched
 
+    def hash_target(self, sched: str, given: str | None) -> str | None:
+        """The hash target a service of this scheduler gets (its first when not given)."""
+        targets = self._scheduler(sched).targets
+        if not targets:
+            if given is not None:
+                raise CommandError(f"hash target can only be set when the scheduler hashes "
+                                   f"({', '.join(n for n, s in self.schedulers.items() if s.targets)})")
+            return None
+        if given is not None and given not in targets:
+            raise CommandError(f"hash target {given} not supported ({', '.join(targets)})")
+        return given or targets[0]
+
     def _mode(self, name: str):
         mode = self.modes.get(name)
         if mode is None:
@@ -269,12 +288,12 @@ class Services:
         return svc
 
     def add_service(self, key: tuple, *, sched: str | None = None, persistent: int | None = None,
-                    netmask: IPv4Address | None = None) -> Service:
+                    netmask: IPv4Address | None = None, hash_target: str | None = None) -> Service:
         """ipvsadm -A; persistent is the persistence timeout (None: not persistent).
         A match key (match_key) makes a SNAT match service."""
         proto, vaddr, vport = key
         if proto == 0 and isinstance(vaddr, str):
-            return self._add_match_service(key, sched, persistent)
+            return self._add_match_service(key, sched, persistent, hash_target)
         if proto not in PROTO_NAMES:
             raise CommandError(f"protocol {proto} is not supported (TCP or UDP)")
         if vport == 0:
@@ -285,7 +304,7 @@ class Services:
         if key in self.table:
             raise CommandError("Service already exists")
         sched = sched or DEFAULT_SCHEDULER
-        self._scheduler(sched)
+        target = self.hash_target(sched, hash_target)
         if persistent is not None:
             _check_timeout(persistent, 1)
         if netmask is not None:
@@ -293,7 +312,7 @@ class Services:
         if not self._svc_slots.room(1):
             raise CommandError(f"service table full ({self._svc_slots.size} services)")
         svc = Service(proto, vaddr, vport, sched, persistent is not None,
-                      persistent or PERSISTENT_TIMEOUT, netmask or HOST_MASK)
+                      persistent or PERSISTENT_TIMEOUT, netmask or HOST_MASK, target)
         self.table[key] = svc
         try:                        # a VIP may be what real servers are reached from
             m = self.model
@@ -311,7 +330,7 @@ class Services:
             self._push_service(self.engine, svc)
         return svc
 
-    def _add_match_service(self, key, sched, persistent) -> Service:
+    def _add_match_service(self, key, sched, persistent, hash_target) -> Service:
         from rlb.control.match import parse_match
         match = parse_match(key[1], self.model.ports)
         if key in self.table:
@@ -319,12 +338,12 @@ class Services:
         if persistent is not None:
             raise CommandError("a match (SNAT) service cannot be persistent")
         sched = sched or DEFAULT_SCHEDULER
-        self._scheduler(sched)
+        target = self.hash_target(sched, hash_target)
         if not self._svc_slots.room(1):
             raise CommandError(f"service table full ({self._svc_slots.size} services)")
         if sum(1 for s in self.table.values() if s.match is not None) >= MAX_MATCH_SVCS:
             raise CommandError(f"at most {MAX_MATCH_SVCS} match services")
-        svc = Service(match.proto, IPv4Address(0), 0, sched, match=match)
+        svc = Service(match.proto, IPv4Address(0), 0, sched, match=match, hash_target=target)
         svc.slot = self._svc_slots.take()
         self.table[svc.key] = svc
         if self.engine is not None:
@@ -333,23 +352,24 @@ class Services:
         return svc
 
     def edit_service(self, key: tuple, *, sched: str | None = None, persistent: int | None = None,
-                     netmask: IPv4Address | None = None, no_persistent: bool = False) -> Service:
-        """ipvsadm -E: only what is given changes (DPVS's ipvs_update_service_by_options);
-        no_persistent (the shell's `no persistent`) ends persistence."""
+                     netmask: IPv4Address | None = None, no_persistent: bool = False,
+                     hash_target: str | None = None) -> Service:
+        """Only what is given changes (ipvsadm -E gives everything: rlb/shell/ipvsadm.py);
+        no_persistent (the shell's `no persistent`) ends persistence. A new scheduler
+        without a hash target gets its default one."""
         svc = self.get(key)
         if no_persistent and (persistent is not None or netmask is not None):
             raise CommandError("persistence cannot be set and ended at once")
-        if sched is not None:
-            self._scheduler(sched)
+        new_sched = sched or svc.sched
+        target = self.hash_target(new_sched, hash_target if hash_target is not None or
+                              new_sched != svc.sched else svc.hash_target)
         if persistent is not None:
             _check_timeout(persistent, 1)
         if netmask is not None:
             _check_netmask(netmask)
         if svc.match is not None and persistent is not None:
             raise CommandError("a match (SNAT) service cannot be persistent")
-        changes = {}
-        if sched is not None:
-            changes["sched"] = sched
+        changes = {"sched": new_sched, "hash_target": target}
         if persistent is not None:
             changes.update(persistent=True, timeout=persistent)
         if no_persistent:
@@ -399,19 +419,13 @@ class Services:
         """ipvsadm -a; port None: the service's port, mode None: the default (-g)."""
         svc = self.get(key, "Service not defined")
         mode = self._mode(mode).name if mode is not None else self.mode_for_flag(None)
-        port = svc.vport if port is None else port
+        port = svc.dest_port(port)
         if svc.dest(addr, port) is not None:
             raise CommandError("Destination already exists")
         d = Dest(addr, port, mode, 1 if weight is None else weight, u_threshold or 0,
                  l_threshold or 0)
         _check_dest(d)
-        match_only = getattr(self.modes[mode], "match_only", False)
-        if (svc.match is not None) != match_only:
-            raise CommandError("a match service (-H) takes SNAT (-J) real servers, and SNAT "
-                               "serves only match services")
-        if svc.laddrs and not self.modes[mode].needs_laddr:
-            raise CommandError(f"this service has local addresses (FNAT): a {mode} real server "
-                               "cannot use them; delete them first (ipvsadm --del-laddr)")
+        match_only = self._check_fit(svc, d)
         if self.model.find_address(addr) is not None and not match_only:
             raise CommandError(f"real server {addr} is one of our own addresses")
         if not self._dest_slots.room(1):
@@ -427,12 +441,23 @@ class Services:
             self._push_service(self.engine, svc)
         return d
 
+    def _check_fit(self, svc: Service, d: Dest) -> bool:
+        """A real server's mode fits its service; whether it is SNAT's (match only)."""
+        match_only = getattr(self.modes[d.mode], "match_only", False)
+        if (svc.match is not None) != match_only:
+            raise CommandError("a match service (-H) takes SNAT (-J) real servers, and SNAT "
+                               "serves only match services")
+        if svc.laddrs and not self.modes[d.mode].needs_laddr:
+            raise CommandError(f"this service has local addresses (FNAT): a {d.mode} real "
+                               "server cannot use them; delete them first (ipvsadm --del-laddr)")
+        return match_only
+
     def edit_dest(self, key: tuple, addr: IPv4Address, port: int | None = None, *,
                   mode: str | None = None, weight: int | None = None,
                   u_threshold: int | None = None, l_threshold: int | None = None) -> Dest:
-        """ipvsadm -e: only what is given changes (ipvsadm would reset the rest to defaults)."""
+        """Only what is given changes (ipvsadm -e gives everything: rlb/shell/ipvsadm.py)."""
         svc = self.get(key, "Service not defined")
-        d = svc.dest(addr, svc.vport if port is None else port)
+        d = svc.dest(addr, port)
         if d is None:
             raise CommandError("No such destination")
         given = {"mode": mode and self._mode(mode).name, "weight": weight,
@@ -440,6 +465,7 @@ class Services:
         changes = {k: v for k, v in given.items() if v is not None}
         new = replace(d, **changes)
         _check_dest(new)
+        self._check_fit(svc, new)
         self._check_hooks(replace(svc, dests=[new if x is d else x for x in svc.dests]), new)
         for k, v in changes.items():
             setattr(d, k, v)
@@ -452,7 +478,7 @@ class Services:
     def del_dest(self, key: tuple, addr: IPv4Address, port: int | None = None) -> Dest:
         """ipvsadm -d: the service stops listing it first, then its slot is freed."""
         svc = self.get(key, "Service not defined")
-        d = svc.dest(addr, svc.vport if port is None else port)
+        d = svc.dest(addr, port)
         if d is None:
             raise CommandError("No such destination")
         svc.dests.remove(d)
@@ -688,8 +714,9 @@ class Services:
             flags |= F_CLIENT_OWNER
         if sched.table is not None:
             flags |= F_HASHED
-            table = sched.table([TableDest(d.slot, int(d.addr), d.port, d.weight, d.available)
-                                 for d in svc.dests])
+            dests = [TableDest(d.slot, int(d.addr), d.port, d.weight, d.available)
+                     for d in svc.dests]
+            table = sched.table(dests, svc.hash_target) if sched.targets else sched.table(dests)
             engine.svc_table(svc.slot, list(table))
         engine.svc_set(svc.slot, proto=svc.proto, vaddr=int(svc.vaddr), vport=svc.vport,
                        sched=self.sched_index(svc.sched), flags=flags,

@@ -233,15 +233,26 @@ cdef void dest_apply(worker_t *w, uint32_t slot, dest_t *cfg) noexcept nogil:
 
 
 cdef void conn_dump(worker_t *w, conn_t *out, uint32_t cap) noexcept nogil:
+    """Connections and persistence templates; a template gets its real server's address,
+    port and mode (LVS lists it as a connection with client port 0)."""
     cdef uint32_t i, k = 0
+    cdef dest_t *d
     for i in range(cap):
         out[i].proto = 0
     for i in range(g.conn_cap):
         if k + 1 >= cap:
             break
-        if w.conns[i].proto != 0 and not (w.conns[i].flags & CONN_F_TEMPLATE):
+        if w.conns[i].proto != 0:
             memcpy(&out[k], &w.conns[i], sizeof(conn_t))
             out[k].expires = w.conns[i].expires - w.tick
+            if w.conns[i].flags & CONN_F_TEMPLATE:
+                d = &w.dests[w.conns[i].dest & 0xffffff]
+                if d.gen == (w.conns[i].dest >> 24):
+                    out[k].daddr = d.addr
+                    out[k].dport = d.port
+                    out[k].mode = d.mode
+                else:                   # its real server went: counted for none
+                    out[k].dest = NONE32
             k += 1
 
 
@@ -897,7 +908,9 @@ cdef class Engine:
                                 "lport": c.lport, "daddr": c.daddr, "dport": c.dport,
                                 "state": CONN_STATES[c.state],
                                 "expires": <int32_t>c.expires / <double>TICKS_PER_SEC,
-                                "mode": c.mode, "worker": i})
+                                "mode": c.mode, "worker": i,
+                                "template": bool(c.flags & CONN_F_TEMPLATE),
+                                "dest": c.dest & 0xffffff})
                     k += 1
         finally:
             free(buf)

@@ -28,5 +28,7 @@ def rlb_schedulers():
     A Scheduler has a name (`rr`, `mh` ...), help text, and either `ops()` (a PyCapsule
     "rlb.sched_ops_t" holding a `sched_ops_t *` whose `select` picks a real server
     per new flow on the worker) or a table builder run in the control plane whose
-    table the workers follow (source hash, Maglev), or both.
+    table the workers follow (source hash, Maglev, conhash's ring), or both. A
+    Scheduler with `targets` (what it hashes: `--hash-target`) has its table built as
+    `table(dests, target)`, else `table(dests)`.
     """

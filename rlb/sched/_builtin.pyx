@@ -117,6 +117,39 @@ cdef uint32_t sched_fo(engine_t *e, worker_t *w, svc_t *s, uint32_t caddr,
     return best
 
 
+cdef inline uint32_t sched_delay(engine_t *e, worker_t *w, svc_t *s,
+                                 int idle_first) noexcept nogil:
+    """IPVS ip_vs_sed.c: the expected delay of a server is (active + 1) / weight (only
+    active connections count); the least wins, the first on a tie. ip_vs_nq.c (idle_first)
+    takes a server without active connections at once."""
+    cdef uint32_t i, best = NONE32
+    cdef uint64_t o, bo = 0
+    cdef int32_t bw = 1
+    cdef dest_t *d
+    for i in range(s.ndests):
+        if not usable(e, w, s.dests[i]):
+            continue
+        d = &w.dests[s.dests[i]]
+        if idle_first and d.activeconns == 0:
+            return s.dests[i]
+        o = <uint64_t>d.activeconns + 1
+        if best == NONE32 or o * <uint64_t>bw < bo * <uint64_t>d.weight:
+            best = s.dests[i]
+            bo = o
+            bw = d.weight
+    return best
+
+
+cdef uint32_t sched_sed(engine_t *e, worker_t *w, svc_t *s, uint32_t caddr,
+                        uint16_t cport) noexcept nogil:
+    return sched_delay(e, w, s, 0)
+
+
+cdef uint32_t sched_nq(engine_t *e, worker_t *w, svc_t *s, uint32_t caddr,
+                       uint16_t cport) noexcept nogil:
+    return sched_delay(e, w, s, 1)
+
+
 cdef inline uint32_t hash_addr(uint32_t addr) noexcept nogil:
     # must match rlb.sched.builtin.client_hash
     cdef uint32_t h = addr * <uint32_t>0x9E3779B1u
@@ -133,18 +166,64 @@ cdef uint32_t sched_table(engine_t *e, worker_t *w, svc_t *s, uint32_t caddr,
     i = hash_addr(caddr) % s.table_size
     for k in range(s.table_size if s.table_size < 64 else 64):
         d = s.table[(i + k) % s.table_size]
-        if d != NONE32 and usable(e, w, d):
+        # a slot in range: a table and the service that reads it change in two messages
+        if d < e.dest_cap and usable(e, w, d):
             return d
     return NONE32
 
 
-cdef sched_ops_t RR, WRR, LC, WLC, FO, TABLE
+cdef enum:
+    CONHASH_MAGIC = 0x43480000      # rlb.sched.builtin.CONHASH_MAGIC
+    MAX_FALLBACK = 64               # ring nodes tried past an overloaded server
+
+
+cdef inline uint32_t fmix32(uint32_t h) noexcept nogil:
+    # MurmurHash3's finaliser; must match rlb.sched.builtin._fmix32
+    h ^= h >> 16
+    h *= <uint32_t>0x85EBCA6Bu
+    h ^= h >> 13
+    h *= <uint32_t>0xC2B2AE35u
+    return h ^ (h >> 16)
+
+
+cdef uint32_t sched_conhash(engine_t *e, worker_t *w, svc_t *s, uint32_t caddr,
+                            uint16_t cport) noexcept nogil:
+    """DPVS conhash: the first ring node at or after the client's hash (its address, or
+    address and port: rlb.sched.builtin.conhash_ring); past an overloaded server, the next
+    nodes clockwise. The ring is [magic | target, hash, slot, ...], sorted by hash."""
+    cdef uint32_t n, lo, hi, mid, h, k, d
+    cdef uint32_t *ring = s.table
+    if ring == NULL or s.table_size < 3 or (ring[0] & 0xFFFF0000u) != CONHASH_MAGIC:
+        return NONE32
+    n = (s.table_size - 1) // 2
+    h = fmix32(caddr)
+    if (ring[0] & 0xFFFF) == 1:
+        h = fmix32(h ^ cport)
+    lo = 0
+    hi = n
+    while lo < hi:                  # binary search: the first node whose hash >= h
+        mid = (lo + hi) >> 1
+        if ring[1 + 2 * mid] < h:
+            lo = mid + 1
+        else:
+            hi = mid
+    for k in range(n if n < MAX_FALLBACK else MAX_FALLBACK):
+        d = ring[2 + 2 * ((lo + k) % n)]
+        if d < e.dest_cap and usable(e, w, d):
+            return d
+    return NONE32
+
+
+cdef sched_ops_t RR, WRR, LC, WLC, FO, TABLE, NQ, SED, CONHASH
 RR.select = sched_rr
 WRR.select = sched_wrr
 LC.select = sched_lc
 WLC.select = sched_wlc
 FO.select = sched_fo
 TABLE.select = sched_table
+NQ.select = sched_nq
+SED.select = sched_sed
+CONHASH.select = sched_conhash
 
 
 def capsules():
@@ -156,4 +235,7 @@ def capsules():
         "wlc": lambda: PyCapsule_New(&WLC, b"rlb.sched_ops_t", NULL),
         "fo": lambda: PyCapsule_New(&FO, b"rlb.sched_ops_t", NULL),
         "table": lambda: PyCapsule_New(&TABLE, b"rlb.sched_ops_t", NULL),
+        "nq": lambda: PyCapsule_New(&NQ, b"rlb.sched_ops_t", NULL),
+        "sed": lambda: PyCapsule_New(&SED, b"rlb.sched_ops_t", NULL),
+        "conhash": lambda: PyCapsule_New(&CONHASH, b"rlb.sched_ops_t", NULL),
     }

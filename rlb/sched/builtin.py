@@ -1,8 +1,10 @@
-"""The built-in schedulers, registered as a plugin: rr wrr lc wlc fo in C on the workers;
-sh (source hash) and mh (Maglev) as tables built here and followed by the workers."""
+"""The built-in schedulers, registered as a plugin: rr wrr lc wlc fo nq sed in C on the
+workers; sh (source hash), mh (Maglev) and conhash (a consistent-hash ring) as tables built
+here and followed by the workers."""
 from __future__ import annotations
 
 import hashlib
+from bisect import bisect_left
 from functools import reduce
 from math import gcd
 
@@ -13,6 +15,10 @@ from rlb.sched import _builtin
 NONE32 = 0xFFFFFFFF
 SH_TABLE_SIZE = 256          # IPVS ip_vs_sh: 256 buckets
 MH_TABLE_SIZE = 65537        # prime, >> servers: Maglev's spread stays within a few %
+CONHASH_REPLICAS = 160       # DPVS ip_vs_conhash.c REPLICA: virtual nodes per weight/gcd
+CONHASH_MAX_NODES = 65536    # a ring larger than this is scaled down (keeps weights' ratio)
+CONHASH_MAGIC = 0x43480000   # the ring's first word: "CH" | target index (_builtin.pyx)
+CONHASH_TARGETS = ("sip", "sip_sport")      # DPVS --hash-target; qid (QUIC) is not parsed
 
 _C = _builtin.capsules()
 
@@ -77,6 +83,68 @@ def mh_table(dests, size: int = MH_TABLE_SIZE) -> list[int]:
                     return table
 
 
+def _fmix32(h: int) -> int:
+    # MurmurHash3's finaliser; must match rlb/sched/_builtin.pyx fmix32
+    h ^= h >> 16
+    h = (h * 0x85EBCA6B) & 0xFFFFFFFF
+    h ^= h >> 13
+    h = (h * 0xC2B2AE35) & 0xFFFFFFFF
+    return h ^ (h >> 16)
+
+
+def conhash_key(addr: int, port: int, target: str = "sip") -> int:
+    """Where a client falls on the ring: its address (sip), or address and port."""
+    h = _fmix32(addr)
+    return _fmix32(h ^ port) if target == "sip_sport" else h
+
+
+_VNODES: dict[tuple[int, int], list[int]] = {}     # (addr, port) -> its nodes' hashes
+
+
+def _vnodes(d, n: int) -> list[int]:
+    """A server's first n ring positions; kept, so that a ring rebuilt for one change
+    hashes only what is new (256 servers: a rebuild in tens of ms, not half a second)."""
+    have = _VNODES.setdefault((d.addr, d.port), [])
+    if len(_VNODES) > 8192:                         # servers come and go: forget them all
+        _VNODES.clear()
+        have = _VNODES[d.addr, d.port] = []
+    for i in range(len(have), n):
+        digest = hashlib.blake2b(f"{d.addr}:{d.port}#{i}".encode(), digest_size=4).digest()
+        have.append(int.from_bytes(digest, "little"))
+    return have[:n]
+
+
+def conhash_ring(dests, target: str = "sip") -> list[int]:
+    """DPVS's conhash: each server puts weight/gcd x 160 virtual nodes on a ring of 32-bit
+    hashes; a client goes to the first node at or after its own hash. Adding or removing a
+    server moves only the clients of the arcs it gains or loses. The table is
+    [CONHASH_MAGIC | target index, hash, slot, hash, slot, ...] sorted by hash."""
+    live = _usable(dests)
+    if not live:
+        return []
+    g = reduce(gcd, (d.weight for d in live))
+    want = [d.weight // g * CONHASH_REPLICAS for d in live]
+    scale = min(1.0, CONHASH_MAX_NODES / sum(want))
+    # one int per node (hash, then slot) sorts several times faster than pairs
+    keys = sorted(h << 32 | d.slot for d, n in zip(live, want, strict=True)
+                  for h in _vnodes(d, max(1, int(n * scale))))
+    table = [0] * (2 * len(keys) + 1)
+    table[0] = CONHASH_MAGIC | CONHASH_TARGETS.index(target)
+    table[1::2] = [k >> 32 for k in keys]
+    table[2::2] = [k & 0xFFFFFFFF for k in keys]
+    return table
+
+
+def conhash_pick(ring: list[int], addr: int, port: int = 0) -> int:
+    """The slot the workers pick from a ring for a client (no server overloaded)."""
+    if not ring:
+        return NONE32
+    h = conhash_key(addr, port, CONHASH_TARGETS[ring[0] & 0xFFFF])
+    hashes = ring[1::2]
+    i = bisect_left(hashes, h)
+    return ring[2 + 2 * (i % len(hashes))]
+
+
 SCHEDULERS = [
     Scheduler("rr", "Round robin", ops=_C["rr"]),
     Scheduler("wrr", "Weighted round robin", ops=_C["wrr"]),
@@ -86,6 +154,11 @@ SCHEDULERS = [
     Scheduler("sh", "Source hashing: a client sticks to a server", ops=_C["table"], table=sh_table),
     Scheduler("mh", "Maglev hashing: consistent, minimal remapping", ops=_C["table"],
               table=mh_table),
+    Scheduler("nq", "Never queue: an idle server first, else shortest expected delay",
+              ops=_C["nq"]),
+    Scheduler("sed", "Shortest expected delay: least (active + 1) / weight", ops=_C["sed"]),
+    Scheduler("conhash", "Consistent hashing of the source address (--hash-target)",
+              ops=_C["conhash"], table=conhash_ring, targets=CONHASH_TARGETS),
 ]
 
 

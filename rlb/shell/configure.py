@@ -38,6 +38,7 @@ g.words(**{
     "tcpfin": "TCP after a FIN",
     "virtual-server": "A virtual service: VIP:port, its scheduler and real servers",
     "scheduler": "How real servers are chosen",
+    "hash-target": "What a hashing scheduler hashes",
     "persistent": "Clients stick to their real server",
     "netmask": "Clients in one mask share a real server",
     "real-server": "A real server of this virtual service",
@@ -234,9 +235,11 @@ def no_virtual_server(ctx, tcp, udp, match):
     return Reply()
 
 
-@g.command("scheduler WORD$sched", node=VS, help={"sched": "Scheduler name"})
-def vs_scheduler(ctx, sched):
-    ctx.model.services.edit_service(ctx.section, sched=sched)
+@g.command("scheduler WORD$sched [hash-target WORD$target]", node=VS,
+           help={"sched": "Scheduler name",
+                 "target": "What a hashing scheduler hashes"})
+def vs_scheduler(ctx, sched, target):
+    ctx.model.services.edit_service(ctx.section, sched=sched, hash_target=target)
     return Reply()
 
 

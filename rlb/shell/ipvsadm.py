@@ -6,26 +6,32 @@ ipvsadm's own words. Listings print what ipvsadm/DPVS print (tools/ipvsadm/ipvsa
 """
 from __future__ import annotations
 
+import io
 import re
+from collections import Counter
 from ipaddress import IPv4Address
 
 from rlb.control.model import CommandError
-from rlb.control.services import HOST_MASK, PERSISTENT_TIMEOUT, PROTO_NAMES, TCP, UDP, svc_key
+from rlb.control.services import (DEFAULT_SCHEDULER, HOST_MASK, PERSISTENT_TIMEOUT, PROTO_NAMES,
+                                  TCP, UDP, svc_key)
 from rlb.shell.commands import Reply, g
+from rlb.shell.grammar import ParseError
 
 # (short, long, help): one line per option, the only place its words are described
 _OPTIONS = [
     ("-A", "--add-service", "Add a virtual service"),
-    ("-E", "--edit-service", "Edit a virtual service (only the options given change)"),
+    ("-E", "--edit-service", "Edit a virtual service (options not given: their defaults)"),
     ("-D", "--delete-service", "Delete a virtual service"),
     ("-C", "--clear", "Clear the whole table"),
     ("-a", "--add-server", "Add a real server to a service"),
-    ("-e", "--edit-server", "Edit a real server (only the options given change)"),
+    ("-e", "--edit-server", "Edit a real server (options not given: their defaults)"),
     ("-d", "--delete-server", "Delete a real server"),
     ("-Z", "--zero", "Zero the counters of a service, or of all"),
     ("-P", "--add-laddr", "Add a local address (FNAT) to a service"),
     ("-Q", "--del-laddr", "Delete a local address from a service"),
     ("-G", "--get-laddr", "List local addresses"),
+    ("-S", "--save", "Print the rules that rebuild the table (ipvsadm -R reads them)"),
+    ("-R", "--restore", "Restore rules from standard input: rlb ipvsadm -R < FILE"),
     ("-t", "--tcp-service", "TCP virtual service VIP:port"),
     ("-u", "--udp-service", "UDP virtual service VIP:port"),
     ("-H", "--match", "SNAT match service: proto=,src-range=,dst-range=,iif=,oif="),
@@ -58,12 +64,16 @@ g.words({
     "-lc": "List the connections (-l -c)", "-Lc": "List the connections (-L -c)",
     "--stats": "List with counters", "--rate": "List with rates",
     "--timeout": "List the connection timeouts",
+    "--hash-target": "What a hashing scheduler hashes (conhash: sip, the default, or sip_sport)",
+    "--thresholds": "List with the real servers' thresholds",
+    "--persistent-conn": "List persistence: templates per real server (with -c: templates)",
+    "--sort": "Sort the listing (the default)", "--nosort": "List in the order made",
     "--set": "Set the connection timeouts (tcp tcpfin udp; 0 leaves one unchanged)",
 })
 
 SVC = "(-t|--tcp-service) A.B.C.D:PORT$tcp|(-u|--udp-service) A.B.C.D:PORT$udp|(-H|--match) WORD$match"
 SVC_OPTS = ("(-s|--scheduler) WORD$sched|(-p|--persistent)$persistent [(1-2678400)$timeout]"
-            "|(-M|--netmask) A.B.C.D$netmask")
+            "|(-M|--netmask) A.B.C.D$netmask|--hash-target WORD$target")
 RS = "(-r|--real-server) A.B.C.D:PORT$server"
 RS_OPTS = ("(-b|-g|-i|-m|-J|--fullnat|--gatewaying|--ipip|--masquerading|--snat)$fwd"
            "|(-w|--weight) (0-65535)$weight|(-x|--u-threshold) (0-2147483647)$upper"
@@ -72,11 +82,11 @@ LADDR = "(-z|--laddr) A.B.C.D$laddr|(-F|--ifname) WORD$dev"
 HELP = {
     "tcp": "VIP:port of a TCP service", "udp": "VIP:port of a UDP service",
     "match": "proto=tcp,src-range=A-B,dst-range=A-B:P1-P2,iif=DEV,oif=DEV",
-    "sched": "Scheduler name (rr, wrr, wlc, ...)", "timeout": "Persistence timeout (seconds)",
+    "sched": "Scheduler name", "timeout": "Persistence timeout (seconds)",
     "netmask": "Clients in one mask share a real server", "server": "Real server address[:port]",
     "weight": "Weight", "upper": "Connections at which the server stops taking new ones",
     "lower": "Connections at which it takes new ones again", "laddr": "Local address (LIP)",
-    "dev": "Port name (dpdk0, ...)",
+    "dev": "Port name (dpdk0, ...)", "target": "sip or sip_sport",
 }
 
 
@@ -116,7 +126,8 @@ def _svc_data(ms, svc):
         "proto": "MATCH" if svc.match is not None else PROTO_NAMES[svc.proto],
         "match": None if svc.match is None else str(svc.match),
         "vip": str(svc.vaddr), "port": svc.vport,
-        "scheduler": svc.sched, "persistent": svc.timeout if svc.persistent else None,
+        "scheduler": svc.sched, "hash_target": svc.hash_target,
+        "persistent": svc.timeout if svc.persistent else None,
         "netmask": str(svc.netmask), "slot": svc.slot,
         "dests": [{"addr": str(d.addr), "port": d.port, "forward": forward[d.mode],
                    "mode": d.mode, "weight": d.weight, "u_threshold": d.u_threshold,
@@ -136,22 +147,27 @@ def _persistence(persistent, timeout):
 
 
 @_command(f"ipvsadm (-A|--add-service) {{{SVC}|{SVC_OPTS}}}")
-def vs_add_service(ctx, tcp, udp, match, sched, persistent, timeout, netmask):
+def vs_add_service(ctx, tcp, udp, match, sched, persistent, timeout, netmask, target):
     """Add a virtual service."""
     ms = ctx.model.services
     key = _service(tcp, udp, match, "add-service")
     svc = ms.add_service(key, sched=sched, persistent=_persistence(persistent, timeout),
-                         netmask=netmask)
+                         netmask=netmask, hash_target=target)
     return Reply("", _svc_data(ms, svc))
 
 
 @_command(f"ipvsadm (-E|--edit-service) {{{SVC}|{SVC_OPTS}}}")
-def vs_edit_service(ctx, tcp, udp, match, sched, persistent, timeout, netmask):
-    """Edit a virtual service."""
+def vs_edit_service(ctx, tcp, udp, match, sched, persistent, timeout, netmask, target):
+    """Edit a virtual service: as LVS's ipvsadm, the service gets exactly the options given,
+    the others their defaults as with -A (no -s: wlc; no -p: not persistent)."""
     ms = ctx.model.services
     key = _service(tcp, udp, match, "edit-service")
-    svc = ms.edit_service(key, sched=sched, persistent=_persistence(persistent, timeout),
-                          netmask=netmask)
+    persistent, sched = _persistence(persistent, timeout), sched or DEFAULT_SCHEDULER
+    ms.get(key)
+    svc = ms.edit_service(key, sched=sched, persistent=persistent,
+                          netmask=(netmask or HOST_MASK) if persistent else None,
+                          no_persistent=persistent is None,
+                          hash_target=ms.hash_target(sched, target))
     return Reply("", _svc_data(ms, svc))
 
 
@@ -193,10 +209,21 @@ def vs_add_server(ctx, tcp, udp, match, server, fwd, weight, upper, lower):
 
 @_command(f"ipvsadm (-e|--edit-server) {{{SVC}|{RS}|{RS_OPTS}}}")
 def vs_edit_server(ctx, tcp, udp, match, server, fwd, weight, upper, lower):
-    """Edit a real server."""
+    """Edit a real server: as LVS's ipvsadm (and DPVS's), it gets exactly the options
+    given, the others their defaults as with -a (-g, weight 1, no thresholds)."""
     ms, key, server, mode = _dest_args(ctx, tcp, udp, match, server, fwd, "edit-server")
-    ms.edit_dest(key, server.addr, server.port, mode=mode, weight=weight, u_threshold=upper,
-                 l_threshold=lower)
+    try:
+        ms.edit_dest(key, server.addr, server.port, mode=mode or ms.mode_for_flag(None),
+                     weight=1 if weight is None else weight, u_threshold=upper or 0,
+                     l_threshold=lower or 0)
+    except CommandError as err:
+        d = ms.get(key, "Service not defined").dest(server.addr, server.port)
+        if mode is not None or d is None or d.mode == ms.mode_for_flag(None):
+            raise
+        m = ms.modes[d.mode]
+        raise CommandError(f"{err} (-e without a forwarding option means "
+                           f"{ms.modes[ms.mode_for_flag(None)].flag}, as in LVS: give {m.flag} "
+                           f"to keep it {m.display})") from None
     return Reply("", _svc_data(ms, ms.table[key]))
 
 
@@ -280,9 +307,11 @@ def vs_zero(ctx, tcp, udp, match):
 # -------------------------------------------------------------------- listing
 
 
-def _sorted(ms):
-    # ipvsadm sorts services by protocol, address, port (ipvs_cmp_services)
-    return sorted(ms.table.values(), key=lambda s: (s.proto, s.vaddr, s.vport))
+def _sorted(ms, nosort=False):
+    # ipvsadm sorts services by protocol, address, port (ipvs_cmp_services); --nosort
+    # lists them in the order they were made
+    svcs = list(ms.table.values())
+    return svcs if nosort else sorted(svcs, key=lambda s: (s.proto, s.vaddr, s.vport))
 
 
 def _num(i, exact):
@@ -305,52 +334,81 @@ def _svc_head(svc):
 
 COUNTERS = ("conns", "inpkts", "outpkts", "inbytes", "outbytes")
 RATES = ("cps", "inpps", "outpps", "inbps", "outbps")
+# ipvsadm's print_title: the first format given of these wins
+TITLES = {
+    "stats": f"{'Prot LocalAddress:Port':<33} {'Conns':>8} {'InPkts':>8} {'OutPkts':>8} "
+             f"{'InBytes':>8} {'OutBytes':>8}\n  -> RemoteAddress:Port",
+    "rate": f"{'Prot LocalAddress:Port':<33} {'CPS':>8} {'InPPS':>8} {'OutPPS':>8} "
+            f"{'InBPS':>8} {'OutBPS':>8}\n  -> RemoteAddress:Port",
+    "thresholds": f"{'Prot LocalAddress:Port':<33} {'Uthreshold':<10} {'Lthreshold':<10} "
+                  f"{'ActiveConn':<10} {'InActConn':<10}\n  -> RemoteAddress:Port",
+    "persistent_conn": f"{'Prot LocalAddress:Port':<33} {'Weight':<9} {'PersistConn':<11} "
+                       f"{'ActiveConn':<10} {'InActConn':<10}\n  -> RemoteAddress:Port",
+    "": "Prot LocalAddress:Port Scheduler Flags\n"
+        "  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn",
+}
 
 
-def _list(ms, svcs, stats, rate, exact):
-    rates = ms.rates() if rate and not stats else None
-    if stats:
-        lines = [f"{'Prot LocalAddress:Port':<33} {'Conns':>8} {'InPkts':>8} {'OutPkts':>8} "
-                 f"{'InBytes':>8} {'OutBytes':>8}", "  -> RemoteAddress:Port"]
-    elif rates is not None:
-        lines = [f"{'Prot LocalAddress:Port':<33} {'CPS':>8} {'InPPS':>8} {'OutPPS':>8} "
-                 f"{'InBPS':>8} {'OutBPS':>8}", "  -> RemoteAddress:Port"]
-    else:
-        lines = ["Prot LocalAddress:Port Scheduler Flags",
-                 "  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn"]
-    rows = []
+def _flags(svc):
+    """What follows the scheduler on a service's line (ipvsadm's print_service_entry)."""
+    words = [svc.sched] + ([svc.hash_target] if svc.hash_target else [])
+    if svc.persistent:
+        words.append(f"persistent {svc.timeout}")
+        if svc.netmask != HOST_MASK:
+            words.append(f"mask {svc.netmask}")
+    return " ".join(words)
+
+
+def _dest_line(fmt, name, d, st, r, pc, exact, forward):
+    if fmt == "stats":
+        return f"  -> {name:<28}" + "".join(_num(st[k], exact) for k in COUNTERS)
+    if fmt == "rate":
+        return (f"  -> {name:<28} {r['cps']:>8} {r['inpps']:>8} {r['outpps']:>8}"
+                + _num(r["inbps"], exact) + _num(r["outbps"], exact))
+    if fmt == "thresholds":
+        return (f"  -> {name:<28} {d.u_threshold:<10} {d.l_threshold:<10} "
+                f"{st['activeconns']:<10} {st['inactconns']:<10}")
+    if fmt == "persistent_conn":
+        return (f"  -> {name:<28} {d.weight:<9} {pc:<11} {st['activeconns']:<10} "
+                f"{st['inactconns']:<10}")
+    return (f"  -> {name:<28} {forward:<7} {d.weight:<6} {st['activeconns']:<10} "
+            f"{st['inactconns']:<10}")
+
+
+def _persist_counts(ms):
+    """Persistence templates per real server slot (PersistConn)."""
+    return Counter(c["dest"] for c in ms.connections() if c.get("template"))
+
+
+def _list(ms, svcs, fmt, exact, nosort=False):
+    rates = ms.rates() if fmt == "rate" else {}
+    persist = _persist_counts(ms) if fmt == "persistent_conn" else Counter()
+    lines, rows = TITLES[fmt].split("\n"), []
     for svc in svcs:
         row = _svc_data(ms, svc)
         row["stats"] = ms.svc_stats(svc)
-        if stats:
+        if fmt == "stats":
             lines.append(f"{_svc_head(svc):<33}" + "".join(_num(row["stats"][k], exact)
                                                           for k in COUNTERS))
-        elif rates is not None:
+        elif fmt == "rate":
             row["rate"] = rates.get(("svc", svc.slot), dict.fromkeys(RATES, 0))
             lines.append(f"{_svc_head(svc):<33}" + "".join(_num(row["rate"][k], exact)
                                                           for k in RATES))
         else:
-            head = f"{_svc_head(svc)} {svc.sched}"
-            if svc.persistent:
-                head += f" persistent {svc.timeout}"
-                if svc.netmask != HOST_MASK:
-                    head += f" mask {svc.netmask}"
-            lines.append(head)
+            lines.append(f"{_svc_head(svc)} {_flags(svc)}")
         # and real servers by address and port (ipvs_cmp_dests)
-        pairs = sorted(zip(svc.dests, row["dests"], strict=True),
-                       key=lambda p: (p[0].addr, p[0].port))
+        pairs = list(zip(svc.dests, row["dests"], strict=True))
+        if not nosort:
+            pairs.sort(key=lambda p: (p[0].addr, p[0].port))
         for d, drow in pairs:
             drow["stats"] = st = ms.dest_stats(d)
-            name = f"{d.addr}:{d.port}"[:28]
-            if stats:
-                lines.append(f"  -> {name:<28}" + "".join(_num(st[k], exact) for k in COUNTERS))
-            elif rates is not None:
-                drow["rate"] = r = rates.get(("dest", d.slot), dict.fromkeys(RATES, 0))
-                lines.append(f"  -> {name:<28} {r['cps']:>8} {r['inpps']:>8} {r['outpps']:>8}"
-                             + _num(r["inbps"], exact) + _num(r["outbps"], exact))
-            else:
-                lines.append(f"  -> {name:<28} {drow['forward']:<7} {d.weight:<6} "
-                             f"{st['activeconns']:<10} {st['inactconns']:<10}")
+            r = rates.get(("dest", d.slot), dict.fromkeys(RATES, 0))
+            if fmt == "rate":
+                drow["rate"] = r
+            if fmt == "persistent_conn":
+                drow["persistconns"] = persist[d.slot]
+            lines.append(_dest_line(fmt, f"{d.addr}:{d.port}"[:28], d, st, r, persist[d.slot],
+                                    exact, drow["forward"]))
         row["dests"] = [drow for _, drow in pairs]
         rows.append(row)
     return lines, rows
@@ -360,12 +418,17 @@ def _addr(ip, port):
     return f"{IPv4Address(ip)}:{port}"
 
 
-def _connections(ms):
+def _connections(ms, templates_only=False):
+    """The connection table; persistence templates are entries with client port 0 and
+    state NONE, as in LVS (`--persistent-conn`: those only, as DPVS)."""
     lines = ["IPVS connection entries",
              f"pro expire {'state':<11} {'source':<18} {'virtual':<18} {'local':<18} destination"]
     names = list(ms.modes) if ms.table else []
     rows = []
     for c in ms.connections():
+        template = bool(c.get("template"))
+        if templates_only and not template:
+            continue
         proto = {**PROTO_NAMES, 1: "ICMP"}.get(c["proto"], "--")
         left = max(0, int(c["expires"]))
         src, vip = _addr(c["caddr"], c["cport"]), _addr(c["vaddr"], c["vport"])
@@ -381,22 +444,25 @@ def _connections(ms):
         rows.append({"proto": proto, "expires": c["expires"], "state": c["state"],
                      "source": src, "virtual": vip, "local": local, "destination": dst,
                      "mode": mode, "cport": c["cport"], "lport": c["lport"],
-                     "worker": c.get("worker")})
+                     "worker": c.get("worker"), "template": template})
     return lines, rows
 
 
 LIST = ("ipvsadm ((-L|-l|--list)$lst|(-ln|-Ln)$lst_n|(-lnc|-Lnc|-lcn|-Lcn|-lc|-Lc)$lst_c) "
         f"{{{SVC}|(-n|--numeric)$numeric|(-c|--connection)$connection|--stats|--rate"
-        "|(-X|--exact)$exact|--timeout}")
+        "|(-X|--exact)$exact|--timeout|--thresholds|--persistent-conn|--sort|--nosort}")
 
 
 @_command(LIST, readonly=True)
-def vs_list(ctx, lst_c, tcp, udp, match, connection, stats, rate, exact, timeout):
+def vs_list(ctx, lst_c, tcp, udp, match, connection, stats, rate, exact, timeout,
+            thresholds=None, persistent_conn=None, nosort=None):
     """List the table, one service, the connections or the timeouts."""
     ms = ctx.model.services
     key = _service(tcp, udp, match, "list", required=False)
     connection = connection or lst_c
-    if (connection or timeout) and (stats or rate):
+    # ipvsadm's own conflicts (process_options, CMD_LIST)
+    if ((connection or timeout) and (stats or rate or thresholds)) or \
+            (timeout and persistent_conn):
         raise CommandError("options conflicts in the list command")
     # exclusive options, in ipvsadm's option order (generic_opt_check)
     given = [name for name, on in (("connection", connection), ("service-address", key),
@@ -405,16 +471,19 @@ def vs_list(ctx, lst_c, tcp, udp, match, connection, stats, rate, exact, timeout
         raise CommandError(f"The option '{given[1]}' conflicts with the '{given[0]}' option "
                            "in the 'list' command")
     if connection:
-        lines, rows = _connections(ms)
+        lines, rows = _connections(ms, templates_only=bool(persistent_conn))
         return Reply("\n".join(lines), {"connections": rows})
     if timeout:
         t = ms.timeouts
         return Reply(f"Timeout (tcp tcpfin udp): {t['tcp']} {t['tcpfin']} {t['udp']}", dict(t))
+    fmt = next((name for name, on in (("stats", stats), ("rate", rate),
+                                      ("thresholds", thresholds),
+                                      ("persistent_conn", persistent_conn)) if on), "")
     if key is not None:
         # one service: no version line (ipvsadm's list_service)
-        lines, rows = _list(ms, [ms.get(key)], stats, rate, exact)
+        lines, rows = _list(ms, [ms.get(key)], fmt, exact, bool(nosort))
         return Reply("\n".join(line.rstrip() for line in lines), {"services": rows})
-    lines, rows = _list(ms, _sorted(ms), stats, rate, exact)
+    lines, rows = _list(ms, _sorted(ms, bool(nosort)), fmt, exact, bool(nosort))
     # DPVS reports no IPVS version or table size: its ipvsadm prints zeros
     lines.insert(0, "IP Virtual Server version 0.0.0 (size=0)")
     return Reply("\n".join(line.rstrip() for line in lines), {"services": rows})
@@ -425,3 +494,73 @@ def vs_list_all(ctx):
     """List the table (ipvsadm without arguments)."""
     return vs_list(ctx, lst_c=None, tcp=None, udp=None, match=None, connection=None, stats=None,
                    rate=None, exact=None, timeout=None)
+
+
+# ---------------------------------------------------------- save and restore
+
+
+def save_lines(ms) -> list[str]:
+    """ipvsadm -S: the rules that rebuild the services, in the form -R reads. Services
+    with local addresses come first (their addresses may be what other services' real
+    servers are reached from, as in running-config); a service's local addresses follow
+    its real servers (FNAT real servers first, as --add-laddr wants)."""
+    out = []
+    for svc in sorted(_sorted(ms), key=lambda s: not s.laddrs):
+        name = f"-H {svc.match}" if svc.match is not None else \
+            f"-{'t' if svc.proto == TCP else 'u'} {svc.vaddr}:{svc.vport}"
+        line = f"-A {name} -s {svc.sched}"
+        if svc.hash_target not in (None, ms.hash_target(svc.sched, None)):
+            line += f" --hash-target {svc.hash_target}"
+        if svc.persistent:
+            line += f" -p {svc.timeout}"
+            if svc.netmask != HOST_MASK:
+                line += f" -M {svc.netmask}"
+        out.append(line)
+        for d in sorted(svc.dests, key=lambda d: (d.addr, d.port)):
+            line = f"-a {name} -r {d.addr}:{d.port} {ms.modes[d.mode].flag} -w {d.weight}"
+            line += f" -x {d.u_threshold}" if d.u_threshold else ""
+            line += f" -y {d.l_threshold}" if d.l_threshold else ""
+            out.append(line)
+        out += [f"--add-laddr -z {la.addr} {name} -F {la.dev}" for la in svc.laddrs]
+    return out
+
+
+@_command("ipvsadm (-S|--save) [(-n|--numeric)$numeric]", readonly=True)
+def vs_save(ctx):
+    """Print the rules that rebuild the table."""
+    lines = save_lines(ctx.model.services)
+    return Reply("\n".join(lines), {"rules": lines})
+
+
+@_command("ipvsadm (-R|--restore)")
+def vs_restore(ctx):
+    """Restore rules: their text comes from the client (`rlb ipvsadm -R < FILE`)."""
+    raise CommandError("ipvsadm -R reads the rules from standard input: run "
+                       "`rlb [-N INSTANCE] ipvsadm -R < FILE` (one transaction)")
+
+
+def is_restore(line: str) -> bool:
+    """Whether a command line is `ipvsadm -R` (the grammar says, not the line's letters)."""
+    from rlb.shell.commands import ROOT
+    try:
+        found = g.parse(line, ROOT)
+    except ParseError:
+        return False
+    return found is not None and found.command.handler is vs_restore
+
+
+def restore_text(text: str) -> str:
+    """ipvsadm -R's input as a configuration file: every rule line becomes an ipvsadm
+    line (one that already starts with `ipvsadm` stays), numbered as in the input, so the
+    failing line's number is its own."""
+    out = []
+    for line in io.StringIO(text, newline=None).read().split("\n"):
+        words = line.split()
+        keep = not words or words[0] == "ipvsadm" or words[0][0] in "#!"
+        out.append(line if keep else f"ipvsadm {line}")
+    return "\n".join(out)
+
+
+# Tab offers the hash targets the schedulers have (conhash: sip sip_sport)
+g.completer("target", lambda ctx: list(dict.fromkeys(
+    t for s in ctx.model.services.schedulers.values() for t in s.targets)))

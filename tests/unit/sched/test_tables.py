@@ -1,9 +1,10 @@
-"""Table schedulers built in the control plane: source hash and Maglev (no root)."""
+"""Table schedulers built in the control plane: source hash, Maglev, conhash (no root)."""
 import random
 from collections import Counter
 from dataclasses import dataclass
 
-from rlb.sched.builtin import MH_TABLE_SIZE, NONE32, client_hash, mh_table, sh_table
+from rlb.sched.builtin import (CONHASH_MAGIC, CONHASH_MAX_NODES, MH_TABLE_SIZE, NONE32, client_hash,
+                               conhash_key, conhash_pick, conhash_ring, mh_table, sh_table)
 
 
 @dataclass
@@ -62,3 +63,51 @@ def test_source_hash_is_stable_and_weighted():
     picks = [t[client_hash(c) % len(t)] for c in clients]
     assert picks == [t[client_hash(c) % len(t)] for c in clients]      # same client, same server
     assert len(set(picks)) == 4
+
+
+# ------------------------------------------------------------------ conhash (DPVS)
+
+def test_conhash_ring_has_160_nodes_per_weight_sorted_with_its_target():
+    ds = servers(3)
+    ds[2].weight = 2
+    ring = conhash_ring(ds, "sip")
+    assert ring[0] == CONHASH_MAGIC and conhash_ring(ds, "sip_sport")[0] == CONHASH_MAGIC | 1
+    hashes, slots = ring[1::2], ring[2::2]
+    assert hashes == sorted(hashes) and Counter(slots) == {0: 160, 1: 160, 2: 320}
+    assert conhash_ring([]) == [] and conhash_pick([], 1) == NONE32
+    ds[1].available = False
+    assert 1 not in conhash_ring(ds)[2::2]
+
+
+def test_conhash_ring_is_capped_keeping_the_weights():
+    ds = servers(300, weight=7)
+    ds[0].weight = 70000 // 10
+    ring = conhash_ring(ds)
+    counts = Counter(ring[2::2])
+    assert (len(ring) - 1) // 2 <= CONHASH_MAX_NODES + len(ds)
+    assert counts[0] > 100 * counts[1] >= 100
+
+
+def test_conhash_spreads_and_moves_only_the_lost_servers_clients():
+    rng = random.Random(7)
+    clients = [rng.getrandbits(32) for _ in range(3000)]
+    ds = servers(4)
+    ring, less = conhash_ring(ds), conhash_ring(ds[:3])
+    before = {c: conhash_pick(ring, c) for c in clients}
+    counts = Counter(before.values())
+    assert all(500 < n < 1000 for n in counts.values()), counts
+    after = {c: conhash_pick(less, c) for c in clients}
+    moved = [c for c in clients if before[c] != after[c]]
+    assert all(before[c] == 3 for c in moved) and set(after.values()) == {0, 1, 2}
+
+
+def test_conhash_targets_source_address_or_address_and_port():
+    ds = servers(4)
+    sip, sport = conhash_ring(ds, "sip"), conhash_ring(ds, "sip_sport")
+    client = 0x0A000030
+    assert len({conhash_pick(sip, client, p) for p in range(1000, 1100)}) == 1
+    by_port = {p: conhash_pick(sport, client, p) for p in range(1000, 1100)}
+    assert len(set(by_port.values())) == 4
+    assert by_port == {p: conhash_pick(sport, client, p) for p in range(1000, 1100)}
+    assert conhash_key(client, 5, "sip") == conhash_key(client, 6, "sip") != \
+        conhash_key(client, 5, "sip_sport")

@@ -83,7 +83,7 @@ SAMPLES = {"A.B.C.D": "10.0.0.2", "A.B.C.D/M": "10.9.0.0/16", "MAC": "52:54:00:0
            "A.B.C.D:PORT": "10.0.0.2:80",
            "X:X::X:X": "2001:db8::1", "X:X::X:X/M": "2001:db8::/32", "LINE": "some text"}
 WORD_SAMPLES = {"dev": "dpdk0", "name": "dpdk9", "devargs": "net_tap9", "sched": "rr",
-                "match": "proto=tcp", "mode": "fnat"}
+                "match": "proto=tcp", "mode": "fnat", "target": "sip"}
 
 
 def sample_line(node, full):
@@ -218,6 +218,8 @@ ALLOWED = {
     ("rlb/lab/demo.py", "-s"): "curl option",
     # ipvsadm's one-letter options are keywords now: other programs' argv spelled alike.
     ("rlb/cli.py", "-c"): "rlb's own argv (rlb -c LINE)",
+    # `rlb ipvsadm ARGS` runs the line; whether it is -R the grammar says (is_restore)
+    ("rlb/cli.py", "ipvsadm"): "rlb's own argv (rlb ipvsadm ARGS)",
     ("rlb/control/daemon.py", "-m"): "EAL argv",
     ("rlb/lab/demo.py", "-m"): "other programs' argv",
     ("rlb/lab/demo.py", "-c"): "other programs' argv",

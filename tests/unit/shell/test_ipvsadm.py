@@ -318,19 +318,60 @@ def test_options_in_any_order():
     assert [str(la.addr) for la in svc.laddrs] == ["192.168.1.200"]
 
 
-def test_edit_service_and_server_change_only_what_is_given():
+def test_edit_service_and_server_set_exactly_what_is_given():
+    """As LVS's ipvsadm: -E and -e give the service or real server the options on the line
+    and the defaults of -A/-a for the others (no -p: no persistence; no -s: wlc; no -w:
+    weight 1; no forwarding flag: -g)."""
     m = model()
     apply(m, """
-        ipvsadm -A -t 10.0.0.1:80 -s rr -p 60
-        ipvsadm -a -t 10.0.0.1:80 -r 192.168.1.2 -b -w 3
-        ipvsadm -E -t 10.0.0.1:80 -s wlc
-        ipvsadm -e -t 10.0.0.1:80 -r 192.168.1.2 -w 0
+        ipvsadm -A -t 10.0.0.1:80 -s rr -p 60 -M 255.255.255.0
+        ipvsadm -a -t 10.0.0.1:80 -r 192.168.1.2 -m -w 3 -x 100 -y 10
+        ipvsadm -E -t 10.0.0.1:80 -s mh
+        ipvsadm -e -t 10.0.0.1:80 -r 192.168.1.2 -m -w 0
     """)
     assert out(m, "ipvsadm -ln").splitlines()[3:] == [
-        "TCP  10.0.0.1:80 wlc persistent 60",
-        "  -> 192.168.1.2:80               FullNat 0      0          0"]
-    apply(m, "ipvsadm -e -t 10.0.0.1:80 -r 192.168.1.2:80 -g")
-    assert out(m, "ipvsadm -ln").splitlines()[4].split()[2:4] == ["Route", "0"]
+        "TCP  10.0.0.1:80 mh",
+        "  -> 192.168.1.2:80               Masq    0      0          0"]
+    d = m.services.table[(6, IPv4Address("10.0.0.1"), 80)].dests[0]
+    assert (d.u_threshold, d.l_threshold) == (0, 0)
+    apply(m, "ipvsadm -E -t 10.0.0.1:80 -p 30\nipvsadm -e -t 10.0.0.1:80 -r 192.168.1.2:80")
+    assert out(m, "ipvsadm -ln").splitlines()[3:] == [
+        "TCP  10.0.0.1:80 wlc persistent 30",
+        "  -> 192.168.1.2:80               Route   1      0          0"]
+    apply(m, "ipvsadm -E -t 10.0.0.1:80 -s rr")
+    assert out(m, "ipvsadm -ln").splitlines()[3] == "TCP  10.0.0.1:80 rr"
+
+
+def test_edit_server_keeps_nothing_fnat_needs_by_accident():
+    # -e without -b on a FNAT service with local addresses asks for -g: refused, with why
+    m = model()
+    apply(m, FNAT_TWO_ARM)
+    refused(m, "ipvsadm -e -t 10.0.0.100:80 -r 192.168.100.2 -w 5",
+            r"local addresses .* \(-e without a forwarding option means -g, as in LVS: give -b "
+            r"to keep it FullNat\)$")
+    apply(m, "ipvsadm -e -t 10.0.0.100:80 -r 192.168.100.2 -b -w 5")
+    assert m.services.table[(6, IPv4Address("10.0.0.100"), 80)].dests[0].weight == 5
+
+
+def test_real_server_port_zero_is_the_service_port():
+    # LVS sends to the packet's destination port when a real server's port is 0
+    m = model()
+    apply(m, """
+        ipvsadm -A -t 10.0.0.1:80
+        ipvsadm -a -t 10.0.0.1:80 -r 192.168.1.4:0 -m
+    """)
+    assert out(m, "ipvsadm -ln").splitlines()[4].split()[1] == "192.168.1.4:80"
+    refused(m, "ipvsadm -a -t 10.0.0.1:80 -r 192.168.1.4 -m", "Destination already exists")
+    apply(m, "ipvsadm -e -t 10.0.0.1:80 -r 192.168.1.4:0 -m -w 4")
+    assert m.services.table[(6, IPv4Address("10.0.0.1"), 80)].dests[0].weight == 4
+    ctx = Context(m, node="config-vs", section=(6, IPv4Address("10.0.0.1"), 80))
+    run(ctx, "real-server 192.168.1.4:0 weight 7")
+    assert [(d.port, d.weight) for d in m.services.table[(6, IPv4Address("10.0.0.1"), 80)].dests] \
+        == [(80, 7)]
+    run(ctx, "no real-server 192.168.1.4:0")
+    apply(m, "ipvsadm -a -t 10.0.0.1:80 -r 192.168.1.4:0 -m")
+    apply(m, "ipvsadm -d -t 10.0.0.1:80 -r 192.168.1.4:0")
+    assert m.services.table[(6, IPv4Address("10.0.0.1"), 80)].dests == []
 
 
 def test_delete_server_service_clear():
@@ -385,7 +426,7 @@ def test_list_data_is_structured():
     data = run(Context(m), "ipvsadm -ln").data
     assert data["services"][0] | {"dests": None, "stats": None} == {
         "proto": "TCP", "match": None, "vip": "10.0.0.100", "port": 80, "scheduler": "rr",
-        "persistent": None, "netmask": "255.255.255.255", "slot": 0, "dests": None, "stats": None,
+        "hash_target": None, "persistent": None, "netmask": "255.255.255.255", "slot": 0, "dests": None, "stats": None,
         "laddrs": [{"addr": "192.168.100.200", "dev": "dpdk0"}]}
     assert data["services"][0]["dests"][0]["forward"] == "FullNat"
     assert data["services"][0]["dests"][0]["stats"]["activeconns"] == 0
@@ -642,7 +683,7 @@ def test_every_option_word_is_used():
 
 IPVSADM = [c for c in g.commands("exec") if c.handler.__module__ == ipvsadm.__name__]
 SAMPLES = {"A.B.C.D": "192.168.9.9", "A.B.C.D:PORT": "10.0.0.100:80", "WORD": {
-    "sched": "rr", "dev": "dpdk0", "match": "proto=tcp"}}
+    "sched": "rr", "dev": "dpdk0", "match": "proto=tcp", "target": "sip"}}
 
 
 def sample(node, full):
@@ -665,7 +706,7 @@ def sample(node, full):
 
 
 def test_ipvsadm_commands_are_installed_once_each():
-    assert len(IPVSADM) == 14
+    assert len(IPVSADM) == 16
     handlers = [c.handler for c in IPVSADM]
     assert len(set(handlers)) == len(handlers)
 

@@ -43,9 +43,9 @@ def test_the_readonly_commands_of_exec_are_the_shows():
     marked = {c.definition for c in g.commands("exec") if c.readonly}
     ipvsadm_lists = {d for d in marked if d.startswith("ipvsadm (")}
     assert marked - ipvsadm_lists == READONLY
-    # -L/-l/--list and -G, nothing else of ipvsadm
-    assert len(ipvsadm_lists) == 2
-    assert all("-L" in d or "-G" in d for d in ipvsadm_lists)
+    # -L/-l/--list, -G and -S, nothing else of ipvsadm
+    assert len(ipvsadm_lists) == 3
+    assert all("-L" in d or "-G" in d or "-S" in d for d in ipvsadm_lists)
     for c in g.commands("exec"):
         if not c.readonly:
             assert not c.definition.startswith("show "), c.definition
