@@ -877,8 +877,15 @@ cdef class Engine:
                 out[k]["miss"] += s.laddrs[k].miss
         return out
 
-    def zero_stats(self, int svc_slot=-1):
-        self.send(MSG_ZERO, a=NONE32 if svc_slot < 0 else svc_slot)
+    def zero_stats(self, svc_slot=None):
+        """ipvsadm -Z: the counters of service slot svc_slot, or (None) of every service.
+        The message's "all" is NONE32 set in C: an anonymous enum reaches Python as a
+        C int, and 0xffffffff as an int is -1, which no uint32_t argument accepts."""
+        cdef uint32_t which = NONE32
+        if svc_slot is not None:
+            self._slot(svc_slot, g.svc_cap, "service")
+            which = svc_slot
+        self.send(MSG_ZERO, a=which)
 
     def connections(self, int limit=10000):
         """Connections of every worker (for ipvsadm -lnc), at most `limit`."""
