@@ -192,6 +192,7 @@ cdef void svc_apply(engine_t *e, worker_t *w, uint32_t slot, svc_t *cfg) noexcep
     if old.used and old.vaddr == cfg.vaddr and old.vport == cfg.vport and old.proto == cfg.proto:
         s.sched_cursor = old.sched_cursor
         s.sched_cw = old.sched_cw
+        s.laddr_cursor = old.laddr_cursor
         s.conns = old.conns
         s.inpkts = old.inpkts
         s.outpkts = old.outpkts

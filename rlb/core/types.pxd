@@ -233,6 +233,7 @@ cdef struct svc_t:
     uint16_t pad
     uint32_t sched_cursor      # rr/wrr position (this worker)
     int32_t sched_cw           # wrr current weight
+    uint32_t laddr_cursor      # FNAT: local address of the next flow (this worker, in turn)
     uint32_t *table            # sh/mh lookup table of dest slots (shared, read only)
     uint32_t table_size
     uint32_t dests[MAX_DESTS_PER_SVC]       # dest slots

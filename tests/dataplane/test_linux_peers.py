@@ -1,5 +1,6 @@
 """FNAT between a real Linux client and a real Linux server, each in a namespace of its
-own, through the real daemon: the operational commands (`ipvsadm -Z`, `dpip
+own, through the real daemon: connections spread over every local address whatever
+ports the client's kernel picks, and the operational commands (`ipvsadm -Z`, `dpip
 neigh flush`, `ipvsadm --set`, `ipvsadm -C`) act on the running data plane."""
 import re
 import resource
@@ -158,6 +159,42 @@ def peers(request, tmp_path_factory):
             del_ns(ns)
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
         assert rc == 0, d.log.read_text()
+
+
+# ------------------------------------------------------------ local addresses
+
+
+def test_a_thousand_connections_spread_over_every_local_address(peers):
+    socks = connect(WEB, 1000)
+    try:
+        ports = [s.getsockname()[1] for s in socks]
+        rows = peers.d.ok(f"ipvsadm -G -t {VIP}:{WEB}")["data"]
+        conns = {la["addr"]: la["conns"] for la in rows[0]["laddrs"]}
+        text = peers.d.ok(f"ipvsadm -G -t {VIP}:{WEB}")["text"]
+        addrs = {r["addr"].split("/")[0]: r for r in peers.d.ok("dpip addr show")["data"]}
+    finally:
+        close(socks)
+        peers.server.drop()
+    evens = sum(1 for p in ports if p % 2 == 0)
+    assert sorted(conns) == LIPS, text
+    assert sum(conns.values()) == 1000, text
+    for ip in LIPS:       # within 20% of a quarter each (the client used {evens} even ports)
+        assert 200 <= conns[ip] <= 300, f"{ip}: {conns[ip]} ({evens} even client ports)\n{text}"
+        assert addrs[ip]["sa_used"] == conns[ip]
+
+
+def test_local_ports_still_belong_to_their_worker(peers):
+    socks = connect(WEB, 40)
+    try:
+        rows = [c for c in peers.conns() if c["virtual"] == f"{VIP}:{WEB}"
+                and c["state"] == "ESTABLISHED"]
+    finally:
+        close(socks)
+        peers.server.drop()
+    assert len(rows) >= 40
+    assert {c["local"].split(":")[0] for c in rows} == set(LIPS)
+    for c in rows:
+        assert c["lport"] % peers.workers == c["worker"], c
 
 
 # ------------------------------------------------------ operational commands
