@@ -32,7 +32,7 @@ REASON_NAMES = (
     "neigh_unresolved", "neigh_table_full", "tx_full", "kni_full", "no_mbuf",
     "msg_ring_full", "icmp_ratelimit", "no_service", "conn_miss", "no_dest", "no_laddr",
     "conn_full", "redirect_full", "dest_gone", "not_onlink", "no_src", "too_big",
-    "no_headroom", "direct_reply",
+    "no_headroom", "direct_reply", "tcp_hdrlen", "udp_len", "icmp_len",
 )
 assert len(REASON_NAMES) == R_MAX
 

@@ -51,6 +51,9 @@ cdef enum:  # Reason
     R_TOO_BIG                  # tunnel: over the route MTU (with DF: ICMP frag. needed sent)
     R_NO_HEADROOM              # no room in the mbuf for a header to add
     R_DIRECT_REPLY             # DR/tunnel: a real server's reply came back through us
+    R_TCP_HDRLEN               # TCP data offset < 5 words, or header/options beyond the packet
+    R_UDP_LEN                  # UDP length field not the IP payload's length
+    R_ICMP_LEN                 # ICMP message shorter than its 8-byte header
     R_MAX
 
 cdef enum RouteScope:
