@@ -598,7 +598,7 @@ class Services:
         """ipvsadm -Z [service]."""
         svc = self.get(key) if key is not None else None
         if self.engine is not None:
-            self.engine.zero_stats(svc.slot if svc else -1)
+            self.engine.zero_stats(svc.slot if svc else None)
         self._samples.clear()
 
     def svc_stats(self, svc: Service) -> dict:

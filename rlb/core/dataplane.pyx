@@ -32,7 +32,7 @@ REASON_NAMES = (
     "neigh_unresolved", "neigh_table_full", "tx_full", "kni_full", "no_mbuf",
     "msg_ring_full", "icmp_ratelimit", "no_service", "conn_miss", "no_dest", "no_laddr",
     "conn_full", "redirect_full", "dest_gone", "not_onlink", "no_src", "too_big",
-    "no_headroom", "direct_reply",
+    "no_headroom", "direct_reply", "tcp_hdrlen", "udp_len", "icmp_len",
 )
 assert len(REASON_NAMES) == R_MAX
 
@@ -192,6 +192,7 @@ cdef void svc_apply(engine_t *e, worker_t *w, uint32_t slot, svc_t *cfg) noexcep
     if old.used and old.vaddr == cfg.vaddr and old.vport == cfg.vport and old.proto == cfg.proto:
         s.sched_cursor = old.sched_cursor
         s.sched_cw = old.sched_cw
+        s.laddr_cursor = old.laddr_cursor
         s.conns = old.conns
         s.inpkts = old.inpkts
         s.outpkts = old.outpkts
@@ -888,8 +889,15 @@ cdef class Engine:
                 out[k]["miss"] += s.laddrs[k].miss
         return out
 
-    def zero_stats(self, int svc_slot=-1):
-        self.send(MSG_ZERO, a=NONE32 if svc_slot < 0 else svc_slot)
+    def zero_stats(self, svc_slot=None):
+        """ipvsadm -Z: the counters of service slot svc_slot, or (None) of every service.
+        The message's "all" is NONE32 set in C: an anonymous enum reaches Python as a
+        C int, and 0xffffffff as an int is -1, which no uint32_t argument accepts."""
+        cdef uint32_t which = NONE32
+        if svc_slot is not None:
+            self._slot(svc_slot, g.svc_cap, "service")
+            which = svc_slot
+        self.send(MSG_ZERO, a=which)
 
     def connections(self, int limit=10000):
         """Connections of every worker (for ipvsadm -lnc), at most `limit`."""

@@ -301,16 +301,19 @@ cdef inline int lb_input(engine_t *e, worker_t *w, uint8_t port, rte_mbuf *m,
     cdef svc_t *s
     cdef conn_t *c
     cdef dest_t *d
+    # ipv4_input checked the header against the packet (l4_check); what is left is
+    # that all of it sits in the first segment, for the modes to read and rewrite
     if proto == IPPROTO_TCP:
-        if tot < hl + 20 or ETH_HLEN + hl + 20 > m.data_len:
+        if ETH_HLEN + hl + 20 > m.data_len or \
+                ETH_HLEN + hl + ((<rte_tcp_hdr *>l4).data_off >> 4) * 4 > m.data_len:
             return 0
         flags = (<rte_tcp_hdr *>l4).tcp_flags
     elif proto == IPPROTO_UDP:
-        if tot < hl + 8 or ETH_HLEN + hl + 8 > m.data_len:
+        if ETH_HLEN + hl + 8 > m.data_len:
             return 0
     elif proto == IPPROTO_ICMP:
         # echo only, for SNAT: the identifier plays both ports (RFC 5508 section 3.1)
-        if w.nmatch == 0 or tot < hl + 8 or ETH_HLEN + hl + 8 > m.data_len or \
+        if w.nmatch == 0 or ETH_HLEN + hl + 8 > m.data_len or \
                 (l4[0] != ICMP_ECHO and l4[0] != ICMP_ECHOREPLY) or l4[1] != 0:
             return 0
     else:

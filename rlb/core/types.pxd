@@ -51,6 +51,9 @@ cdef enum:  # Reason
     R_TOO_BIG                  # tunnel: over the route MTU (with DF: ICMP frag. needed sent)
     R_NO_HEADROOM              # no room in the mbuf for a header to add
     R_DIRECT_REPLY             # DR/tunnel: a real server's reply came back through us
+    R_TCP_HDRLEN               # TCP data offset < 5 words, or header/options beyond the packet
+    R_UDP_LEN                  # UDP length field not the IP payload's length
+    R_ICMP_LEN                 # ICMP message shorter than its 8-byte header
     R_MAX
 
 cdef enum RouteScope:
@@ -233,6 +236,7 @@ cdef struct svc_t:
     uint16_t pad
     uint32_t sched_cursor      # rr/wrr position (this worker)
     int32_t sched_cw           # wrr current weight
+    uint32_t laddr_cursor      # FNAT: local address of the next flow (this worker, in turn)
     uint32_t *table            # sh/mh lookup table of dest slots (shared, read only)
     uint32_t table_size
     uint32_t dests[MAX_DESTS_PER_SVC]       # dest slots

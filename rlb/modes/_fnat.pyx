@@ -32,8 +32,10 @@ cdef enum:
 cdef int fnat_conn_init(engine_t *e, worker_t *w, svc_t *s, dest_t *d, conn_t *c,
                         rte_mbuf *m) noexcept nogil:
     """Choose LIP:lport with lport % workers == this worker, so that the real server's
-    replies can be steered to us, and the server-side tuple unused."""
-    cdef uint32_t base, count, k, i, n
+    replies can be steered to us, and the server-side tuple unused. The local addresses
+    take new flows in turn (DPVS's laddr round robin): picking one from the client's
+    port would leave half of them unused, since Linux clients connect() from even ports."""
+    cdef uint32_t base, count, k, i, n, first, idx
     cdef int tries
     cdef uint16_t lport
     cdef laddr_t *la
@@ -42,9 +44,11 @@ cdef int fnat_conn_init(engine_t *e, worker_t *w, svc_t *s, dest_t *d, conn_t *c
     base = LPORT_MIN + (w.id + e.nworkers - LPORT_MIN % e.nworkers) % e.nworkers
     count = (LPORT_MAX - base) // e.nworkers + 1
     n = s.nladdrs
+    first = s.laddr_cursor % n
+    s.laddr_cursor = first + 1
     for i in range(n):
-        # spread connections over the local addresses: start where the last one left
-        la = &s.laddrs[(c.cport + i) % n]
+        idx = (first + i) % n          # the next in turn; if its ports are taken, the others
+        la = &s.laddrs[idx]
         for tries in range(LPORT_TRIES):
             k = la.cursor % count
             la.cursor = k + 1
@@ -52,7 +56,7 @@ cdef int fnat_conn_init(engine_t *e, worker_t *w, svc_t *s, dest_t *d, conn_t *c
             if not tuple_in_use(w, c.proto, c.daddr, c.dport, la.addr, lport):
                 c.laddr = la.addr
                 c.lport = lport
-                c.laddr_idx = <uint8_t>((c.cport + i) % n)
+                c.laddr_idx = <uint8_t>idx
                 la.used += 1
                 return 0
         la.miss += 1

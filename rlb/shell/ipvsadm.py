@@ -266,7 +266,8 @@ def vs_get_laddr(ctx, tcp, udp, match):
     """List local addresses: of one service, or of all."""
     ms = ctx.model.services
     key = _service(tcp, udp, match, "get-laddr", required=False)
-    svcs = [ms.get(key)] if key is not None else _sorted(ms)
+    # SNAT match services cannot have local addresses (and have no VIP:VPORT to show)
+    svcs = [ms.get(key)] if key is not None else [s for s in _sorted(ms) if s.match is None]
     lines, rows = [], []
     for svc in svcs:
         # DPVS's columns: CONFLICTS counts local ports found in use, CONNS those in use now

@@ -235,6 +235,13 @@ MALFORMED = [
     ("arp_bad_opcode", lambda b: _patch(Ether(src=b.tmac0, dst="ff:ff:ff:ff:ff:ff") / ARP(pdst="10.1.0.1"), 21, 9), "arp_bad", False),
     ("arp_truncated", lambda b: bytes(Ether(src=b.tmac0, dst="ff:ff:ff:ff:ff:ff", type=0x0806)) + b"\x00\x01\x08\x00", "truncated", False),
     ("other_host_mac", lambda b: Ether(src=b.tmac0, dst="02:11:22:33:44:55") / IP(dst="10.1.0.1") / ICMP(), "l2_other_host", False),
+    # transport headers that do not fit their packet (the kernel would drop them too)
+    ("tcp_offset_below_5", lambda b: b.eth0() / IP(dst="10.1.0.1") / TCP(dataofs=4), "tcp_hdrlen", False),
+    ("tcp_offset_beyond_packet", lambda b: b.eth0() / IP(dst="10.1.0.1") / TCP(dataofs=15) / Raw(b"x" * 20), "tcp_hdrlen", False),
+    ("tcp_header_cut", lambda b: b.eth0() / IP(dst="10.1.0.1", len=32, proto=6) / Raw(bytes(TCP())[:12]), "tcp_hdrlen", False),
+    ("udp_len_beyond_packet", lambda b: b.eth0() / IP(dst="10.2.0.9") / UDP(len=40) / Raw(b"u" * 8), "udp_len", False),
+    ("udp_len_below_header", lambda b: b.eth0() / IP(dst="10.1.0.1") / UDP(len=6) / Raw(b"u" * 8), "udp_len", False),
+    ("icmp_short", lambda b: b.eth0() / IP(dst="10.1.0.1", proto=1) / Raw(b"\x08\x00\xf7\xff"), "icmp_len", False),
 ]
 
 

@@ -24,7 +24,7 @@ PLUGINS = {
 HOT = ["worker_main", "frame_input", "ipv4_input", "arp_input", "icmp_echo", "icmp_error",
        "ipv4_forward", "neigh_output", "neigh_timer", "neigh_probe", "neigh_share", "apply_msg",
        "tx_port", "tx_kni", "tx_flush", "neigh_confirm", "arp_send", "neigh_insert",
-       "neigh_remove", "neigh_find", "flush_all"]
+       "neigh_remove", "neigh_find", "flush_all", "l4_check", "lb_input"]
 
 
 # C integer types Cython names after Python's; no object behind them
