@@ -179,8 +179,6 @@ def test_clear_ip_vs_counters_of_one_service(lab):
     assert not lab.call("clear ip vs counters tcp 10.0.0.100:81")["ok"]
 
 
-@pytest.mark.xfail(reason="zeroing every service fails in the engine (uint32 slot -1) until "
-                          "the data-plane branch's fix of ipvsadm -Z lands", strict=False)
 def test_clear_ip_vs_counters_of_all_services(lab):
     assert syns(lab, 80, 1) >= 1 and syns(lab, 8080, 1) >= 1
     lab.ok("clear ip vs counters")
