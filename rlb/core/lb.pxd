@@ -47,7 +47,8 @@ cdef inline uint32_t natdest_hash(uint32_t addr, uint16_t port) noexcept nogil:
     return h ^ (h >> 15)
 
 cdef inline dest_t *natdest_find(worker_t *w, uint32_t addr, uint16_t port) noexcept nogil:
-    """A real server of a service whose workers are picked by the client (NAT)."""
+    """A real server of a service whose workers are picked by the client (NAT), or whose
+    replies must not come through us (DR, Tunnel)."""
     cdef uint32_t i = natdest_hash(addr, port) & w.vip_mask
     cdef dest_t *d
     while w.natdests[i] != 0:
@@ -80,7 +81,7 @@ cdef inline void svc_rehash(engine_t *e, worker_t *w) noexcept nogil:
         s = &w.svcs[k]
         if not s.used:
             continue
-        if s.flags & SVC_F_CLIENT_OWNER:
+        if s.flags & (SVC_F_CLIENT_OWNER | SVC_F_DIRECT_REPLY):
             for j in range(s.ndests):
                 natdest_add(w, s.dests[j])
         if s.flags & SVC_F_MATCH:
@@ -347,13 +348,19 @@ cdef inline int lb_input(engine_t *e, worker_t *w, uint8_t port, rte_mbuf *m,
                     return 0                     # on to the kernel like any other packet
                 drop(w, m, R_NO_SERVICE)
                 return 1
-            if e.nworkers > 1 and natdest_find(w, saddr, sport) != NULL:
+            d = natdest_find(w, saddr, sport) if not own_dst else NULL
+            if d != NULL and w.svcs[d.svc].flags & SVC_F_CLIENT_OWNER and e.nworkers > 1:
                 # a NAT real server's reply: its client's worker holds the connection
-                d = natdest_find(w, saddr, sport)
                 owner = owner_of_client(e, daddr, 0 if w.svcs[d.svc].flags & SVC_F_PERSISTENT
                                         else dport)
                 if owner != w.id:
                     return redirect(e, w, owner, port, m)
+            elif d != NULL and w.svcs[d.svc].flags & SVC_F_DIRECT_REPLY:
+                # a DR/Tunnel real server answering through us (no VIP on lo): dropped
+                # here as the connection's worker would (the mode's xmit_out), whichever
+                # worker the port's steering picked
+                drop(w, m, R_DIRECT_REPLY)
+                return 1
             if w.nmatch == 0 or own_dst:
                 return 0
             s = match_find(e, w, port, proto, saddr, sport, daddr, dport)

@@ -167,6 +167,7 @@ cdef enum:                     # svc_t.flags
     SVC_F_HASHED = 2           # sh/mh: follow the table, not the per-worker state
     SVC_F_MATCH = 4            # SNAT: found by svc_t.match, not by VIP:port
     SVC_F_CLIENT_OWNER = 8     # NAT: the client's address and port pick the worker, both ways
+    SVC_F_DIRECT_REPLY = 16    # DR/Tunnel: a real server's reply never comes back through us
 
 cdef enum:                     # dest_t.flags
     DEST_F_AVAILABLE = 1       # may take new connections (weight > 0, not overloaded)
@@ -337,7 +338,7 @@ cdef struct worker_t:
     uint32_t svc_hash_mask
     uint32_t *vips             # addresses that are some service's VIP, 0 empty
     uint32_t vip_mask
-    uint32_t *natdests         # dest slot + 1 of SVC_F_CLIENT_OWNER services' real servers
+    uint32_t *natdests         # dest slot + 1 of CLIENT_OWNER and DIRECT_REPLY services' RSs
     uint16_t nmatch
     uint16_t match_slots[MAX_MATCH_SVCS]
     dest_t *dests

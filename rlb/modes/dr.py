@@ -74,7 +74,8 @@ class Dr(Mode):
 
 
 
-DR = Dr(name="dr", flag="-g", long_flag="--gatewaying", display="Route", ops=_dr.ops)
+DR = Dr(name="dr", flag="-g", long_flag="--gatewaying", display="Route", ops=_dr.ops,
+        direct_reply=True)
 
 
 @hookimpl
