@@ -67,7 +67,7 @@ NAMESPACES = fnat.NAMESPACES + (NS_LANC,)
 LANC_IP, LANC_MAC, LANC_MTU = "192.168.100.46", "02:bb:20:00:00:46", 1480
 DR_VIP = "192.168.100.254"          # one-arm VIP (the tutorial's), on the rs' lo
 SNAT_WAN = "10.0.0.3"               # the sapool address on wan0
-SNAT_MATCH = f"src-range=192.168.100.0-192.168.100.254,oif=dpdk1"
+SNAT_MATCH = "src-range=192.168.100.0-192.168.100.254,oif=dpdk1"
 HTTP, IPERF = fnat.HTTP_PORT, fnat.IPERF_PORT
 RS_IP, VIP, CLIENT_IP = fnat.RS_IP, fnat.VIP, fnat.CLIENT_IP
 MODES = ("fnat", "dr", "tunnel", "nat", "snat", "kernel")

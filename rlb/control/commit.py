@@ -248,13 +248,13 @@ def _service(rs, key, want, done) -> None:
                             hash_target=want.hash_target)
         done.append(f"change {svc}")
     for d in want.dests:
-        now = svc.dest(d.addr, d.port)
+        have = svc.dest(d.addr, d.port)
         given = dict(mode=d.mode, weight=d.weight, u_threshold=d.u_threshold,
                      l_threshold=d.l_threshold)
-        if now is None:
+        if have is None:
             rs.add_dest(key, d.addr, d.port, **given)
             done.append(f"add real server {d.addr}:{d.port} to {svc}")
-        elif (now.mode, now.weight, now.u_threshold, now.l_threshold) != tuple(given.values()):
+        elif (have.mode, have.weight, have.u_threshold, have.l_threshold) != tuple(given.values()):
             rs.edit_dest(key, d.addr, d.port, **given)
             done.append(f"change real server {d.addr}:{d.port} of {svc}")
     # after the real servers: a service that turns FNAT has them FNAT first

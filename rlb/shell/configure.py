@@ -430,6 +430,7 @@ def update(ctx):
         raise CommandError("update refused: the candidate and the running configuration "
                            f"changed the same objects{_last_change(_store(ctx))}; nothing "
                            "was changed:\n" + "\n".join(lines)) from None
+    from rlb.control.config import ConfigError
     try:
         model = candidate_model(merged.numbered(), "<update>")
     except ConfigError as err:
@@ -499,7 +500,9 @@ def show_commits(ctx):
 @g.command("write memory", node=ROOT, operational=True)
 def write_memory(ctx):
     """Save the running configuration as the startup file (atomically, previous kept)."""
-    path = _store(ctx).write_startup(render(ctx.running))
+    store = _store(ctx)
+    store.flush()                   # the changes it saves are in the history before it
+    path = store.write_startup(render(ctx.running))
     return Reply(f"Building configuration...\n[OK] {path}", {"path": path})
 
 

@@ -14,50 +14,25 @@ import sys
 import tempfile
 import time
 
+from functools import partial
+
 import pytest
 from scapy.layers.inet import IP, TCP
 from scapy.layers.l2 import Ether
 from scapy.packet import Raw
 
 from rlb.control import paths
-from rlb.control.client import Client
-from support.netns import Daemon, Wire, del_ns, make_ns, sh
+from support import netns
+from support.netns import FNAT_TWO_PORT, Daemon, Wire, del_ns, make_ns, sh
 
 NS, INSTANCE = "rlbt-commit", "rlbt-commit"
 VIP, LIP, CLIENT, RS = "10.0.0.100", "192.168.100.200", "10.0.0.48", "192.168.100.2"
-BASE = """\
-dataplane
- workers 1
- port dpdk0 net_af_packet0,iface=dp0
- port dpdk1 net_af_packet1,iface=dp1
-!
-dpip addr add 10.0.0.100/32 dev dpdk1
-dpip route add 10.0.0.0/16 dev dpdk1
-dpip route add 192.168.100.0/24 dev dpdk0
-ipvsadm -A -t 10.0.0.100:80 -s rr
-ipvsadm -a -t 10.0.0.100:80 -r 192.168.100.2 -b
+BASE = FNAT_TWO_PORT.format(workers=1) + """\
 ipvsadm --add-laddr -z 192.168.100.200 -t 10.0.0.100:80 -F dpdk0
 """
 
 
-class Session:
-    """An interactive session on the control socket, as the shell has it."""
-
-    def __init__(self, instance=INSTANCE):
-        self.client = Client(instance, timeout=30)
-        assert self.client.request({"shell": True})["ok"]
-
-    def __call__(self, line):
-        return self.client.call(line)
-
-    def ok(self, *lines):
-        for line in lines:
-            r = self.client.call(line)
-            assert r["ok"], f"{line}: {r.get('error')}"
-        return r
-
-    def close(self):
-        self.client.close()
+Session = partial(netns.Session, INSTANCE)
 
 
 class Lab:
@@ -90,6 +65,8 @@ class Lab:
         f = self.cl.recv(lambda f: TCP in Ether(f) and Ether(f)[TCP].dport == sport)
         assert f is not None, "SYN-ACK did not reach the client"
         self.cl.send(bytes(self.client(sport, "A", 101, Ether(f)[TCP].seq + 1, dport=dport)))
+        # the ACK is on the wire: the connection is established once the worker saw it
+        self.rs.recv(lambda f: TCP in Ether(f) and Ether(f)[TCP].flags == "A", timeout=2)
         return syn
 
     def data_reaches_rs(self, sport, syn, dport=80):

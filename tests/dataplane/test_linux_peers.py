@@ -13,24 +13,14 @@ import time
 
 import pytest
 
-from support.netns import Daemon, del_ns, in_netns, sh
+from support.netns import FNAT_TWO_PORT, Daemon, del_ns, in_netns, sh
 
 LB, CL, RS = "rlbt-lip", "rlbt-lipc", "rlbt-lipr"
 VIP, CLIENT, SERVER = "10.0.0.100", "10.0.0.48", "192.168.100.2"
 LIPS = [f"192.168.100.{200 + i}" for i in range(4)]
 LIP_8080 = "192.168.100.210"
 WEB, ALT = 80, 8080
-CONFIG = """\
-dataplane
- workers {workers}
- port dpdk0 net_af_packet0,iface=dp0
- port dpdk1 net_af_packet1,iface=dp1
-!
-dpip addr add 10.0.0.100/32 dev dpdk1
-dpip route add 10.0.0.0/16 dev dpdk1
-dpip route add 192.168.100.0/24 dev dpdk0
-ipvsadm -A -t 10.0.0.100:80 -s rr
-ipvsadm -a -t 10.0.0.100:80 -r 192.168.100.2 -b
+CONFIG = FNAT_TWO_PORT + """\
 ipvsadm -A -t 10.0.0.100:8080 -s rr
 ipvsadm -a -t 10.0.0.100:8080 -r 192.168.100.2:8080 -b
 ipvsadm --add-laddr -z 192.168.100.210 -t 10.0.0.100:8080 -F dpdk0

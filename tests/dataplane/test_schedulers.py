@@ -149,7 +149,7 @@ def test_persistence_keeps_a_client_on_its_server(lab):
     a = [lab.syn(client="10.2.0.1") for _ in range(4)]
     b = [lab.syn(client="10.2.0.2") for _ in range(4)]
     assert len(set(a)) == 1 and len(set(b)) == 1 and a[0] != b[0]
-    text = lab.d.ok(f"ipvsadm -ln")["text"]
+    text = lab.d.ok("ipvsadm -ln")["text"]
     assert "persistent 60" in text
 
 

@@ -11,27 +11,19 @@ import sys
 import time
 
 import asyncssh
+from functools import partial
+
 import pytest
 from scapy.layers.inet import IP, TCP
 from scapy.layers.l2 import Ether
-from support.netns import Daemon, Wire, del_ns, in_netns, make_ns, sh
+from support import netns
+from support.netns import FNAT_TWO_PORT, Daemon, Wire, del_ns, in_netns, make_ns, sh
 
 from rlb import plugins
-from rlb.control.client import Client
 
 NS, INSTANCE = "rlbt-shell", "rlbt-shell"
 VIP, CLIENT = "10.0.0.100", "10.0.0.48"
-BASE = """\
-dataplane
- workers 1
- port dpdk0 net_af_packet0,iface=dp0
- port dpdk1 net_af_packet1,iface=dp1
-!
-dpip addr add 10.0.0.100/32 dev dpdk1
-dpip route add 10.0.0.0/16 dev dpdk1
-dpip route add 192.168.100.0/24 dev dpdk0
-ipvsadm -A -t 10.0.0.100:80 -s rr
-ipvsadm -a -t 10.0.0.100:80 -r 192.168.100.2 -b
+BASE = FNAT_TWO_PORT.format(workers=1) + """\
 ipvsadm --add-laddr -z 192.168.100.200 -t 10.0.0.100:80 -F dpdk0
 ipvsadm -A -t 10.0.0.100:8080 -s wrr
 ipvsadm -a -t 10.0.0.100:8080 -r 192.168.100.2:80 -b
@@ -39,28 +31,7 @@ ipvsadm --add-laddr -z 192.168.100.201 -t 10.0.0.100:8080 -F dpdk0
 """
 
 
-class Session:
-    """An interactive session on the control socket, as the shell (`rlb`) opens it."""
-
-    def __init__(self, tty=None):
-        self.client = Client(INSTANCE, timeout=30)
-        req = {"shell": True, **({"tty": tty} if tty else {})}
-        assert self.client.request(req)["ok"]
-
-    def __call__(self, line):
-        return self.client.call(line)
-
-    def ok(self, *lines):
-        for line in lines:
-            r = self.client.call(line)
-            assert r["ok"], f"{line}: {r.get('error')}"
-        return r
-
-    def complete(self, line):
-        return dict(map(tuple, self.client.request({"complete": line})["data"]))
-
-    def close(self):
-        self.client.close()
+Session = partial(netns.Session, INSTANCE)
 
 
 @pytest.fixture(scope="module")

@@ -162,3 +162,43 @@ class Daemon:
             self.proc.kill()
             self.proc.wait()
             return None
+
+
+# The tutorial's FNAT lines on two af_packet ports (dpdk0: the real servers' LAN, dpdk1:
+# the clients' side), for tests that drive a daemon with one FNAT service.
+FNAT_TWO_PORT = """\
+dataplane
+ workers {workers}
+ port dpdk0 net_af_packet0,iface=dp0
+ port dpdk1 net_af_packet1,iface=dp1
+!
+dpip addr add 10.0.0.100/32 dev dpdk1
+dpip route add 10.0.0.0/16 dev dpdk1
+dpip route add 192.168.100.0/24 dev dpdk0
+ipvsadm -A -t 10.0.0.100:80 -s rr
+ipvsadm -a -t 10.0.0.100:80 -r 192.168.100.2 -b
+"""
+
+
+class Session:
+    """An interactive session on a daemon's control socket, as the shell (`rlb`) opens it."""
+
+    def __init__(self, instance, tty=None):
+        self.client = Client(instance, timeout=30)
+        req = {"shell": True, **({"tty": tty} if tty else {})}
+        assert self.client.request(req)["ok"]
+
+    def __call__(self, line):
+        return self.client.call(line)
+
+    def ok(self, *lines):
+        for line in lines:
+            r = self.client.call(line)
+            assert r["ok"], f"{line}: {r.get('error')}"
+        return r
+
+    def complete(self, line):
+        return dict(map(tuple, self.client.request({"complete": line})["data"]))
+
+    def close(self):
+        self.client.close()

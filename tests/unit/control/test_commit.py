@@ -21,7 +21,7 @@ import pytest
 from rlb.control import history as history_mod
 from rlb.control import server
 from rlb.control.commit import Store, apply, atomic_write, build, transform
-from rlb.control.config import ConfigError, run
+from rlb.control.config import run
 from rlb.control.model import CommandError, Model
 from rlb.control.running import render
 from rlb.control.server import execute, open_shell

@@ -188,3 +188,16 @@ def test_an_automatic_rollback_goes_all_the_way_when_later_changes_touch_the_com
         await asyncio.sleep(1.5)
     asyncio.run(scenario())
     assert render(lb).text == start
+
+
+def test_update_whose_merge_is_clean_but_does_not_apply_says_why(lb):
+    """No object changed on both sides, yet the merged text cannot be built: the
+    candidate's route goes through a gateway whose network the other session removed."""
+    a = session(lb, "alice", "configure", "ip route 172.30.0.0/16 via 10.0.0.254 dev dpdk1")
+    before = ok(a, "show configuration")["text"]
+    session(lb, "bob", "dpip route del 10.0.0.0/16 dev dpdk1")
+    error = err(a, "update")
+    assert error.startswith("% update refused: the merged configuration does not apply")
+    assert "nothing was changed" in error
+    assert ok(a, "show configuration")["text"] == before
+    ok(a, "abort")

@@ -68,7 +68,7 @@ def test_readme_says_what_answers_on_each_real_server_port():
     assert f"on UDP {procs.UDP_ECHO_PORT} an echo" in readme
     for name in topologies.BY_NAME:
         assert f"| {name} |" in readme, f"README: no row for {name}"
-    assert f"`lb.conf` is the LB's `-f` file, where `write memory` saves" in readme
+    assert "`lb.conf` is the LB's `-f` file, where `write memory` saves" in readme
     assert str(state.lb_conf()) == "/run/rlb/lab/lb.conf" and "`/run/rlb/lab/`" in readme
 
 

@@ -213,9 +213,9 @@ def test_clear_ip_vs_counters_of_all_or_one_service():
         svc = ctx.model.services.table
         one = ok(ctx, "clear ip vs counters udp 10.0.0.100:53")["data"]["zeroed"]
         udp = next(s for s in svc.values() if s.vport == 53)
-        assert engine.zeroed == [-1, udp.slot] and one == str(udp)
+        assert engine.zeroed == [None, udp.slot] and one == str(udp)
         reply = execute(ctx, "clear ip vs counters tcp 10.0.0.100:81")
-        assert not reply["ok"] and engine.zeroed == [-1, udp.slot]
+        assert not reply["ok"] and engine.zeroed == [None, udp.slot]
         # operational: from configuration mode it acts on the running instance
         ok(ctx, "configure", "clear ip vs counters tcp 10.0.0.100:80")
         assert not ctx.candidate.changed() and len(engine.zeroed) == 3

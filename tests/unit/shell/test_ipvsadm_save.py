@@ -11,7 +11,7 @@ from rlb.sched import Scheduler
 from rlb.shell import ipvsadm
 from rlb.shell.commands import Context
 
-from test_ipvsadm import FNAT_TWO_ARM, CountingEngine, apply, model, out, refused
+from test_ipvsadm import CountingEngine, apply, model, out, refused
 from test_ipvsadm import registries as base_registries
 
 SVC = (6, IPv4Address("10.0.0.100"), 80)
