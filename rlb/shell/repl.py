@@ -359,8 +359,9 @@ def _err(text: str) -> None:
 
 class Script:
     """Lines run as typed, without a terminal (stdin of `rlb`, `ssh -T`): the session
-    starts in view mode; output to out, errors to err; status 1 when any line failed,
-    2 when the daemon refused the session."""
+    starts in view mode; output to out, errors to err; every line runs, and the status
+    is the last line's, as a shell script's (0 done, 1 failed), 2 when the daemon
+    refused the session."""
 
     def __init__(self, transport, out=_out, err=_err):
         self.transport, self.out, self.err = transport, out, err
@@ -377,6 +378,7 @@ class Script:
         """One line (length: what it had before it was cut); False once the session ended."""
         if not line.strip():
             return True
+        self.status = 0
         length = max(length or 0, len(line))
         if length > MAX_LINE:
             self.err(f"% Line too long ({length} characters, limit {MAX_LINE}).")
