@@ -402,9 +402,19 @@ def rollback(ctx, n):
         cand.model = candidate_model(lines, path)
     except ConfigError as err:
         raise CommandError(f"commit {ident} (rollback {n}) does not load: {err}") from None
-    ctx.model, ctx.node, ctx.section = cand.model, CONFIG, None
+    ctx.model = cand.model
+    _keep_section(ctx)
     return Reply(f"Loaded commit {ident} (rollback {n}) into the candidate: `show "
                  "configuration diff`, then `commit`.", {"commit": ident, "rollback": n})
+
+
+def _keep_section(ctx) -> None:
+    """After the candidate was replaced (rollback, update) the session stays in its
+    section, as Junos stays at its edit level, unless the new candidate lacks it."""
+    model = ctx.model
+    if ctx.node == IF and ctx.section not in model.ports or \
+            ctx.node == VS and ctx.section not in model.services.table:
+        ctx.node, ctx.section = CONFIG, None
 
 
 def _last_change(store) -> str:
@@ -437,9 +447,7 @@ def update(ctx):
         raise CommandError(f"update refused: the merged configuration does not apply ({err}); "
                            "nothing was changed") from None
     cand.base, cand.model, ctx.model = now, model, model
-    if ctx.node == IF and ctx.section not in model.ports or \
-            ctx.node == VS and ctx.section not in model.services.table:
-        ctx.node, ctx.section = CONFIG, None
+    _keep_section(ctx)
     return Reply("Candidate updated to the running configuration; your changes are kept "
                  "(`show configuration diff`).", {"conflicts": []})
 
@@ -453,7 +461,7 @@ def show_running(ctx):
 
 
 # What leaves the session in its section (as Junos and FRR): rlb.control.server._run
-KEEPS_SECTION = frozenset({commit, update})
+KEEPS_SECTION = frozenset({commit, update, rollback})
 CANDIDATE = "! rlb candidate configuration (not committed)"
 
 

@@ -1556,6 +1556,16 @@ def test_commit_stays_in_the_section(lb):
     assert ok(ctx, "end")["prompt"] == "lb#"
 
 
+def test_rollback_stays_in_the_section_it_still_has(lb):
+    ctx = session(lb, "carol", "configure", "virtual-server tcp 10.0.0.100:80", "scheduler wlc",
+                  "commit", "exit", "virtual-server tcp 10.0.0.100:81", "scheduler rr",
+                  "commit")
+    assert ok(ctx, "rollback 1")["prompt"] == "lb(config)#"     # :81 is not in commit 1
+    ok(ctx, "virtual-server tcp 10.0.0.100:80")
+    assert ok(ctx, "rollback 1")["prompt"] == "lb(config-vs)#" and ctx.section == K80
+    ok(ctx, "abort")
+
+
 def test_show_configuration_is_headed_candidate(lb):
     ctx = session(lb, "carol")
     assert ok(ctx, "show configuration")["text"].startswith("! rlb running configuration")
