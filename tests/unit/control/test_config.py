@@ -181,7 +181,7 @@ def test_table_size_below_what_is_configured(tmp_path):
 
 # ------------------------------------------------------------------ the tutorial
 
-# /work/shared/TUTORIAL.md, "FNAT two-arm": the dpip lines, then `dpip addr show` and
+# ../shared/TUTORIAL.md, "FNAT two-arm": the dpip lines, then `dpip addr show` and
 # `dpip route show` as printed there. The LIP 192.168.100.200 comes from
 # `ipvsadm --add-laddr` in the tutorial; `dpip addr add ... sapool` stands in for it.
 TUTORIAL_FNAT = """\

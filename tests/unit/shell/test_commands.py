@@ -120,7 +120,7 @@ def test_every_command_runs(cmd, full):
 
 # ------------------------------------------------------------------ the tutorial
 
-# The `dpip` lines of /work/shared/TUTORIAL.md that rlb implements (vlan and tunnel
+# The `dpip` lines of ../shared/TUTORIAL.md that rlb implements (vlan and tunnel
 # devices are not), shell variables replaced by values.
 TUTORIAL = [
     ("dpip addr add 10.0.0.100/32 dev dpdk1", "addr_add", {"addr": "10.0.0.100/32", "dev": "dpdk1"}),
