@@ -28,8 +28,7 @@ DEFAULT_SCHEDULER = "wlc"         # ipvsadm.c DEF_SCHED (DPVS's ipvsadm too)
 DEFAULT_MODE = "dr"               # ipvsadm: "gatewaying (direct routing) (default)"
 HOST_MASK = IPv4Address("255.255.255.255")
 MAX_THRESHOLD = 2**31 - 1         # ipvsadm: -x/-y take 0..INT_MAX, 0 = no limit
-F_PERSISTENT, F_HASHED, F_MATCH, F_CLIENT_OWNER, F_DIRECT_REPLY = 1, 2, 4, 8, 16  # svc_t.flags
-# (types.pxd)
+F_PERSISTENT, F_HASHED, F_MATCH, F_CLIENT_OWNER = 1, 2, 4, 8   # svc_t.flags (types.pxd)
 MAX_MATCH_SVCS = 64               # types.pxd
 # The data plane's tables: Engine(svc_cap=256, dest_cap=4096) as the daemon starts it, and
 # MAX_DESTS_PER_SVC, MAX_LADDRS_PER_SVC in rlb/core/types.pxd.
@@ -713,8 +712,6 @@ class Services:
             flags |= F_MATCH
         if any(getattr(self.modes[d.mode], "steer_by_client", False) for d in svc.dests):
             flags |= F_CLIENT_OWNER
-        if any(getattr(self.modes[d.mode], "direct_reply", False) for d in svc.dests):
-            flags |= F_DIRECT_REPLY
         if sched.table is not None:
             flags |= F_HASHED
             dests = [TableDest(d.slot, int(d.addr), d.port, d.weight, d.available)

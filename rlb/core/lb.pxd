@@ -81,8 +81,8 @@ cdef inline void svc_rehash(engine_t *e, worker_t *w) noexcept nogil:
         s = &w.svcs[k]
         if not s.used:
             continue
-        if s.flags & (SVC_F_CLIENT_OWNER | SVC_F_DIRECT_REPLY):
-            for j in range(s.ndests):
+        for j in range(s.ndests):
+            if s.flags & SVC_F_CLIENT_OWNER or e.modes[w.dests[s.dests[j]].mode].direct_reply:
                 natdest_add(w, s.dests[j])
         if s.flags & SVC_F_MATCH:
             if w.nmatch < MAX_MATCH_SVCS:
@@ -349,18 +349,19 @@ cdef inline int lb_input(engine_t *e, worker_t *w, uint8_t port, rte_mbuf *m,
                 drop(w, m, R_NO_SERVICE)
                 return 1
             d = natdest_find(w, saddr, sport) if not own_dst else NULL
+            if d != NULL and e.modes[d.mode].direct_reply:
+                # a DR/Tunnel real server answering through us (no VIP on lo): dropped
+                # here as the connection's worker would (the mode's xmit_out), whichever
+                # worker the port's steering picked; the real server's own mode decides,
+                # not its service's (a service may mix modes)
+                drop(w, m, R_DIRECT_REPLY)
+                return 1
             if d != NULL and w.svcs[d.svc].flags & SVC_F_CLIENT_OWNER and e.nworkers > 1:
                 # a NAT real server's reply: its client's worker holds the connection
                 owner = owner_of_client(e, daddr, 0 if w.svcs[d.svc].flags & SVC_F_PERSISTENT
                                         else dport)
                 if owner != w.id:
                     return redirect(e, w, owner, port, m)
-            elif d != NULL and w.svcs[d.svc].flags & SVC_F_DIRECT_REPLY:
-                # a DR/Tunnel real server answering through us (no VIP on lo): dropped
-                # here as the connection's worker would (the mode's xmit_out), whichever
-                # worker the port's steering picked
-                drop(w, m, R_DIRECT_REPLY)
-                return 1
             if w.nmatch == 0 or own_dst:
                 return 0
             s = match_find(e, w, port, proto, saddr, sport, daddr, dport)

@@ -167,7 +167,6 @@ cdef enum:                     # svc_t.flags
     SVC_F_HASHED = 2           # sh/mh: follow the table, not the per-worker state
     SVC_F_MATCH = 4            # SNAT: found by svc_t.match, not by VIP:port
     SVC_F_CLIENT_OWNER = 8     # NAT: the client's address and port pick the worker, both ways
-    SVC_F_DIRECT_REPLY = 16    # DR/Tunnel: a real server's reply never comes back through us
 
 cdef enum:                     # dest_t.flags
     DEST_F_AVAILABLE = 1       # may take new connections (weight > 0, not overloaded)
@@ -293,6 +292,8 @@ cdef struct mode_ops_t:
     mode_xmit_t xmit_out       # real server -> client
     mode_conn_free_t conn_free # release what conn_init took
     uint8_t owner_by_lport     # replies find their worker by local port (FNAT, SNAT)
+    uint8_t direct_reply       # real servers answer clients themselves (DR, Tunnel): a reply
+                               # from one that reaches us is dropped on any worker
 
 # A scheduler picks a dest slot for a new flow, or NONE32.
 ctypedef uint32_t (*sched_select_t)(engine_t *e, worker_t *w, svc_t *s, uint32_t caddr,
@@ -338,7 +339,7 @@ cdef struct worker_t:
     uint32_t svc_hash_mask
     uint32_t *vips             # addresses that are some service's VIP, 0 empty
     uint32_t vip_mask
-    uint32_t *natdests         # dest slot + 1 of CLIENT_OWNER and DIRECT_REPLY services' RSs
+    uint32_t *natdests         # dest slot + 1: RSs of CLIENT_OWNER services, direct_reply modes
     uint16_t nmatch
     uint16_t match_slots[MAX_MATCH_SVCS]
     dest_t *dests

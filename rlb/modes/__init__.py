@@ -15,8 +15,6 @@ class Mode:
     ops: object = None        # () -> PyCapsule "rlb.mode_ops_t"
     steer_by_client: bool = False  # NAT: the client's tuple picks the worker both ways
     match_only: bool = False  # SNAT: for match services (ipvsadm -H), and only those
-    direct_reply: bool = False  # DR, Tunnel: real servers answer clients themselves, so a
-                                # reply from one that reaches us is dropped on any worker
 
     def check_service(self, svc, model) -> None:
         """Raise CommandError when a service cannot work in this mode."""

@@ -48,6 +48,7 @@ DR_OPS.xmit_in = dr_xmit_in
 DR_OPS.xmit_out = dr_xmit_out
 DR_OPS.conn_free = dr_conn_free
 DR_OPS.owner_by_lport = 0
+DR_OPS.direct_reply = 1
 
 
 def ops():

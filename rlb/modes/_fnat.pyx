@@ -293,6 +293,7 @@ FNAT_OPS.xmit_in = fnat_xmit_in
 FNAT_OPS.xmit_out = fnat_xmit_out
 FNAT_OPS.conn_free = fnat_conn_free
 FNAT_OPS.owner_by_lport = 1
+FNAT_OPS.direct_reply = 0
 
 
 def ops():

@@ -29,6 +29,7 @@ NAT_OPS.xmit_in = nat_xmit_in
 NAT_OPS.xmit_out = nat_xmit_out
 NAT_OPS.conn_free = NULL
 NAT_OPS.owner_by_lport = 0
+NAT_OPS.direct_reply = 0
 
 
 def ops():

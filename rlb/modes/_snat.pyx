@@ -62,6 +62,7 @@ SNAT_OPS.xmit_in = snat_xmit_in
 SNAT_OPS.xmit_out = snat_xmit_out
 SNAT_OPS.conn_free = NULL
 SNAT_OPS.owner_by_lport = 1
+SNAT_OPS.direct_reply = 0
 
 
 def ops():

@@ -84,6 +84,7 @@ TUNNEL_OPS.xmit_in = tun_xmit_in
 TUNNEL_OPS.xmit_out = tun_xmit_out
 TUNNEL_OPS.conn_free = tun_conn_free
 TUNNEL_OPS.owner_by_lport = 0
+TUNNEL_OPS.direct_reply = 1
 
 
 def ops():

@@ -74,8 +74,7 @@ class Dr(Mode):
 
 
 
-DR = Dr(name="dr", flag="-g", long_flag="--gatewaying", display="Route", ops=_dr.ops,
-        direct_reply=True)
+DR = Dr(name="dr", flag="-g", long_flag="--gatewaying", display="Route", ops=_dr.ops)
 
 
 @hookimpl

@@ -28,7 +28,7 @@ class Tunnel(Mode):
 
 
 TUNNEL = Tunnel(name="tunnel", flag="-i", long_flag="--ipip", display="Tunnel",
-                ops=_tunnel.ops, direct_reply=True)
+                ops=_tunnel.ops)
 
 
 @hookimpl

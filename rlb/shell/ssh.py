@@ -336,6 +336,8 @@ class _Connection(PromptToolkitSSHServer):
         finally:
             svc.sessions.discard(task)
             svc.accounts.close_session(entry)
+            if svc.model.store is not None:
+                svc.model.store.flush(ctx)      # this session's lines: a commit now
 
 
 class SshService:

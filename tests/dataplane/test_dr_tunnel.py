@@ -192,6 +192,19 @@ def test_dr_reply_from_the_rs_own_address_is_dropped(bench):
     assert bench.reasons()["direct_reply"] == before + 1
 
 
+def test_dr_reply_of_no_connection_is_dropped_on_every_worker(bench):
+    """A DR real server answering through us for flows no worker holds: each worker the
+    port's steering picks drops and counts it (the real server's mode says so), none
+    forwards it to the client."""
+    rs, mac = next(iter(DR_RS.items()))
+    before = bench.reasons()["direct_reply"]
+    for sport in range(44000, 44016):          # 16 flows: both workers get some
+        bench.lan.send(Ether(src=mac, dst=bench.lb0) / IP(src=rs, dst=DR_CLIENT) /
+                       TCP(sport=80, dport=sport, flags="A", seq=5, ack=1))
+    assert bench.recv(bench.lan, lambda p: IP in p and p[IP].src == rs, timeout=0.5) is None
+    assert bench.reasons()["direct_reply"] == before + 16
+
+
 def test_dr_rs_cannot_be_taken_off_link(bench):
     """A DR real server must stay on-link: deleting the route or the address that puts it
     there is refused (so the data plane's not_onlink drop is a last defence only), and
