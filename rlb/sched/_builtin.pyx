@@ -89,20 +89,7 @@ cdef uint32_t sched_lc(engine_t *e, worker_t *w, svc_t *s, uint32_t caddr,
 cdef uint32_t sched_wlc(engine_t *e, worker_t *w, svc_t *s, uint32_t caddr,
                         uint16_t cport) noexcept nogil:
     """Least overhead per weight: o_a / w_a < o_b / w_b compared as o_a * w_b < o_b * w_a."""
-    cdef uint32_t i, best = NONE32
-    cdef uint64_t o, bo = 0
-    cdef int32_t bw = 1
-    cdef dest_t *d
-    for i in range(s.ndests):
-        if not usable(e, w, s.dests[i]):
-            continue
-        d = &w.dests[s.dests[i]]
-        o = overhead(d) + 1
-        if best == NONE32 or o * <uint64_t>bw < bo * <uint64_t>d.weight:
-            best = s.dests[i]
-            bo = o
-            bw = d.weight
-    return best
+    return least_per_weight(e, w, s, LEAST_WLC)
 
 
 cdef uint32_t sched_fo(engine_t *e, worker_t *w, svc_t *s, uint32_t caddr,
@@ -117,11 +104,16 @@ cdef uint32_t sched_fo(engine_t *e, worker_t *w, svc_t *s, uint32_t caddr,
     return best
 
 
-cdef inline uint32_t sched_delay(engine_t *e, worker_t *w, svc_t *s,
-                                 int idle_first) noexcept nogil:
-    """IPVS ip_vs_sed.c: the expected delay of a server is (active + 1) / weight (only
-    active connections count); the least wins, the first on a tie. ip_vs_nq.c (idle_first)
-    takes a server without active connections at once."""
+cdef enum:                     # what least_per_weight counts
+    LEAST_WLC                  # IPVS wlc: the overhead, active and inactive connections
+    LEAST_SED                  # ip_vs_sed.c: active connections only
+    LEAST_NQ                   # ip_vs_nq.c: as sed, but an idle server at once
+
+
+cdef inline uint32_t least_per_weight(engine_t *e, worker_t *w, svc_t *s,
+                                      int kind) noexcept nogil:
+    """The usable server whose (load + 1) / weight is least, the first on a tie; the load
+    is wlc's overhead, or (sed, nq) the active connections: IPVS's expected delay."""
     cdef uint32_t i, best = NONE32
     cdef uint64_t o, bo = 0
     cdef int32_t bw = 1
@@ -130,9 +122,9 @@ cdef inline uint32_t sched_delay(engine_t *e, worker_t *w, svc_t *s,
         if not usable(e, w, s.dests[i]):
             continue
         d = &w.dests[s.dests[i]]
-        if idle_first and d.activeconns == 0:
+        if kind == LEAST_NQ and d.activeconns == 0:
             return s.dests[i]
-        o = <uint64_t>d.activeconns + 1
+        o = (overhead(d) if kind == LEAST_WLC else <uint64_t>d.activeconns) + 1
         if best == NONE32 or o * <uint64_t>bw < bo * <uint64_t>d.weight:
             best = s.dests[i]
             bo = o
@@ -142,12 +134,12 @@ cdef inline uint32_t sched_delay(engine_t *e, worker_t *w, svc_t *s,
 
 cdef uint32_t sched_sed(engine_t *e, worker_t *w, svc_t *s, uint32_t caddr,
                         uint16_t cport) noexcept nogil:
-    return sched_delay(e, w, s, 0)
+    return least_per_weight(e, w, s, LEAST_SED)
 
 
 cdef uint32_t sched_nq(engine_t *e, worker_t *w, svc_t *s, uint32_t caddr,
                        uint16_t cport) noexcept nogil:
-    return sched_delay(e, w, s, 1)
+    return least_per_weight(e, w, s, LEAST_NQ)
 
 
 cdef inline uint32_t hash_addr(uint32_t addr) noexcept nogil:
