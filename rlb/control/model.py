@@ -13,16 +13,13 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 
 from rlb.core.ports import iface_rx_packets, kernel_iface
+from rlb.errors import CommandError  # noqa: F401  (its home is rlb.errors)
 
 SCOPES = ("global", "link", "host", "kni_host")
 ROUTED_SCOPES = SCOPES[:2]               # routes that lead somewhere (not our own, not kni)
 PORT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,10}")
 SCOPE_CODE = {name: i for i, name in enumerate(SCOPES)}   # = RouteScope in types.pxd
 LPORT_RANGE = (1025, 65535)                              # FNAT local ports per LIP
-
-
-class CommandError(Exception):
-    """A command that cannot be applied; the text is for the operator."""
 
 
 @dataclass

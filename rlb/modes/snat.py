@@ -1,6 +1,6 @@
 """SNAT (ipvsadm -J with -H match): hosts behind the LB reach the outside from a WAN
 address added with `dpip addr add ... sapool`; TCP, UDP and ICMP echo."""
-from rlb.control.model import CommandError
+from rlb.errors import CommandError
 from rlb.core.hookspecs import hookimpl
 from rlb.modes import Mode
 from rlb.modes import _snat

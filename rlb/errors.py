@@ -1,0 +1,10 @@
+"""The error every layer raises for an operator's mistake: a leaf that imports nothing.
+
+Modes, schedulers, the model and the command handlers all refuse bad input with a
+CommandError; keeping it here lets each of them use it without importing a layer
+above its own.
+"""
+
+
+class CommandError(Exception):
+    """A command that cannot be applied; the text is for the operator."""
