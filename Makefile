@@ -29,14 +29,15 @@ $(VENV)/bin/python:
 	$(VENV)/bin/pip install -q -c constraints.txt --upgrade pip
 
 # Rebuild the extensions only when their sources change (Python files are live: -e).
+# counters.py is the counter table setup.py generates rlb/core/counters.pxi from.
 CY_SRC := $(shell find rlb -name '*.pyx' -o -name '*.pxd' -o -name '*.h') setup.py pyproject.toml \
-          constraints.txt
+          constraints.txt rlb/core/counters.py
 
 build: $(STAMP)
 
 $(STAMP): $(VENV)/bin/python $(CY_SRC)
 	$(VENV)/bin/pip install -q $(PINS) -e '.[test]' 2>&1 | grep -vE 'BuildBackendWarning|^ *!!|^ *\*+$$|Please be careful|name as your package|take precedence|wheel_obj|^ *$$' || true
-	@$(PY) -c "import rlb.core.dataplane, rlb.modes._fnat, rlb.sched._builtin"
+	@$(PY) -c "import rlb.core.dataplane, rlb.core.stats, rlb.modes._fnat, rlb.sched._builtin"
 	@touch $(STAMP)
 
 demo: setup
@@ -58,4 +59,4 @@ annotate: $(VENV)/bin/python
 
 clean:
 	rm -rf build $(VENV) *.egg-info
-	find rlb \( -name '*.c' -o -name '*.so' -o -name '*.html' \) -delete   # all generated
+	find rlb \( -name '*.c' -o -name '*.so' -o -name '*.html' -o -name '*.pxi' \) -delete   # all generated

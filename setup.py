@@ -26,6 +26,18 @@ def written_by_another_cython(exts) -> bool:
     return False
 
 
+def write_counters():
+    """rlb/core/counters.pxi, the C enums of the counter table (rlb/core/counters.py):
+    rewritten only when its text changes, so that cythonize rebuilds what includes it
+    only then."""
+    import runpy
+    text = runpy.run_path("rlb/core/counters.py")["pxi"]()
+    path = "rlb/core/counters.pxi"
+    if not os.path.exists(path) or open(path, encoding="utf-8").read() != text:
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(text)
+
+
 def extensions():
     from Cython.Build import cythonize
     from Cython.Compiler import Options
@@ -39,7 +51,9 @@ def extensions():
         return Extension(name, [name.replace(".", "/") + ".pyx"], include_dirs=["rlb/core"],
                          extra_compile_args=cflags, extra_link_args=libs)
 
-    exts = [ext("rlb.core.dataplane"), ext("rlb.modes._fnat"), ext("rlb.modes._nat"),
+    write_counters()
+    exts = [ext("rlb.core.dataplane"), ext("rlb.core.worker"), ext("rlb.core.stats"),
+            ext("rlb.core.consts"), ext("rlb.modes._fnat"), ext("rlb.modes._nat"),
             ext("rlb.modes._snat"), ext("rlb.modes._dr"), ext("rlb.modes._tunnel"),
             ext("rlb.sched._builtin")]
     return cythonize(

@@ -12,13 +12,12 @@ import re
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 
+from rlb.core.consts import DEFAULT_DEST_CAP, DEFAULT_SVC_CAP, SCOPE_CODE, SCOPES
 from rlb.core.ports import iface_rx_packets, kernel_iface
 from rlb.errors import CommandError  # noqa: F401  (its home is rlb.errors)
 
-SCOPES = ("global", "link", "host", "kni_host")
 ROUTED_SCOPES = SCOPES[:2]               # routes that lead somewhere (not our own, not kni)
 PORT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,10}")
-SCOPE_CODE = {name: i for i, name in enumerate(SCOPES)}   # = RouteScope in types.pxd
 LPORT_RANGE = (1025, 65535)                              # FNAT local ports per LIP
 
 
@@ -35,8 +34,8 @@ class Settings:
     forwarding: bool = False         # IPv4 forwarding along routes (runtime)
     memory: int = 512                # MiB for EAL without hugepages
     conn_table_size: int = 262144    # connections per worker (64 bytes each + hash)
-    service_table_size: int = 256
-    dest_table_size: int = 4096      # real servers, all services together
+    service_table_size: int = DEFAULT_SVC_CAP    # the Engine's defaults (types.pxd)
+    dest_table_size: int = DEFAULT_DEST_CAP      # real servers, all services together
     kni: bool = True                 # a <port>.kni tap per port
     vip_miss_kni: bool = False       # VIP port without a service: to kni, not dropped (runtime)
 

@@ -15,31 +15,32 @@ from ipaddress import IPv4Address, IPv4Interface
 from typing import NamedTuple
 
 from rlb.control.model import CommandError
+from rlb.core import consts, counters
 
 TCP, UDP = 6, 17
 PROTO_NAMES = {TCP: "TCP", UDP: "UDP"}
-# LVS defaults (ip_vs_proto_tcp.c, ip_vs_proto_udp.c), which DPVS keeps.
-# DPVS's defaults (LVS keeps 900 120 300): short closing states keep the table small at
-# high connection rates (TIME_WAIT 7 s instead of 120 s)
-DEFAULT_TIMEOUTS = {"tcp": 90, "tcpfin": 7, "udp": 300}
+# `ipvsadm --set tcp tcpfin udp` and their defaults, the data plane's (DPVS's; LVS keeps
+# 900 120 300): short closing states keep the table small at high connection rates
+DEFAULT_TIMEOUTS = {name: consts.DEFAULT_TIMEOUTS[state]
+                    for name, state in consts.TIMEOUT_NAMES.items()}
 MAX_TIMEOUT = 86400 * 31          # ipvsadm.c MAX_TIMEOUT
 PERSISTENT_TIMEOUT = 300          # IPVS_SVC_PERSISTENT_TIMEOUT
 DEFAULT_SCHEDULER = "wlc"         # ipvsadm.c DEF_SCHED (DPVS's ipvsadm too)
 DEFAULT_MODE = "dr"               # ipvsadm: "gatewaying (direct routing) (default)"
 HOST_MASK = IPv4Address("255.255.255.255")
 MAX_THRESHOLD = 2**31 - 1         # ipvsadm: -x/-y take 0..INT_MAX, 0 = no limit
-F_PERSISTENT, F_HASHED, F_MATCH, F_CLIENT_OWNER = 1, 2, 4, 8   # svc_t.flags (types.pxd)
-MAX_MATCH_SVCS = 64               # types.pxd
-# The data plane's tables: Engine(svc_cap=256, dest_cap=4096) as the daemon starts it, and
-# MAX_DESTS_PER_SVC, MAX_LADDRS_PER_SVC in rlb/core/types.pxd.
-MAX_SERVICES, MAX_DESTS = 256, 4096
-MAX_DESTS_PER_SVC, MAX_LADDRS_PER_SVC = 256, 16
+# svc_t.flags and the data plane's sizes, from the compiled module (types.pxd): the
+# service and real server tables are the Engine's defaults, as the daemon starts it
+F_PERSISTENT, F_MATCH, F_CLIENT_OWNER = (consts.SVC_F_PERSISTENT, consts.SVC_F_MATCH,
+                                         consts.SVC_F_CLIENT_OWNER)
+MAX_MATCH_SVCS = consts.MAX_MATCH_SVCS
+MAX_SERVICES, MAX_DESTS = consts.DEFAULT_SVC_CAP, consts.DEFAULT_DEST_CAP
+MAX_DESTS_PER_SVC, MAX_LADDRS_PER_SVC = consts.MAX_DESTS_PER_SVC, consts.MAX_LADDRS_PER_SVC
 CONN_LIST_LIMIT = 100_000         # rows `ipvsadm -lnc` asks the data plane for
 RATE_MIN_INTERVAL = 1.0           # seconds: a `--rate` asked sooner reuses the newest sample
 
-ZERO_SVC_STATS = dict(conns=0, inpkts=0, outpkts=0, inbytes=0, outbytes=0, no_dest=0, no_laddr=0)
-ZERO_DEST_STATS = dict(activeconns=0, inactconns=0, conns=0, inpkts=0, outpkts=0, inbytes=0,
-                       outbytes=0)
+ZERO_SVC_STATS = dict.fromkeys(counters.SVC.names(), 0)      # what svc_stats() returns
+ZERO_DEST_STATS = dict.fromkeys(counters.DEST.names(), 0)
 # rate name -> the counter it is the per-second derivative of
 RATES = {"cps": "conns", "inpps": "inpkts", "outpps": "outpkts", "inbps": "inbytes",
          "outbps": "outbytes"}
@@ -713,7 +714,6 @@ class Services:
         if any(getattr(self.modes[d.mode], "steer_by_client", False) for d in svc.dests):
             flags |= F_CLIENT_OWNER
         if sched.table is not None:
-            flags |= F_HASHED
             dests = [TableDest(d.slot, int(d.addr), d.port, d.weight, d.available)
                      for d in svc.dests]
             table = sched.table(dests, svc.hash_target) if sched.targets else sched.table(dests)

@@ -18,9 +18,11 @@ cdef enum:
 # LVS's TCP state machine (ip_vs_proto_tcp.c): next[dir][event][state], states in
 # ConnState order NONE ES SYN_SENT SYN_RECV FIN_WAIT TIME_WAIT CLOSE CLOSE_WAIT LAST_ACK
 # LISTEN SYNACK. The LB sees both directions, so it follows the handshake and the close.
+# (unused: a module that cimports this file for its declarations only, such as the
+# engine's table setup, does not compile the state machine in.)
 cdef extern from *:
     """
-    static const unsigned char rlb_tcp_next[2][4][11] = {
+    static const unsigned char rlb_tcp_next[2][4][11] __attribute__((unused)) = {
       { /* client -> server */
         /* syn */ {3, 1, 1, 3, 3, 3, 3, 3, 3, 3, 3},
         /* fin */ {6, 7, 2, 5, 5, 5, 6, 7, 8, 9, 5},

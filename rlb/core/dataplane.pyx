@@ -1,53 +1,29 @@
-# The packet core: EAL, ports and their kni taps, worker lcores and the control-plane API.
-#
-# Workers run worker_main() with no Python object in sight; the control plane talks
-# to them only through fixed-size messages in each worker's ring (types.pxd) and
-# reads their counters. One engine per process (DPDK's EAL is process-global).
-from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int32_t, uintptr_t
+"""The engine's lifecycle and control API: EAL, ports, kni taps, workers, their messages.
+
+One engine per process (DPDK's EAL is process-global), the `Engine` class. Its parts:
+worker.pyx runs on the worker lcores (the nogil loop and the messages it applies),
+stats.pyx turns the workers' counters into dicts (the table: counters.py), consts.pyx
+exports the enums and limits. The control plane talks to the workers only through
+fixed-size messages in each worker's ring (types.pxd) and reads their counters.
+"""
+from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, uintptr_t
 from libc.string cimport memset, memcpy
-from libc.stdlib cimport malloc, free, calloc
+from libc.stdlib cimport free, calloc
 from cpython.mem cimport PyMem_Malloc, PyMem_Free
+from cpython.pycapsule cimport PyCapsule_GetPointer, PyCapsule_IsValid
 
 from rlb.core.dpdk.eal cimport *
 from rlb.core.dpdk.mbuf cimport *
 from rlb.core.dpdk.ring cimport *
 from rlb.core.dpdk.lpm cimport *
 from rlb.core.dpdk.ethdev cimport *
-from rlb.core.dpdk.net cimport rte_be_to_cpu_16
 from rlb.core.types cimport *
-from rlb.core.packet cimport tx_flush, tx_port, tx_kni, drop, eth_hdr, mac_is_multicast, \
-    ETHER_TYPE_IPV4, ETHER_TYPE_ARP, ETH_HLEN
-from rlb.core.neigh cimport (neigh_find, neigh_insert, neigh_remove, neigh_confirm,
-                             neigh_timer, arp_send, ARP_REQUEST, ZERO_MAC, BCAST)
-from rlb.core.ipv4 cimport ipv4_input, arp_input
-from rlb.core.conn cimport DIR_IN, DIR_OUT, OFF_WHEEL
-from rlb.core.lb cimport conn_timer, conn_free, svc_rehash
-from cpython.pycapsule cimport PyCapsule_GetPointer, PyCapsule_IsValid
+from rlb.core.neigh cimport neigh_remove
+from rlb.core.conn cimport OFF_WHEEL
+from rlb.core.worker cimport worker_main
+from rlb.core cimport stats
 
-# Same order as enum Reason in types.pxd.
-REASON_NAMES = (
-    "truncated", "ip_version", "ip_hdrlen", "ip_totlen", "ip_csum", "ip_options_kni",
-    "ip_frag_kni", "l2_other_host", "ethertype_kni", "arp_bad", "arp_foreign_kni",
-    "ttl_exceeded", "no_route", "fwd_disabled_kni", "neigh_queue_full",
-    "neigh_unresolved", "neigh_table_full", "tx_full", "kni_full", "no_mbuf",
-    "msg_ring_full", "icmp_ratelimit", "no_service", "conn_miss", "no_dest", "no_laddr",
-    "conn_full", "redirect_full", "dest_gone", "not_onlink", "no_src", "too_big",
-    "no_headroom", "direct_reply", "tcp_hdrlen", "udp_len", "icmp_len",
-)
-assert len(REASON_NAMES) == R_MAX
-
-CONN_STATES = ("NONE", "ESTABLISHED", "SYN_SENT", "SYN_RECV", "FIN_WAIT", "TIME_WAIT", "CLOSE",
-               "CLOSE_WAIT", "LAST_ACK", "LISTEN", "SYNACK", "UDP")
-assert len(CONN_STATES) == CS_MAX
-# Seconds per state, DPVS's defaults (LVS's are longer: ESTABLISHED 900, TIME_WAIT 120);
-# `ipvsadm --set tcp tcpfin udp` changes ESTABLISHED, FIN_WAIT and UDP, as in LVS
-DEFAULT_TIMEOUTS = {"NONE": 2, "ESTABLISHED": 90, "SYN_SENT": 3, "SYN_RECV": 30,
-                    "FIN_WAIT": 7, "TIME_WAIT": 7, "CLOSE": 3, "CLOSE_WAIT": 7,
-                    "LAST_ACK": 7, "LISTEN": 120, "SYNACK": 30, "UDP": 300}
-TIMEOUT_NAMES = {"tcp": "ESTABLISHED", "tcpfin": "FIN_WAIT", "udp": "UDP"}
-
-NEIGH_STATES = {NEIGH_INCOMPLETE: "INCOMPLETE", NEIGH_REACHABLE: "REACHABLE",
-                NEIGH_STATIC: "PERMANENT"}
+from rlb.core.consts import CONN_STATES, DEFAULT_TIMEOUTS, TIMEOUT_NAMES
 
 cdef engine_t g
 cdef int g_eal_up = 0
@@ -59,301 +35,6 @@ class DataplaneError(RuntimeError):
     """The DPDK layer refused something; the message says what and why."""
 
 
-# ---------------------------------------------------------------- worker side
-
-cdef inline void frame_input(engine_t *e, worker_t *w, uint8_t port, rte_mbuf *m) noexcept nogil:
-    cdef rte_ether_hdr *eh
-    cdef uint16_t et
-    w.pstats[port].rx_pkts += 1
-    w.pstats[port].rx_bytes += m.pkt_len
-    if m.data_len < ETH_HLEN:
-        drop(w, m, R_TRUNCATED)
-        return
-    eh = eth_hdr(m)
-    if not mac_is_multicast(eh.dst_addr.addr_bytes) and \
-            memcmp6(eh.dst_addr.addr_bytes, e.ports[port].mac) != 0:
-        drop(w, m, R_L2_OTHER_HOST)
-        return
-    et = rte_be_to_cpu_16(eh.ether_type)
-    if et == ETHER_TYPE_IPV4:
-        ipv4_input(e, w, port, m)
-    elif et == ETHER_TYPE_ARP:
-        arp_input(e, w, port, m)
-    else:
-        w.reasons[R_ETHERTYPE_KNI] += 1
-        tx_kni(e, w, port, m)
-
-
-cdef inline int memcmp6(const uint8_t *a, const uint8_t *b) noexcept nogil:
-    cdef int i
-    for i in range(6):
-        if a[i] != b[i]:
-            return 1
-    return 0
-
-
-cdef void apply_msg(engine_t *e, worker_t *w, msg_t *msg) noexcept nogil:
-    cdef route_t *r
-    cdef neigh_t *n
-    cdef neigh_t *out
-    cdef uint32_t i, k
-    if msg.type == MSG_ROUTE_SET:
-        r = &w.routes[msg.a]
-        r.prefix = msg.b
-        r.gw = msg.c
-        r.src = msg.d
-        r.plen = msg.plen
-        r.scope = msg.scope
-        r.port = <uint8_t>msg.port
-        r.mtu = msg.mtu
-        r.sapool = msg.flags & 1
-        r.used = 1
-        if msg.plen == 0:
-            w.default_route = msg.a
-        else:
-            rte_lpm_add(w.lpm, msg.b, msg.plen, msg.a)
-    elif msg.type == MSG_ROUTE_DEL:
-        if msg.plen == 0:
-            w.default_route = NONE32
-        else:
-            rte_lpm_delete(w.lpm, msg.b, msg.plen)
-        w.routes[msg.a].used = 0
-    elif msg.type == MSG_NEIGH_SET or msg.type == MSG_NEIGH_LEARN:
-        n = neigh_find(w, msg.b)
-        if n == NULL:
-            n = neigh_insert(w, msg.b)
-        if n == NULL:
-            w.reasons[R_NEIGH_TABLE_FULL] += 1
-        elif msg.type == MSG_NEIGH_SET:
-            n.state = NEIGH_INCOMPLETE          # let a static entry replace anything
-            neigh_confirm(e, w, n, msg.mac, <uint8_t>msg.port, msg.flags & 1)
-        elif n.state != NEIGH_STATIC:
-            neigh_confirm(e, w, n, msg.mac, <uint8_t>msg.port, 0)
-    elif msg.type == MSG_NEIGH_DEL:
-        n = neigh_find(w, msg.b)
-        if n != NULL:
-            neigh_remove(w, n, R_NEIGH_UNRESOLVED)
-    elif msg.type == MSG_NEIGH_FLUSH:
-        i = 0
-        while i <= w.neigh_mask:
-            n = &w.neigh[i]
-            if n.ip != 0 and n.state != NEIGH_STATIC and (msg.port == 0xffff or n.port == msg.port):
-                neigh_remove(w, n, R_NEIGH_UNRESOLVED)
-                continue
-            i += 1
-    elif msg.type == MSG_NEIGH_DUMP:
-        out = <neigh_t *><uintptr_t>msg.ptr
-        k = 0
-        for i in range(w.neigh_mask + 1):
-            if w.neigh[i].ip != 0 and k < msg.a:
-                memcpy(&out[k], &w.neigh[i], sizeof(neigh_t))
-                k += 1
-        out[k].ip = 0
-    elif msg.type == MSG_GARP:
-        if w.id == 0:
-            arp_send(e, w, <uint8_t>msg.port, ARP_REQUEST, msg.b, ZERO_MAC, msg.b, BCAST)
-    elif msg.type == MSG_PORT_ADDR:
-        w.port_addr[msg.port] = msg.b
-    elif msg.type == MSG_SVC_SET:
-        svc_apply(e, w, msg.a, <svc_t *><uintptr_t>msg.ptr)
-    elif msg.type == MSG_SVC_DEL:
-        w.svcs[msg.a].used = 0
-        w.svcs[msg.a].table = NULL
-        svc_rehash(e, w)
-    elif msg.type == MSG_SVC_TABLE:
-        w.svcs[msg.a].table = <uint32_t *><uintptr_t>msg.ptr
-        w.svcs[msg.a].table_size = msg.b
-    elif msg.type == MSG_DEST_SET:
-        dest_apply(w, msg.a, <dest_t *><uintptr_t>msg.ptr)
-    elif msg.type == MSG_DEST_DEL:
-        w.dests[msg.a].used = 0
-        w.dests[msg.a].flags = DEST_F_DELETED
-        w.dests[msg.a].gen += 1              # its connections end at their next packet
-    elif msg.type == MSG_CONN_DUMP:
-        conn_dump(w, <conn_t *><uintptr_t>msg.ptr, msg.a)
-    elif msg.type == MSG_ZERO:
-        zero_counters(e, w, msg.a)
-    if msg.seq:
-        rte_smp_wmb()
-        w.applied_seq = msg.seq
-
-
-cdef void svc_apply(engine_t *e, worker_t *w, uint32_t slot, svc_t *cfg) noexcept nogil:
-    """New configuration for a service slot; an unchanged service keeps its counters,
-    scheduler position and local-port cursors (its connections never notice)."""
-    cdef svc_t *s = &w.svcs[slot]
-    cdef svc_t old
-    cdef int i, j
-    memcpy(&old, s, sizeof(svc_t))
-    memcpy(s, cfg, sizeof(svc_t))
-    s.used = 1
-    s.table = old.table
-    s.table_size = old.table_size
-    if old.used and old.vaddr == cfg.vaddr and old.vport == cfg.vport and old.proto == cfg.proto:
-        s.sched_cursor = old.sched_cursor
-        s.sched_cw = old.sched_cw
-        s.laddr_cursor = old.laddr_cursor
-        s.conns = old.conns
-        s.inpkts = old.inpkts
-        s.outpkts = old.outpkts
-        s.inbytes = old.inbytes
-        s.outbytes = old.outbytes
-        s.no_dest = old.no_dest
-        s.no_laddr = old.no_laddr
-        for i in range(s.nladdrs):
-            for j in range(old.nladdrs):
-                if old.laddrs[j].addr == s.laddrs[i].addr:
-                    s.laddrs[i].cursor = old.laddrs[j].cursor
-                    s.laddrs[i].used = old.laddrs[j].used
-                    s.laddrs[i].miss = old.laddrs[j].miss
-    svc_rehash(e, w)
-
-
-cdef void dest_apply(worker_t *w, uint32_t slot, dest_t *cfg) noexcept nogil:
-    cdef dest_t *d = &w.dests[slot]
-    cdef uint8_t same = d.used and d.addr == cfg.addr and d.port == cfg.port and d.svc == cfg.svc
-    d.weight = cfg.weight
-    d.u_threshold = cfg.u_threshold
-    d.l_threshold = cfg.l_threshold
-    d.flags = cfg.flags
-    d.mode = cfg.mode
-    if same:
-        return
-    d.gen += 1                     # a reused slot: connections of the old one end
-    d.addr = cfg.addr
-    d.port = cfg.port
-    d.svc = cfg.svc
-    d.used = 1
-    d.activeconns = 0
-    d.inactconns = 0
-    d.conns = 0
-    d.inpkts = 0
-    d.outpkts = 0
-    d.inbytes = 0
-    d.outbytes = 0
-
-
-cdef void conn_dump(worker_t *w, conn_t *out, uint32_t cap) noexcept nogil:
-    """Connections and persistence templates; a template gets its real server's address,
-    port and mode (LVS lists it as a connection with client port 0)."""
-    cdef uint32_t i, k = 0
-    cdef dest_t *d
-    for i in range(cap):
-        out[i].proto = 0
-    for i in range(g.conn_cap):
-        if k + 1 >= cap:
-            break
-        if w.conns[i].proto != 0:
-            memcpy(&out[k], &w.conns[i], sizeof(conn_t))
-            out[k].expires = w.conns[i].expires - w.tick
-            if w.conns[i].flags & CONN_F_TEMPLATE:
-                d = &w.dests[w.conns[i].dest & 0xffffff]
-                if d.gen == (w.conns[i].dest >> 24):
-                    out[k].daddr = d.addr
-                    out[k].dport = d.port
-                    out[k].mode = d.mode
-                else:                   # its real server went: counted for none
-                    out[k].dest = NONE32
-            k += 1
-
-
-cdef void zero_counters(engine_t *e, worker_t *w, uint32_t only) noexcept nogil:
-    cdef uint32_t i, k
-    cdef svc_t *s
-    cdef dest_t *d
-    for i in range(e.svc_cap):
-        if only != NONE32 and i != only:
-            continue
-        s = &w.svcs[i]
-        s.conns = s.inpkts = s.outpkts = s.inbytes = s.outbytes = 0
-        s.no_dest = s.no_laddr = 0
-        for k in range(s.nladdrs):
-            s.laddrs[k].miss = 0
-        if s.used:
-            for k in range(s.ndests):
-                d = &w.dests[s.dests[k]]
-                d.conns = d.inpkts = d.outpkts = d.inbytes = d.outbytes = 0
-
-
-cdef inline void flush_all(engine_t *e, worker_t *w) noexcept nogil:
-    cdef uint16_t p
-    for p in range(e.nports):
-        tx_flush(e, w, &w.tx[p], e.ports[p].port_id, R_TX_FULL)
-        if e.ports[p].has_kni:
-            tx_flush(e, w, &w.kni[p], e.ports[p].kni_id, R_KNI_FULL)
-
-
-cdef int worker_main(void *arg) noexcept nogil:
-    cdef worker_t *w = <worker_t *>arg
-    cdef engine_t *e = &g
-    cdef rte_mbuf *pkts[BURST]
-    cdef uint16_t n, i, p
-    cdef uint32_t got
-    cdef uint32_t idle = 0
-    cdef msg_t msg
-    cdef uint64_t now
-    cdef uint32_t ticks
-    w.next_tick = rte_rdtsc() + e.tsc_hz // TICKS_PER_SEC
-    w.running = 1
-    while not e.stop:
-        got = 0
-        for p in range(e.nports):
-            n = rte_eth_rx_burst(e.ports[p].port_id, w.queue, pkts, BURST)
-            got += n
-            for i in range(n):
-                frame_input(e, w, <uint8_t>p, pkts[i])
-            if e.ports[p].has_kni and (w.polls & (KNI_POLL_EVERY - 1)) == 0:
-                # what the kernel sends on <port>.kni leaves through the port; a tap
-                # poll is a readv() system call, so not on every loop (bench/README.md)
-                n = rte_eth_rx_burst(e.ports[p].kni_id, w.queue, pkts, BURST)
-                got += n
-                for i in range(n):
-                    w.pstats[p].from_kni += 1
-                    tx_port(e, w, <uint8_t>p, pkts[i])
-        n = rte_ring_dequeue_burst(w.redirect, <void **>pkts, BURST, NULL)
-        got += n
-        for i in range(n):
-            # handed over by another worker: m.port holds our port index
-            ipv4_input(e, w, <uint8_t>pkts[i].port, pkts[i])
-        flush_all(e, w)
-        for i in range(64):
-            if rte_ring_dequeue_elem(w.ring, &msg, MSG_SIZE) != 0:
-                break
-            apply_msg(e, w, &msg)
-            got += 1
-        flush_all(e, w)
-        w.polls += 1
-        now = rte_rdtsc()
-        if now >= w.next_tick:
-            ticks = 0
-            while now >= w.next_tick and ticks < 64:
-                w.tick += 1
-                w.next_tick += e.tsc_hz // TICKS_PER_SEC
-                conn_timer(e, w)
-                ticks += 1
-            if now >= w.next_tick:          # far behind (e.g. stopped in a debugger)
-                w.next_tick = now + e.tsc_hz // TICKS_PER_SEC
-            flush_all(e, w)
-        if now >= w.next_timer:
-            w.next_timer = now + e.tsc_hz
-            w.icmp_tokens = ICMP_ERRORS_PER_SEC
-            neigh_timer(e, w, now)
-            flush_all(e, w)
-        if got:
-            idle = 0
-        elif not e.busy_poll:
-            idle += 1
-            if idle > 64:
-                # back off so that a small machine stays usable; busy_poll disables this
-                w.idle_sleeps += 1
-                rte_delay_us_sleep(e.idle_sleep_us)
-    flush_all(e, w)
-    w.running = 0
-    return 0
-
-
-# ------------------------------------------------------------ control side
-
 cdef worker_t *worker_new(uint16_t wid) except NULL:
     cdef worker_t *w = <worker_t *>rte_zmalloc(b"rlb_worker", sizeof(worker_t), 64)
     cdef rte_lpm_config cfg
@@ -362,6 +43,7 @@ cdef worker_t *worker_new(uint16_t wid) except NULL:
         raise DataplaneError("out of memory for worker state")
     w.id = wid
     w.queue = wid
+    w.engine = &g
     name = f"rlb_msg{wid}".encode()
     w.ring = rte_ring_create_elem(name, MSG_SIZE, MSG_RING_SIZE, rte_socket_id(), RING_F_SC_DEQ)
     cfg.max_rules = g.route_cap
@@ -425,7 +107,8 @@ cdef class Engine:
 
     def __init__(self, eal_args, ports, *, workers=1, pool_size=16384, route_cap=1024,
                  neigh_cap=1024, busy_poll=False, idle_sleep_us=200, neigh_timeout=60,
-                 ip_forward=False, svc_cap=256, dest_cap=4096, conn_cap=65536):
+                 ip_forward=False, svc_cap=DEFAULT_SVC_CAP, dest_cap=DEFAULT_DEST_CAP,
+                 conn_cap=65536):
         """ports: [(name, devargs, kni_iface or None)]; devargs is a PCI address or a vdev
         string such as 'net_af_packet0,iface=veth0'."""
         global g_eal_up
@@ -641,23 +324,13 @@ cdef class Engine:
     def neighbours(self):
         """All workers' neighbour entries, merged (freshest wins): list of dicts."""
         cdef neigh_t *buf = <neigh_t *>calloc(g.neigh_cap + 1, sizeof(neigh_t))
-        cdef uint32_t k
         cdef int i
         merged = {}
         now = rte_rdtsc()
         try:
             for i in range(g.nworkers):
                 self.send(MSG_NEIGH_DUMP, a=g.neigh_cap, ptr=<uintptr_t>buf, only=i)
-                k = 0
-                while buf[k].ip != 0:
-                    n = &buf[k]
-                    ent = {"ip": n.ip, "mac": bytes(n.mac[:6]), "port": n.port,
-                           "state": NEIGH_STATES.get(n.state, "NONE"), "worker": i,
-                           "age": (now - n.updated) / g.tsc_hz, "pending": n.npending}
-                    old = merged.get(n.ip)
-                    if old is None or ent["age"] < old["age"]:
-                        merged[n.ip] = ent
-                    k += 1
+                stats.neigh_rows(&g, buf, i, merged, now)
                 buf[0].ip = 0
         finally:
             free(buf)
@@ -681,56 +354,21 @@ cdef class Engine:
     # -- observation
 
     def port_info(self, int i):
-        cdef rte_eth_dev_info info
-        cdef rte_eth_link link
-        pid = g.ports[i].port_id
-        rte_eth_dev_info_get(pid, &info)
-        rte_eth_link_get_nowait(pid, &link)
-        return {"name": self.port_names[i], "port_id": pid,
-                "driver": info.driver_name.decode() if info.driver_name else "",
-                "mac": bytes(g.ports[i].mac[:6]), "mtu": g.ports[i].mtu,
-                "queues": g.nworkers, "speed": link.link_speed,
-                "kni_port_id": g.ports[i].kni_id if g.ports[i].has_kni else None}
+        return stats.port_info(&g, i, self.port_names[i])
 
     def port_stats(self, int i):
         """Counters of port i: the PMD's and the workers' (summed)."""
-        cdef rte_eth_stats st
-        cdef int wi
-        memset(&st, 0, sizeof(st))
-        rte_eth_stats_get(g.ports[i].port_id, &st)
-        out = {"ipackets": st.ipackets, "opackets": st.opackets, "ibytes": st.ibytes,
-               "obytes": st.obytes, "ierrors": st.ierrors, "oerrors": st.oerrors,
-               "imissed": st.imissed, "rx_nombuf": st.rx_nombuf,
-               "rx_pkts": 0, "rx_bytes": 0, "tx_pkts": 0, "tx_bytes": 0,
-               "to_kni": 0, "from_kni": 0}
-        for wi in range(g.nworkers):
-            ps = &g.workers[wi].pstats[i]
-            out["rx_pkts"] += ps.rx_pkts
-            out["rx_bytes"] += ps.rx_bytes
-            out["tx_pkts"] += ps.tx_pkts
-            out["tx_bytes"] += ps.tx_bytes
-            out["to_kni"] += ps.to_kni
-            out["from_kni"] += ps.from_kni
-        return out
+        return stats.port_stats(&g, i)
 
     def reasons(self):
         """Drop and punt counters by reason, summed over workers."""
-        cdef int wi, r
-        out = dict.fromkeys(REASON_NAMES, 0)
-        for wi in range(g.nworkers):
-            for r in range(R_MAX):
-                out[REASON_NAMES[r]] += g.workers[wi].reasons[r]
-        return out
+        return stats.reasons(&g)
 
     def workers(self):
-        return [{"id": i, "lcore": g.workers[i].lcore, "polls": g.workers[i].polls,
-                 "idle_sleeps": g.workers[i].idle_sleeps, "running": g.workers[i].running,
-                 "match_services": g.workers[i].nmatch}
-                for i in range(g.nworkers)]
+        return stats.workers(&g)
 
     def pool(self):
-        return {"size": g.pool.size, "in_use": rte_mempool_in_use_count(g.pool),
-                "available": rte_mempool_avail_count(g.pool)}
+        return stats.pool(&g)
 
     # -- virtual services (rlb/control/services.py drives these)
 
@@ -850,44 +488,13 @@ cdef class Engine:
         return {name: g.timeouts[i] // TICKS_PER_SEC for i, name in enumerate(CONN_STATES)}
 
     def svc_stats(self, int slot):
-        cdef svc_t *s
-        out = dict.fromkeys(("conns", "inpkts", "outpkts", "inbytes", "outbytes", "no_dest",
-                             "no_laddr"), 0)
-        for i in range(g.nworkers):
-            s = &g.workers[i].svcs[slot]
-            out["conns"] += s.conns
-            out["inpkts"] += s.inpkts
-            out["outpkts"] += s.outpkts
-            out["inbytes"] += s.inbytes
-            out["outbytes"] += s.outbytes
-            out["no_dest"] += s.no_dest
-            out["no_laddr"] += s.no_laddr
-        return out
+        return stats.svc_stats(&g, slot)
 
     def dest_stats(self, int slot):
-        cdef dest_t *d
-        out = dict.fromkeys(("activeconns", "inactconns", "conns", "inpkts", "outpkts",
-                             "inbytes", "outbytes"), 0)
-        for i in range(g.nworkers):
-            d = &g.workers[i].dests[slot]
-            out["activeconns"] += d.activeconns
-            out["inactconns"] += d.inactconns
-            out["conns"] += d.conns
-            out["inpkts"] += d.inpkts
-            out["outpkts"] += d.outpkts
-            out["inbytes"] += d.inbytes
-            out["outbytes"] += d.outbytes
-        return out
+        return stats.dest_stats(&g, slot)
 
     def laddr_stats(self, int svc_slot):
-        cdef svc_t *s = &g.workers[0].svcs[svc_slot]
-        out = [{"addr": s.laddrs[k].addr, "used": 0, "miss": 0} for k in range(s.nladdrs)]
-        for i in range(g.nworkers):
-            s = &g.workers[i].svcs[svc_slot]
-            for k in range(min(s.nladdrs, len(out))):
-                out[k]["used"] += s.laddrs[k].used
-                out[k]["miss"] += s.laddrs[k].miss
-        return out
+        return stats.laddr_stats(&g, svc_slot)
 
     def zero_stats(self, svc_slot=None):
         """ipvsadm -Z: the counters of service slot svc_slot, or (None) of every service.
@@ -902,47 +509,19 @@ cdef class Engine:
     def connections(self, int limit=10000):
         """Connections of every worker (for ipvsadm -lnc), at most `limit`."""
         cdef conn_t *buf = <conn_t *>calloc(limit + 1, sizeof(conn_t))
-        cdef conn_t *c
-        cdef uint32_t k
         out = []
         try:
             for i in range(g.nworkers):
                 self.send(MSG_CONN_DUMP, a=limit + 1, ptr=<uintptr_t>buf, only=i)
-                k = 0
-                while buf[k].proto != 0 and len(out) < limit:
-                    c = &buf[k]
-                    out.append({"proto": c.proto, "caddr": c.caddr, "cport": c.cport,
-                                "vaddr": c.vaddr, "vport": c.vport, "laddr": c.laddr,
-                                "lport": c.lport, "daddr": c.daddr, "dport": c.dport,
-                                "state": CONN_STATES[c.state],
-                                "expires": <int32_t>c.expires / <double>TICKS_PER_SEC,
-                                "mode": c.mode, "worker": i,
-                                "template": bool(c.flags & CONN_F_TEMPLATE),
-                                "dest": c.dest & 0xffffff})
-                    k += 1
+                stats.conn_rows(buf, i, out, limit)
         finally:
             free(buf)
         return out
 
     def conn_summary(self):
-        cdef worker_t *w
-        out = {"capacity": g.conn_cap * g.nworkers, "entry_bytes": sizeof(conn_t),
-               "hash_bytes": sizeof(uint32_t) * (g.workers[0].conn_hash_mask + 1) // g.conn_cap,
-               "conns": 0, "created": 0, "expired": 0, "per_worker": []}
-        for i in range(g.nworkers):
-            w = g.workers[i]
-            out["conns"] += w.nconns
-            out["created"] += w.conn_created
-            out["expired"] += w.conn_expired
-            out["per_worker"].append(w.nconns)
-        return out
+        return stats.conn_summary(&g)
 
 
 def _is_pci(devargs):
     head = devargs.split(",")[0]
     return not head.startswith("net_") and ":" in head
-
-
-MSG = {"ROUTE_SET": MSG_ROUTE_SET, "ROUTE_DEL": MSG_ROUTE_DEL}
-SCOPES = {"global": SCOPE_GLOBAL, "link": SCOPE_LINK, "host": SCOPE_HOST,
-          "kni_host": SCOPE_KNI_HOST}

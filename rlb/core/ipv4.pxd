@@ -154,7 +154,7 @@ cdef inline void arp_input(engine_t *e, worker_t *w, uint8_t port, rte_mbuf *m) 
             neigh_confirm(e, w, n, a.arp_data.arp_sha.addr_bytes, port, 0)
             neigh_share(e, w, n)
     if not own:
-        w.reasons[R_ARP_FOREIGN] += 1
+        w.reasons[R_ARP_FOREIGN_KNI] += 1
         tx_kni(e, w, port, m)
         return
     if op == ARP_REPLY:
@@ -243,7 +243,7 @@ cdef inline void ipv4_input(engine_t *e, worker_t *w, uint8_t port, rte_mbuf *m)
         tx_kni(e, w, port, m)      # OSPF, VRRP, broadcasts: the kernel's business
         return
     if hl > 20:
-        w.reasons[R_IP_OPTIONS] += 1
+        w.reasons[R_IP_OPTIONS_KNI] += 1
         tx_kni(e, w, port, m)
         return
     frag = rte_be_to_cpu_16(ip.fragment_offset) & IP_MF_OFFSET_MASK
@@ -259,7 +259,7 @@ cdef inline void ipv4_input(engine_t *e, worker_t *w, uint8_t port, rte_mbuf *m)
         return
     if r != NULL and r.scope == SCOPE_HOST and r.prefix == dst:
         if frag:
-            w.reasons[R_IP_FRAG] += 1
+            w.reasons[R_IP_FRAG_KNI] += 1
             tx_kni(e, w, port, m)          # the kernel reassembles
         elif ip.next_proto_id == IPPROTO_ICMP:
             icmp_echo(e, w, port, m, ip, hl, tot)
@@ -270,7 +270,7 @@ cdef inline void ipv4_input(engine_t *e, worker_t *w, uint8_t port, rte_mbuf *m)
         tx_kni(e, w, port, m)
         return
     if not e.ip_forward:
-        w.reasons[R_FWD_DISABLED] += 1
+        w.reasons[R_FWD_DISABLED_KNI] += 1
         tx_kni(e, w, port, m)
         return
     if r == NULL or r.scope == SCOPE_HOST:

@@ -171,7 +171,7 @@ cdef inline void conn_free(engine_t *e, worker_t *w, uint32_t slot) noexcept nog
         dest_count(w, c, -1)
     wheel_unlink(w, slot)
     conn_release(w, slot)
-    w.conn_expired += 1
+    w.ct_stats[CT_EXPIRED] += 1
 
 cdef inline void conn_timer(engine_t *e, worker_t *w) noexcept nogil:
     """One tick: expire what is due in this slot, re-file the rest (lazy timeouts)."""
@@ -245,7 +245,7 @@ cdef inline uint32_t lb_new_conn(engine_t *e, worker_t *w, svc_t *s, uint8_t por
     cdef conn_t *c
     cdef dest_t *dest
     if d == NONE32:
-        s.no_dest += 1
+        s.stats[SVC_NO_DEST] += 1
         drop(w, m, R_NO_DEST)
         return NONE32
     slot = conn_alloc(w)
@@ -273,7 +273,7 @@ cdef inline uint32_t lb_new_conn(engine_t *e, worker_t *w, svc_t *s, uint8_t por
         if e.modes[c.mode] == NULL:
             drop(w, m, R_NO_DEST)
         else:
-            s.no_laddr += 1
+            s.stats[SVC_NO_LADDR] += 1
             drop(w, m, R_NO_LADDR)
         return NONE32
     conn_hash_add(w, slot, DIR_IN)
@@ -284,8 +284,8 @@ cdef inline uint32_t lb_new_conn(engine_t *e, worker_t *w, svc_t *s, uint8_t por
         c.flags |= CONN_F_ACTIVE
     dest_count(w, c, 1)
     dest.conns += 1
-    s.conns += 1
-    w.conn_created += 1
+    s.stats[SVC_CONNS] += 1
+    w.ct_stats[CT_CREATED] += 1
     return slot
 
 # ------------------------------------------------------------------- dispatch
@@ -389,15 +389,15 @@ cdef inline int lb_input(engine_t *e, worker_t *w, uint8_t port, rte_mbuf *m,
         conn_set_state(e, w, slot, rlb_tcp_next[dir][tcp_event(flags)][c.state])
     conn_set_timeout(w, slot, e.timeouts[c.state])
     if dir == DIR_IN:
-        s.inpkts += 1
-        s.inbytes += tot
-        d.inpkts += 1
-        d.inbytes += tot
+        s.stats[SVC_INPKTS] += 1
+        s.stats[SVC_INBYTES] += tot
+        d.stats[DEST_INPKTS] += 1
+        d.stats[DEST_INBYTES] += tot
         e.modes[c.mode].xmit_in(e, w, c, m)
     else:
-        s.outpkts += 1
-        s.outbytes += tot
-        d.outpkts += 1
-        d.outbytes += tot
+        s.stats[SVC_OUTPKTS] += 1
+        s.stats[SVC_OUTBYTES] += tot
+        d.stats[DEST_OUTPKTS] += 1
+        d.stats[DEST_OUTBYTES] += tot
         e.modes[c.mode].xmit_out(e, w, c, m)
     return 1

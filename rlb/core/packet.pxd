@@ -5,7 +5,7 @@ from rlb.core.dpdk.mbuf cimport rte_mbuf, rte_pktmbuf_free, rlb_mtod
 from rlb.core.dpdk.ethdev cimport rte_ether_hdr, rte_eth_tx_burst
 from rlb.core.dpdk.net cimport rte_ipv4_hdr, rte_ipv4_cksum, rte_be_to_cpu_16, rte_cpu_to_be_16
 from rlb.core.types cimport (engine_t, worker_t, txbuf_t, BURST, R_TX_FULL, R_KNI_FULL,
-                             port_stats_t)
+                             PORT_TX_PKTS, PORT_TX_BYTES, PORT_TO_KNI)
 
 cdef enum:
     ETH_HLEN = 14
@@ -51,8 +51,8 @@ cdef inline void tx_flush(engine_t *e, worker_t *w, txbuf_t *b, uint16_t dpdk_po
 cdef inline void tx_port(engine_t *e, worker_t *w, uint8_t port, rte_mbuf *m) noexcept nogil:
     """Queue a finished frame for a data port; flushed at the end of the burst."""
     cdef txbuf_t *b = &w.tx[port]
-    w.pstats[port].tx_pkts += 1
-    w.pstats[port].tx_bytes += m.pkt_len
+    w.pstats[port][PORT_TX_PKTS] += 1
+    w.pstats[port][PORT_TX_BYTES] += m.pkt_len
     b.pkts[b.n] = m
     b.n += 1
     if b.n == BURST:
@@ -65,7 +65,7 @@ cdef inline void tx_kni(engine_t *e, worker_t *w, uint8_t port, rte_mbuf *m) noe
         rte_pktmbuf_free(m)
         return
     b = &w.kni[port]
-    w.pstats[port].to_kni += 1
+    w.pstats[port][PORT_TO_KNI] += 1
     b.pkts[b.n] = m
     b.n += 1
     if b.n == BURST:

@@ -14,53 +14,16 @@ cdef enum:
     MSG_RING_SIZE = 1024
     ICMP_ERRORS_PER_SEC = 1000 # per worker
 
-# Why a packet was dropped or punted. Names for `show` live in dataplane.pyx
-# (REASON_NAMES) in this same order.
-cdef enum:  # Reason
-    R_TRUNCATED = 0            # frame shorter than its headers
-    R_IP_VERSION               # IPv4 ethertype, version != 4
-    R_IP_HDRLEN                # IHL < 5 or beyond the frame
-    R_IP_TOTLEN                # total length < header or > frame
-    R_IP_CSUM                  # bad header checksum
-    R_IP_OPTIONS               # options present: punted to kni
-    R_IP_FRAG                  # fragment for us: punted to kni
-    R_L2_OTHER_HOST            # unicast frame for another MAC (promiscuous port)
-    R_ETHERTYPE_KNI            # non-IPv4/ARP ethertype: punted to kni
-    R_ARP_BAD                  # malformed ARP
-    R_ARP_FOREIGN              # ARP for an address we do not own: punted to kni
-    R_TTL_EXCEEDED             # forwarding with TTL <= 1
-    R_NO_ROUTE                 # forwarding enabled, no route
-    R_FWD_DISABLED             # not ours, forwarding off: punted to kni
-    R_NEIGH_QUEUE_FULL         # too many packets waiting for one neighbour
-    R_NEIGH_UNRESOLVED         # neighbour never answered: its queue dropped
-    R_NEIGH_TABLE_FULL         # no room for a new neighbour entry
-    R_TX_FULL                  # port transmit queue full
-    R_KNI_FULL                 # kni (tap) transmit queue full
-    R_NO_MBUF                  # could not allocate an mbuf (ARP, copies)
-    R_MSG_RING_FULL            # neighbour update to another worker lost
-    R_ICMP_RATELIMIT           # an ICMP error not sent: over the per-second budget
-    R_NO_SERVICE               # to a VIP, but no service on that protocol/port
-    R_CONN_MISS                # TCP segment other than SYN with no connection
-    R_NO_DEST                  # service has no available real server
-    R_NO_LADDR                 # FNAT: no local address, or all its ports taken
-    R_CONN_FULL                # connection table full
-    R_REDIRECT_FULL            # could not hand a packet to its connection's worker
-    R_DEST_GONE                # real server deleted: its connection ended
-    R_NOT_ONLINK               # DR: the real server is not on a connected network
-    R_NO_SRC                   # tunnel: no source address for the outer header
-    R_TOO_BIG                  # tunnel: over the route MTU (with DF: ICMP frag. needed sent)
-    R_NO_HEADROOM              # no room in the mbuf for a header to add
-    R_DIRECT_REPLY             # DR/tunnel: a real server's reply came back through us
-    R_TCP_HDRLEN               # TCP data offset < 5 words, or header/options beyond the packet
-    R_UDP_LEN                  # UDP length field not the IP payload's length
-    R_ICMP_LEN                 # ICMP message shorter than its 8-byte header
-    R_MAX
+# The counters' slots (R_* drop reasons, PORT_*, SVC_*, DEST_*, WORKER_*, CT_*): enums
+# generated from the one table of counters, rlb/core/counters.py, by setup.py.
+include "counters.pxi"
 
 cdef enum RouteScope:
     SCOPE_GLOBAL = 0
     SCOPE_LINK = 1
     SCOPE_HOST = 2             # own address: local delivery
     SCOPE_KNI_HOST = 3         # deliver to the kernel through kni
+    SCOPE_COUNT
 
 cdef enum NeighState:
     NEIGH_EMPTY = 0
@@ -74,7 +37,7 @@ cdef enum MsgType:
     MSG_NEIGH_SET = 3          # b=ip mac port flags(static)
     MSG_NEIGH_DEL = 4          # b=ip
     MSG_NEIGH_LEARN = 5        # from another worker: b=ip mac port (no ack)
-    MSG_NEIGH_DUMP = 6         # ptr=neigh_t array, a=capacity; worker writes count to d
+    MSG_NEIGH_DUMP = 6         # ptr=neigh_t array, a=capacity; worker ends its entries with ip 0
     MSG_GARP = 7               # b=ip port: gratuitous ARP (worker 0 only)
     MSG_PORT_ADDR = 8          # b=ip port: source for ARP requests on the port
     MSG_NEIGH_FLUSH = 9        # drop learned neighbours (port or all)
@@ -144,6 +107,8 @@ cdef enum:
     WHEEL_SLOTS = 4096         # timer wheel, one slot per tick
     TICKS_PER_SEC = 10
     REDIRECT_RING_SIZE = 4096
+    DEFAULT_SVC_CAP = 256      # service slots (Engine's svc_cap)
+    DEFAULT_DEST_CAP = 4096    # real server slots, all services together (dest_cap)
     KNI_POLL_EVERY = 8         # loops between polls of the kni taps (a power of two)
     MAX_MATCH_SVCS = 64        # SNAT match services (-H), tried in order
 
@@ -164,7 +129,6 @@ cdef enum ConnState:           # LVS TCP states; UDP uses NONE/ESTABLISHED
 
 cdef enum:                     # svc_t.flags
     SVC_F_PERSISTENT = 1
-    SVC_F_HASHED = 2           # sh/mh: follow the table, not the per-worker state
     SVC_F_MATCH = 4            # SNAT: found by svc_t.match, not by VIP:port
     SVC_F_CLIENT_OWNER = 8     # NAT: the client's address and port pick the worker, both ways
 
@@ -194,11 +158,8 @@ cdef struct dest_t:            # a real server of one service (each worker has i
     uint32_t l_threshold
     uint32_t activeconns       # this worker's
     uint32_t inactconns
-    uint64_t conns             # stats: connections scheduled here
-    uint64_t inpkts
-    uint64_t outpkts
-    uint64_t inbytes
-    uint64_t outbytes
+    uint64_t conns             # connections scheduled here (SNAT's local port cursor)
+    uint64_t stats[DEST_COUNT] # counters.py's DEST group
 
 cdef struct laddr_t:           # FNAT local address of a service
     uint32_t addr
@@ -241,13 +202,7 @@ cdef struct svc_t:
     uint32_t table_size
     uint32_t dests[MAX_DESTS_PER_SVC]       # dest slots
     laddr_t laddrs[MAX_LADDRS_PER_SVC]
-    uint64_t conns
-    uint64_t inpkts
-    uint64_t outpkts
-    uint64_t inbytes
-    uint64_t outbytes
-    uint64_t no_dest           # new flows dropped: no available real server
-    uint64_t no_laddr          # ... FNAT without a free local address/port
+    uint64_t stats[SVC_COUNT]  # counters.py's SVC group
     match_t match              # SVC_F_MATCH services
 
 cdef struct conn_t:            # one flow, both directions (bytes per entry: see bench)
@@ -302,14 +257,6 @@ ctypedef uint32_t (*sched_select_t)(engine_t *e, worker_t *w, svc_t *s, uint32_t
 cdef struct sched_ops_t:
     sched_select_t select
 
-cdef struct port_stats_t:
-    uint64_t rx_pkts
-    uint64_t rx_bytes
-    uint64_t tx_pkts
-    uint64_t tx_bytes
-    uint64_t to_kni
-    uint64_t from_kni
-
 cdef struct txbuf_t:
     uint16_t n
     rte_mbuf *pkts[BURST]
@@ -330,8 +277,8 @@ cdef struct worker_t:
     uint64_t next_timer
     txbuf_t tx[MAX_PORTS]      # to data ports
     txbuf_t kni[MAX_PORTS]     # to the kernel
-    port_stats_t pstats[MAX_PORTS]
-    uint64_t reasons[R_MAX]
+    uint64_t pstats[MAX_PORTS][PORT_COUNT]   # counters.py's PORT group (the workers' part)
+    uint64_t reasons[R_COUNT]
     uint32_t icmp_tokens       # ICMP errors still allowed this second (RFC 1812 4.3.2.8)
     # virtual services (copies, changed by messages) and this worker's connections
     svc_t *svcs
@@ -352,10 +299,9 @@ cdef struct worker_t:
     uint32_t tick              # current timer tick
     uint64_t next_tick
     rte_ring *redirect         # mbufs another worker received for our connections
-    uint64_t conn_created
-    uint64_t conn_expired
-    uint64_t polls
-    uint64_t idle_sleeps
+    uint64_t ct_stats[CT_COUNT]              # counters.py's CONNS group
+    uint64_t stats[WORKER_COUNT]             # counters.py's WORKER group
+    engine_t *engine           # the one it works for (set at creation)
 
 cdef struct engine_t:
     volatile int stop

@@ -11,6 +11,7 @@ from ipaddress import IPv4Interface, IPv4Network
 
 from rlb.control.model import SCOPES, CommandError, LPORT_RANGE, Model, Settings
 from rlb.control.services import TCP, UDP, svc_key
+from rlb.core import counters
 from rlb.core.ports import iface_rx_packets, kernel_iface
 from rlb.shell import render
 from rlb.shell.grammar import Grammar
@@ -391,9 +392,9 @@ def _link_show(ctx, dev, stats):
             if stats:
                 st = ctx.engine.port_stats(p.index)
                 row["stats"] = st
-                lines += _table4(("ipackets", "opackets", "ibytes", "obytes"), st)
-                lines += _table4(("ierrors", "oerrors", "imissed", "rx_nombuf"), st)
-                lines += _table4(("rx_pkts", "tx_pkts", "to_kni", "from_kni"), st)
+                shown = [c.name for c in counters.PORT.counters if c.shown]
+                for k in range(0, len(shown), 4):
+                    lines += _table4(shown[k:k + 4], st)
                 iface = kernel_iface(p.devargs)
                 now = iface_rx_packets(iface) if iface else None
                 if now is not None and p.kernel_rx_base is not None:
@@ -443,8 +444,8 @@ def dataplane_info(ctx):
     lines = [f"workers {len(data['workers'])}  forwarding {'on' if s.forwarding else 'off'}  "
              f"{'busy-poll' if s.busy_poll else f'idle-sleep {s.idle_sleep}us'}"]
     for w in data["workers"]:
-        lines.append(f"  worker {w['id']} lcore {w['lcore']} polls {w['polls']} "
-                     f"idle_sleeps {w['idle_sleeps']}")
+        lines.append(f"  worker {w['id']} lcore {w['lcore']} "
+                     + " ".join(f"{k} {w[k]}" for k in counters.WORKER.names()))
     p = data["pool"]
     lines.append(f"mbuf pool: size {p['size']} in_use {p['in_use']} available {p['available']}")
     c = data["connections"] = ctx.engine.conn_summary()

@@ -341,3 +341,25 @@ def test_learned_neighbours_age_out_static_ones_stay(bench):
         finally:
             assert c.call("neigh-timeout 30")["ok"]
             bench.d.ok("dpip neigh del 10.1.0.60")
+
+
+def test_the_stats_api_speaks_the_counter_table(bench):
+    """Every counter view's keys are rlb/core/counters.py's names, in its order (that a
+    drop lands under its reason's name: test_malformed_input_is_counted)."""
+    from rlb.core import counters
+    data = bench.d.stats()
+    assert list(data["reasons"]) == list(counters.REASON.names())
+    st = data["ports"][0]["stats"]
+    assert [k for k in st if k not in ("kernel_rx", "lost_before_port")] == \
+        list(counters.PORT.names())
+    dp = bench.d.ok("show dataplane")["data"]
+    assert all(set(counters.WORKER.names()) <= set(w) for w in dp["workers"])
+    assert set(counters.CONNS.names()) <= set(dp["connections"])
+    bench.d.ok("ipvsadm -A -t 10.2.0.100:80 -s rr")
+    try:
+        bench.d.ok("ipvsadm -a -t 10.2.0.100:80 -r 10.2.0.5:80 -m")
+        svc = bench.d.ok("ipvsadm -L -n --stats")["data"]["services"][0]
+        assert list(svc["stats"]) == list(counters.SVC.names())
+        assert list(svc["dests"][0]["stats"]) == list(counters.DEST.names())
+    finally:
+        bench.d.ok("ipvsadm -D -t 10.2.0.100:80")

@@ -4,7 +4,6 @@ the exact data-plane calls, in order. Modes and schedulers are this file's own
 descriptors: the model takes its registries as arguments."""
 import copy
 import inspect
-import re
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Interface
 from pathlib import Path
@@ -15,7 +14,6 @@ from rlb.control import services as services_mod
 from rlb.control.model import CommandError, Model
 from rlb.control.services import (
     DEFAULT_TIMEOUTS,
-    F_HASHED,
     F_PERSISTENT,
     HOST_MASK,
     TCP,
@@ -371,14 +369,22 @@ def test_per_service_limits_of_the_data_plane(m, monkeypatch):
 
 
 def test_limits_are_the_data_planes():
-    """The sizes the model refuses beyond are those the data plane is built with."""
-    pxd = (ROOT / "rlb/core/types.pxd").read_text()
-    for name in ("MAX_DESTS_PER_SVC", "MAX_LADDRS_PER_SVC"):
-        assert int(re.search(rf"{name}\s*=\s*(\d+)", pxd).group(1)) == getattr(services_mod, name)
-    pyx = (ROOT / "rlb/core/dataplane.pyx").read_text()
-    caps = re.search(r"svc_cap=(\d+), dest_cap=(\d+)", pyx)
-    assert (int(caps.group(1)), int(caps.group(2))) == (services_mod.MAX_SERVICES,
-                                                        services_mod.MAX_DESTS)
+    """The model takes as many real servers and local addresses per service as the
+    compiled data plane holds, and refuses the next; its default table sizes are those
+    the Engine is built with."""
+    consts = pytest.importorskip("rlb.core.consts")
+    m = model()
+    svc = web(m)
+    base = int(ip("192.168.100.2"))
+    for k in range(consts.MAX_DESTS_PER_SVC):
+        m.services.add_dest(WEB, IPv4Address(base + k), mode="fnat")
+    assert len(svc.dests) == consts.MAX_DESTS_PER_SVC
+    refused(m, m.services.add_dest, WEB, ip("192.168.110.1"), match="at most")
+    for k in range(consts.MAX_LADDRS_PER_SVC):
+        m.services.add_laddr(WEB, ip(f"192.168.120.{1 + k}"), "dpdk0")
+    refused(m, m.services.add_laddr, WEB, ip("192.168.120.250"), "dpdk0", match="at most")
+    assert (services_mod.MAX_SERVICES, services_mod.MAX_DESTS) == (consts.DEFAULT_SVC_CAP,
+                                                                   consts.DEFAULT_DEST_CAP)
     from rlb.control.model import Settings
     assert (Settings().service_table_size, Settings().dest_table_size) == \
         (services_mod.MAX_SERVICES, services_mod.MAX_DESTS)
@@ -715,14 +721,14 @@ def test_engine_calls_clear(fm):
 def test_engine_calls_table_scheduler(fm):
     ms, e = fm.services, fm.engine
     ms.add_service(WEB, sched="mh")
-    assert e.calls[-2:] == [("svc_table", 0, ()), svc_set(sched="mh", flags=F_HASHED)]
+    assert e.calls[-2:] == [("svc_table", 0, ()), svc_set(sched="mh")]
     ms.add_dest(WEB, ip("192.168.100.2"), weight=2)
     ms.add_dest(WEB, ip("192.168.100.3"))
     mark = len(e.calls)
     ms.edit_dest(WEB, ip("192.168.100.2"), weight=0)
     assert since(e, mark) == [dest_set(0, "192.168.100.2", mode="dr", weight=0),
                               ("svc_table", 0, (1,)),
-                              svc_set(sched="mh", flags=F_HASHED, dests=[0, 1])]
+                              svc_set(sched="mh", dests=[0, 1])]
     mark = len(e.calls)
     ms.edit_service(WEB, sched="rr", persistent=10)             # no table any more
     assert since(e, mark) == [svc_set(flags=F_PERSISTENT, timeout=10, dests=[0, 1])]
@@ -777,8 +783,7 @@ def test_attach_replays_the_whole_table():
         dest_set(0, "192.168.100.2"), dest_set(1, "192.168.100.3"),
         svc_set(dests=[0, 1], laddrs=[(i("192.168.100.200"), 0)]),
         dest_set(2, "192.168.100.4", svc=1, port=5353, mode="dr", weight=3),
-        ("svc_table", 1, (2, 2, 2)), svc_set(1, proto=UDP, vport=53, sched="mh", flags=F_HASHED,
-                                             dests=[2])]
+        ("svc_table", 1, (2, 2, 2)), svc_set(1, proto=UDP, vport=53, sched="mh", dests=[2])]
 
 
 def test_attach_gives_what_a_running_model_would_have_pushed():

@@ -1,0 +1,171 @@
+"""The stats API: the workers' counters summed into dicts named as counters.py says.
+
+Engine's observation methods (dataplane.pyx) call these with the engine's state; they
+read the workers' memory while the workers run (a counter is one aligned uint64_t, so a
+read sees an old or a new value, never a torn one).
+"""
+from libc.stdint cimport uint32_t, uint64_t, int32_t
+from libc.string cimport memset
+
+from rlb.core.dpdk.mbuf cimport rte_mempool_in_use_count, rte_mempool_avail_count
+from rlb.core.dpdk.ethdev cimport (rte_eth_stats, rte_eth_stats_get, rte_eth_dev_info,
+                                   rte_eth_dev_info_get, rte_eth_link, rte_eth_link_get_nowait)
+from rlb.core.types cimport *
+
+from rlb.core import counters
+from rlb.core.consts import CONN_STATES, NEIGH_STATES
+
+# The C enums and the table are one source (setup.py generates the first from the
+# second): these catch an extension built from an older table.
+for _group, _count in ((counters.PORT, PORT_COUNT), (counters.REASON, R_COUNT),
+                       (counters.SVC, SVC_COUNT), (counters.DEST, DEST_COUNT),
+                       (counters.WORKER, WORKER_COUNT), (counters.CONNS, CT_COUNT)):
+    if len(_group.names("array")) != _count:
+        raise ImportError(f"rlb.core.stats was built from another counter table "
+                          f"({_group.name}): rebuild (make build)")
+
+cdef tuple PORT_ARRAY = counters.PORT.names("array")
+cdef tuple PORT_PMD = counters.PORT.names("pmd")
+cdef tuple REASONS = counters.REASON.names()
+cdef tuple SVC_ARRAY = counters.SVC.names("array")
+cdef tuple DEST_ARRAY = counters.DEST.names("array")
+cdef tuple WORKER_ARRAY = counters.WORKER.names("array")
+cdef tuple CT_ARRAY = counters.CONNS.names("array")
+
+
+cdef inline void add_array(dict out, tuple names, const uint64_t *a):
+    """out[name] += a[k] for the array slot k of each name."""
+    cdef Py_ssize_t k
+    for k in range(len(names)):
+        out[names[k]] += a[k]
+
+
+cdef dict port_info(engine_t *e, int i, str name):
+    cdef rte_eth_dev_info info
+    cdef rte_eth_link link
+    pid = e.ports[i].port_id
+    rte_eth_dev_info_get(pid, &info)
+    rte_eth_link_get_nowait(pid, &link)
+    return {"name": name, "port_id": pid,
+            "driver": info.driver_name.decode() if info.driver_name else "",
+            "mac": bytes(e.ports[i].mac[:6]), "mtu": e.ports[i].mtu,
+            "queues": e.nworkers, "speed": link.link_speed,
+            "kni_port_id": e.ports[i].kni_id if e.ports[i].has_kni else None}
+
+
+cdef dict port_stats(engine_t *e, int i):
+    cdef rte_eth_stats st
+    cdef int wi
+    memset(&st, 0, sizeof(st))
+    rte_eth_stats_get(e.ports[i].port_id, &st)
+    cdef dict pmd = st                          # the driver's struct, as a dict
+    out = dict.fromkeys(counters.PORT.names(), 0)
+    for name in PORT_PMD:
+        out[name] = pmd[name]
+    for wi in range(e.nworkers):
+        add_array(out, PORT_ARRAY, e.workers[wi].pstats[i])
+    return out
+
+
+cdef dict reasons(engine_t *e):
+    cdef int wi
+    out = dict.fromkeys(REASONS, 0)
+    for wi in range(e.nworkers):
+        add_array(out, REASONS, e.workers[wi].reasons)
+    return out
+
+
+cdef list workers(engine_t *e):
+    cdef worker_t *w
+    out = []
+    for i in range(e.nworkers):
+        w = e.workers[i]
+        row = {"id": i, "lcore": w.lcore}
+        row.update(dict.fromkeys(WORKER_ARRAY, 0))
+        add_array(row, WORKER_ARRAY, w.stats)
+        row.update(running=w.running, match_services=w.nmatch)
+        out.append(row)
+    return out
+
+
+cdef dict pool(engine_t *e):
+    return {"size": e.pool.size, "in_use": rte_mempool_in_use_count(e.pool),
+            "available": rte_mempool_avail_count(e.pool)}
+
+
+cdef dict svc_stats(engine_t *e, int slot):
+    out = dict.fromkeys(counters.SVC.names(), 0)
+    for i in range(e.nworkers):
+        add_array(out, SVC_ARRAY, e.workers[i].svcs[slot].stats)
+    return out
+
+
+cdef dict dest_stats(engine_t *e, int slot):
+    cdef dest_t *d
+    out = dict.fromkeys(counters.DEST.names(), 0)
+    for i in range(e.nworkers):
+        d = &e.workers[i].dests[slot]
+        out["activeconns"] += d.activeconns     # fields the schedulers read
+        out["inactconns"] += d.inactconns
+        out["conns"] += d.conns
+        add_array(out, DEST_ARRAY, d.stats)
+    return out
+
+
+cdef list laddr_stats(engine_t *e, int svc_slot):
+    cdef svc_t *s = &e.workers[0].svcs[svc_slot]
+    zero = dict.fromkeys(counters.LADDR.names(), 0)
+    out = [{"addr": s.laddrs[k].addr, **zero} for k in range(s.nladdrs)]
+    for i in range(e.nworkers):
+        s = &e.workers[i].svcs[svc_slot]
+        for k in range(min(s.nladdrs, len(out))):
+            out[k]["used"] += s.laddrs[k].used  # fields FNAT's port search keeps
+            out[k]["miss"] += s.laddrs[k].miss
+    return out
+
+
+cdef dict conn_summary(engine_t *e):
+    cdef worker_t *w
+    out = {"capacity": e.conn_cap * e.nworkers, "entry_bytes": sizeof(conn_t),
+           "hash_bytes": sizeof(uint32_t) * (e.workers[0].conn_hash_mask + 1) // e.conn_cap}
+    out.update(dict.fromkeys(counters.CONNS.names(), 0))
+    out["per_worker"] = []
+    for i in range(e.nworkers):
+        w = e.workers[i]
+        out["conns"] += w.nconns
+        add_array(out, CT_ARRAY, w.ct_stats)
+        out["per_worker"].append(w.nconns)
+    return out
+
+
+cdef void conn_rows(conn_t *buf, int worker, list out, int limit):
+    """Append the rows of one worker's connection dump (MSG_CONN_DUMP) to out."""
+    cdef conn_t *c
+    cdef uint32_t k = 0
+    while buf[k].proto != 0 and len(out) < limit:
+        c = &buf[k]
+        out.append({"proto": c.proto, "caddr": c.caddr, "cport": c.cport,
+                    "vaddr": c.vaddr, "vport": c.vport, "laddr": c.laddr,
+                    "lport": c.lport, "daddr": c.daddr, "dport": c.dport,
+                    "state": CONN_STATES[c.state],
+                    "expires": <int32_t>c.expires / <double>TICKS_PER_SEC,
+                    "mode": c.mode, "worker": worker,
+                    "template": bool(c.flags & CONN_F_TEMPLATE),
+                    "dest": c.dest & 0xffffff})
+        k += 1
+
+
+cdef void neigh_rows(engine_t *e, neigh_t *buf, int worker, dict merged, uint64_t now):
+    """Merge one worker's neighbour dump (MSG_NEIGH_DUMP) into merged (ip -> row):
+    the freshest entry of an address wins."""
+    cdef neigh_t *n
+    cdef uint32_t k = 0
+    while buf[k].ip != 0:
+        n = &buf[k]
+        ent = {"ip": n.ip, "mac": bytes(n.mac[:6]), "port": n.port,
+               "state": NEIGH_STATES.get(n.state, "NONE"), "worker": worker,
+               "age": (now - n.updated) / e.tsc_hz, "pending": n.npending}
+        old = merged.get(n.ip)
+        if old is None or ent["age"] < old["age"]:
+            merged[n.ip] = ent
+        k += 1

@@ -1,0 +1,307 @@
+"""The workers' nogil loop: bursts in, out, and between bursts the messages and timers.
+
+Runs on the worker lcores with no Python object in sight (tests/unit/core/test_hot_path.py
+checks the generated C): the whole per-packet path is this module's functions and the
+`cdef inline` ones of the .pxd files it cimports, so no call goes through another
+extension module's exported functions (the modes' and schedulers' ops are called
+through the pointers they registered). The control plane (dataplane.pyx) reaches a worker only through
+fixed-size messages in its ring (types.pxd) and reads its counters (stats.pyx).
+"""
+from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, uintptr_t
+from libc.string cimport memset, memcpy
+
+from rlb.core.dpdk.eal cimport rte_rdtsc, rte_smp_wmb, rte_delay_us_sleep
+from rlb.core.dpdk.mbuf cimport rte_mbuf
+from rlb.core.dpdk.ring cimport rte_ring_dequeue_burst, rte_ring_dequeue_elem
+from rlb.core.dpdk.lpm cimport rte_lpm_add, rte_lpm_delete
+from rlb.core.dpdk.ethdev cimport rte_eth_rx_burst, rte_ether_hdr
+from rlb.core.dpdk.net cimport rte_be_to_cpu_16
+from rlb.core.types cimport *
+from rlb.core.packet cimport tx_flush, tx_port, tx_kni, drop, eth_hdr, mac_is_multicast, \
+    ETHER_TYPE_IPV4, ETHER_TYPE_ARP, ETH_HLEN
+from rlb.core.neigh cimport (neigh_find, neigh_insert, neigh_remove, neigh_confirm,
+                             neigh_timer, arp_send, ARP_REQUEST, ZERO_MAC, BCAST)
+from rlb.core.ipv4 cimport ipv4_input, arp_input
+from rlb.core.lb cimport conn_timer, svc_rehash
+
+
+cdef inline void frame_input(engine_t *e, worker_t *w, uint8_t port, rte_mbuf *m) noexcept nogil:
+    cdef rte_ether_hdr *eh
+    cdef uint16_t et
+    w.pstats[port][PORT_RX_PKTS] += 1
+    w.pstats[port][PORT_RX_BYTES] += m.pkt_len
+    if m.data_len < ETH_HLEN:
+        drop(w, m, R_TRUNCATED)
+        return
+    eh = eth_hdr(m)
+    if not mac_is_multicast(eh.dst_addr.addr_bytes) and \
+            memcmp6(eh.dst_addr.addr_bytes, e.ports[port].mac) != 0:
+        drop(w, m, R_L2_OTHER_HOST)
+        return
+    et = rte_be_to_cpu_16(eh.ether_type)
+    if et == ETHER_TYPE_IPV4:
+        ipv4_input(e, w, port, m)
+    elif et == ETHER_TYPE_ARP:
+        arp_input(e, w, port, m)
+    else:
+        w.reasons[R_ETHERTYPE_KNI] += 1
+        tx_kni(e, w, port, m)
+
+
+cdef inline int memcmp6(const uint8_t *a, const uint8_t *b) noexcept nogil:
+    cdef int i
+    for i in range(6):
+        if a[i] != b[i]:
+            return 1
+    return 0
+
+
+cdef void apply_msg(engine_t *e, worker_t *w, msg_t *msg) noexcept nogil:
+    cdef route_t *r
+    cdef neigh_t *n
+    cdef neigh_t *out
+    cdef uint32_t i, k
+    if msg.type == MSG_ROUTE_SET:
+        r = &w.routes[msg.a]
+        r.prefix = msg.b
+        r.gw = msg.c
+        r.src = msg.d
+        r.plen = msg.plen
+        r.scope = msg.scope
+        r.port = <uint8_t>msg.port
+        r.mtu = msg.mtu
+        r.sapool = msg.flags & 1
+        r.used = 1
+        if msg.plen == 0:
+            w.default_route = msg.a
+        else:
+            rte_lpm_add(w.lpm, msg.b, msg.plen, msg.a)
+    elif msg.type == MSG_ROUTE_DEL:
+        if msg.plen == 0:
+            w.default_route = NONE32
+        else:
+            rte_lpm_delete(w.lpm, msg.b, msg.plen)
+        w.routes[msg.a].used = 0
+    elif msg.type == MSG_NEIGH_SET or msg.type == MSG_NEIGH_LEARN:
+        n = neigh_find(w, msg.b)
+        if n == NULL:
+            n = neigh_insert(w, msg.b)
+        if n == NULL:
+            w.reasons[R_NEIGH_TABLE_FULL] += 1
+        elif msg.type == MSG_NEIGH_SET:
+            n.state = NEIGH_INCOMPLETE          # let a static entry replace anything
+            neigh_confirm(e, w, n, msg.mac, <uint8_t>msg.port, msg.flags & 1)
+        elif n.state != NEIGH_STATIC:
+            neigh_confirm(e, w, n, msg.mac, <uint8_t>msg.port, 0)
+    elif msg.type == MSG_NEIGH_DEL:
+        n = neigh_find(w, msg.b)
+        if n != NULL:
+            neigh_remove(w, n, R_NEIGH_UNRESOLVED)
+    elif msg.type == MSG_NEIGH_FLUSH:
+        i = 0
+        while i <= w.neigh_mask:
+            n = &w.neigh[i]
+            if n.ip != 0 and n.state != NEIGH_STATIC and (msg.port == 0xffff or n.port == msg.port):
+                neigh_remove(w, n, R_NEIGH_UNRESOLVED)
+                continue
+            i += 1
+    elif msg.type == MSG_NEIGH_DUMP:
+        out = <neigh_t *><uintptr_t>msg.ptr
+        k = 0
+        for i in range(w.neigh_mask + 1):
+            if w.neigh[i].ip != 0 and k < msg.a:
+                memcpy(&out[k], &w.neigh[i], sizeof(neigh_t))
+                k += 1
+        out[k].ip = 0
+    elif msg.type == MSG_GARP:
+        if w.id == 0:
+            arp_send(e, w, <uint8_t>msg.port, ARP_REQUEST, msg.b, ZERO_MAC, msg.b, BCAST)
+    elif msg.type == MSG_PORT_ADDR:
+        w.port_addr[msg.port] = msg.b
+    elif msg.type == MSG_SVC_SET:
+        svc_apply(e, w, msg.a, <svc_t *><uintptr_t>msg.ptr)
+    elif msg.type == MSG_SVC_DEL:
+        w.svcs[msg.a].used = 0
+        w.svcs[msg.a].table = NULL
+        svc_rehash(e, w)
+    elif msg.type == MSG_SVC_TABLE:
+        w.svcs[msg.a].table = <uint32_t *><uintptr_t>msg.ptr
+        w.svcs[msg.a].table_size = msg.b
+    elif msg.type == MSG_DEST_SET:
+        dest_apply(w, msg.a, <dest_t *><uintptr_t>msg.ptr)
+    elif msg.type == MSG_DEST_DEL:
+        w.dests[msg.a].used = 0
+        w.dests[msg.a].flags = DEST_F_DELETED
+        w.dests[msg.a].gen += 1              # its connections end at their next packet
+    elif msg.type == MSG_CONN_DUMP:
+        conn_dump(e, w, <conn_t *><uintptr_t>msg.ptr, msg.a)
+    elif msg.type == MSG_ZERO:
+        zero_counters(e, w, msg.a)
+    if msg.seq:
+        rte_smp_wmb()
+        w.applied_seq = msg.seq
+
+
+cdef void svc_apply(engine_t *e, worker_t *w, uint32_t slot, svc_t *cfg) noexcept nogil:
+    """New configuration for a service slot; an unchanged service keeps its counters,
+    scheduler position and local-port cursors (its connections never notice)."""
+    cdef svc_t *s = &w.svcs[slot]
+    cdef svc_t old
+    cdef int i, j
+    memcpy(&old, s, sizeof(svc_t))
+    memcpy(s, cfg, sizeof(svc_t))
+    s.used = 1
+    s.table = old.table
+    s.table_size = old.table_size
+    if old.used and old.vaddr == cfg.vaddr and old.vport == cfg.vport and old.proto == cfg.proto:
+        s.sched_cursor = old.sched_cursor
+        s.sched_cw = old.sched_cw
+        s.laddr_cursor = old.laddr_cursor
+        memcpy(s.stats, old.stats, sizeof(s.stats))
+        for i in range(s.nladdrs):
+            for j in range(old.nladdrs):
+                if old.laddrs[j].addr == s.laddrs[i].addr:
+                    s.laddrs[i].cursor = old.laddrs[j].cursor
+                    s.laddrs[i].used = old.laddrs[j].used
+                    s.laddrs[i].miss = old.laddrs[j].miss
+    svc_rehash(e, w)
+
+
+cdef void dest_apply(worker_t *w, uint32_t slot, dest_t *cfg) noexcept nogil:
+    cdef dest_t *d = &w.dests[slot]
+    cdef uint8_t same = d.used and d.addr == cfg.addr and d.port == cfg.port and d.svc == cfg.svc
+    d.weight = cfg.weight
+    d.u_threshold = cfg.u_threshold
+    d.l_threshold = cfg.l_threshold
+    d.flags = cfg.flags
+    d.mode = cfg.mode
+    if same:
+        return
+    d.gen += 1                     # a reused slot: connections of the old one end
+    d.addr = cfg.addr
+    d.port = cfg.port
+    d.svc = cfg.svc
+    d.used = 1
+    d.activeconns = 0
+    d.inactconns = 0
+    d.conns = 0
+    memset(d.stats, 0, sizeof(d.stats))
+
+
+cdef void conn_dump(engine_t *e, worker_t *w, conn_t *out, uint32_t cap) noexcept nogil:
+    """Connections and persistence templates; a template gets its real server's address,
+    port and mode (LVS lists it as a connection with client port 0)."""
+    cdef uint32_t i, k = 0
+    cdef dest_t *d
+    for i in range(cap):
+        out[i].proto = 0
+    for i in range(e.conn_cap):
+        if k + 1 >= cap:
+            break
+        if w.conns[i].proto != 0:
+            memcpy(&out[k], &w.conns[i], sizeof(conn_t))
+            out[k].expires = w.conns[i].expires - w.tick
+            if w.conns[i].flags & CONN_F_TEMPLATE:
+                d = &w.dests[w.conns[i].dest & 0xffffff]
+                if d.gen == (w.conns[i].dest >> 24):
+                    out[k].daddr = d.addr
+                    out[k].dport = d.port
+                    out[k].mode = d.mode
+                else:                   # its real server went: counted for none
+                    out[k].dest = NONE32
+            k += 1
+
+
+cdef void zero_counters(engine_t *e, worker_t *w, uint32_t only) noexcept nogil:
+    cdef uint32_t i, k
+    cdef svc_t *s
+    cdef dest_t *d
+    for i in range(e.svc_cap):
+        if only != NONE32 and i != only:
+            continue
+        s = &w.svcs[i]
+        memset(s.stats, 0, sizeof(s.stats))
+        for k in range(s.nladdrs):
+            s.laddrs[k].miss = 0
+        if s.used:
+            for k in range(s.ndests):
+                d = &w.dests[s.dests[k]]
+                d.conns = 0
+                memset(d.stats, 0, sizeof(d.stats))
+
+
+cdef inline void flush_all(engine_t *e, worker_t *w) noexcept nogil:
+    cdef uint16_t p
+    for p in range(e.nports):
+        tx_flush(e, w, &w.tx[p], e.ports[p].port_id, R_TX_FULL)
+        if e.ports[p].has_kni:
+            tx_flush(e, w, &w.kni[p], e.ports[p].kni_id, R_KNI_FULL)
+
+
+cdef int worker_main(void *arg) noexcept nogil:
+    cdef worker_t *w = <worker_t *>arg
+    cdef engine_t *e = w.engine
+    cdef rte_mbuf *pkts[BURST]
+    cdef uint16_t n, i, p
+    cdef uint32_t got
+    cdef uint32_t idle = 0
+    cdef msg_t msg
+    cdef uint64_t now
+    cdef uint32_t ticks
+    w.next_tick = rte_rdtsc() + e.tsc_hz // TICKS_PER_SEC
+    w.running = 1
+    while not e.stop:
+        got = 0
+        for p in range(e.nports):
+            n = rte_eth_rx_burst(e.ports[p].port_id, w.queue, pkts, BURST)
+            got += n
+            for i in range(n):
+                frame_input(e, w, <uint8_t>p, pkts[i])
+            if e.ports[p].has_kni and (w.stats[WORKER_POLLS] & (KNI_POLL_EVERY - 1)) == 0:
+                # what the kernel sends on <port>.kni leaves through the port; a tap
+                # poll is a readv() system call, so not on every loop (bench/README.md)
+                n = rte_eth_rx_burst(e.ports[p].kni_id, w.queue, pkts, BURST)
+                got += n
+                for i in range(n):
+                    w.pstats[p][PORT_FROM_KNI] += 1
+                    tx_port(e, w, <uint8_t>p, pkts[i])
+        n = rte_ring_dequeue_burst(w.redirect, <void **>pkts, BURST, NULL)
+        got += n
+        for i in range(n):
+            # handed over by another worker: m.port holds our port index
+            ipv4_input(e, w, <uint8_t>pkts[i].port, pkts[i])
+        flush_all(e, w)
+        for i in range(64):
+            if rte_ring_dequeue_elem(w.ring, &msg, MSG_SIZE) != 0:
+                break
+            apply_msg(e, w, &msg)
+            got += 1
+        flush_all(e, w)
+        w.stats[WORKER_POLLS] += 1
+        now = rte_rdtsc()
+        if now >= w.next_tick:
+            ticks = 0
+            while now >= w.next_tick and ticks < 64:
+                w.tick += 1
+                w.next_tick += e.tsc_hz // TICKS_PER_SEC
+                conn_timer(e, w)
+                ticks += 1
+            if now >= w.next_tick:          # far behind (e.g. stopped in a debugger)
+                w.next_tick = now + e.tsc_hz // TICKS_PER_SEC
+            flush_all(e, w)
+        if now >= w.next_timer:
+            w.next_timer = now + e.tsc_hz
+            w.icmp_tokens = ICMP_ERRORS_PER_SEC
+            neigh_timer(e, w, now)
+            flush_all(e, w)
+        if got:
+            idle = 0
+        elif not e.busy_poll:
+            idle += 1
+            if idle > 64:
+                # back off so that a small machine stays usable; busy_poll disables this
+                w.stats[WORKER_IDLE_SLEEPS] += 1
+                rte_delay_us_sleep(e.idle_sleep_us)
+    flush_all(e, w)
+    w.running = 0
+    return 0
