@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address
 
 from rlb.control.history import KEEP, Store, atomic_write, now  # noqa: F401  (their home)
-from rlb.control.model import RUNTIME, CommandError, Model
+from rlb.model.model import RUNTIME, CommandError, Model
 from rlb.control.running import (PORT_ONLY, VIA, WITH_SRC, Running, laddr_made, render,
                                  route_group)
 
@@ -281,7 +281,7 @@ def _settings(running: Model, target: Model, done) -> None:
 
 
 def _accounts(running: Model, target: Model, done) -> None:
-    from rlb.shell.users import accounts
+    from rlb.commands.users import accounts
     have, want = accounts(running), accounts(target)
     mine = {n: (u.privilege, [k for k, _ in u.keys]) for n, u in have.users.items()}
     theirs = {n: (u.privilege, [k for k, _ in u.keys]) for n, u in want.users.items()}

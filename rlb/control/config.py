@@ -8,9 +8,9 @@ from __future__ import annotations
 import functools
 import inspect
 
-from rlb.control.model import CommandError, Model
-from rlb.shell.commands import Context, Reply, g
-from rlb.shell.grammar import ParseError
+from rlb.model.model import CommandError, Model
+from rlb.commands.base import Context, Reply, g
+from rlb.commands.grammar import ParseError
 
 # Files run in configuration mode: its router-style commands, and through its parent
 # the dpip and ipvsadm lines.

@@ -14,7 +14,7 @@ import os
 import re
 import time
 
-from rlb.control.model import CommandError, Model
+from rlb.model.model import CommandError, Model
 from rlb.control.running import Running, render
 
 log = logging.getLogger("rlb.commit")

@@ -29,14 +29,14 @@ import struct
 import time
 
 from rlb.control.config import ConfigError, handler_params
-from rlb.control.model import CommandError, Model
-from rlb.shell.commands import (ADMIN, CONFIG, ENABLE, PIPE, ROOT, VIEW, Context, Reply,
+from rlb.model.model import CommandError, Model
+from rlb.commands.base import (ADMIN, CONFIG, ENABLE, PIPE, ROOT, VIEW, Context, Reply,
                                 do_exec, g)
-from rlb.shell.configure import load as load_lines
-from rlb.shell.configure import KEEPS_SECTION, via
-from rlb.shell.grammar import CR, MAX_LINE, Grammar, ParseError
-from rlb.shell.render import split_pipes
-from rlb.shell.users import accounts
+from rlb.commands.configure import load as load_lines
+from rlb.commands.configure import KEEPS_SECTION, via
+from rlb.commands.grammar import CR, MAX_LINE, Grammar, ParseError
+from rlb.commands.render import split_pipes
+from rlb.commands.users import accounts
 
 log = logging.getLogger("rlb.control")
 audit = logging.getLogger("rlb.audit")

@@ -22,12 +22,12 @@ from rlb.control import history as history_mod
 from rlb.control import server
 from rlb.control.commit import Store, apply, atomic_write, build, transform
 from rlb.control.config import run
-from rlb.control.model import CommandError, Model
+from rlb.model.model import CommandError, Model
 from rlb.control.running import render
 from rlb.control.server import execute, open_shell
-from rlb.control.services import TCP, UDP, Services
-from rlb.shell.commands import Context, g
-from rlb.shell.configure import load as load_lines
+from rlb.model.services import TCP, UDP, Services
+from rlb.commands.base import Context, g
+from rlb.commands.configure import load as load_lines
 from support import samples
 
 KEY = asyncssh.generate_private_key("ssh-ed25519").export_public_key().decode().strip()

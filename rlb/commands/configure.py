@@ -24,10 +24,10 @@ import logging
 import time
 
 from rlb.control.commit import Candidate, apply, candidate_model, diff
-from rlb.control.model import CommandError
-from rlb.control.model import Route
+from rlb.model.model import CommandError
+from rlb.model.model import Route
 from rlb.control.running import render, route_line
-from rlb.shell.commands import (CONFIG, ENABLE, ROOT, ROUTE_HELP, ROUTE_OPTS, VS_DEF, VS_HELP,
+from rlb.commands.base import (CONFIG, ENABLE, ROOT, ROUTE_HELP, ROUTE_OPTS, VS_DEF, VS_HELP,
                                 Reply, _prefix, _vs_key, g, route_add)
 
 IF, VS = "config-if", "config-vs"
@@ -208,14 +208,14 @@ def ip_vs_timeout(ctx, tcp, tcpfin, udp):
 
 @g.command("no ip vs timeout", node=CONFIG)
 def no_ip_vs_timeout(ctx):
-    from rlb.control.services import DEFAULT_TIMEOUTS
+    from rlb.model.services import DEFAULT_TIMEOUTS
     ctx.model.services.set_timeouts(**DEFAULT_TIMEOUTS)
     return Reply()
 
 
 # ------------------------------------------------------------- virtual servers
 
-# VS_DEF, VS_HELP, _vs_key: in rlb/shell/commands.py, shared with `clear ip vs counters`
+# VS_DEF, VS_HELP, _vs_key: in rlb/commands/base.py, shared with `clear ip vs counters`
 
 
 @g.command("virtual-server " + VS_DEF, node=CONFIG, help=VS_HELP)
@@ -246,7 +246,7 @@ def vs_scheduler(ctx, sched, target):
 @g.command("persistent [(1-2678400)$timeout] [netmask A.B.C.D$netmask]", node=VS,
            help={"timeout": "Seconds (default 300)", "netmask": "Client mask (default /32)"})
 def vs_persistent(ctx, timeout, netmask):
-    from rlb.control.services import HOST_MASK, PERSISTENT_TIMEOUT
+    from rlb.model.services import HOST_MASK, PERSISTENT_TIMEOUT
     ctx.model.services.edit_service(ctx.section, persistent=timeout or PERSISTENT_TIMEOUT,
                                     netmask=netmask or HOST_MASK)
     return Reply()
@@ -528,7 +528,7 @@ def load(ctx, lines, source: str, replace: bool = False) -> Reply:
         cand.model = candidate_model(lines, source)
     else:
         from rlb.control.config import run_lines
-        from rlb.shell.commands import Context
+        from rlb.commands.base import Context
         run_lines(Context(cand.model, user=ctx.user), lines, source)
     ctx.candidate = cand
     try:
