@@ -50,6 +50,9 @@ class Context:
     tty: str | None = None          # the terminal of an interactive `rlb` (console)
     active: float = field(default_factory=time.monotonic)   # last request (show users)
     via: str = ""                   # how the session came: "socket", "ssh" (the history says)
+    # The commit machinery and exec dispatch (rlb.control.machinery.Control), set by control
+    # when it runs a handler: the commands sit below control and do not import it.
+    control: object = None
 
     def __post_init__(self):
         if self.running is None:
@@ -149,7 +152,7 @@ def enter_dataplane(ctx):
 
 # Settings attribute -> its line in the dataplane section, the one table of them: the
 # commands below are made from it, and so is the section `show running-config` writes
-# (rlb/control/running.py). Model.set_setting checks a value beyond its range and gives
+# (rlb/commands/running.py). Model.set_setting checks a value beyond its range and gives
 # the runtime ones to a running data plane.
 NUMBERS = {"workers": "workers (1-16)", "memory": "memory (64-65536)",
            "pool_size": "pool-size (1024-4194304)",
@@ -534,8 +537,7 @@ def terminal_width(ctx, n):
 def do_exec(ctx, line):
     """An exec-mode command from a configuration mode, as IOS and FRR: shows, clears,
     `write memory`; the session stays where it is."""
-    from rlb.control.server import run_exec
-    return run_exec(ctx, line)
+    return ctx.control.run_exec(ctx, line)
 
 
 for _node in (CONFIG, "dataplane"):

@@ -8,7 +8,9 @@ from __future__ import annotations
 import functools
 import inspect
 
-from rlb.model.model import CommandError, Model
+from rlb.control.machinery import CONTROL
+from rlb.errors import CommandError, ConfigError  # noqa: F401  (ConfigError: its home is rlb.errors)
+from rlb.model.model import Model
 from rlb.commands.base import Context, Reply, g
 from rlb.commands.grammar import ParseError
 
@@ -17,16 +19,13 @@ from rlb.commands.grammar import ParseError
 TOP = "config"
 
 
-class ConfigError(Exception):
-    """A line of a file or batch that cannot be applied: FILE:LINE: reason."""
-
-
 def run(ctx: Context, line: str) -> Reply:
     """Parse one line in the context's node and run its handler with the bindings it
     names (keywords it does not care about are not passed)."""
     m = _parse_up(ctx, line)
     if m is None:
         return Reply()
+    ctx.control = ctx.control or CONTROL
     wanted = handler_params(m.command.handler)
     return m.command.handler(ctx, **{k: v for k, v in m.args.items() if k in wanted}) or Reply()
 

@@ -1,4 +1,4 @@
-"""rlb.control.commit and rlb.control.running without a data plane: the running
+"""rlb.control.commit and rlb.commands.running without a data plane: the running
 configuration reads back as it was written (rich and random configurations), transform()
 changes only what differs, apply() is all or nothing, the shell's configuration mode
 (commit, rollback, abort, two sessions, commit confirmed), the commit Store,
@@ -23,7 +23,7 @@ from rlb.control import server
 from rlb.control.commit import Store, apply, atomic_write, build, transform
 from rlb.control.config import run
 from rlb.model.model import CommandError, Model
-from rlb.control.running import render
+from rlb.commands.running import render
 from rlb.control.server import execute, open_shell
 from rlb.model.services import TCP, UDP, Services
 from rlb.commands.base import Context, g

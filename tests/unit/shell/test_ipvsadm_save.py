@@ -6,7 +6,7 @@ import pytest
 
 from rlb.control import server
 from rlb.control.commit import Store
-from rlb.control.running import render
+from rlb.commands.running import render
 from rlb.sched import Scheduler
 from rlb.commands import ipvsadm
 from rlb.commands.base import Context

@@ -1,0 +1,101 @@
+"""No package of rlb imports one above it: every import of every module under rlb/, at
+the top or inside a function, is checked against the layer order below."""
+import ast
+import sys
+from pathlib import Path
+
+import rlb
+
+RLB = Path(rlb.__file__).resolve().parent
+
+# Low to high. A module may import its own layer and those below it. A name not listed
+# (a new top-level module or package) fails until it is given a layer.
+LAYERS = [
+    {"rlb.core"},
+    {"rlb.errors"},
+    {"rlb.sched", "rlb.modes", "rlb.toa", "rlb.uoa"},
+    {"rlb.plugins"},
+    {"rlb.model"},
+    {"rlb.commands"},
+    {"rlb.control"},
+    {"rlb.shell"},
+    {"rlb.daemon", "rlb.cli", "rlb.__main__", "rlb.lab", "rlb.routing"},
+]
+LEVEL = {name: i for i, names in enumerate(LAYERS) for name in names}
+
+
+def layer(module: str) -> int | None:
+    """The layer of a dotted name: that of its longest listed prefix (rlb.model.services
+    is rlb.model's)."""
+    parts = module.split(".")
+    for n in range(len(parts), 0, -1):
+        if ".".join(parts[:n]) in LEVEL:
+            return LEVEL[".".join(parts[:n])]
+    return None
+
+
+def module_name(path: Path) -> str:
+    rel = path.relative_to(RLB.parent).with_suffix("")
+    parts = rel.parts[:-1] if rel.name == "__init__" else rel.parts
+    return ".".join(parts)
+
+
+def imports(path: Path):
+    """(line, imported module) for every import in the file, wherever it stands."""
+    name = module_name(path)
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                yield node.lineno, alias.name
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:                      # relative: resolve against the package
+                up = package.split(".")[:len(package.split(".")) - node.level + 1]
+                base = ".".join(up + ([base] if base else []))
+            # `from rlb import plugins` imports rlb.plugins: judge each name it takes
+            for alias in node.names:
+                full = f"{base}.{alias.name}"
+                yield node.lineno, full if layer(full) is not None and base == "rlb" else base
+
+
+def offences():
+    found = []
+    for path in sorted(RLB.rglob("*.py")):
+        name = module_name(path)
+        if name == "rlb":
+            continue
+        own = layer(name)
+        if own is None:
+            found.append(f"{path.relative_to(RLB.parent)}: {name} has no layer in LAYERS")
+            continue
+        for lineno, target in sorted(set(imports(path))):
+            if not target.startswith("rlb."):       # the bare package rlb holds nothing
+                continue
+            theirs = layer(target)
+            if theirs is None or theirs > own:
+                found.append(f"{path.relative_to(RLB.parent)}:{lineno}: {name} imports "
+                             f"{target}" + (" (no layer)" if theirs is None else " (above it)"))
+    return found
+
+
+def test_no_package_imports_one_above_it():
+    found = offences()
+    assert not found, "imports against the layer order:\n" + "\n".join(found)
+
+
+def test_the_check_sees_function_level_imports(tmp_path, monkeypatch):
+    """The walk finds an import inside a function, and an upward one is an offence."""
+    src = tmp_path / "rlb" / "model" / "probe.py"
+    src.parent.mkdir(parents=True)
+    src.write_text('"""probe"""\ndef f():\n    from rlb.control import server\n')
+    monkeypatch.setattr(sys.modules[__name__], "RLB", tmp_path / "rlb")
+    assert offences() == ["rlb/model/probe.py:3: rlb.model.probe imports "
+                          "rlb.control (above it)"]
+
+
+def test_every_layer_is_a_real_module():
+    for name in LEVEL:
+        rel = Path(*name.split(".")[1:])
+        assert ((RLB / rel).is_dir() or (RLB / rel).with_suffix(".py").exists()
+                or any(RLB.glob(f"{rel}*.so"))), f"{name} in LAYERS does not exist"
