@@ -1,6 +1,8 @@
 """No package of rlb imports one above it: every import of every module under rlb/, at
-the top or inside a function, is checked against the layer order below."""
+the top or inside a function (and every cimport or import of the Cython sources), is
+checked against the layer order below."""
 import ast
+import re
 import sys
 from pathlib import Path
 
@@ -35,13 +37,28 @@ def layer(module: str) -> int | None:
 
 
 def module_name(path: Path) -> str:
-    rel = path.relative_to(RLB.parent).with_suffix("")
+    rel = path.relative_to(RLB.parent)
+    rel = rel.with_name(rel.name.split(".")[0])
     parts = rel.parts[:-1] if rel.name == "__init__" else rel.parts
     return ".".join(parts)
 
 
+# Cython: `from rlb.x cimport y`, `cimport rlb.x`, and the Python forms, on any line
+CY_IMPORT = re.compile(r"^\s*(?:from\s+([\w.]+)\s+c?import\b|c?import\s+([\w.]+))")
+
+
+def cython_imports(path: Path):
+    for lineno, line in enumerate(path.read_text().splitlines(), 1):
+        m = CY_IMPORT.match(line.split("#")[0])
+        if m:
+            yield lineno, m.group(1) or m.group(2)
+
+
 def imports(path: Path):
     """(line, imported module) for every import in the file, wherever it stands."""
+    if path.suffix in (".pyx", ".pxd"):
+        yield from cython_imports(path)
+        return
     name = module_name(path)
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
@@ -61,7 +78,7 @@ def imports(path: Path):
 
 def offences():
     found = []
-    for path in sorted(RLB.rglob("*.py")):
+    for path in sorted(p for ext in ("py", "pyx", "pxd") for p in RLB.rglob(f"*.{ext}")):
         name = module_name(path)
         if name == "rlb":
             continue
@@ -90,8 +107,11 @@ def test_the_check_sees_function_level_imports(tmp_path, monkeypatch):
     src.parent.mkdir(parents=True)
     src.write_text('"""probe"""\ndef f():\n    from rlb.control import server\n')
     monkeypatch.setattr(sys.modules[__name__], "RLB", tmp_path / "rlb")
+    (src.parent / "probe_fast.pyx").write_text("cdef f():\n    from rlb.shell cimport repl\n")
     assert offences() == ["rlb/model/probe.py:3: rlb.model.probe imports "
-                          "rlb.control (above it)"]
+                          "rlb.control (above it)",
+                          "rlb/model/probe_fast.pyx:2: rlb.model.probe_fast imports "
+                          "rlb.shell (above it)"]
 
 
 def test_every_layer_is_a_real_module():
