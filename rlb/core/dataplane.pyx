@@ -370,7 +370,7 @@ cdef class Engine:
     def pool(self):
         return stats.pool(&g)
 
-    # -- virtual services (rlb/control/services.py drives these)
+    # -- virtual services (rlb/model/services.py drives these)
 
     def register_mode(self, int index, capsule):
         if not 0 <= index < MAX_MODES:

@@ -1,4 +1,4 @@
-"""rlb.control.model without a data plane: what each change records, what it refuses,
+"""rlb.model.model without a data plane: what each change records, what it refuses,
 and that a refused change leaves everything as it was; a recording fake engine checks
 what is pushed to the data plane."""
 import copy
@@ -8,8 +8,8 @@ from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 import pytest
 
 from rlb.control.config import run
-from rlb.control.model import SCOPE_CODE, SCOPES, CommandError, Model
-from rlb.shell.commands import Context
+from rlb.model.model import SCOPE_CODE, SCOPES, CommandError, Model
+from rlb.commands.base import Context
 
 
 def ip(text):
