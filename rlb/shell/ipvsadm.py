@@ -12,8 +12,9 @@ from collections import Counter
 from ipaddress import IPv4Address
 
 from rlb.control.model import CommandError
-from rlb.control.services import (DEFAULT_SCHEDULER, HOST_MASK, PERSISTENT_TIMEOUT, PROTO_NAMES,
-                                  TCP, UDP, svc_key)
+from rlb import plugins
+from rlb.control.services import (DEFAULT_MODE, DEFAULT_SCHEDULER, HOST_MASK,
+                                  PERSISTENT_TIMEOUT, PROTO_NAMES, TCP, UDP, svc_key)
 from rlb.shell.commands import Reply, g
 from rlb.shell.grammar import ParseError
 
@@ -41,22 +42,23 @@ _OPTIONS = [
     ("-w", "--weight", "Real server capacity (0: no new connections)"),
     ("-x", "--u-threshold", "Upper connection threshold (0: none)"),
     ("-y", "--l-threshold", "Lower connection threshold"),
-    ("-b", "--fullnat", "Full NAT forwarding (needs local addresses)"),
-    ("-g", "--gatewaying", "Direct routing forwarding (the default)"),
-    ("-i", "--ipip", "IP-in-IP tunnel forwarding"),
-    ("-m", "--masquerading", "NAT (masquerading) forwarding"),
-    ("-J", "--snat", "SNAT forwarding"),
     ("-n", "--numeric", "Numeric addresses and ports (rlb always is)"),
     ("-c", "--connection", "List the connection table"),
     ("-X", "--exact", "Exact numbers (no K, M, G)"),
     ("-z", "--laddr", "Local address"),
     ("-F", "--ifname", "Port of the local address"),
 ]
-g.words({w: h for short, long, h in _OPTIONS for w in (short, long)})
+# the forwarding modes' flags are the registry's (a plugin's mode brings its own)
+_MODES = [(m.flag, m.long_flag, m.help + (" (the default)" if m.name == DEFAULT_MODE else ""))
+          for m in plugins.modes().values()]
+_clash = {w for *ws, _ in _MODES for w in ws} & {w for *ws, _ in _OPTIONS for w in ws}
+if _clash:
+    raise plugins.PluginError(f"forwarding mode flags {sorted(_clash)} are ipvsadm options")
+g.words({w: h for short, long, h in _OPTIONS + _MODES for w in (short, long)})
 g.words({
     "ipvsadm": "IPVS virtual server administration (DPVS ipvsadm)",
     # -s is also dpip's statistics option; its help is in rlb/shell/commands.py
-    "--scheduler": "Scheduling method (default wlc)",
+    "--scheduler": f"Scheduling method (default {DEFAULT_SCHEDULER})",
     "-L": "List the table", "-l": "List the table", "--list": "List the table",
     "-ln": "List the table (-l -n)", "-Ln": "List the table (-L -n)",
     "-lnc": "List the connections (-l -n -c)", "-Lnc": "List the connections (-L -n -c)",
@@ -75,7 +77,7 @@ SVC = "(-t|--tcp-service) A.B.C.D:PORT$tcp|(-u|--udp-service) A.B.C.D:PORT$udp|(
 SVC_OPTS = ("(-s|--scheduler) WORD$sched|(-p|--persistent)$persistent [(1-2678400)$timeout]"
             "|(-M|--netmask) A.B.C.D$netmask|--hash-target WORD$target")
 RS = "(-r|--real-server) A.B.C.D:PORT$server"
-RS_OPTS = ("(-b|-g|-i|-m|-J|--fullnat|--gatewaying|--ipip|--masquerading|--snat)$fwd"
+RS_OPTS = (f"({'|'.join([f for f, _, _ in _MODES] + [f for _, f, _ in _MODES])})$fwd"
            "|(-w|--weight) (0-65535)$weight|(-x|--u-threshold) (0-2147483647)$upper"
            "|(-y|--l-threshold) (0-2147483647)$lower")
 LADDR = "(-z|--laddr) A.B.C.D$laddr|(-F|--ifname) WORD$dev"

@@ -1,9 +1,9 @@
-"""rlb.toa: option 254 found in a saved SYN (scapy builds the headers)."""
+"""rlb.modes.fnat.toa (rlb.toa): option 254 found in a saved SYN (scapy builds the headers)."""
 import socket
 
 from scapy.layers.inet import IP, TCP
 
-from rlb import toa
+from rlb.modes.fnat import toa
 
 
 def syn(options):

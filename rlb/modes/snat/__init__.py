@@ -2,8 +2,7 @@
 address added with `dpip addr add ... sapool`; TCP, UDP and ICMP echo."""
 from rlb.errors import CommandError
 from rlb.core.hookspecs import hookimpl
-from rlb.modes import Mode
-from rlb.modes import _snat
+from rlb.modes import Compiled, Mode
 
 
 class Snat(Mode):
@@ -20,7 +19,7 @@ class Snat(Mode):
 
 
 SNAT = Snat(name="snat", flag="-J", long_flag="--snat", display="SNAT", match_only=True,
-            ops=_snat.ops)
+            ops=Compiled(f"{__name__}.fast"), help="SNAT forwarding")
 
 
 @hookimpl
