@@ -10,6 +10,8 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass
 
+from rlb.core.hookspecs import hookimpl
+
 
 @dataclass(frozen=True)
 class Mode:
@@ -44,3 +46,9 @@ class Compiled:
 
     def __repr__(self):
         return f"Compiled({self.module!r})"
+
+
+def provides(*modes: Mode):
+    """A plugin module's `rlb_forwarding_modes` hook, returning these modes:
+    `rlb_forwarding_modes = provides(FNAT)`."""
+    return hookimpl(lambda: list(modes))

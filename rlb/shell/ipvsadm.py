@@ -48,13 +48,22 @@ _OPTIONS = [
     ("-z", "--laddr", "Local address"),
     ("-F", "--ifname", "Port of the local address"),
 ]
-# the forwarding modes' flags are the registry's (a plugin's mode brings its own)
-_MODES = [(m.flag, m.long_flag, m.help + (" (the default)" if m.name == DEFAULT_MODE else ""))
-          for m in plugins.modes().values()]
-_clash = {w for *ws, _ in _MODES for w in ws} & {w for *ws, _ in _OPTIONS for w in ws}
-if _clash:
-    raise plugins.PluginError(f"forwarding mode flags {sorted(_clash)} are ipvsadm options")
-g.words({w: h for short, long, h in _OPTIONS + _MODES for w in (short, long)})
+_MODES = list(plugins.modes().values())
+
+
+def _words(modes) -> dict:
+    """Each option's help; the forwarding modes' flags are the registry's (a plugin's
+    mode brings its own), and one that is also a listing option (-X) is described as both."""
+    helps = {w: h for short, long, h in _OPTIONS for w in (short, long)}
+    for m in modes:
+        text = (m.help or f"{m.display} forwarding") + (
+            " (the default)" if m.name == DEFAULT_MODE else "")
+        for w in (m.flag, m.long_flag):
+            helps[w] = f"{helps[w]}; with -r: {text}" if w in helps else text
+    return helps
+
+
+g.words(_words(_MODES))
 g.words({
     "ipvsadm": "IPVS virtual server administration (DPVS ipvsadm)",
     # -s is also dpip's statistics option; its help is in rlb/shell/commands.py
@@ -77,7 +86,7 @@ SVC = "(-t|--tcp-service) A.B.C.D:PORT$tcp|(-u|--udp-service) A.B.C.D:PORT$udp|(
 SVC_OPTS = ("(-s|--scheduler) WORD$sched|(-p|--persistent)$persistent [(1-2678400)$timeout]"
             "|(-M|--netmask) A.B.C.D$netmask|--hash-target WORD$target")
 RS = "(-r|--real-server) A.B.C.D:PORT$server"
-RS_OPTS = (f"({'|'.join([f for f, _, _ in _MODES] + [f for _, f, _ in _MODES])})$fwd"
+RS_OPTS = (f"({'|'.join([m.flag for m in _MODES] + [m.long_flag for m in _MODES])})$fwd"
            "|(-w|--weight) (0-65535)$weight|(-x|--u-threshold) (0-2147483647)$upper"
            "|(-y|--l-threshold) (0-2147483647)$lower")
 LADDR = "(-z|--laddr) A.B.C.D$laddr|(-F|--ifname) WORD$dev"

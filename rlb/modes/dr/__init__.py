@@ -2,9 +2,8 @@
 holding the VIP on lo, answer the client themselves."""
 from __future__ import annotations
 
-from rlb.core.hookspecs import hookimpl
 from rlb.errors import CommandError
-from rlb.modes import Compiled, Mode
+from rlb.modes import Compiled, Mode, provides
 from rlb.modes.direct import (LAN_IP_FIRST, LINK, arp_source, check_not_vip, check_same_port,
                               route_to, source_name)
 
@@ -28,7 +27,4 @@ class Dr(Mode):
 DR = Dr(name="dr", flag="-g", long_flag="--gatewaying", display="Route",
         ops=Compiled(f"{__name__}.fast"), help="Direct routing forwarding")
 
-
-@hookimpl
-def rlb_forwarding_modes():
-    return [DR]
+rlb_forwarding_modes = provides(DR)

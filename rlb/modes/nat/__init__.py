@@ -1,8 +1,7 @@
 """NAT (ipvsadm -m, Masq): the real servers route their replies back through the LB.
 Works with several workers: the client's address and port choose the worker."""
-from rlb.core.hookspecs import hookimpl
 from rlb.errors import CommandError
-from rlb.modes import Compiled, Mode
+from rlb.modes import Compiled, Mode, provides
 from rlb.modes.direct import ROUTED
 
 
@@ -22,7 +21,4 @@ NAT = Nat(name="nat", flag="-m", long_flag="--masquerading", display="Masq",
           steer_by_client=True, ops=Compiled(f"{__name__}.fast"),
           help="NAT (masquerading) forwarding")
 
-
-@hookimpl
-def rlb_forwarding_modes():
-    return [NAT]
+rlb_forwarding_modes = provides(NAT)

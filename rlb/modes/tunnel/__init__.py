@@ -2,9 +2,8 @@
 any network a route reaches decapsulate and answer the client themselves."""
 from __future__ import annotations
 
-from rlb.core.hookspecs import hookimpl
 from rlb.errors import CommandError
-from rlb.modes import Compiled, Mode
+from rlb.modes import Compiled, Mode, provides
 from rlb.modes.direct import (ROUTED, arp_source, check_not_vip, check_same_port, route_to,
                               source_name)
 
@@ -29,7 +28,4 @@ class Tunnel(Mode):
 TUNNEL = Tunnel(name="tunnel", flag="-i", long_flag="--ipip", display="Tunnel",
                 ops=Compiled(f"{__name__}.fast"), help="IP-in-IP tunnel forwarding")
 
-
-@hookimpl
-def rlb_forwarding_modes():
-    return [TUNNEL]
+rlb_forwarding_modes = provides(TUNNEL)
