@@ -75,7 +75,9 @@ g.words({
     "-lc": "List the connections (-l -c)", "-Lc": "List the connections (-L -c)",
     "--stats": "List with counters", "--rate": "List with rates",
     "--timeout": "List the connection timeouts",
-    "--hash-target": "What a hashing scheduler hashes (conhash: sip, the default, or sip_sport)",
+    "--hash-target": "What a hashing scheduler hashes (" + "; ".join(
+        f"{s.name}: {', '.join(s.targets)}, {s.targets[0]} the default"
+        for s in plugins.schedulers().values() if s.targets) + ")",
     "--thresholds": "List with the real servers' thresholds",
     "--persistent-conn": "List persistence: templates per real server (with -c: templates)",
     "--sort": "Sort the listing (the default)", "--nosort": "List in the order made",
@@ -97,7 +99,8 @@ HELP = {
     "netmask": "Clients in one mask share a real server", "server": "Real server address[:port]",
     "weight": "Weight", "upper": "Connections at which the server stops taking new ones",
     "lower": "Connections at which it takes new ones again", "laddr": "Local address (LIP)",
-    "dev": "Port name (dpdk0, ...)", "target": "sip or sip_sport",
+    "dev": "Port name (dpdk0, ...)", "target": " or ".join(dict.fromkeys(
+        t for s in plugins.schedulers().values() for t in s.targets)),
 }
 
 
@@ -170,7 +173,7 @@ def vs_add_service(ctx, tcp, udp, match, sched, persistent, timeout, netmask, ta
 @_command(f"ipvsadm (-E|--edit-service) {{{SVC}|{SVC_OPTS}}}")
 def vs_edit_service(ctx, tcp, udp, match, sched, persistent, timeout, netmask, target):
     """Edit a virtual service: as LVS's ipvsadm, the service gets exactly the options given,
-    the others their defaults as with -A (no -s: wlc; no -p: not persistent)."""
+    the others their defaults as with -A (no -s: DEFAULT_SCHEDULER; no -p: not persistent)."""
     ms = ctx.model.services
     key = _service(tcp, udp, match, "edit-service")
     persistent, sched = _persistence(persistent, timeout), sched or DEFAULT_SCHEDULER
@@ -573,6 +576,6 @@ def restore_text(text: str) -> str:
     return "\n".join(out)
 
 
-# Tab offers the hash targets the schedulers have (conhash: sip sip_sport)
+# Tab offers the hash targets the schedulers have
 g.completer("target", lambda ctx: list(dict.fromkeys(
     t for s in ctx.model.services.schedulers.values() for t in s.targets)))
