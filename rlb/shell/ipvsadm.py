@@ -88,9 +88,15 @@ SVC = "(-t|--tcp-service) A.B.C.D:PORT$tcp|(-u|--udp-service) A.B.C.D:PORT$udp|(
 SVC_OPTS = ("(-s|--scheduler) WORD$sched|(-p|--persistent)$persistent [(1-2678400)$timeout]"
             "|(-M|--netmask) A.B.C.D$netmask|--hash-target WORD$target")
 RS = "(-r|--real-server) A.B.C.D:PORT$server"
-RS_OPTS = (f"({'|'.join([m.flag for m in _MODES] + [m.long_flag for m in _MODES])})$fwd"
-           "|(-w|--weight) (0-65535)$weight|(-x|--u-threshold) (0-2147483647)$upper"
-           "|(-y|--l-threshold) (0-2147483647)$lower")
+RS_VALUES = ("(-w|--weight) (0-65535)$weight|(-x|--u-threshold) (0-2147483647)$upper"
+             "|(-y|--l-threshold) (0-2147483647)$lower")
+_FLAGS = [m.flag for m in _MODES] + [m.long_flag for m in _MODES]
+# a mode's flag must not be a word the real-server commands already take
+_TAKEN = set(_FLAGS) & set(re.findall(r"--?[A-Za-z][\w-]*", f"-a --add-server -e --edit-server "
+                                                              f"{SVC} {RS} {RS_VALUES}"))
+if _TAKEN:
+    raise plugins.PluginError(f"forwarding mode flags {sorted(_TAKEN)} are ipvsadm -a options")
+RS_OPTS = f"({'|'.join(_FLAGS)})$fwd|{RS_VALUES}"
 LADDR = "(-z|--laddr) A.B.C.D$laddr|(-F|--ifname) WORD$dev"
 HELP = {
     "tcp": "VIP:port of a TCP service", "udp": "VIP:port of a UDP service",

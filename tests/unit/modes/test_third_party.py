@@ -51,3 +51,11 @@ def test_real_servers_added_with_the_toy_flags_use_the_toy_mode(tmp_path):
     assert got["modes"] == [toy_mode.NAME, toy_mode.NAME]
     rows = [line.split() for line in got["listing"].splitlines() if "->" in line]
     assert [r[2] for r in rows if r[1].startswith("192.168.100.")] == [toy_mode.DISPLAY] * 2
+
+
+def test_a_mode_flag_the_real_server_commands_take_is_refused(tmp_path):
+    env = dict(os.environ, PYTHONPATH=str(toy_mode.install(tmp_path, flag="-w")))
+    r = subprocess.run([sys.executable, "-c", "import rlb.shell.ipvsadm"], capture_output=True,
+                       text=True, env=env, timeout=60)
+    assert r.returncode != 0
+    assert "PluginError: forwarding mode flags ['-w'] are ipvsadm -a options" in r.stderr
