@@ -10,7 +10,7 @@ from support import toy_mode
 CHILD = r'''
 import json
 from rlb.control.config import check, run
-from rlb.shell.commands import Context, g
+from rlb.commands.base import Context, g
 
 # a config file as the daemon reads it (the real registry: built-ins and the toy)
 text = """dataplane
@@ -55,7 +55,7 @@ def test_real_servers_added_with_the_toy_flags_use_the_toy_mode(tmp_path):
 
 def test_a_mode_flag_the_real_server_commands_take_is_refused(tmp_path):
     env = dict(os.environ, PYTHONPATH=str(toy_mode.install(tmp_path, flag="-w")))
-    r = subprocess.run([sys.executable, "-c", "import rlb.shell.ipvsadm"], capture_output=True,
+    r = subprocess.run([sys.executable, "-c", "import rlb.commands.ipvsadm"], capture_output=True,
                        text=True, env=env, timeout=60)
     assert r.returncode != 0
     assert "PluginError: forwarding mode flags ['-w'] are ipvsadm -a options" in r.stderr

@@ -11,12 +11,12 @@ import re
 from collections import Counter
 from ipaddress import IPv4Address
 
-from rlb.control.model import CommandError
 from rlb import plugins
-from rlb.control.services import (DEFAULT_MODE, DEFAULT_SCHEDULER, HOST_MASK,
-                                  PERSISTENT_TIMEOUT, PROTO_NAMES, TCP, UDP, svc_key)
-from rlb.shell.commands import Reply, g
-from rlb.shell.grammar import ParseError
+from rlb.model.model import CommandError
+from rlb.model.services import (DEFAULT_MODE, DEFAULT_SCHEDULER, HOST_MASK, PERSISTENT_TIMEOUT,
+                                PROTO_NAMES, TCP, UDP, svc_key)
+from rlb.commands.base import Reply, g
+from rlb.commands.grammar import ParseError
 
 # (short, long, help): one line per option, the only place its words are described
 _OPTIONS = [
@@ -66,7 +66,7 @@ def _words(modes) -> dict:
 g.words(_words(_MODES))
 g.words({
     "ipvsadm": "IPVS virtual server administration (DPVS ipvsadm)",
-    # -s is also dpip's statistics option; its help is in rlb/shell/commands.py
+    # -s is also dpip's statistics option; its help is in rlb/commands/base.py
     "--scheduler": f"Scheduling method (default {DEFAULT_SCHEDULER})",
     "-L": "List the table", "-l": "List the table", "--list": "List the table",
     "-ln": "List the table (-l -n)", "-Ln": "List the table (-L -n)",
@@ -122,8 +122,8 @@ def _service(tcp, udp, match, command, required=True):
     if len(given) + (match is not None) > 1:
         raise CommandError("multiple 'service-address' options specified")
     if match is not None:
-        from rlb.control.match import parse_match
-        from rlb.control.services import match_key
+        from rlb.model.match import parse_match
+        from rlb.model.services import match_key
         return match_key(parse_match(match))
     if not given:
         if required:
@@ -562,7 +562,7 @@ def vs_restore(ctx):
 
 def is_restore(line: str) -> bool:
     """Whether a command line is `ipvsadm -R` (the grammar says, not the line's letters)."""
-    from rlb.shell.commands import ROOT
+    from rlb.commands.base import ROOT
     try:
         found = g.parse(line, ROOT)
     except ParseError:
