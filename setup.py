@@ -2,6 +2,7 @@
 import os
 import shlex
 import subprocess
+from pathlib import Path
 
 from setuptools import Extension, setup
 
@@ -52,10 +53,9 @@ def extensions():
                          extra_compile_args=cflags, extra_link_args=libs)
 
     write_counters()
-    exts = [ext("rlb.core.dataplane"), ext("rlb.core.worker"), ext("rlb.core.stats"),
-            ext("rlb.core.consts"), ext("rlb.modes._fnat"), ext("rlb.modes._nat"),
-            ext("rlb.modes._snat"), ext("rlb.modes._dr"), ext("rlb.modes._tunnel"),
-            ext("rlb.sched._builtin")]
+    # every .pyx under rlb/ is an extension: a mode's rlb/modes/<mode>/fast.pyx is
+    # built by being there
+    exts = [ext(".".join(p.with_suffix("").parts)) for p in sorted(Path("rlb").rglob("*.pyx"))]
     return cythonize(
         exts,
         force=written_by_another_cython(exts),
