@@ -6,7 +6,6 @@ import json
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 from scapy.layers.inet import IP, TCP
@@ -15,10 +14,10 @@ from scapy.layers.l2 import Ether
 from rlb import lab
 from rlb.lab import decap
 from rlb.lab.topologies import get
+from support import tutorial
 from support.netns import Wire, sh
 
 RLB = [sys.executable, "-m", "rlb", "-N", "lb"]
-TUTORIAL = Path(__file__).resolve().parents[3] / "shared" / "TUTORIAL.md"
 # topology -> (client address, the rs nodes, display name, the LB's source towards them)
 SCENARIOS = {
     "dr-one-arm": ("192.168.100.46", ("rs1", "rs2"), "Route", None),
@@ -164,7 +163,7 @@ def test_tunnel_path_mtu_and_decapsulators(scenario):
 
 def test_tutorial_scripts_are_the_topologies():
     """The lab's scripts are the tutorial's lines (tutorial order: LAN IP before VIP)."""
-    text = TUTORIAL.read_text()
+    text = tutorial.text()
     for name in ("dr-one-arm", "tunnel-one-arm"):
         for line in get(name).lb_script:
             assert f"./{line}\n" in text, line

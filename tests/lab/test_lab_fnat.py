@@ -6,15 +6,14 @@ import re
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
 from rlb import lab
 from rlb.lab.topologies import get
+from support import tutorial
 
 RLB = [sys.executable, "-m", "rlb", "-N", "lb"]
-TUTORIAL = Path(__file__).resolve().parents[3] / "shared" / "TUTORIAL.md"
 TOPO = get("fnat-two-arm")
 
 
@@ -35,7 +34,7 @@ def client(*cmd, timeout=60):
 
 def tutorial_block(after):
     """The tutorial's text printed after a `$ ./<command>` line, up to the next prompt."""
-    text = TUTORIAL.read_text()
+    text = tutorial.text()
     block = text.split(f"$ ./{after}\n", 1)[1]
     return "\n".join(line for line in block.split("\n")
                      if line.strip()).split("\n$ ")[0].split("\nAnd now")[0]

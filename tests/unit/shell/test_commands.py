@@ -216,6 +216,10 @@ ALLOWED = {
     ("rlb/lab/demo.py", "add"): "iproute2 argv",
     ("rlb/lab/demo.py", "dev"): "iproute2 argv",
     ("rlb/lab/demo.py", "-s"): "curl option",
+    # The lab's scripts name a service as the tutorial does (`-t VIP:PORT`, `-u VIP:PORT`);
+    # test_lab_config_passes_check and the tutorial tests run every line through the grammar.
+    ("rlb/lab/scripts.py", "-t"): "operator command line (checked)",
+    ("rlb/lab/scripts.py", "-u"): "operator command line (checked)",
     # ipvsadm's one-letter options are keywords now: other programs' argv spelled alike.
     ("rlb/cli.py", "-c"): "rlb's own argv (rlb -c LINE)",
     # `rlb ipvsadm ARGS` runs the line; whether it is -R the grammar says (is_restore)

@@ -5,7 +5,6 @@ import copy
 import inspect
 import re
 from ipaddress import IPv4Address
-from pathlib import Path
 
 import pytest
 
@@ -18,10 +17,9 @@ from rlb.sched import Scheduler
 from rlb.shell import ipvsadm
 from rlb.shell.commands import Context, Reply, g
 from rlb.shell.grammar import ParseError, _Group, _Kw, _terminals, _Var
+from support.tutorial import lines as tutorial_lines
+from support.tutorial import text as tutorial_text
 
-ROOT = Path(__file__).resolve().parents[3]
-# ../shared beside the repository, where CI has it: a missing tutorial fails, never skips
-TUTORIAL = ROOT.parent / "shared" / "TUTORIAL.md"
 
 
 from rlb.modes.snat import SNAT  # noqa: E402  (the real SNAT mode: its checks are the point)
@@ -117,8 +115,7 @@ SNAT_MATCH = "src-range=192.168.100.0-192.168.100.254,oif=dpdk1"
 
 def test_every_ipvsadm_line_of_the_tutorial_is_listed():
     """TUTORIAL_LINES is the tutorial's own list (with its typos fixed), none left out."""
-    assert TUTORIAL.exists(), f"{TUTORIAL} is missing (shared/ beside the repository)"
-    text = TUTORIAL.read_text().replace("$MATCH0", f"proto=tcp,{SNAT_MATCH}")
+    text = tutorial_text().replace("$MATCH0", f"proto=tcp,{SNAT_MATCH}")
     text = text.replace("$MATCH1", f"proto=icmp,{SNAT_MATCH}")
     text = text.replace("$WAN_IP", "123.1.2.3").replace("-s -rr", "-s rr")
     found = []
@@ -152,7 +149,7 @@ FNAT_TWO_ARM = """
 
 def tutorial_output(command, after=None):
     """The output the tutorial shows after `$ ./<command>` (the n-th time, from `after`)."""
-    lines = TUTORIAL.read_text().splitlines()
+    lines = tutorial_lines()
     start = lines.index(f"$ ./{command}", lines.index(after) if after else 0)
     block = []
     for line in lines[start + 1:]:
@@ -164,7 +161,7 @@ def tutorial_output(command, after=None):
 
 @pytest.fixture
 def tutorial():
-    assert TUTORIAL.exists(), f"{TUTORIAL} is missing (shared/ beside the repository)"
+    tutorial_text()
 
 
 def test_fnat_two_arm_prints_what_the_tutorial_shows(tutorial):
