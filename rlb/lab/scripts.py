@@ -51,9 +51,13 @@ def fnat(vip: str, *, wan: str = "dpdk1", lan: str = "dpdk0",
             lines.append(f"dpip route add {client_net} dev {wan}")
         lines.append(f"dpip route add {rs_net} dev {lan}")
     lines += service("fnat", vip, vport=vport, udp=udp, **svc)
-    name = virtual(vip, vport, udp)
-    lines += [f"ipvsadm --add-laddr -z {lip} {name} -F {lan}" for lip in laddrs]
+    lines += [laddr(lip, vip, vport, udp, dev=lan) for lip in laddrs]
     return tuple(lines)
+
+
+def laddr(lip: str, vip: str, vport: int = 80, udp: bool = False, dev: str = "dpdk0") -> str:
+    """One more FNAT local address for a service."""
+    return f"ipvsadm --add-laddr -z {lip} {virtual(vip, vport, udp)} -F {dev}"
 
 
 def dr(vip: str, *, dev: str = "dpdk0", lan_ip: str = f"{LAN_GW}/24",
@@ -87,16 +91,18 @@ def tunnel(vip: str, *, dev: str = "dpdk0", lan_ip: str = "10.140.16.48/20",
     return tuple(lines)
 
 
-def nat(vip: str, *, dev: str = "bond0", addrs: Iterable[str] = ("192.168.0.66/24",
-                                                                 "10.140.31.48/20"),
+def nat(vip: str, *, dev: str = "bond0", addrs: Iterable[tuple[str, str]] | None = None,
         servers: Iterable[str] = ("10.140.18.33", "10.140.18.34"), vip_dev: str | None = None,
         routes: Iterable[str] = (), vip_last: bool = True, net: bool = True, **svc) -> Lines:
-    """NAT: the LB's addresses on the clients' and the real servers' networks, the service
-    with -m, the VIP (last in the tutorial; `vip_last=False` puts it first)."""
+    """NAT: the LB's addresses (ADDR, DEV) on the clients' and the real servers' networks
+    (the tutorial's one-arm: both on `dev`), the service with -m, the VIP (last in the
+    tutorial; `vip_last=False` puts it before `routes`)."""
+    if addrs is None:
+        addrs = (("192.168.0.66/24", dev), ("10.140.31.48/20", dev))
     vip_line = f"dpip addr add {vip}/32 dev {vip_dev or dev}"
     lines = []
     if net:
-        lines += [f"dpip addr add {a} dev {dev}" for a in addrs]
+        lines += [f"dpip addr add {a} dev {d}" for a, d in addrs]
         if not vip_last:
             lines.append(vip_line)
         lines += [f"dpip route add {r}" for r in routes]

@@ -146,9 +146,7 @@ def test_tunnel_path_mtu_and_decapsulators(scenario):
             v["alive"] for v in decaps.values()), procs
     # a body bigger than the tunnel's MTU: the LB answers "fragmentation needed" (MTU
     # 1480) to the client's full-size DF segments, the client lowers its path MTU
-    rlb("ipvsadm -A -t 10.140.31.48:8080 -s rr",
-        "ipvsadm -a -t 10.140.31.48:8080 -r 10.140.18.33 -i",
-        "ipvsadm -a -t 10.140.31.48:8080 -r 10.40.84.170 -i")
+    rlb(*get("tunnel-one-arm").script(net=False, vport=8080))
     try:
         in_node("client", "ip", "route", "flush", "cache")
         body = "a" * 20000

@@ -94,10 +94,7 @@ def parse_wrk(out):
 
 @pytest.fixture
 def nginx_service(fnat_lab):
-    rlb("ipvsadm -A -t 10.0.0.100:8080 -s rr",
-        "ipvsadm -a -t 10.0.0.100:8080 -r 192.168.100.2 -b",
-        "ipvsadm -a -t 10.0.0.100:8080 -r 192.168.100.3 -b",
-        "ipvsadm --add-laddr -z 192.168.100.200 -t 10.0.0.100:8080 -F dpdk0")
+    rlb(*TOPO.script(net=False, vport=8080))      # the tutorial's service, on nginx's port
     yield
     rlb("ipvsadm -D -t 10.0.0.100:8080")
 

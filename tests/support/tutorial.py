@@ -21,3 +21,16 @@ def text() -> str:
 
 def lines() -> list[str]:
     return text().splitlines()
+
+
+def output(command: str, after: str | None = None) -> str:
+    """What the tutorial prints after `$ ./<command>` (the first time at or after the line
+    `after`), up to the next prompt or blank line."""
+    text = lines()
+    start = text.index(f"$ ./{command}", text.index(after) if after else 0)
+    block = []
+    for line in text[start + 1:]:
+        if not line.strip() or line.startswith("$ "):
+            break
+        block.append(line)
+    return "\n".join(block)

@@ -12,12 +12,13 @@ from rlb.control import services as services_mod
 from rlb.control.config import handler_params, run, run_lines
 from rlb.control.model import LPORT_RANGE, CommandError, Model
 from rlb.control.services import Services
+from rlb.lab import topologies
 from rlb.modes import Mode
 from rlb.sched import Scheduler
 from rlb.shell import ipvsadm
 from rlb.shell.commands import Context, Reply, g
 from rlb.shell.grammar import ParseError, _Group, _Kw, _terminals, _Var
-from support.tutorial import lines as tutorial_lines
+from support.tutorial import output as tutorial_output
 from support.tutorial import text as tutorial_text
 
 
@@ -136,27 +137,12 @@ def test_tutorial_lines_parse(line, handler, args):
         assert (str(got) if got is not None and not isinstance(got, (bool, int)) else got) == v, k
 
 
-FNAT_TWO_ARM = """
-./dpip addr add 10.0.0.100/32 dev dpdk1
-./dpip route add 10.0.0.0/16 dev dpdk1
-./dpip route add 192.168.100.0/24 dev dpdk0
-./ipvsadm -A -t 10.0.0.100:80 -s rr
-./ipvsadm -a -t 10.0.0.100:80 -r 192.168.100.2 -b
-./ipvsadm -a -t 10.0.0.100:80 -r 192.168.100.3 -b
-./ipvsadm --add-laddr -z 192.168.100.200 -t 10.0.0.100:80 -F dpdk0
-"""
+def script(name, **knobs):
+    """A lab topology's tutorial lines (rlb/lab/topologies.py) as a script's text."""
+    return "".join(f"{line}\n" for line in topologies.get(name).script(**knobs))
 
 
-def tutorial_output(command, after=None):
-    """The output the tutorial shows after `$ ./<command>` (the n-th time, from `after`)."""
-    lines = tutorial_lines()
-    start = lines.index(f"$ ./{command}", lines.index(after) if after else 0)
-    block = []
-    for line in lines[start + 1:]:
-        if not line.strip() or line.startswith("$ "):
-            break
-        block.append(line)
-    return "\n".join(block)
+FNAT_TWO_ARM = script("fnat-two-arm")
 
 
 @pytest.fixture
@@ -178,15 +164,7 @@ def test_fnat_two_arm_prints_what_the_tutorial_shows(tutorial):
 def test_fnat_keepalived_prints_what_the_tutorial_shows(tutorial):
     """The keepalived section, its configuration said with ipvsadm lines."""
     m = model()
-    apply(m, """
-        dpip addr add 192.168.100.254/32 dev dpdk0
-        dpip route add 192.168.100.0/24 dev dpdk0
-        ipvsadm -A -t 192.168.100.254:80 -s rr
-        ipvsadm -a -t 192.168.100.254:80 -r 192.168.100.2:80 -b -w 100
-        ipvsadm -a -t 192.168.100.254:80 -r 192.168.100.3:80 -b -w 100
-        ipvsadm --add-laddr -z 192.168.100.200 -t 192.168.100.254:80 -F dpdk0
-        ipvsadm --add-laddr -z 192.168.100.201 -t 192.168.100.254:80 -F dpdk0
-    """)
+    apply(m, script("fnat-one-arm", rs_port=80, weight=100))   # keepalived's weight 100
     after = "Check if parameters just set are correct:"
     assert out(m, "ipvsadm  -ln") == tutorial_output("ipvsadm  -ln", after)
     assert out(m, "ipvsadm  -G") == tutorial_output("ipvsadm  -G", after)
@@ -216,50 +194,27 @@ def test_fnat_ospf_applies():
         "                              192.168.100.201      0          0"]
 
 
-@pytest.mark.parametrize("ports, script, rows", [
-    (("dpdk0",), """
-        ./dpip addr add 192.168.100.1/24 dev dpdk0
-        ./dpip addr add 192.168.100.254/32 dev dpdk0
-        ./ipvsadm -A -t 192.168.100.254:80 -s rr
-        ./ipvsadm -a -t 192.168.100.254:80 -r 192.168.100.2 -g
-        ./ipvsadm -a -t 192.168.100.254:80 -r 192.168.100.3 -g
-     """, ["TCP  192.168.100.254:80 rr",
-           "  -> 192.168.100.2:80             Route   1      0          0",
-           "  -> 192.168.100.3:80             Route   1      0          0"]),
-    (("dpdk0",), """
-        ./dpip addr add 10.140.16.48/20 dev dpdk0
-        ./dpip route add default via 10.140.31.254 src 10.140.16.48 dev dpdk0
-        ./ipvsadm -A -t 10.140.31.48:80 -s rr
-        ./ipvsadm -a -t 10.140.31.48:80 -r 10.140.18.33 -i
-        ./ipvsadm -a -t 10.140.31.48:80 -r 10.40.84.170 -i
-        ./dpip addr add 10.140.31.48/32 dev dpdk0
-     """, ["TCP  10.140.31.48:80 rr",
-           "  -> 10.40.84.170:80              Tunnel  1      0          0",
-           "  -> 10.140.18.33:80              Tunnel  1      0          0"]),
-    (("bond0",), """
-        ./dpip addr add 192.168.0.66/24 dev bond0
-        ./dpip addr add 10.140.31.48/20 dev bond0
-        ./ipvsadm -A -t 192.168.0.89:80 -s rr
-        ./ipvsadm -a -t 192.168.0.89:80 -r 10.140.18.33 -m
-        ./ipvsadm -a -t 192.168.0.89:80 -r 10.140.18.34 -m
-        ./dpip addr add 192.168.0.89/32 dev bond0
-     """, ["TCP  192.168.0.89:80 rr",
-           "  -> 10.140.18.33:80              Masq    1      0          0",
-           "  -> 10.140.18.34:80              Masq    1      0          0"]),
-], ids=["dr-one-arm", "tunnel-one-arm", "nat-one-arm"])
-def test_dr_tunnel_nat_scripts_apply(ports, script, rows):
-    m = model(*ports)
-    apply(m, script)
+@pytest.mark.parametrize("name, rows", [
+    ("dr-one-arm", ["TCP  192.168.100.254:80 rr",
+                    "  -> 192.168.100.2:80             Route   1      0          0",
+                    "  -> 192.168.100.3:80             Route   1      0          0"]),
+    ("tunnel-one-arm", ["TCP  10.140.31.48:80 rr",
+                        "  -> 10.40.84.170:80              Tunnel  1      0          0",
+                        "  -> 10.140.18.33:80              Tunnel  1      0          0"]),
+    ("nat-one-arm", ["TCP  192.168.0.89:80 rr",
+                     "  -> 10.140.18.33:80              Masq    1      0          0",
+                     "  -> 10.140.18.34:80              Masq    1      0          0"]),
+])
+def test_dr_tunnel_nat_scripts_apply(name, rows):
+    topo = topologies.get(name)
+    m = model(*(port for port, _ in topo.ports))
+    apply(m, script(name))
     assert out(m, "ipvsadm -ln").splitlines()[3:] == rows
 
 
 def test_snat_match_services_from_the_tutorial():
     m = model()
-    apply(m, """
-        dpip addr add 123.1.2.3/24 dev dpdk1 sapool
-        dpip addr add 192.168.100.1/24 dev dpdk0
-        dpip route add default via 123.1.2.1 dev dpdk1
-    """)
+    apply(m, script("snat", protos=()))                     # its dpip lines
     for line, _, _ in TUTORIAL_LINES[-4:]:
         run(Context(m), line)
     text = out(m, "ipvsadm -ln")
