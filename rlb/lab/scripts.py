@@ -61,9 +61,11 @@ def laddr(lip: str, vip: str, vport: int = 80, udp: bool = False, dev: str = "dp
 
 
 def dr(vip: str, *, dev: str = "dpdk0", lan_ip: str = f"{LAN_GW}/24",
-       wan: str | None = None, wan_ip: str | None = None, net: bool = True, **svc) -> Lines:
+       wan: str | None = None, wan_ip: str | None = None, net: bool = True,
+       mode: str = "dr", **svc) -> Lines:
     """DR: the LAN IP first (a DR real server must be on-link with one of the LB's
-    addresses), the VIP on `wan` (two-arm) or `dev`, then the service with -g."""
+    addresses), the VIP on `wan` (two-arm) or `dev`, then the service with -g
+    (`mode="tunnel"`: -i on the same addresses, as the benchmarks run it)."""
     lines = []
     if net:
         if wan and wan_ip:
@@ -73,7 +75,7 @@ def dr(vip: str, *, dev: str = "dpdk0", lan_ip: str = f"{LAN_GW}/24",
         lines.append(f"dpip addr add {vip}/32 dev {wan or dev}")
         if wan:
             lines.append(f"dpip addr add {lan_ip} dev {dev}")
-    return tuple(lines + service("dr", vip, **svc))
+    return tuple(lines + service(mode, vip, **svc))
 
 
 def tunnel(vip: str, *, dev: str = "dpdk0", lan_ip: str = "10.140.16.48/20",

@@ -311,7 +311,7 @@ TOPOLOGIES: tuple[Topology, ...] = (
         "fnat-two-arm",
         "simple FNAT two-arm: client 10.0.0.48 on dpdk1 (WAN), rs1/rs2 on dpdk0 (LAN)",
         vip_on_rs=False,
-        script=partial(scripts.fnat, "10.0.0.100"),  # tutorial, "simple FNAT two-arm"
+        script=partial(scripts.fnat, vip="10.0.0.100"),  # tutorial, "simple FNAT two-arm"
     ),
     _one_arm(
         "fnat-one-arm",
@@ -319,7 +319,7 @@ TOPOLOGIES: tuple[Topology, ...] = (
         client="192.168.100.146",
         vip_on_rs=False,
         # tutorial, keepalived section, "for test only" commands
-        script=partial(scripts.fnat, "192.168.100.254", wan="dpdk0", client_net=None,
+        script=partial(scripts.fnat, vip="192.168.100.254", wan="dpdk0", client_net=None,
                        laddrs=("192.168.100.200", "192.168.100.201")),
     ),
     _one_arm(
@@ -327,7 +327,7 @@ TOPOLOGIES: tuple[Topology, ...] = (
         "DR one-arm: client 192.168.100.46, LB and rs1/rs2 on one segment, VIP on the rs' lo",
         client="192.168.100.46",
         vip_on_rs=True,
-        script=partial(scripts.dr, "192.168.100.254"),  # tutorial, DR section
+        script=partial(scripts.dr, vip="192.168.100.254"),  # tutorial, DR section
     ),
     _two_arm(
         "dr-two-arm",
@@ -336,28 +336,28 @@ TOPOLOGIES: tuple[Topology, ...] = (
         # The tutorial only says "like two-arm FNAT with -g and no LIP". Replies
         # leave the real servers by their default route 192.168.100.1, so the
         # LB carries that LAN address and routes them to the client (lb_forwarding).
-        script=partial(scripts.dr, "10.0.0.100", wan="dpdk1", wan_ip=f"{WAN_GW}/16"),
+        script=partial(scripts.dr, vip="10.0.0.100", wan="dpdk1", wan_ip=f"{WAN_GW}/16"),
         lb_forwarding=True,
     ),
     _tunnel_one_arm(
         "tunnel-one-arm",
         "Tunnel one-arm: client 10.140.20.46, VIP 10.140.31.48, rs1 on the LAN, rs2 behind "
         "the gateway (IPIP)",
-        script=partial(scripts.tunnel, TUN_VIP),  # tutorial, Tunnel section
+        script=partial(scripts.tunnel, vip=TUN_VIP),  # tutorial, Tunnel section
     ),
     _nat_one_arm(
         "nat-one-arm",
         "NAT one-arm: client 192.168.0.88, VIP 192.168.0.89 on bond0, rs 10.140.18.33/34 "
         "routing back via the LB",
         # tutorial, NAT section (typos fixed: -s rr, real servers with -a)
-        script=partial(scripts.nat, NAT_VIP),
+        script=partial(scripts.nat, vip=NAT_VIP),
     ),
     _snat(
         "snat",
         "SNAT: client 192.168.100.2 on dpdk0 (LAN) reaches the server 123.1.2.1 on dpdk1 "
         "(WAN) as 123.1.2.3",
         # tutorial, SNAT section, its variables filled in
-        script=partial(scripts.snat, SNAT_WAN_IP, match=SNAT_MATCH, gateway=SNAT_GW),
+        script=partial(scripts.snat, wan_ip=SNAT_WAN_IP, match=SNAT_MATCH, gateway=SNAT_GW),
     ),
 )
 
