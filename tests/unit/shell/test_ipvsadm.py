@@ -1,6 +1,6 @@
 """rlb.shell.ipvsadm: the DPVS tutorial's ipvsadm lines, verbatim, and what rlb prints for
 them; every option, short and long; ipvsadm's errors (and the model untouched after one).
-Modes and schedulers are this file's own descriptors, so no compiled plugin is needed."""
+Modes and schedulers are the real plugins (rlb.plugins), with their own checks."""
 import copy
 import inspect
 import re
@@ -8,13 +8,12 @@ from ipaddress import IPv4Address
 
 import pytest
 
+from rlb import plugins
 from rlb.control import services as services_mod
 from rlb.control.config import handler_params, run, run_lines
 from rlb.control.model import LPORT_RANGE, CommandError, Model
 from rlb.control.services import Services
 from rlb.lab import topologies
-from rlb.modes import Mode
-from rlb.sched import Scheduler
 from rlb.shell import ipvsadm
 from rlb.shell.commands import Context, Reply, g
 from rlb.shell.grammar import ParseError, _Group, _Kw, _terminals, _Var
@@ -23,20 +22,17 @@ from support.tutorial import output as tutorial_output
 from support.tutorial import text as tutorial_text
 
 
-
-from rlb.modes.snat import SNAT  # noqa: E402  (the real SNAT mode: its checks are the point)
-
-
 def registries():
-    modes = [Mode("fnat", "-b", "--fullnat", "FullNat", True, lambda: "ops:fnat"),
-             Mode("dr", "-g", "--gatewaying", "Route", False, lambda: "ops:dr"),
-             Mode("tunnel", "-i", "--ipip", "Tunnel", False, lambda: "ops:tunnel"),
-             Mode("nat", "-m", "--masquerading", "Masq", False, lambda: "ops:nat"),
-             SNAT]
-    scheds = [Scheduler("rr", "Round robin", lambda: "ops:rr"),
-              Scheduler("wlc", "Weighted least connections", lambda: "ops:wlc"),
-              Scheduler("mh", "Maglev", lambda: "ops:table", lambda ds: [d.slot for d in ds])]
-    return {m.name: m for m in modes}, {s.name: s for s in scheds}
+    """The real mode and scheduler plugins (rlb.plugins: the compiled modules)."""
+    return plugins.modes(), plugins.schedulers()
+
+
+# The LB's address on the real servers' network 192.168.1.0/24, so that the real modes'
+# checks pass: DR and NAT want the real server on-link, a tunnel a route with a src.
+ON_LAN = """
+    dpip addr add 192.168.1.1/24 dev dpdk0
+    dpip route add default via 192.168.1.254 src 192.168.1.1 dev dpdk0
+"""
 
 
 def model(*ports, engine=None):
@@ -277,7 +273,7 @@ def test_edit_service_and_server_set_exactly_what_is_given():
     and the defaults of -A/-a for the others (no -p: no persistence; no -s: wlc; no -w:
     weight 1; no forwarding flag: -g)."""
     m = model()
-    apply(m, """
+    apply(m, ON_LAN + """
         ipvsadm -A -t 10.0.0.1:80 -s rr -p 60 -M 255.255.255.0
         ipvsadm -a -t 10.0.0.1:80 -r 192.168.1.2 -m -w 3 -x 100 -y 10
         ipvsadm -E -t 10.0.0.1:80 -s mh
@@ -310,7 +306,7 @@ def test_edit_server_keeps_nothing_fnat_needs_by_accident():
 def test_real_server_port_zero_is_the_service_port():
     # LVS sends to the packet's destination port when a real server's port is 0
     m = model()
-    apply(m, """
+    apply(m, ON_LAN + """
         ipvsadm -A -t 10.0.0.1:80
         ipvsadm -a -t 10.0.0.1:80 -r 192.168.1.4:0 -m
     """)
@@ -471,6 +467,9 @@ def test_rates(monkeypatch):
     assert data["services"][0]["rate"]["cps"] == 10
 
 
+MODE = {name: i for i, name in enumerate(plugins.modes())}   # the data plane's mode index
+
+
 def test_connections():
     m = counted()
     def i(text):
@@ -478,10 +477,10 @@ def test_connections():
     m.engine.conns = [
         dict(proto=6, caddr=i("10.0.0.48"), cport=37177, vaddr=i("10.0.0.100"), vport=80,
              laddr=i("192.168.100.200"), lport=1042, daddr=i("192.168.100.2"), dport=80,
-             state="ESTABLISHED", expires=899.6, mode=0, worker=0),
+             state="ESTABLISHED", expires=899.6, mode=MODE["fnat"], worker=0),
         dict(proto=17, caddr=i("10.0.0.48"), cport=5353, vaddr=i("10.0.0.100"), vport=53,
              laddr=0, lport=0, daddr=i("192.168.100.3"), dport=53, state="UDP", expires=61.0,
-             mode=1, worker=1)]
+             mode=MODE["dr"], worker=1)]
     assert out(m, "ipvsadm -lnc").splitlines() == [
         "IPVS connection entries",
         "pro expire state       source             virtual            local              "
@@ -610,6 +609,8 @@ LISTS = [("ipvsadm -L -n", "ipvsadm --list --numeric"),
 def test_long_options_round_trip():
     """Each long form means what its short form means: the same model, the same listings."""
     short, long = model(), model()
+    apply(short, ON_LAN)
+    apply(long, ON_LAN)
     for s, lng in PAIRS:
         assert g.parse(s, "exec").command is g.parse(lng, "exec").command
         apply(short, s)
