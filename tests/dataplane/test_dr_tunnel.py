@@ -377,8 +377,8 @@ def model_with(lines):
 
 def test_model_accepts_the_tutorial_scripts_and_refuses_what_cannot_work():
     from rlb.control.model import CommandError
-    dr = model_with(DR_ONE_ARM.splitlines())
-    tun = model_with(TUNNEL_ONE_ARM.replace("dpdk1", "dpdk0").splitlines())
+    dr = model_with(DR_ONE_ARM)
+    tun = model_with(get("tunnel-one-arm").lb_script)
     svc = tun.services.table[(6, IPv4Address(TUN_VIP), 80)]
     assert [d.mode for d in svc.dests] == ["tunnel", "tunnel"]
     # no route at all to the real server (no default route here)
