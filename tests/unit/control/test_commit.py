@@ -26,6 +26,7 @@ from rlb.control.model import CommandError, Model
 from rlb.control.running import render
 from rlb.control.server import execute, open_shell
 from rlb.control.services import TCP, UDP, Services
+from rlb.lab.topologies import get
 from rlb.shell.commands import Context, g
 from rlb.shell.configure import load as load_lines
 from support import samples
@@ -117,20 +118,13 @@ username carol key {KEY2}
 ssh listen 0.0.0.0 2222
 """
 
-# The tutorial's FNAT two-arm example.
+# The tutorial's FNAT two-arm example (the lab's topology of that name).
 FNAT_TWO_ARM = """
 dataplane
  port dpdk0 net_tap0
  port dpdk1 net_tap1
 !
-dpip addr add 10.0.0.100/32 dev dpdk1
-dpip route add 10.0.0.0/16 dev dpdk1
-dpip route add 192.168.100.0/24 dev dpdk0
-ipvsadm -A -t 10.0.0.100:80 -s rr
-ipvsadm -a -t 10.0.0.100:80 -r 192.168.100.2 -b
-ipvsadm -a -t 10.0.0.100:80 -r 192.168.100.3 -b
-ipvsadm --add-laddr -z 192.168.100.200 -t 10.0.0.100:80 -F dpdk0
-"""
+""" + "".join(f"{line}\n" for line in get("fnat-two-arm").lb_script)
 
 # Every dataplane setting away from its default.
 ALL_SETTINGS = """

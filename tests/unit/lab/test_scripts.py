@@ -6,6 +6,7 @@ from rlb import plugins
 from rlb.control.config import check, run
 from rlb.lab import procs, scripts, topologies
 from rlb.shell.commands import Context
+from support import tutorial
 
 
 def model_after(topo, lines, ports=None):
@@ -78,3 +79,12 @@ def test_nat_two_arm_variant_runs():
                           "dpip route add 10.1.0.0/16 dev dpdk1")
     model = model_after(None, lines, ports=("dpdk0", "dpdk1"))
     assert services(model)[1].split()[1] == "192.168.100.2:8080"
+
+
+@pytest.mark.parametrize("name", ["fnat-two-arm", "dr-one-arm", "tunnel-one-arm"])
+def test_verbatim_scenarios_are_the_tutorial_s_lines_in_its_order(name):
+    """The scenarios the tutorial spells out whole: each line is there as `./LINE`, in
+    order (the others fill in its variables or fix its typos: test_ipvsadm checks them)."""
+    text, at = tutorial.text(), 0
+    for line in topologies.get(name).lb_script:
+        at = text.index(f"./{line}\n", at)     # ValueError: not there after the line before
