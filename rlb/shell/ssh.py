@@ -22,12 +22,12 @@ from prompt_toolkit.contrib.ssh import PromptToolkitSSHServer, PromptToolkitSSHS
 from prompt_toolkit.data_structures import Size
 
 from rlb.control.paths import state_dir
-from rlb.shell.commands import Context
-from rlb.shell.configure import SSH
-from rlb.shell.grammar import MAX_LINE
-from rlb.shell.render import printable
+from rlb.commands.base import Context
+from rlb.commands.configure import SSH
+from rlb.commands.grammar import MAX_LINE
+from rlb.commands.render import printable
 from rlb.shell.repl import LocalTransport, QuietFileHistory, Script, Shell, commands
-from rlb.shell.users import accounts
+from rlb.commands.users import accounts
 
 log = logging.getLogger("rlb.ssh")
 HOST_KEY = "ssh_host_key"

@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import inspect
 
-from rlb.control import services as services_mod
+from rlb.model import services as services_mod
 from rlb.core import dataplane
 
 REAL = dataplane.Engine

@@ -6,9 +6,9 @@ from ipaddress import IPv4Address, IPv4Network
 import pytest
 
 from rlb.control.config import ConfigError, check, read_file, run, run_lines
-from rlb.control.model import LPORT_RANGE, CommandError, Model, Settings
+from rlb.commands.base import Context
 from rlb.lab.topologies import get
-from rlb.shell.commands import Context
+from rlb.model.model import LPORT_RANGE, CommandError, Model, Settings
 from support import tutorial
 
 GOOD = """\

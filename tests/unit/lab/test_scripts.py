@@ -5,7 +5,7 @@ import pytest
 from rlb import plugins
 from rlb.control.config import check, run
 from rlb.lab import procs, scripts, topologies
-from rlb.shell.commands import Context
+from rlb.commands.base import Context
 from support import tutorial
 
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from rlb.control.model import Model, Settings, parse_mac
-from rlb.control.services import DEFAULT_TIMEOUTS, HOST_MASK, PERSISTENT_TIMEOUT, PROTO_NAMES
+from rlb.model.model import Model, Settings, parse_mac
+from rlb.model.services import DEFAULT_TIMEOUTS, HOST_MASK, PERSISTENT_TIMEOUT, PROTO_NAMES
 
 HEADER = "! rlb running configuration"
 
@@ -68,7 +68,7 @@ def render(model: Model) -> Running:
 
 
 def _dataplane(model):
-    from rlb.shell.commands import NUMBERS, SWITCHES     # the section's one table
+    from rlb.commands.base import NUMBERS, SWITCHES     # the section's one table
     s, d = model.settings, Settings()
     body = [f"{line.split()[0]} {getattr(s, attr)}" for attr, line in NUMBERS.items()
             if getattr(s, attr) != getattr(d, attr)]
@@ -192,7 +192,7 @@ def _services(model):
 
 
 def _accounts(model):
-    from rlb.shell.users import accounts
+    from rlb.commands.users import accounts
     acc = accounts(model)
     for u in acc.users.values():
         lines = [f"username {u.name} privilege {u.privilege}"] if u.privilege else []

@@ -1,4 +1,4 @@
-"""rlb.shell.commands: every command of the one grammar, checked against its handler,
+"""rlb.commands.base: every command of the one grammar, checked against its handler,
 its help, the tutorial's lines, and the rule that command words are written only here."""
 import ast
 import inspect
@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from rlb.control.config import check, handler_params, run
-from rlb.control.model import SCOPES, CommandError, Model
-from rlb.shell import commands, configure, ipvsadm, show, users
-from rlb.shell.commands import Context, Reply, g
-from rlb.shell.grammar import ParseError, _Kw, _terminals, _Var
+from rlb.model.model import SCOPES, CommandError, Model
+from rlb.commands import base as commands, configure, ipvsadm, show, users
+from rlb.commands.base import Context, Reply, g
+from rlb.commands.grammar import ParseError, _Kw, _terminals, _Var
 from support import samples
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -185,16 +185,16 @@ def test_abbreviations_and_section_lines():
 
 # ------------------------------------------------- command words are written once
 
-# String literals equal to a grammar keyword found outside rlb/shell/commands.py and
-# rlb/shell/grammar.py, each with why it is not a second spelling of a command word.
+# String literals equal to a grammar keyword found outside rlb/commands/base.py and
+# rlb/commands/grammar.py, each with why it is not a second spelling of a command word.
 ALLOWED = {
     # The model's route-scope vocabulary (SCOPE_CODE = RouteScope in types.pxd); the
     # grammar's `scope (host|link|global|kni_host)` is checked to be the same set
     # (test_scope_choice_is_the_model_scopes).
-    ("rlb/control/model.py", "global"): "route scope value",
-    ("rlb/control/model.py", "link"): "route scope value",
-    ("rlb/control/model.py", "host"): "route scope value",
-    ("rlb/control/model.py", "kni_host"): "route scope value",
+    ("rlb/model/model.py", "global"): "route scope value",
+    ("rlb/model/model.py", "link"): "route scope value",
+    ("rlb/model/model.py", "host"): "route scope value",
+    ("rlb/model/model.py", "kni_host"): "route scope value",
     # Arguments of iproute2's `ip` (ip link add, ip netns del, ip link set dev ...): another
     # program's words that happen to be spelled like rlb's.
     ("rlb/lab/netns.py", "add"): "iproute2 argv",
@@ -224,7 +224,7 @@ ALLOWED = {
     ("rlb/cli.py", "-c"): "rlb's own argv (rlb -c LINE)",
     # `rlb ipvsadm ARGS` runs the line; whether it is -R the grammar says (is_restore)
     ("rlb/cli.py", "ipvsadm"): "rlb's own argv (rlb ipvsadm ARGS)",
-    ("rlb/control/daemon.py", "-m"): "EAL argv",
+    ("rlb/daemon.py", "-m"): "EAL argv",
     ("rlb/lab/demo.py", "-m"): "other programs' argv",
     ("rlb/lab/demo.py", "-c"): "other programs' argv",
     ("rlb/lab/demo.py", "-i"): "other programs' argv",
@@ -235,20 +235,20 @@ ALLOWED = {
     ("rlb/lab/procs.py", "-p"): "other programs' argv",
     ("rlb/lab/procs.py", "-e"): "other programs' argv",
     ("rlb/lab/procs.py", "-m"): "other programs' argv",
-    # A Mode names its ipvsadm flags; the grammar's forwarding choice (rlb/shell/ipvsadm.py)
+    # A Mode names its ipvsadm flags; the grammar's forwarding choice (rlb/commands/ipvsadm.py)
     # is fixed, the registry says which of its flags are available.
     ("rlb/modes/fnat.py", "-b"): "Mode.flag",
     ("rlb/modes/fnat.py", "--fullnat"): "Mode.long_flag",
     # Configuration mode's words that are also the model's plain vocabulary: field and
     # key names, timeout names, protocol names of a SNAT match.
-    ("rlb/control/services.py", "tcp"): "timeout name", ("rlb/control/services.py", "tcpfin"):
-    "timeout name", ("rlb/control/services.py", "udp"): "timeout name",
-    ("rlb/control/services.py", "mode"): "Dest field", ("rlb/control/services.py", "weight"):
-    "Dest field", ("rlb/control/services.py", "netmask"): "Service field",
-    ("rlb/control/match.py", "tcp"): "match proto value",
-    ("rlb/control/match.py", "udp"): "match proto value",
-    ("rlb/control/model.py", "ip"): "engine neighbour record key",
-    ("rlb/control/model.py", "forwarding"): "Settings attribute (PUSH)",
+    ("rlb/model/services.py", "tcp"): "timeout name", ("rlb/model/services.py", "tcpfin"):
+    "timeout name", ("rlb/model/services.py", "udp"): "timeout name",
+    ("rlb/model/services.py", "mode"): "Dest field", ("rlb/model/services.py", "weight"):
+    "Dest field", ("rlb/model/services.py", "netmask"): "Service field",
+    ("rlb/model/match.py", "tcp"): "match proto value",
+    ("rlb/model/match.py", "udp"): "match proto value",
+    ("rlb/model/model.py", "ip"): "engine neighbour record key",
+    ("rlb/model/model.py", "forwarding"): "Settings attribute (PUSH)",
     ("rlb/modes/nat.py", "match"): "Service field", ("rlb/modes/snat.py", "match"):
     "Service field", ("rlb/plugins.py", "scheduler"): "plugin kind",
     ("rlb/control/history.py", "rollback"): "history record key",
@@ -268,9 +268,9 @@ def keyword_literals():
     words = set(g._words)
     # the command modules, and the renderer that writes what they read (running-config:
     # test_running_config_round_trips holds the two together)
-    skip = {"rlb/shell/commands.py", "rlb/shell/grammar.py", "rlb/shell/ipvsadm.py",
-            "rlb/shell/users.py", "rlb/shell/configure.py", "rlb/shell/show.py",
-            "rlb/control/running.py"}
+    skip = {"rlb/commands/base.py", "rlb/commands/grammar.py", "rlb/commands/ipvsadm.py",
+            "rlb/commands/users.py", "rlb/commands/configure.py", "rlb/commands/show.py",
+            "rlb/commands/running.py"}
     for path in sorted((ROOT / "rlb").rglob("*.py")):
         rel = path.relative_to(ROOT).as_posix()
         if rel in skip:
@@ -291,14 +291,14 @@ def test_command_words_are_written_once():
     allowed = set(ALLOWED) | mode_flags()
     found = [f"{rel}:{line}: {word!r}" for rel, line, word in keyword_literals()
              if (rel, word) not in allowed]
-    assert not found, ("command words outside rlb/shell/commands.py (declare the command "
+    assert not found, ("command words outside rlb/commands/base.py (declare the command "
                        "there, or justify in ALLOWED):\n" + "\n".join(found))
 
 
 def test_meta_scan_sees_the_literals():
     """The scan works: it does find the allowed ones."""
     seen = {(rel, word) for rel, _, word in keyword_literals()}
-    assert ("rlb/control/model.py", "kni_host") in seen
+    assert ("rlb/model/model.py", "kni_host") in seen
 
 
 def test_lab_config_passes_check():

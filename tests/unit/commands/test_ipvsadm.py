@@ -1,4 +1,4 @@
-"""rlb.shell.ipvsadm: the DPVS tutorial's ipvsadm lines, verbatim, and what rlb prints for
+"""rlb.commands.ipvsadm: the DPVS tutorial's ipvsadm lines, verbatim, and what rlb prints for
 them; every option, short and long; ipvsadm's errors (and the model untouched after one).
 Modes and schedulers are the real plugins (rlb.plugins), with their own checks."""
 import copy
@@ -9,14 +9,14 @@ from ipaddress import IPv4Address
 import pytest
 
 from rlb import plugins
-from rlb.control import services as services_mod
+from rlb.commands import ipvsadm
+from rlb.commands.base import Context, Reply, g
+from rlb.commands.grammar import ParseError, _Group, _Kw, _terminals, _Var
 from rlb.control.config import handler_params, run, run_lines
-from rlb.control.model import LPORT_RANGE, CommandError, Model
-from rlb.control.services import Services
 from rlb.lab import topologies
-from rlb.shell import ipvsadm
-from rlb.shell.commands import Context, Reply, g
-from rlb.shell.grammar import ParseError, _Group, _Kw, _terminals, _Var
+from rlb.model import services as services_mod
+from rlb.model.model import LPORT_RANGE, CommandError, Model
+from rlb.model.services import Services
 from support.engine import FakeEngine
 from support.tutorial import output as tutorial_output
 from support.tutorial import text as tutorial_text
