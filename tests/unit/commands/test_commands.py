@@ -235,10 +235,9 @@ ALLOWED = {
     ("rlb/lab/procs.py", "-p"): "other programs' argv",
     ("rlb/lab/procs.py", "-e"): "other programs' argv",
     ("rlb/lab/procs.py", "-m"): "other programs' argv",
-    # A Mode names its ipvsadm flags; the grammar's forwarding choice (rlb/commands/ipvsadm.py)
-    # is fixed, the registry says which of its flags are available.
-    ("rlb/modes/fnat.py", "-b"): "Mode.flag",
-    ("rlb/modes/fnat.py", "--fullnat"): "Mode.long_flag",
+    # The modes compare route scopes by name (they import nothing from rlb.model).
+    ("rlb/modes/direct.py", "global"): "route scope name",
+    ("rlb/modes/direct.py", "link"): "route scope name",
     # Configuration mode's words that are also the model's plain vocabulary: field and
     # key names, timeout names, protocol names of a SNAT match.
     ("rlb/model/services.py", "tcp"): "timeout name", ("rlb/model/services.py", "tcpfin"):
@@ -249,7 +248,8 @@ ALLOWED = {
     ("rlb/model/match.py", "udp"): "match proto value",
     ("rlb/model/model.py", "ip"): "engine neighbour record key",
     ("rlb/model/model.py", "forwarding"): "Settings attribute (PUSH)",
-    ("rlb/modes/nat.py", "match"): "Service field", ("rlb/modes/snat.py", "match"):
+    ("rlb/modes/nat/__init__.py", "match"): "Service field",
+    ("rlb/modes/snat/__init__.py", "match"):
     "Service field", ("rlb/plugins.py", "scheduler"): "plugin kind",
     ("rlb/control/history.py", "rollback"): "history record key",
     ("rlb/control/history.py", "comment"): "history record key",
@@ -281,10 +281,17 @@ def keyword_literals():
 
 
 def mode_flags():
-    """A Mode descriptor (rlb/modes/*.py) names its own ipvsadm flags: data, not grammar."""
+    """A Mode descriptor (rlb/modes/<mode>/__init__.py) names its own ipvsadm flags, from
+    which the grammar's forwarding choice is made (rlb/commands/ipvsadm.py): data, not grammar."""
     from rlb import plugins
-    return {(f"rlb/modes/{m.__module__.rsplit('.', 1)[-1]}.py", flag)
-            for m in plugins.modes().values() for flag in (m.flag, m.long_flag)}
+    out = set()
+    for plugin in plugins.manager().get_plugins():
+        path = Path(getattr(plugin, "__file__", "/")).resolve()
+        if hasattr(plugin, "rlb_forwarding_modes") and ROOT in path.parents:
+            rel = path.relative_to(ROOT).as_posix()
+            out |= {(rel, flag) for m in plugin.rlb_forwarding_modes()
+                    for flag in (m.flag, m.long_flag)}
+    return out
 
 
 def test_command_words_are_written_once():
