@@ -21,8 +21,7 @@ from ipaddress import IPv4Address
 
 from rlb.control.history import KEEP, Store, atomic_write, now  # noqa: F401  (their home)
 from rlb.control.model import RUNTIME, CommandError, Model
-from rlb.control.running import (PORT_ONLY, VIA, WITH_SRC, Running, laddr_made, render,
-                                 route_group)
+from rlb.control.running import Running, render
 
 log = logging.getLogger("rlb.commit")
 
@@ -117,6 +116,7 @@ def transform(running: Model, target: Model, wide: bool = False) -> list[str]:
     # -- what comes
     # routes that need only their port first, as the text has them: an address must not
     # make the network route the operator's is (rlb.control.running.render)
+    from rlb.shell.commands import PORT_ONLY, VIA, WITH_SRC   # (imports this module)
     _add_routes(running, target, done, (PORT_ONLY,))
     for ip, (iface, port, sapool) in want.items():
         a = running.find_address(ip)
@@ -198,7 +198,7 @@ def _take_down(running: Model, target: Model, done) -> None:
 def _owners(rs, target: Model) -> None:
     """An address both have stays; whether --add-laddr made it (and removes it with its
     last local address) follows the target. A text read back makes an address a route
-    has as src the operator's (rlb.control.running.laddr_made)."""
+    has as src the operator's (rlb.shell.commands.laddr_made)."""
     for a in rs.model.addresses:
         t = target.find_address(a.ip)
         if t is not None and (t.iface, t.port, t.sapool) == (a.iface, a.port, a.sapool):
@@ -209,6 +209,7 @@ def _owners(rs, target: Model) -> None:
 
 
 def _add_routes(running: Model, target: Model, done, groups) -> None:
+    from rlb.shell.commands import route_group
     for key, r in target.routes.items():
         have = running.routes.get(key)
         if not r.auto and (have is None or have.auto) and route_group(r) in groups:
@@ -226,6 +227,7 @@ def _route(r):
 
 def _addresses(model: Model) -> dict:
     """The addresses an operator made (not the ones --add-laddr made), by IP."""
+    from rlb.shell.commands import laddr_made
     auto = laddr_made(model)
     return {a.ip: (a.iface, a.port, a.sapool) for a in model.addresses if a.ip not in auto}
 

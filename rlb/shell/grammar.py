@@ -76,6 +76,29 @@ class Command:
     # Changes running state, not configuration (flush a table, zero counters): it acts
     # on the running instance even in configuration mode, and is no configuration change.
     operational: bool = False
+    # How the state this command configures prints (the running configuration):
+    # show(model, section) yields the bindings of each line, as dicts or Shown; the line's
+    # text is the definition filled in with them (Grammar.unparse).
+    show: Callable | None = None
+    # The node the command enters (a section's head: `interface`): its commands' lines
+    # print under it.
+    opens: str | None = None
+    # What of a line names its object (Grammar.name_of): None, all of it; else its
+    # bindings that do, each mapped to None or to what of its value counts.
+    key: dict | None = None
+    # Its first line in a section means something (a port's first address is its ARP
+    # source, Model._primary): the configuration's canonical form keeps it
+    # (rlb.control.running).
+    primary: bool = False
+
+
+class Shown(NamedTuple):
+    """One line a command's `show` gives: its bindings; for a section's head, the section
+    its lines show (Command.opens); for a stanza, where it goes among the others."""
+    args: dict
+    section: Any = None
+    rank: tuple = ()
+    bare: bool = False       # a section's head printed even with no lines under it
 
 
 @dataclass(eq=False)
@@ -390,6 +413,62 @@ class _DefParser:
                                and (node.kind != "seq" or i == len(node.items) - 1))
 
 
+def _fill(node, args, used):
+    """(tokens, how many given bindings they show) of a definition subtree, or None when
+    `args` cannot make it: Grammar.unparse. A token is (text, its binding or None, True
+    for a value). A keyword bound by its own name (`[sapool]`, `[no]`) prints when given
+    true, or as the lead of a part whose values are given."""
+    if isinstance(node, _Var):
+        value = args.get(node.bind)
+        if value is None:
+            return None
+        used.add(node.bind)
+        return [(str(value), node.bind, True)], 1
+    if isinstance(node, _Kw):
+        if node.bind is None:
+            return [(node.word, None, False)], 0
+        value = args.get(node.bind)
+        if node.value is not True:          # (a|b)$name: the word that is the value
+            if value != node.value:
+                return None
+            used.add(node.bind)
+            return [(node.word, node.bind, True)], 1
+        if not value:
+            return ([(node.word, None, False)], 0) if node.bind not in args else None
+        used.add(node.bind)
+        return [(node.word, node.bind, False)], 1
+    if node.kind == "seq":
+        tokens, score = [], 0
+        for item in node.items:
+            r = _fill(item, args, used)
+            if r is None:
+                return None
+            tokens += r[0]
+            score += r[1]
+        return tokens, score
+    if node.kind == "opt":
+        mine: set = set()
+        r = _fill(node.items[0], args, mine)
+        if r is None or not r[1]:
+            return [], 0
+        used |= mine
+        return r
+    if node.kind == "alt":
+        for item in node.items:
+            mine = set()
+            r = _fill(item, args, mine)
+            if r is not None and r[1]:
+                used |= mine
+                return r
+        return None
+    tokens, score = [], 0                   # a set: its given elements, in definition order
+    for item in node.items:
+        r = _fill(_Group("opt", (item,)), args, used)
+        tokens += r[0]
+        score += r[1]
+    return tokens, score
+
+
 def _same_kind(x, y):
     """Could one token match terminals x and y with the same rank, so neither wins?"""
     if isinstance(x, _Kw) or isinstance(y, _Kw):
@@ -441,14 +520,61 @@ class Grammar:
         self._completers[name] = fn
 
     def command(self, definition: str, node: str, help: dict | None = None,
-                readonly: bool = False, operational: bool = False):
+                readonly: bool = False, operational: bool = False,
+                show: Callable | None = None, opens: str | None = None,
+                key: tuple | dict | None = None, primary: bool = False):
         """Decorator installing a command; the function is returned unchanged.
         readonly=True: the command changes no state (see Command.readonly);
-        operational=True: it changes state but not configuration (Command.operational)."""
+        operational=True: it changes state but not configuration (Command.operational);
+        show, opens, key, primary: how its state prints (Command.show and after)."""
+        if key is not None and not isinstance(key, dict):
+            key = dict.fromkeys(key)
         def install(handler):
-            self._install(definition, node, dict(help or {}), handler, readonly, operational)
+            self._install(definition, node, dict(help or {}), handler, readonly, operational,
+                          dict(show=show, opens=opens, key=key, primary=primary))
             return handler
         return install
+
+    def ancestors(self, node: str) -> list[str]:
+        """The node and its parents, nearest first: where a line unknown in a node is
+        looked for next (as in vtysh)."""
+        chain = []
+        while node is not None:
+            chain.append(node)
+            node = self.nodes[node].parent
+        return chain
+
+    def unparse(self, cmd: Command, args: dict) -> str:
+        """The line that parses back to `args`: the command's definition with its
+        variables filled in, the optional parts whose bindings are given (in the order
+        of the definition), the alternative that takes them. A binding the definition
+        cannot show is a GrammarError (the show declaration is wrong)."""
+        return " ".join(text for text, _, _ in self._tokens(cmd, args))
+
+    def name_of(self, cmd: Command, args: dict) -> str:
+        """What names the object a line is (the 3-way merge's key): the whole line, or,
+        for a command with a `key`, the line up to the first value that is not one of
+        the key's bindings, without the keyword that only labels that value (`via`)."""
+        if cmd.key is None:
+            return self.unparse(cmd, args)
+        args = {k: (cmd.key[k](v) if callable(cmd.key.get(k)) and v is not None else v)
+                for k, v in args.items()}
+        out = []
+        for text, bind, _ in self._tokens(cmd, args):
+            if bind is not None and bind not in cmd.key:
+                if out and out[-1] == (bind.replace("_", "-"), None):
+                    out.pop()
+                break
+            out.append((text, bind))
+        return " ".join(text for text, _ in out)
+
+    def _tokens(self, cmd, args):
+        used: set = set()
+        r = _fill(cmd.root, args, used)
+        left = {k for k, v in args.items() if v not in (None, False)} - used
+        if r is None or left:
+            raise GrammarError(f"{cmd.definition!r} cannot print {args!r}")
+        return r[0]
 
     def commands(self, node: str) -> list[Command]:
         return list(self._node_commands(node))
@@ -469,7 +595,8 @@ class Grammar:
         if unused:
             raise GrammarError(f"completer for ${unused[0]} matches no binding of any command")
 
-    def _install(self, definition, node, var_help, handler, readonly=False, operational=False):
+    def _install(self, definition, node, var_help, handler, readonly=False, operational=False,
+                 printing=None):
         existing = self._node_commands(node)
         root, bindings = _DefParser(definition, var_help).parse()
         self._check_words(definition, root)
@@ -479,7 +606,12 @@ class Grammar:
                  any(isinstance(t, _Var) for t, _ in trans))
         doc = (getattr(handler, "__doc__", None) or "").strip().partition("\n")[0]
         cmd = Command(definition, node, handler, var_help, bindings, doc, root, start, first,
-                      readonly=bool(readonly), operational=bool(operational))
+                      readonly=bool(readonly), operational=bool(operational),
+                      **(printing or {}))
+        if cmd.opens is not None and cmd.opens not in self.nodes:
+            raise GrammarError(f"{definition!r} opens unknown node {cmd.opens!r}")
+        if set(cmd.key or ()) - set(bindings):
+            raise GrammarError(f"{definition!r}: key names no binding of it")
         for other in existing:
             self._check_conflict(cmd, other)
         existing.append(cmd)
