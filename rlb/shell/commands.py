@@ -501,6 +501,21 @@ def dataplane_info(ctx):
 g.node(VIEW, parent="exec", prompt="{host}>")
 g.node(ENABLE, parent="exec", prompt="{host}#")
 g.node(CONFIG, parent="exec", prompt="{host}(config)#")
+EXEC_MODES = (VIEW, ENABLE)
+
+
+def lineage(node: str, configuring: bool = False) -> list[str]:
+    """Where a line typed in `node` is looked for, in order: the node, then its parents
+    (Grammar.ancestors). In the shell and in configuration mode (configuring) a
+    section's way up is configuration mode, and exec's commands come last."""
+    nodes = g.ancestors(node)
+    if configuring:
+        nodes.remove(ROOT)
+        if node not in EXEC_MODES and CONFIG not in nodes:
+            nodes.append(CONFIG)
+        nodes.append(ROOT)
+    return nodes
+
 # What may follow a `|`: filters of a command's output, run by rlb/control/server.py
 # with the output in ctx.output (an empty Reply when run on their own).
 g.node(PIPE, prompt="")

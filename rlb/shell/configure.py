@@ -29,7 +29,7 @@ from rlb.control.running import render
 from rlb.control.services import DEFAULT_TIMEOUTS, HOST_MASK, PERSISTENT_TIMEOUT, PROTO_NAMES
 from rlb.shell.commands import (CONFIG, DATAPLANE, ENABLE, INTERFACES, ROOT, ROUTE_HELP,
                                 ROUTE_OPTS, SERVICES, VS_DEF, VS_HELP, Reply, Shown, _prefix,
-                                _vs_key, g, laddr_made, route_add, route_group)
+                                _vs_key, g, laddr_made, lineage, route_add, route_group)
 
 IF, VS = "config-if", "config-vs"
 g.node(IF, parent=CONFIG, prompt="{host}(config-if)#")
@@ -115,9 +115,8 @@ def abort(ctx):
 def _section_exit(ctx):
     """Up one node; the dataplane section's way up is configuration mode when there is
     one (the shell, a candidate), else exec (`rlb -c dataplane -c ... -c exit`)."""
-    parent = g.nodes[ctx.node].parent
     ctx.section = None
-    ctx.node = CONFIG if parent == ROOT and (ctx.shell or ctx.configuring) else parent
+    ctx.node = lineage(ctx.node, ctx.shell or ctx.configuring)[1]
     return Reply()
 
 
