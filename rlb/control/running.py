@@ -45,7 +45,7 @@ class Running:
             out += [f" {line}" for line in st.body]
             if st.body:
                 out.append("!")
-        out.append("end")
+        out.append(_end())
         return out
 
     def numbered(self) -> list[tuple[int, str]]:
@@ -70,6 +70,12 @@ def _vocabulary():
     imported when first used, as the command modules import this one's users."""
     from rlb.shell.commands import CONFIG, g
     return g, tuple(g.ancestors(CONFIG))
+
+
+def _end() -> str:
+    """The text's last line: the command that leaves configuration mode (Ctrl-Z's)."""
+    from rlb.shell.commands import CTRL_Z
+    return CTRL_Z
 
 
 @functools.cache

@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass, field, fields
 from ipaddress import IPv4Interface, IPv4Network
 
-from rlb.control.model import SCOPES, CommandError, LPORT_RANGE, Model, Settings
+from rlb.control.model import GLOBAL, SCOPES, CommandError, LPORT_RANGE, Model, Settings
 from rlb.control.services import TCP, UDP, svc_key
 from rlb.core.ports import iface_rx_packets, kernel_iface
 from rlb.shell import render
@@ -28,6 +28,7 @@ class Reply:
 ROOT, VIEW, ENABLE, CONFIG, PIPE = "exec", "view", "enable", "config", "pipe"
 # Privileges (`username NAME privilege view|admin`): a viewer runs readonly commands only.
 ADMIN, VIEWER = "admin", "view"
+SSH = "ssh"         # a session's kind (rlb.shell.users), Context.via of the daemon's ssh shell
 
 
 @dataclass
@@ -217,9 +218,12 @@ for _attr, _definition in NUMBERS.items():
     _number_setting(_attr, _definition)
 
 
-@g.command("no-kni", node=DATAPLANE, show=lambda model, settings: [] if settings.kni else [{}])
+NO_KNI = "no-kni"
+
+
+@g.command(NO_KNI, node=DATAPLANE, show=lambda model, settings: [] if settings.kni else [{}])
 def dp_no_kni(ctx):
-    ctx.model.set_setting("kni", False, "no-kni")
+    ctx.model.set_setting("kni", False, NO_KNI)
     return Reply()
 
 
@@ -272,8 +276,8 @@ def addr_show(ctx, dev):
     for a in ctx.model.addresses:
         if dev is not None and a.port != dev:
             continue
-        row = {"addr": str(a.iface), "dev": a.port, "scope": "global", "sapool": a.sapool}
-        lines.append(f"inet {a.iface} scope global {a.port}")
+        row = {"addr": str(a.iface), "dev": a.port, "scope": GLOBAL, "sapool": a.sapool}
+        lines.append(f"inet {a.iface} scope {GLOBAL} {a.port}")
         tail = "     valid_lft forever preferred_lft forever"
         if a.sapool:
             # local ports in use by connections: each worker owns lport % workers
@@ -476,7 +480,7 @@ def dataplane_info(ctx):
             "reasons": ctx.engine.reasons(), "forwarding": s.forwarding,
             "busy_poll": s.busy_poll, "idle_sleep_us": s.idle_sleep}
     lines = [f"workers {len(data['workers'])}  forwarding {'on' if s.forwarding else 'off'}  "
-             f"{'busy-poll' if s.busy_poll else f'idle-sleep {s.idle_sleep}us'}"]
+             f"{SWITCHES['busy_poll'] if s.busy_poll else f'idle-sleep {s.idle_sleep}us'}"]
     for w in data["workers"]:
         lines.append(f"  worker {w['id']} lcore {w['lcore']} polls {w['polls']} "
                      f"idle_sleeps {w['idle_sleeps']}")

@@ -24,11 +24,11 @@ import logging
 import time
 
 from rlb.control.commit import Candidate, apply, candidate_model, diff
-from rlb.control.model import CommandError, parse_mac
+from rlb.control.model import CommandError, default_scope, parse_mac
 from rlb.control.running import render
 from rlb.control.services import DEFAULT_TIMEOUTS, HOST_MASK, PERSISTENT_TIMEOUT, PROTO_NAMES
 from rlb.shell.commands import (CONFIG, DATAPLANE, ENABLE, INTERFACES, ROOT, ROUTE_HELP,
-                                ROUTE_OPTS, SERVICES, VS_DEF, VS_HELP, Reply, Shown, _prefix,
+                                ROUTE_OPTS, SERVICES, SSH, VS_DEF, VS_HELP, Reply, Shown, _prefix,
                                 _vs_key, g, laddr_made, lineage, route_add, route_group)
 
 IF, VS = "config-if", "config-vs"
@@ -203,7 +203,7 @@ def if_no_neighbor(ctx, ip):
 def _route_args(prefix, port, via, src, scope, mtu, metric) -> dict:
     """A route's line: what is not its default."""
     return {"prefix": prefix, "via": via, "src": src, "dev": port,
-            "scope": scope if scope != ("global" if via else "link") else None,
+            "scope": scope if scope != default_scope(via) else None,
             "mtu": mtu if mtu != 1500 else None, "metric": metric or None}
 
 
@@ -219,8 +219,7 @@ def ip_route(ctx, prefix, default, via, src, dev, scope, mtu, metric):
     r = ctx.model.routes.get((net.network_address, net.prefixlen))
     if r is not None and not r.auto and \
             _route_args(r.prefix, r.port, r.via, r.src, r.scope, r.mtu, r.metric) == \
-            _route_args(net, dev, via, src, scope or ("global" if via else "link"), mtu or 1500,
-                        metric or 0):
+            _route_args(net, dev, via, src, scope or default_scope(via), mtu or 1500, metric or 0):
         return Reply()
     return route_add(ctx, prefix, default, via, src, dev, scope, mtu, metric)
 
@@ -385,7 +384,6 @@ def _need_candidate(ctx):
     return ctx.candidate
 
 
-SSH = "ssh"                         # Context.via of the daemon's own ssh shell
 
 
 def via(ctx) -> str:

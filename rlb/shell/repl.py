@@ -21,8 +21,7 @@ from prompt_toolkit.layout.controls import FormattedTextControl
 from prompt_toolkit.shortcuts import CompleteStyle
 from prompt_toolkit.utils import get_cwidth
 
-from rlb.shell.commands import CTRL_Z, ENABLE, VIEW
-from rlb.shell.configure import SSH
+from rlb.shell.commands import CTRL_Z, ENABLE, SSH, VIEW
 from rlb.shell.grammar import _TYPES, CR, MAX_LINE
 from rlb.shell.render import as_json, printable
 

@@ -22,8 +22,7 @@ from prompt_toolkit.contrib.ssh import PromptToolkitSSHServer, PromptToolkitSSHS
 from prompt_toolkit.data_structures import Size
 
 from rlb.control.paths import state_dir
-from rlb.shell.commands import Context
-from rlb.shell.configure import SSH
+from rlb.shell.commands import SSH, Context
 from rlb.shell.grammar import MAX_LINE
 from rlb.shell.render import printable
 from rlb.shell.repl import LocalTransport, QuietFileHistory, Script, Shell, commands

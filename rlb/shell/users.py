@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass, field
 
 from rlb.control.model import CommandError
-from rlb.shell.commands import ACCOUNTS, VIEWER, Reply, Shown, g
+from rlb.shell.commands import ACCOUNTS, SSH, VIEWER, Reply, Shown, g
 
 NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,31}")
 MAX_KEYS = 64                   # per user: a bound on what a config line can make us keep
@@ -34,7 +34,7 @@ class Session:
     user: str
     privilege: str
     source: str                                   # "pid 4242", the ssh peer's address
-    kind: str = "ssh"                             # socket | ssh
+    kind: str = SSH                               # socket | ssh
     ctx: object = None
     since: float = field(default_factory=time.time)
 
@@ -101,7 +101,7 @@ class Accounts:
         return user.privilege or VIEWER
 
     def open_session(self, name: str, privilege: str, peer: str, ctx=None,
-                     line: str = "ssh") -> Session:
+                     line: str = SSH) -> Session:
         entry = Session(name, privilege, peer, line, ctx)
         self.sessions.append(entry)
         return entry
@@ -236,7 +236,7 @@ def show_users(ctx):
 def show_ssh(ctx):
     acc = accounts(ctx.model)
     listen = None if acc.listen is None else {"addr": acc.listen[0], "port": acc.listen[1]}
-    ssh = [s.row() for s in acc.sessions if s.kind == "ssh"]
+    ssh = [s.row() for s in acc.sessions if s.kind == SSH]
     data = {"listen": listen, "state": acc.status, "host_key": acc.host_key, "sessions": ssh}
     where = "not configured" if acc.listen is None else f"{acc.listen[0]} port {acc.listen[1]}"
     lines = [f"ssh listen {where}: {acc.status}"]
