@@ -32,6 +32,16 @@ def test_nodes():
     assert all(g.commands(n) for n in g.nodes)
 
 
+def test_lineage_is_the_one_walk_up():
+    """Where a line is looked for: the declared parents; in the shell and configuration
+    mode a section's way up is configuration mode, exec's commands last."""
+    assert commands.lineage("config-vs") == ["config-vs", "config", "exec"]
+    assert commands.lineage("dataplane") == ["dataplane", "exec"]
+    assert commands.lineage("dataplane", True) == ["dataplane", "config", "exec"]
+    assert commands.lineage("config-if", True) == ["config-if", "config", "exec"]
+    assert commands.lineage("enable", True) == ["enable", "exec"]
+
+
 @pytest.mark.parametrize("cmd", each_command())
 def test_handler_parameters_are_bindings(cmd):
     params = list(inspect.signature(cmd.handler).parameters.values())
