@@ -55,9 +55,11 @@ class Running:
         """What two configurations must share to be the same, whatever their order, but for
         what order means: the first line of a command declared `primary` (a port's first
         address: its ARP source)."""
+        leads = _primary_leads()
+
         def first(st):
-            return next((line for line in st.body
-                         if getattr(_command(line, st.head), "primary", False)), None)
+            return next((line for line in st.body if line.startswith(leads)
+                         and getattr(_command(line, st.head), "primary", False)), None)
         return frozenset((st.head, frozenset(st.body), first(st)) for st in self.stanzas)
 
     def data(self) -> list[dict]:
@@ -84,6 +86,19 @@ def _top() -> list:
     those of the nodes above it."""
     g, nodes = _vocabulary()
     return [cmd for node in nodes for cmd in g.commands(node) if cmd.show]
+
+
+@functools.cache
+def _primary_leads() -> tuple:
+    """The leading keywords of the commands declared `primary`: the lines canonical()
+    reads (the rest of the text need not be parsed for it)."""
+    g = _vocabulary()[0]
+    leads = []
+    for node in g.nodes:
+        for cmd in g.commands(node):
+            if cmd.primary:
+                leads.append(" ".join(g.lead(cmd)) + " ")
+    return tuple(leads)
 
 
 def _shown(cmd, model, section) -> list[Shown]:

@@ -416,14 +416,14 @@ class _DefParser:
 def _fill(node, args, used):
     """(tokens, how many given bindings they show) of a definition subtree, or None when
     `args` cannot make it: Grammar.unparse. A token is (text, its binding or None, True
-    for a value). A keyword bound by its own name (`[sapool]`, `[no]`) prints when given
-    true, or as the lead of a part whose values are given."""
+    for a value); a variable's text is None, its value's text is filled in after. A
+    keyword bound by its own name (`[sapool]`, `[no]`) prints when given true, or as the
+    lead of a part whose values are given."""
     if isinstance(node, _Var):
-        value = args.get(node.bind)
-        if value is None:
+        if args.get(node.bind) is None:
             return None
         used.add(node.bind)
-        return [(str(value), node.bind, True)], 1
+        return [(None, node.bind, True)], 1
     if isinstance(node, _Kw):
         if node.bind is None:
             return [(node.word, None, False)], 0
@@ -489,6 +489,8 @@ class Grammar:
         self._commands: dict[str, list[Command]] = {}
         self._completers: dict[str, Callable] = {}
         self._cache: dict = {}
+        self._choices: dict = {}          # Grammar._tokens: a command's keyword choices
+        self._templates: dict = {}        # and the tokens of each shape of its bindings
 
     # -- declaration --
 
@@ -551,6 +553,15 @@ class Grammar:
         cannot show is a GrammarError (the show declaration is wrong)."""
         return " ".join(text for text, _, _ in self._tokens(cmd, args))
 
+    def lead(self, cmd: Command) -> list[str]:
+        """The keywords every line of the command starts with (`ip address`)."""
+        words = []
+        for item in cmd.root.items:
+            if not isinstance(item, _Kw) or item.bind is not None:
+                break
+            words.append(item.word)
+        return words
+
     def name_of(self, cmd: Command, args: dict) -> str:
         """What names the object a line is (the 3-way merge's key): the whole line, or,
         for a command with a `key`, the line up to the first value that is not one of
@@ -569,12 +580,25 @@ class Grammar:
         return " ".join(text for text, _ in out)
 
     def _tokens(self, cmd, args):
-        used: set = set()
-        r = _fill(cmd.root, args, used)
-        left = {k for k, v in args.items() if v not in (None, False)} - used
-        if r is None or left:
-            raise GrammarError(f"{cmd.definition!r} cannot print {args!r}")
-        return r[0]
+        # Which parts print depends only on which bindings are given (and the word of a
+        # keyword choice): one walk of the definition per such shape, then only values
+        # are filled in (a running configuration has thousands of lines of a few shapes).
+        choices = self._choices.get(cmd)
+        if choices is None:
+            choices = self._choices[cmd] = {t.bind for t in _terminals(cmd.root)
+                                            if isinstance(t, _Kw) and t.value is not True}
+        shape = (cmd, tuple((k, v if k in choices else (v is not None, bool(v)))
+                            for k, v in args.items()))
+        template = self._templates.get(shape)
+        if template is None:
+            used: set = set()
+            r = _fill(cmd.root, args, used)
+            left = {k for k, v in args.items() if v not in (None, False)} - used
+            if r is None or left:
+                raise GrammarError(f"{cmd.definition!r} cannot print {args!r}")
+            template = self._templates[shape] = r[0]
+        return [(str(args[bind]) if text is None else text, bind, value)
+                for text, bind, value in template]
 
     def commands(self, node: str) -> list[Command]:
         return list(self._node_commands(node))
