@@ -30,9 +30,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from rlb.control.commit import Store, build  # noqa: E402
 from rlb.control.config import check  # noqa: E402
-from rlb.control.running import render  # noqa: E402
+from rlb.commands.running import render  # noqa: E402
 from rlb.control.server import execute, open_shell  # noqa: E402
-from rlb.shell.commands import Context  # noqa: E402
+from rlb.commands.base import Context  # noqa: E402
 
 
 def config(services: int, dests: int) -> str:

@@ -59,7 +59,7 @@ def _main(argv: list[str] | None) -> int:
         d.add_argument("-f", "--config", required=True)
         d.add_argument("-N", "--instance", default=args.instance)
         dargs = d.parse_args(args.rest[1:])
-        from rlb.control.daemon import main as daemon_main
+        from rlb.daemon import main as daemon_main
         return daemon_main(dargs.config, dargs.instance)
     if args.rest[:1] == ["ipvsadm"] and not args.commands and args.load is None:
         return ipvsadm(args.instance, args.rest, args.json)
@@ -99,7 +99,7 @@ def ipvsadm(instance: str, argv: list[str], as_json: bool = False) -> int:
     rules from standard input (or FILE) and applies them as one commit, as `rlb -f` does."""
     import shlex
 
-    from rlb.shell import ipvsadm as vs
+    from rlb.commands import ipvsadm as vs
     if not vs.is_restore(shlex.join(argv[:2])):       # the grammar says which it is
         return run_commands(instance, [shlex.join(argv)], as_json)
     path = argv[2] if len(argv) == 3 else None
@@ -138,7 +138,7 @@ def _load(instance: str, text: str, path: str, replace: bool = False) -> int:
     except (ControlError, OSError) as err:
         print(f"rlb: {err}", file=sys.stderr)
         return 2
-    from rlb.shell.render import printable
+    from rlb.commands.render import printable
     if not reply.get("ok"):
         print(printable(reply.get("error", "% failed")), file=sys.stderr)
         return 1

@@ -1,7 +1,7 @@
 """Candidate configurations and commits, as Junos has them.
 
 `configure` gives a session a Candidate: a model of its own, built by running the
-running configuration's text (rlb.control.running) through the grammar, with no data
+running configuration's text (rlb.commands.running) through the grammar, with no data
 plane. Configuration commands change the candidate only. `commit` checks the candidate
 against a scratch copy of the running model, then changes the running model into it
 (`transform`): only the objects that differ are touched, so a service that did not
@@ -20,8 +20,9 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address
 
 from rlb.control.history import KEEP, Store, atomic_write, now  # noqa: F401  (their home)
-from rlb.control.model import RUNTIME, CommandError, Model
-from rlb.control.running import Running, render
+from rlb.model.model import RUNTIME, CommandError, Model
+from rlb.commands.base import PORT_ONLY, VIA, WITH_SRC, laddr_made, route_group
+from rlb.commands.running import Running, render
 
 log = logging.getLogger("rlb.commit")
 
@@ -115,8 +116,7 @@ def transform(running: Model, target: Model, wide: bool = False) -> list[str]:
 
     # -- what comes
     # routes that need only their port first, as the text has them: an address must not
-    # make the network route the operator's is (rlb.control.running.render)
-    from rlb.shell.commands import PORT_ONLY, VIA, WITH_SRC   # (imports this module)
+    # make the network route the operator's is (rlb.commands.running.render)
     _add_routes(running, target, done, (PORT_ONLY,))
     for ip, (iface, port, sapool) in want.items():
         a = running.find_address(ip)
@@ -198,7 +198,7 @@ def _take_down(running: Model, target: Model, done) -> None:
 def _owners(rs, target: Model) -> None:
     """An address both have stays; whether --add-laddr made it (and removes it with its
     last local address) follows the target. A text read back makes an address a route
-    has as src the operator's (rlb.shell.commands.laddr_made)."""
+    has as src the operator's (rlb.commands.base.laddr_made)."""
     for a in rs.model.addresses:
         t = target.find_address(a.ip)
         if t is not None and (t.iface, t.port, t.sapool) == (a.iface, a.port, a.sapool):
@@ -209,7 +209,6 @@ def _owners(rs, target: Model) -> None:
 
 
 def _add_routes(running: Model, target: Model, done, groups) -> None:
-    from rlb.shell.commands import route_group
     for key, r in target.routes.items():
         have = running.routes.get(key)
         if not r.auto and (have is None or have.auto) and route_group(r) in groups:
@@ -227,7 +226,6 @@ def _route(r):
 
 def _addresses(model: Model) -> dict:
     """The addresses an operator made (not the ones --add-laddr made), by IP."""
-    from rlb.shell.commands import laddr_made
     auto = laddr_made(model)
     return {a.ip: (a.iface, a.port, a.sapool) for a in model.addresses if a.ip not in auto}
 
@@ -283,7 +281,7 @@ def _settings(running: Model, target: Model, done) -> None:
 
 
 def _accounts(running: Model, target: Model, done) -> None:
-    from rlb.shell.users import accounts
+    from rlb.commands.users import accounts
     have, want = accounts(running), accounts(target)
     mine = {n: (u.privilege, [k for k, _ in u.keys]) for n, u in have.users.items()}
     theirs = {n: (u.privilege, [k for k, _ in u.keys]) for n, u in want.users.items()}

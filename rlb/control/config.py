@@ -8,17 +8,15 @@ from __future__ import annotations
 import functools
 import inspect
 
-from rlb.control.model import CommandError, Model
-from rlb.shell.commands import Context, Reply, g
-from rlb.shell.grammar import ParseError
+from rlb.control.machinery import CONTROL
+from rlb.errors import CommandError, ConfigError  # noqa: F401  (ConfigError: its home is rlb.errors)
+from rlb.model.model import Model
+from rlb.commands.base import Context, Reply, g
+from rlb.commands.grammar import ParseError
 
 # Files run in configuration mode: its router-style commands, and through its parent
 # the dpip and ipvsadm lines.
 TOP = "config"
-
-
-class ConfigError(Exception):
-    """A line of a file or batch that cannot be applied: FILE:LINE: reason."""
 
 
 def run(ctx: Context, line: str) -> Reply:
@@ -27,6 +25,7 @@ def run(ctx: Context, line: str) -> Reply:
     m = _parse_up(ctx, line)
     if m is None:
         return Reply()
+    ctx.control = ctx.control or CONTROL
     wanted = handler_params(m.command.handler)
     return m.command.handler(ctx, **{k: v for k, v in m.args.items() if k in wanted}) or Reply()
 

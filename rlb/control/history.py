@@ -14,8 +14,8 @@ import os
 import re
 import time
 
-from rlb.control.model import CommandError, Model
-from rlb.control.running import Running, render
+from rlb.model.model import CommandError, Model
+from rlb.commands.running import Running, render
 
 log = logging.getLogger("rlb.commit")
 KEEP = 50                                   # commits kept on disk (Junos keeps 50 too)

@@ -5,7 +5,7 @@ ours   the candidate,
 theirs the running configuration now (another session's commit, an exec-mode change,
        an automatic rollback).
 
-The configuration is text (rlb.control.running): stanzas, and the lines of a section.
+The configuration is text (rlb.commands.running): stanzas, and the lines of a section.
 Each stanza and each line is an object with a key, what names it (`real-server
 192.168.100.2:80`, `scheduler`, `ip route 10.0.0.0/16`); its value is its text. An
 object the candidate did not change is taken from the running configuration; one only
@@ -15,8 +15,8 @@ both kept, whose lines are then merged the same way.
 """
 from __future__ import annotations
 
-from rlb.control.running import Running, Stanza
-from rlb.control.running import object_key as key
+from rlb.commands.running import Running, Stanza
+from rlb.commands.running import object_key as key
 
 
 class Conflict(Exception):
@@ -81,7 +81,7 @@ def _text(st) -> str:
 
 def _order(ours: list, theirs: list) -> list:
     """Theirs' order, with what only ours has placed after what comes before it in ours:
-    both are orders the text can be read in (rlb.control.running.render)."""
+    both are orders the text can be read in (rlb.commands.running.render)."""
     out = list(theirs)
     seen = set(out)
     for i, k in enumerate(ours):

@@ -29,14 +29,15 @@ import struct
 import time
 
 from rlb.control.config import ConfigError, handler_params
-from rlb.control.model import CommandError, Model
-from rlb.shell.commands import (ADMIN, CONFIG, EXEC_MODES, PIPE, ROOT, VIEW, Context, Reply,
+from rlb.control.machinery import CONTROL
+from rlb.model.model import CommandError, Model
+from rlb.commands.base import (ADMIN, CONFIG, EXEC_MODES, PIPE, ROOT, VIEW, Context, Reply,
                                 do_exec, g, lineage)
-from rlb.shell.configure import load as load_lines
-from rlb.shell.configure import KEEPS_SECTION, via
-from rlb.shell.grammar import CR, MAX_LINE, Grammar, ParseError
-from rlb.shell.render import split_pipes
-from rlb.shell.users import accounts
+from rlb.commands.configure import load as load_lines
+from rlb.commands.configure import KEEPS_SECTION, via
+from rlb.commands.grammar import CR, MAX_LINE, Grammar, ParseError
+from rlb.commands.render import split_pipes
+from rlb.commands.users import accounts
 
 log = logging.getLogger("rlb.control")
 audit = logging.getLogger("rlb.audit")
@@ -127,6 +128,7 @@ def load(ctx: Context, text: str, source: str, replace: bool = False) -> dict:
         return {"ok": False, "error": "% leave configuration mode first"}
     # lines as a file read in text mode has them (rlb.control.config.read_file)
     lines = list(enumerate(io.StringIO(text, newline=None).read().split("\n"), 1))
+    ctx.control = ctx.control or CONTROL
     try:
         reply = load_lines(ctx, lines, source, replace)
     except ConfigError as err:
@@ -232,6 +234,7 @@ def _recorded(ctx, line: str) -> None:
 
 
 def _call(ctx, match) -> Reply:
+    ctx.control = ctx.control or CONTROL
     wanted = handler_params(match.command.handler)
     return match.command.handler(ctx, **{k: v for k, v in match.args.items()
                                          if k in wanted}) or Reply()

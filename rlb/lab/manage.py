@@ -236,7 +236,7 @@ def _restart_source() -> str:
     over lb.conf first (the old file kept as lb.conf.bak): the daemon starts from its
     -f file, and `write memory` keeps saving there."""
     from rlb.control.commit import Store, atomic_write
-    from rlb.control.model import CommandError
+    from rlb.model.model import CommandError
     from rlb.control.paths import commits_dir
     conf = state.lb_conf()
     try:

@@ -7,7 +7,7 @@ from rlb.core.packet cimport drop
 from rlb.core.ipv4 cimport route_lookup
 from rlb.core.neigh cimport neigh_output
 
-# Route scope codes (RouteScope; rlb.control.model.SCOPE_CODE maps the names to these):
+# Route scope codes (RouteScope; rlb.model.model.SCOPE_CODE maps the names to these):
 # the validation in dr.py / tunnel.py asks what the data plane asks here.
 SCOPE_LINK_CODE = SCOPE_LINK
 SCOPE_HOST_CODE = SCOPE_HOST

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ipaddress import IPv4Address
 
-from rlb.control.model import SCOPE_CODE, CommandError
+from rlb.model.model import SCOPE_CODE, CommandError
 from rlb.core.hookspecs import hookimpl
 from rlb.modes import Mode
 from rlb.modes import _dr

@@ -1,6 +1,6 @@
 """NAT (ipvsadm -m, Masq): the real servers route their replies back through the LB.
 Works with several workers: the client's address and port choose the worker."""
-from rlb.control.model import ROUTED_SCOPES, CommandError
+from rlb.model.model import ROUTED_SCOPES, CommandError
 from rlb.core.hookspecs import hookimpl
 from rlb.modes import Mode
 from rlb.modes import _nat

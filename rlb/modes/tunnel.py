@@ -2,7 +2,7 @@
 any network a route reaches decapsulate and answer the client themselves."""
 from __future__ import annotations
 
-from rlb.control.model import SCOPE_CODE, CommandError
+from rlb.model.model import SCOPE_CODE, CommandError
 from rlb.core.hookspecs import hookimpl
 from rlb.modes import Mode
 from rlb.modes import _dr, _tunnel

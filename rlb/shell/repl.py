@@ -21,9 +21,9 @@ from prompt_toolkit.layout.controls import FormattedTextControl
 from prompt_toolkit.shortcuts import CompleteStyle
 from prompt_toolkit.utils import get_cwidth
 
-from rlb.shell.commands import CTRL_Z, ENABLE, SSH, VIEW
-from rlb.shell.grammar import _TYPES, CR, MAX_LINE
-from rlb.shell.render import as_json, printable
+from rlb.commands.base import CTRL_Z, ENABLE, SSH, VIEW
+from rlb.commands.grammar import _TYPES, CR, MAX_LINE
+from rlb.commands.render import as_json, printable
 
 HISTORY = "~/.rlb_history"
 _RANGE = re.compile(r"\([0-9]+-[0-9]+\)")

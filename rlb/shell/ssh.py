@@ -22,11 +22,11 @@ from prompt_toolkit.contrib.ssh import PromptToolkitSSHServer, PromptToolkitSSHS
 from prompt_toolkit.data_structures import Size
 
 from rlb.control.paths import state_dir
-from rlb.shell.commands import SSH, Context
-from rlb.shell.grammar import MAX_LINE
-from rlb.shell.render import printable
+from rlb.commands.base import SSH, Context
+from rlb.commands.grammar import MAX_LINE
+from rlb.commands.render import printable
 from rlb.shell.repl import LocalTransport, QuietFileHistory, Script, Shell, commands
-from rlb.shell.users import accounts
+from rlb.commands.users import accounts
 
 log = logging.getLogger("rlb.ssh")
 HOST_KEY = "ssh_host_key"

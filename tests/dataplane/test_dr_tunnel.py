@@ -384,8 +384,8 @@ def test_listing_shows_route_and_tunnel(bench):
 
 def model_with(lines):
     from rlb.control.config import run_lines
-    from rlb.control.model import Model
-    from rlb.shell.commands import Context
+    from rlb.model.model import Model
+    from rlb.commands.base import Context
     m = Model()
     m.add_port("dpdk0", "net_tap_dpdk0")
     m.add_port("dpdk1", "net_tap_dpdk1")
@@ -394,7 +394,7 @@ def model_with(lines):
 
 
 def test_model_accepts_the_tutorial_scripts_and_refuses_what_cannot_work():
-    from rlb.control.model import CommandError
+    from rlb.model.model import CommandError
     dr = model_with(DR_ONE_ARM.splitlines())
     tun = model_with(TUNNEL_ONE_ARM.replace("dpdk1", "dpdk0").splitlines())
     svc = tun.services.table[(6, IPv4Address(TUN_VIP), 80)]

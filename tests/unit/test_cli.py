@@ -48,8 +48,8 @@ def test_commands_to_an_instance_that_is_not_running(tmp_path):
 def _session():
     from ipaddress import IPv4Interface
 
-    from rlb.control.model import Model
-    from rlb.shell.commands import Context
+    from rlb.model.model import Model
+    from rlb.commands.base import Context
     from rlb.shell.repl import LocalTransport
     m = Model()
     m.add_port("dpdk0", "net_tap0")

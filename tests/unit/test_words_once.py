@@ -6,7 +6,7 @@ import ast
 from pathlib import Path
 
 from rlb import plugins
-from rlb.shell.commands import g
+from rlb.commands.base import g
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -25,10 +25,10 @@ EXCEPTIONS = {
                 "which test_lab_config_passes_check and test_demo_command_lines_run run "
                 "through the grammar",
     "rlb/cli.py": "rlb's own argv (rlb -c LINE, rlb ipvsadm ARGS)",
-    "rlb/control/daemon.py": "the EAL's argv (-m MiB)",
-    "rlb/shell/ipvsadm.py": "ipvsadm's own texts: its list formats (--stats, --rate) and "
-                            "messages naming its long options, `-R` lines that start "
-                            "with ipvsadm",
+    "rlb/daemon.py": "the EAL's argv (-m MiB)",
+    "rlb/commands/ipvsadm.py": "ipvsadm's own texts: its list formats (--stats, --rate) and "
+                               "messages naming its long options, `-R` lines that start "
+                               "with ipvsadm",
     "rlb/plugins.py": "the kind of plugin its duplicate-name message names",
 }
 
@@ -131,10 +131,10 @@ def test_the_scan_passes_the_forms():
 def test_the_scan_covers_every_module():
     """Nothing is skipped whole but what EXCEPTIONS says: the command modules and the
     running configuration are scanned like any other."""
-    from rlb.control import commit, running
-    from rlb.shell import commands, configure, users
+    from rlb.commands import base, configure, running, users
+    from rlb.control import commit
     rels = {rel for rel, _ in _modules()}
-    for module in (commands, configure, users, running, commit):
+    for module in (base, configure, users, running, commit):
         rel = Path(module.__file__).resolve().relative_to(ROOT).as_posix()
         assert rel in rels and not any(rel.startswith(e) for e in EXCEPTIONS), rel
     assert len(EXCEPTIONS) <= 5

@@ -1,4 +1,4 @@
-"""rlb.control.commit and rlb.control.running without a data plane: the running
+"""rlb.control.commit and rlb.commands.running without a data plane: the running
 configuration reads back as it was written (rich and random configurations), transform()
 changes only what differs, apply() is all or nothing, the shell's configuration mode
 (commit, rollback, abort, two sessions, commit confirmed), the commit Store,
@@ -22,12 +22,12 @@ from rlb.control import history as history_mod
 from rlb.control import server
 from rlb.control.commit import Store, apply, atomic_write, build, transform
 from rlb.control.config import run
-from rlb.control.model import CommandError, Model
-from rlb.control.running import render
+from rlb.model.model import CommandError, Model
+from rlb.commands.running import render
 from rlb.control.server import execute, open_shell
-from rlb.control.services import TCP, UDP, Services
-from rlb.shell.commands import Context, g
-from rlb.shell.configure import load as load_lines
+from rlb.model.services import TCP, UDP, Services
+from rlb.commands.base import Context, g
+from rlb.commands.configure import load as load_lines
 from support import samples
 
 KEY = asyncssh.generate_private_key("ssh-ed25519").export_public_key().decode().strip()

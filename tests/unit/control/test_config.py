@@ -6,8 +6,8 @@ from ipaddress import IPv4Address, IPv4Network
 import pytest
 
 from rlb.control.config import ConfigError, check, read_file, run, run_lines
-from rlb.control.model import LPORT_RANGE, CommandError, Model, Settings
-from rlb.shell.commands import Context
+from rlb.model.model import LPORT_RANGE, CommandError, Model, Settings
+from rlb.commands.base import Context
 
 GOOD = """\
 # rlb instance for the FNAT two-arm example

@@ -7,7 +7,7 @@ import textwrap
 import pytest
 
 from rlb.control.merge import Conflict, merge
-from rlb.control.running import Running, Stanza, object_key, render
+from rlb.commands.running import Running, Stanza, object_key, render
 from test_commit import K80, err, lb, ok, session  # noqa: F401  (lb: fixture)
 
 

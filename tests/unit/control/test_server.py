@@ -12,9 +12,9 @@ import pytest
 
 from rlb.control import paths
 from rlb.control.client import Client
-from rlb.control.model import Model
+from rlb.model.model import Model
 from rlb.control.server import MAX_REQUEST, ControlServer, execute
-from rlb.shell.commands import Context
+from rlb.commands.base import Context
 
 
 def make_model():

@@ -79,7 +79,7 @@ def test_restart_takes_the_newer_of_written_and_committed(run_dir):
 
     from rlb.control.commit import Store
     from rlb.control.paths import commits_dir
-    from rlb.control.running import Running, Stanza
+    from rlb.commands.running import Running, Stanza
     from rlb.lab import manage
     run_dir.mkdir(parents=True)
     conf = state.lb_conf()

@@ -13,9 +13,9 @@ from rlb import plugins
 from rlb.control.client import Client
 from rlb.control.commit import Store
 from rlb.control.server import complete, execute, open_shell
-from rlb.shell import render, show
-from rlb.shell.commands import Context
-from rlb.shell.grammar import Grammar
+from rlb.commands import render, show
+from rlb.commands.base import Context
+from rlb.commands.grammar import Grammar
 from rlb.shell.repl import Shell, SocketTransport
 
 RUNNING = """\

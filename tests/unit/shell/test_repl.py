@@ -19,9 +19,9 @@ from prompt_toolkit.output import DummyOutput
 
 from rlb.control import paths
 from rlb.control.client import Client
-from rlb.control.model import Model
+from rlb.model.model import Model
 from rlb.control.server import ControlServer, execute, open_shell
-from rlb.shell.commands import VIEWER, Context, g
+from rlb.commands.base import VIEWER, Context, g
 from rlb.shell.repl import (LocalTransport, QuietFileHistory, Shell, SocketTransport, _Completer,
                             script)
 

@@ -11,11 +11,11 @@ from ipaddress import IPv4Interface
 import asyncssh
 import pytest
 
-from rlb.control.model import Model
+from rlb.model.model import Model
 from rlb.control.server import execute, open_shell
-from rlb.shell.commands import Context
+from rlb.commands.base import Context
 from rlb.shell.ssh import HOST_KEY, FailureLimiter, SshService, host_key
-from rlb.shell.users import accounts
+from rlb.commands.users import accounts
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[()][A-Z0-9]|\x1b[=>]|\r|\x07")
 KEYS = {name: asyncssh.generate_private_key("ssh-ed25519") for name in ("alice", "bob", "eve")}
@@ -444,7 +444,7 @@ def test_user_lines_of_a_config_file():
 
 
 def test_the_daemon_starts_the_ssh_server_of_its_config(tmp_path, monkeypatch):
-    from rlb.control import daemon
+    from rlb import daemon
     monkeypatch.setenv("RLB_STATE_DIR", str(tmp_path))
     m = make_model()
     accounts(m).set_listen("127.0.0.1", free_port())

@@ -19,8 +19,8 @@ import functools
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from rlb.control.model import Model
-from rlb.shell.grammar import ParseError, Shown
+from rlb.model.model import Model
+from rlb.commands.grammar import ParseError, Shown
 
 HEADER = "! rlb running configuration"
 
@@ -70,13 +70,13 @@ class Running:
 def _vocabulary():
     """The grammar and the node the text's top lines are read in (configuration mode):
     imported when first used, as the command modules import this one's users."""
-    from rlb.shell.commands import CONFIG, g
+    from rlb.commands.base import CONFIG, g
     return g, tuple(g.ancestors(CONFIG))
 
 
 def _end() -> str:
     """The text's last line: the command that leaves configuration mode (Ctrl-Z's)."""
-    from rlb.shell.commands import CTRL_Z
+    from rlb.commands.base import CTRL_Z
     return CTRL_Z
 
 

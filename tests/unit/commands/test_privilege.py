@@ -5,10 +5,10 @@ from ipaddress import IPv4Interface
 
 import pytest
 
-from rlb.control.model import Model
+from rlb.model.model import Model
 from rlb.control.server import complete, execute, open_shell
-from rlb.shell.commands import VIEWER, Context, g
-from rlb.shell.grammar import Grammar
+from rlb.commands.base import VIEWER, Context, g
+from rlb.commands.grammar import Grammar
 
 
 def test_readonly_is_kept_and_defaults_to_false():

@@ -1,4 +1,4 @@
-"""rlb.shell.ipvsadm: the DPVS tutorial's ipvsadm lines, verbatim, and what rlb prints for
+"""rlb.commands.ipvsadm: the DPVS tutorial's ipvsadm lines, verbatim, and what rlb prints for
 them; every option, short and long; ipvsadm's errors (and the model untouched after one).
 Modes and schedulers are this file's own descriptors, so no compiled plugin is needed."""
 import copy
@@ -9,15 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from rlb.control import services as services_mod
+from rlb.model import services as services_mod
 from rlb.control.config import handler_params, run, run_lines
-from rlb.control.model import LPORT_RANGE, CommandError, Model
-from rlb.control.services import Services
+from rlb.model.model import LPORT_RANGE, CommandError, Model
+from rlb.model.services import Services
 from rlb.modes import Mode
 from rlb.sched import Scheduler
-from rlb.shell import ipvsadm
-from rlb.shell.commands import Context, Reply, g
-from rlb.shell.grammar import ParseError, _Group, _Kw, _terminals, _Var
+from rlb.commands import ipvsadm
+from rlb.commands.base import Context, Reply, g
+from rlb.commands.grammar import ParseError, _Group, _Kw, _terminals, _Var
 
 ROOT = Path(__file__).resolve().parents[3]
 # ../shared beside the repository, where CI has it: a missing tutorial fails, never skips

@@ -1,11 +1,11 @@
-"""Tests for rlb.control.running: the text comes from the commands' declarations."""
+"""Tests for rlb.commands.running: the text comes from the commands' declarations."""
 from __future__ import annotations
 
 from rlb.control.config import check
-from rlb.control.running import object_key, render
-from rlb.shell import configure
-from rlb.shell.commands import CONFIG, g
-from rlb.shell.grammar import ParseError
+from rlb.commands.running import object_key, render
+from rlb.commands import configure
+from rlb.commands.base import CONFIG, g
+from rlb.commands.grammar import ParseError
 
 KEY = ("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl "
        "bob@x")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from ipaddress import IPv4Address
 
-from rlb.control.model import CommandError
+from rlb.model.model import CommandError
 
 PROTOS = {"tcp": 6, "udp": 17, "icmp": 1}
 KEYS = ("proto", "src-range", "dst-range", "iif", "oif")

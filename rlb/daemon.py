@@ -1,4 +1,7 @@
-"""`rlb daemon`: check the config, start the DPDK engine, serve the control socket.
+"""`rlb daemon`: check the config, start the DPDK engine, serve the control socket and ssh.
+
+The composition root, above rlb.control and rlb.shell: it starts the control server and
+the ssh shell side by side, so neither layer imports the other's service.
 
 SIGTERM or SIGINT stops it cleanly: workers joined, ports closed (their kni taps
 disappear), kernel isolation removed, control socket deleted.
@@ -103,7 +106,7 @@ def _store(model, config_path: str, instance: str):
     """The commit history; the configuration the daemon starts with is its newest commit
     (recorded unless it already is), so that `rollback 1` after a commit gets back to it."""
     from rlb.control.commit import Store
-    from rlb.control.running import render
+    from rlb.commands.running import render
     store = Store(paths.commits_dir(instance), startup=os.path.abspath(config_path))
     now = render(model)
     if store.latest() != now.lines():       # none yet, unreadable, or another file

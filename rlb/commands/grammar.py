@@ -88,7 +88,7 @@ class Command:
     key: dict | None = None
     # Its first line in a section means something (a port's first address is its ARP
     # source, Model._primary): the configuration's canonical form keeps it
-    # (rlb.control.running).
+    # (rlb.commands.running).
     primary: bool = False
 
 

@@ -1,6 +1,6 @@
 """Every rlb command, declared once: the `dataplane` section and the DPVS `dpip` lines.
 
-The definition strings are the grammar (rlb/shell/grammar.py): the config file,
+The definition strings are the grammar (rlb/commands/grammar.py): the config file,
 `rlb -c`, the control socket and the shell all parse with this one graph.
 """
 from __future__ import annotations
@@ -9,11 +9,11 @@ import time
 from dataclasses import dataclass, field, fields
 from ipaddress import IPv4Interface, IPv4Network
 
-from rlb.control.model import GLOBAL, SCOPES, CommandError, LPORT_RANGE, Model, Settings
-from rlb.control.services import TCP, UDP, svc_key
+from rlb.model.model import GLOBAL, SCOPES, CommandError, LPORT_RANGE, Model, Settings
+from rlb.model.services import TCP, UDP, svc_key
 from rlb.core.ports import iface_rx_packets, kernel_iface
-from rlb.shell import render
-from rlb.shell.grammar import Grammar, Shown
+from rlb.commands import render
+from rlb.commands.grammar import Grammar, Shown
 
 
 @dataclass
@@ -28,7 +28,7 @@ class Reply:
 ROOT, VIEW, ENABLE, CONFIG, PIPE = "exec", "view", "enable", "config", "pipe"
 # Privileges (`username NAME privilege view|admin`): a viewer runs readonly commands only.
 ADMIN, VIEWER = "admin", "view"
-SSH = "ssh"         # a session's kind (rlb.shell.users), Context.via of the daemon's ssh shell
+SSH = "ssh"         # a session's kind (rlb.commands.users), Context.via of the daemon's ssh shell
 
 
 @dataclass
@@ -51,6 +51,9 @@ class Context:
     tty: str | None = None          # the terminal of an interactive `rlb` (console)
     active: float = field(default_factory=time.monotonic)   # last request (show users)
     via: str = ""                   # how the session came: "socket", "ssh" (the history says)
+    # The commit machinery and exec dispatch (rlb.control.machinery.Control), set by control
+    # when it runs a handler: the commands sit below control and do not import it.
+    control: object = None
 
     def __post_init__(self):
         if self.running is None:
@@ -101,12 +104,12 @@ def route_group(r) -> int:
     return VIA if r.via is not None else WITH_SRC if r.src is not None else PORT_ONLY
 
 
-
 def laddr_made(model) -> set:
     """The addresses --add-laddr made that are left out of the text (the local-address lines
     make them again); one that a route has as its src is written, as the route needs it
     first (and the model keeps it as the operator's once its local address goes)."""
     return model.services._auto - {r.src for r in model.routes.values()}
+
 
 g.words(**{
     "dpip": "DPVS-compatible interface, address, route and neighbour tool",
@@ -346,8 +349,8 @@ VS_DEF = "(tcp A.B.C.D:PORT$tcp|udp A.B.C.D:PORT$udp|match WORD$match)"
 
 def _vs_key(tcp, udp, match):
     if match is not None:
-        from rlb.control.match import parse_match
-        from rlb.control.services import match_key
+        from rlb.model.match import parse_match
+        from rlb.model.services import match_key
         return match_key(parse_match(match))
     vs = tcp or udp
     if vs.port is None:
@@ -500,7 +503,7 @@ def dataplane_info(ctx):
 # `configure` to CONFIG (lb(config)#). VIEW reaches the readonly commands of ROOT,
 # ENABLE also the tools that apply at once (dpip, ipvsadm) and `configure`, CONFIG all
 # of them, changing the session's candidate (rlb/control/server.py says how;
-# rlb/shell/configure.py has configuration mode).
+# rlb/commands/configure.py has configuration mode).
 
 g.node(VIEW, parent="exec", prompt="{host}>")
 g.node(ENABLE, parent="exec", prompt="{host}#")
@@ -588,8 +591,7 @@ def terminal_width(ctx, n):
 def do_exec(ctx, line):
     """An exec-mode command from a configuration mode, as IOS and FRR: shows, clears,
     `write memory`; the session stays where it is."""
-    from rlb.control.server import run_exec
-    return run_exec(ctx, line)
+    return ctx.control.run_exec(ctx, line)
 
 
 for _node in (CONFIG, DATAPLANE):
@@ -661,7 +663,7 @@ g.completer("udp", _service_values(UDP))
 g.completer("server", _real_servers)
 g.completer("laddr", lambda ctx: [str(a.ip) for a in ctx.model.addresses if a.sapool])
 
-import rlb.shell.ipvsadm  # noqa: E402,F401  (the ipvsadm commands, on this same grammar)
-import rlb.shell.users  # noqa: E402,F401  (the ssh server's `username` and `ssh` commands)
-import rlb.shell.configure  # noqa: E402,F401  (configuration mode: candidate, commit, sections)
-import rlb.shell.show  # noqa: E402,F401  (router-style names of the dpip and ipvsadm views)
+import rlb.commands.ipvsadm  # noqa: E402,F401  (the ipvsadm commands, on this same grammar)
+import rlb.commands.users  # noqa: E402,F401  (the ssh server's `username` and `ssh` commands)
+import rlb.commands.configure  # noqa: E402,F401  (configuration mode: candidate, commit, sections)
+import rlb.commands.show  # noqa: E402,F401  (router-style names of the dpip and ipvsadm views)

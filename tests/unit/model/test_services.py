@@ -1,4 +1,4 @@
-"""rlb.control.services without a data plane: what each change records and refuses (a
+"""rlb.model.services without a data plane: what each change records and refuses (a
 refused change leaves the model as it was), the slots, and with a recording fake engine
 the exact data-plane calls, in order. Modes and schedulers are this file's own
 descriptors: the model takes its registries as arguments."""
@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from rlb.control import services as services_mod
-from rlb.control.model import CommandError, Model
-from rlb.control.services import (
+from rlb.model import services as services_mod
+from rlb.model.model import CommandError, Model
+from rlb.model.services import (
     DEFAULT_TIMEOUTS,
     F_HASHED,
     F_PERSISTENT,
@@ -379,10 +379,10 @@ def test_limits_are_the_data_planes():
     caps = re.search(r"svc_cap=(\d+), dest_cap=(\d+)", pyx)
     assert (int(caps.group(1)), int(caps.group(2))) == (services_mod.MAX_SERVICES,
                                                         services_mod.MAX_DESTS)
-    from rlb.control.model import Settings
+    from rlb.model.model import Settings
     assert (Settings().service_table_size, Settings().dest_table_size) == \
         (services_mod.MAX_SERVICES, services_mod.MAX_DESTS)
-    daemon = (ROOT / "rlb/control/daemon.py").read_text()
+    daemon = (ROOT / "rlb/daemon.py").read_text()
     assert "svc_cap=s.service_table_size, dest_cap=s.dest_table_size" in daemon
 
 

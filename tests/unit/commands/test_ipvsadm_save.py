@@ -1,4 +1,4 @@
-"""rlb.shell.ipvsadm, LVS's listing and table options: -S/-R (save, restore as one commit),
+"""rlb.commands.ipvsadm, LVS's listing and table options: -S/-R (save, restore as one commit),
 --thresholds, --persistent-conn, --nosort, persistence templates in -lnc, --hash-target."""
 from ipaddress import IPv4Address
 
@@ -6,10 +6,10 @@ import pytest
 
 from rlb.control import server
 from rlb.control.commit import Store
-from rlb.control.running import render
+from rlb.commands.running import render
 from rlb.sched import Scheduler
-from rlb.shell import ipvsadm
-from rlb.shell.commands import Context
+from rlb.commands import ipvsadm
+from rlb.commands.base import Context
 
 from test_ipvsadm import CountingEngine, apply, model, out, refused
 from test_ipvsadm import registries as base_registries
@@ -204,7 +204,7 @@ def test_save_and_restore_take_no_service(line):
 
 
 def test_tab_offers_the_hash_targets():
-    from rlb.shell.commands import g
+    from rlb.commands.base import g
     m = table_model()
     got = [tok for tok, _ in g.complete("ipvsadm -A -t 10.0.0.1:80 -s conhash --hash-target ",
                                         "exec", Context(m))]

@@ -1,10 +1,10 @@
-"""rlb.shell.render: where a `|` splits a line, which filter expressions are refused, JSON."""
+"""rlb.commands.render: where a `|` splits a line, which filter expressions are refused, JSON."""
 import json
 
 import pytest
 
-from rlb.control.model import CommandError
-from rlb.shell.render import as_json, compile_filter, grep, split_pipes
+from rlb.model.model import CommandError
+from rlb.commands.render import as_json, compile_filter, grep, split_pipes
 
 
 @pytest.mark.parametrize("line, command, filters", [
@@ -51,7 +51,7 @@ def test_grep_and_json():
 
 
 def test_printable_escapes_every_control_character_but_newline_and_tab():
-    from rlb.shell.render import printable
+    from rlb.commands.render import printable
     assert printable("show \x1b[31mvs\x07\r\x7f\x9b2J \udcff") == \
         "show \\x1b[31mvs\\x07\\x0d\\x7f\\x9b2J \\udcff"
     assert printable("a\tb\nc é €") == "a\tb\nc é €"

@@ -118,7 +118,7 @@ class Model:
     engine: object = None            # rlb.core.dataplane.Engine once started
     _free_slots: list[int] = field(default_factory=list)
     _next_slot: int = 0
-    # The IPVS table (rlb.control.services.Services): virtual services, real servers,
+    # The IPVS table (rlb.model.services.Services): virtual services, real servers,
     # local addresses, timeouts. Created with the model; replace it to inject registries.
     services: object = field(default=None, repr=False, compare=False)
     # The commits kept on disk and the startup file (rlb.control.commit.Store): a daemon's
@@ -130,7 +130,7 @@ class Model:
 
     def __post_init__(self):
         if self.services is None:
-            from rlb.control.services import Services  # it imports this module
+            from rlb.model.services import Services  # it imports this module
             self.services = Services(self)
 
     def attach(self, engine) -> None:

@@ -1,4 +1,4 @@
-"""Tests for rlb.shell.grammar: definitions, typed matching, errors, completion and install checks."""
+"""Tests for rlb.commands.grammar: definitions, typed matching, errors, completion and install checks."""
 
 import ipaddress
 import random
@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from rlb.shell.grammar import CR, Grammar, GrammarError, Match, ParseError
+from rlb.commands.grammar import CR, Grammar, GrammarError, Match, ParseError
 
 WORDS = {
     "dpip": "DPVS-compatible interface tool", "addr": "Protocol address management",

@@ -3,7 +3,7 @@
 `configure` gives the session a candidate (rlb.control.commit.Candidate); every command
 that changes something then changes the candidate, until `commit` applies it as one
 transaction or `abort` drops it. The commands here are the router-style configuration,
-the form `show running-config` prints (rlb/control/running.py):
+the form `show running-config` prints (rlb/commands/running.py):
 
     interface dpdk0                          (config-if)
      ip address 10.0.0.1/24
@@ -23,13 +23,13 @@ import asyncio
 import logging
 import time
 
-from rlb.control.commit import Candidate, apply, candidate_model, diff
-from rlb.control.model import CommandError, default_scope, parse_mac
-from rlb.control.running import render
-from rlb.control.services import DEFAULT_TIMEOUTS, HOST_MASK, PERSISTENT_TIMEOUT, PROTO_NAMES
-from rlb.shell.commands import (CONFIG, DATAPLANE, ENABLE, INTERFACES, ROOT, ROUTE_HELP,
-                                ROUTE_OPTS, SERVICES, SSH, VS_DEF, VS_HELP, Reply, Shown, _prefix,
-                                _vs_key, g, laddr_made, lineage, route_add, route_group)
+from rlb.commands.running import render
+from rlb.errors import CommandError, ConfigError
+from rlb.model.model import default_scope, parse_mac
+from rlb.model.services import DEFAULT_TIMEOUTS, HOST_MASK, PERSISTENT_TIMEOUT, PROTO_NAMES
+from rlb.commands.base import (CONFIG, DATAPLANE, ENABLE, INTERFACES, ROOT, ROUTE_HELP,
+                               ROUTE_OPTS, SERVICES, SSH, VS_DEF, VS_HELP, Context, Reply, Shown,
+                               _prefix, _vs_key, g, laddr_made, lineage, route_add, route_group)
 
 IF, VS = "config-if", "config-vs"
 g.node(IF, parent=CONFIG, prompt="{host}(config-if)#")
@@ -71,9 +71,8 @@ def configure(ctx):
     """A candidate copy of the running configuration for this session."""
     if ctx.configuring:
         raise CommandError("already in configuration mode")
-    from rlb.control.config import ConfigError
     try:
-        ctx.candidate = Candidate.of(ctx.running)
+        ctx.candidate = ctx.control.Candidate.of(ctx.running)
     except ConfigError as err:      # a state exec-mode commands allowed, the text cannot make
         raise CommandError(f"the running configuration does not read back ({err}): fix it "
                            "with dpip or ipvsadm first (show running-config)") from None
@@ -251,7 +250,7 @@ def no_ip_vs_timeout(ctx):
 
 # ------------------------------------------------------------- virtual servers
 
-# VS_DEF, VS_HELP, _vs_key: in rlb/shell/commands.py, shared with `clear ip vs counters`
+# VS_DEF, VS_HELP, _vs_key: in rlb/commands/base.py, shared with `clear ip vs counters`
 
 
 def _show_services(model, _):
@@ -405,7 +404,7 @@ def commit_candidate(ctx, comment: str = "", how: str = "") -> Reply:
                            "configuration, `abort` drops them")
     if not cand.changed():
         return Reply("No changes to commit.", {"changes": []})
-    done = apply(ctx.running, cand.model)
+    done = ctx.control.apply(ctx.running, cand.model)
     try:
         ident = store.record(render(ctx.running), ctx.user, comment, how or via(ctx))
         head = f"commit {ident}: {len(done)} change(s)"
@@ -414,7 +413,7 @@ def commit_candidate(ctx, comment: str = "", how: str = "") -> Reply:
                                               err)
         ident, head = None, (f"commit applied ({len(done)} change(s)), but not kept for "
                              f"rollback: {err.strerror or err}")
-    ctx.candidate = Candidate.of(ctx.running)
+    ctx.candidate = ctx.control.Candidate.of(ctx.running)
     ctx.model = ctx.candidate.model
     text = "\n".join([head, *(f"  {d}" for d in done)])
     return Reply(text, {"commit": ident, "changes": done, "previous": now})
@@ -460,12 +459,11 @@ def commit(ctx, confirmed, n, seconds, comment):
 def rollback(ctx, n):
     """Load an earlier commit into the candidate; `commit` applies it."""
     cand = _need_candidate(ctx)
-    from rlb.control.config import ConfigError
     store = _store(ctx)
     lines, path = store.lines(n)
     ident = store.ident(n)
     try:
-        cand.model = candidate_model(lines, path)
+        cand.model = ctx.control.candidate_model(lines, path)
     except ConfigError as err:
         raise CommandError(f"commit {ident} (rollback {n}) does not load: {err}") from None
     ctx.model = cand.model
@@ -492,23 +490,21 @@ def _last_change(store) -> str:
 def update(ctx):
     """The candidate's changes made again on the running configuration as it is now
     (Junos's `update`): refused, changing nothing, when both changed the same object."""
-    from rlb.control.merge import Conflict, merge
     cand = _need_candidate(ctx)
     _store(ctx).flush()             # the last change, as the refusal names it
     now = render(ctx.running)
     if now.canonical() == cand.base.canonical():
         return Reply("The candidate is up to date.", {"conflicts": []})
     try:
-        merged = merge(cand.base, render(cand.model), now)
-    except Conflict as c:
+        merged = ctx.control.merge(cand.base, render(cand.model), now)
+    except ctx.control.Conflict as c:
         lines = [f"  {where}\n    candidate: {ours}\n    running:   {theirs}"
                  for where, ours, theirs in c.items]
         raise CommandError("update refused: the candidate and the running configuration "
                            f"changed the same objects{_last_change(_store(ctx))}; nothing "
                            "was changed:\n" + "\n".join(lines)) from None
-    from rlb.control.config import ConfigError
     try:
-        model = candidate_model(merged.numbered(), "<update>")
+        model = ctx.control.candidate_model(merged.numbered(), "<update>")
     except ConfigError as err:
         raise CommandError(f"update refused: the merged configuration does not apply ({err}); "
                            "nothing was changed") from None
@@ -544,7 +540,7 @@ def show_configuration(ctx):
 def show_configuration_diff(ctx):
     if not ctx.configuring:
         return Reply("", {"diff": []})
-    text = diff(render(ctx.running), render(ctx.candidate.model))
+    text = ctx.control.diff(render(ctx.running), render(ctx.candidate.model))
     return Reply(text, {"diff": text.splitlines()})
 
 
@@ -589,13 +585,12 @@ def load(ctx, lines, source: str, replace: bool = False) -> Reply:
     """`rlb -f FILE`: the file's lines on a candidate of the running configuration (or,
     replace, the file alone is the candidate, as Junos's `load override`), then one
     commit; a line that does not apply stops it all (FILE:LINE: reason)."""
-    cand = Candidate.of(ctx.running)
+    cand = ctx.control.Candidate.of(ctx.running)
     if replace:
-        cand.model = candidate_model(lines, source)
+        cand.model = ctx.control.candidate_model(lines, source)
     else:
-        from rlb.control.config import run_lines
-        from rlb.shell.commands import Context
-        run_lines(Context(cand.model, user=ctx.user), lines, source)
+        ctx.control.run_lines(Context(cand.model, user=ctx.user, control=ctx.control), lines,
+                              source)
     ctx.candidate = cand
     try:
         reply = commit_candidate(ctx, f"load {'replace ' if replace else ''}{source}",

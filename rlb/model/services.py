@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Address, IPv4Interface
 from typing import NamedTuple
 
-from rlb.control.model import CommandError
+from rlb.model.model import CommandError
 
 TCP, UDP = 6, 17
 PROTO_NAMES = {TCP: "TCP", UDP: "UDP"}
@@ -82,7 +82,7 @@ class Service:
     hash_target: str | None = None   # what a hashing scheduler (conhash) hashes
     dests: list[Dest] = field(default_factory=list)
     laddrs: list[Laddr] = field(default_factory=list)
-    # SNAT "match" services (ipvsadm -H) are keyed by their match (rlb/control/match.py)
+    # SNAT "match" services (ipvsadm -H) are keyed by their match (rlb/model/match.py)
     match: object = None
     slot: int = -1
 
@@ -331,7 +331,7 @@ class Services:
         return svc
 
     def _add_match_service(self, key, sched, persistent, hash_target) -> Service:
-        from rlb.control.match import parse_match
+        from rlb.model.match import parse_match
         match = parse_match(key[1], self.model.ports)
         if key in self.table:
             raise CommandError("Service already exists")
@@ -354,7 +354,7 @@ class Services:
     def edit_service(self, key: tuple, *, sched: str | None = None, persistent: int | None = None,
                      netmask: IPv4Address | None = None, no_persistent: bool = False,
                      hash_target: str | None = None) -> Service:
-        """Only what is given changes (ipvsadm -E gives everything: rlb/shell/ipvsadm.py);
+        """Only what is given changes (ipvsadm -E gives everything: rlb/commands/ipvsadm.py);
         no_persistent (the shell's `no persistent`) ends persistence. A new scheduler
         without a hash target gets its default one."""
         svc = self.get(key)
@@ -455,7 +455,7 @@ class Services:
     def edit_dest(self, key: tuple, addr: IPv4Address, port: int | None = None, *,
                   mode: str | None = None, weight: int | None = None,
                   u_threshold: int | None = None, l_threshold: int | None = None) -> Dest:
-        """Only what is given changes (ipvsadm -e gives everything: rlb/shell/ipvsadm.py)."""
+        """Only what is given changes (ipvsadm -e gives everything: rlb/commands/ipvsadm.py)."""
         svc = self.get(key, "Service not defined")
         d = svc.dest(addr, port)
         if d is None:

@@ -11,11 +11,11 @@ import re
 from collections import Counter
 from ipaddress import IPv4Address
 
-from rlb.control.model import CommandError
-from rlb.control.services import (DEFAULT_SCHEDULER, HOST_MASK, PERSISTENT_TIMEOUT, PROTO_NAMES,
+from rlb.model.model import CommandError
+from rlb.model.services import (DEFAULT_SCHEDULER, HOST_MASK, PERSISTENT_TIMEOUT, PROTO_NAMES,
                                   TCP, UDP, svc_key)
-from rlb.shell.commands import Reply, g
-from rlb.shell.grammar import ParseError
+from rlb.commands.base import Reply, g
+from rlb.commands.grammar import ParseError
 
 # (short, long, help): one line per option, the only place its words are described
 _OPTIONS = [
@@ -55,7 +55,7 @@ _OPTIONS = [
 g.words({w: h for short, long, h in _OPTIONS for w in (short, long)})
 g.words({
     "ipvsadm": "IPVS virtual server administration (DPVS ipvsadm)",
-    # -s is also dpip's statistics option; its help is in rlb/shell/commands.py
+    # -s is also dpip's statistics option; its help is in rlb/commands/base.py
     "--scheduler": "Scheduling method (default wlc)",
     "-L": "List the table", "-l": "List the table", "--list": "List the table",
     "-ln": "List the table (-l -n)", "-Ln": "List the table (-L -n)",
@@ -102,8 +102,8 @@ def _service(tcp, udp, match, command, required=True):
     if len(given) + (match is not None) > 1:
         raise CommandError("multiple 'service-address' options specified")
     if match is not None:
-        from rlb.control.match import parse_match
-        from rlb.control.services import match_key
+        from rlb.model.match import parse_match
+        from rlb.model.services import match_key
         return match_key(parse_match(match))
     if not given:
         if required:
@@ -542,7 +542,7 @@ def vs_restore(ctx):
 
 def is_restore(line: str) -> bool:
     """Whether a command line is `ipvsadm -R` (the grammar says, not the line's letters)."""
-    from rlb.shell.commands import ROOT
+    from rlb.commands.base import ROOT
     try:
         found = g.parse(line, ROOT)
     except ParseError:

@@ -1,4 +1,4 @@
-"""rlb.control.model without a data plane: what each change records, what it refuses,
+"""rlb.model.model without a data plane: what each change records, what it refuses,
 and that a refused change leaves everything as it was; a recording fake engine checks
 what is pushed to the data plane."""
 import copy
@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from rlb.control.config import run
-from rlb.control.model import SCOPE_CODE, SCOPES, CommandError, Model
-from rlb.shell.commands import Context
+from rlb.model.model import SCOPE_CODE, SCOPES, CommandError, Model
+from rlb.commands.base import Context
 
 ROOT = Path(__file__).resolve().parents[3]
 

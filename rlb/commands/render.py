@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 
-from rlb.control.model import CommandError
+from rlb.model.model import CommandError
 
 try:                                    # the regular-expression parser, moved in 3.11
     from re import _constants as _sre

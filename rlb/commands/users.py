@@ -10,8 +10,8 @@ import re
 import time
 from dataclasses import dataclass, field
 
-from rlb.control.model import CommandError
-from rlb.shell.commands import ACCOUNTS, SSH, VIEWER, Reply, Shown, g
+from rlb.model.model import CommandError
+from rlb.commands.base import ACCOUNTS, SSH, VIEWER, Reply, Shown, g
 
 NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,31}")
 MAX_KEYS = 64                   # per user: a bound on what a config line can make us keep
@@ -131,7 +131,7 @@ def parse_key(line: str):
 
 
 def accounts(model) -> Accounts:
-    """The model's accounts; an attribute of it until rlb.control.model has a field for them."""
+    """The model's accounts; an attribute of it until rlb.model.model has a field for them."""
     acc = getattr(model, "shell_accounts", None)
     if acc is None:
         acc = model.shell_accounts = Accounts()

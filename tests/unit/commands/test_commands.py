@@ -1,4 +1,4 @@
-"""rlb.shell.commands: every command of the one grammar, checked against its handler,
+"""rlb.commands.base: every command of the one grammar, checked against its handler,
 its help, the tutorial's lines, and the rule that command words are written only here."""
 import ast
 import inspect
@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from rlb.control.config import check, handler_params, run
-from rlb.control.model import SCOPES, CommandError, Model
-from rlb.shell import commands, configure, ipvsadm, show, users
-from rlb.shell.commands import Context, Reply, g
-from rlb.shell.grammar import ParseError, _Kw, _terminals, _Var
+from rlb.model.model import SCOPES, CommandError, Model
+from rlb.commands import base as commands, configure, ipvsadm, show, users
+from rlb.commands.base import Context, Reply, g
+from rlb.commands.grammar import ParseError, _Kw, _terminals, _Var
 from support import samples
 
 ROOT = Path(__file__).resolve().parents[3]

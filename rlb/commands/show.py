@@ -14,9 +14,9 @@ import subprocess
 import time
 from importlib import metadata
 
-from rlb.control.model import CommandError
-from rlb.shell import commands, ipvsadm
-from rlb.shell.commands import ROOT, VS_DEF, VS_HELP, Reply, _vs_key, g
+from rlb.model.model import CommandError
+from rlb.commands import base as commands, ipvsadm
+from rlb.commands.base import ROOT, VS_DEF, VS_HELP, Reply, _vs_key, g
 
 g.words(**{
     "stats": "With packet and byte counters",

@@ -1,0 +1,1 @@
+"""The command vocabulary: grammar, declarations, handlers; used by rlb.control and the shell."""

@@ -1,0 +1,1 @@
+"""The authoritative state of an instance and its validation, in pure Python."""
