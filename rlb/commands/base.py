@@ -13,7 +13,8 @@ from rlb.model.model import GLOBAL, SCOPES, CommandError, LPORT_RANGE, Model, Se
 from rlb.model.services import TCP, UDP, svc_key
 from rlb.core.ports import iface_rx_packets, kernel_iface
 from rlb.commands import render
-from rlb.commands.grammar import Grammar, Shown
+from rlb.commands.grammar import Grammar
+from rlb.commands.printing import Shown
 
 
 @dataclass

@@ -8,7 +8,7 @@ how a candidate configuration starts (rlb.control.commit).
 Nothing here names a command: each configuration command declares how its state prints
 (`show=`: the bindings of its lines; `opens=`: the section under it; `key=`: what names
 its object, for the 3-way merge; `primary=`: its first line means something), and a line
-is its definition filled in (Grammar.unparse). The stanzas go in the order of their
+is its definition filled in (rlb.commands.printing.unparse). The stanzas go in the order of their
 `Shown.rank`, then of declaration; a section's lines in the order its commands are
 declared. Only what differs from the defaults is written, as FRR does, except the
 ports: they are the instance.
@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from rlb.model.model import Model
-from rlb.commands.grammar import ParseError, Shown
+from rlb.commands.grammar import ParseError
+from rlb.commands.printing import Shown, lead, name_of, unparse
 
 HEADER = "! rlb running configuration"
 
@@ -97,7 +98,7 @@ def _primary_leads() -> tuple:
     for node in g.nodes:
         for cmd in g.commands(node):
             if cmd.primary:
-                leads.append(" ".join(g.lead(cmd)) + " ")
+                leads.append(" ".join(lead(cmd)) + " ")
     return tuple(leads)
 
 
@@ -113,11 +114,11 @@ def render(model: Model) -> Running:
     for _, _, cmd, s in sorted(heads, key=lambda h: (h[0], h[1])):
         body = ()
         if cmd.opens is not None:
-            body = tuple(g.unparse(c, line.args) for c in g.commands(cmd.opens) if c.show
+            body = tuple(unparse(c, line.args) for c in g.commands(cmd.opens) if c.show
                          for line in _shown(c, model, s.section))
             if not body and not s.bare:
                 continue
-        stanzas.append(Stanza(g.unparse(cmd, s.args), body))
+        stanzas.append(Stanza(unparse(cmd, s.args), body))
     return Running(stanzas)
 
 
@@ -149,10 +150,10 @@ def _command(line: str, head: str | None):
 
 
 def object_key(line: str, head: str | None = None) -> str:
-    """What names the object a line of the text is (rlb.control.merge): Grammar.name_of
+    """What names the object a line of the text is (rlb.control.merge): printing.name_of
     of its command; a line that no printing command reads is named by all of it."""
     parsed = _parsed(line, head)
     if parsed is None and head is None:         # a section's line, its head not given
         sections = tuple(dict.fromkeys(c.opens for c in _top() if c.opens))
         parsed = _parse(line, sections)
-    return line if parsed is None else _vocabulary()[0].name_of(*parsed)
+    return line if parsed is None else name_of(*parsed)

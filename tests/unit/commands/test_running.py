@@ -6,6 +6,7 @@ from rlb.commands.running import object_key, render
 from rlb.commands import configure
 from rlb.commands.base import CONFIG, g
 from rlb.commands.grammar import ParseError
+from rlb.commands.printing import unparse
 
 KEY = ("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl "
        "bob@x")
@@ -82,11 +83,11 @@ def test_each_line_is_its_commands_definition_filled_in():
     for st in render(model()).stanzas:
         head = _parse_top(st.head)
         assert head.command.show is not None, st.head
-        assert g.unparse(head.command, head.args) == st.head
+        assert unparse(head.command, head.args) == st.head
         for line in st.body:
             m = g.parse(line, head.command.opens)
             assert m.command.show is not None, line
-            assert g.unparse(m.command, m.args) == line
+            assert unparse(m.command, m.args) == line
 
 
 def test_configuration_commands_declare_how_they_print():
