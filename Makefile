@@ -36,7 +36,7 @@ build: $(STAMP)
 
 $(STAMP): $(VENV)/bin/python $(CY_SRC)
 	$(VENV)/bin/pip install -q $(PINS) -e '.[test]' 2>&1 | grep -vE 'BuildBackendWarning|^ *!!|^ *\*+$$|Please be careful|name as your package|take precedence|wheel_obj|^ *$$' || true
-	@$(PY) -c "import rlb.core.dataplane, rlb.modes._fnat, rlb.sched._builtin"
+	@$(PY) -c "import rlb.core.dataplane, rlb.modes.fnat.fast, rlb.sched._builtin"
 	@touch $(STAMP)
 
 demo: setup

@@ -2,6 +2,7 @@
 import os
 import shlex
 import subprocess
+from pathlib import Path
 
 from setuptools import Extension, setup
 
@@ -39,9 +40,9 @@ def extensions():
         return Extension(name, [name.replace(".", "/") + ".pyx"], include_dirs=["rlb/core"],
                          extra_compile_args=cflags, extra_link_args=libs)
 
-    exts = [ext("rlb.core.dataplane"), ext("rlb.modes._fnat"), ext("rlb.modes._nat"),
-            ext("rlb.modes._snat"), ext("rlb.modes._dr"), ext("rlb.modes._tunnel"),
-            ext("rlb.sched._builtin")]
+    # every .pyx under rlb/ is an extension: a mode's rlb/modes/<mode>/fast.pyx is
+    # built by being there
+    exts = [ext(".".join(p.with_suffix("").parts)) for p in sorted(Path("rlb").rglob("*.pyx"))]
     return cythonize(
         exts,
         force=written_by_another_cython(exts),

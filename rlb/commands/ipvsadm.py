@@ -11,9 +11,10 @@ import re
 from collections import Counter
 from ipaddress import IPv4Address
 
+from rlb import plugins
 from rlb.model.model import CommandError
-from rlb.model.services import (DEFAULT_SCHEDULER, HOST_MASK, PERSISTENT_TIMEOUT, PROTO_NAMES,
-                                  TCP, UDP, svc_key)
+from rlb.model.services import (DEFAULT_MODE, DEFAULT_SCHEDULER, HOST_MASK, PERSISTENT_TIMEOUT,
+                                PROTO_NAMES, TCP, UDP, svc_key)
 from rlb.commands.base import Reply, g
 from rlb.commands.grammar import ParseError
 
@@ -41,22 +42,32 @@ _OPTIONS = [
     ("-w", "--weight", "Real server capacity (0: no new connections)"),
     ("-x", "--u-threshold", "Upper connection threshold (0: none)"),
     ("-y", "--l-threshold", "Lower connection threshold"),
-    ("-b", "--fullnat", "Full NAT forwarding (needs local addresses)"),
-    ("-g", "--gatewaying", "Direct routing forwarding (the default)"),
-    ("-i", "--ipip", "IP-in-IP tunnel forwarding"),
-    ("-m", "--masquerading", "NAT (masquerading) forwarding"),
-    ("-J", "--snat", "SNAT forwarding"),
     ("-n", "--numeric", "Numeric addresses and ports (rlb always is)"),
     ("-c", "--connection", "List the connection table"),
     ("-X", "--exact", "Exact numbers (no K, M, G)"),
     ("-z", "--laddr", "Local address"),
     ("-F", "--ifname", "Port of the local address"),
 ]
-g.words({w: h for short, long, h in _OPTIONS for w in (short, long)})
+_MODES = list(plugins.modes().values())
+
+
+def _words(modes) -> dict:
+    """Each option's help; the forwarding modes' flags are the registry's (a plugin's
+    mode brings its own), and one that is also a listing option (-X) is described as both."""
+    helps = {w: h for short, long, h in _OPTIONS for w in (short, long)}
+    for m in modes:
+        text = (m.help or f"{m.display} forwarding") + (
+            " (the default)" if m.name == DEFAULT_MODE else "")
+        for w in (m.flag, m.long_flag):
+            helps[w] = f"{helps[w]}; with -r: {text}" if w in helps else text
+    return helps
+
+
+g.words(_words(_MODES))
 g.words({
     "ipvsadm": "IPVS virtual server administration (DPVS ipvsadm)",
     # -s is also dpip's statistics option; its help is in rlb/commands/base.py
-    "--scheduler": "Scheduling method (default wlc)",
+    "--scheduler": f"Scheduling method (default {DEFAULT_SCHEDULER})",
     "-L": "List the table", "-l": "List the table", "--list": "List the table",
     "-ln": "List the table (-l -n)", "-Ln": "List the table (-L -n)",
     "-lnc": "List the connections (-l -n -c)", "-Lnc": "List the connections (-L -n -c)",
@@ -64,7 +75,9 @@ g.words({
     "-lc": "List the connections (-l -c)", "-Lc": "List the connections (-L -c)",
     "--stats": "List with counters", "--rate": "List with rates",
     "--timeout": "List the connection timeouts",
-    "--hash-target": "What a hashing scheduler hashes (conhash: sip, the default, or sip_sport)",
+    "--hash-target": "What a hashing scheduler hashes (" + "; ".join(
+        f"{s.name}: {', '.join(s.targets)}, {s.targets[0]} the default"
+        for s in plugins.schedulers().values() if s.targets) + ")",
     "--thresholds": "List with the real servers' thresholds",
     "--persistent-conn": "List persistence: templates per real server (with -c: templates)",
     "--sort": "Sort the listing (the default)", "--nosort": "List in the order made",
@@ -75,9 +88,15 @@ SVC = "(-t|--tcp-service) A.B.C.D:PORT$tcp|(-u|--udp-service) A.B.C.D:PORT$udp|(
 SVC_OPTS = ("(-s|--scheduler) WORD$sched|(-p|--persistent)$persistent [(1-2678400)$timeout]"
             "|(-M|--netmask) A.B.C.D$netmask|--hash-target WORD$target")
 RS = "(-r|--real-server) A.B.C.D:PORT$server"
-RS_OPTS = ("(-b|-g|-i|-m|-J|--fullnat|--gatewaying|--ipip|--masquerading|--snat)$fwd"
-           "|(-w|--weight) (0-65535)$weight|(-x|--u-threshold) (0-2147483647)$upper"
-           "|(-y|--l-threshold) (0-2147483647)$lower")
+RS_VALUES = ("(-w|--weight) (0-65535)$weight|(-x|--u-threshold) (0-2147483647)$upper"
+             "|(-y|--l-threshold) (0-2147483647)$lower")
+_FLAGS = [m.flag for m in _MODES] + [m.long_flag for m in _MODES]
+# a mode's flag must not be a word the real-server commands already take
+_TAKEN = set(_FLAGS) & set(re.findall(r"--?[A-Za-z][\w-]*", f"-a --add-server -e --edit-server "
+                                                              f"{SVC} {RS} {RS_VALUES}"))
+if _TAKEN:
+    raise plugins.PluginError(f"forwarding mode flags {sorted(_TAKEN)} are ipvsadm -a options")
+RS_OPTS = f"({'|'.join(_FLAGS)})$fwd|{RS_VALUES}"
 LADDR = "(-z|--laddr) A.B.C.D$laddr|(-F|--ifname) WORD$dev"
 HELP = {
     "tcp": "VIP:port of a TCP service", "udp": "VIP:port of a UDP service",
@@ -86,7 +105,8 @@ HELP = {
     "netmask": "Clients in one mask share a real server", "server": "Real server address[:port]",
     "weight": "Weight", "upper": "Connections at which the server stops taking new ones",
     "lower": "Connections at which it takes new ones again", "laddr": "Local address (LIP)",
-    "dev": "Port name (dpdk0, ...)", "target": "sip or sip_sport",
+    "dev": "Port name (dpdk0, ...)", "target": " or ".join(dict.fromkeys(
+        t for s in plugins.schedulers().values() for t in s.targets)),
 }
 
 
@@ -159,7 +179,7 @@ def vs_add_service(ctx, tcp, udp, match, sched, persistent, timeout, netmask, ta
 @_command(f"ipvsadm (-E|--edit-service) {{{SVC}|{SVC_OPTS}}}")
 def vs_edit_service(ctx, tcp, udp, match, sched, persistent, timeout, netmask, target):
     """Edit a virtual service: as LVS's ipvsadm, the service gets exactly the options given,
-    the others their defaults as with -A (no -s: wlc; no -p: not persistent)."""
+    the others their defaults as with -A (no -s: DEFAULT_SCHEDULER; no -p: not persistent)."""
     ms = ctx.model.services
     key = _service(tcp, udp, match, "edit-service")
     persistent, sched = _persistence(persistent, timeout), sched or DEFAULT_SCHEDULER
@@ -562,6 +582,6 @@ def restore_text(text: str) -> str:
     return "\n".join(out)
 
 
-# Tab offers the hash targets the schedulers have (conhash: sip sip_sport)
+# Tab offers the hash targets the schedulers have
 g.completer("target", lambda ctx: list(dict.fromkeys(
     t for s in ctx.model.services.schedulers.values() for t in s.targets)))

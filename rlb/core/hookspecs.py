@@ -17,7 +17,9 @@ def rlb_forwarding_modes():
     shows (`FullNat`), whether it needs local addresses, validation of service and
     real-server settings against the model, and `ops()`: a PyCapsule named
     "rlb.mode_ops_t" holding a `mode_ops_t *` (rlb/core/types.pxd) whose C functions
-    the workers call per packet. The capsule is read once, at registration.
+    the workers call per packet. The capsule is read once, at registration. Its flags
+    become `ipvsadm -a/-e` alternatives (with `help`); a module provides its modes as
+    `rlb_forwarding_modes = rlb.modes.provides(MODE)`.
     """
 
 

@@ -291,7 +291,6 @@ cdef struct mode_ops_t:
     mode_xmit_t xmit_in        # client -> real server
     mode_xmit_t xmit_out       # real server -> client
     mode_conn_free_t conn_free # release what conn_init took
-    uint8_t owner_by_lport     # replies find their worker by local port (FNAT, SNAT)
     uint8_t direct_reply       # real servers answer clients themselves (DR, Tunnel): a reply
                                # from one that reaches us is dropped on any worker
 

@@ -1,7 +1,16 @@
-"""Forwarding modes: what each one is called, what it needs, and its C entry points."""
+"""Forwarding modes: what each one is called, what it needs, and its C entry points.
+
+Each mode is a package here (fnat/, dr/, tunnel/, nat/, snat/): its descriptor and
+checks in __init__.py, its packet path in fast.pyx (built to <package>.fast), and what
+only it needs. A new one is its package and a line in rlb.plugins.BUILTIN; a third
+party's registers through the `rlb` entry-point group (rlb.core.hookspecs).
+"""
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
+
+from rlb.core.hookspecs import hookimpl
 
 
 @dataclass(frozen=True)
@@ -15,9 +24,31 @@ class Mode:
     ops: object = None        # () -> PyCapsule "rlb.mode_ops_t"
     steer_by_client: bool = False  # NAT: the client's tuple picks the worker both ways
     match_only: bool = False  # SNAT: for match services (ipvsadm -H), and only those
+    help: str = ""            # the help of its ipvsadm flags ("Full NAT forwarding ...")
 
     def check_service(self, svc, model) -> None:
         """Raise CommandError when a service cannot work in this mode."""
 
     def check_dest(self, svc, dest, model) -> None:
         """Raise CommandError when a real server cannot work in this mode."""
+
+
+class Compiled:
+    """The `ops` of a mode whose C is the compiled module `module` (a built-in mode's
+    `<package>.fast`), imported at the first call: rlb.toa and rlb.uoa, in the FNAT
+    package, then load on a real server without the data plane's libraries."""
+
+    def __init__(self, module: str):
+        self.module = module
+
+    def __call__(self):
+        return importlib.import_module(self.module).ops()
+
+    def __repr__(self):
+        return f"Compiled({self.module!r})"
+
+
+def provides(*modes: Mode):
+    """A plugin module's `rlb_forwarding_modes` hook, returning these modes:
+    `rlb_forwarding_modes = provides(FNAT)`."""
+    return hookimpl(lambda: list(modes))

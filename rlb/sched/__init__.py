@@ -7,7 +7,7 @@ from typing import Callable
 
 @dataclass(frozen=True)
 class Scheduler:
-    name: str                              # rr wrr lc wlc sh mh fo nq sed conhash
+    name: str                              # what `-s NAME` and `scheduler NAME` say
     help: str
     ops: Callable | None = None            # () -> PyCapsule "rlb.sched_ops_t"
     # Table schedulers: (dests) -> list of dest slots, computed in the control plane;

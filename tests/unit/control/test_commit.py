@@ -18,6 +18,7 @@ from ipaddress import IPv4Address
 import asyncssh
 import pytest
 
+from rlb import plugins
 from rlb.control import history as history_mod
 from rlb.control import server
 from rlb.control.commit import Store, apply, atomic_write, build, transform
@@ -297,7 +298,7 @@ GWS = ["10.0.0.254", "192.168.100.254", "172.16.5.9", "192.168.100.9"]
 VIPS = ["10.0.0.100:80", "10.0.0.100:53", "10.0.0.101:443", "192.168.100.254:80"]
 RSS = ["192.168.100.2", "192.168.100.3:8080", "10.140.18.33", "172.16.5.7", "192.168.100.5:80"]
 LADDRS = ["192.168.100.200", "192.168.100.201", "10.0.0.50", "123.1.2.3"]
-SCHEDS = ["rr", "wrr", "lc", "wlc", "fo", "sh", "mh"]
+SCHEDS = sorted(plugins.schedulers())    # every registered one
 MATCHES = [SNAT_MATCH, "proto=udp,src-range=172.16.5.0-172.16.5.255,iif=dpdk0"]
 MACS = ["52:54:00:00:00:09", "52:54:00:aa:bb:cc"]
 
@@ -346,7 +347,7 @@ def random_line(r, m):
     if k in (9, 10, 11):
         w = f"ipvsadm -{ch('aae')} {svc} -r {ch(RSS + ['123.1.2.3:0'])}"
         if c() < .9:
-            w += f" {ch(['-b', '-g', '-i', '-m', '-J'])}"
+            w += f" {ch([m.flag for m in plugins.modes().values()])}"
         if c() < .5:
             w += f" -w {ch([0, 1, 5, 100])}"
         if c() < .3:

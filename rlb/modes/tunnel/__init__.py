@@ -2,11 +2,10 @@
 any network a route reaches decapsulate and answer the client themselves."""
 from __future__ import annotations
 
-from rlb.model.model import SCOPE_CODE, CommandError
-from rlb.core.hookspecs import hookimpl
-from rlb.modes import Mode
-from rlb.modes import _dr, _tunnel
-from rlb.modes.dr import arp_source, check_not_vip, check_same_port, route_to, source_name
+from rlb.errors import CommandError
+from rlb.modes import Compiled, Mode, provides
+from rlb.modes.direct import (ROUTED, arp_source, check_not_vip, check_same_port, route_to,
+                              source_name)
 
 NEEDS_SRC = "tunnel mode needs a route src: dpip route add default via GW src LANIP dev PORT"
 
@@ -15,7 +14,7 @@ class Tunnel(Mode):
     def check_dest(self, svc, dest, model) -> None:
         check_same_port(svc, dest, "tunnel")
         r = route_to(model, dest.addr)
-        if r is None or SCOPE_CODE[r.scope] >= _dr.SCOPE_HOST_CODE:   # as _tunnel.pyx
+        if r is None or r.scope not in ROUTED:   # as fast.pyx
             raise CommandError(f"no route to real server {dest.addr}: {NEEDS_SRC}")
         # the outer source: the route's src (tutorial: "`src` must be set for tunnel
         # mode"), else the port's first address
@@ -26,11 +25,7 @@ class Tunnel(Mode):
         check_not_vip(model, svc, src, r.port, source_name(r))
 
 
-
 TUNNEL = Tunnel(name="tunnel", flag="-i", long_flag="--ipip", display="Tunnel",
-                ops=_tunnel.ops)
+                ops=Compiled(f"{__name__}.fast"), help="IP-in-IP tunnel forwarding")
 
-
-@hookimpl
-def rlb_forwarding_modes():
-    return [TUNNEL]
+rlb_forwarding_modes = provides(TUNNEL)

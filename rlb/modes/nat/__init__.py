@@ -1,9 +1,8 @@
 """NAT (ipvsadm -m, Masq): the real servers route their replies back through the LB.
 Works with several workers: the client's address and port choose the worker."""
-from rlb.model.model import ROUTED_SCOPES, CommandError
-from rlb.core.hookspecs import hookimpl
-from rlb.modes import Mode
-from rlb.modes import _nat
+from rlb.errors import CommandError
+from rlb.modes import Compiled, Mode, provides
+from rlb.modes.direct import ROUTED
 
 
 class Nat(Mode):
@@ -15,13 +14,11 @@ class Nat(Mode):
 
 
 def _routed(model, addr) -> bool:
-    return any(addr in r.prefix and r.scope in ROUTED_SCOPES for r in model.routes.values())
+    return any(addr in r.prefix and r.scope in ROUTED for r in model.routes.values())
 
 
 NAT = Nat(name="nat", flag="-m", long_flag="--masquerading", display="Masq",
-          steer_by_client=True, ops=_nat.ops)
+          steer_by_client=True, ops=Compiled(f"{__name__}.fast"),
+          help="NAT (masquerading) forwarding")
 
-
-@hookimpl
-def rlb_forwarding_modes():
-    return [NAT]
+rlb_forwarding_modes = provides(NAT)

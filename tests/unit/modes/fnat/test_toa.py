@@ -1,9 +1,9 @@
-"""rlb.toa: option 254 found in a saved SYN (scapy builds the headers)."""
+"""rlb.modes.fnat.toa (rlb.toa): option 254 found in a saved SYN (scapy builds the headers)."""
 import socket
 
 from scapy.layers.inet import IP, TCP
 
-from rlb import toa
+from rlb.modes.fnat import toa
 
 
 def syn(options):
@@ -38,3 +38,17 @@ def test_a_real_socket_without_toa_gives_none():
     finally:
         for s in (conn, client, listener):
             s.close()
+
+
+def test_real_servers_import_rlb_toa_and_rlb_uoa_without_the_data_plane():
+    """rlb.toa/rlb.uoa are the FNAT package's, re-exported; importing them loads none of
+    the compiled data plane (a real server has no DPDK)."""
+    import subprocess
+    import sys
+    code = ("import sys, rlb.toa, rlb.uoa\n"
+            "from rlb.modes.fnat import toa, uoa\n"
+            "assert rlb.toa.client_address is toa.client_address\n"
+            "assert rlb.uoa.recvfrom is uoa.recvfrom\n"
+            "print(sorted(m for m in sys.modules if m.endswith('.fast') or 'dataplane' in m))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -1,4 +1,4 @@
-"""rlb.uoa: option 31 found in an IPv4 options block, the per-socket peer cache, and
+"""rlb.modes.fnat.uoa (rlb.uoa): option 31 found in an IPv4 options block, the per-socket peer cache, and
 what this kernel does with option 31 on a real receive path (a veth in a namespace)."""
 import socket
 import time
@@ -8,7 +8,7 @@ from scapy.layers.inet import IP, UDP, IPOption
 from scapy.layers.l2 import Ether
 from scapy.packet import Raw
 
-from rlb import uoa
+from rlb.modes.fnat import uoa
 from rlb.lab import udp_echo
 from support.netns import Wire, del_ns, in_netns, make_ns, sh
 

@@ -1,15 +1,16 @@
-"""Direct routing (ipvsadm -g, Route): the tutorial's DR scenario; real servers on-link,
-holding the VIP on lo, answer the client themselves."""
+"""Checks DR and tunnel share: their real servers hold the VIP and answer clients
+themselves, so the packet keeps its port and the LB must not speak to them from a VIP."""
 from __future__ import annotations
 
 from ipaddress import IPv4Address
 
-from rlb.model.model import SCOPE_CODE, CommandError
-from rlb.core.hookspecs import hookimpl
-from rlb.modes import Mode
-from rlb.modes import _dr
+from rlb.errors import CommandError
 
 LAN_IP_FIRST = "dpip addr add 192.168.100.1/24 dev dpdk0"   # the tutorial's example
+# The route scopes that lead somewhere (not our own addresses, not kni): as the fast
+# paths' `r.scope >= SCOPE_HOST` (RouteScope, rlb/core/types.pxd) refuses the others
+LINK = "link"              # on-link: the RS's own connected network (DR's only)
+ROUTED = ("global", LINK)
 
 
 def route_to(model, ip: IPv4Address):
@@ -55,28 +56,3 @@ def check_not_vip(model, svc, src: IPv4Address, port: str, what: str) -> None:
         raise CommandError(f"{what} {src} on {port} is a VIP: real servers hold the VIP and "
                            f"ignore packets from it. The LAN IP must be added before the VIP "
                            f"({LAN_IP_FIRST}, then the VIP)")
-
-
-class Dr(Mode):
-    # local addresses on a DR service are refused by the core (Services.add_laddr/add_dest)
-    def check_dest(self, svc, dest, model) -> None:
-        check_same_port(svc, dest, "DR")
-        r = route_to(model, dest.addr)
-        if r is None or SCOPE_CODE[r.scope] != _dr.SCOPE_LINK_CODE or r.via is not None:
-            raise CommandError(f"real server {dest.addr} is not on a connected network of any "
-                               "port: DR needs the RS and the LB on-link (dpip addr add "
-                               "LANIP/PREFIX dev PORT)")
-        src = arp_source(model, r)
-        if src is None:
-            raise CommandError(f"DR needs a LAN IP of our own on {r.port} to reach {dest.addr} "
-                               f"({LAN_IP_FIRST})")
-        check_not_vip(model, svc, src, r.port, source_name(r))
-
-
-
-DR = Dr(name="dr", flag="-g", long_flag="--gatewaying", display="Route", ops=_dr.ops)
-
-
-@hookimpl
-def rlb_forwarding_modes():
-    return [DR]

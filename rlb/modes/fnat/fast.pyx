@@ -3,24 +3,19 @@
 # for UDP, in IPv4 option 31 of a flow's first datagrams (DPVS UOA, "ipo" mode).
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
 from libc.string cimport memmove, memcpy
-from cpython.pycapsule cimport PyCapsule_New
 from rlb.core.dpdk.mbuf cimport rte_mbuf, rte_pktmbuf_prepend
 from rlb.core.dpdk.eal cimport rte_rdtsc
-from rlb.core.dpdk.net cimport (rte_ipv4_hdr, rte_tcp_hdr, rte_udp_hdr, rte_ipv4_udptcp_cksum,
+from rlb.core.dpdk.net cimport (rte_ipv4_hdr, rte_tcp_hdr, rte_ipv4_udptcp_cksum,
                                 rte_cpu_to_be_16, rte_cpu_to_be_32, rte_be_to_cpu_16,
                                 rte_be_to_cpu_32)
 from rlb.core.types cimport *
-from rlb.core.packet cimport (ip_hdr, ip_set_csum, drop, csum_fold_add, csum_replace4, ETH_HLEN)
+from rlb.core.packet cimport ip_hdr, csum_replace4, ETH_HLEN
 from rlb.core.ipv4 cimport route_lookup
-from rlb.core.neigh cimport neigh_output
 from rlb.core.conn cimport tuple_in_use, TH_SYN, TH_ACK
-from rlb.core.lb cimport IPPROTO_TCP, IPPROTO_UDP
-from rlb.core.rewrite cimport rewrite, route_out
+from rlb.core.xmit cimport (ip_hlen, rewrite, route_out, lport_base, lport_count, lport_nth,
+                            mode_capsule, IPPROTO_TCP, IPPROTO_UDP, LPORT_TRIES)
 
 cdef enum:
-    LPORT_MIN = 1025
-    LPORT_MAX = 65535
-    LPORT_TRIES = 256          # candidates tried per local address before the next one
     TCPOPT_TOA = 254           # LVS/DPVS layout: kind, len 8, port, IPv4 address
     TCPOLEN_TOA = 8
     IPOPT_UOA = 31             # DPVS uoa.h: copied 0, class 0, number 31; len 8, port, IPv4
@@ -41,8 +36,8 @@ cdef int fnat_conn_init(engine_t *e, worker_t *w, svc_t *s, dest_t *d, conn_t *c
     cdef laddr_t *la
     if s.nladdrs == 0:
         return -1
-    base = LPORT_MIN + (w.id + e.nworkers - LPORT_MIN % e.nworkers) % e.nworkers
-    count = (LPORT_MAX - base) // e.nworkers + 1
+    base = lport_base(e, w)
+    count = lport_count(e, base)
     n = s.nladdrs
     first = s.laddr_cursor % n
     s.laddr_cursor = first + 1
@@ -52,7 +47,7 @@ cdef int fnat_conn_init(engine_t *e, worker_t *w, svc_t *s, dest_t *d, conn_t *c
         for tries in range(LPORT_TRIES):
             k = la.cursor % count
             la.cursor = k + 1
-            lport = <uint16_t>(base + k * e.nworkers)
+            lport = lport_nth(e, base, k)
             if not tuple_in_use(w, c.proto, c.daddr, c.dport, la.addr, lport):
                 c.laddr = la.addr
                 c.lport = lport
@@ -245,7 +240,7 @@ cdef inline void seq_out(conn_t *c, rte_mbuf *m, uint16_t hl) noexcept nogil:
 
 cdef void fnat_xmit_in(engine_t *e, worker_t *w, conn_t *c, rte_mbuf *m) noexcept nogil:
     cdef rte_ipv4_hdr *ip = ip_hdr(m)
-    cdef uint16_t hl = (ip.version_ihl & 0xf) * 4
+    cdef uint16_t hl = ip_hlen(ip)
     cdef uint8_t flags
     cdef int full = 0
     cdef route_t *r
@@ -278,7 +273,7 @@ cdef void fnat_xmit_in(engine_t *e, worker_t *w, conn_t *c, rte_mbuf *m) noexcep
 
 cdef void fnat_xmit_out(engine_t *e, worker_t *w, conn_t *c, rte_mbuf *m) noexcept nogil:
     cdef rte_ipv4_hdr *ip = ip_hdr(m)
-    cdef uint16_t hl = (ip.version_ihl & 0xf) * 4
+    cdef uint16_t hl = ip_hlen(ip)
     if c.proto == IPPROTO_UDP:
         c.flags |= CONN_F_UOA_DONE      # the real server answered: it has the client
     elif c.proto == IPPROTO_TCP:
@@ -288,14 +283,9 @@ cdef void fnat_xmit_out(engine_t *e, worker_t *w, conn_t *c, rte_mbuf *m) noexce
 
 
 cdef mode_ops_t FNAT_OPS
-FNAT_OPS.conn_init = fnat_conn_init
-FNAT_OPS.xmit_in = fnat_xmit_in
-FNAT_OPS.xmit_out = fnat_xmit_out
-FNAT_OPS.conn_free = fnat_conn_free
-FNAT_OPS.owner_by_lport = 1
-FNAT_OPS.direct_reply = 0
 
 
 def ops():
     """The capsule the core reads once: FNAT's C entry points."""
-    return PyCapsule_New(&FNAT_OPS, b"rlb.mode_ops_t", NULL)
+    return mode_capsule(&FNAT_OPS, fnat_conn_init, fnat_xmit_in, fnat_xmit_out,
+                        fnat_conn_free, 0)

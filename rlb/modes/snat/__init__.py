@@ -1,9 +1,7 @@
 """SNAT (ipvsadm -J with -H match): hosts behind the LB reach the outside from a WAN
 address added with `dpip addr add ... sapool`; TCP, UDP and ICMP echo."""
 from rlb.errors import CommandError
-from rlb.core.hookspecs import hookimpl
-from rlb.modes import Mode
-from rlb.modes import _snat
+from rlb.modes import Compiled, Mode, provides
 
 
 class Snat(Mode):
@@ -20,9 +18,6 @@ class Snat(Mode):
 
 
 SNAT = Snat(name="snat", flag="-J", long_flag="--snat", display="SNAT", match_only=True,
-            ops=_snat.ops)
+            ops=Compiled(f"{__name__}.fast"), help="SNAT forwarding")
 
-
-@hookimpl
-def rlb_forwarding_modes():
-    return [SNAT]
+rlb_forwarding_modes = provides(SNAT)

@@ -1,30 +1,21 @@
 # IP-in-IP tunnel (LVS-TUN) in C: the client's packet, untouched, inside an outer IPv4
 # header (RFC 2003) from the LB's LAN address to the real server, which may be anywhere
 # routes reach; the real server decapsulates and answers the client itself.
-from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
-from cpython.pycapsule cimport PyCapsule_New
+from libc.stdint cimport uint8_t, uint16_t, uint32_t
 from rlb.core.dpdk.mbuf cimport rte_mbuf, rte_pktmbuf_prepend
 from rlb.core.dpdk.net cimport (rte_ipv4_hdr, rte_cpu_to_be_16, rte_cpu_to_be_32,
                                 rte_be_to_cpu_16)
 from rlb.core.types cimport *
-from rlb.core.packet cimport ip_hdr, ip_set_csum, drop, ETH_HLEN
-from rlb.core.ipv4 cimport route_lookup, icmp_error, ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED
+from rlb.core.packet cimport ip_hdr, ip_set_csum, drop
+from rlb.core.ipv4 cimport icmp_error, ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED
 from rlb.core.neigh cimport neigh_output
+from rlb.core.xmit cimport (route_to, keep_tuple, direct_reply_out, mode_capsule,
+                            IPPROTO_IPIP)
 
 cdef enum:
-    IPPROTO_IPIP = 4
     OUTER_HLEN = 20
     OUTER_TTL = 64
     IP_DF = 0x4000
-
-cdef int tun_conn_init(engine_t *e, worker_t *w, svc_t *s, dest_t *d, conn_t *c,
-                       rte_mbuf *m) noexcept nogil:
-    # nothing to take: the flow keeps the client's own address and port on both sides
-    return 0
-
-
-cdef void tun_conn_free(engine_t *e, worker_t *w, conn_t *c) noexcept nogil:
-    pass
 
 
 cdef void tun_xmit_in(engine_t *e, worker_t *w, conn_t *c, rte_mbuf *m) noexcept nogil:
@@ -35,9 +26,8 @@ cdef void tun_xmit_in(engine_t *e, worker_t *w, conn_t *c, rte_mbuf *m) noexcept
     cdef uint16_t df = rte_be_to_cpu_16(inner.fragment_offset) & IP_DF
     cdef uint32_t src
     cdef uint8_t *start
-    cdef route_t *r = route_lookup(w, c.daddr)
-    if r == NULL or r.scope >= SCOPE_HOST:
-        drop(w, m, R_NO_ROUTE)
+    cdef route_t *r = route_to(w, m, c.daddr)
+    if r == NULL:
         return
     # tutorial: "config default route, `src` must be set for tunnel mode"
     src = r.src if r.src else w.port_addr[r.port]
@@ -73,21 +63,9 @@ cdef void tun_xmit_in(engine_t *e, worker_t *w, conn_t *c, rte_mbuf *m) noexcept
     neigh_output(e, w, r.port, r.gw if r.gw else c.daddr, src, m)
 
 
-cdef void tun_xmit_out(engine_t *e, worker_t *w, conn_t *c, rte_mbuf *m) noexcept nogil:
-    # replies go from the RS to the client directly, from the VIP
-    drop(w, m, R_DIRECT_REPLY)
-
-
 cdef mode_ops_t TUNNEL_OPS
-TUNNEL_OPS.conn_init = tun_conn_init
-TUNNEL_OPS.xmit_in = tun_xmit_in
-TUNNEL_OPS.xmit_out = tun_xmit_out
-TUNNEL_OPS.conn_free = tun_conn_free
-TUNNEL_OPS.owner_by_lport = 0
-TUNNEL_OPS.direct_reply = 1
 
 
 def ops():
     """The capsule the core reads once: the tunnel's C entry points."""
-    return PyCapsule_New(&TUNNEL_OPS, b"rlb.mode_ops_t", NULL)
-
+    return mode_capsule(&TUNNEL_OPS, keep_tuple, tun_xmit_in, direct_reply_out, NULL, 1)
