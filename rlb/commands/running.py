@@ -7,11 +7,12 @@ how a candidate configuration starts (rlb.control.commit).
 
 Nothing here names a command: each configuration command declares how its state prints
 (`show=`: the bindings of its lines; `opens=`: the section under it; `key=`: what names
-its object, for the 3-way merge; `primary=`: its first line means something), and a line
-is its definition filled in (rlb.commands.printing.unparse). The stanzas go in the order of their
-`Shown.rank`, then of declaration; a section's lines in the order its commands are
-declared. Only what differs from the defaults is written, as FRR does, except the
-ports: they are the instance.
+its object, for the 3-way merge; `primary=`: its first line means something), and a
+line is its definition filled in (rlb.commands.printing.unparse). The stanzas go in the
+order of their `Shown.rank`, then of declaration; a section's lines in the order its
+commands are declared. Only what differs from the defaults is written, as FRR does,
+except the ports: they are the instance. The grammar is fixed once imported, so what
+is read of it is kept.
 """
 from __future__ import annotations
 
