@@ -84,16 +84,16 @@ def config(opts, lips: list[str]) -> str:
     lines = ["dataplane", " workers 1", f" conn-table-size {opts.table}",
              f" memory {opts.memory}",
              f" port dpdk0 net_af_packet0,iface={fnat.LAN_IF}{ring}",
-             f" port dpdk1 net_af_packet1,iface={fnat.WAN_IF}{ring}", " busy-poll", "!",
-             f"dpip addr add {fnat.VIP}/32 dev dpdk1",
-             "dpip route add 10.0.0.0/16 dev dpdk1",
-             f"dpip route add {fnat.LAN} dev dpdk0"]
+             f" port dpdk1 net_af_packet1,iface={fnat.WAN_IF}{ring}", " busy-poll", "!"]
+    # the tutorial's FNAT two-arm (rlb/lab/topologies.py), the neighbours and timeouts
+    # before its service
+    script = fnat.TOPO.script(servers=[fnat.RS_IP[rs] for rs in fnat.NS_RS], rs_port=80,
+                              laddrs=lips)
+    net = [line for line in script if line.startswith("dpip ")]
+    lines += net
     lines += [f"dpip neigh add {fnat.RS_IP[rs]} lladdr {fnat.RS_MAC[rs]} dev dpdk0"
               for rs in fnat.NS_RS]
-    lines += ["ipvsadm --set 900 120 300",
-              f"ipvsadm -A -t {fnat.VIP}:80 -s rr"]
-    lines += [f"ipvsadm -a -t {fnat.VIP}:80 -r {fnat.RS_IP[rs]}:80 -b" for rs in fnat.NS_RS]
-    lines += [f"ipvsadm --add-laddr -z {lip} -t {fnat.VIP}:80 -F dpdk0" for lip in lips]
+    lines += ["ipvsadm --set 900 120 300", *script[len(net):]]
     return "\n".join(lines) + "\n"
 
 

@@ -50,15 +50,20 @@ from common import (BenchError, Proc, RlbDaemon, Window, add_output_options,  # 
                     remove_namespaces, sh, veth, wait_for)
 from fnat_report import TESTS, complete, is_noisy, markdown, summarize  # noqa: E402
 
+from rlb.lab import topologies  # noqa: E402
+
+# The lab's "simple FNAT two-arm" (rlb/lab/topologies.py): its addresses and its script
+TOPO = topologies.get("fnat-two-arm")
+
 NS_CLIENT, NS_LB, NS_SW = "rlbb-client", "rlbb-lb", "rlbb-sw"
 NS_RS = {"rs1": "rlbb-rs1", "rs2": "rlbb-rs2"}
 NAMESPACES = (NS_CLIENT, NS_LB, NS_SW, *NS_RS.values())
 CLIENT_IF, WAN_IF, LAN_IF, RS_IF, BRIDGE = "eth0", "wan0", "lan0", "eth0", "br0"
 CLIENT_MAC, WAN_MAC, LAN_MAC = "02:bb:10:00:00:30", "02:bb:10:00:00:01", "02:bb:20:00:00:01"
 RS_MAC = {"rs1": "02:bb:20:00:00:02", "rs2": "02:bb:20:00:00:03"}
-CLIENT_IP, VIP, WAN_GW = "10.0.0.48", "10.0.0.100", "10.0.0.1"
-LAN, LAN_GW, HAPROXY_SRC = "192.168.100.0/24", "192.168.100.1", "192.168.100.10"
-RS_IP = {"rs1": "192.168.100.2", "rs2": "192.168.100.3"}
+CLIENT_IP, VIP, WAN_GW = "10.0.0.48", TOPO.vip, topologies.WAN_GW
+LAN, LAN_GW, HAPROXY_SRC = topologies.LAN, topologies.LAN_GW, "192.168.100.10"
+RS_IP = {"rs1": topologies.RS1, "rs2": topologies.RS2}
 # FNAT local addresses: 192.168.100.200 (the tutorial's), then .201 ... for -lipsN
 LIP_BASE, LIP_FIRST = "192.168.100.", 200
 RLB_VARIANT = re.compile(r"rlb(-idle(\d*))?(-lips(\d+))?")
@@ -343,20 +348,13 @@ class Rlb(Peer):
         lines = ["dataplane", " workers 1",
                  f" port dpdk0 net_af_packet0,iface={LAN_IF}",
                  f" port dpdk1 net_af_packet1,iface={WAN_IF}",
-                 " busy-poll" if self.idle_us is None else f" idle-sleep {self.idle_us}", "!",
-                 # the tutorial's "simple FNAT two-arm" (rlb/lab/topologies.py)
-                 f"dpip addr add {VIP}/32 dev dpdk1",
-                 "dpip route add 10.0.0.0/16 dev dpdk1",
-                 f"dpip route add {LAN} dev dpdk0",
-                 f"ipvsadm -A -t {VIP}:{HTTP_PORT} -s rr"]
-        lines += [f"ipvsadm -a -t {VIP}:{HTTP_PORT} -r {RS_IP[rs]}:{HTTP_PORT} -b" for rs in NS_RS]
-        lines += [f"ipvsadm --add-laddr -z {lip} -t {VIP}:{HTTP_PORT} -F dpdk0"
-                  for lip in self.lips]
+                 " busy-poll" if self.idle_us is None else f" idle-sleep {self.idle_us}", "!"]
+        servers = [RS_IP[rs] for rs in NS_RS]
+        lines += TOPO.script(vport=HTTP_PORT, servers=servers, rs_port=HTTP_PORT,
+                             laddrs=self.lips)
         # iperf3's control and data connections must meet the same server: source hash
-        lines.append(f"ipvsadm -A -t {VIP}:{IPERF_PORT} -s sh")
-        lines += [f"ipvsadm -a -t {VIP}:{IPERF_PORT} -r {RS_IP[rs]}:{IPERF_PORT} -b"
-                  for rs in NS_RS]
-        lines.append(f"ipvsadm --add-laddr -z {self.lips[0]} -t {VIP}:{IPERF_PORT} -F dpdk0")
+        lines += TOPO.script(net=False, vport=IPERF_PORT, sched="sh", servers=servers,
+                             rs_port=IPERF_PORT, laddrs=self.lips[:1])
         return "\n".join(lines) + "\n"
 
     def start(self) -> None:

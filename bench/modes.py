@@ -51,6 +51,8 @@ import types
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import fnat  # noqa: E402
 import forward  # noqa: E402
+
+from rlb.lab import scripts, topologies  # noqa: E402
 from common import (BenchError, Proc, Window, add_output_options, finish,  # noqa: E402
                     fmt_pps, install_signal_unwind, iperf3, log, make_namespaces, ns_exists,
                     remove_namespaces, sh, veth, wait_for)
@@ -65,9 +67,10 @@ forward.RLB_INSTANCE = INSTANCE
 NS_LANC = "rlbb-lanc"
 NAMESPACES = fnat.NAMESPACES + (NS_LANC,)
 LANC_IP, LANC_MAC, LANC_MTU = "192.168.100.46", "02:bb:20:00:00:46", 1480
-DR_VIP = "192.168.100.254"          # one-arm VIP (the tutorial's), on the rs' lo
+DR = topologies.get("dr-one-arm")    # the tutorial's DR one-arm (rlb/lab/topologies.py)
+DR_VIP = DR.vip                      # one-arm VIP, on the rs' lo
 SNAT_WAN = "10.0.0.3"               # the sapool address on wan0
-SNAT_MATCH = "src-range=192.168.100.0-192.168.100.254,oif=dpdk1"
+SNAT_MATCH = topologies.SNAT_MATCH
 HTTP, IPERF = fnat.HTTP_PORT, fnat.IPERF_PORT
 RS_IP, VIP, CLIENT_IP = fnat.RS_IP, fnat.VIP, fnat.CLIENT_IP
 MODES = ("fnat", "dr", "tunnel", "nat", "snat", "kernel")
@@ -138,29 +141,21 @@ HEAD = ["dataplane", " workers 1", f" port dpdk0 net_af_packet0,iface={fnat.LAN_
 
 
 def mode_script(mode: str) -> list[str]:
-    """The tutorial's commands for each mode in this lab (rlb/lab/topologies.py)."""
-    if mode in ("dr", "tunnel"):
-        flag = "-g" if mode == "dr" else "-i"
-        lines = ["dpip addr add 192.168.100.1/24 dev dpdk0",      # the LAN IP first,
-                 f"dpip addr add {DR_VIP}/32 dev dpdk0"]          # then the VIP
-        for port, sched in ((HTTP, "rr"), (IPERF, "sh")):
-            lines.append(f"ipvsadm -A -t {DR_VIP}:{port} -s {sched}")
-            lines += [f"ipvsadm -a -t {DR_VIP}:{port} -r {RS_IP[rs]}:{port} {flag}"
-                      for rs in fnat.NS_RS]
-        return lines
-    if mode == "nat":
-        lines = [f"dpip addr add {fnat.LAN_GW}/24 dev dpdk0",     # the rs' default gateway
-                 f"dpip addr add {VIP}/32 dev dpdk1",
-                 "dpip route add 10.0.0.0/16 dev dpdk1"]
-        for port, sched in ((HTTP, "rr"), (IPERF, "sh")):
-            lines.append(f"ipvsadm -A -t {VIP}:{port} -s {sched}")
-            lines += [f"ipvsadm -a -t {VIP}:{port} -r {RS_IP[rs]}:{port} -m" for rs in fnat.NS_RS]
-        return lines
+    """The tutorial's commands for each mode in this lab (rlb/lab/scripts.py): an HTTP
+    service (rr) and an iperf3 one (sh: its control and data connections meet one server)."""
+    servers = [RS_IP[rs] for rs in fnat.NS_RS]
+    if mode in ("dr", "tunnel"):        # tunnel on DR one-arm's wires: the LAN IP, the VIP
+        return [*DR.script(mode=mode, servers=servers, vport=HTTP, rs_port=HTTP),
+                *DR.script(mode=mode, net=False, servers=servers, vport=IPERF, rs_port=IPERF,
+                           sched="sh")]
+    if mode == "nat":                   # two-arm: the rs' default gateway, the VIP on WAN
+        nat = dict(vip=VIP, servers=servers, addrs=((f"{fnat.LAN_GW}/24", "dpdk0"),),
+                   vip_dev="dpdk1", vip_last=False, routes=("10.0.0.0/16 dev dpdk1",))
+        return [*scripts.nat(**nat, vport=HTTP, rs_port=HTTP),
+                *scripts.nat(**nat, net=False, vport=IPERF, rs_port=IPERF, sched="sh")]
     if mode == "snat":
-        return [f"dpip addr add {SNAT_WAN}/16 dev dpdk1 sapool",
-                f"dpip addr add {fnat.LAN_GW}/24 dev dpdk0",
-                f"ipvsadm -A -s rr -H proto=tcp,{SNAT_MATCH}",
-                f"ipvsadm -a -H proto=tcp,{SNAT_MATCH} -r {SNAT_WAN}:0 -w 100 -J"]
+        return list(scripts.snat(SNAT_WAN, match=SNAT_MATCH, wan_plen=16,
+                                 protos=("proto=tcp",)))
     raise KeyError(mode)
 
 
@@ -275,7 +270,6 @@ class PpsRlb(forward.Rlb):
     """forward.py's rlb, holding a DR or Tunnel UDP service instead of routing."""
 
     def config(self) -> str:
-        flag = "-g" if self.name == "rlb-dr" else "-i"
         return "\n".join([
             "dataplane", " workers 1", f" port dpdk0 net_af_packet0,iface={forward.IN_IF}",
             f" port dpdk1 net_af_packet1,iface={forward.OUT_IF}", " busy-poll", "!",
@@ -283,8 +277,8 @@ class PpsRlb(forward.Rlb):
             f"dpip addr add {forward.OUT_IP}/24 dev dpdk1",
             f"dpip addr add {PPS_VIP}/32 dev dpdk0",
             f"dpip neigh add {PPS_RS} lladdr {forward.SINK_MAC} dev dpdk1",
-            f"ipvsadm -A -u {PPS_VIP}:{PPS_PORT} -s rr",
-            f"ipvsadm -a -u {PPS_VIP}:{PPS_PORT} -r {PPS_RS}:{PPS_PORT} {flag}", ""])
+            *scripts.service(self.name.removeprefix("rlb-"), PPS_VIP, udp=True, vport=PPS_PORT,
+                             servers=(PPS_RS,), rs_port=PPS_PORT), ""])
 
     def start(self) -> None:
         super().start()

@@ -9,12 +9,13 @@ import time
 from dataclasses import dataclass, field, fields
 from ipaddress import IPv4Interface, IPv4Network
 
-from rlb.model.model import SCOPES, CommandError, LPORT_RANGE, Model, Settings
+from rlb.model.model import GLOBAL, SCOPES, CommandError, LPORT_RANGE, Model, Settings
 from rlb.model.services import TCP, UDP, svc_key
 from rlb.core import counters
 from rlb.core.ports import iface_rx_packets, kernel_iface
 from rlb.commands import render
 from rlb.commands.grammar import Grammar
+from rlb.commands.printing import Shown
 
 
 @dataclass
@@ -29,6 +30,7 @@ class Reply:
 ROOT, VIEW, ENABLE, CONFIG, PIPE = "exec", "view", "enable", "config", "pipe"
 # Privileges (`username NAME privilege view|admin`): a viewer runs readonly commands only.
 ADMIN, VIEWER = "admin", "view"
+SSH = "ssh"         # a session's kind (rlb.commands.users), Context.via of the daemon's ssh shell
 
 
 @dataclass
@@ -87,7 +89,29 @@ class Context:
 
 g = Grammar()
 g.node("exec", prompt="{host}>")
-g.node("dataplane", parent="exec", prompt="{host}(dataplane)#")
+DATAPLANE = g.node("dataplane", parent="exec", prompt="{host}(dataplane)#").name
+
+# Where each stanza of the running configuration goes (Shown.rank), so that its text
+# reads back in order: the data plane's settings and ports first; routes that need only
+# their port before the addresses (an address does not make the network route an
+# operator made first, and must not on the way back); then the interfaces; routes with
+# a src (an address of ours), then those through a gateway (the route that puts the
+# gateway on-link may be one with a src only); the services; the accounts.
+SETTINGS, PORT_ONLY, INTERFACES, WITH_SRC, VIA, SERVICES, ACCOUNTS = range(7)
+
+
+def route_group(r) -> int:
+    """What a route needs before it: only its port, an address (its src), or a route that
+    puts its gateway on-link (the stanza's rank)."""
+    return VIA if r.via is not None else WITH_SRC if r.src is not None else PORT_ONLY
+
+
+def laddr_made(model) -> set:
+    """The addresses --add-laddr made that are left out of the text (the local-address lines
+    make them again); one that a route has as its src is written, as the route needs it
+    first (and the model keeps it as the operator's once its local address goes)."""
+    return model.services._auto - {r.src for r in model.routes.values()}
+
 
 g.words(**{
     "dpip": "DPVS-compatible interface, address, route and neighbour tool",
@@ -145,16 +169,18 @@ g.words(**{
 # ------------------------------------------------------------ dataplane section
 
 
-@g.command("dataplane", node="exec")
+@g.command("dataplane", node="exec", opens=DATAPLANE,
+           show=lambda model, _: [Shown({}, model.settings, (SETTINGS,), bare=True)])
 def enter_dataplane(ctx):
-    ctx.node = "dataplane"
+    ctx.node = DATAPLANE
     return Reply()
 
 
 # Settings attribute -> its line in the dataplane section, the one table of them: the
 # commands below are made from it, and so is the section `show running-config` writes
-# (rlb/commands/running.py). Model.set_setting checks a value beyond its range and gives
-# the runtime ones to a running data plane.
+# (each command's show: a number that is not its default, a switch that is on).
+# Model.set_setting checks a value beyond its range and gives the runtime ones to a
+# running data plane.
 NUMBERS = {"workers": "workers (1-16)", "memory": "memory (64-65536)",
            "pool_size": "pool-size (1024-4194304)",
            "route_table_size": "route-table-size (16-1048576)",
@@ -166,6 +192,7 @@ NUMBERS = {"workers": "workers (1-16)", "memory": "memory (64-65536)",
 SWITCHES = {"busy_poll": "busy-poll", "forwarding": "forwarding",
             "vip_miss_kni": "vip-miss-to-kni"}
 assert {f.name for f in fields(Settings)} == {*NUMBERS, *SWITCHES, "kni"}, "a setting unnamed"
+DEFAULTS = Settings()
 
 
 def _number_setting(attr, definition):
@@ -174,8 +201,12 @@ def _number_setting(attr, definition):
     def handler(ctx, n):
         ctx.model.set_setting(attr, n, word)
         return Reply()
+
+    def show(model, settings):
+        value = getattr(settings, attr)
+        return [{"n": value}] if value != getattr(DEFAULTS, attr) else []
     handler.__name__ = handler.__qualname__ = f"dp_{attr}"
-    g.command(f"{definition}$n", node="dataplane")(handler)
+    g.command(f"{definition}$n", node=DATAPLANE, show=show, key=())(handler)
 
 
 def _switch_setting(attr, word):
@@ -183,16 +214,27 @@ def _switch_setting(attr, word):
         ctx.model.set_setting(attr, not no, word)
         return Reply()
     handler.__name__ = handler.__qualname__ = f"dp_{attr}"
-    g.command(f"[no] {word}", node="dataplane")(handler)
+    g.command(f"[no] {word}", node=DATAPLANE,
+              show=lambda model, settings: [{}] if getattr(settings, attr) else [])(handler)
 
 
+# In the order of the section's lines: the numbers, no-kni, the ports, the switches.
 for _attr, _definition in NUMBERS.items():
     _number_setting(_attr, _definition)
-for _attr, _word in SWITCHES.items():
-    _switch_setting(_attr, _word)
 
 
-@g.command("port WORD$name WORD$devargs", node="dataplane",
+NO_KNI = "no-kni"
+
+
+@g.command(NO_KNI, node=DATAPLANE, show=lambda model, settings: [] if settings.kni else [{}])
+def dp_no_kni(ctx):
+    ctx.model.set_setting("kni", False, NO_KNI)
+    return Reply()
+
+
+@g.command("port WORD$name WORD$devargs", node=DATAPLANE, key=("name",),
+           show=lambda model, _: [{"name": p.name, "devargs": p.devargs}
+                                  for p in model.ports.values()],
            help={"name": "Port name (dpdk0, dpdk1, ...)",
                  "devargs": "PCI address (0000:06:00.0) or vdev (net_af_packet0,iface=eth1)"})
 def dp_port(ctx, name, devargs):
@@ -202,10 +244,8 @@ def dp_port(ctx, name, devargs):
     return Reply()
 
 
-@g.command("no-kni", node="dataplane")
-def dp_no_kni(ctx):
-    ctx.model.set_setting("kni", False, "no-kni")
-    return Reply()
+for _attr, _word in SWITCHES.items():
+    _switch_setting(_attr, _word)
 
 
 # ------------------------------------------------------------------ dpip addr
@@ -241,8 +281,8 @@ def addr_show(ctx, dev):
     for a in ctx.model.addresses:
         if dev is not None and a.port != dev:
             continue
-        row = {"addr": str(a.iface), "dev": a.port, "scope": "global", "sapool": a.sapool}
-        lines.append(f"inet {a.iface} scope global {a.port}")
+        row = {"addr": str(a.iface), "dev": a.port, "scope": GLOBAL, "sapool": a.sapool}
+        lines.append(f"inet {a.iface} scope {GLOBAL} {a.port}")
         tail = "     valid_lft forever preferred_lft forever"
         if a.sapool:
             # local ports in use by connections: each worker owns lport % workers
@@ -445,7 +485,7 @@ def dataplane_info(ctx):
             "reasons": ctx.engine.reasons(), "forwarding": s.forwarding,
             "busy_poll": s.busy_poll, "idle_sleep_us": s.idle_sleep}
     lines = [f"workers {len(data['workers'])}  forwarding {'on' if s.forwarding else 'off'}  "
-             f"{'busy-poll' if s.busy_poll else f'idle-sleep {s.idle_sleep}us'}"]
+             f"{SWITCHES['busy_poll'] if s.busy_poll else f'idle-sleep {s.idle_sleep}us'}"]
     for w in data["workers"]:
         lines.append(f"  worker {w['id']} lcore {w['lcore']} "
                      + " ".join(f"{k} {w[k]}" for k in counters.WORKER.names()))
@@ -470,6 +510,21 @@ def dataplane_info(ctx):
 g.node(VIEW, parent="exec", prompt="{host}>")
 g.node(ENABLE, parent="exec", prompt="{host}#")
 g.node(CONFIG, parent="exec", prompt="{host}(config)#")
+EXEC_MODES = (VIEW, ENABLE)
+
+
+def lineage(node: str, configuring: bool = False) -> list[str]:
+    """Where a line typed in `node` is looked for, in order: the node, then its parents
+    (Grammar.ancestors). In the shell and in configuration mode (configuring) a
+    section's way up is configuration mode, and exec's commands come last."""
+    nodes = g.ancestors(node)
+    if configuring:
+        nodes.remove(ROOT)
+        if node not in EXEC_MODES and CONFIG not in nodes:
+            nodes.append(CONFIG)
+        nodes.append(ROOT)
+    return nodes
+
 # What may follow a `|`: filters of a command's output, run by rlb/control/server.py
 # with the output in ctx.output (an empty Reply when run on their own).
 g.node(PIPE, prompt="")
@@ -541,7 +596,7 @@ def do_exec(ctx, line):
     return ctx.control.run_exec(ctx, line)
 
 
-for _node in (CONFIG, "dataplane"):
+for _node in (CONFIG, DATAPLANE):
     g.command("do LINE$line", node=_node, readonly=True,
               help={"line": "The command (show ..., clear ..., write memory)"})(do_exec)
 

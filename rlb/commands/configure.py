@@ -23,11 +23,13 @@ import asyncio
 import logging
 import time
 
-from rlb.commands.running import render, route_line
+from rlb.commands.running import render
 from rlb.errors import CommandError, ConfigError
-from rlb.model.model import Route
-from rlb.commands.base import (CONFIG, ENABLE, ROOT, ROUTE_HELP, ROUTE_OPTS, VS_DEF, VS_HELP,
-                               Context, Reply, _prefix, _vs_key, g, route_add)
+from rlb.model.model import default_scope, parse_mac
+from rlb.model.services import DEFAULT_TIMEOUTS, HOST_MASK, PERSISTENT_TIMEOUT, PROTO_NAMES
+from rlb.commands.base import (CONFIG, DATAPLANE, ENABLE, INTERFACES, ROOT, ROUTE_HELP,
+                               ROUTE_OPTS, SERVICES, SSH, VS_DEF, VS_HELP, Context, Reply, Shown,
+                               _prefix, _vs_key, g, laddr_made, lineage, route_add, route_group)
 
 IF, VS = "config-if", "config-vs"
 g.node(IF, parent=CONFIG, prompt="{host}(config-if)#")
@@ -112,9 +114,8 @@ def abort(ctx):
 def _section_exit(ctx):
     """Up one node; the dataplane section's way up is configuration mode when there is
     one (the shell, a candidate), else exec (`rlb -c dataplane -c ... -c exit`)."""
-    parent = g.nodes[ctx.node].parent
     ctx.section = None
-    ctx.node = CONFIG if parent == ROOT and (ctx.shell or ctx.configuring) else parent
+    ctx.node = lineage(ctx.node, ctx.shell or ctx.configuring)[1]
     return Reply()
 
 
@@ -124,14 +125,31 @@ def _section_end(ctx):
     return reply
 
 
-for _node in (IF, VS, "dataplane"):
+for _node in (IF, VS, DATAPLANE):
     g.command("exit", node=_node, readonly=True)(_section_exit)
     g.command("end", node=_node, readonly=True)(_section_end)
 
 
 # ------------------------------------------------------------------ interfaces
 
-@g.command("interface WORD$dev", node=CONFIG, help={"dev": "Port name"})
+# How configuration mode's state prints (`show running-config`): each command's show
+# gives the bindings of its lines, in the order the text must be read back in.
+
+def _port_addresses(model, port):
+    # in the order that makes the same ARP source (Model._primary): those --add-laddr
+    # made, written because a route needs them, last
+    auto, made = laddr_made(model), model.services._auto
+    return sorted((a for a in model.addresses if a.port == port.name and a.ip not in auto),
+                  key=lambda a: a.ip in made)
+
+
+def mac_text(mac: str) -> str:
+    return ":".join(f"{b:02x}" for b in parse_mac(mac))
+
+
+@g.command("interface WORD$dev", node=CONFIG, help={"dev": "Port name"}, opens=IF,
+           show=lambda model, _: [Shown({"dev": p.name}, p, (INTERFACES,))
+                                  for p in model.ports.values()])
 def interface(ctx, dev):
     ctx.model.port(dev)
     ctx.node, ctx.section = IF, dev
@@ -139,7 +157,10 @@ def interface(ctx, dev):
 
 
 @g.command("ip address A.B.C.D/M$addr [sapool]", node=IF,
-           help={"addr": "Address with prefix length"})
+           help={"addr": "Address with prefix length"},
+           show=lambda model, port: [{"addr": a.iface, "sapool": a.sapool}
+                                     for a in _port_addresses(model, port)],
+           key={"addr": lambda iface: iface.ip}, primary=True)
 def if_address(ctx, addr, sapool):
     # configuration lines say what is: one already so is no error (`rlb -f` of a text
     # the running configuration already has)
@@ -157,7 +178,9 @@ def if_no_address(ctx, addr):
 
 
 @g.command("ip neighbor A.B.C.D$ip MAC$mac", node=IF,
-           help={"ip": "Neighbour address", "mac": "Its MAC address"})
+           help={"ip": "Neighbour address", "mac": "Its MAC address"}, key=("ip",),
+           show=lambda model, port: [{"ip": n.ip, "mac": mac_text(n.mac)}
+                                     for n in model.neighbours.values() if n.port == port.name])
 def if_neighbor(ctx, ip, mac):
     n = ctx.model.neighbours.get(ip)
     if n is not None and (n.mac, n.port) == (mac, ctx.section):
@@ -176,13 +199,26 @@ def if_no_neighbor(ctx, ip):
 
 # ---------------------------------------------------------------------- routes
 
-@g.command("ip route (A.B.C.D/M$prefix|default) " + ROUTE_OPTS, node=CONFIG, help=ROUTE_HELP)
+def _route_args(prefix, port, via, src, scope, mtu, metric) -> dict:
+    """A route's line: what is not its default."""
+    return {"prefix": prefix, "via": via, "src": src, "dev": port,
+            "scope": scope if scope != default_scope(via) else None,
+            "mtu": mtu if mtu != 1500 else None, "metric": metric or None}
+
+
+def _show_routes(model, _):
+    return [Shown(_route_args(r.prefix, r.port, r.via, r.src, r.scope, r.mtu, r.metric),
+                  rank=(route_group(r),)) for r in model.routes.values() if not r.auto]
+
+
+@g.command("ip route (A.B.C.D/M$prefix|default) " + ROUTE_OPTS, node=CONFIG, help=ROUTE_HELP,
+           show=_show_routes, key=("prefix", "default"))
 def ip_route(ctx, prefix, default, via, src, dev, scope, mtu, metric):
     net = _prefix(prefix, default)
     r = ctx.model.routes.get((net.network_address, net.prefixlen))
-    if r is not None and not r.auto and route_line(r) == route_line(
-            Route(net, dev, via, src, scope or ("global" if via else "link"), mtu or 1500,
-                  metric or 0)):
+    if r is not None and not r.auto and \
+            _route_args(r.prefix, r.port, r.via, r.src, r.scope, r.mtu, r.metric) == \
+            _route_args(net, dev, via, src, scope or default_scope(via), mtu or 1500, metric or 0):
         return Reply()
     return route_add(ctx, prefix, default, via, src, dev, scope, mtu, metric)
 
@@ -198,7 +234,9 @@ TIMEOUT_HELP = {"tcp": "Established TCP (s)", "tcpfin": "TCP after FIN (s)", "ud
 
 
 @g.command("ip vs timeout tcp (1-2678400)$tcp tcpfin (1-2678400)$tcpfin udp (1-2678400)$udp",
-           node=CONFIG, help=TIMEOUT_HELP)
+           node=CONFIG, help=TIMEOUT_HELP, key=(),
+           show=lambda model, _: [Shown(model.services.timeouts, rank=(SERVICES,))]
+           if model.services.timeouts != DEFAULT_TIMEOUTS else [])
 def ip_vs_timeout(ctx, tcp, tcpfin, udp):
     ctx.model.services.set_timeouts(tcp, tcpfin, udp)
     return Reply()
@@ -206,7 +244,6 @@ def ip_vs_timeout(ctx, tcp, tcpfin, udp):
 
 @g.command("no ip vs timeout", node=CONFIG)
 def no_ip_vs_timeout(ctx):
-    from rlb.model.services import DEFAULT_TIMEOUTS
     ctx.model.services.set_timeouts(**DEFAULT_TIMEOUTS)
     return Reply()
 
@@ -216,7 +253,32 @@ def no_ip_vs_timeout(ctx):
 # VS_DEF, VS_HELP, _vs_key: in rlb/commands/base.py, shared with `clear ip vs counters`
 
 
-@g.command("virtual-server " + VS_DEF, node=CONFIG, help=VS_HELP)
+def _show_services(model, _):
+    # services with local addresses first: the addresses those make may be the ARP or
+    # tunnel source that other services' real servers need
+    out = []
+    for svc in sorted(model.services.table.values(), key=lambda svc: not svc.laddrs):
+        name = {"match": str(svc.match)} if svc.match is not None else \
+            {PROTO_NAMES[svc.proto].lower(): f"{svc.vaddr}:{svc.vport}"}
+        out.append(Shown(name, svc, (SERVICES,)))
+    return out
+
+
+def _show_scheduler(model, svc):
+    default = model.services.hash_target(svc.sched, None)
+    return [{"sched": svc.sched,
+             "target": svc.hash_target if svc.hash_target != default else None}]
+
+
+def _show_persistent(model, svc):
+    if not svc.persistent:
+        return []
+    return [{"timeout": svc.timeout if svc.timeout != PERSISTENT_TIMEOUT else None,
+             "netmask": svc.netmask if svc.netmask != HOST_MASK else None}]
+
+
+@g.command("virtual-server " + VS_DEF, node=CONFIG, help=VS_HELP, opens=VS,
+           show=_show_services)
 def virtual_server(ctx, tcp, udp, match):
     """The service's section; a new one starts with the default scheduler."""
     key = _vs_key(tcp, udp, match)
@@ -233,7 +295,8 @@ def no_virtual_server(ctx, tcp, udp, match):
     return Reply()
 
 
-@g.command("scheduler WORD$sched [hash-target WORD$target]", node=VS,
+@g.command("scheduler WORD$sched [hash-target WORD$target]", node=VS, show=_show_scheduler,
+           key=(),
            help={"sched": "Scheduler name",
                  "target": "What a hashing scheduler hashes"})
 def vs_scheduler(ctx, sched, target):
@@ -242,9 +305,9 @@ def vs_scheduler(ctx, sched, target):
 
 
 @g.command("persistent [(1-2678400)$timeout] [netmask A.B.C.D$netmask]", node=VS,
+           show=_show_persistent, key=(),
            help={"timeout": "Seconds (default 300)", "netmask": "Client mask (default /32)"})
 def vs_persistent(ctx, timeout, netmask):
-    from rlb.model.services import HOST_MASK, PERSISTENT_TIMEOUT
     ctx.model.services.edit_service(ctx.section, persistent=timeout or PERSISTENT_TIMEOUT,
                                     netmask=netmask or HOST_MASK)
     return Reply()
@@ -256,13 +319,36 @@ def vs_no_persistent(ctx):
     return Reply()
 
 
+LADDR_HELP = {"laddr": "Local address (LIP)", "dev": "Port it lives on"}
+
+
+@g.command("local-address A.B.C.D$laddr dev WORD$dev", node=VS, help=LADDR_HELP,
+           show=lambda model, svc: [{"laddr": la.addr, "dev": la.dev} for la in svc.laddrs])
+def vs_local_address(ctx, laddr, dev):
+    svc = ctx.model.services.get(ctx.section)
+    if any((la.addr, la.dev) == (laddr, dev) for la in svc.laddrs):
+        return Reply()
+    ctx.model.services.add_laddr(ctx.section, laddr, dev)
+    return Reply()
+
+
+@g.command("no local-address A.B.C.D$laddr dev WORD$dev", node=VS, help=LADDR_HELP)
+def vs_no_local_address(ctx, laddr, dev):
+    ctx.model.services.del_laddr(ctx.section, laddr, dev)
+    return Reply()
+
+
 RS_HELP = {"server": "Real server address[:port] (default: the VIP's port)",
            "mode": "Forwarding mode name", "weight": "0 to 65535 (default 1)",
            "upper": "0: no limit", "lower": "0: no limit"}
 
 
 @g.command("real-server A.B.C.D:PORT$server {mode WORD$mode|weight (0-65535)$weight"
-           "|upper (0-2147483647)$upper|lower (0-2147483647)$lower}", node=VS, help=RS_HELP)
+           "|upper (0-2147483647)$upper|lower (0-2147483647)$lower}", node=VS, help=RS_HELP,
+           key=("server",),
+           show=lambda model, svc: [{"server": f"{d.addr}:{d.port}", "mode": d.mode,
+                                     "weight": d.weight, "upper": d.u_threshold or None,
+                                     "lower": d.l_threshold or None} for d in svc.dests])
 def vs_real_server(ctx, server, mode, weight, upper, lower):
     """Adds the real server, or changes only what is given of one that exists."""
     ms = ctx.model.services
@@ -282,24 +368,6 @@ def vs_no_real_server(ctx, server):
     return Reply()
 
 
-LADDR_HELP = {"laddr": "Local address (LIP)", "dev": "Port it lives on"}
-
-
-@g.command("local-address A.B.C.D$laddr dev WORD$dev", node=VS, help=LADDR_HELP)
-def vs_local_address(ctx, laddr, dev):
-    svc = ctx.model.services.get(ctx.section)
-    if any((la.addr, la.dev) == (laddr, dev) for la in svc.laddrs):
-        return Reply()
-    ctx.model.services.add_laddr(ctx.section, laddr, dev)
-    return Reply()
-
-
-@g.command("no local-address A.B.C.D$laddr dev WORD$dev", node=VS, help=LADDR_HELP)
-def vs_no_local_address(ctx, laddr, dev):
-    ctx.model.services.del_laddr(ctx.section, laddr, dev)
-    return Reply()
-
-
 # ------------------------------------------------------------ commit, rollback
 
 def _store(ctx):
@@ -315,7 +383,6 @@ def _need_candidate(ctx):
     return ctx.candidate
 
 
-SSH = "ssh"                         # Context.via of the daemon's own ssh shell
 
 
 def via(ctx) -> str:

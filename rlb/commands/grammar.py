@@ -76,6 +76,20 @@ class Command:
     # Changes running state, not configuration (flush a table, zero counters): it acts
     # on the running instance even in configuration mode, and is no configuration change.
     operational: bool = False
+    # How the state this command configures prints (the running configuration):
+    # show(model, section) yields the bindings of each line, as dicts or Shown
+    # (rlb.commands.printing); the line's text is the definition filled in with them.
+    show: Callable | None = None
+    # The node the command enters (a section's head: `interface`): its commands' lines
+    # print under it.
+    opens: str | None = None
+    # What of a line names its object (printing.name_of): None, all of it; else its
+    # bindings that do, each mapped to None or to what of its value counts.
+    key: dict | None = None
+    # Its first line in a section means something (a port's first address is its ARP
+    # source, Model._primary): the configuration's canonical form keeps it
+    # (rlb.commands.running).
+    primary: bool = False
 
 
 @dataclass(eq=False)
@@ -441,14 +455,29 @@ class Grammar:
         self._completers[name] = fn
 
     def command(self, definition: str, node: str, help: dict | None = None,
-                readonly: bool = False, operational: bool = False):
+                readonly: bool = False, operational: bool = False,
+                show: Callable | None = None, opens: str | None = None,
+                key: tuple | dict | None = None, primary: bool = False):
         """Decorator installing a command; the function is returned unchanged.
         readonly=True: the command changes no state (see Command.readonly);
-        operational=True: it changes state but not configuration (Command.operational)."""
+        operational=True: it changes state but not configuration (Command.operational);
+        show, opens, key, primary: how its state prints (Command.show and after)."""
+        if key is not None and not isinstance(key, dict):
+            key = dict.fromkeys(key)
         def install(handler):
-            self._install(definition, node, dict(help or {}), handler, readonly, operational)
+            self._install(definition, node, dict(help or {}), handler, readonly, operational,
+                          dict(show=show, opens=opens, key=key, primary=primary))
             return handler
         return install
+
+    def ancestors(self, node: str) -> list[str]:
+        """The node and its parents, nearest first: where a line unknown in a node is
+        looked for next (as in vtysh)."""
+        chain = []
+        while node is not None:
+            chain.append(node)
+            node = self.nodes[node].parent
+        return chain
 
     def commands(self, node: str) -> list[Command]:
         return list(self._node_commands(node))
@@ -469,7 +498,8 @@ class Grammar:
         if unused:
             raise GrammarError(f"completer for ${unused[0]} matches no binding of any command")
 
-    def _install(self, definition, node, var_help, handler, readonly=False, operational=False):
+    def _install(self, definition, node, var_help, handler, readonly=False, operational=False,
+                 printing=None):
         existing = self._node_commands(node)
         root, bindings = _DefParser(definition, var_help).parse()
         self._check_words(definition, root)
@@ -479,7 +509,12 @@ class Grammar:
                  any(isinstance(t, _Var) for t, _ in trans))
         doc = (getattr(handler, "__doc__", None) or "").strip().partition("\n")[0]
         cmd = Command(definition, node, handler, var_help, bindings, doc, root, start, first,
-                      readonly=bool(readonly), operational=bool(operational))
+                      readonly=bool(readonly), operational=bool(operational),
+                      **(printing or {}))
+        if cmd.opens is not None and cmd.opens not in self.nodes:
+            raise GrammarError(f"{definition!r} opens unknown node {cmd.opens!r}")
+        if set(cmd.key or ()) - set(bindings):
+            raise GrammarError(f"{definition!r}: key names no binding of it")
         for other in existing:
             self._check_conflict(cmd, other)
         existing.append(cmd)

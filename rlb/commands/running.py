@@ -5,19 +5,26 @@ text is `show running-config`, `write memory`'s file and each commit kept on dis
 through the grammar (rlb.control.config.run_lines) it rebuilds an equal model, which is
 how a candidate configuration starts (rlb.control.commit).
 
-Only what differs from the defaults is written, as FRR does, except the ports: they
-are the instance.
+Nothing here names a command: each configuration command declares how its state prints
+(`show=`: the bindings of its lines; `opens=`: the section under it; `key=`: what names
+its object, for the 3-way merge; `primary=`: its first line means something), and a
+line is its definition filled in (rlb.commands.printing.unparse). The stanzas go in the
+order of their `Shown.rank`, then of declaration; a section's lines in the order its
+commands are declared. Only what differs from the defaults is written, as FRR does,
+except the ports: they are the instance. The grammar is fixed once imported, so what
+is read of it is kept.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from rlb.model.model import Model, Settings, parse_mac
-from rlb.model.services import DEFAULT_TIMEOUTS, HOST_MASK, PERSISTENT_TIMEOUT, PROTO_NAMES
+from rlb.model.model import Model
+from rlb.commands.grammar import ParseError
+from rlb.commands.printing import Shown, lead, name_of, unparse
 
 HEADER = "! rlb running configuration"
-
 
 
 class Stanza(NamedTuple):
@@ -40,7 +47,7 @@ class Running:
             out += [f" {line}" for line in st.body]
             if st.body:
                 out.append("!")
-        out.append("end")
+        out.append(_end())
         return out
 
     def numbered(self) -> list[tuple[int, str]]:
@@ -48,156 +55,106 @@ class Running:
 
     def canonical(self) -> frozenset:
         """What two configurations must share to be the same, whatever their order, but for
-        what order means: a port's first address (its ARP source)."""
+        what order means: the first line of a command declared `primary` (a port's first
+        address: its ARP source)."""
+        leads = _primary_leads()
+
         def first(st):
-            return next((line for line in st.body if line.startswith("ip address ")), None)
+            return next((line for line in st.body if line.startswith(leads)
+                         and getattr(_command(line, st.head), "primary", False)), None)
         return frozenset((st.head, frozenset(st.body), first(st)) for st in self.stanzas)
 
     def data(self) -> list[dict]:
         return [{"command": st.head, "section": list(st.body)} for st in self.stanzas]
 
 
+@functools.cache
+def _vocabulary():
+    """The grammar and the node the text's top lines are read in (configuration mode):
+    imported when first used, as the command modules import this one's users."""
+    from rlb.commands.base import CONFIG, g
+    return g, tuple(g.ancestors(CONFIG))
+
+
+def _end() -> str:
+    """The text's last line: the command that leaves configuration mode (Ctrl-Z's)."""
+    from rlb.commands.base import CTRL_Z
+    return CTRL_Z
+
+
+@functools.cache
+def _top() -> list:
+    """The commands whose lines stand at the top of the text: configuration mode's, and
+    those of the nodes above it."""
+    g, nodes = _vocabulary()
+    return [cmd for node in nodes for cmd in g.commands(node) if cmd.show]
+
+
+@functools.cache
+def _primary_leads() -> tuple:
+    """The leading keywords of the commands declared `primary`: the lines canonical()
+    reads (the rest of the text need not be parsed for it)."""
+    g = _vocabulary()[0]
+    leads = []
+    for node in g.nodes:
+        for cmd in g.commands(node):
+            if cmd.primary:
+                leads.append(" ".join(lead(cmd)) + " ")
+    return tuple(leads)
+
+
+def _shown(cmd, model, section) -> list[Shown]:
+    return [s if isinstance(s, Shown) else Shown(s) for s in cmd.show(model, section)]
+
+
 def render(model: Model) -> Running:
-    # Routes that need only their port come before the addresses: an address does not
-    # make the network route an operator made first, and must not on the way back.
-    # Routes through a gateway come last: the route that puts the gateway on-link may be
-    # one with a src (an address of ours) only.
-    return Running([*_dataplane(model), *_routes(model, PORT_ONLY), *_interfaces(model),
-                    *_routes(model, WITH_SRC), *_routes(model, VIA), *_services(model),
-                    *_accounts(model)])
+    g = _vocabulary()[0]
+    heads = [(s.rank, i, cmd, s) for i, cmd in enumerate(_top())
+             for s in _shown(cmd, model, None)]
+    stanzas = []
+    for _, _, cmd, s in sorted(heads, key=lambda h: (h[0], h[1])):
+        body = ()
+        if cmd.opens is not None:
+            body = tuple(unparse(c, line.args) for c in g.commands(cmd.opens) if c.show
+                         for line in _shown(c, model, s.section))
+            if not body and not s.bare:
+                continue
+        stanzas.append(Stanza(unparse(cmd, s.args), body))
+    return Running(stanzas)
 
 
-def _dataplane(model):
-    from rlb.commands.base import NUMBERS, SWITCHES     # the section's one table
-    s, d = model.settings, Settings()
-    body = [f"{line.split()[0]} {getattr(s, attr)}" for attr, line in NUMBERS.items()
-            if getattr(s, attr) != getattr(d, attr)]
-    if not s.kni:
-        body.append("no-kni")
-    body += [f"port {p.name} {p.devargs}" for p in model.ports.values()]
-    body += [line for attr, line in SWITCHES.items() if getattr(s, attr)]
-    yield Stanza("dataplane", tuple(body))
+@functools.lru_cache(maxsize=8192)
+def _parsed(line: str, head: str | None):
+    """The command and bindings of a line of the text (of the section under `head`), or
+    None for one that no printing command reads."""
+    if head is None:
+        return _parse(line, _vocabulary()[1])
+    opener = _command(head, None)
+    return _parse(line, (opener.opens,)) if opener is not None and opener.opens else None
 
 
-def mac_text(mac: str) -> str:
-    return ":".join(f"{b:02x}" for b in parse_mac(mac))
+def _parse(line: str, nodes) -> tuple | None:
+    g = _vocabulary()[0]
+    for node in nodes:
+        try:
+            m = g.parse(line, node)
+        except ParseError:
+            continue
+        if m is not None and m.command.show is not None:
+            return m.command, m.args
+    return None
 
 
-def laddr_made(model) -> set:
-    """The addresses --add-laddr made that are left out of the text (the local-address lines
-    make them again); one that a route has as its src is written, as the route needs it
-    first (and the model keeps it as the operator's once its local address goes)."""
-    return model.services._auto - {r.src for r in model.routes.values()}
+def _command(line: str, head: str | None):
+    parsed = _parsed(line, head)
+    return parsed[0] if parsed else None
 
 
-def _interfaces(model):
-    auto, made = laddr_made(model), model.services._auto
-    for p in model.ports.values():
-        # in the order that makes the same ARP source (Model._primary): those --add-laddr
-        # made, written because a route needs them, last
-        mine = sorted((a for a in model.addresses if a.port == p.name and a.ip not in auto),
-                      key=lambda a: a.ip in made)
-        body = [f"ip address {a.iface}{' sapool' if a.sapool else ''}" for a in mine]
-        body += [f"ip neighbor {n.ip} {mac_text(n.mac)}"
-                 for n in model.neighbours.values() if n.port == p.name]
-        if body:
-            yield Stanza(f"interface {p.name}", tuple(body))
-
-
-def route_line(r) -> str:
-    words = [f"ip route {r.prefix}"]
-    if r.via is not None:
-        words.append(f"via {r.via}")
-    if r.src is not None:
-        words.append(f"src {r.src}")
-    words.append(f"dev {r.port}")
-    if r.scope != ("global" if r.via else "link"):
-        words.append(f"scope {r.scope}")
-    if r.mtu != 1500:
-        words.append(f"mtu {r.mtu}")
-    if r.metric:
-        words.append(f"metric {r.metric}")
-    return " ".join(words)
-
-
-# How many leading words of a line name its object; a line not listed is named by all
-# of it (a section head, `local-address A dev D`, `username N key ...`, a switch).
-_NAMED_BY = {"ip route": 3, "ip vs": 3, "ip address": 3, "ip neighbor": 3,
-             "real-server": 2, "port": 2, "ssh listen": 2, "scheduler": 1, "persistent": 1}
-
-
-def object_key(line: str) -> str:
-    """What names the object a line of the text is (rlb.control.merge)."""
-    words = line.split()
-    if words[:2] == ["ip", "address"]:      # an address is its IP, whatever its mask
-        return f"ip address {words[2].split('/')[0]}"
-    if words[:1] == ["username"]:           # its privilege; each of its keys
-        return line if words[2:3] == ["key"] else " ".join(words[:3])
-    n = _NAMED_BY.get(" ".join(words[:2])) or _NAMED_BY.get(words[0], 0)
-    if not n and len(words) == 2 and words[1].isdigit():
-        n = 1                               # a number of the dataplane section
-    return " ".join(words[:n]) if n else line
-
-
-PORT_ONLY, WITH_SRC, VIA = range(3)
-
-
-def route_group(r) -> int:
-    """What a route needs before it: only its port, an address (its src), or a route that
-    puts its gateway on-link."""
-    return VIA if r.via is not None else WITH_SRC if r.src is not None else PORT_ONLY
-
-
-def _routes(model, group: int):
-    for r in model.routes.values():
-        if not r.auto and route_group(r) == group:
-            yield Stanza(route_line(r))
-
-
-def service_head(svc) -> str:
-    if svc.match is not None:
-        return f"virtual-server match {svc.match}"
-    return f"virtual-server {PROTO_NAMES[svc.proto].lower()} {svc.vaddr}:{svc.vport}"
-
-
-def real_server_line(d) -> str:
-    line = f"real-server {d.addr}:{d.port} mode {d.mode} weight {d.weight}"
-    if d.u_threshold:
-        line += f" upper {d.u_threshold}"
-    if d.l_threshold:
-        line += f" lower {d.l_threshold}"
-    return line
-
-
-def _services(model):
-    ms = model.services
-    if ms.timeouts != DEFAULT_TIMEOUTS:
-        t = ms.timeouts
-        yield Stanza(f"ip vs timeout tcp {t['tcp']} tcpfin {t['tcpfin']} udp {t['udp']}")
-    # services with local addresses first: the addresses those make may be the ARP or
-    # tunnel source that other services' real servers need
-    for svc in sorted(ms.table.values(), key=lambda svc: not svc.laddrs):
-        body = [f"scheduler {svc.sched}"]
-        if svc.hash_target != ms.hash_target(svc.sched, None):
-            body[0] += f" hash-target {svc.hash_target}"
-        if svc.persistent:
-            line = "persistent" if svc.timeout == PERSISTENT_TIMEOUT else \
-                f"persistent {svc.timeout}"
-            if svc.netmask != HOST_MASK:
-                line += f" netmask {svc.netmask}"
-            body.append(line)
-        body += [f"local-address {la.addr} dev {la.dev}" for la in svc.laddrs]
-        body += [real_server_line(d) for d in svc.dests]
-        yield Stanza(service_head(svc), tuple(body))
-
-
-def _accounts(model):
-    from rlb.commands.users import accounts
-    acc = accounts(model)
-    for u in acc.users.values():
-        lines = [f"username {u.name} privilege {u.privilege}"] if u.privilege else []
-        lines += [f"username {u.name} key {line}" for line, _ in u.keys]
-        for line in lines:
-            yield Stanza(line)
-    if acc.listen is not None:
-        yield Stanza(f"ssh listen {acc.listen[0]} {acc.listen[1]}")
+def object_key(line: str, head: str | None = None) -> str:
+    """What names the object a line of the text is (rlb.control.merge): printing.name_of
+    of its command; a line that no printing command reads is named by all of it."""
+    parsed = _parsed(line, head)
+    if parsed is None and head is None:         # a section's line, its head not given
+        sections = tuple(dict.fromkeys(c.opens for c in _top() if c.opens))
+        parsed = _parse(line, sections)
+    return line if parsed is None else name_of(*parsed)

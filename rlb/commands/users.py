@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass, field
 
 from rlb.model.model import CommandError
-from rlb.commands.base import VIEWER, Reply, g
+from rlb.commands.base import ACCOUNTS, SSH, VIEWER, Reply, Shown, g
 
 NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,31}")
 MAX_KEYS = 64                   # per user: a bound on what a config line can make us keep
@@ -34,7 +34,7 @@ class Session:
     user: str
     privilege: str
     source: str                                   # "pid 4242", the ssh peer's address
-    kind: str = "ssh"                             # socket | ssh
+    kind: str = SSH                               # socket | ssh
     ctx: object = None
     since: float = field(default_factory=time.time)
 
@@ -101,7 +101,7 @@ class Accounts:
         return user.privilege or VIEWER
 
     def open_session(self, name: str, privilege: str, peer: str, ctx=None,
-                     line: str = "ssh") -> Session:
+                     line: str = SSH) -> Session:
         entry = Session(name, privilege, peer, line, ctx)
         self.sessions.append(entry)
         return entry
@@ -153,13 +153,33 @@ g.words(**{
 USER_HELP = {"name": "User name (letters, digits, . _ -)"}
 
 
-@g.command("username WORD$name privilege (view|admin)$level", node="exec", help=USER_HELP)
+# A user's lines go together: its privilege, then its keys (Shown.rank: the user's place)
+def _show_privileges(model, _):
+    return [Shown({"name": u.name, "level": u.privilege}, rank=(ACCOUNTS, i))
+            for i, u in enumerate(accounts(model).users.values()) if u.privilege]
+
+
+def _show_keys(model, _):
+    return [Shown({"name": u.name, "key": line}, rank=(ACCOUNTS, i))
+            for i, u in enumerate(accounts(model).users.values()) for line, _ in u.keys]
+
+
+def _show_listen(model, _):
+    acc = accounts(model)
+    if acc.listen is None:
+        return []
+    return [Shown({"addr": acc.listen[0], "port": acc.listen[1]},
+                  rank=(ACCOUNTS, len(acc.users)))]
+
+
+@g.command("username WORD$name privilege (view|admin)$level", node="exec", help=USER_HELP,
+           show=_show_privileges, key=("name",))
 def username_privilege(ctx, name, level):
     accounts(ctx.model).set_privilege(name, level)
     return Reply()
 
 
-@g.command("username WORD$name key LINE$key", node="exec",
+@g.command("username WORD$name key LINE$key", node="exec", show=_show_keys,
            help={**USER_HELP, "key": "ssh-ed25519 AAAA... [comment]"})
 def username_key(ctx, name, key):
     accounts(ctx.model).add_key(name, key)
@@ -172,7 +192,7 @@ def no_username(ctx, name):
     return Reply()
 
 
-@g.command("ssh listen A.B.C.D$addr (1-65535)$port", node="exec",
+@g.command("ssh listen A.B.C.D$addr (1-65535)$port", node="exec", show=_show_listen, key=(),
            help={"addr": "Address to listen on (0.0.0.0: all)", "port": "TCP port"})
 def ssh_listen(ctx, addr, port):
     accounts(ctx.model).set_listen(str(addr), port)
@@ -216,7 +236,7 @@ def show_users(ctx):
 def show_ssh(ctx):
     acc = accounts(ctx.model)
     listen = None if acc.listen is None else {"addr": acc.listen[0], "port": acc.listen[1]}
-    ssh = [s.row() for s in acc.sessions if s.kind == "ssh"]
+    ssh = [s.row() for s in acc.sessions if s.kind == SSH]
     data = {"listen": listen, "state": acc.status, "host_key": acc.host_key, "sessions": ssh}
     where = "not configured" if acc.listen is None else f"{acc.listen[0]} port {acc.listen[1]}"
     lines = [f"ssh listen {where}: {acc.status}"]

@@ -21,8 +21,8 @@ from ipaddress import IPv4Address
 
 from rlb.control.history import KEEP, Store, atomic_write, now  # noqa: F401  (their home)
 from rlb.model.model import RUNTIME, CommandError, Model
-from rlb.commands.running import (PORT_ONLY, VIA, WITH_SRC, Running, laddr_made, render,
-                                 route_group)
+from rlb.commands.base import PORT_ONLY, VIA, WITH_SRC, laddr_made, route_group
+from rlb.commands.running import Running, render
 
 log = logging.getLogger("rlb.commit")
 
@@ -198,7 +198,7 @@ def _take_down(running: Model, target: Model, done) -> None:
 def _owners(rs, target: Model) -> None:
     """An address both have stays; whether --add-laddr made it (and removes it with its
     last local address) follows the target. A text read back makes an address a route
-    has as src the operator's (rlb.commands.running.laddr_made)."""
+    has as src the operator's (rlb.commands.base.laddr_made)."""
     for a in rs.model.addresses:
         t = target.find_address(a.ip)
         if t is not None and (t.iface, t.port, t.sapool) == (a.iface, a.port, a.sapool):

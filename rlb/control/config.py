@@ -34,14 +34,13 @@ def _parse_up(ctx: Context, line: str):
     """Parse in the current node; a line unknown there is tried in the parent nodes and,
     if one takes it, the session moves there (as in vtysh). When none does, the error is
     the one that got furthest into the line."""
-    best, node = None, ctx.node
-    while node is not None:
+    best = None
+    for node in g.ancestors(ctx.node):
         try:
             m = g.parse(line, node=node)
         except ParseError as err:
             if best is None or err.position > best.position:
                 best = err
-            node = g.nodes[node].parent
             continue
         ctx.node = node
         return m

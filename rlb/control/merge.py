@@ -59,9 +59,10 @@ def _stanza(k, b, o, t, conflicts):
     if o is None or t is None or o.head != t.head or (b is not None and b.head != o.head):
         conflicts.append((k, _text(o), _text(t)))
         return o
-    keyed = [{key(line): line for line in s.body} if s else {} for s in (b, o, t)]
+    keyed = [{key(line, s.head): line for line in s.body} if s else {} for s in (b, o, t)]
     body = []
-    for lk in _order([key(line) for line in o.body], [key(line) for line in t.body]):
+    for lk in _order([key(line, o.head) for line in o.body],
+                     [key(line, t.head) for line in t.body]):
         lb, lo, lt = (d.get(lk) for d in keyed)
         done, line = _pick(lb, lo, lt)
         if not done:

@@ -4,6 +4,7 @@ import os
 RUN_DIR = os.environ.get("RLB_RUN_DIR", "/run/rlb")
 STATE_DIR = "/var/lib/rlb"
 DEFAULT_INSTANCE = "rlb"
+COMMITS = "commits"                 # the history's directory in the state directory
 
 
 def socket_path(instance: str) -> str:
@@ -24,4 +25,4 @@ def state_dir(instance: str, base: str | None = None) -> str:
 
 def commits_dir(instance: str, base: str | None = None) -> str:
     """Where the instance's commit history lives (rlb.control.commit.Store)."""
-    return os.path.join(state_dir(instance, base), "commits")
+    return os.path.join(state_dir(instance, base), COMMITS)

@@ -31,8 +31,8 @@ import time
 from rlb.control.config import ConfigError, handler_params
 from rlb.control.machinery import CONTROL
 from rlb.model.model import CommandError, Model
-from rlb.commands.base import (ADMIN, CONFIG, ENABLE, PIPE, ROOT, VIEW, Context, Reply,
-                                do_exec, g)
+from rlb.commands.base import (ADMIN, CONFIG, EXEC_MODES, PIPE, ROOT, VIEW, Context, Reply,
+                                do_exec, g, lineage)
 from rlb.commands.configure import load as load_lines
 from rlb.commands.configure import KEEPS_SECTION, via
 from rlb.commands.grammar import CR, MAX_LINE, Grammar, ParseError
@@ -43,7 +43,6 @@ log = logging.getLogger("rlb.control")
 audit = logging.getLogger("rlb.audit")
 MAX_REQUEST = 4 * 1024 * 1024       # a whole configuration file (`rlb -f`) is one request
 PIPE_HELP = ("|", "Output modifiers")
-EXEC_MODES = (VIEW, ENABLE)
 
 
 def execute(ctx: Context, line) -> dict:
@@ -263,15 +262,7 @@ def _chain(ctx, restrict: bool = True) -> list[tuple[str, Grammar]]:
     """Where a line is looked for, in order: the node, then its parents (as in vtysh). In
     the shell a section's way up is configuration mode. A view user sees only readonly
     commands, and so do the shell's exec modes in ROOT (restrict=False: all of them)."""
-    nodes, node = [], ctx.node
-    while node is not None:
-        nodes.append(node)
-        node = g.nodes[node].parent
-    if ctx.shell or ctx.configuring:
-        nodes.remove(ROOT)
-        if ctx.node not in EXEC_MODES and CONFIG not in nodes:
-            nodes.append(CONFIG)
-        nodes.append(ROOT)
+    nodes = lineage(ctx.node, ctx.shell or ctx.configuring)
     if restrict and ctx.privilege != ADMIN:
         return [(n, _subset(n, READONLY)) for n in nodes]
     if restrict and ctx.shell and ctx.node in EXEC_MODES:

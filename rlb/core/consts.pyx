@@ -7,9 +7,10 @@ against the enum's count when the module loads.
 """
 from rlb.core cimport types as T
 
-# Route scopes, in the order of enum RouteScope (`ip route ... scope NAME`).
-SCOPE_CODE = {"global": T.SCOPE_GLOBAL, "link": T.SCOPE_LINK, "host": T.SCOPE_HOST,
-              "kni_host": T.SCOPE_KNI_HOST}
+# Route scopes (`ip route ... scope NAME`), their words and codes (enum RouteScope)
+GLOBAL, LINK, HOST, KNI_HOST = "global", "link", "host", "kni_host"
+SCOPE_CODE = {GLOBAL: T.SCOPE_GLOBAL, LINK: T.SCOPE_LINK, HOST: T.SCOPE_HOST,
+              KNI_HOST: T.SCOPE_KNI_HOST}
 SCOPES = tuple(sorted(SCOPE_CODE, key=SCOPE_CODE.get))
 assert list(SCOPE_CODE.values()) == list(range(T.SCOPE_COUNT)), "a RouteScope without a name"
 

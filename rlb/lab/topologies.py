@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
+
+from rlb.lab import scripts
 
 # Linux limits interface names to IFNAMSIZ-1 characters.
 IFNAMSIZ = 15
@@ -67,10 +71,16 @@ class Topology:
     lb_forwarding: bool = False
     vip: str = ""  # where the client reaches the service once the LB is set
     vport: int = 80
-    # The tutorial's commands for this scenario, typed on the LB: the one copy that
-    # `rlb lab up NAME --tutorial` applies, `rlb lab script NAME` prints, and the demo
-    # and the lab tests use. A plain `lab up` leaves the LB bare (routing, other modes).
-    lb_script: tuple[str, ...] = ()
+    # The tutorial's commands for this scenario, typed on the LB: the one definition
+    # that `rlb lab up NAME --tutorial` applies, `rlb lab script NAME` prints, and the
+    # demo, the tests and the benchmarks use; script(**knobs) gives a variant (another
+    # port, one real server, UDP: see scripts.py). A plain `lab up` leaves the LB bare.
+    script: Callable[..., tuple[str, ...]] = lambda **_: ()
+
+    @property
+    def lb_script(self) -> tuple[str, ...]:
+        """The tutorial's lines for this scenario, as the tutorial has them."""
+        return self.script()
 
     def node(self, name: str) -> Node:
         for node in self.nodes:
@@ -104,10 +114,10 @@ def port_iface(port: str) -> str:
 
 # --- building blocks (shared values, not per-topology code) -----------------
 
-LAN = "192.168.100.0/24"
-LAN_GW = "192.168.100.1"  # an address an LB may carry on dpdk0 (DR, routing)
+LAN = scripts.LAN
+LAN_GW = scripts.LAN_GW  # an address an LB may carry on dpdk0 (DR, routing)
 WAN_GW = "10.0.0.1"  # an address an LB may carry on dpdk1 (routing tests)
-RS1, RS2 = "192.168.100.2", "192.168.100.3"
+RS1, RS2 = scripts.RS1, scripts.RS2
 
 # The switch forwards frames only: IPv6 off keeps its bridge and ports from
 # sending anything of their own into the scenario.
@@ -154,7 +164,7 @@ def _lan(*members: End) -> Segment:
 
 
 def _two_arm(name: str, description: str, vip_on_rs: bool,
-             script: tuple[str, ...], lb_forwarding: bool = False) -> Topology:
+             script: Callable[..., tuple[str, ...]], lb_forwarding: bool = False) -> Topology:
     """Client on the WAN port (dpdk1), real servers on a LAN segment (dpdk0)."""
     rs_routes = (f"default via {LAN_GW}",)
     vip = "10.0.0.100" if vip_on_rs else ""
@@ -174,12 +184,12 @@ def _two_arm(name: str, description: str, vip_on_rs: bool,
         ports=(("dpdk0", port_iface("dpdk0")), ("dpdk1", port_iface("dpdk1"))),
         lb_forwarding=lb_forwarding,
         vip="10.0.0.100",
-        lb_script=script,
+        script=script,
     )
 
 
 def _one_arm(name: str, description: str, client: str, vip_on_rs: bool,
-             script: tuple[str, ...]) -> Topology:
+             script: Callable[..., tuple[str, ...]]) -> Topology:
     """Client, LB port dpdk0 and real servers all on one LAN segment."""
     vip = "192.168.100.254"
     return Topology(
@@ -196,7 +206,7 @@ def _one_arm(name: str, description: str, client: str, vip_on_rs: bool,
                        ("rs1", "eth0"), ("rs2", "eth0")),),
         ports=(("dpdk0", port_iface("dpdk0")),),
         vip=vip,
-        lb_script=script,
+        script=script,
     )
 
 
@@ -217,7 +227,7 @@ _ROUTER = _QUIET + (
 )
 
 
-def _tunnel_one_arm(name: str, description: str, script: tuple[str, ...]) -> Topology:
+def _tunnel_one_arm(name: str, description: str, script: Callable[..., tuple[str, ...]]) -> Topology:
     """Client, LB port dpdk0, rs1 and the router on the LAN; rs2 behind the router."""
     return Topology(
         name=name,
@@ -239,7 +249,7 @@ def _tunnel_one_arm(name: str, description: str, script: tuple[str, ...]) -> Top
                        ("rs1", "eth0"), ("router", "eth0")),),
         ports=(("dpdk0", port_iface("dpdk0")),),
         vip=TUN_VIP,
-        lb_script=script,
+        script=script,
     )
 
 
@@ -250,7 +260,7 @@ NAT_LB_LAN = "10.140.31.48"
 NAT_VIP = "192.168.0.89"
 
 
-def _nat_one_arm(name: str, description: str, script: tuple[str, ...]) -> Topology:
+def _nat_one_arm(name: str, description: str, script: Callable[..., tuple[str, ...]]) -> Topology:
     back = (f"192.168.0.0/24 via {NAT_LB_LAN} dev eth0",)     # tutorial, each RS
     return Topology(
         name=name,
@@ -266,7 +276,7 @@ def _nat_one_arm(name: str, description: str, script: tuple[str, ...]) -> Topolo
                        ("rs1", "eth0"), ("rs2", "eth0")),),
         ports=(("bond0", port_iface("bond0")),),
         vip=NAT_VIP,
-        lb_script=script,
+        script=script,
     )
 
 
@@ -276,7 +286,7 @@ SNAT_WAN_IP, SNAT_GW = "123.1.2.3", "123.1.2.1"
 SNAT_MATCH = "src-range=192.168.100.0-192.168.100.254,oif=dpdk1"
 
 
-def _snat(name: str, description: str, script: tuple[str, ...]) -> Topology:
+def _snat(name: str, description: str, script: Callable[..., tuple[str, ...]]) -> Topology:
     return Topology(
         name=name,
         description=description,
@@ -290,7 +300,7 @@ def _snat(name: str, description: str, script: tuple[str, ...]) -> Topology:
                Link(("wan", "eth0"), ("lb", port_iface("dpdk1")))),
         ports=(("dpdk0", port_iface("dpdk0")), ("dpdk1", port_iface("dpdk1"))),
         vip=SNAT_GW,
-        lb_script=script,
+        script=script,
     )
 
 
@@ -301,43 +311,23 @@ TOPOLOGIES: tuple[Topology, ...] = (
         "fnat-two-arm",
         "simple FNAT two-arm: client 10.0.0.48 on dpdk1 (WAN), rs1/rs2 on dpdk0 (LAN)",
         vip_on_rs=False,
-        script=(  # tutorial, "simple FNAT two-arm"
-            "dpip addr add 10.0.0.100/32 dev dpdk1",
-            "dpip route add 10.0.0.0/16 dev dpdk1",
-            "dpip route add 192.168.100.0/24 dev dpdk0",
-            "ipvsadm -A -t 10.0.0.100:80 -s rr",
-            "ipvsadm -a -t 10.0.0.100:80 -r 192.168.100.2 -b",
-            "ipvsadm -a -t 10.0.0.100:80 -r 192.168.100.3 -b",
-            "ipvsadm --add-laddr -z 192.168.100.200 -t 10.0.0.100:80 -F dpdk0",
-        ),
+        script=partial(scripts.fnat, vip="10.0.0.100"),  # tutorial, "simple FNAT two-arm"
     ),
     _one_arm(
         "fnat-one-arm",
         "FNAT one-arm (keepalived section): client 192.168.100.146, VIP 192.168.100.254",
         client="192.168.100.146",
         vip_on_rs=False,
-        script=(  # tutorial, keepalived section, "for test only" commands
-            "dpip addr add 192.168.100.254/32 dev dpdk0",
-            "dpip route add 192.168.100.0/24 dev dpdk0",
-            "ipvsadm -A -t 192.168.100.254:80 -s rr",
-            "ipvsadm -a -t 192.168.100.254:80 -r 192.168.100.2 -b",
-            "ipvsadm -a -t 192.168.100.254:80 -r 192.168.100.3 -b",
-            "ipvsadm --add-laddr -z 192.168.100.200 -t 192.168.100.254:80 -F dpdk0",
-            "ipvsadm --add-laddr -z 192.168.100.201 -t 192.168.100.254:80 -F dpdk0",
-        ),
+        # tutorial, keepalived section, "for test only" commands
+        script=partial(scripts.fnat, vip="192.168.100.254", wan="dpdk0", client_net=None,
+                       laddrs=("192.168.100.200", "192.168.100.201")),
     ),
     _one_arm(
         "dr-one-arm",
         "DR one-arm: client 192.168.100.46, LB and rs1/rs2 on one segment, VIP on the rs' lo",
         client="192.168.100.46",
         vip_on_rs=True,
-        script=(  # tutorial, DR section
-            "dpip addr add 192.168.100.1/24 dev dpdk0",
-            "dpip addr add 192.168.100.254/32 dev dpdk0",
-            "ipvsadm -A -t 192.168.100.254:80 -s rr",
-            "ipvsadm -a -t 192.168.100.254:80 -r 192.168.100.2 -g",
-            "ipvsadm -a -t 192.168.100.254:80 -r 192.168.100.3 -g",
-        ),
+        script=partial(scripts.dr, vip="192.168.100.254"),  # tutorial, DR section
     ),
     _two_arm(
         "dr-two-arm",
@@ -346,55 +336,28 @@ TOPOLOGIES: tuple[Topology, ...] = (
         # The tutorial only says "like two-arm FNAT with -g and no LIP". Replies
         # leave the real servers by their default route 192.168.100.1, so the
         # LB carries that LAN address and routes them to the client (lb_forwarding).
-        script=(
-            "dpip addr add 10.0.0.1/16 dev dpdk1",
-            "dpip addr add 10.0.0.100/32 dev dpdk1",
-            "dpip addr add 192.168.100.1/24 dev dpdk0",
-            "ipvsadm -A -t 10.0.0.100:80 -s rr",
-            "ipvsadm -a -t 10.0.0.100:80 -r 192.168.100.2 -g",
-            "ipvsadm -a -t 10.0.0.100:80 -r 192.168.100.3 -g",
-        ),
+        script=partial(scripts.dr, vip="10.0.0.100", wan="dpdk1", wan_ip=f"{WAN_GW}/16"),
         lb_forwarding=True,
     ),
     _tunnel_one_arm(
         "tunnel-one-arm",
         "Tunnel one-arm: client 10.140.20.46, VIP 10.140.31.48, rs1 on the LAN, rs2 behind "
         "the gateway (IPIP)",
-        script=(  # tutorial, Tunnel section
-            "dpip addr add 10.140.16.48/20 dev dpdk0",
-            "dpip route add default via 10.140.31.254 src 10.140.16.48 dev dpdk0",
-            "ipvsadm -A -t 10.140.31.48:80 -s rr",
-            "ipvsadm -a -t 10.140.31.48:80 -r 10.140.18.33 -i",
-            "ipvsadm -a -t 10.140.31.48:80 -r 10.40.84.170 -i",
-            "dpip addr add 10.140.31.48/32 dev dpdk0",
-        ),
+        script=partial(scripts.tunnel, vip=TUN_VIP),  # tutorial, Tunnel section
     ),
     _nat_one_arm(
         "nat-one-arm",
         "NAT one-arm: client 192.168.0.88, VIP 192.168.0.89 on bond0, rs 10.140.18.33/34 "
         "routing back via the LB",
-        script=(  # tutorial, NAT section (typos fixed: -s rr, real servers with -a)
-            "dpip addr add 192.168.0.66/24 dev bond0",
-            "dpip addr add 10.140.31.48/20 dev bond0",
-            "ipvsadm -A -t 192.168.0.89:80 -s rr",
-            "ipvsadm -a -t 192.168.0.89:80 -r 10.140.18.33 -m",
-            "ipvsadm -a -t 192.168.0.89:80 -r 10.140.18.34 -m",
-            "dpip addr add 192.168.0.89/32 dev bond0",
-        ),
+        # tutorial, NAT section (typos fixed: -s rr, real servers with -a)
+        script=partial(scripts.nat, vip=NAT_VIP),
     ),
     _snat(
         "snat",
         "SNAT: client 192.168.100.2 on dpdk0 (LAN) reaches the server 123.1.2.1 on dpdk1 "
         "(WAN) as 123.1.2.3",
-        script=(  # tutorial, SNAT section, its variables filled in
-            f"dpip addr add {SNAT_WAN_IP}/24 dev dpdk1 sapool",
-            f"dpip addr add {LAN_GW}/24 dev dpdk0",
-            f"dpip route add default via {SNAT_GW} dev dpdk1",
-            f"ipvsadm -A -s rr -H proto=tcp,{SNAT_MATCH}",
-            f"ipvsadm -a -H proto=tcp,{SNAT_MATCH} -r {SNAT_WAN_IP}:0 -w 100 -J",
-            f"ipvsadm -A -s rr -H proto=icmp,{SNAT_MATCH}",
-            f"ipvsadm -a -H proto=icmp,{SNAT_MATCH} -r {SNAT_WAN_IP}:0 -w 100 -J",
-        ),
+        # tutorial, SNAT section, its variables filled in
+        script=partial(scripts.snat, wan_ip=SNAT_WAN_IP, match=SNAT_MATCH, gateway=SNAT_GW),
     ),
 )
 

@@ -12,11 +12,19 @@ import re
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 
-from rlb.core.consts import DEFAULT_DEST_CAP, DEFAULT_SVC_CAP, SCOPE_CODE, SCOPES
+from rlb.core.consts import (DEFAULT_DEST_CAP, DEFAULT_SVC_CAP, GLOBAL, HOST, KNI_HOST, LINK,
+                             SCOPE_CODE, SCOPES)
 from rlb.core.ports import iface_rx_packets, kernel_iface
 from rlb.errors import CommandError  # noqa: F401  (its home is rlb.errors)
 
 ROUTED_SCOPES = SCOPES[:2]               # routes that lead somewhere (not our own, not kni)
+
+
+def default_scope(via) -> str:
+    """A route's scope when none is given: global through a gateway, else link."""
+    return GLOBAL if via else LINK
+
+
 PORT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,10}")
 LPORT_RANGE = (1025, 65535)                              # FNAT local ports per LIP
 
@@ -82,7 +90,7 @@ class Route:
     port: str
     via: IPv4Address | None = None
     src: IPv4Address | None = None
-    scope: str = "link"
+    scope: str = LINK
     mtu: int = 1500
     metric: int = 0
     auto: bool = False               # made by an address, removed with it
@@ -220,13 +228,13 @@ class Model:
         if iface.ip in self.neighbours:
             raise CommandError(f"{iface.ip} is a static neighbour: delete it first")
         self.services.check_address_add(iface.ip)
-        host = Route(IPv4Network(f"{iface.ip}/32"), p.name, scope="host", auto=True,
+        host = Route(IPv4Network(f"{iface.ip}/32"), p.name, scope=HOST, auto=True,
                      sapool=sapool)
         new = [host]
         if host.key() in self.routes:
             raise CommandError(f"route {host.prefix} already exists")
         if iface.network.prefixlen < 32:
-            net = Route(iface.network, p.name, scope="link", auto=True)
+            net = Route(iface.network, p.name, scope=LINK, auto=True)
             other = self.routes.get(net.key())
             if other is None:
                 new.append(net)
@@ -286,14 +294,14 @@ class Model:
     def add_route(self, prefix: IPv4Network, port: str, via=None, src=None, scope=None,
                   mtu=1500, metric=0) -> None:
         self.port(port)
-        scope = scope or ("global" if via else "link")
+        scope = scope or default_scope(via)
         if scope not in SCOPES:
             raise CommandError(f"unknown scope {scope!r} (one of {', '.join(SCOPES)})")
-        if scope == "kni_host" and prefix.prefixlen != 32:
+        if scope == KNI_HOST and prefix.prefixlen != 32:
             raise CommandError("a kni_host route must be a /32 (DPVS tutorial)")
-        if scope == "host":
+        if scope == HOST:
             raise CommandError("host routes come from `dpip addr add`")
-        if via is not None and scope == "link":
+        if via is not None and scope == LINK:
             raise CommandError("a route with a gateway cannot have scope link")
         if via is not None and not self._on_link(via, port):
             raise CommandError(f"gateway {via} is not on a connected network of {port}")
@@ -301,7 +309,7 @@ class Model:
             raise CommandError(f"src {src} is not one of our addresses")
         route = Route(prefix, port, via, src, scope, mtu, metric)
         old = self.routes.get(route.key())
-        if old is not None and old.auto and old.scope == "link" and old.port == port and \
+        if old is not None and old.auto and old.scope == LINK and old.port == port and \
                 not old.sapool and _route_fields(old) != _route_fields(route):
             # a route of the operator's for a network an address made a route for takes
             # its place (one route per prefix): the same as adding it before the address
@@ -326,7 +334,7 @@ class Model:
         owner = None if route.auto else next(
             (a for a in self.addresses if a.iface.network == route.prefix
              and route.prefix.prefixlen < 32), None)
-        back = None if owner is None else Route(route.prefix, owner.port, scope="link",
+        back = None if owner is None else Route(route.prefix, owner.port, scope=LINK,
                                                 auto=True)
         self._still_valid_without(f"route {prefix}", [route], add=back)
         self._remove_route(route)
@@ -369,7 +377,7 @@ class Model:
             self.addresses[:] = saved_addresses
 
     def _on_link(self, ip: IPv4Address, port: str) -> bool:
-        return any(r.port == port and r.scope == "link" and ip in r.prefix and not r.via
+        return any(r.port == port and r.scope == LINK and ip in r.prefix and not r.via
                    for r in self.routes.values())
 
     def _need_slots(self, n: int) -> None:

@@ -21,8 +21,7 @@ from prompt_toolkit.layout.controls import FormattedTextControl
 from prompt_toolkit.shortcuts import CompleteStyle
 from prompt_toolkit.utils import get_cwidth
 
-from rlb.commands.base import CTRL_Z, ENABLE, VIEW
-from rlb.commands.configure import SSH
+from rlb.commands.base import CTRL_Z, ENABLE, SSH, VIEW
 from rlb.commands.grammar import _TYPES, CR, MAX_LINE
 from rlb.commands.render import as_json, printable
 

@@ -22,8 +22,7 @@ from prompt_toolkit.contrib.ssh import PromptToolkitSSHServer, PromptToolkitSSHS
 from prompt_toolkit.data_structures import Size
 
 from rlb.control.paths import state_dir
-from rlb.commands.base import Context
-from rlb.commands.configure import SSH
+from rlb.commands.base import SSH, Context
 from rlb.commands.grammar import MAX_LINE
 from rlb.commands.render import printable
 from rlb.shell.repl import LocalTransport, QuietFileHistory, Script, Shell, commands

@@ -23,13 +23,11 @@ from scapy.packet import Raw
 
 from rlb.control import paths
 from support import netns
-from support.netns import FNAT_TWO_PORT, Daemon, Wire, del_ns, make_ns, sh
+from support.netns import Daemon, Wire, del_ns, fnat_two_port, make_ns, sh
 
 NS, INSTANCE = "rlbt-commit", "rlbt-commit"
 VIP, LIP, CLIENT, RS = "10.0.0.100", "192.168.100.200", "10.0.0.48", "192.168.100.2"
-BASE = FNAT_TWO_PORT.format(workers=1) + """\
-ipvsadm --add-laddr -z 192.168.100.200 -t 10.0.0.100:80 -F dpdk0
-"""
+BASE = fnat_two_port(servers=(RS,))           # the tutorial's FNAT two-arm, one real server
 
 
 Session = partial(netns.Session, INSTANCE)

@@ -15,7 +15,8 @@ from scapy.layers.l2 import ARP, Ether
 from scapy.packet import Raw
 from scapy.utils import checksum
 
-from support.netns import Daemon, Wire, del_ns, make_ns, sh
+from rlb.lab.topologies import RS1, get
+from support.netns import Daemon, Wire, del_ns, lines, make_ns, sh
 
 NS = "rlbt-drtun"
 DR_VIP, DR_LAN_IP, DR_CLIENT = "192.168.100.254", "192.168.100.1", "192.168.100.46"
@@ -24,31 +25,12 @@ TUN_VIP, TUN_LAN_IP, TUN_CLIENT = "10.140.31.48", "10.140.16.48", "10.140.20.46"
 TUN_GW, TUN_GW_MAC = "10.140.31.254", "02:00:00:00:02:fe"
 TUN_NEAR, TUN_NEAR_MAC, TUN_FAR = "10.140.18.33", "02:00:00:00:02:21", "10.40.84.170"
 
-DR_ONE_ARM = """\
-dpip addr add 192.168.100.1/24 dev dpdk0
-dpip addr add 192.168.100.254/32 dev dpdk0
-ipvsadm -A -t 192.168.100.254:80 -s rr
-ipvsadm -a -t 192.168.100.254:80 -r 192.168.100.2 -g
-ipvsadm -a -t 192.168.100.254:80 -r 192.168.100.3 -g
-"""
-# The tutorial's tunnel commands, on dpdk1 instead of dpdk0.
-TUNNEL_ONE_ARM = """\
-dpip addr add 10.140.16.48/20 dev dpdk1
-dpip route add default via 10.140.31.254 src 10.140.16.48 dev dpdk1
-ipvsadm -A -t 10.140.31.48:80 -s rr
-ipvsadm -a -t 10.140.31.48:80 -r 10.140.18.33 -i
-ipvsadm -a -t 10.140.31.48:80 -r 10.40.84.170 -i
-dpip addr add 10.140.31.48/32 dev dpdk1
-"""
+DR_ONE_ARM = get("dr-one-arm").lb_script
+TUNNEL_ONE_ARM = get("tunnel-one-arm").script(dev="dpdk1")    # the tutorial's, on dpdk1
 # One real server per service where a test must know which one it gets.
-EXTRA = """\
-ipvsadm -A -t 10.140.31.48:81 -s rr
-ipvsadm -a -t 10.140.31.48:81 -r 10.40.84.170 -i
-ipvsadm -A -t 10.140.31.48:82 -s rr
-ipvsadm -a -t 10.140.31.48:82 -r 10.140.18.33 -i
-ipvsadm -A -u 192.168.100.254:53 -s rr
-ipvsadm -a -u 192.168.100.254:53 -r 192.168.100.2 -g
-"""
+EXTRA = (get("tunnel-one-arm").script(net=False, vport=81, servers=(TUN_FAR,)) +
+         get("tunnel-one-arm").script(net=False, vport=82, servers=(TUN_NEAR,)) +
+         get("dr-one-arm").script(net=False, udp=True, vport=53, servers=(RS1,)))
 
 
 def mac_of(dev):
@@ -95,7 +77,7 @@ def daemon(request, tmp_path_factory):
               f"dpip neigh add {TUN_CLIENT} lladdr {mac_of('tp1')} dev dpdk1\n")
     conf = (f"dataplane\n workers {workers}\n port dpdk0 net_af_packet0,iface=dp0\n"
             f" port dpdk1 net_af_packet1,iface=dp1\n port dpdk2 net_af_packet2,iface=dp2\n"
-            f" conn-table-size 256\n!\n" + DR_ONE_ARM + TUNNEL_ONE_ARM + EXTRA + neigh)
+            f" conn-table-size 256\n!\n" + lines(DR_ONE_ARM, TUNNEL_ONE_ARM, EXTRA) + neigh)
     d = Daemon(NS, "rlbt-drtun", conf, tmp_path_factory.mktemp("drtun")).start()
     b = Bench(d, workers)
     try:
@@ -395,8 +377,8 @@ def model_with(lines):
 
 def test_model_accepts_the_tutorial_scripts_and_refuses_what_cannot_work():
     from rlb.model.model import CommandError
-    dr = model_with(DR_ONE_ARM.splitlines())
-    tun = model_with(TUNNEL_ONE_ARM.replace("dpdk1", "dpdk0").splitlines())
+    dr = model_with(DR_ONE_ARM)
+    tun = model_with(get("tunnel-one-arm").lb_script)
     svc = tun.services.table[(6, IPv4Address(TUN_VIP), 80)]
     assert [d.mode for d in svc.dests] == ["tunnel", "tunnel"]
     # no route at all to the real server (no default route here)

@@ -10,20 +10,11 @@ from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.l2 import Ether
 from scapy.packet import Raw
 
-from support.netns import Daemon, Wire, del_ns, make_ns, sh
+from support.netns import Daemon, Wire, del_ns, fnat_two_port, make_ns, sh
 
 NS = "rlbt-fnat"
 VIP, LIP, CLIENT = "10.0.0.100", "192.168.100.200", "10.0.0.48"
 RS = ("192.168.100.2", "192.168.100.3")
-TUTORIAL = """\
-dpip addr add 10.0.0.100/32 dev dpdk1
-dpip route add 10.0.0.0/16 dev dpdk1
-dpip route add 192.168.100.0/24 dev dpdk0
-ipvsadm -A -t 10.0.0.100:80 -s rr
-ipvsadm -a -t 10.0.0.100:80 -r 192.168.100.2 -b
-ipvsadm -a -t 10.0.0.100:80 -r 192.168.100.3 -b
-ipvsadm --add-laddr -z 192.168.100.200 -t 10.0.0.100:80 -F dpdk0
-"""
 
 
 class Fnat:
@@ -90,8 +81,7 @@ def fnat(request, tmp_path_factory):
     workers = request.param
     make_ns(NS, [("dp0", "tp0"), ("dp1", "tp1")])
     mac = lambda dev: sh("cat", f"/sys/class/net/{dev}/address", ns=NS).stdout.strip()
-    conf = (f"dataplane\n workers {workers}\n port dpdk0 net_af_packet0,iface=dp0\n"
-            f" port dpdk1 net_af_packet1,iface=dp1\n conn-table-size 64\n!\n" + TUTORIAL +
+    conf = (fnat_two_port(workers, "conn-table-size 64") +        # the tutorial's lines
             f"dpip neigh add 192.168.100.2 lladdr {mac('tp0')} dev dpdk0\n"
             f"dpip neigh add 192.168.100.3 lladdr {mac('tp0')} dev dpdk0\n"
             f"dpip neigh add 10.0.0.48 lladdr {mac('tp1')} dev dpdk1\n")

@@ -11,22 +11,14 @@ from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.l2 import Ether
 from scapy.packet import Raw
 
-from support.netns import Daemon, Wire, del_ns, make_ns, sh
+from rlb.lab.topologies import get
+from support.netns import Daemon, Wire, del_ns, fnat_two_port, lines, make_ns, sh
 
 NS = "rlbt-uoa"
 VIP, LIP, CLIENT, RS = "10.0.0.100", "192.168.100.200", "10.0.0.48", "192.168.100.2"
 PORT = 9999
-CONFIG = """\
-dpip addr add 10.0.0.100/32 dev dpdk1
-dpip route add 10.0.0.0/16 dev dpdk1
-dpip route add 192.168.100.0/24 dev dpdk0
-ipvsadm -A -t 10.0.0.100:80 -s rr
-ipvsadm -a -t 10.0.0.100:80 -r 192.168.100.2 -b
-ipvsadm --add-laddr -z 192.168.100.200 -t 10.0.0.100:80 -F dpdk0
-ipvsadm -A -u 10.0.0.100:9999 -s rr
-ipvsadm -a -u 10.0.0.100:9999 -r 192.168.100.2 -b
-ipvsadm --add-laddr -z 192.168.100.200 -u 10.0.0.100:9999 -F dpdk0
-"""
+# The tutorial's FNAT two-arm with one real server, and the same service over UDP
+UDP_SERVICE = get("fnat-two-arm").script(net=False, udp=True, vport=PORT, servers=(RS,))
 UOA_SENT_MAX = 3             # DPVS's default uoa_max_trail
 
 
@@ -63,8 +55,8 @@ class Bench:
 def bench(request, tmp_path_factory):
     make_ns(NS, [("dp0", "tp0"), ("dp1", "tp1")])
     mac = lambda dev: sh("cat", f"/sys/class/net/{dev}/address", ns=NS).stdout.strip()
-    conf = (f"dataplane\n workers {request.param}\n port dpdk0 net_af_packet0,iface=dp0\n"
-            f" port dpdk1 net_af_packet1,iface=dp1\n conn-table-size 64\n!\n" + CONFIG +
+    conf = (fnat_two_port(request.param, "conn-table-size 64", servers=(RS,)) +
+            lines(UDP_SERVICE) +
             f"dpip neigh add {RS} lladdr {mac('tp0')} dev dpdk0\n"
             f"dpip neigh add {CLIENT} lladdr {mac('tp1')} dev dpdk1\n")
     d = Daemon(NS, "rlbt-uoa", conf, tmp_path_factory.mktemp("uoa")).start()

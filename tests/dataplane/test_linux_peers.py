@@ -13,18 +13,24 @@ import time
 
 import pytest
 
-from support.netns import FNAT_TWO_PORT, Daemon, del_ns, in_netns, sh
+from rlb.lab import scripts
+from rlb.lab.topologies import get
+from support.netns import Daemon, del_ns, fnat_two_port, in_netns, lines, sh
 
 LB, CL, RS = "rlbt-lip", "rlbt-lipc", "rlbt-lipr"
 VIP, CLIENT, SERVER = "10.0.0.100", "10.0.0.48", "192.168.100.2"
 LIPS = [f"192.168.100.{200 + i}" for i in range(4)]
 LIP_8080 = "192.168.100.210"
 WEB, ALT = 80, 8080
-CONFIG = FNAT_TWO_PORT + """\
-ipvsadm -A -t 10.0.0.100:8080 -s rr
-ipvsadm -a -t 10.0.0.100:8080 -r 192.168.100.2:8080 -b
-ipvsadm --add-laddr -z 192.168.100.210 -t 10.0.0.100:8080 -F dpdk0
-""" + "".join(f"ipvsadm --add-laddr -z {ip} -t 10.0.0.100:80 -F dpdk0\n" for ip in LIPS)
+
+
+def config(workers):
+    """The tutorial's FNAT two-arm with one real server and no local address yet, a service
+    on 8080 with its own, then LIPS for port 80 (after it: the order the test wants)."""
+    return (fnat_two_port(workers, servers=(SERVER,), laddrs=()) +
+            lines(get("fnat-two-arm").script(net=False, vport=ALT, servers=(SERVER,),
+                                              rs_port=ALT, laddrs=(LIP_8080,)),
+                  [scripts.laddr(ip, VIP, WEB) for ip in LIPS]))
 
 
 def namespaces():
@@ -135,7 +141,7 @@ def peers(request, tmp_path_factory):
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(max(soft, 8192), hard), hard))
     namespaces()
     server = None
-    d = Daemon(LB, "rlbt-lip", CONFIG.format(workers=request.param),
+    d = Daemon(LB, "rlbt-lip", config(request.param),
                tmp_path_factory.mktemp("lip"))
     try:
         d.start()

@@ -5,7 +5,9 @@ from scapy.layers.inet import ICMP, IP, TCP, UDP
 from scapy.layers.l2 import Ether
 from scapy.packet import Raw
 
-from support.netns import Daemon, Wire, del_ns, make_ns, sh
+from rlb.lab import scripts
+from rlb.lab.topologies import LAN_GW, RS1, RS2, get
+from support.netns import Daemon, Wire, del_ns, lines, make_ns, sh
 
 
 
@@ -61,28 +63,16 @@ def stop(w):
     assert rc == 0, w.d.log.read_text()
 
 
-NAT = """\
-dpip addr add 10.0.0.1/16 dev dpdk1
-dpip addr add 192.168.100.1/24 dev dpdk0
-dpip addr add 10.0.0.100/32 dev dpdk1
-ipvsadm -A -t 10.0.0.100:80 -s rr
-ipvsadm -a -t 10.0.0.100:80 -r 192.168.100.2:8080 -m
-ipvsadm -a -t 10.0.0.100:80 -r 192.168.100.3:8080 -m
+# NAT two-arm: fnat-two-arm's addresses, the VIP on the WAN port, real servers on 8080
+NAT = lines(scripts.nat("10.0.0.100", addrs=(("10.0.0.1/16", "dpdk1"), (f"{LAN_GW}/24", "dpdk0")),
+                        vip_dev="dpdk1", vip_last=False, servers=(RS1, RS2), rs_port=8080)) + """\
 dpip neigh add 192.168.100.2 lladdr {lan} dev dpdk0
 dpip neigh add 192.168.100.3 lladdr {lan} dev dpdk0
 dpip neigh add 10.0.0.48 lladdr {wan} dev dpdk1
 """
 
-SNAT = """\
-dpip addr add 123.1.2.3/24 dev dpdk1 sapool
-dpip addr add 192.168.100.1/24 dev dpdk0
-dpip route add default via 123.1.2.1 dev dpdk1
-ipvsadm -A -s rr -H proto=tcp,src-range=192.168.100.0-192.168.100.254,oif=dpdk1
-ipvsadm -a -H proto=tcp,src-range=192.168.100.0-192.168.100.254,oif=dpdk1 -r 123.1.2.3:0 -w 100 -J
-ipvsadm -A -s rr -H proto=icmp,src-range=192.168.100.0-192.168.100.254,oif=dpdk1
-ipvsadm -a -H proto=icmp,src-range=192.168.100.0-192.168.100.254,oif=dpdk1 -r 123.1.2.3:0 -w 100 -J
-ipvsadm -A -s rr -H proto=udp,src-range=192.168.100.0-192.168.100.254,oif=dpdk1
-ipvsadm -a -H proto=udp,src-range=192.168.100.0-192.168.100.254,oif=dpdk1 -r 123.1.2.3:0 -w 100 -J
+# the tutorial's SNAT, and UDP as well
+SNAT = lines(get("snat").script(protos=("proto=tcp", "proto=icmp", "proto=udp"))) + """\
 dpip neigh add 123.1.2.1 lladdr {wan} dev dpdk1
 dpip neigh add 192.168.100.5 lladdr {lan} dev dpdk0
 """

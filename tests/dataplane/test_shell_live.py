@@ -17,18 +17,17 @@ import pytest
 from scapy.layers.inet import IP, TCP
 from scapy.layers.l2 import Ether
 from support import netns
-from support.netns import FNAT_TWO_PORT, Daemon, Wire, del_ns, in_netns, make_ns, sh
+from rlb.lab.topologies import RS1, get
+from support.netns import Daemon, Wire, del_ns, fnat_two_port, in_netns, lines, make_ns, sh
 
 from rlb import plugins
 
 NS, INSTANCE = "rlbt-shell", "rlbt-shell"
 VIP, CLIENT = "10.0.0.100", "10.0.0.48"
-BASE = FNAT_TWO_PORT.format(workers=1) + """\
-ipvsadm --add-laddr -z 192.168.100.200 -t 10.0.0.100:80 -F dpdk0
-ipvsadm -A -t 10.0.0.100:8080 -s wrr
-ipvsadm -a -t 10.0.0.100:8080 -r 192.168.100.2:80 -b
-ipvsadm --add-laddr -z 192.168.100.201 -t 10.0.0.100:8080 -F dpdk0
-"""
+# the tutorial's FNAT two-arm with one real server, and a wrr service on port 8080
+BASE = fnat_two_port(servers=(RS1,)) + lines(get("fnat-two-arm").script(
+    net=False, vport=8080, sched="wrr", servers=(RS1,), rs_port=80,
+    laddrs=("192.168.100.201",)))
 
 
 Session = partial(netns.Session, INSTANCE)

@@ -6,7 +6,6 @@ import json
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 from scapy.layers.inet import IP, TCP
@@ -15,10 +14,10 @@ from scapy.layers.l2 import Ether
 from rlb import lab
 from rlb.lab import decap
 from rlb.lab.topologies import get
+from support import tutorial
 from support.netns import Wire, sh
 
 RLB = [sys.executable, "-m", "rlb", "-N", "lb"]
-TUTORIAL = Path(__file__).resolve().parents[3] / "shared" / "TUTORIAL.md"
 # topology -> (client address, the rs nodes, display name, the LB's source towards them)
 SCENARIOS = {
     "dr-one-arm": ("192.168.100.46", ("rs1", "rs2"), "Route", None),
@@ -147,9 +146,7 @@ def test_tunnel_path_mtu_and_decapsulators(scenario):
             v["alive"] for v in decaps.values()), procs
     # a body bigger than the tunnel's MTU: the LB answers "fragmentation needed" (MTU
     # 1480) to the client's full-size DF segments, the client lowers its path MTU
-    rlb("ipvsadm -A -t 10.140.31.48:8080 -s rr",
-        "ipvsadm -a -t 10.140.31.48:8080 -r 10.140.18.33 -i",
-        "ipvsadm -a -t 10.140.31.48:8080 -r 10.40.84.170 -i")
+    rlb(*get("tunnel-one-arm").script(net=False, vport=8080))
     try:
         in_node("client", "ip", "route", "flush", "cache")
         body = "a" * 20000
@@ -164,7 +161,7 @@ def test_tunnel_path_mtu_and_decapsulators(scenario):
 
 def test_tutorial_scripts_are_the_topologies():
     """The lab's scripts are the tutorial's lines (tutorial order: LAN IP before VIP)."""
-    text = TUTORIAL.read_text()
+    text = tutorial.text()
     for name in ("dr-one-arm", "tunnel-one-arm"):
         for line in get(name).lb_script:
             assert f"./{line}\n" in text, line

@@ -6,15 +6,14 @@ import re
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
 from rlb import lab
 from rlb.lab.topologies import get
+from support import tutorial
 
 RLB = [sys.executable, "-m", "rlb", "-N", "lb"]
-TUTORIAL = Path(__file__).resolve().parents[3] / "shared" / "TUTORIAL.md"
 TOPO = get("fnat-two-arm")
 
 
@@ -35,7 +34,7 @@ def client(*cmd, timeout=60):
 
 def tutorial_block(after):
     """The tutorial's text printed after a `$ ./<command>` line, up to the next prompt."""
-    text = TUTORIAL.read_text()
+    text = tutorial.text()
     block = text.split(f"$ ./{after}\n", 1)[1]
     return "\n".join(line for line in block.split("\n")
                      if line.strip()).split("\n$ ")[0].split("\nAnd now")[0]
@@ -95,10 +94,7 @@ def parse_wrk(out):
 
 @pytest.fixture
 def nginx_service(fnat_lab):
-    rlb("ipvsadm -A -t 10.0.0.100:8080 -s rr",
-        "ipvsadm -a -t 10.0.0.100:8080 -r 192.168.100.2 -b",
-        "ipvsadm -a -t 10.0.0.100:8080 -r 192.168.100.3 -b",
-        "ipvsadm --add-laddr -z 192.168.100.200 -t 10.0.0.100:8080 -F dpdk0")
+    rlb(*TOPO.script(net=False, vport=8080))      # the tutorial's service, on nginx's port
     yield
     rlb("ipvsadm -D -t 10.0.0.100:8080")
 

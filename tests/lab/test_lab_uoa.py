@@ -16,12 +16,7 @@ from rlb.lab.topologies import get
 RLB = [sys.executable, "-m", "rlb", "-N", "lb"]
 TOPO = get("fnat-two-arm")
 VIP = TOPO.vip
-UDP_SERVICE = (
-    f"ipvsadm -A -u {VIP}:{UDP_ECHO_PORT} -s rr",
-    f"ipvsadm -a -u {VIP}:{UDP_ECHO_PORT} -r 192.168.100.2 -b",
-    f"ipvsadm -a -u {VIP}:{UDP_ECHO_PORT} -r 192.168.100.3 -b",
-    f"ipvsadm --add-laddr -z 192.168.100.200 -u {VIP}:{UDP_ECHO_PORT} -F dpdk0",
-)
+UDP_SERVICE = TOPO.script(net=False, udp=True, vport=UDP_ECHO_PORT)  # the tutorial's, on UDP
 # The client: one socket per flow, N datagrams each, every answer printed with the
 # socket's own port, as JSON.
 CLIENT = """

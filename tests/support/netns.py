@@ -13,6 +13,7 @@ import time
 
 from rlb.control.client import Client
 from rlb.control.paths import socket_path
+from rlb.lab.topologies import get
 
 CLONE_NEWNET = 0x40000000
 ETH_P_ALL = 0x0003
@@ -164,20 +165,23 @@ class Daemon:
             return None
 
 
-# The tutorial's FNAT lines on two af_packet ports (dpdk0: the real servers' LAN, dpdk1:
-# the clients' side), for tests that drive a daemon with one FNAT service.
-FNAT_TWO_PORT = """\
-dataplane
- workers {workers}
- port dpdk0 net_af_packet0,iface=dp0
- port dpdk1 net_af_packet1,iface=dp1
-!
-dpip addr add 10.0.0.100/32 dev dpdk1
-dpip route add 10.0.0.0/16 dev dpdk1
-dpip route add 192.168.100.0/24 dev dpdk0
-ipvsadm -A -t 10.0.0.100:80 -s rr
-ipvsadm -a -t 10.0.0.100:80 -r 192.168.100.2 -b
-"""
+def two_ports(workers=1, *settings):
+    """A daemon's dataplane section: two af_packet ports, dpdk0 on dp0 (the real servers'
+    LAN) and dpdk1 on dp1 (the clients' side), and any further settings lines."""
+    return "".join(f"{line}\n" for line in (
+        "dataplane", f" workers {workers}", " port dpdk0 net_af_packet0,iface=dp0",
+        " port dpdk1 net_af_packet1,iface=dp1", *(f" {s}" for s in settings), "!"))
+
+
+def lines(*scripts):
+    """Command lines (tuples of them, as rlb/lab/scripts.py makes) as config text."""
+    return "".join(f"{line}\n" for script in scripts for line in script)
+
+
+def fnat_two_port(workers=1, *settings, **knobs):
+    """two_ports() with the lab's "simple FNAT two-arm" script (its topology's definition),
+    `knobs` as rlb.lab.scripts.fnat takes them (one real server, other local addresses)."""
+    return two_ports(workers, *settings) + lines(get("fnat-two-arm").script(**knobs))
 
 
 class Session:

@@ -32,6 +32,16 @@ def test_nodes():
     assert all(g.commands(n) for n in g.nodes)
 
 
+def test_lineage_is_the_one_walk_up():
+    """Where a line is looked for: the declared parents; in the shell and configuration
+    mode a section's way up is configuration mode, exec's commands last."""
+    assert commands.lineage("config-vs") == ["config-vs", "config", "exec"]
+    assert commands.lineage("dataplane") == ["dataplane", "exec"]
+    assert commands.lineage("dataplane", True) == ["dataplane", "config", "exec"]
+    assert commands.lineage("config-if", True) == ["config-if", "config", "exec"]
+    assert commands.lineage("enable", True) == ["enable", "exec"]
+
+
 @pytest.mark.parametrize("cmd", each_command())
 def test_handler_parameters_are_bindings(cmd):
     params = list(inspect.signature(cmd.handler).parameters.values())
@@ -181,127 +191,6 @@ def test_abbreviations_and_section_lines():
     assert g.parse("dpip ro sh", node="exec").command.handler is commands.route_show
     assert g.parse("no busy-poll", node="dataplane").args["no"] is True
     assert g.parse("busy-poll", node="dataplane").args["no"] is None
-
-
-# ------------------------------------------------- command words are written once
-
-# String literals equal to a grammar keyword found outside rlb/commands/base.py and
-# rlb/commands/grammar.py, each with why it is not a second spelling of a command word.
-ALLOWED = {
-    # The model's route-scope vocabulary (SCOPE_CODE = RouteScope in types.pxd); the
-    # grammar's `scope (host|link|global|kni_host)` is checked to be the same set
-    # (test_scope_choice_is_the_model_scopes).
-    ("rlb/model/model.py", "global"): "route scope value",
-    ("rlb/model/model.py", "link"): "route scope value",
-    ("rlb/model/model.py", "host"): "route scope value",
-    ("rlb/model/model.py", "kni_host"): "route scope value",
-    # Arguments of iproute2's `ip` (ip link add, ip netns del, ip link set dev ...): another
-    # program's words that happen to be spelled like rlb's.
-    ("rlb/lab/netns.py", "add"): "iproute2 argv",
-    ("rlb/lab/netns.py", "del"): "iproute2 argv",
-    ("rlb/lab/netns.py", "link"): "iproute2 argv",
-    ("rlb/lab/netns.py", "dev"): "iproute2 argv",
-    # lb_config() writes a config file in rlb's own language, as an operator would;
-    # test_lab_config_passes_check runs it through config.check.
-    ("rlb/lab/procs.py", "dataplane"): "generated config file text",
-    # A key of the lab's JSON process record, not a command.
-    ("rlb/lab/procs.py", "workers"): "lab state record key",
-    # The demo types commands on the LB as an operator would (`rlb -c LINE`): whole
-    # command lines such as "dataplane" and "forwarding"; test_demo_command_lines_run
-    # runs every one of them through the grammar. Its other hits are other programs'
-    # words: `ip addr add ... dev dpdk1.kni` (iproute2) and `curl -s`.
-    ("rlb/lab/demo.py", "dataplane"): "operator command line (checked)",
-    ("rlb/lab/demo.py", "forwarding"): "operator command line (checked)",
-    ("rlb/lab/demo.py", "addr"): "iproute2 argv",
-    ("rlb/lab/demo.py", "add"): "iproute2 argv",
-    ("rlb/lab/demo.py", "dev"): "iproute2 argv",
-    ("rlb/lab/demo.py", "-s"): "curl option",
-    # ipvsadm's one-letter options are keywords now: other programs' argv spelled alike.
-    ("rlb/cli.py", "-c"): "rlb's own argv (rlb -c LINE)",
-    # `rlb ipvsadm ARGS` runs the line; whether it is -R the grammar says (is_restore)
-    ("rlb/cli.py", "ipvsadm"): "rlb's own argv (rlb ipvsadm ARGS)",
-    ("rlb/daemon.py", "-m"): "EAL argv",
-    ("rlb/lab/demo.py", "-m"): "other programs' argv",
-    ("rlb/lab/demo.py", "-c"): "other programs' argv",
-    ("rlb/lab/demo.py", "-i"): "other programs' argv",
-    ("rlb/lab/demo.py", "-p"): "other programs' argv",
-    ("rlb/lab/netns.py", "-n"): "iproute2/sysctl argv",
-    ("rlb/lab/netns.py", "-w"): "iproute2/sysctl argv",
-    ("rlb/lab/procs.py", "-c"): "other programs' argv",
-    ("rlb/lab/procs.py", "-p"): "other programs' argv",
-    ("rlb/lab/procs.py", "-e"): "other programs' argv",
-    ("rlb/lab/procs.py", "-m"): "other programs' argv",
-    # The modes compare route scopes by name (they import nothing from rlb.model).
-    ("rlb/modes/direct.py", "global"): "route scope name",
-    ("rlb/modes/direct.py", "link"): "route scope name",
-    # Configuration mode's words that are also the model's plain vocabulary: field and
-    # key names, timeout names, protocol names of a SNAT match.
-    ("rlb/model/services.py", "tcp"): "timeout name", ("rlb/model/services.py", "tcpfin"):
-    "timeout name", ("rlb/model/services.py", "udp"): "timeout name",
-    ("rlb/model/services.py", "mode"): "Dest field", ("rlb/model/services.py", "weight"):
-    "Dest field", ("rlb/model/services.py", "netmask"): "Service field",
-    ("rlb/model/match.py", "tcp"): "match proto value",
-    ("rlb/model/match.py", "udp"): "match proto value",
-    ("rlb/model/model.py", "ip"): "engine neighbour record key",
-    ("rlb/model/model.py", "forwarding"): "Settings attribute (PUSH)",
-    ("rlb/modes/nat/__init__.py", "match"): "Service field",
-    ("rlb/modes/snat/__init__.py", "match"):
-    "Service field", ("rlb/plugins.py", "scheduler"): "plugin kind",
-    ("rlb/control/history.py", "rollback"): "history record key",
-    ("rlb/control/history.py", "comment"): "history record key",
-    ("rlb/control/paths.py", "commits"): "directory name",
-    # iproute2's program name
-    ("rlb/lab/demo.py", "ip"): "iproute2 argv", ("rlb/lab/manage.py", "ip"): "iproute2 argv",
-    ("rlb/lab/netns.py", "ip"): "iproute2 argv", ("rlb/lab/procs.py", "ip"): "iproute2 argv",
-    # The first words of the commands the privileged exec mode (lb#) offers.
-    **{("rlb/control/server.py", w): "EXEC_WORDS" for w in
-       ("dpip", "ipvsadm", "configure", "write", "copy")},
-
-}
-
-
-def keyword_literals():
-    words = set(g._words)
-    # the command modules, and the renderer that writes what they read (running-config:
-    # test_running_config_round_trips holds the two together)
-    skip = {"rlb/commands/base.py", "rlb/commands/grammar.py", "rlb/commands/ipvsadm.py",
-            "rlb/commands/users.py", "rlb/commands/configure.py", "rlb/commands/show.py",
-            "rlb/commands/running.py"}
-    for path in sorted((ROOT / "rlb").rglob("*.py")):
-        rel = path.relative_to(ROOT).as_posix()
-        if rel in skip:
-            continue
-        for node in ast.walk(ast.parse(path.read_text(), rel)):
-            if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value in words:
-                yield rel, node.lineno, node.value
-
-
-def mode_flags():
-    """A Mode descriptor (rlb/modes/<mode>/__init__.py) names its own ipvsadm flags, from
-    which the grammar's forwarding choice is made (rlb/commands/ipvsadm.py): data, not grammar."""
-    from rlb import plugins
-    out = set()
-    for plugin in plugins.manager().get_plugins():
-        path = Path(getattr(plugin, "__file__", "/")).resolve()
-        if hasattr(plugin, "rlb_forwarding_modes") and ROOT in path.parents:
-            rel = path.relative_to(ROOT).as_posix()
-            out |= {(rel, flag) for m in plugin.rlb_forwarding_modes()
-                    for flag in (m.flag, m.long_flag)}
-    return out
-
-
-def test_command_words_are_written_once():
-    allowed = set(ALLOWED) | mode_flags()
-    found = [f"{rel}:{line}: {word!r}" for rel, line, word in keyword_literals()
-             if (rel, word) not in allowed]
-    assert not found, ("command words outside rlb/commands/base.py (declare the command "
-                       "there, or justify in ALLOWED):\n" + "\n".join(found))
-
-
-def test_meta_scan_sees_the_literals():
-    """The scan works: it does find the allowed ones."""
-    seen = {(rel, word) for rel, _, word in keyword_literals()}
-    assert ("rlb/model/model.py", "kni_host") in seen
 
 
 def test_lab_config_passes_check():

@@ -602,3 +602,8 @@ def test_hundreds_of_commands_stay_fast():
         with pytest.raises(ParseError):
             g.parse(line[:4096], node="exec")
     assert time.perf_counter() - t0 < 5
+
+
+def test_ancestors_follow_the_declared_parents(g):
+    assert g.ancestors("dataplane") == ["dataplane", "config", "exec"]
+    assert g.ancestors("exec") == ["exec"]

@@ -1,42 +1,38 @@
 """rlb.commands.ipvsadm: the DPVS tutorial's ipvsadm lines, verbatim, and what rlb prints for
 them; every option, short and long; ipvsadm's errors (and the model untouched after one).
-Modes and schedulers are this file's own descriptors, so no compiled plugin is needed."""
+Modes and schedulers are the real plugins (rlb.plugins), with their own checks."""
 import copy
 import inspect
 import re
 from ipaddress import IPv4Address
-from pathlib import Path
 
 import pytest
 
-from rlb.model import services as services_mod
-from rlb.control.config import handler_params, run, run_lines
-from rlb.model.model import LPORT_RANGE, CommandError, Model
-from rlb.model.services import Services
-from rlb.modes import Mode
-from rlb.sched import Scheduler
+from rlb import plugins
 from rlb.commands import ipvsadm
 from rlb.commands.base import Context, Reply, g
 from rlb.commands.grammar import ParseError, _Group, _Kw, _terminals, _Var
-
-ROOT = Path(__file__).resolve().parents[3]
-# ../shared beside the repository, where CI has it: a missing tutorial fails, never skips
-TUTORIAL = ROOT.parent / "shared" / "TUTORIAL.md"
-
-
-from rlb.modes.snat import SNAT  # noqa: E402  (the real SNAT mode: its checks are the point)
+from rlb.control.config import handler_params, run, run_lines
+from rlb.lab import topologies
+from rlb.model import services as services_mod
+from rlb.model.model import LPORT_RANGE, CommandError, Model
+from rlb.model.services import Services
+from support.engine import FakeEngine
+from support.tutorial import output as tutorial_output
+from support.tutorial import text as tutorial_text
 
 
 def registries():
-    modes = [Mode("fnat", "-b", "--fullnat", "FullNat", True, lambda: "ops:fnat"),
-             Mode("dr", "-g", "--gatewaying", "Route", False, lambda: "ops:dr"),
-             Mode("tunnel", "-i", "--ipip", "Tunnel", False, lambda: "ops:tunnel"),
-             Mode("nat", "-m", "--masquerading", "Masq", False, lambda: "ops:nat"),
-             SNAT]
-    scheds = [Scheduler("rr", "Round robin", lambda: "ops:rr"),
-              Scheduler("wlc", "Weighted least connections", lambda: "ops:wlc"),
-              Scheduler("mh", "Maglev", lambda: "ops:table", lambda ds: [d.slot for d in ds])]
-    return {m.name: m for m in modes}, {s.name: s for s in scheds}
+    """The real mode and scheduler plugins (rlb.plugins: the compiled modules)."""
+    return plugins.modes(), plugins.schedulers()
+
+
+# The LB's address on the real servers' network 192.168.1.0/24, so that the real modes'
+# checks pass: DR and NAT want the real server on-link, a tunnel a route with a src.
+ON_LAN = """
+    dpip addr add 192.168.1.1/24 dev dpdk0
+    dpip route add default via 192.168.1.254 src 192.168.1.1 dev dpdk0
+"""
 
 
 def model(*ports, engine=None):
@@ -117,8 +113,7 @@ SNAT_MATCH = "src-range=192.168.100.0-192.168.100.254,oif=dpdk1"
 
 def test_every_ipvsadm_line_of_the_tutorial_is_listed():
     """TUTORIAL_LINES is the tutorial's own list (with its typos fixed), none left out."""
-    assert TUTORIAL.exists(), f"{TUTORIAL} is missing (shared/ beside the repository)"
-    text = TUTORIAL.read_text().replace("$MATCH0", f"proto=tcp,{SNAT_MATCH}")
+    text = tutorial_text().replace("$MATCH0", f"proto=tcp,{SNAT_MATCH}")
     text = text.replace("$MATCH1", f"proto=icmp,{SNAT_MATCH}")
     text = text.replace("$WAN_IP", "123.1.2.3").replace("-s -rr", "-s rr")
     found = []
@@ -139,32 +134,17 @@ def test_tutorial_lines_parse(line, handler, args):
         assert (str(got) if got is not None and not isinstance(got, (bool, int)) else got) == v, k
 
 
-FNAT_TWO_ARM = """
-./dpip addr add 10.0.0.100/32 dev dpdk1
-./dpip route add 10.0.0.0/16 dev dpdk1
-./dpip route add 192.168.100.0/24 dev dpdk0
-./ipvsadm -A -t 10.0.0.100:80 -s rr
-./ipvsadm -a -t 10.0.0.100:80 -r 192.168.100.2 -b
-./ipvsadm -a -t 10.0.0.100:80 -r 192.168.100.3 -b
-./ipvsadm --add-laddr -z 192.168.100.200 -t 10.0.0.100:80 -F dpdk0
-"""
+def script(name, **knobs):
+    """A lab topology's tutorial lines (rlb/lab/topologies.py) as a script's text."""
+    return "".join(f"{line}\n" for line in topologies.get(name).script(**knobs))
 
 
-def tutorial_output(command, after=None):
-    """The output the tutorial shows after `$ ./<command>` (the n-th time, from `after`)."""
-    lines = TUTORIAL.read_text().splitlines()
-    start = lines.index(f"$ ./{command}", lines.index(after) if after else 0)
-    block = []
-    for line in lines[start + 1:]:
-        if not line.strip() or line.startswith("$ "):
-            break
-        block.append(line)
-    return "\n".join(block)
+FNAT_TWO_ARM = script("fnat-two-arm")
 
 
 @pytest.fixture
 def tutorial():
-    assert TUTORIAL.exists(), f"{TUTORIAL} is missing (shared/ beside the repository)"
+    tutorial_text()
 
 
 def test_fnat_two_arm_prints_what_the_tutorial_shows(tutorial):
@@ -181,15 +161,7 @@ def test_fnat_two_arm_prints_what_the_tutorial_shows(tutorial):
 def test_fnat_keepalived_prints_what_the_tutorial_shows(tutorial):
     """The keepalived section, its configuration said with ipvsadm lines."""
     m = model()
-    apply(m, """
-        dpip addr add 192.168.100.254/32 dev dpdk0
-        dpip route add 192.168.100.0/24 dev dpdk0
-        ipvsadm -A -t 192.168.100.254:80 -s rr
-        ipvsadm -a -t 192.168.100.254:80 -r 192.168.100.2:80 -b -w 100
-        ipvsadm -a -t 192.168.100.254:80 -r 192.168.100.3:80 -b -w 100
-        ipvsadm --add-laddr -z 192.168.100.200 -t 192.168.100.254:80 -F dpdk0
-        ipvsadm --add-laddr -z 192.168.100.201 -t 192.168.100.254:80 -F dpdk0
-    """)
+    apply(m, script("fnat-one-arm", rs_port=80, weight=100))   # keepalived's weight 100
     after = "Check if parameters just set are correct:"
     assert out(m, "ipvsadm  -ln") == tutorial_output("ipvsadm  -ln", after)
     assert out(m, "ipvsadm  -G") == tutorial_output("ipvsadm  -G", after)
@@ -219,50 +191,27 @@ def test_fnat_ospf_applies():
         "                              192.168.100.201      0          0"]
 
 
-@pytest.mark.parametrize("ports, script, rows", [
-    (("dpdk0",), """
-        ./dpip addr add 192.168.100.1/24 dev dpdk0
-        ./dpip addr add 192.168.100.254/32 dev dpdk0
-        ./ipvsadm -A -t 192.168.100.254:80 -s rr
-        ./ipvsadm -a -t 192.168.100.254:80 -r 192.168.100.2 -g
-        ./ipvsadm -a -t 192.168.100.254:80 -r 192.168.100.3 -g
-     """, ["TCP  192.168.100.254:80 rr",
-           "  -> 192.168.100.2:80             Route   1      0          0",
-           "  -> 192.168.100.3:80             Route   1      0          0"]),
-    (("dpdk0",), """
-        ./dpip addr add 10.140.16.48/20 dev dpdk0
-        ./dpip route add default via 10.140.31.254 src 10.140.16.48 dev dpdk0
-        ./ipvsadm -A -t 10.140.31.48:80 -s rr
-        ./ipvsadm -a -t 10.140.31.48:80 -r 10.140.18.33 -i
-        ./ipvsadm -a -t 10.140.31.48:80 -r 10.40.84.170 -i
-        ./dpip addr add 10.140.31.48/32 dev dpdk0
-     """, ["TCP  10.140.31.48:80 rr",
-           "  -> 10.40.84.170:80              Tunnel  1      0          0",
-           "  -> 10.140.18.33:80              Tunnel  1      0          0"]),
-    (("bond0",), """
-        ./dpip addr add 192.168.0.66/24 dev bond0
-        ./dpip addr add 10.140.31.48/20 dev bond0
-        ./ipvsadm -A -t 192.168.0.89:80 -s rr
-        ./ipvsadm -a -t 192.168.0.89:80 -r 10.140.18.33 -m
-        ./ipvsadm -a -t 192.168.0.89:80 -r 10.140.18.34 -m
-        ./dpip addr add 192.168.0.89/32 dev bond0
-     """, ["TCP  192.168.0.89:80 rr",
-           "  -> 10.140.18.33:80              Masq    1      0          0",
-           "  -> 10.140.18.34:80              Masq    1      0          0"]),
-], ids=["dr-one-arm", "tunnel-one-arm", "nat-one-arm"])
-def test_dr_tunnel_nat_scripts_apply(ports, script, rows):
-    m = model(*ports)
-    apply(m, script)
+@pytest.mark.parametrize("name, rows", [
+    ("dr-one-arm", ["TCP  192.168.100.254:80 rr",
+                    "  -> 192.168.100.2:80             Route   1      0          0",
+                    "  -> 192.168.100.3:80             Route   1      0          0"]),
+    ("tunnel-one-arm", ["TCP  10.140.31.48:80 rr",
+                        "  -> 10.40.84.170:80              Tunnel  1      0          0",
+                        "  -> 10.140.18.33:80              Tunnel  1      0          0"]),
+    ("nat-one-arm", ["TCP  192.168.0.89:80 rr",
+                     "  -> 10.140.18.33:80              Masq    1      0          0",
+                     "  -> 10.140.18.34:80              Masq    1      0          0"]),
+])
+def test_dr_tunnel_nat_scripts_apply(name, rows):
+    topo = topologies.get(name)
+    m = model(*(port for port, _ in topo.ports))
+    apply(m, script(name))
     assert out(m, "ipvsadm -ln").splitlines()[3:] == rows
 
 
 def test_snat_match_services_from_the_tutorial():
     m = model()
-    apply(m, """
-        dpip addr add 123.1.2.3/24 dev dpdk1 sapool
-        dpip addr add 192.168.100.1/24 dev dpdk0
-        dpip route add default via 123.1.2.1 dev dpdk1
-    """)
+    apply(m, script("snat", protos=()))                     # its dpip lines
     for line, _, _ in TUTORIAL_LINES[-4:]:
         run(Context(m), line)
     text = out(m, "ipvsadm -ln")
@@ -324,7 +273,7 @@ def test_edit_service_and_server_set_exactly_what_is_given():
     and the defaults of -A/-a for the others (no -p: no persistence; no -s: wlc; no -w:
     weight 1; no forwarding flag: -g)."""
     m = model()
-    apply(m, """
+    apply(m, ON_LAN + """
         ipvsadm -A -t 10.0.0.1:80 -s rr -p 60 -M 255.255.255.0
         ipvsadm -a -t 10.0.0.1:80 -r 192.168.1.2 -m -w 3 -x 100 -y 10
         ipvsadm -E -t 10.0.0.1:80 -s mh
@@ -357,7 +306,7 @@ def test_edit_server_keeps_nothing_fnat_needs_by_accident():
 def test_real_server_port_zero_is_the_service_port():
     # LVS sends to the packet's destination port when a real server's port is 0
     m = model()
-    apply(m, """
+    apply(m, ON_LAN + """
         ipvsadm -A -t 10.0.0.1:80
         ipvsadm -a -t 10.0.0.1:80 -r 192.168.1.4:0 -m
     """)
@@ -439,14 +388,12 @@ def test_list_data_is_structured():
 # ------------------------------------------------- counters from a data plane
 
 
-class CountingEngine:
-    """A data plane that only reports counters (and accepts what the model pushes)."""
+class CountingEngine(FakeEngine):
+    """A data plane that reports the counters a test sets (and records what is pushed)."""
 
     def __init__(self):
+        super().__init__()
         self.svc, self.dest, self.conns = {}, {}, []
-
-    def __getattr__(self, name):            # every push is accepted
-        return lambda *a, **kw: None
 
     def svc_stats(self, slot):
         return dict(services_mod.ZERO_SVC_STATS, **self.svc.get(slot, {}))
@@ -454,10 +401,10 @@ class CountingEngine:
     def dest_stats(self, slot):
         return dict(services_mod.ZERO_DEST_STATS, **self.dest.get(slot, {}))
 
-    def laddr_stats(self, slot):
+    def laddr_stats(self, svc_slot):
         return [{"addr": 0, "used": 7, "miss": 2}]
 
-    def connections(self, limit):
+    def connections(self, limit=10000):
         return self.conns
 
 
@@ -520,6 +467,9 @@ def test_rates(monkeypatch):
     assert data["services"][0]["rate"]["cps"] == 10
 
 
+MODE = {name: i for i, name in enumerate(plugins.modes())}   # the data plane's mode index
+
+
 def test_connections():
     m = counted()
     def i(text):
@@ -527,10 +477,10 @@ def test_connections():
     m.engine.conns = [
         dict(proto=6, caddr=i("10.0.0.48"), cport=37177, vaddr=i("10.0.0.100"), vport=80,
              laddr=i("192.168.100.200"), lport=1042, daddr=i("192.168.100.2"), dport=80,
-             state="ESTABLISHED", expires=899.6, mode=0, worker=0),
+             state="ESTABLISHED", expires=899.6, mode=MODE["fnat"], worker=0),
         dict(proto=17, caddr=i("10.0.0.48"), cport=5353, vaddr=i("10.0.0.100"), vport=53,
              laddr=0, lport=0, daddr=i("192.168.100.3"), dport=53, state="UDP", expires=61.0,
-             mode=1, worker=1)]
+             mode=MODE["dr"], worker=1)]
     assert out(m, "ipvsadm -lnc").splitlines() == [
         "IPVS connection entries",
         "pro expire state       source             virtual            local              "
@@ -546,10 +496,9 @@ def test_connections():
 
 def test_zero():
     m = counted()
-    calls = []
-    m.engine.zero_stats = calls.append
+    m.engine.calls.clear()
     apply(m, "ipvsadm -Z\nipvsadm -Z -t 10.0.0.100:80\nipvsadm --zero")
-    assert calls == [None, 0, None]
+    assert [c[1] for c in m.engine.calls if c[0] == "zero_stats"] == [(None,), (0,), (None,)]
     refused(m, "ipvsadm -Z -t 10.0.0.100:81", "^No such service$")
 
 
@@ -660,6 +609,8 @@ LISTS = [("ipvsadm -L -n", "ipvsadm --list --numeric"),
 def test_long_options_round_trip():
     """Each long form means what its short form means: the same model, the same listings."""
     short, long = model(), model()
+    apply(short, ON_LAN)
+    apply(long, ON_LAN)
     for s, lng in PAIRS:
         assert g.parse(s, "exec").command is g.parse(lng, "exec").command
         apply(short, s)
@@ -753,12 +704,8 @@ def test_the_fnat_tutorial_with_the_real_plugins():
         line.strip().removeprefix("./") for line in FNAT_TWO_ARM.strip().splitlines())
     m = check(list(enumerate(text.splitlines(), 1)), "fnat.conf")
     assert out(m, "ipvsadm -ln").splitlines()[4].split()[2] == "FullNat"
-    calls = []
-
-    class Recorder:
-        def __getattr__(self, name):
-            return lambda *a, **kw: calls.append((name, a, kw))
-    m.attach(Recorder())
+    m.attach(engine := FakeEngine())
+    calls = engine.calls
     names = [c[0] for c in calls]
     assert [c[1][0] for c in calls if c[0] == "register_mode"] == list(range(len(plugins.modes())))
     assert [c[1][0] for c in calls if c[0] == "register_sched"] == list(

@@ -6,13 +6,11 @@ import pytest
 
 from rlb.control import server
 from rlb.control.commit import Store
-from rlb.commands.running import render
-from rlb.sched import Scheduler
 from rlb.commands import ipvsadm
 from rlb.commands.base import Context
+from rlb.commands.running import render
 
 from test_ipvsadm import CountingEngine, apply, model, out, refused
-from test_ipvsadm import registries as base_registries
 
 SVC = (6, IPv4Address("10.0.0.100"), 80)
 TABLE = """
@@ -29,17 +27,8 @@ TABLE = """
 """
 
 
-def registries():
-    modes, scheds = base_registries()
-    scheds["conhash"] = Scheduler("conhash", "Consistent hash", lambda: "ops:conhash",
-                                  lambda ds, target: [target, *(d.slot for d in ds)],
-                                  targets=("sip", "sip_sport"))
-    return modes, scheds
-
-
 def table_model(engine=None):
-    m = model(engine=engine)
-    m.services.__init__(m, *registries())
+    m = model(engine=engine)                # the real plugins: conhash among them
     apply(m, TABLE)
     return m
 
@@ -68,7 +57,6 @@ def loader(tmp_path, m):
 
 def routes_only():
     m = model()
-    m.services.__init__(m, *registries())
     apply(m, "\n".join(line for line in TABLE.splitlines() if "dpip" in line))
     return m
 

@@ -26,10 +26,12 @@ from rlb.control.config import run
 from rlb.model.model import CommandError, Model
 from rlb.commands.running import render
 from rlb.control.server import execute, open_shell
-from rlb.model.services import TCP, UDP, Services
 from rlb.commands.base import Context, g
 from rlb.commands.configure import load as load_lines
+from rlb.lab.topologies import get
+from rlb.model.services import TCP, UDP, Services
 from support import samples
+from support.engine import FakeEngine
 
 KEY = asyncssh.generate_private_key("ssh-ed25519").export_public_key().decode().strip()
 KEY2 = asyncssh.generate_private_key("ssh-ed25519").export_public_key().decode().strip()
@@ -117,20 +119,13 @@ username carol key {KEY2}
 ssh listen 0.0.0.0 2222
 """
 
-# The tutorial's FNAT two-arm example.
+# The tutorial's FNAT two-arm example (the lab's topology of that name).
 FNAT_TWO_ARM = """
 dataplane
  port dpdk0 net_tap0
  port dpdk1 net_tap1
 !
-dpip addr add 10.0.0.100/32 dev dpdk1
-dpip route add 10.0.0.0/16 dev dpdk1
-dpip route add 192.168.100.0/24 dev dpdk0
-ipvsadm -A -t 10.0.0.100:80 -s rr
-ipvsadm -a -t 10.0.0.100:80 -r 192.168.100.2 -b
-ipvsadm -a -t 10.0.0.100:80 -r 192.168.100.3 -b
-ipvsadm --add-laddr -z 192.168.100.200 -t 10.0.0.100:80 -F dpdk0
-"""
+""" + "".join(f"{line}\n" for line in get("fnat-two-arm").lb_script)
 
 # Every dataplane setting away from its default.
 ALL_SETTINGS = """
@@ -684,32 +679,6 @@ def test_startup_only_settings_are_refused(old, new, message):
 
 # ================================================================ 3. all or nothing
 
-class FakeEngine:
-    """Records the data plane calls; `fail(name, when)` makes one raise."""
-
-    def __init__(self):
-        self.calls = []
-        self.failing = {}
-
-    def fail(self, name, when=lambda *a, **kw: True):
-        self.failing[name] = when
-
-    def neighbours(self):
-        return []
-
-    def __getattr__(self, name):
-        if name.startswith("__"):
-            raise AttributeError(name)
-
-        def call(*args, **kw):
-            self.calls.append((name, args, kw))
-            when = self.failing.get(name)
-            if when is not None and when(*args, **kw):
-                raise RuntimeError(f"data plane refused {name}")
-            return [] if name.endswith("_stats") else None
-        return call
-
-
 def test_a_refused_step_puts_back_the_previous_configuration(monkeypatch):
     running = build(numbered(BASE))
     before = objects(running)
@@ -743,7 +712,8 @@ def test_a_data_plane_failure_is_undone_in_the_data_plane_too():
     engine = FakeEngine()
     running.attach(engine)
     vip = int(IPv4Address("10.0.0.102"))
-    engine.fail("svc_set", lambda slot, **kw: kw.get("vaddr") == vip and bool(kw.get("dests")))
+    # the data plane refuses the new service once it has real servers
+    engine.failing["svc_set"] = lambda slot, **kw: kw.get("vaddr") == vip and bool(kw.get("dests"))
     engine.calls.clear()
     with pytest.raises(CommandError, match="the previous configuration is back"):
         apply(running, build(numbered(PAIRS["add service"][0])))
@@ -762,7 +732,7 @@ def test_when_putting_back_fails_too_it_says_so():
     running = build(numbered(BASE))
     engine = FakeEngine()
     running.attach(engine)
-    engine.fail("route_set")
+    engine.failing["route_set"] = lambda *a, **kw: True
     after = edit(BASE, "ip route 10.140.0.0/16 via 192.168.100.254 dev dpdk0 metric 10",
                  "ip route 10.150.0.0/16 via 192.168.100.254 dev dpdk0 metric 10")
     with pytest.raises(CommandError, match="restoring the previous configuration failed too"):

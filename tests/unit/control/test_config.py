@@ -6,8 +6,10 @@ from ipaddress import IPv4Address, IPv4Network
 import pytest
 
 from rlb.control.config import ConfigError, check, read_file, run, run_lines
-from rlb.model.model import LPORT_RANGE, CommandError, Model, Settings
 from rlb.commands.base import Context
+from rlb.lab.topologies import get
+from rlb.model.model import LPORT_RANGE, CommandError, Model, Settings
+from support import tutorial
 
 GOOD = """\
 # rlb instance for the FNAT two-arm example
@@ -181,30 +183,29 @@ def test_table_size_below_what_is_configured(tmp_path):
 
 # ------------------------------------------------------------------ the tutorial
 
-# ../shared/TUTORIAL.md, "FNAT two-arm": the dpip lines, then `dpip addr show` and
-# `dpip route show` as printed there. The LIP 192.168.100.200 comes from
-# `ipvsadm --add-laddr` in the tutorial; `dpip addr add ... sapool` stands in for it.
-TUTORIAL_FNAT = """\
-./dpip addr add 10.0.0.100/32 dev dpdk1
-./dpip route add 10.0.0.0/16 dev dpdk1
-./dpip route add 192.168.100.0/24 dev dpdk0
-"""
-TUTORIAL_ADDR_SHOW = """\
-inet 10.0.0.100/32 scope global dpdk1
-     valid_lft forever preferred_lft forever
-inet 192.168.100.200/32 scope global dpdk0
-     valid_lft forever preferred_lft forever sa_used 0 sa_free 1032176 sa_miss 0"""
-TUTORIAL_ROUTE_SHOW = """\
-inet 10.0.0.100/32 via 0.0.0.0 src 0.0.0.0 dev dpdk1 mtu 1500 tos 0 scope host metric 0 proto auto
-inet 192.168.100.200/32 via 0.0.0.0 src 0.0.0.0 dev dpdk0 mtu 1500 tos 0 scope host metric 0 proto auto
-inet 192.168.100.0/24 via 0.0.0.0 src 0.0.0.0 dev dpdk0 mtu 1500 tos 0 scope link metric 0 proto auto
-inet 10.0.0.0/16 via 0.0.0.0 src 0.0.0.0 dev dpdk1 mtu 1500 tos 0 scope link metric 0 proto auto"""
+# The tutorial's "FNAT two-arm": the dpip lines of the lab's fnat-two-arm script, then
+# `dpip addr show` and `dpip route show` as ../shared/TUTORIAL.md prints them. The LIP
+# 192.168.100.200 comes from `ipvsadm --add-laddr` there; `dpip addr add ... sapool`
+# stands in for it.
+TUTORIAL_FNAT = "".join(f"{line}\n" for line in get("fnat-two-arm").lb_script
+                        if line.startswith("dpip "))
+
+
+@pytest.fixture
+def addr_show():
+    return tutorial.output("dpip addr show")
+
+
+@pytest.fixture
+def route_show():
+    return tutorial.output("dpip route show")
+
 
 PORTS = "dataplane\n port dpdk0 net_af_packet0,iface=eth0\n port dpdk1 net_af_packet1,iface=eth1\n!\n"
 
 
 def tutorial_model(with_lip=True):
-    text = PORTS + TUTORIAL_FNAT.replace("./dpip", "dpip")
+    text = PORTS + TUTORIAL_FNAT
     if with_lip:
         text += "dpip addr add 192.168.100.200/32 dev dpdk0 sapool\n"
     return check(lines(text), "fnat.conf")
@@ -214,17 +215,17 @@ def show(model, line):
     return run(Context(model), line)
 
 
-def test_tutorial_route_show():
+def test_tutorial_route_show(route_show):
     reply = show(tutorial_model(), "dpip route show")
-    assert reply.text == TUTORIAL_ROUTE_SHOW
+    assert reply.text == route_show
     assert reply.data[0] == {"prefix": "10.0.0.100/32", "via": "0.0.0.0", "src": "0.0.0.0",
                              "dev": "dpdk1", "mtu": 1500, "scope": "host", "metric": 0,
                              "proto": "auto"}
 
 
-def test_tutorial_route_show_without_the_lip():
+def test_tutorial_route_show_without_the_lip(route_show):
     reply = show(tutorial_model(with_lip=False), "dpip route show")
-    expected = [ln for ln in TUTORIAL_ROUTE_SHOW.splitlines() if "192.168.100.200" not in ln]
+    expected = [ln for ln in route_show.splitlines() if "192.168.100.200" not in ln]
     assert reply.text.splitlines() == expected
 
 
@@ -241,15 +242,15 @@ def test_route_show_host_routes_first_then_longest_prefix():
                                      "tos 0 scope global metric 0 proto auto")
 
 
-def test_route_show_dev():
+def test_route_show_dev(route_show):
     text = show(tutorial_model(), "dpip route show dev dpdk1").text
-    assert text.splitlines() == [ln for ln in TUTORIAL_ROUTE_SHOW.splitlines() if "dpdk1" in ln]
+    assert text.splitlines() == [ln for ln in route_show.splitlines() if "dpdk1" in ln]
 
 
-def test_tutorial_addr_show():
+def test_tutorial_addr_show(addr_show):
     reply = show(tutorial_model(), "dpip addr show")
     got = reply.text.splitlines()
-    want = TUTORIAL_ADDR_SHOW.splitlines()
+    want = addr_show.splitlines()
     assert got[:3] == want[:3]
     # sa_free counts the local ports rlb gives a LIP (DPVS's number is per its own pools)
     free = LPORT_RANGE[1] - LPORT_RANGE[0] + 1
@@ -262,19 +263,19 @@ def test_tutorial_addr_show():
     ]
 
 
-def test_addr_show_dev_and_unknown_dev():
+def test_addr_show_dev_and_unknown_dev(addr_show):
     model = tutorial_model()
-    assert show(model, "dpip addr show dev dpdk1").text == "\n".join(TUTORIAL_ADDR_SHOW.splitlines()[:2])
+    assert show(model, "dpip addr show dev dpdk1").text == "\n".join(addr_show.splitlines()[:2])
     with pytest.raises(CommandError, match="no such port 'dpdk7'"):
         show(model, "dpip addr show dev dpdk7")
 
 
-def test_addr_with_prefix_sets_vip_and_route():
+def test_addr_with_prefix_sets_vip_and_route(route_show):
     """The tutorial's tip: `dpip addr add 10.0.0.100/16 dev dpdk1` sets the VIP and the WAN
     route at once."""
     model = check(lines(PORTS + "dpip addr add 10.0.0.100/16 dev dpdk1\n"), "tip.conf")
     assert show(model, "dpip route show").text.splitlines() == [
-        TUTORIAL_ROUTE_SHOW.splitlines()[0], TUTORIAL_ROUTE_SHOW.splitlines()[3]]
+        route_show.splitlines()[0], route_show.splitlines()[3]]
     assert show(model, "dpip addr show").text == (
         "inet 10.0.0.100/16 scope global dpdk1\n     valid_lft forever preferred_lft forever")
 

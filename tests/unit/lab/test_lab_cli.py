@@ -4,8 +4,7 @@ from pathlib import Path
 import pytest
 
 from rlb.lab import cli, state, topologies
-
-TUTORIAL = Path(__file__).resolve().parents[4] / "shared" / "TUTORIAL.md"
+from support import tutorial
 
 
 @pytest.fixture
@@ -26,9 +25,7 @@ def test_script_prints_the_scenario_lines(name, capsys):
 
 def test_fnat_script_is_the_tutorial_text(capsys):
     """The FNAT two-arm lines are the tutorial's, in its order (`./dpip ...`, `./ipvsadm`)."""
-    if not TUTORIAL.exists():
-        pytest.fail(f"{TUTORIAL} is missing")
-    text = TUTORIAL.read_text()
+    text = tutorial.text()
     cli.main(["script", "fnat-two-arm"])
     at = [text.index(f"./{line}\n") for line in capsys.readouterr().out.splitlines()]
     assert at == sorted(at)

@@ -17,6 +17,7 @@ from rlb.commands import render, show
 from rlb.commands.base import Context
 from rlb.commands.grammar import Grammar
 from rlb.shell.repl import Shell, SocketTransport
+from support.engine import FakeEngine
 
 RUNNING = """\
 interface dpdk0
@@ -194,14 +195,15 @@ def test_show_startup_config_is_the_file_write_memory_wrote(tmp_path):
 # ------------------------------------------------------------ clear ip vs counters
 
 
-class ZeroEngine:
-    """Only what `zero` reaches: the slot it was given."""
+class ZeroEngine(FakeEngine):
+    """Keeps the slots `zero` was given."""
 
     def __init__(self):
+        super().__init__()
         self.zeroed = []
 
-    def zero_stats(self, slot):
-        self.zeroed.append(slot)
+    def zero_stats(self, svc_slot=None):
+        self.zeroed.append(svc_slot)
 
 
 def test_clear_ip_vs_counters_of_all_or_one_service():

@@ -1,0 +1,133 @@
+"""The tutorial's LB commands per forwarding mode, written once, with the knobs tests and
+benchmarks turn.
+
+Each function's defaults give the tutorial's lines for its scenario (topologies.py binds
+them per topology); a test or a benchmark that needs a variant (another port name, one
+real server, a UDP service, more local addresses) passes that knob instead of copying
+the lines. `net=False` leaves out the `dpip` lines: a second service on a LB already set.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+LAN = "192.168.100.0/24"
+LAN_GW = "192.168.100.1"
+RS1, RS2 = "192.168.100.2", "192.168.100.3"
+LIP = "192.168.100.200"          # the tutorial's FNAT local address
+
+Lines = tuple[str, ...]
+
+
+def virtual(vip: str, vport: int = 80, udp: bool = False) -> str:
+    """ipvsadm's name of a TCP or UDP service: `-t VIP:PORT` or `-u VIP:PORT`."""
+    return f"{'-u' if udp else '-t'} {vip}:{vport}"
+
+
+def service(mode: str, vip: str, *, vport: int = 80, udp: bool = False, sched: str = "rr",
+            servers: Iterable[str] = (RS1, RS2), rs_port: int | None = None,
+            weight: int | None = None) -> list[str]:
+    """`ipvsadm -A` for VIP:VPORT, then `ipvsadm -a` per real server with the flag the
+    mode plugin declares (rlb.plugins: the registry names it, not this file)."""
+    from rlb import plugins        # the compiled modes, loaded only when a script is made
+    flag = plugins.modes()[mode].flag
+    svc = virtual(vip, vport, udp)
+    port = f":{rs_port}" if rs_port is not None else ""
+    w = f" -w {weight}" if weight is not None else ""
+    return [f"ipvsadm -A {svc} -s {sched}",
+            *(f"ipvsadm -a {svc} -r {rs}{port} {flag}{w}" for rs in servers)]
+
+
+def fnat(vip: str, *, wan: str = "dpdk1", lan: str = "dpdk0",
+         client_net: str | None = "10.0.0.0/16", rs_net: str = LAN,
+         laddrs: Iterable[str] = (LIP,), net: bool = True, vport: int = 80,
+         udp: bool = False, **svc) -> Lines:
+    """FNAT: the VIP on `wan`, routes to the clients (two-arm) and to the real servers,
+    the service, then its local addresses on `lan`."""
+    lines = []
+    if net:
+        lines.append(f"dpip addr add {vip}/32 dev {wan}")
+        if client_net:
+            lines.append(f"dpip route add {client_net} dev {wan}")
+        lines.append(f"dpip route add {rs_net} dev {lan}")
+    lines += service("fnat", vip, vport=vport, udp=udp, **svc)
+    lines += [laddr(lip, vip, vport, udp, dev=lan) for lip in laddrs]
+    return tuple(lines)
+
+
+def laddr(lip: str, vip: str, vport: int = 80, udp: bool = False, dev: str = "dpdk0") -> str:
+    """One more FNAT local address for a service."""
+    return f"ipvsadm --add-laddr -z {lip} {virtual(vip, vport, udp)} -F {dev}"
+
+
+def dr(vip: str, *, dev: str = "dpdk0", lan_ip: str = f"{LAN_GW}/24",
+       wan: str | None = None, wan_ip: str | None = None, net: bool = True,
+       mode: str = "dr", **svc) -> Lines:
+    """DR: the LAN IP first (a DR real server must be on-link with one of the LB's
+    addresses), the VIP on `wan` (two-arm) or `dev`, then the service with -g
+    (`mode="tunnel"`: -i on the same addresses, as the benchmarks run it)."""
+    lines = []
+    if net:
+        if wan and wan_ip:
+            lines.append(f"dpip addr add {wan_ip} dev {wan}")
+        if not wan:
+            lines.append(f"dpip addr add {lan_ip} dev {dev}")
+        lines.append(f"dpip addr add {vip}/32 dev {wan or dev}")
+        if wan:
+            lines.append(f"dpip addr add {lan_ip} dev {dev}")
+    return tuple(lines + service(mode, vip, **svc))
+
+
+def tunnel(vip: str, *, dev: str = "dpdk0", lan_ip: str = "10.140.16.48/20",
+           gateway: str = "10.140.31.254", servers: Iterable[str] = ("10.140.18.33",
+                                                                     "10.40.84.170"),
+           net: bool = True, **svc) -> Lines:
+    """Tunnel: the LAN IP, the default route whose src is the IPIP source, the service
+    with -i, the VIP last (the tutorial's order)."""
+    src = lan_ip.split("/")[0]
+    lines = [f"dpip addr add {lan_ip} dev {dev}",
+             f"dpip route add default via {gateway} src {src} dev {dev}"] if net else []
+    lines += service("tunnel", vip, servers=servers, **svc)
+    if net:
+        lines.append(f"dpip addr add {vip}/32 dev {dev}")
+    return tuple(lines)
+
+
+def nat(vip: str, *, dev: str = "bond0", addrs: Iterable[tuple[str, str]] | None = None,
+        servers: Iterable[str] = ("10.140.18.33", "10.140.18.34"), vip_dev: str | None = None,
+        routes: Iterable[str] = (), vip_last: bool = True, net: bool = True, **svc) -> Lines:
+    """NAT: the LB's addresses (ADDR, DEV) on the clients' and the real servers' networks
+    (the tutorial's one-arm: both on `dev`), the service with -m, the VIP (last in the
+    tutorial; `vip_last=False` puts it before `routes`)."""
+    if addrs is None:
+        addrs = (("192.168.0.66/24", dev), ("10.140.31.48/20", dev))
+    vip_line = f"dpip addr add {vip}/32 dev {vip_dev or dev}"
+    lines = []
+    if net:
+        lines += [f"dpip addr add {a} dev {d}" for a, d in addrs]
+        if not vip_last:
+            lines.append(vip_line)
+        lines += [f"dpip route add {r}" for r in routes]
+    lines += service("nat", vip, servers=servers, **svc)
+    if net and vip_last:
+        lines.append(vip_line)
+    return tuple(lines)
+
+
+def snat(wan_ip: str, *, match: str, wan: str = "dpdk1", lan: str = "dpdk0",
+         wan_plen: int = 24, lan_ip: str = f"{LAN_GW}/24", gateway: str | None = None,
+         protos: Iterable[str] = ("proto=tcp", "proto=icmp"), net: bool = True) -> Lines:
+    """SNAT: the WAN address as a sapool, the LAN address, the default route out, then a
+    match service per protocol whose one "real server" is the WAN address, port 0."""
+    from rlb import plugins
+    flag = plugins.modes()["snat"].flag
+    lines = []
+    if net:
+        lines += [f"dpip addr add {wan_ip}/{wan_plen} dev {wan} sapool",
+                  f"dpip addr add {lan_ip} dev {lan}"]
+        if gateway:
+            lines.append(f"dpip route add default via {gateway} dev {wan}")
+    for proto in protos:
+        svc = f"-H {proto},{match}"
+        lines += [f"ipvsadm -A -s rr {svc}", f"ipvsadm -a {svc} -r {wan_ip}:0 -w 100 {flag}"]
+    return tuple(lines)

@@ -1,0 +1,152 @@
+"""A stand-in for the data plane in unit tests, held to the real Engine's interface.
+
+FakeEngine has the Engine methods the control plane calls, each with the signature
+`rlb.core.dataplane.Engine` has (compiled with binding, so inspect reads it); a call is
+bound to that signature (a wrong argument fails as it would on the real one) and recorded
+as (name, args, kwargs). A test's own fake subclasses it; a subclass that declares a method
+the Engine lacks, with another signature, or a catch-all __getattr__, fails at import.
+"""
+from __future__ import annotations
+
+import functools
+import inspect
+
+from rlb.model import services as services_mod
+from rlb.core import dataplane
+
+REAL = dataplane.Engine
+
+
+def mismatches(cls) -> list[str]:
+    """What in `cls` (its own attributes) is not the real Engine's interface."""
+    found = []
+    for name, value in vars(cls).items():
+        if name in ("__getattr__", "__getattribute__"):
+            found.append(f"{cls.__name__}.{name}: a fake answers only the Engine's names")
+        if name.startswith("_"):
+            continue
+        real = getattr(REAL, name, None)
+        if real is None:
+            found.append(f"{cls.__name__}.{name}: Engine has no {name}")
+        elif isinstance(value, property) or not callable(value):
+            if callable(real):
+                found.append(f"{cls.__name__}.{name}: a method on Engine")
+        else:
+            want, got = inspect.signature(real), inspect.signature(value)
+            if _params(want) != _params(got):
+                found.append(f"{cls.__name__}.{name}{got}: Engine has {name}{want}")
+    return found
+
+
+def _params(sig):
+    return [(p.name, p.kind, p.default) for p in sig.parameters.values()]
+
+
+def recorded(fn):
+    """The method records its call (once bound to its own, the real, signature) and raises
+    when `self.failing[name](*args, **kw)` says so; then it runs its body."""
+    sig = inspect.signature(fn)
+
+    @functools.wraps(fn)
+    def call(self, *args, **kw):
+        sig.bind(self, *args, **kw)
+        self.calls.append((fn.__name__, args, kw))
+        when = self.failing.get(fn.__name__)
+        if when is not None and when(*args, **kw):
+            raise RuntimeError(f"data plane refused {fn.__name__}")
+        return fn(self, *args, **kw)
+    return call
+
+
+class FakeEngine:
+    """Records the pushes; counters read as zero, nothing learned, no connections."""
+
+    def __init__(self):
+        self.calls = []
+        self.failing = {}         # method name -> when(*args, **kw): raise on that call
+
+    def __init_subclass__(cls, **kw):
+        super().__init_subclass__(**kw)
+        if problems := mismatches(cls):
+            raise TypeError("a fake Engine differs from rlb.core.dataplane.Engine:\n"
+                            + "\n".join(problems))
+
+    @recorded
+    def set_forwarding(self, on): pass
+
+    @recorded
+    def set_idle(self, busy_poll, idle_sleep_us): pass
+
+    @recorded
+    def set_neigh_timeout(self, seconds): pass
+
+    @recorded
+    def set_vip_miss_kni(self, on): pass
+
+    @recorded
+    def set_timeout(self, name, seconds): pass
+
+    @recorded
+    def route_set(self, index, prefix, plen, *, gw=0, src=0, port=0, scope=0, mtu=1500,
+                  sapool=False): pass
+
+    @recorded
+    def route_del(self, index, prefix, plen): pass
+
+    @recorded
+    def neigh_set(self, ip, mac, port, static=True): pass
+
+    @recorded
+    def neigh_del(self, ip): pass
+
+    @recorded
+    def neigh_flush(self, port=-1): pass
+
+    @recorded
+    def garp(self, ip, port): pass
+
+    @recorded
+    def port_addr(self, port, ip): pass
+
+    @recorded
+    def register_mode(self, index, capsule): pass
+
+    @recorded
+    def register_sched(self, index, capsule): pass
+
+    @recorded
+    def dest_set(self, slot, *, svc, addr, port, mode, weight, u_threshold=0, l_threshold=0,
+                 available=True): pass
+
+    @recorded
+    def dest_del(self, slot): pass
+
+    @recorded
+    def svc_set(self, slot, *, proto, vaddr, vport, sched, flags=0, timeout=0,
+                netmask=4294967295, dests=(), laddrs=(), match=None): pass
+
+    @recorded
+    def svc_table(self, slot, table): pass
+
+    @recorded
+    def svc_del(self, slot): pass
+
+    @recorded
+    def zero_stats(self, svc_slot=None): pass
+
+    def svc_stats(self, slot):
+        return dict(services_mod.ZERO_SVC_STATS)
+
+    def dest_stats(self, slot):
+        return dict(services_mod.ZERO_DEST_STATS)
+
+    def laddr_stats(self, svc_slot):
+        return []
+
+    def connections(self, limit=10000):
+        return []
+
+    def neighbours(self):
+        return []
+
+
