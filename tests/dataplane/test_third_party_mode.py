@@ -4,13 +4,13 @@ real server that mode, and the workers forward with the C the plugin registered.
 from scapy.layers.inet import IP, TCP
 
 from support import toy_mode
-from support.netns import FNAT_TWO_PORT, Daemon, del_ns, make_ns, sh
+from support.netns import Daemon, del_ns, make_ns, sh, two_ports
 
 from test_nat_snat import Wires, checksums_ok
 
 NS = "rlbt-toy"
 # the two af_packet ports' dataplane section, then NAT's network (test_nat_snat.py)
-SCRIPT = FNAT_TWO_PORT[:FNAT_TWO_PORT.index("!\n") + 2].replace("{workers}", "1") + """\
+SCRIPT = two_ports(1) + """\
 dpip addr add 10.0.0.1/16 dev dpdk1
 dpip addr add 192.168.100.1/24 dev dpdk0
 dpip addr add 10.0.0.100/32 dev dpdk1
