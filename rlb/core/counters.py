@@ -10,8 +10,8 @@ this order, which is also the order `show`, `dpip -s` and `| json` print them in
 Entries whose `source` is not "array" are listed so that the API's output is described
 in one place, but live elsewhere: "field" is a struct field of its own that the packet
 path reads for decisions (the schedulers' active connections, FNAT's port use, SNAT's
-port cursor), "pmd" a
-counter of the port's DPDK driver (rte_eth_stats).
+port cursor) or that is combined otherwise than by a sum (the passive check's run and
+times), "pmd" a counter of the port's DPDK driver (rte_eth_stats).
 
 This module is plain Python with no rlb import: setup.py runs it before anything is
 built, and a metrics exporter can read `GROUPS` (name, help, unit, kind) as is.
@@ -37,6 +37,11 @@ class Group(NamedTuple):
 
     def names(self, source=None):
         return tuple(c.name for c in self.counters if source is None or c.source == source)
+
+    def zero(self) -> dict:
+        """The group's values before anything happened: 0, and None for a time ago
+        (unit "seconds": never)."""
+        return {c.name: None if c.unit == "seconds" else 0 for c in self.counters}
 
 
 _c = Counter
@@ -121,6 +126,22 @@ DEST = Group("dest", "DEST_", ("service", "real_server"), "a real server of a se
     _c("outpkts", "packets to clients", "packets"),
     _c("inbytes", "bytes from clients", "bytes"),
     _c("outbytes", "bytes to clients", "bytes"),
+    # The passive check (DPVS's --dest-check): what the real server did with the
+    # connections sent to it, seen in the traffic itself. Only modes whose replies come
+    # back through the LB (FNAT, NAT, SNAT) see an answer: for DR and Tunnel real
+    # servers these are None (n/a). A health check reads fails_in_row (stats.pyx).
+    _c("answered", "connections the real server answered (its first packet back came "
+       "through us; a reset first counts as refused)", "conns"),
+    _c("unanswered", "connections that ended with no packet back from the real server: "
+       "TCP SYNs never answered, UDP with no datagram back", "conns"),
+    _c("refused", "TCP connections the real server answered with a reset first "
+       "(nothing listening)", "conns"),
+    _c("fails_in_row", "connections unanswered or refused since the last answered one "
+       "(the workers' runs after the newest answer, summed)", "conns", "gauge", "field"),
+    _c("answered_ago", "seconds since the real server last answered a connection "
+       "(None: never)", "seconds", "gauge", "field"),
+    _c("failed_ago", "seconds since a connection last ended unanswered or refused "
+       "(None: never)", "seconds", "gauge", "field"),
 ))
 
 LADDR = Group("laddr", "LADDR_", ("service", "local_address"), "an FNAT local address", (

@@ -2,6 +2,7 @@
 # the LVS state and timers, and hand the packet to the connection's forwarding mode.
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int32_t
 from libc.string cimport memset
+from rlb.core.dpdk.eal cimport rte_rdtsc
 from rlb.core.dpdk.mbuf cimport rte_mbuf
 from rlb.core.dpdk.ring cimport rte_ring_enqueue
 from rlb.core.route cimport route_lookup
@@ -151,6 +152,41 @@ cdef inline void dest_count(worker_t *w, conn_t *c, int delta) noexcept nogil:
     else:
         d.inactconns += delta
 
+cdef inline void dest_failed(engine_t *e, dest_t *d, uint32_t slot) noexcept nogil:
+    """One more connection of real server `slot` unanswered or refused (the passive
+    check). Each worker keeps its own run; one that an answer on another worker has
+    ended since its last failure starts afresh, so the runs the stats add up hold only
+    failures after the newest answer (stats.pyx). Only while failing: no answer costs it."""
+    cdef uint16_t i
+    if d.fails_in_row:
+        for i in range(e.nworkers):
+            if e.workers[i].dests[slot].answered_tsc > d.failed_tsc:
+                d.fails_in_row = 0
+                break
+    d.fails_in_row += 1
+    d.failed_tsc = rte_rdtsc()
+
+cdef inline void dest_answered(engine_t *e, conn_t *c, dest_t *d, uint8_t tcp_flags) noexcept nogil:
+    """The first packet from a connection's real server side: an answer, or for TCP a
+    reset before any SYN-ACK (refused: nothing listening). Once per connection, so the
+    clock read costs nothing per packet."""
+    c.flags |= CONN_F_ANSWERED
+    if c.proto == IPPROTO_TCP and (tcp_flags & (TH_RST | TH_SYN)) == TH_RST:
+        d.stats[DEST_REFUSED] += 1
+        dest_failed(e, d, c.dest & 0xffffff)
+    else:
+        d.stats[DEST_ANSWERED] += 1
+        d.fails_in_row = 0
+        d.answered_tsc = rte_rdtsc()
+
+cdef inline void dest_unanswered(engine_t *e, worker_t *w, conn_t *c) noexcept nogil:
+    """A connection ends and its real server never sent a packet back."""
+    cdef dest_t *d = &w.dests[c.dest & 0xffffff]
+    if d.gen != (c.dest >> 24):
+        return                 # its real server went (or the slot is another's now)
+    d.stats[DEST_UNANSWERED] += 1
+    dest_failed(e, d, c.dest & 0xffffff)
+
 cdef inline void conn_set_state(engine_t *e, worker_t *w, uint32_t slot, uint8_t state) noexcept nogil:
     cdef conn_t *c = &w.conns[slot]
     cdef uint8_t active = state == CS_ESTABLISHED or state == CS_UDP
@@ -169,6 +205,8 @@ cdef inline void conn_free(engine_t *e, worker_t *w, uint32_t slot) noexcept nog
         if e.modes[c.mode] != NULL and e.modes[c.mode].conn_free != NULL:
             e.modes[c.mode].conn_free(e, w, c)
         dest_count(w, c, -1)
+        if not (c.flags & CONN_F_ANSWERED):
+            dest_unanswered(e, w, c)
     wheel_unlink(w, slot)
     conn_release(w, slot)
     w.ct_stats[CT_EXPIRED] += 1
@@ -276,6 +314,8 @@ cdef inline uint32_t lb_new_conn(engine_t *e, worker_t *w, svc_t *s, uint8_t por
             s.stats[SVC_NO_LADDR] += 1
             drop(w, m, R_NO_LADDR)
         return NONE32
+    if e.modes[c.mode].direct_reply:
+        c.flags |= CONN_F_ANSWERED       # its answers bypass us: the passive check is n/a
     conn_hash_add(w, slot, DIR_IN)
     conn_hash_add(w, slot, DIR_OUT)
     c.expires = w.tick + e.timeouts[c.state]
@@ -399,5 +439,7 @@ cdef inline int lb_input(engine_t *e, worker_t *w, uint8_t port, rte_mbuf *m,
         s.stats[SVC_OUTBYTES] += tot
         d.stats[DEST_OUTPKTS] += 1
         d.stats[DEST_OUTBYTES] += tot
+        if not (c.flags & CONN_F_ANSWERED):
+            dest_answered(e, c, d, flags)
         e.modes[c.mode].xmit_out(e, w, c, m)
     return 1

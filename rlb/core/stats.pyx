@@ -7,6 +7,7 @@ read sees an old or a new value, never a torn one).
 from libc.stdint cimport uint32_t, uint64_t, int32_t
 from libc.string cimport memset
 
+from rlb.core.dpdk.eal cimport rte_rdtsc
 from rlb.core.dpdk.mbuf cimport rte_mempool_in_use_count, rte_mempool_avail_count
 from rlb.core.dpdk.ethdev cimport (rte_eth_stats, rte_eth_stats_get, rte_eth_dev_info,
                                    rte_eth_dev_info_get, rte_eth_link, rte_eth_link_get_nowait)
@@ -100,16 +101,63 @@ cdef dict svc_stats(engine_t *e, int slot):
     return out
 
 
+# The passive check's names (None together for DR/Tunnel): the table's, or stale
+cdef tuple PASSIVE = ("answered", "unanswered", "refused", "fails_in_row", "answered_ago",
+                      "failed_ago")
+if not set(PASSIVE) <= set(counters.DEST.names()):
+    raise ImportError("rlb.core.stats: the passive check's counters are not in the table")
+
+
 cdef dict dest_stats(engine_t *e, int slot):
     cdef dest_t *d
-    out = dict.fromkeys(counters.DEST.names(), 0)
+    out = counters.DEST.zero()
     for i in range(e.nworkers):
         d = &e.workers[i].dests[slot]
         out["activeconns"] += d.activeconns     # fields the schedulers read
         out["inactconns"] += d.inactconns
         out["conns"] += d.conns
         add_array(out, DEST_ARRAY, d.stats)
+    out.update(passive(e, slot))
     return out
+
+
+cdef dict passive(engine_t *e, int slot):
+    """The passive check of a real server slot: its counters, and its run of failures.
+
+    Each worker counts the connections it holds, in a run of its own that starts afresh
+    at its first failure after an answer on any worker (lb.pxd dest_failed); the newest
+    answer ends them all: the run is the sum of the runs of the workers whose last
+    failure came after it (TSC times, one clock for all cores). A DR or Tunnel real server answers clients directly: all None (n/a)."""
+    cdef dest_t *d
+    cdef uint64_t answered = 0, failed = 0, now = rte_rdtsc()
+    cdef uint64_t run = 0
+    cdef int i
+    mode = e.modes[e.workers[0].dests[slot].mode]
+    if mode != NULL and mode.direct_reply:
+        return dict.fromkeys(PASSIVE)
+    out = {"answered": 0, "unanswered": 0, "refused": 0}
+    for i in range(e.nworkers):
+        d = &e.workers[i].dests[slot]
+        out["answered"] += d.stats[DEST_ANSWERED]
+        out["unanswered"] += d.stats[DEST_UNANSWERED]
+        out["refused"] += d.stats[DEST_REFUSED]
+        answered = max(answered, d.answered_tsc)
+        failed = max(failed, d.failed_tsc)
+    for i in range(e.nworkers):
+        d = &e.workers[i].dests[slot]
+        if d.failed_tsc > answered:
+            run += d.fails_in_row
+    out["fails_in_row"] = run
+    out["answered_ago"] = _ago(e, now, answered)
+    out["failed_ago"] = _ago(e, now, failed)
+    return out
+
+
+cdef object _ago(engine_t *e, uint64_t now, uint64_t tsc):
+    """Seconds from a TSC time to now (ms steps), None for never."""
+    if tsc == 0:
+        return None
+    return round((now - tsc if now > tsc else 0) / <double>e.tsc_hz, 3)
 
 
 cdef list laddr_stats(engine_t *e, int svc_slot):

@@ -144,6 +144,8 @@ cdef enum:                     # conn_t.flags
     CONN_F_UOA_ONE = 16        # FNAT UDP: UOA sent in 1, 2, 3 datagrams (a 2-bit count)
     CONN_F_UOA_DONE = 48       # ... or no more (3 sent, or the server answered)
     CONN_F_SEQ = 64            # FNAT: seq_delta set (at the first SYN)
+    CONN_F_ANSWERED = 128      # the real server's side sent a packet (or its mode's replies
+                               # bypass us: DR, Tunnel): not counted unanswered at its end
 
 cdef struct dest_t:            # a real server of one service (each worker has its copy)
     uint32_t addr              # host order
@@ -159,6 +161,10 @@ cdef struct dest_t:            # a real server of one service (each worker has i
     uint32_t activeconns       # this worker's
     uint32_t inactconns
     uint64_t conns             # connections scheduled here (SNAT's local port cursor)
+    uint32_t fails_in_row      # passive check: connections unanswered or refused since the
+    uint32_t pad               # last answered one (this worker's)
+    uint64_t answered_tsc      # rdtsc of the last answer (0: none), of the last failure: the
+    uint64_t failed_tsc        # workers' runs are combined by time (stats.pyx)
     uint64_t stats[DEST_COUNT] # counters.py's DEST group
 
 cdef struct laddr_t:           # FNAT local address of a service

@@ -185,6 +185,9 @@ cdef void dest_apply(worker_t *w, uint32_t slot, dest_t *cfg) noexcept nogil:
     d.activeconns = 0
     d.inactconns = 0
     d.conns = 0
+    d.fails_in_row = 0
+    d.answered_tsc = 0
+    d.failed_tsc = 0
     memset(d.stats, 0, sizeof(d.stats))
 
 
@@ -227,7 +230,8 @@ cdef void zero_counters(engine_t *e, worker_t *w, uint32_t only) noexcept nogil:
             for k in range(s.ndests):
                 d = &w.dests[s.dests[k]]
                 d.conns = 0
-                memset(d.stats, 0, sizeof(d.stats))
+                memset(d.stats, 0, sizeof(d.stats))     # not the passive check's run:
+                                                        # a health state, not a count
 
 
 cdef inline void flush_all(engine_t *e, worker_t *w) noexcept nogil:

@@ -39,8 +39,8 @@ MAX_DESTS_PER_SVC, MAX_LADDRS_PER_SVC = consts.MAX_DESTS_PER_SVC, consts.MAX_LAD
 CONN_LIST_LIMIT = 100_000         # rows `ipvsadm -lnc` asks the data plane for
 RATE_MIN_INTERVAL = 1.0           # seconds: a `--rate` asked sooner reuses the newest sample
 
-ZERO_SVC_STATS = dict.fromkeys(counters.SVC.names(), 0)      # what svc_stats() returns
-ZERO_DEST_STATS = dict.fromkeys(counters.DEST.names(), 0)
+ZERO_SVC_STATS = counters.SVC.zero()       # what svc_stats() returns without a data plane
+ZERO_DEST_STATS = counters.DEST.zero()
 # rate name -> the counter it is the per-second derivative of
 RATES = {"cps": "conns", "inpps": "inpkts", "outpps": "outpkts", "inbps": "inbytes",
          "outbps": "outbytes"}

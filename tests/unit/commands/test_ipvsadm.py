@@ -440,6 +440,21 @@ def test_stats_with_ipvsadm_suffixes_and_exact():
         "1000000000000000")
 
 
+def test_passive_check_in_the_data_not_the_columns():
+    """The passive check's counters reach `| json` through the stats dict (the counter
+    table drives it); ipvsadm's text keeps ipvsadm's columns."""
+    m = counted()
+    text = out(m, "ipvsadm -ln --stats")
+    m.engine.dest[0] = dict(conns=4, answered=1, unanswered=3, fails_in_row=3,
+                            answered_ago=31.5, failed_ago=0.2)
+    assert out(m, "ipvsadm -ln --stats") == text.replace(
+        "  -> 192.168.100.2:80                    0", "  -> 192.168.100.2:80                    4")
+    rs1, rs2 = run(Context(m), "ipvsadm -ln --stats").data["services"][0]["dests"]
+    assert (rs1["stats"]["unanswered"], rs1["stats"]["fails_in_row"],
+            rs1["stats"]["answered_ago"], rs1["stats"]["refused"]) == (3, 3, 31.5, 0)
+    assert rs2["stats"]["answered_ago"] is None and rs2["stats"]["fails_in_row"] == 0
+
+
 class Clock:
     def __init__(self, t):
         self.t = t

@@ -38,3 +38,12 @@ def test_the_build_used_this_table():
     assert pxi.read_text() == counters.pxi()
     pytest.importorskip("rlb.core.stats")       # it checks its enums' sizes when loaded
 
+
+
+def test_before_anything_a_time_ago_is_never():
+    """The passive check's times start as None (no answer yet), not 0 (just now)."""
+    zero = counters.DEST.zero()
+    assert list(zero) == list(counters.DEST.names())
+    assert zero["answered_ago"] is None and zero["failed_ago"] is None
+    assert zero["unanswered"] == zero["fails_in_row"] == zero["conns"] == 0
+    assert all(v == 0 for v in counters.SVC.zero().values())
