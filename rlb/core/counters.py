@@ -40,11 +40,12 @@ class Group(NamedTuple):
 
     def zero(self) -> dict:
         """The group's values before anything happened: 0, and None for a time ago
-        (unit "seconds": never)."""
-        return {c.name: None if c.unit == "seconds" else 0 for c in self.counters}
+        (unit SECONDS: never)."""
+        return {c.name: None if c.unit == SECONDS else 0 for c in self.counters}
 
 
 _c = Counter
+SECONDS = "seconds"            # the unit of a time ago: None before the first event
 
 
 PORT = Group("ports", "PORT_", ("device",), "a data port: its driver's counters and the workers'", (
@@ -139,9 +140,9 @@ DEST = Group("dest", "DEST_", ("service", "real_server"), "a real server of a se
     _c("fails_in_row", "connections unanswered or refused since the last answered one "
        "(the workers' runs after the newest answer, summed)", "conns", "gauge", "field"),
     _c("answered_ago", "seconds since the real server last answered a connection "
-       "(None: never)", "seconds", "gauge", "field"),
+       "(None: never)", SECONDS, "gauge", "field"),
     _c("failed_ago", "seconds since a connection last ended unanswered or refused "
-       "(None: never)", "seconds", "gauge", "field"),
+       "(None: never)", SECONDS, "gauge", "field"),
 ))
 
 LADDR = Group("laddr", "LADDR_", ("service", "local_address"), "an FNAT local address", (
