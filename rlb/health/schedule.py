@@ -81,9 +81,12 @@ class ManualClock:
         return self.t
 
     async def wait(self, event: asyncio.Event, timeout: float) -> None:
-        if not event.is_set():
-            self.t += timeout
-        await asyncio.sleep(0)
+        # let the ready tasks run first (checks finishing "at once"), then jump
+        for _ in range(3):
+            await asyncio.sleep(0)
+            if event.is_set():
+                return
+        self.t += timeout
 
 
 class _Entry:
@@ -109,6 +112,7 @@ class Scheduler:
         self._added = 0
         self._seq = 0
         self._wake = asyncio.Event()
+        self._wake_at = math.inf    # when run() is due to look again
 
     # -- configuration -----------------------------------------------------------
 
@@ -125,7 +129,6 @@ class Scheduler:
         e.timing = timing
         if not e.running:       # a running check takes its new timing when done
             self._place(e, self._grid_at_or_after(e, self.clock.now()))
-        self._wake.set()
         return new
 
     def remove(self, key: Hashable) -> None:
@@ -146,6 +149,8 @@ class Scheduler:
         e.version += 1
         self._seq += 1
         heapq.heappush(self._heap, (slot, self._seq, e.version, e.key))
+        if slot < self._wake_at:    # run() sleeps past it: wake it up
+            self._wake.set()
 
     # -- the loop's questions ------------------------------------------------------
 
@@ -181,7 +186,6 @@ class Scheduler:
             slot = self._grid_at_or_after(e, now)
             if slot > now:
                 slot -= iv
-            self._wake.set()
         self._place(e, slot)
 
     def overdue(self, now: float | None = None) -> list[Hashable]:
@@ -212,4 +216,6 @@ class Scheduler:
                 launch(key, deadline)
             nxt = self.next_time()
             delay = idle if nxt is None else min(idle, max(0.0, nxt - now))
+            self._wake_at = now + delay
             await self.clock.wait(self._wake, delay)
+            self._wake_at = math.inf
