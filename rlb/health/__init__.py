@@ -1,1 +1,1 @@
-"""Health checks of real servers: their state, the weights it sets, the service's quorum."""
+"""Health checks: checkers probe real servers, a state machine turns results into weights."""

@@ -1,4 +1,4 @@
-"""The outcome of one health check, as every checker returns it."""
+"""The outcome of one health probe, the contract between the checkers and the state machine."""
 from dataclasses import dataclass
 
 
