@@ -50,6 +50,11 @@ class Transition:
     def state(self) -> str:
         return "UP" if self.up else "DOWN"
 
+    def line(self, who: str) -> str:
+        """The event log's line: `rs1 192.168.100.2:80 DOWN: http status 503 after 3
+        failures` for who="rs1 192.168.100.2:80"."""
+        return f"{who} {self.state}: {self.reason}"
+
 
 def _times(n: int, word: str, plural: str) -> str:
     return f"{n} {word if n == 1 else plural}"
