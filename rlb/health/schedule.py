@@ -16,7 +16,7 @@ from rlb.errors import CommandError
 GOLDEN = (math.sqrt(5) - 1) / 2
 
 
-@dataclass(frozen=True)
+@dataclass
 class Timing:
     """How often a check runs and how long it may take (seconds).
 
@@ -36,7 +36,7 @@ class Timing:
         if not self.interval > 0:
             raise CommandError(f"interval {self.interval}: must be more than 0 seconds")
         if self.timeout is None:
-            object.__setattr__(self, "timeout", self.interval)
+            self.timeout = self.interval
         if not self.timeout > 0:
             raise CommandError(f"timeout {self.timeout}: must be more than 0 seconds")
         if self.timeout > self.interval:
@@ -89,15 +89,15 @@ class ManualClock:
         self.t += timeout
 
 
+@dataclass(slots=True)
 class _Entry:
-    __slots__ = ("key", "timing", "phase", "slot", "running", "deadline", "version")
-
-    def __init__(self, key, timing: Timing, phase: float):
-        self.key, self.timing, self.phase = key, timing, phase
-        self.slot = 0.0          # the next start on the check's grid
-        self.running = False
-        self.deadline = 0.0
-        self.version = 0
+    key: Hashable
+    timing: Timing
+    phase: float             # the fraction of the interval where its grid starts
+    slot: float = 0.0        # the next start on the check's grid
+    running: bool = False
+    deadline: float = 0.0
+    version: int = 0         # bumped when its heap item goes stale
 
 
 class Scheduler:
