@@ -11,7 +11,8 @@ from rlb.control.config import check, handler_params, run
 from rlb.model.model import SCOPES, CommandError, Model
 from rlb.commands import base as commands, configure, ipvsadm, show, users
 from rlb.commands.base import Context, Reply, g
-from rlb.commands.grammar import ParseError, _Kw, _terminals, _Var
+from rlb.commands.definition import _Kw, _terminals, _Var
+from rlb.commands.grammar import ParseError
 from support import samples
 
 ROOT = Path(__file__).resolve().parents[3]
