@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from rlb.commands.grammar import Command, GrammarError, _Group, _Kw, _terminals, _Var
+from rlb.commands.definition import GrammarError, _Group, _Kw, _terminals, _Var
+from rlb.commands.grammar import Command
 
 
 class Shown(NamedTuple):
