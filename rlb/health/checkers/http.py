@@ -19,9 +19,12 @@ MAX_HEAD = 16384
 SETTINGS = (
     s.Setting("path", s.PATH, "/", "path to GET"),
     s.Setting("host", s.HOST, None, "Host header (and TLS SNI); default: the address probed"),
-    s.Setting("status", s.CODES, ((200, 200),),
-              "expected status codes: 200, 200-299, 200,301-302 (keepalived's status_code)"),
+    s.Setting("status", s.CODES, ((200, 299),),
+              "expected status codes: 200, 200-299, 200,301-302 (keepalived's status_code, "
+              "whose default is 200-299)"),
     s.Setting("regex", s.REGEX, None, "the body must match this regular expression"),
+    s.Setting("regex-no-match", s.FLAG, False,
+              "reverse the regex: a body that matches is down (keepalived's regex_no_match)"),
     s.Setting("digest", s.DIGEST, None, "MD5 of the body, as keepalived's genhash prints it"),
 )
 
@@ -62,8 +65,10 @@ def judge(values, status, status_line, body) -> Result:
         return Result(False, 0.0, f"not an HTTP response: {status_line[:60]!r}")
     if not any(lo <= status <= hi for lo, hi in values["status"]):
         return Result(False, 0.0, f"http status {status}")
-    if values["regex"] is not None and not values["regex"].search(body.decode("latin-1")):
-        return Result(False, 0.0, "body does not match")
+    if values["regex"] is not None:
+        found = values["regex"].search(body.decode("latin-1")) is not None
+        if found == values["regex-no-match"]:
+            return Result(False, 0.0, "body matches" if found else "body does not match")
     if values["digest"] is not None:
         got = hashlib.md5(body).hexdigest()
         if got != values["digest"]:

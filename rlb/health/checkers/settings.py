@@ -72,11 +72,12 @@ def _host(value):
 
 
 def _codes(value):
-    """`200`, `200-299`, `200,301-302`: a tuple of (low, high) ranges, both ends in."""
+    """`200`, `200-299`, `200,301-302` (or space-separated, as keepalived's status_code):
+    a tuple of (low, high) ranges, both ends in."""
     if isinstance(value, tuple):
         return value
     ranges = []
-    for part in str(value).split(","):
+    for part in str(value).replace(",", " ").split() or [""]:
         low, _, high = part.strip().partition("-")
         try:
             lo, hi = int(low), int(high or low)
@@ -119,7 +120,7 @@ def _hex(value):
 
 
 def _reply(value):
-    """`any`: a reply is required, whatever it holds; hex: the reply starts with it."""
+    """`any`: a reply is required, whatever it holds; hex: what the reply must hold."""
     return value if value == "any" else _hex(value)
 
 

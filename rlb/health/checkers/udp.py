@@ -1,6 +1,7 @@
 """UDP check (keepalived's UDP_CHECK): send the payload on a connected socket; with
-`require_reply`, up when a reply comes (starting with the bytes given); without, up
-unless an ICMP port-unreachable comes back (ECONNREFUSED) within the timeout."""
+`require-reply`, up when a reply comes (equal to the bytes given over the shorter of the
+two, as keepalived compares); without, up unless an ICMP error (port unreachable:
+ECONNREFUSED) comes back within the timeout."""
 from __future__ import annotations
 
 import asyncio
@@ -19,15 +20,16 @@ SILENCE_MARGIN = 0.02
 
 SETTINGS = (
     s.Setting("payload", s.HEX, b"", "datagram to send, in hex (keepalived's payload)"),
-    s.Setting("require_reply", s.REPLY, None,
-              "a reply is needed: `any`, or the hex bytes it starts with"),
+    s.Setting("require-reply", s.REPLY, None,
+              "a reply is needed: `any`, or the hex bytes it must hold (keepalived's "
+              "require_reply)"),
 )
 
 
 async def probe(probe: Probe) -> Result:
     loop = asyncio.get_running_loop()
     sock = connected_socket_for(probe, socket.SOCK_DGRAM)
-    want = probe.values["require_reply"]
+    want = probe.values["require-reply"]
     try:
         sock.connect((probe.addr, probe.port))      # UDP: no packet, only the peer is set
         await loop.sock_sendall(sock, probe.values["payload"])
@@ -44,10 +46,11 @@ async def probe(probe: Probe) -> Result:
             return Result(True, 0.0)           # silence, no ICMP error: a UDP service up
     finally:
         sock.close()
-    if want != "any" and not reply.startswith(want):
+    n = min(len(reply), len(want)) if want != "any" else 0
+    if n and reply[:n] != want[:n]:
         return Result(False, 0.0, f"reply does not match: {reply[:16].hex()}")
     return Result(True, 0.0)
 
 
 CHECKER = Checker("udp", "send a datagram; down on ICMP port-unreachable or, with "
-                  "require_reply, without a reply", SETTINGS, probe)
+                  "require-reply, without a reply", SETTINGS, probe)

@@ -110,7 +110,7 @@ def lab(tmp_path_factory):
 
 
 def probe(kind, addr=RS, port=APP, **given):
-    given.setdefault("timeout", 1.0)
+    given = {"timeout": 1.0} | {name.replace("_", "-"): v for name, v in given.items()}
     check = checkers.configure(kind, given)
     with in_netns(NS):                # every socket the probe opens is the namespace's
         return asyncio.run(check.run(addr, port))
@@ -131,7 +131,8 @@ def test_http_status_codes_and_path(lab):
     assert probe("http", port=NGINX_HTTP, path="/health").ok
     r = probe("http", port=NGINX_HTTP, path="/missing")
     assert (r.ok, r.error) == (False, "http status 404")
-    assert probe("http", port=NGINX_HTTP, path="/missing", status="200,400-404").ok
+    assert probe("http", port=NGINX_HTTP, path="/missing", status="200 400-404").ok
+    assert not probe("http", port=NGINX_HTTP, path="/missing", status="200-399").ok
     assert probe("http", port=CLOSED).error == "connection refused"
     assert 0 < probe("http", port=NGINX_HTTP, path="/health").latency < 1.0
 
@@ -144,6 +145,8 @@ def test_http_body_regex_digest_and_host(lab):
     assert probe("http", port=NGINX_HTTP, path="/health", regex="^healthy$").ok
     r = probe("http", port=NGINX_HTTP, path="/health", regex="^sick")
     assert (r.ok, r.error) == (False, "body does not match")
+    r = probe("http", port=NGINX_HTTP, path="/health", regex="^healthy$", regex_no_match=True)
+    assert (r.ok, r.error) == (False, "body matches")
     assert probe("http", port=NGINX_HTTP, path="/host", host="www.example.test",
                  regex="host=www.example.test").ok
     assert not probe("http", port=NGINX_HTTP, path="/host", regex="host=www").ok
@@ -179,6 +182,10 @@ def test_udp(lab):
     assert probe("udp", port=UDP_ECHO, payload="00", require_reply=b"Your ip".hex()).ok
     r = probe("udp", port=UDP_ECHO, payload="00", require_reply=b"Their ip".hex())
     assert not r.ok and r.error.startswith("reply does not match")
+    # the echo names the client it saw: the source address the probe was bound to
+    mine, other = (f"Your ip:port : {a}:".encode().hex() for a in (LOCAL, RS))
+    assert probe("udp", port=UDP_ECHO, payload="00", source=LOCAL, require_reply=mine).ok
+    assert not probe("udp", port=UDP_ECHO, payload="00", source=LOCAL, require_reply=other).ok
     r = probe("udp", port=CLOSED, payload="00")
     assert (r.ok, r.error) == (False, "port unreachable")
     # a UDP port that never answers: up without require_reply (no ICMP error), down with it

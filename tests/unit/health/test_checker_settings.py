@@ -47,7 +47,9 @@ def test_settings_are_data_and_common_ones_are_shared():
             assert s.help and s.type.name
     assert checkers.configure("tcp").get("timeout") == 1.0
     assert checkers.configure("http").get("path") == "/"
-    assert checkers.configure("http").get("status") == ((200, 200),)
+    assert checkers.configure("http").get("status") == ((200, 299),)     # keepalived's
+    assert checkers.configure("http", {"status": "200-299 400-499 503"}).get("status") == \
+        ((200, 299), (400, 499), (503, 503))
 
 
 @pytest.mark.parametrize("kind, given, reason", [
@@ -61,6 +63,7 @@ def test_settings_are_data_and_common_ones_are_shared():
     ("http", {"status": "2000"}, "status: '2000' is not an HTTP status code"),
     ("http", {"status": "299-200"}, "is not an HTTP status code"),
     ("http", {"status": "ok"}, "is not a status code, a range or a list"),
+    ("http", {"status": ""}, "is not a status code, a range or a list"),
     ("http", {"regex": "a("}, "regex 'a(' does not compile"),
     ("http", {"digest": "abc"}, "is not an MD5 digest"),
     ("http", {"path": "health"}, "is not a path"),
@@ -86,8 +89,8 @@ def test_values_parse_and_print_back():
     again = checkers.configure("http", dict(check.words()))
     assert again == check                      # the printed words give the same check
     assert again != checkers.configure("http", {"path": "/other"})
-    udp = checkers.configure("udp", {"payload": "00ff", "require_reply": "any"})
-    assert udp.get("payload") == b"\x00\xff" and udp.words()[-1] == ("require_reply", "any")
+    udp = checkers.configure("udp", {"payload": "00ff", "require-reply": "any"})
+    assert udp.get("payload") == b"\x00\xff" and udp.words()[-1] == ("require-reply", "any")
     assert checkers.configure("misc", {"command": "true --x 'a b'"}).get("command") == \
         ("true", "--x", "a b")
 
@@ -102,6 +105,9 @@ def test_http_verdicts():
     v = dict(checkers.configure("http", {"regex": r"ok\b"}).values)
     assert http.judge(v, 200, "", b"all ok").ok
     assert http.judge(v, 200, "", b"broken").error == "body does not match"
+    v = dict(checkers.configure("http", {"regex": r"error", "regex-no-match": "yes"}).values)
+    assert http.judge(v, 200, "", b"all ok").ok
+    assert http.judge(v, 200, "", b"error 42").error == "body matches"
     v = dict(checkers.configure("http", {"digest": "5d41402abc4b2a76b9719d911017c592"}).values)
     assert http.judge(v, 200, "", b"hello").ok                     # md5("hello")
     assert "body digest" in http.judge(v, 200, "", b"hello!").error
