@@ -87,6 +87,8 @@ class Check:
                           f"timeout after {values['timeout']} s{during}")
         except (OSError, ssl.SSLError, EOFError) as e:
             return Result(False, loop.time() - start, describe(e, probe.stage))
+        except asyncio.LimitOverrunError:    # a header line past the stream's 64 KiB limit
+            return Result(False, loop.time() - start, f"{probe.stage} too long")
 
 
 def describe(exc: BaseException, stage: str = "") -> str:

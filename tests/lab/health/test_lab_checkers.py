@@ -165,6 +165,25 @@ def test_http_hung_server_times_out(lab):
     assert (r.ok, r.error) == (False, "timeout after 0.5 s during response")
 
 
+def test_hung_probes_do_not_hold_up_the_others(lab):
+    """100 probes into the void and 100 to a live server at once: the live ones answer at
+    once, the dead ones all end at their timeout, together, not one after another."""
+    async def both():
+        dead = checkers.configure("tcp", {"timeout": 0.5})
+        live = checkers.configure("http", {"timeout": 0.5})
+        start = asyncio.get_running_loop().time()
+
+        async def timed(coro):
+            r = await coro
+            return r, asyncio.get_running_loop().time() - start
+        return await asyncio.gather(*[timed(dead.run(UNUSED, APP)) for _ in range(100)],
+                                    *[timed(live.run(RS, APP)) for _ in range(100)])
+    with in_netns(NS):
+        results = asyncio.run(both())
+    assert all(not r.ok and 0.45 < t < 0.7 for r, t in results[:100])
+    assert all(r.ok and t < 0.4 for r, t in results[100:])
+
+
 def test_https(lab):
     assert probe("https", port=NGINX_TLS, path="/health").ok
     assert probe("https", port=NGINX_TLS, path="/missing").error == "http status 404"
