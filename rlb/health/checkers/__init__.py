@@ -6,11 +6,11 @@ from __future__ import annotations
 from typing import Any
 
 from rlb.errors import CommandError
-from rlb.health.result import Result
+from rlb.health.result import Result  # noqa: F401  (what a probe returns)
 
 from . import http, https, icmp, misc, tcp, udp
 from . import settings as _settings
-from .base import Check, Checker, Probe, describe
+from .base import Check, Checker, Probe, describe  # noqa: F401  (the package's API)
 
 KINDS: tuple[Checker, ...] = (
     tcp.CHECKER,
@@ -34,6 +34,3 @@ def configure(kind: str, given: dict[str, Any] | None = None) -> Check:
         checker.validate(values)
     return Check(checker, kind, tuple(values.items()))
 
-
-__all__ = ["Check", "Checker", "CHECKERS", "KINDS", "Probe", "Result", "configure",
-           "describe"]

@@ -133,12 +133,17 @@ def _command(value):
     return argv
 
 
+# A flag's words, as keepalived's <BOOL>
+FLAG_TRUE = ("1", "yes", "true", "on")
+FLAG_FALSE = ("0", "no", "false", "off")
+
+
 def _flag(value):
     if isinstance(value, bool):
         return value
-    if str(value).lower() in ("1", "yes", "true", "on"):
+    if str(value).lower() in FLAG_TRUE:
         return True
-    if str(value).lower() in ("0", "no", "false", "off"):
+    if str(value).lower() in FLAG_FALSE:
         return False
     raise ValueError(f"{value!r} is not yes or no")
 
@@ -154,7 +159,7 @@ DIGEST = Type("MD5", _digest)
 HEX = Type("HEX", _hex, bytes.hex)
 REPLY = Type("HEX|any", _reply, lambda r: r if r == "any" else r.hex())
 COMMAND = Type("COMMAND", _command, shlex.join)
-FLAG = Type("FLAG", _flag, lambda b: "yes" if b else "no")
+FLAG = Type("FLAG", _flag, lambda b: FLAG_TRUE[1] if b else FLAG_FALSE[1])
 
 # Every checker takes these (keepalived's connect_port, bindto/connect_ip's source side,
 # connect_timeout); port None: the real server's own port.
