@@ -3,14 +3,15 @@
 A configuration command declares `show=` (rlb.commands.grammar.Command.show): a function
 of the model (and of the section being printed) that gives the bindings of each of its
 lines, as dicts or Shown. unparse() makes the line from the definition itself, so the
-words are written once, in the grammar; name_of() is what names the line's object for
+words are written once, in the grammar (unparse_each() a section's many lines); name_of() is what names the line's object for
 the 3-way merge; lead() the keywords every line of a command starts with.
 """
 from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from rlb.commands.grammar import Command, GrammarError, _Group, _Kw, _terminals, _Var
+from rlb.commands.definition import GrammarError, _Group, _Kw, _terminals, _Var
+from rlb.commands.grammar import Command
 
 
 class Shown(NamedTuple):
@@ -22,9 +23,16 @@ class Shown(NamedTuple):
     bare: bool = False       # a section's head printed even with no lines under it
 
 
-# Grammar walks, once per command and per shape of its bindings (_tokens)
-_CHOICES: dict = {}             # a command's keyword-choice bindings ((a|b)$name)
-_TEMPLATES: dict = {}           # the tokens of each shape of a command's bindings
+# Grammar walks, once per command and per shape of its bindings (_form): by command,
+# its keyword-choice bindings ((a|b)$name) and the forms of its shapes seen so far.
+_FORMS: dict = {}
+
+
+class _Form(NamedTuple):
+    """One shape of a command's lines: what unparse() fills in with one call, and the
+    tokens (text or None for a value, binding, True for a value) name_of() reads."""
+    text: str
+    tokens: tuple
 
 
 def unparse(cmd: Command, args: dict) -> str:
@@ -32,7 +40,8 @@ def unparse(cmd: Command, args: dict) -> str:
     variables filled in, the optional parts whose bindings are given (in the order
     of the definition), the alternative that takes them. A binding the definition
     cannot show is a GrammarError (the show declaration is wrong)."""
-    return " ".join(text for text, _, _ in _tokens(cmd, args))
+    # `{server!s}` is str(value), as the tokens' join would give: one C call a line
+    return _form(cmd, args).text.format_map(args)
 
 
 def lead(cmd: Command) -> list[str]:
@@ -54,7 +63,8 @@ def name_of(cmd: Command, args: dict) -> str:
     args = {k: (cmd.key[k](v) if callable(cmd.key.get(k)) and v is not None else v)
             for k, v in args.items()}
     out = []
-    for text, bind, _ in _tokens(cmd, args):
+    for text, bind, _ in _form(cmd, args).tokens:
+        text = str(args[bind]) if text is None else text
         if bind is not None and bind not in cmd.key:
             if out and out[-1] == (bind.replace("_", "-"), None):
                 out.pop()
@@ -63,26 +73,55 @@ def name_of(cmd: Command, args: dict) -> str:
     return " ".join(text for text, _ in out)
 
 
-def _tokens(cmd, args):
+def unparse_each(cmd: Command, lines) -> list[str]:
+    """unparse() of each of a command's lines (bindings or Shown): a section's thousands
+    of lines in one loop, each one shape looked up and one format_map."""
+    choices, forms = _forms(cmd)
+    out = []
+    for args in lines:
+        if isinstance(args, Shown):
+            args = args.args
+        form = forms.get(_shape(args, choices)) or _form(cmd, args)
+        out.append(form.text.format_map(args))
+    return out
+
+
+def _forms(cmd) -> tuple:
+    """A command's keyword-choice bindings ((a|b)$name) and its forms by shape."""
+    entry = _FORMS.get(cmd)
+    if entry is None:
+        entry = _FORMS[cmd] = (tuple(t.bind for t in _terminals(cmd.root)
+                                     if isinstance(t, _Kw) and t.value is not True), {})
+    return entry
+
+
+def _shape(args, choices) -> tuple:
     # Which parts print depends only on which bindings are given (and the word of a
     # keyword choice): one walk of the definition per such shape, then only values
     # are filled in (a running configuration has thousands of lines of a few shapes).
-    choices = _CHOICES.get(cmd)
-    if choices is None:
-        choices = _CHOICES[cmd] = {t.bind for t in _terminals(cmd.root)
-                                   if isinstance(t, _Kw) and t.value is not True}
-    shape = (cmd, tuple((k, v if k in choices else (v is not None, bool(v)))
-                        for k, v in args.items()))
-    template = _TEMPLATES.get(shape)
-    if template is None:
+    # The shape is the binding names, then for each value None (not given), True
+    # (given, false) or False (given, true), then the choices' words: flat, as a
+    # tuple of tuples costs a line as much again (its length tells the parts apart).
+    return (*args, *[None if v is None else not v for v in args.values()],
+            *map(args.get, choices))
+
+
+def _form(cmd, args) -> _Form:
+    choices, forms = _forms(cmd)
+    shape = _shape(args, choices)
+    form = forms.get(shape)
+    if form is None:
         used: set = set()
         r = _fill(cmd.root, args, used)
         left = {k for k, v in args.items() if v not in (None, False)} - used
         if r is None or left:
             raise GrammarError(f"{cmd.definition!r} cannot print {args!r}")
-        template = _TEMPLATES[shape] = r[0]
-    return [(str(args[bind]) if text is None else text, bind, value)
-            for text, bind, value in template]
+        tokens = tuple(r[0])
+        text = " ".join("{%s!s}" % bind if text is None
+                        else text.replace("{", "{{").replace("}", "}}")
+                        for text, bind, _ in tokens)
+        form = forms[shape] = _Form(text, tokens)
+    return form
 
 
 def _fill(node, args, used):

@@ -22,7 +22,7 @@ from typing import NamedTuple
 
 from rlb.model.model import Model
 from rlb.commands.grammar import ParseError
-from rlb.commands.printing import Shown, lead, name_of, unparse
+from rlb.commands.printing import Shown, lead, name_of, unparse, unparse_each
 
 HEADER = "! rlb running configuration"
 
@@ -107,16 +107,21 @@ def _shown(cmd, model, section) -> list[Shown]:
     return [s if isinstance(s, Shown) else Shown(s) for s in cmd.show(model, section)]
 
 
+@functools.cache
+def _section(node: str) -> tuple:
+    """The commands whose lines print under a section's head, in declaration order."""
+    return tuple(c for c in _vocabulary()[0].commands(node) if c.show)
+
+
 def render(model: Model) -> Running:
-    g = _vocabulary()[0]
     heads = [(s.rank, i, cmd, s) for i, cmd in enumerate(_top())
              for s in _shown(cmd, model, None)]
     stanzas = []
     for _, _, cmd, s in sorted(heads, key=lambda h: (h[0], h[1])):
         body = ()
         if cmd.opens is not None:
-            body = tuple(unparse(c, line.args) for c in g.commands(cmd.opens) if c.show
-                         for line in _shown(c, model, s.section))
+            body = tuple(line for c in _section(cmd.opens)
+                         for line in unparse_each(c, c.show(model, s.section)))
             if not body and not s.bare:
                 continue
         stanzas.append(Stanza(unparse(cmd, s.args), body))

@@ -15,7 +15,7 @@ import time
 from importlib import metadata
 
 from rlb.model.model import CommandError
-from rlb.commands import base as commands, ipvsadm
+from rlb.commands import dpip, ipvsadm
 from rlb.commands.base import ROOT, VS_DEF, VS_HELP, Reply, _vs_key, g
 
 g.words(**{
@@ -38,23 +38,23 @@ def show_ip_vs(ctx, stats, rate, connections, timeout):
 
 @g.command("show ip route", node=ROOT, readonly=True)
 def show_ip_route(ctx):
-    return commands.route_show(ctx, dev=None)
+    return dpip.route_show(ctx, dev=None)
 
 
 @g.command("show ip neighbor", node=ROOT, readonly=True)
 def show_ip_neighbor(ctx):
-    return commands.neigh_show(ctx, dev=None)
+    return dpip.neigh_show(ctx, dev=None)
 
 
 @g.command("show ip address", node=ROOT, readonly=True)
 def show_ip_address(ctx):
-    return commands.addr_show(ctx, dev=None)
+    return dpip.addr_show(ctx, dev=None)
 
 
 @g.command("show interface [WORD$dev] [stats]", node=ROOT, readonly=True,
            help={"dev": "Port name"})
 def show_interface(ctx, dev, stats):
-    return commands.link_show(ctx, dev=dev, stats=stats)
+    return dpip.link_show(ctx, dev=dev, stats=stats)
 
 
 def dpdk_version() -> str:

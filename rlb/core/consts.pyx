@@ -6,6 +6,7 @@ given here only where C has none (an enum's words for `show`); each such list is
 against the enum's count when the module loads.
 """
 from rlb.core cimport types as T
+from rlb.core.xmit cimport LPORT_MAX, LPORT_MIN
 
 # Route scopes (`ip route ... scope NAME`), their words and codes (enum RouteScope)
 GLOBAL, LINK, HOST, KNI_HOST = "global", "link", "host", "kni_host"
@@ -48,3 +49,5 @@ MAX_LADDRS_PER_SVC = T.MAX_LADDRS_PER_SVC
 MAX_MATCH_SVCS = T.MAX_MATCH_SVCS
 DEFAULT_SVC_CAP = T.DEFAULT_SVC_CAP
 DEFAULT_DEST_CAP = T.DEFAULT_DEST_CAP
+# The local ports FNAT/SNAT take per local address (xmit.pxd's local-port formula)
+LPORT_RANGE = (LPORT_MIN, LPORT_MAX)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 
 from rlb.core.consts import (DEFAULT_DEST_CAP, DEFAULT_SVC_CAP, GLOBAL, HOST, KNI_HOST, LINK,
-                             SCOPE_CODE, SCOPES)
+                             LPORT_RANGE, SCOPE_CODE, SCOPES)
 from rlb.core.ports import iface_rx_packets, kernel_iface
 from rlb.errors import CommandError  # noqa: F401  (its home is rlb.errors)
 
@@ -26,7 +26,6 @@ def default_scope(via) -> str:
 
 
 PORT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,10}")
-LPORT_RANGE = (1025, 65535)                              # FNAT local ports per LIP
 
 
 @dataclass

@@ -22,8 +22,9 @@ from prompt_toolkit.shortcuts import CompleteStyle
 from prompt_toolkit.utils import get_cwidth
 
 from rlb.commands.base import CTRL_Z, ENABLE, SSH, VIEW
-from rlb.commands.grammar import _TYPES, CR, MAX_LINE
+from rlb.commands.grammar import CR, MAX_LINE
 from rlb.commands.render import as_json, printable
+from rlb.commands.values import _TYPES
 
 HISTORY = "~/.rlb_history"
 _RANGE = re.compile(r"\([0-9]+-[0-9]+\)")

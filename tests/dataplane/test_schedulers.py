@@ -12,7 +12,7 @@ import pytest
 from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.l2 import Ether
 
-from rlb.model.services import TableDest
+from rlb.model.services_engine import TableDest
 from rlb.sched.builtin import conhash_pick, conhash_ring
 from support.netns import Daemon, Wire, del_ns, make_ns, sh
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import inspect
 
-from rlb.model import services as services_mod
+from rlb.model import services_engine
 from rlb.core import dataplane
 
 REAL = dataplane.Engine
@@ -135,10 +135,10 @@ class FakeEngine:
     def zero_stats(self, svc_slot=None): pass
 
     def svc_stats(self, slot):
-        return dict(services_mod.ZERO_SVC_STATS)
+        return dict(services_engine.ZERO_SVC_STATS)
 
     def dest_stats(self, slot):
-        return dict(services_mod.ZERO_DEST_STATS)
+        return dict(services_engine.ZERO_DEST_STATS)
 
     def laddr_stats(self, svc_slot):
         return []

@@ -1,6 +1,6 @@
 """Lines built from a command's own definition (rlb/commands/grammar.py's tree), for tests
 that run every command."""
-from rlb.commands.grammar import _Group, _Kw, _terminals, _Var
+from rlb.commands.definition import _Group, _Kw, _terminals, _Var
 
 
 def sample_line(node, full, samples, words, exclude=frozenset()):

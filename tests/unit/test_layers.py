@@ -18,6 +18,7 @@ LAYERS = [
     {"rlb.sched", "rlb.modes", "rlb.toa", "rlb.uoa"},
     {"rlb.plugins"},
     {"rlb.model"},
+    {"rlb.health"},
     {"rlb.commands"},
     {"rlb.control"},
     {"rlb.shell"},

@@ -1,5 +1,6 @@
-"""rlb.commands.base: every command of the one grammar, checked against its handler,
-its help, the tutorial's lines, and the rule that command words are written only here."""
+"""rlb.commands.base and the modules it loads: every command of the one grammar, checked
+against its handler, its help, the tutorial's lines, and the rule that command words are
+written only here."""
 import ast
 import inspect
 from ipaddress import IPv4Interface
@@ -9,9 +10,10 @@ import pytest
 
 from rlb.control.config import check, handler_params, run
 from rlb.model.model import SCOPES, CommandError, Model
-from rlb.commands import base as commands, configure, ipvsadm, show, users
+from rlb.commands import base as commands, configure, dpip, ipvsadm, show, users
 from rlb.commands.base import Context, Reply, g
-from rlb.commands.grammar import ParseError, _Kw, _terminals, _Var
+from rlb.commands.definition import _Kw, _terminals, _Var
+from rlb.commands.grammar import ParseError
 from support import samples
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -59,8 +61,9 @@ def test_handlers_are_distinct_functions_of_the_module():
                                                              configure._section_end,
                                                              commands.do_exec)]
     assert len(set(handlers)) == len(handlers)
-    assert all(h.__module__ in (commands.__name__, ipvsadm.__name__, users.__name__,
-                                configure.__name__, show.__name__) for h in handlers)
+    assert all(h.__module__ in (commands.__name__, dpip.__name__, ipvsadm.__name__,
+                                users.__name__, configure.__name__, show.__name__)
+               for h in handlers)
 
 
 def test_every_keyword_has_help_and_every_help_a_keyword():
@@ -188,7 +191,7 @@ def test_link_show_without_stats():
 
 
 def test_abbreviations_and_section_lines():
-    assert g.parse("dpip ro sh", node="exec").command.handler is commands.route_show
+    assert g.parse("dpip ro sh", node="exec").command.handler is dpip.route_show
     assert g.parse("no busy-poll", node="dataplane").args["no"] is True
     assert g.parse("busy-poll", node="dataplane").args["no"] is None
 

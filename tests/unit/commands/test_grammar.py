@@ -6,7 +6,8 @@ import time
 
 import pytest
 
-from rlb.commands.grammar import CR, Grammar, GrammarError, Match, ParseError
+from rlb.commands.definition import GrammarError
+from rlb.commands.grammar import CR, Grammar, Match, ParseError
 
 WORDS = {
     "dpip": "DPVS-compatible interface tool", "addr": "Protocol address management",

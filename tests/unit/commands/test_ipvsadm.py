@@ -11,10 +11,11 @@ import pytest
 from rlb import plugins
 from rlb.commands import ipvsadm
 from rlb.commands.base import Context, Reply, g
-from rlb.commands.grammar import ParseError, _Group, _Kw, _terminals, _Var
+from rlb.commands.definition import _Group, _Kw, _terminals, _Var
+from rlb.commands.grammar import ParseError
 from rlb.control.config import handler_params, run, run_lines
 from rlb.lab import topologies
-from rlb.model import services as services_mod
+from rlb.model import services_engine
 from rlb.model.model import LPORT_RANGE, CommandError, Model
 from rlb.model.services import Services
 from support.engine import FakeEngine
@@ -396,10 +397,10 @@ class CountingEngine(FakeEngine):
         self.svc, self.dest, self.conns = {}, {}, []
 
     def svc_stats(self, slot):
-        return dict(services_mod.ZERO_SVC_STATS, **self.svc.get(slot, {}))
+        return dict(services_engine.ZERO_SVC_STATS, **self.svc.get(slot, {}))
 
     def dest_stats(self, slot):
-        return dict(services_mod.ZERO_DEST_STATS, **self.dest.get(slot, {}))
+        return dict(services_engine.ZERO_DEST_STATS, **self.dest.get(slot, {}))
 
     def laddr_stats(self, svc_slot):
         return [{"addr": 0, "used": 7, "miss": 2}]
@@ -466,7 +467,7 @@ class Clock:
 def test_rates(monkeypatch):
     m = counted()
     clock = Clock(1000.0)
-    monkeypatch.setattr(services_mod, "time", clock)
+    monkeypatch.setattr(services_engine, "time", clock)
     m.services.sample_rates()                      # the daemon's periodic sample
     m.engine.svc[0] = dict(conns=20, inpkts=2000, outpkts=1000, inbytes=2_000_000,
                            outbytes=4_000_000_000)

@@ -4,7 +4,7 @@ import ipaddress
 
 import pytest
 
-from rlb.commands.grammar import GrammarError
+from rlb.commands.definition import GrammarError
 from rlb.commands.printing import lead, name_of, unparse
 from test_grammar import build, handler
 

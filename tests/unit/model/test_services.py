@@ -13,6 +13,7 @@ import pytest
 
 from rlb import plugins
 from rlb.model import services as services_mod
+from rlb.model import services_engine
 from rlb.model.model import CommandError, Model
 from rlb.model.services import (
     DEFAULT_TIMEOUTS,
@@ -118,10 +119,10 @@ class FakeEngine(fake_engine.FakeEngine):
         self.calls.append(("set_timeout", name, seconds))
 
     def svc_stats(self, slot):
-        return dict(services_mod.ZERO_SVC_STATS, **self.svc.get(slot, {}))
+        return dict(services_engine.ZERO_SVC_STATS, **self.svc.get(slot, {}))
 
     def dest_stats(self, slot):
-        return dict(services_mod.ZERO_DEST_STATS, **self.dest.get(slot, {}))
+        return dict(services_engine.ZERO_DEST_STATS, **self.dest.get(slot, {}))
 
     def laddr_stats(self, svc_slot):
         return self.laddr[svc_slot]

@@ -1,0 +1,307 @@
+"""The `dataplane` section (its NUMBERS/SWITCHES settings, ports) and the DPVS `dpip` commands."""
+from __future__ import annotations
+
+from dataclasses import fields
+from ipaddress import IPv4Interface
+
+from rlb.model.model import GLOBAL, CommandError, LPORT_RANGE, Settings
+from rlb.core import counters
+from rlb.core.ports import iface_rx_packets, kernel_iface
+from rlb.commands.base import (DATAPLANE, ROUTE_HELP, ROUTE_OPTS, SETTINGS, Reply, _prefix, g,
+                               route_add)
+from rlb.commands.printing import Shown
+
+# ------------------------------------------------------------ dataplane section
+
+
+@g.command("dataplane", node="exec", opens=DATAPLANE,
+           show=lambda model, _: [Shown({}, model.settings, (SETTINGS,), bare=True)])
+def enter_dataplane(ctx):
+    ctx.node = DATAPLANE
+    return Reply()
+
+
+# Settings attribute -> its line in the dataplane section, the one table of them: the
+# commands below are made from it, and so is the section `show running-config` writes
+# (each command's show: a number that is not its default, a switch that is on).
+# Model.set_setting checks a value beyond its range and gives the runtime ones to a
+# running data plane.
+NUMBERS = {"workers": "workers (1-16)", "memory": "memory (64-65536)",
+           "pool_size": "pool-size (1024-4194304)",
+           "route_table_size": "route-table-size (16-1048576)",
+           "neigh_table_size": "neigh-table-size (16-1048576)",
+           "conn_table_size": "conn-table-size (16-67108864)",
+           "service_table_size": "service-table-size (1-65535)",
+           "dest_table_size": "dest-table-size (1-16777215)",
+           "neigh_timeout": "neigh-timeout (1-86400)", "idle_sleep": "idle-sleep (0-100000)"}
+SWITCHES = {"busy_poll": "busy-poll", "forwarding": "forwarding",
+            "vip_miss_kni": "vip-miss-to-kni"}
+assert {f.name for f in fields(Settings)} == {*NUMBERS, *SWITCHES, "kni"}, "a setting unnamed"
+DEFAULTS = Settings()
+
+
+def _number_setting(attr, definition):
+    word = definition.split()[0]
+
+    def handler(ctx, n):
+        ctx.model.set_setting(attr, n, word)
+        return Reply()
+
+    def show(model, settings):
+        value = getattr(settings, attr)
+        return [{"n": value}] if value != getattr(DEFAULTS, attr) else []
+    handler.__name__ = handler.__qualname__ = f"dp_{attr}"
+    g.command(f"{definition}$n", node=DATAPLANE, show=show, key=())(handler)
+
+
+def _switch_setting(attr, word):
+    def handler(ctx, no):
+        ctx.model.set_setting(attr, not no, word)
+        return Reply()
+    handler.__name__ = handler.__qualname__ = f"dp_{attr}"
+    g.command(f"[no] {word}", node=DATAPLANE,
+              show=lambda model, settings: [{}] if getattr(settings, attr) else [])(handler)
+
+
+# In the order of the section's lines: the numbers, no-kni, the ports, the switches.
+for _attr, _definition in NUMBERS.items():
+    _number_setting(_attr, _definition)
+
+
+NO_KNI = "no-kni"
+
+
+@g.command(NO_KNI, node=DATAPLANE, show=lambda model, settings: [] if settings.kni else [{}])
+def dp_no_kni(ctx):
+    ctx.model.set_setting("kni", False, NO_KNI)
+    return Reply()
+
+
+@g.command("port WORD$name WORD$devargs", node=DATAPLANE, key=("name",),
+           show=lambda model, _: [{"name": p.name, "devargs": p.devargs}
+                                  for p in model.ports.values()],
+           help={"name": "Port name (dpdk0, dpdk1, ...)",
+                 "devargs": "PCI address (0000:06:00.0) or vdev (net_af_packet0,iface=eth1)"})
+def dp_port(ctx, name, devargs):
+    if ctx.engine is not None:
+        raise CommandError("port is read at start: change the config file and restart")
+    ctx.model.add_port(name, devargs)
+    return Reply()
+
+
+for _attr, _word in SWITCHES.items():
+    _switch_setting(_attr, _word)
+
+
+# ------------------------------------------------------------------ dpip addr
+
+
+def _ip_str(ip):
+    return str(ip) if ip is not None else "0.0.0.0"
+
+
+ADDR_HELP = {"addr": "Address with prefix length", "host": "Address (/32)", "dev": "Port name"}
+
+
+@g.command("dpip addr add (A.B.C.D/M$addr|A.B.C.D$host) dev WORD$dev [sapool]", node="exec",
+           help=ADDR_HELP)
+def addr_add(ctx, addr, host, dev, sapool):
+    ctx.model.add_address(addr or IPv4Interface(host), dev, bool(sapool))
+    return Reply()
+
+
+@g.command("dpip addr del (A.B.C.D/M$addr|A.B.C.D$host) dev WORD$dev", node="exec",
+           help=ADDR_HELP)
+def addr_del(ctx, addr, host, dev):
+    ctx.model.del_address(addr or IPv4Interface(host), dev)
+    return Reply()
+
+
+@g.command("dpip addr show [dev WORD$dev]", node="exec", help={"dev": "Port name"}, readonly=True)
+def addr_show(ctx, dev):
+    if dev is not None:
+        ctx.model.port(dev)
+    rows, lines = [], []
+    lports = LPORT_RANGE[1] - LPORT_RANGE[0] + 1
+    for a in ctx.model.addresses:
+        if dev is not None and a.port != dev:
+            continue
+        row = {"addr": str(a.iface), "dev": a.port, "scope": GLOBAL, "sapool": a.sapool}
+        lines.append(f"inet {a.iface} scope {GLOBAL} {a.port}")
+        tail = "     valid_lft forever preferred_lft forever"
+        if a.sapool:
+            # local ports in use by connections: each worker owns lport % workers
+            used, miss = ctx.model.services.sapool_usage(a.ip)
+            row.update(sa_used=used, sa_free=max(lports - used, 0), sa_miss=miss)
+            tail += f" sa_used {used} sa_free {max(lports - used, 0)} sa_miss {miss}"
+        lines.append(tail)
+        rows.append(row)
+    return Reply("\n".join(lines), rows)
+
+
+# ----------------------------------------------------------------- dpip route
+
+g.command("dpip route add (A.B.C.D/M$prefix|default) " + ROUTE_OPTS, node="exec",
+          help=ROUTE_HELP)(route_add)
+
+
+@g.command("dpip route del (A.B.C.D/M$prefix|default) " + ROUTE_OPTS, node="exec", help=ROUTE_HELP)
+def route_del(ctx, prefix, default, via, src, dev, scope, mtu, metric):
+    ctx.model.del_route(_prefix(prefix, default), dev)
+    return Reply()
+
+
+@g.command("dpip route show [dev WORD$dev]", node="exec", help={"dev": "Port name"}, readonly=True)
+def route_show(ctx, dev):
+    if dev is not None:
+        ctx.model.port(dev)
+    # DPVS lists host routes first, then networks, longest prefix first
+    routes = sorted((r for r in ctx.model.routes.values() if dev is None or r.port == dev),
+                    key=lambda r: -r.prefix.prefixlen)
+    rows, lines = [], []
+    for r in routes:
+        rows.append({"prefix": str(r.prefix), "via": _ip_str(r.via), "src": _ip_str(r.src),
+                     "dev": r.port, "mtu": r.mtu, "scope": r.scope, "metric": r.metric,
+                     "proto": "auto"})
+        lines.append(f"inet {r.prefix} via {_ip_str(r.via)} src {_ip_str(r.src)} dev {r.port} "
+                     f"mtu {r.mtu} tos 0 scope {r.scope} metric {r.metric} proto auto")
+    return Reply("\n".join(lines), rows)
+
+
+# ----------------------------------------------------------------- dpip neigh
+
+
+@g.command("dpip neigh add A.B.C.D$ip lladdr MAC$mac dev WORD$dev", node="exec",
+           help={"ip": "Neighbour address", "mac": "Its MAC address", "dev": "Port name"})
+def neigh_add(ctx, ip, mac, dev):
+    ctx.model.add_neighbour(ip, mac, dev)
+    return Reply()
+
+
+@g.command("dpip neigh del A.B.C.D$ip [dev WORD$dev]", node="exec",
+           help={"ip": "Neighbour address", "dev": "Port name"})
+def neigh_del(ctx, ip, dev):
+    ctx.model.del_neighbour(ip, dev)
+    return Reply()
+
+
+@g.command("dpip neigh flush [dev WORD$dev]", node="exec", help={"dev": "Port name"},
+           operational=True)
+def neigh_flush(ctx, dev):
+    index = ctx.model.port(dev).index if dev else -1
+    if ctx.engine is not None:
+        ctx.engine.neigh_flush(index)
+    return Reply()
+
+
+@g.command("dpip neigh show [dev WORD$dev]", node="exec", help={"dev": "Port name"}, readonly=True)
+def neigh_show(ctx, dev):
+    m = ctx.model
+    if dev is not None:
+        m.port(dev)
+    names = {p.index: p.name for p in m.ports.values()}
+    if ctx.engine is not None:
+        entries = ctx.engine.neighbours()
+    else:
+        entries = [{"ip": int(n.ip), "mac": bytes.fromhex(n.mac.replace(":", "")),
+                    "port": m.ports[n.port].index, "state": "PERMANENT", "worker": 0, "age": 0}
+                   for n in m.neighbours.values()]
+    rows, lines = [], []
+    from ipaddress import IPv4Address
+    for e in sorted(entries, key=lambda e: e["ip"]):
+        port = names.get(e["port"], str(e["port"]))
+        if dev is not None and port != dev:
+            continue
+        mac = ":".join(f"{b:02x}" for b in e["mac"])
+        ip = str(IPv4Address(e["ip"]))
+        kind = "static" if e["state"] == "PERMANENT" else "auto"
+        rows.append({"ip": ip, "mac": mac, "state": e["state"], "dev": port,
+                     "age": round(e["age"], 1), "type": kind})
+        lines.append(f"ip: {ip:<16} mac: {mac}   state: {e['state']:<10}  dev: {port:<6}  "
+                     f"core: {e['worker']}  {kind}")
+    return Reply("\n".join(lines), rows)
+
+
+# ------------------------------------------------------------------ dpip link
+
+
+def _link_show(ctx, dev, stats):
+    m = ctx.model
+    ports = [m.port(dev)] if dev else list(m.ports.values())
+    rows, lines = [], []
+    for i, p in enumerate(ports, 1):
+        row = {"name": p.name, "devargs": p.devargs, "kni": p.kni if m.settings.kni else None}
+        if ctx.engine is not None:
+            info = ctx.engine.port_info(p.index)
+            mac = ":".join(f"{b:02X}" for b in info["mac"])
+            row.update(mac=mac, mtu=info["mtu"], driver=info["driver"], queues=info["queues"])
+            lines += [f"{p.index + 1}: {p.name}: socket 0 mtu {info['mtu']} "
+                      f"rx-queue {info['queues']} tx-queue {info['queues']}",
+                      f"    UP {info['speed']} Mbps full-duplex auto-nego",
+                      f"    addr {mac} driver {info['driver']}"]
+            if stats:
+                st = ctx.engine.port_stats(p.index)
+                row["stats"] = st
+                shown = [c.name for c in counters.PORT.counters if c.shown]
+                for k in range(0, len(shown), 4):
+                    lines += _table4(shown[k:k + 4], st)
+                iface = kernel_iface(p.devargs)
+                now = iface_rx_packets(iface) if iface else None
+                if now is not None and p.kernel_rx_base is not None:
+                    st["kernel_rx"] = now - p.kernel_rx_base
+                    st["lost_before_port"] = max(st["kernel_rx"] - st["ipackets"], 0)
+                    lines += _table4(("kernel_rx", "lost_before_port"), st)
+        else:
+            lines.append(f"{p.index + 1}: {p.name}: {p.devargs} (data plane not running)")
+        rows.append(row)
+    if stats and ctx.engine is not None:
+        pool = ctx.engine.pool()
+        drops = {k: v for k, v in ctx.engine.reasons().items()}
+        lines.append(f"mbuf pool: size {pool['size']} in_use {pool['in_use']} "
+                     f"available {pool['available']}")
+        lines.append("drops and kni punts by reason:")
+        lines += [f"    {k:<20}{v}" for k, v in drops.items() if v] or ["    (none)"]
+        return Reply("\n".join(lines), {"ports": rows, "pool": pool, "reasons": drops})
+    return Reply("\n".join(lines), {"ports": rows})
+
+
+def _table4(keys, st):
+    # the column names are counter keys, shown as DPVS's `dpip link show -s` lays them out
+    return ["    " + "".join(f"{k:<20}" for k in keys),
+            "    " + "".join(f"{st[k]:<20}" for k in keys)]
+
+
+@g.command("dpip link show [WORD$dev] [-s$stats]", node="exec", help={"dev": "Port name"},
+           readonly=True)
+def link_show(ctx, dev, stats):
+    return _link_show(ctx, dev, stats)
+
+
+@g.command("dpip -s$stats link show [WORD$dev]", node="exec", help={"dev": "Port name"},
+           readonly=True)
+def link_show_s(ctx, stats, dev):
+    return _link_show(ctx, dev, stats)
+
+
+@g.command("show dataplane", node="exec", readonly=True)
+def dataplane_info(ctx):
+    if ctx.engine is None:
+        raise CommandError("data plane not running")
+    s = ctx.model.settings
+    data = {"workers": ctx.engine.workers(), "pool": ctx.engine.pool(),
+            "reasons": ctx.engine.reasons(), "forwarding": s.forwarding,
+            "busy_poll": s.busy_poll, "idle_sleep_us": s.idle_sleep}
+    lines = [f"workers {len(data['workers'])}  forwarding {'on' if s.forwarding else 'off'}  "
+             f"{SWITCHES['busy_poll'] if s.busy_poll else f'idle-sleep {s.idle_sleep}us'}"]
+    for w in data["workers"]:
+        lines.append(f"  worker {w['id']} lcore {w['lcore']} "
+                     + " ".join(f"{k} {w[k]}" for k in counters.WORKER.names()))
+    p = data["pool"]
+    lines.append(f"mbuf pool: size {p['size']} in_use {p['in_use']} available {p['available']}")
+    c = data["connections"] = ctx.engine.conn_summary()
+    lines.append(f"connections: {c['conns']} of {c['capacity']} "
+                 f"(per worker {', '.join(map(str, c['per_worker']))}), "
+                 f"entry {c['entry_bytes']} bytes + {c['hash_bytes']} of hash, "
+                 f"created {c['created']}, expired {c['expired']}")
+    lines += [f"  {k:<20}{v}" for k, v in data["reasons"].items()]
+    return Reply("\n".join(lines), data)

@@ -1,0 +1,1 @@
+"""Health checks: checkers probe real servers, a state machine turns results into weights."""

@@ -1,0 +1,36 @@
+"""TCP check (keepalived's TCP_CHECK): up when the connection is established, closed
+right after; nothing is sent."""
+from __future__ import annotations
+
+import asyncio
+import socket
+
+from rlb.health.result import Result
+
+from .base import Checker, Probe
+
+
+def connected_socket_for(probe: Probe, kind: int) -> socket.socket:
+    """A non-blocking socket, bound to the check's source address when it has one."""
+    sock = socket.socket(socket.AF_INET, kind)
+    try:
+        sock.setblocking(False)
+        if probe.source:
+            sock.bind((probe.source, 0))
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+async def probe(probe: Probe) -> Result:
+    sock = connected_socket_for(probe, socket.SOCK_STREAM)
+    try:
+        probe.stage = "connect"
+        await asyncio.get_running_loop().sock_connect(sock, (probe.addr, probe.port))
+    finally:
+        sock.close()
+    return Result(True, 0.0)
+
+
+CHECKER = Checker("tcp", "connect to the port; up when the connection is established", (), probe)
