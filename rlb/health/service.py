@@ -31,22 +31,11 @@ class ServiceSettings:
 
 
 @dataclass(frozen=True)
-class ServiceTransition:
-    """The service's quorum changed: up (quorum_up's time) or down (quorum_down's)."""
-    up: bool
-    reason: str
-    at: float
+class ServiceTransition(Transition):
+    """The service's quorum changed: up (quorum_up's time) or down (quorum_down's); its
+    state and event-log line as a server's."""
     weight_sum: int
     initial: bool = False
-
-    @property
-    def state(self) -> str:
-        return "UP" if self.up else "DOWN"
-
-    def line(self, who: str) -> str:
-        """The event log's line: `rs1 192.168.100.2:80 DOWN: http status 503 after 3
-        failures` for who="rs1 192.168.100.2:80"."""
-        return f"{who} {self.state}: {self.reason}"
 
 
 @dataclass(frozen=True)
