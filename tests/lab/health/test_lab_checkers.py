@@ -19,7 +19,6 @@ import rlb
 from rlb.health import checkers
 from support.netns import del_ns, in_netns, make_ns, sh
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (namespaces, raw ICMP)")
 
 NS = "rlbhc"
 LOCAL, RS, UNUSED = "10.251.0.1", "10.251.0.2", "10.251.0.99"
