@@ -39,17 +39,20 @@ class Probe:
     values: dict[str, Any]
     deadline: float                      # the event loop's time the probe must end by
     stage: str = ""
+    # the data path's source (rlb.health.path.Target) when the check names none
+    path_source: str | None = None
+    sport: int = 0                       # local port to bind (0: any)
 
     @property
     def source(self) -> str | None:
-        return self.values["source"]
+        return self.values["source"] or self.path_source
 
     @property
     def timeout(self) -> float:
         return self.values["timeout"]
 
     def local_addr(self):
-        return (self.source, 0) if self.source else None
+        return (self.source or "0.0.0.0", self.sport) if self.source or self.sport else None
 
 
 @dataclass(frozen=True)
@@ -70,13 +73,16 @@ class Check:
         return [(s.name, s.type.text(values[s.name])) for s in self.checker.all_settings
                 if values[s.name] != s.default]
 
-    async def run(self, addr: str, port: int) -> Result:
+    async def run(self, addr: str, port: int, source: str | None = None,
+                  sport: int = 0) -> Result:
         """Probe addr (at the check's port, else `port`): never longer than the timeout,
-        never raising for what the server does."""
+        never raising for what the server does. source/sport: where the data path says
+        the probe leaves from (rlb.health.path); the check's own `source` wins."""
         values = dict(self.values)
         loop = asyncio.get_running_loop()
         start = loop.time()
-        probe = Probe(addr, values["port"] or port, values, start + values["timeout"])
+        probe = Probe(addr, values["port"] or port, values, start + values["timeout"],
+                      path_source=source, sport=sport)
         try:
             async with asyncio.timeout_at(probe.deadline):
                 result = await self.checker.probe(probe)

@@ -15,8 +15,11 @@ def connected_socket_for(probe: Probe, kind: int) -> socket.socket:
     sock = socket.socket(socket.AF_INET, kind)
     try:
         sock.setblocking(False)
-        if probe.source:
-            sock.bind((probe.source, 0))
+        local = probe.local_addr()
+        if local:
+            if probe.sport:     # a fixed port (the data path's): no TIME_WAIT may hold it
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(local)
     except OSError:
         sock.close()
         raise
