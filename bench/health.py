@@ -1,0 +1,623 @@
+#!/usr/bin/env python3
+"""Health checks at scale: 10,000 real servers checked over TCP every second, side by side
+with the same daemon's commit latency and forwarding rate without and with the checks.
+
+Topology (namespaces this script creates and removes; the host gets nothing):
+
+    rlbbh-gen  g0 --veth-- f0 (dpdk0) [rlbbh-lb] (dpdk1) f1 --veth-- s0  rlbbh-sink
+    10.10.1.2                 rlb daemon                             10.10.2.2
+                              h0 10.20.255.254/16 (kernel) --veth-- h1  rlbbh-rs
+                                                                       10.20.0.1-N/16
+
+rlbbh-rs runs this script's listener (`--listener`): one process holding a listening
+TCP socket per real server (ADDRS x PORTS), an epoll loop that accepts every connection
+and closes it once the prober has closed (the TIME_WAIT stays on the prober's side), and
+on stdin `close ADDR PORT` (answered with the CLOCK_MONOTONIC time of the close: the
+server's stop) and `count` (connections accepted so far).
+
+The daemon (`workers 1`, busy-poll, af_packet ports as bench/forward.py) holds S NAT
+services 10.10.3.x:80 of R real servers each (10.20.0.a:p, a data-plane route to them
+via dpdk1); its kernel reaches them through h0, where the probes of NAT real servers go
+(RIP:port). The checks are the services' default `check tcp interval 1 timeout 1 rise 1
+fall 2`, committed with `rlb -f` and removed with `rlb -f --replace`.
+
+Phases, one daemon, in this order (A-B-A, so that drift shows):
+  off   forwarding pps (cgen 64-byte UDP gen -> sink, routed), commit latency
+  on    the same with the checks running, the daemon's CPU (per thread) over a window,
+        the checks done per second (`show ip vs health | json` counts), then detection:
+        listeners closed at random moments, the time until the weight in `ipvsadm -ln`
+        is 0 (polled every few ms on the service's own listing)
+  off2  pps and commit latency again
+
+    sudo .venv/bin/python bench/health.py            # ~5-7 min
+    sudo .venv/bin/python bench/health.py --quick    # 1,000 servers, short windows, ~2 min
+
+Writes bench/results/health.md (and .json).
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import os
+import random
+import resource
+import select
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import common  # noqa: E402
+from common import (CGEN_DIR, BenchError, Proc, RlbDaemon, Window, add_output_options,  # noqa: E402
+                    build_cgen, fmt_pps, install_signal_unwind, link_stats, log,
+                    make_namespaces, sh, veth, wait_for)
+
+NS_GEN, NS_LB, NS_SINK, NS_RS = "rlbbh-gen", "rlbbh-lb", "rlbbh-sink", "rlbbh-rs"
+NAMESPACES = (NS_GEN, NS_LB, NS_SINK, NS_RS)
+GEN_IF, IN_IF, OUT_IF, SINK_IF, PROBE_IF, RS_IF = "g0", "f0", "f1", "s0", "h0", "h1"
+GEN_MAC, IN_MAC = "02:bc:00:01:00:02", "02:bc:00:01:00:01"
+OUT_MAC, SINK_MAC = "02:bc:00:02:00:01", "02:bc:00:02:00:02"
+PROBE_MAC, RS_MAC = "02:bc:00:03:00:01", "02:bc:00:03:00:02"
+GEN_IP, IN_IP, OUT_IP, SINK_IP = "10.10.1.2", "10.10.1.1", "10.10.2.1", "10.10.2.2"
+RS_NET, PROBE_IP = "10.20.0.0/16", "10.20.255.254"
+INSTANCE = "benchhealth"
+NFT_SINK = "rlbbh_sink"
+PORT0 = 20000                       # the listeners' first port
+CHECK = "check tcp interval {interval:g} timeout {timeout:g} rise 1 fall {fall}"
+
+
+# ------------------------------------------------------------------ the listener
+
+
+def listener_main(addrs: list[str], port0: int, nports: int) -> int:
+    """Hold a listening socket per (addr, port); accept, wait for the peer's close, close."""
+    need = len(addrs) * nports + 4096
+    resource.setrlimit(resource.RLIMIT_NOFILE, (need, need))
+    ep = select.epoll()
+    listeners: dict[int, socket.socket] = {}
+    by_key: dict[tuple[str, int], socket.socket] = {}
+    conns: dict[int, socket.socket] = {}
+
+    def listen(addr, port):
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind((addr, port))
+        s.listen(64)
+        s.setblocking(False)
+        ep.register(s.fileno(), select.EPOLLIN)
+        listeners[s.fileno()] = s
+        by_key[(addr, port)] = s
+
+    for a in addrs:
+        for p in range(port0, port0 + nports):
+            listen(a, p)
+    ep.register(0, select.EPOLLIN)
+    accepted = 0
+    print("ready", flush=True)
+    stdin = os.fdopen(0, "r")
+    while True:
+        for fd, _ in ep.poll(1.0):
+            if fd == 0:
+                line = stdin.readline()
+                if not line:
+                    return 0
+                words = line.split()
+                if words and words[0] == "close":
+                    s = by_key.pop((words[1], int(words[2])))
+                    ep.unregister(s.fileno())
+                    del listeners[s.fileno()]
+                    s.close()
+                    print(f"closed {time.monotonic():.6f}", flush=True)
+                elif words and words[0] == "count":
+                    print(f"count {accepted}", flush=True)
+            elif fd in listeners:
+                s = listeners[fd]
+                while True:
+                    try:
+                        c, _ = s.accept()
+                    except (BlockingIOError, InterruptedError):
+                        break
+                    except OSError:
+                        break
+                    accepted += 1
+                    c.setblocking(False)
+                    conns[c.fileno()] = c
+                    ep.register(c.fileno(), select.EPOLLIN | select.EPOLLRDHUP)
+            else:
+                c = conns.pop(fd, None)
+                if c is not None:
+                    ep.unregister(fd)
+                    c.close()
+
+
+class Listener:
+    """The listener process in rlbbh-rs, driven over its stdin/stdout."""
+
+    def __init__(self, python: str, addrs: list[str], nports: int):
+        self.p = subprocess.Popen(
+            ["ip", "netns", "exec", NS_RS, python, os.path.abspath(__file__), "--listener",
+             ",".join(addrs), str(PORT0), str(nports)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
+        line = self._read(60)
+        if line != "ready":
+            raise BenchError(f"listener: {line!r}")
+
+    @property
+    def pid(self) -> int:
+        return self.p.pid
+
+    def _read(self, timeout: float) -> str:
+        if not select.select([self.p.stdout], [], [], timeout)[0]:
+            raise BenchError("listener: no answer")
+        return self.p.stdout.readline().strip()
+
+    def close(self, addr: str, port: int) -> float:
+        self.p.stdin.write(f"close {addr} {port}\n")
+        return float(self._read(10).split()[1])
+
+    def count(self) -> int:
+        self.p.stdin.write("count\n")
+        return int(self._read(10).split()[1])
+
+    def stop(self) -> None:
+        if self.p.poll() is None:
+            self.p.terminate()            # by the PID we started
+            try:
+                self.p.wait(10)
+            except subprocess.TimeoutExpired:
+                self.p.kill()
+                self.p.wait()
+
+
+# ------------------------------------------------------------------ topology and config
+
+
+def build_topology(addrs: list[str]) -> None:
+    make_namespaces(NAMESPACES)
+    veth((NS_GEN, GEN_IF, GEN_MAC), (NS_LB, IN_IF, IN_MAC))
+    veth((NS_LB, OUT_IF, OUT_MAC), (NS_SINK, SINK_IF, SINK_MAC))
+    veth((NS_LB, PROBE_IF, PROBE_MAC), (NS_RS, RS_IF, RS_MAC))
+    sh("ip", "-n", NS_GEN, "addr", "add", f"{GEN_IP}/24", "dev", GEN_IF)
+    sh("ip", "-n", NS_SINK, "addr", "add", f"{SINK_IP}/24", "dev", SINK_IF)
+    sh("ip", "-n", NS_LB, "addr", "add", f"{PROBE_IP}/16", "dev", PROBE_IF)
+    sh("ip", "-n", NS_RS, "-batch", "-", input="".join(
+        f"addr add {a}/16 dev {RS_IF}\n" for a in addrs))
+    # the probes' TIME_WAIT (10k/s x 60 s) stays bounded; the sink never answers
+    sh("sysctl", "-qw", "net.ipv4.tcp_max_tw_buckets=1000000",
+       "net.ipv4.ip_local_port_range=1024 65000", ns=NS_LB)
+    sh("nft", "-f", "-", ns=NS_SINK, input=(
+        f"table netdev {NFT_SINK} {{\n  chain in {{ type filter hook ingress device "
+        f"\"{SINK_IF}\" priority 0; policy drop; counter drop\n  }}\n}}\n"))
+
+
+def servers(n_services: int, per_service: int, addrs: list[str]) -> list[tuple[str, list]]:
+    """[(VIP:80, [(addr, port), ...])]: every real server a listener of its own."""
+    pairs = [(a, PORT0 + p) for p in range(len_ports(n_services * per_service, addrs))
+             for a in addrs][:n_services * per_service]
+    return [(f"10.10.3.{s + 1}:80" if s < 250 else f"10.10.4.{s - 249}:80",
+             pairs[s * per_service:(s + 1) * per_service]) for s in range(n_services)]
+
+
+def len_ports(total: int, addrs: list[str]) -> int:
+    return -(-total // len(addrs))
+
+
+def base_config(table) -> str:
+    n = sum(len(d) for _, d in table)
+    lines = ["dataplane", " workers 1", f" port dpdk0 net_af_packet0,iface={IN_IF}",
+             f" port dpdk1 net_af_packet1,iface={OUT_IF}", " forwarding", " busy-poll",
+             f" service-table-size {max(256, len(table) * 2)}",
+             f" dest-table-size {max(4096, 2 * n)}", "!",
+             f"dpip addr add {IN_IP}/24 dev dpdk0", f"dpip addr add {OUT_IP}/24 dev dpdk1",
+             f"dpip neigh add {SINK_IP} lladdr {SINK_MAC} dev dpdk1",
+             f"dpip route add {RS_NET} dev dpdk1"]
+    for vip, dests in table:
+        lines.append(f"ipvsadm -A -t {vip} -s rr")
+        lines += [f"ipvsadm -a -t {vip} -r {a}:{p} -m" for a, p in dests]
+    return "\n".join(lines) + "\n"
+
+
+def checks_config(table, opts) -> str:
+    check = CHECK.format(interval=opts.interval, timeout=opts.timeout, fall=opts.fall)
+    return "".join(f"virtual-server tcp {vip}\n {check}\n!\n" for vip, _ in table)
+
+
+# ------------------------------------------------------------------ measurements
+
+
+class Bench:
+    def __init__(self, opts, logdir: str):
+        self.opts, self.logdir = opts, logdir
+        self.addrs = [f"10.20.0.{i + 1}" for i in range(opts.addrs)]
+        self.table = servers(opts.services, opts.per_service, self.addrs)
+        self.rlb = RlbDaemon(opts.python, INSTANCE, NS_LB, logdir, name="rlb")
+        self.listener: Listener | None = None
+        self.base_path = os.path.join(logdir, "base.conf")
+        self.checks_path = os.path.join(logdir, "checks.conf")
+
+    # -- the daemon -------------------------------------------------------------
+
+    def start(self) -> float:
+        with open(self.base_path, "w") as f:
+            f.write(base_config(self.table))
+        with open(self.checks_path, "w") as f:
+            f.write(checks_config(self.table, self.opts))
+        t = time.monotonic()
+        self.rlb.start(open(self.base_path).read(), ready_cmd="dpip link show", timeout=180)
+        took = time.monotonic() - t
+        # the daemon on the CPUs the bench gives it (main lcore first, worker second)
+        sh("taskset", "-a", "-p", "-c", self.opts.daemon_cpus, str(self.rlb.pid))
+        return took
+
+    def apply(self, path: str, replace: bool = False) -> float:
+        argv = [self.opts.python, "-m", "rlb", "-N", INSTANCE, "-f", path]
+        if replace:
+            argv.append("--replace")
+        t = time.monotonic()
+        r = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+        if r.returncode:
+            raise BenchError(f"rlb -f {path}: {(r.stdout + r.stderr).strip()[-1500:]}")
+        return time.monotonic() - t
+
+    # -- forwarding --------------------------------------------------------------
+
+    def pps(self, tag: str) -> dict:
+        o = self.opts
+        gen = Proc(f"cgen-{tag}", [
+            "ip", "netns", "exec", NS_GEN, "taskset", "-c", str(o.gen_cpu),
+            os.path.join(CGEN_DIR, "cgen"), "--iface", GEN_IF, "--src-mac", GEN_MAC,
+            "--dst-mac", IN_MAC, "--src-ip", GEN_IP, "--dst-ip", SINK_IP, "--size", "60",
+            "--flows", "8", "--seconds", f"{o.warmup + o.seconds + 1:.2f}", "--batch", "256",
+            "--mode", "mmsg"], self.logdir)
+        try:
+            time.sleep(o.warmup)
+            a_g, a_s, t0 = link_stats(NS_GEN), link_stats(NS_SINK), time.monotonic()
+            win = Window(NAMESPACES, {"daemon": self.rlb.pid, "gen": gen.pid})
+            time.sleep(o.seconds)
+            b_s, t1, b_g = link_stats(NS_SINK), time.monotonic(), link_stats(NS_GEN)
+            w = win.close()
+            gen.p.wait(o.seconds + 15)
+        finally:
+            gen.stop(signal.SIGINT, timeout=5)
+        dt = t1 - t0
+        rx = b_s[SINK_IF]["rx_packets"] - a_s[SINK_IF]["rx_packets"]
+        tx = b_g[GEN_IF]["tx_packets"] - a_g[GEN_IF]["tx_packets"]
+        return {"rx_pps": rx / dt, "offered_pps": tx / dt, "delivered_pct": 100 * rx / max(tx, 1),
+                "other_load_pct": w["other_load"]["total_pct"], "threads": w["threads"]}
+
+    # -- commits -----------------------------------------------------------------
+
+    def commits(self, tag: str) -> dict:
+        from rlb.control.client import Client
+        vip, dests = self.table[0]
+        rip = f"{dests[0][0]}:{dests[0][1]}"
+        times, ipv = [], []
+        with Client(INSTANCE, timeout=120) as c:
+            assert c.request({"shell": True})["ok"]
+
+            def ok(line):
+                r = c.call(line)
+                if not r.get("ok"):
+                    raise BenchError(f"{line}: {r.get('error')}")
+                return r
+            ok("enable")
+            for i in range(self.opts.commits):
+                ok("configure")
+                ok(f"virtual-server tcp {vip}")
+                ok(f"real-server {rip} weight {2 + i}")
+                t = time.perf_counter()
+                ok("commit")
+                times.append(time.perf_counter() - t)
+                ok("end")
+                t = time.perf_counter()
+                ok(f"ipvsadm -e -t {vip} -r {rip} -m -w {100 + i}")
+                ipv.append(time.perf_counter() - t)
+            ok(f"ipvsadm -e -t {vip} -r {rip} -m -w 1")
+        return {"commit_ms": statistics.median(times) * 1000,
+                "commit_max_ms": max(times) * 1000,
+                "ipvsadm_e_ms": statistics.median(ipv) * 1000, "runs": len(times)}
+
+    def show_ms(self) -> float:
+        """`ipvsadm -ln` of one service: how long a show waits behind the checks."""
+        vip = self.table[0][0]
+        t = time.perf_counter()
+        self.rlb.call(f"ipvsadm -ln -t {vip}")
+        return (time.perf_counter() - t) * 1000
+
+    # -- the checks' cost ---------------------------------------------------------
+
+    def checked(self) -> int | None:
+        """Results recorded so far over every real server (show ip vs health | json)."""
+        try:
+            data = self.rlb.call("show ip vs health | json", timeout=60)
+        except (BenchError, OSError, ValueError):
+            return None
+        total = 0
+
+        def walk(n):
+            nonlocal total
+            if isinstance(n, dict):
+                if isinstance(n.get("successes"), int) and isinstance(n.get("failures"), int):
+                    total += n["successes"] + n["failures"]
+                    return
+                for v in n.values():
+                    walk(v)
+            elif isinstance(n, list):
+                for v in n:
+                    walk(v)
+        walk(data)
+        return total or None
+
+    def cpu(self) -> dict:
+        c0, a0 = self.checked(), self.listener.count()
+        t0 = time.monotonic()
+        win = Window(NAMESPACES, {"daemon": self.rlb.pid, "listener": self.listener.pid})
+        shows = []
+        end = t0 + self.opts.cpu_seconds
+        while time.monotonic() < end:
+            shows.append(self.show_ms())
+            time.sleep(0.5)
+        w = win.close()
+        t1 = time.monotonic()
+        c1, a1 = self.checked(), self.listener.count()
+        return {"window": w, "checks_per_s": None if c0 is None or c1 is None
+                else (c1 - c0) / (t1 - t0),
+                "accepts_per_s": (a1 - a0) / (t1 - t0),
+                "show_ms": statistics.median(shows), "show_max_ms": max(shows)}
+
+    # -- detection -----------------------------------------------------------------
+
+    def weight(self, vip: str) -> dict[str, int]:
+        data = self.rlb.call(f"ipvsadm -ln -t {vip}")
+        out = {}
+
+        def walk(n):
+            if isinstance(n, dict):
+                addr = n.get("address") or n.get("addr") or n.get("rip")
+                port = n.get("port") or n.get("rport")
+                if addr is not None and "weight" in n:
+                    key = str(addr) if port is None or ":" in str(addr) else f"{addr}:{port}"
+                    out[key] = n["weight"]
+                for v in n.values():
+                    walk(v)
+            elif isinstance(n, list):
+                for v in n:
+                    walk(v)
+        walk(data)
+        return out
+
+    def detection(self) -> list[dict]:
+        o = self.opts
+        rnd = random.Random(11)
+        rounds = -(-o.stops // o.stops_per_round)
+        picked = rnd.sample(range(1, len(self.table)), min(rounds, len(self.table) - 1))
+        out = []
+        for r, s in enumerate(picked):
+            vip, dests = self.table[s]
+            chosen = rnd.sample(dests, min(o.stops_per_round, o.stops - len(out)))
+            offsets = sorted(rnd.uniform(0, o.interval) for _ in chosen)
+            if not all(w > 0 for w in self.weight(vip).values()):
+                raise BenchError(f"{vip}: not every real server is up before the stops")
+            closed = {}
+            start = time.monotonic()
+            for (a, p), off in zip(chosen, offsets):
+                time.sleep(max(0.0, start + off - time.monotonic()))
+                closed[f"{a}:{p}"] = self.listener.close(a, p)
+            deadline = time.monotonic() + 4 * (o.fall * o.interval + o.timeout) + 5
+            pending = dict(closed)
+            while pending and time.monotonic() < deadline:
+                before = time.monotonic()
+                w = self.weight(vip)
+                after = time.monotonic()
+                for key in [k for k in pending if w.get(k) == 0]:
+                    # seen between the poll's start and its answer: the midpoint
+                    out.append({"server": key, "round": r,
+                                "seconds": (before + after) / 2 - pending.pop(key),
+                                "poll_s": after - before})
+                time.sleep(o.poll)
+            for key in pending:
+                out.append({"server": key, "round": r, "seconds": None})
+            log(f"detection round {r + 1}/{len(picked)}: "
+                + ", ".join(f"{d['seconds']:.2f}" if d["seconds"] is not None else "MISSED"
+                            for d in out[-len(closed):]))
+        return out
+
+
+def pct(values: list[float], q: float) -> float:
+    values = sorted(values)
+    k = (len(values) - 1) * q
+    lo, hi = int(k), min(int(k) + 1, len(values) - 1)
+    return values[lo] + (values[hi] - values[lo]) * (k - lo)
+
+
+def main_thread(threads: list[dict], pid: int) -> float:
+    return sum(t["user"] + t["system"] for t in threads if t["tid"] == pid)
+
+
+def others(threads: list[dict], pid: int) -> float:
+    """The daemon's threads but its main one and the busy-polling worker (the highest)."""
+    rest = sorted((t["user"] + t["system"] for t in threads if t["tid"] != pid), reverse=True)
+    return sum(rest[1:])
+
+
+def markdown(res: dict, opts) -> str:
+    budget = opts.fall * opts.interval + opts.timeout + 0.1
+    n = opts.services * opts.per_service
+    lines = [f"# bench/health.py, {res['started']}", "",
+             f"{n:,} real servers ({opts.services} NAT services x {opts.per_service}), "
+             f"`check tcp interval {opts.interval:g} timeout {opts.timeout:g} rise 1 fall "
+             f"{opts.fall}` against real listeners in {NS_RS}; daemon on CPUs "
+             f"{opts.daemon_cpus} (main lcore: control and checks on the first, busy-polling "
+             f"worker on the second), generator on CPU {opts.gen_cpu}; one daemon, phases "
+             "off -> on -> off.", "",
+             "| phase | checks/s done | daemon main thread CPU | commit ms (median) | "
+             "ipvsadm -e ms | show 1 service ms | rx pps | offered pps | delivered | "
+             "other load |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for ph in ("off", "on", "off2"):
+        p = res["phases"].get(ph)
+        if not p:
+            continue
+        f, c, cpu = p.get("pps", {}), p.get("commit", {}), p.get("cpu", {})
+        main = cpu.get("main_pct", f.get("main_pct"))
+        lines.append(
+            f"| {ph} | {cpu.get('checks_per_s', 0) or 0:,.0f} | "
+            f"{'-' if main is None else f'{main:.0f} %'} | "
+            f"{c.get('commit_ms', 0):.1f} | {c.get('ipvsadm_e_ms', 0):.1f} | "
+            f"{cpu.get('show_ms', p.get('show_ms', 0)):.1f} | {fmt_pps(f.get('rx_pps'))} | "
+            f"{fmt_pps(f.get('offered_pps'))} | {f.get('delivered_pct', 0):.1f} % | "
+            f"{f.get('other_load_pct', 0):.0f} % |")
+    det = [d["seconds"] for d in res.get("detection", []) if d["seconds"] is not None]
+    missed = sum(1 for d in res.get("detection", []) if d["seconds"] is None)
+    lines += ["", "| detection (close -> weight 0 in ipvsadm -ln) | value |", "|---|---:|"]
+    if det:
+        lines += [f"| stops | {len(det)} (+{missed} missed) |",
+                  f"| p50 | {pct(det, 0.5) * 1000:.0f} ms |",
+                  f"| p99 | {pct(det, 0.99) * 1000:.0f} ms |",
+                  f"| max | {max(det) * 1000:.0f} ms |",
+                  f"| goal p99 <= fall x interval + timeout + 100 ms | {budget * 1000:.0f} ms: "
+                  f"{'met' if pct(det, 0.99) <= budget else 'NOT met'} |",
+                  f"| poll resolution (median call) | "
+                  f"{statistics.median(d['poll_s'] for d in res['detection'] if d.get('poll_s')) * 1000:.1f} ms |"]
+    else:
+        lines.append(f"| stops | none detected ({missed} missed) |")
+    on = res["phases"].get("on", {}).get("cpu", {})
+    if on:
+        lines += ["", f"Checks on: the daemon's main thread {on.get('main_pct', 0):.0f} % of a "
+                  f"core, its other threads but the worker {on.get('other_threads_pct', 0):.0f} %; "
+                  f"the listener accepted {on.get('accepts_per_s', 0):,.0f} connections/s "
+                  f"(its own CPU {on.get('listener_pct', 0):.0f} %). Goal: <= 1 core at "
+                  "10k checks/s."]
+    lines += ["", f"Startup with {n:,} real servers: {res.get('startup_s', 0):.1f} s; "
+              f"committing the checks (`rlb -f`): {res.get('apply_checks_s', 0):.1f} s; "
+              f"removing them (`rlb -f --replace`): {res.get('remove_checks_s', 0):.1f} s."]
+    if res.get("errors"):
+        lines += ["", "Errors:", *[f"- {e}" for e in res["errors"]]]
+    return "\n".join(lines) + "\n"
+
+
+def run(opts, logdir: str, res: dict) -> None:
+    b = Bench(opts, logdir)
+    build_cgen()
+    log(f"topology {' '.join(NAMESPACES)}; {opts.services * opts.per_service} real servers")
+    build_topology(b.addrs)
+    try:
+        b.listener = Listener(opts.python, b.addrs, len_ports(
+            opts.services * opts.per_service, b.addrs))
+        res["startup_s"] = b.start()
+        log(f"daemon up in {res['startup_s']:.1f} s")
+        pid = b.rlb.pid
+
+        def measure_plain(name):
+            ph = res["phases"][name] = {}
+            ph["pps"] = b.pps(name)
+            ph["pps"]["main_pct"] = main_thread(ph["pps"]["threads"]["daemon"], pid)
+            ph["commit"] = b.commits(name)
+            ph["show_ms"] = statistics.median(b.show_ms() for _ in range(5))
+            log(f"{name}: {fmt_pps(ph['pps']['rx_pps'])} pps, commit "
+                f"{ph['commit']['commit_ms']:.1f} ms")
+
+        measure_plain("off")
+        res["apply_checks_s"] = b.apply(b.checks_path)
+        log(f"checks committed in {res['apply_checks_s']:.1f} s; settling "
+            f"{opts.settle:g} s")
+        time.sleep(opts.settle)
+        ph = res["phases"]["on"] = {}
+        cpu = b.cpu()
+        th = cpu["window"]["threads"]
+        cpu["main_pct"] = main_thread(th["daemon"], pid)
+        cpu["other_threads_pct"] = others(th["daemon"], pid)
+        cpu["listener_pct"] = sum(t["user"] + t["system"] for t in th["listener"])
+        ph["cpu"] = cpu
+        log(f"on: {cpu['checks_per_s'] or 0:,.0f} checks/s, main thread "
+            f"{cpu['main_pct']:.0f} %")
+        ph["pps"] = b.pps("on")
+        ph["commit"] = b.commits("on")
+        log(f"on: {fmt_pps(ph['pps']['rx_pps'])} pps, commit {ph['commit']['commit_ms']:.1f} ms")
+        res["detection"] = b.detection()
+        res["remove_checks_s"] = b.apply(b.base_path, replace=True)
+        measure_plain("off2")
+    finally:
+        res["daemon_exit"] = b.rlb.stop() if b.rlb.proc else None
+        if b.listener:
+            b.listener.stop()
+        common.remove_namespaces(NAMESPACES)
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--services", type=int, default=100)
+    p.add_argument("--per-service", type=int, default=100)
+    p.add_argument("--addrs", type=int, default=10, help="listener addresses (default 10)")
+    p.add_argument("--interval", type=float, default=1.0)
+    p.add_argument("--timeout", type=float, default=1.0)
+    p.add_argument("--fall", type=int, default=2)
+    p.add_argument("--seconds", type=float, default=5, help="pps window (default 5)")
+    p.add_argument("--warmup", type=float, default=1)
+    p.add_argument("--cpu-seconds", type=float, default=10, help="CPU window with checks")
+    p.add_argument("--settle", type=float, default=5, help="seconds after the checks' commit")
+    p.add_argument("--commits", type=int, default=3,
+                   help="commits timed per phase (default 3: one takes seconds at 10k)")
+    p.add_argument("--stops", type=int, default=50)
+    p.add_argument("--stops-per-round", type=int, default=10)
+    p.add_argument("--poll", type=float, default=0.005, help="pause between weight polls")
+    p.add_argument("--daemon-cpus", default="0,1")
+    p.add_argument("--gen-cpu", type=int, default=0)
+    p.add_argument("--quick", action="store_true",
+                   help="smoke run: 1,000 servers, 2 s windows, 10 stops")
+    p.add_argument("--listener", nargs=3, metavar=("ADDRS", "PORT0", "NPORTS"),
+                   help=argparse.SUPPRESS)
+    add_output_options(p)
+    opts = p.parse_args(argv)
+    if opts.quick:
+        opts.services, opts.per_service = 10, 100
+        opts.seconds, opts.cpu_seconds, opts.settle, opts.commits = 2, 3, 3, 3
+        opts.stops = 10
+    if opts.timeout > opts.interval:
+        p.error("--timeout must be <= --interval")
+    return opts
+
+
+def main(argv=None) -> int:
+    opts = parse_args(argv)
+    if opts.listener:
+        addrs, port0, nports = opts.listener
+        return listener_main(addrs.split(","), int(port0), int(nports))
+    if os.geteuid() != 0:
+        print("health.py: must run as root (namespaces, DPDK)", file=sys.stderr)
+        return 2
+    install_signal_unwind()
+    started = _dt.datetime.now()
+    logdir = tempfile.mkdtemp(prefix="rlbbh-")
+    res = {"started": started.isoformat(timespec="seconds"), "options": vars(opts),
+           "phases": {}, "errors": []}
+    rc = 0
+    t0 = time.monotonic()
+    try:
+        run(opts, logdir, res)
+    except KeyboardInterrupt:
+        log("interrupted: cleaning up")
+        rc = 130
+    except (BenchError, OSError, subprocess.SubprocessError, ValueError, KeyError) as err:
+        log(f"error: {type(err).__name__}: {err}")
+        res["errors"].append(f"{type(err).__name__}: {err}")
+        rc = 1
+    res["wall_s"] = time.monotonic() - t0
+    md = markdown(res, opts)
+    path = common.write_results(opts.out, "health", res, md)
+    print(md)
+    log(f"wrote {path}.md and .json in {res['wall_s']:.0f} s (logs {logdir})")
+    if not opts.keep_logs and rc == 0:
+        shutil.rmtree(logdir, ignore_errors=True)
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main())
