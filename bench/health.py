@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
-import json
 import os
 import random
 import resource
@@ -57,7 +56,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import common  # noqa: E402
 from common import (CGEN_DIR, BenchError, Proc, RlbDaemon, Window, add_output_options,  # noqa: E402
                     build_cgen, fmt_pps, install_signal_unwind, link_stats, log,
-                    make_namespaces, sh, veth, wait_for)
+                    make_namespaces, sh, veth)
 
 NS_GEN, NS_LB, NS_SINK, NS_RS = "rlbbh-gen", "rlbbh-lb", "rlbbh-sink", "rlbbh-rs"
 NAMESPACES = (NS_GEN, NS_LB, NS_SINK, NS_RS)

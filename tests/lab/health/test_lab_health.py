@@ -9,7 +9,6 @@ No assertion here is timed: a detection is proved by the failures counted before
 (the reason's `after N failures`), and waits are bounded only to end a stuck test."""
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
@@ -183,14 +182,19 @@ def _servers(d: dict) -> list:
 
 
 def service_entry(data, svc: str) -> dict | None:
-    """The health entry of a service (`10.0.0.100:8080`, its real servers inside)."""
+    """The health entry of a service (VIP:PORT): the one that names it and has its quorum
+    or its real servers."""
+    def names_it(d, key=None):
+        return any(n == svc or n.endswith(" " + svc) for n in _names(d, key))
+
+    def is_service(d):
+        return isinstance(d, dict) and ("quorum" in d or _servers(d))
     for node in _walk(data):
         if isinstance(node, dict):
             for k, v in node.items():
-                if isinstance(v, dict) and _servers(v) and any(
-                        svc in n for n in _names(v, k)):
+                if is_service(v) and names_it(v, k):
                     return v
-            if _servers(node) and any(svc in n for n in _names(node)):
+            if is_service(node) and names_it(node):
                 return node
     return None
 
@@ -439,7 +443,10 @@ def test_all_down_service_down_and_the_sorry_server_answers(fnat, labs, tmp_path
     in_node("rs2", "ip", "addr", "add", f"{SORRY}/24", "dev", "eth0")
     http_app(labs, "rs2", SORRY, {"index.html": "sorry\n"}, tmp_path)
     fnat_service(81)                         # nothing listens on :81: both go down
-    configure(f"tcp {svc}", f"check tcp {CHECK}", f"sorry-server {SORRY}:{APP_PORT}")
+    lost = tmp_path / "quorum-lost"
+    down_hook = script(tmp_path, "quorum-down", f'touch "{lost}"')
+    configure(f"tcp {svc}", f"check tcp {CHECK}", f'quorum-down "{down_hook}"',
+              f"sorry-server {SORRY}:{APP_PORT} mode fnat")
     until(lambda: is_state(svc, f"{RS1}:81", "DOWN") and is_state(svc, f"{RS2}:81", "DOWN"),
           "both down")
     s = until(lambda: (e := service_entry(health(), svc)) and e.get("state") == "DOWN" and e,
@@ -450,6 +457,7 @@ def test_all_down_service_down_and_the_sorry_server_answers(fnat, labs, tmp_path
     r = until(lambda: (r := in_node("client", "curl", "-s", "-m", "3", f"http://{svc}/"))
               .stdout == "sorry\n" and r, "the sorry server answers")
     assert r.stdout == "sorry\n"
+    until(lambda: lost.exists(), "quorum-down ran")
     assert f"sorry-server {SORRY}:{APP_PORT}" in running()
 
 
