@@ -483,6 +483,33 @@ def test_flapping_server_does_not_flap_the_service_with_hysteresis(fnat, tmp_pat
     assert not re.search(rf"{re.escape(VIP)}:82\S* DOWN", log_text()), log_text()[-2000:]
 
 
+def test_alpha_maintenance_and_on_failure_remove(fnat):
+    svc = f"{VIP}:84"
+    fnat_service(84, rs_port=8080)           # nginx behind another service port
+    # alpha: rs2, whose check never succeeds, starts down and so never goes down (no
+    # DOWN line); on-failure remove: down is out of scheduling, not weight 0
+    configure(f"tcp {svc}", "alpha", "on-failure remove",
+              f"real-server {RS1}:8080 check tcp {CHECK}",
+              f"real-server {RS2}:8080 check tcp port 81 {CHECK}")
+    assert "alpha" in running() and "on-failure remove" in running()
+    until(lambda: is_state(svc, f"{RS1}:8080", "UP"), "rs1 up after its first success")
+    until(lambda: (e := server_entry(health(f"tcp {svc}"), f"{RS2}:8080"))
+          and e.get("failures", 0) >= 2, "rs2 checked twice")
+    assert rs_state(svc, f"{RS2}:8080")["state"] == "DOWN"
+    assert not re.search(rf"{re.escape(RS2)}:8080 DOWN", log_text()), "alpha: never up"
+    before = dest_conns(svc).get(f"{RS2}:8080", 0)
+    for _ in range(4):
+        r = in_node("client", "curl", "-s", "-m", "5", f"http://{svc}/")
+        assert r.stdout.startswith("Your ip:port : 192.168.100.200:"), r.stdout + r.stderr
+    assert dest_conns(svc).get(f"{RS2}:8080", 0) == before, "removed from scheduling"
+    # maintenance: weight 0 whatever the health, the checks go on
+    configure(f"tcp {svc}", f"real-server {RS1}:8080 disabled")
+    until(lambda: weights(svc).get(f"{RS1}:8080", 0) == 0, "rs1 at weight 0 in maintenance")
+    n = rs_state(svc, f"{RS1}:8080").get("successes", 0)
+    until(lambda: rs_state(svc, f"{RS1}:8080").get("successes", 0) > n + 1,
+          "rs1 still checked in maintenance")
+
+
 BAD = [
     (f"real-server {RS1}:80 check tcp interval 0", "interval"),
     (f"real-server {RS1}:80 check tcp interval 1 timeout 2", "timeout"),
