@@ -19,7 +19,7 @@ MAX_COUNT = 1000
 # The clause's own settings, beside the checker's: how often, and how many in a row.
 # (timeout is the checkers' common setting: one timeout, checked against the interval)
 INTERVAL, RISE, FALL, SLOW_START = "interval", "rise", "fall", "slow-start"
-TIMEOUT = s.COMMON[-1].name
+TIMEOUT = s.COMMON[-1].name      # the checkers' common timeout (its default: 1 s)
 
 
 def _count(value):
@@ -74,7 +74,10 @@ class Clause:
         mine = {INTERVAL: self.interval, RISE: self.rise, FALL: self.fall,
                 SLOW_START: self.slowstart}
         out = [(t.name, t.type.text(mine[t.name])) for t in TIMING if mine[t.name] != t.default]
-        return out + self.check.words()
+        # a timeout that is the default for this interval (clause()) is not written
+        auto = min(s.COMMON[-1].default, self.interval)
+        return out + [(k, v) for k, v in self.check.words()
+                      if k != TIMEOUT or self.check.get(TIMEOUT) != auto]
 
     def text(self) -> str:
         return " ".join([self.kind, *(f"{k} {quote(v)}" for k, v in self.words())])
@@ -88,8 +91,9 @@ def clause(kind: str, given: dict[str, Any] | None = None) -> Clause:
     given = {k: v for k, v in (given or {}).items() if v is not None}
     mine = s.parse(kind, TIMING, {t.name: given.pop(t.name) for t in TIMING if t.name in given})
     interval = mine[INTERVAL]
-    if TIMEOUT not in given and interval < 1.0:
-        given[TIMEOUT] = interval          # the default timeout (1 s) fits the interval
+    default = s.COMMON[-1].default
+    if TIMEOUT not in given and interval < default:
+        given[TIMEOUT] = interval          # the default timeout fits in the interval
     check = checkers.configure(kind, given)
     c = Clause(check, interval, mine[RISE], mine[FALL], mine[SLOW_START])
     c.timing                                 # timeout <= interval, else a CommandError
