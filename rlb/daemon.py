@@ -131,7 +131,7 @@ async def _serve(model, sock: str, instance: str) -> None:
         await stop.wait()
     finally:
         checks.cancel()
-        monitor.stop()
+        await monitor.stop()
         rates.cancel()
         if ssh is not None:
             await ssh.stop()

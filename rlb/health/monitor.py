@@ -84,10 +84,13 @@ class Monitor:
             except Exception:                   # never let a bad sync stop the checks
                 log.exception("health sync failed")
 
-    def stop(self) -> None:
-        """The daemon stops: quorum_down with omega, probe paths removed."""
+    async def stop(self, wait: float = 10.0) -> None:
+        """The daemon stops: each service goes down (quorum-down runs with omega, and is
+        waited for up to `wait` seconds), the probe paths are removed."""
         for key, t in self.table.shutdown().items():
             log.info("%s %s", self._svc_name(key), t.line("").strip())
+        if self.hooks:
+            await asyncio.wait(list(self.hooks), timeout=wait)
         try:
             self.paths.close()
         except Exception:

@@ -215,3 +215,23 @@ def test_rlb_f_refuses_a_bad_clause_with_status_1(lab, tmp_path):
     assert r.returncode == 1 and "longer than interval" in r.stdout + r.stderr, r
     assert f"{f}:2:" in r.stdout + r.stderr
     assert lab.ok("show running-config")["text"] == before
+
+
+def test_omega_runs_quorum_down_when_the_daemon_stops(tmp_path):
+    ns, instance = "rlbt-omega", "rlbt-omega"
+    up, mark = tmp_path / "up", tmp_path / "omega-ran"
+    up.touch()
+    make_ns(ns, [("dp0", "tp0"), ("dp1", "tp1")])
+    conf = fnat_two_port(servers=("192.168.100.2",)) + "".join(f"{line}\n" for line in (
+        VS, f" real-server {RS1} check misc command \"test -f {up}\" interval 0.5",
+        " omega", f" quorum-down touch {mark}", "!"))
+    d = Daemon(ns, instance, conf, tmp_path).start()
+    try:
+        assert wait(lambda: d.ok("show ip vs health")["data"][0]["state"] == "UP")
+        assert not mark.exists()
+    finally:
+        rc = d.stop()
+        del_ns(ns)
+    assert rc == 0, d.log.read_text()
+    assert mark.exists(), d.log.read_text()
+    assert "DOWN: shutting down" in d.log.read_text()
