@@ -29,6 +29,7 @@ INSTANCE = "hlb"
 RLB = [sys.executable, "-m", "rlb", "-N", INSTANCE]
 VIP = "10.0.0.100"
 RS1, RS2 = "192.168.100.2", "192.168.100.3"
+LIP = "192.168.100.200"             # the tutorial's FNAT local address
 SORRY = "192.168.100.9"             # an address of rs2's for the sorry server
 APP_PORT = 8090                     # the tests' own HTTP servers (http.server)
 WAIT = 20.0                         # the bound of every wait: only a stuck test meets it
@@ -55,11 +56,13 @@ class Labs:
             self.name = name
         return topologies.get(name)
 
-    def spawn(self, node: str, *argv: str) -> subprocess.Popen:
+    def spawn(self, node: str, *argv: str, log: Path | None = None) -> subprocess.Popen:
         """A process of the test's in a node (`ip netns exec` execs: its PID is ours)."""
+        out = open(log, "wb") if log else subprocess.DEVNULL
         p = subprocess.Popen(["ip", "netns", "exec", ns(node), *argv],
-                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL)
+                             stdin=subprocess.DEVNULL, stdout=out, stderr=out)
+        if log:
+            out.close()
         self.started.append(p)
         return p
 
@@ -199,9 +202,14 @@ def service_entry(data, svc: str) -> dict | None:
     return None
 
 
+def rs_entry(svc: str, rs: str) -> dict | None:
+    """Real server `rs` of service `svc` (both ADDR:PORT) in `show ip vs health | json`."""
+    return server_entry(service_entry(health(), svc) or {}, rs)
+
+
 def rs_state(svc: str, rs: str) -> dict:
-    entry = server_entry(health(), rs)
-    assert entry is not None, f"{rs} not in show ip vs health: {health()}"
+    entry = rs_entry(svc, rs)
+    assert entry is not None, f"{rs} of {svc} not in show ip vs health: {health()}"
     return entry
 
 
@@ -234,12 +242,20 @@ def until(pred, what: str, timeout: float = WAIT, step: float = 0.1):
 
 
 def is_state(svc, rs, want):
-    e = server_entry(health(), rs)
+    e = rs_entry(svc, rs)
     return e is not None and e.get("state") == want and e
 
 
 def log_text() -> str:
     return state.lb_log().read_text(errors="replace")
+
+
+def logged(svc: str, rs: str | None, what: str) -> list[str]:
+    """The daemon's event-log lines of a service (and one of its real servers) whose
+    state part matches `what` (`DOWN: http status 404`, `UP`): the log names the
+    service, then the server, then the state and its reason."""
+    head = re.escape(svc) + (rf"\b.* {re.escape(rs)}" if rs else "")
+    return re.findall(rf"^.*\b{head} {what}.*$", log_text(), re.M)
 
 
 def add_service(script_lines):
@@ -252,16 +268,20 @@ def fnat_service(port: int, udp=False, rs_port=None, servers=(RS1, RS2)):
         net=False, vport=port, udp=udp, rs_port=rs_port, servers=servers))
 
 
-def http_app(labs, node: str, addr: str, files: dict[str, str], tmp: Path, port=APP_PORT):
-    """python's http.server on addr:port in `node`, serving `files` (others: 404)."""
+def http_app(labs, node: str, addr: str, files: dict[str, str], tmp: Path,
+             port=APP_PORT) -> Path:
+    """python's http.server on addr:port in `node`, serving `files` (others: 404); its
+    log (a line per request, the client's address first) is the returned file."""
     root = tmp / f"www-{node}-{addr}"
     root.mkdir()
     for name, body in files.items():
         (root / name).write_text(body)
-    labs.spawn(node, sys.executable, "-m", "http.server", "--bind", addr,
-               "--directory", str(root), str(port))
+    log = tmp / f"http-{node}-{addr}.log"
+    labs.spawn(node, sys.executable, "-u", "-m", "http.server", "--bind", addr,
+               "--directory", str(root), str(port), log=log)
     until(lambda: f"{addr}:{port} " in in_node(node, "ss", "-Hltn").stdout,
           f"http.server on {node} {addr}:{port}")
+    return log
 
 
 def wrk(seconds, port, conns=8):
@@ -318,8 +338,7 @@ def test_nginx_stopped_under_wrk_then_back_with_slow_start(fnat):
     down = rs_state(svc, f"{RS1}:8080")
     assert down["state"] == "DOWN" and down.get("error"), down
     # detected after exactly `fall` failed checks: within fall x interval + timeout
-    assert re.search(rf"{re.escape(RS1)}:8080 DOWN: .*after 2 failures", log_text()), \
-        log_text()[-2000:]
+    assert logged(svc, f"{RS1}:8080", "DOWN: .*after 2 failures"), log_text()[-2000:]
     # no new connection to rs1 after its weight went to 0 ...
     assert dest_conns(svc)[f"{RS1}:8080"] == at_zero
     # ... and wrk's errors are the connections sent to rs1 before that (8 in flight)
@@ -342,7 +361,7 @@ def test_nginx_stopped_under_wrk_then_back_with_slow_start(fnat):
     until(back, "rs1 back at weight 10", step=0.2)
     ramp = {w for w in seen if w is not None and 0 < w < 10}
     assert ramp, f"slow start: the weight ramps up, seen {sorted(seen, key=str)}"
-    assert re.search(rf"{re.escape(RS1)}:8080 UP", log_text())
+    assert logged(svc, f"{RS1}:8080", "UP")
     reqs, errors, non2xx = parse_wrk(finish(wrk(2, 8080)))
     assert errors == 0 and non2xx == 0
     assert dest_conns(svc)[f"{RS1}:8080"] > at_zero, "rs1 takes connections again"
@@ -350,8 +369,8 @@ def test_nginx_stopped_under_wrk_then_back_with_slow_start(fnat):
 
 def test_http_status_404_is_down_with_the_reason(fnat, labs, tmp_path):
     svc = f"{VIP}:{APP_PORT}"
-    for node, addr in (("rs1", RS1), ("rs2", RS2)):
-        http_app(labs, node, addr, {"health": "ok\n", "index.html": "app\n"}, tmp_path)
+    logs = {node: http_app(labs, node, addr, {"health": "ok\n", "index.html": "app\n"},
+                           tmp_path) for node, addr in (("rs1", RS1), ("rs2", RS2))}
     fnat_service(APP_PORT)
     configure(f"tcp {svc}",
               f"real-server {RS1}:{APP_PORT} check http path /missing status 200 {CHECK}",
@@ -363,8 +382,12 @@ def test_http_status_404_is_down_with_the_reason(fnat, labs, tmp_path):
     assert "http status 404" in e.get("error", ""), e
     text = rlb(f"show ip vs health tcp {svc}").stdout
     assert "http status 404" in text and "DOWN" in text and "UP" in text, text
-    assert re.search(rf"{re.escape(RS1)}:{APP_PORT} DOWN: http status 404", log_text())
+    assert logged(svc, f"{RS1}:{APP_PORT}", "DOWN: http status 404")
     assert weights(svc) == {f"{RS1}:{APP_PORT}": 0, f"{RS2}:{APP_PORT}": 1}
+    # FNAT probes leave from the service's local address, as its traffic does
+    probes = [line.split()[0] for line in logs["rs1"].read_text().splitlines()
+              if '"GET /missing ' in line]
+    assert probes and set(probes) == {LIP}, probes
     for _ in range(4):           # every answer comes from rs2 (rs1 has weight 0)
         r = in_node("client", "curl", "-s", "-m", "5", f"http://{svc}/health")
         assert r.stdout == "ok\n", r.stdout + r.stderr
@@ -374,16 +397,14 @@ def test_https_against_plain_http_is_down_with_a_tls_error(fnat):
     svc = f"{VIP}:8080"
     if f"TCP  {svc}" not in rlb("ipvsadm -ln").stdout:
         fnat_service(8080)
-    before = rs_state(svc, f"{RS2}:8080") if server_entry(health(), f"{RS2}:8080") else None
     # accepted at commit: whether the port speaks TLS is the probe's to find out
     configure(f"tcp {svc}", f"real-server {RS2}:8080 check https path / {CHECK}")
-    assert f"real-server {RS2}:8080 check https" in running()
+    assert re.search(rf"real-server {re.escape(RS2)}:8080 .*check https", running())
     until(lambda: is_state(svc, f"{RS2}:8080", "DOWN"), "rs2 down over TLS")
     e = rs_state(svc, f"{RS2}:8080")
     assert "TLS" in e.get("error", ""), e
     configure(f"tcp {svc}", f"real-server {RS2}:8080 check tcp {CHECK}")
     until(lambda: is_state(svc, f"{RS2}:8080", "UP"), "rs2 up again over TCP")
-    del before
 
 
 def script(tmp: Path, name: str, body: str) -> Path:
@@ -475,12 +496,12 @@ def test_flapping_server_does_not_flap_the_service_with_hysteresis(fnat, tmp_pat
               f'real-server {RS2}:82 check misc command "{steady}" {CHECK}')
     until(lambda: (e := service_entry(health(), svc)) and e.get("state") == "UP", "service up")
     since = service_entry(health(), svc).get("since")
-    flaps = len(re.findall(rf"{re.escape(RS1)}:82 (?:UP|DOWN)", log_text()))
-    until(lambda: len(re.findall(rf"{re.escape(RS1)}:82 (?:UP|DOWN)", log_text())) >= flaps + 4,
+    flaps = len(logged(svc, f"{RS1}:82", "(?:UP|DOWN)"))
+    until(lambda: len(logged(svc, f"{RS1}:82", "(?:UP|DOWN)")) >= flaps + 4,
           "rs1 flapped 4 times")
     e = service_entry(health(), svc)
     assert e["state"] == "UP" and e.get("since") == since, e
-    assert not re.search(rf"{re.escape(VIP)}:82\S* DOWN", log_text()), log_text()[-2000:]
+    assert not logged(svc, None, "DOWN"), log_text()[-2000:]
 
 
 def test_alpha_maintenance_and_on_failure_remove(fnat):
@@ -493,14 +514,14 @@ def test_alpha_maintenance_and_on_failure_remove(fnat):
               f"real-server {RS2}:8080 check tcp port 81 {CHECK}")
     assert "alpha" in running() and "on-failure remove" in running()
     until(lambda: is_state(svc, f"{RS1}:8080", "UP"), "rs1 up after its first success")
-    until(lambda: (e := server_entry(health(f"tcp {svc}"), f"{RS2}:8080"))
-          and e.get("failures", 0) >= 2, "rs2 checked twice")
+    until(lambda: (e := rs_entry(svc, f"{RS2}:8080")) and e.get("failures", 0) >= 2,
+          "rs2 checked twice")
     assert rs_state(svc, f"{RS2}:8080")["state"] == "DOWN"
-    assert not re.search(rf"{re.escape(RS2)}:8080 DOWN", log_text()), "alpha: never up"
+    assert not logged(svc, f"{RS2}:8080", "DOWN"), "alpha: never up, so never down"
     before = dest_conns(svc).get(f"{RS2}:8080", 0)
     for _ in range(4):
         r = in_node("client", "curl", "-s", "-m", "5", f"http://{svc}/")
-        assert r.stdout.startswith("Your ip:port : 192.168.100.200:"), r.stdout + r.stderr
+        assert r.stdout.startswith(f"Your ip:port : {LIP}:"), r.stdout + r.stderr
     assert dest_conns(svc).get(f"{RS2}:8080", 0) == before, "removed from scheduling"
     # maintenance: weight 0 whatever the health, the checks go on
     configure(f"tcp {svc}", f"real-server {RS1}:8080 disabled")
@@ -510,10 +531,27 @@ def test_alpha_maintenance_and_on_failure_remove(fnat):
           "rs1 still checked in maintenance")
 
 
+def refused_at(word: str):
+    """The refusal names the word: the grammar's `^` under it (rlb -c), or the checkers
+    it expected instead (rlb -f)."""
+    def check(out: str, line: str) -> bool:
+        if "expected: http, https, icmp, misc, tcp" in out:
+            return True
+        lines = out.splitlines()
+        return any(a.strip() == line and b.rstrip().endswith("^")
+                   and len(b.rstrip()) - 1 - (len(a) - len(a.lstrip())) == line.index(word)
+                   for a, b in zip(lines, lines[1:]))
+    return check
+
+
+def says(text: str):
+    return lambda out, line: text in out.lower()
+
+
 BAD = [
-    (f"real-server {RS1}:80 check tcp interval 0", "interval"),
-    (f"real-server {RS1}:80 check tcp interval 1 timeout 2", "timeout"),
-    (f"real-server {RS1}:80 check bogus interval 1", "bogus"),
+    (f"real-server {RS1}:80 check tcp interval 0", says("interval")),
+    (f"real-server {RS1}:80 check tcp interval 1 timeout 2", says("timeout")),
+    (f"real-server {RS1}:80 check bogus interval 1", refused_at("bogus")),
 ]
 
 
@@ -522,13 +560,13 @@ def test_bad_input_refused_with_the_reason_and_nothing_changed(fnat, tmp_path, l
     before = running()
     r = configure(f"tcp {VIP}:80", line, check=False)
     assert r.returncode != 0, r.stdout
-    assert reason in (r.stdout + r.stderr).lower(), r.stdout + r.stderr
+    assert reason(r.stdout + r.stderr, line), r.stdout + r.stderr
     assert running() == before
     conf = tmp_path / "bad.conf"
     conf.write_text(f"virtual-server tcp {VIP}:80\n {line}\n!\n")
     r = subprocess.run(RLB + ["-f", str(conf)], capture_output=True, text=True, timeout=60)
     assert r.returncode != 0, r.stdout
-    assert reason in (r.stdout + r.stderr).lower(), r.stdout + r.stderr
+    assert reason(r.stdout + r.stderr, line), r.stdout + r.stderr
     assert running() == before
 
 
@@ -558,9 +596,8 @@ def test_real_server_without_the_vip_is_down(labs, name):
     in_node("rs1", "ip", "addr", "del", f"{topo.vip}/32", "dev", "lo")
     try:
         configure(f"tcp {svc}", f"check tcp {CHECK}")
-        until(lambda: (a := server_entry(health(), f"{rs[0]}:80")) and a.get("last")
-              and (b := server_entry(health(), f"{rs[1]}:80")) and b.get("last"),
-              "both checked")
+        until(lambda: (a := rs_entry(svc, f"{rs[0]}:80")) and a.get("last")
+              and (b := rs_entry(svc, f"{rs[1]}:80")) and b.get("last"), "both checked")
         until(lambda: is_state(svc, f"{rs[0]}:80", "DOWN"), "rs1 without the VIP down")
         assert is_state(svc, f"{rs[1]}:80", "UP"), health()
         assert weights(svc) == {f"{rs[0]}:80": 0, f"{rs[1]}:80": 1}
