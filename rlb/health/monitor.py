@@ -166,11 +166,21 @@ class Monitor:
             result = Result(False, 0.0, f"internal error: {type(e).__name__}")
         finally:
             self.running.pop(key, None)
+        before = self._placed(key)
         changes = self.table.record(key, result)
         if changes:
             self._report(key[0], changes)
-        if key[0] in self.table.services:
+        # Placing walks the whole table (Services.place): only when this result moved
+        # something (a transition, the service's quorum, a misc_dynamic weight), not
+        # for every one of thousands of unchanged results a second (bench/health.py).
+        if key[0] in self.table.services and (changes or self._placed(key) != before):
             self._place(key[0])
+
+    def _placed(self, key) -> tuple[bool, int] | None:
+        """Where one server's health puts it now (in the list, weight)."""
+        svc = self.table.services.get(key[0])
+        s = svc.servers.get(key[1]) if svc is not None else None
+        return None if s is None else (s.in_pool(), s.weight(self.clock.now()))
 
     async def _run_check(self, key) -> Result:
         clause = self.clauses.get(key)
