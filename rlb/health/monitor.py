@@ -45,6 +45,7 @@ class Monitor:
                                  on_quorum_down=self._quorum_down)
         self.paths = paths if paths is not None else ProbePaths(model)
         self.clauses: dict[tuple, Clause | None] = {}    # (svc key, server key) -> its check
+        self._dests: dict[tuple, tuple] = {}     # (svc key, server key) -> (svc, dest)
         self.running: dict[tuple, asyncio.Task] = {}
         self.hooks: set[asyncio.Task] = set()
         self._dirty = asyncio.Event()
@@ -128,6 +129,8 @@ class Monitor:
                 ServiceSettings(policy.quorum, policy.hysteresis, sorry is not None,
                                 sorry.weight if sorry else 1, policy.omega), servers)
         self.clauses = clauses
+        self._dests = {(svc.key, _server_key(d)): (svc, d) for svc in services.table.values()
+                       if svc.checked for d in svc.dests if not d.sorry}
         changes = self.table.sync(config)
         for key, ch in changes.items():
             self._report(key, ch)
@@ -195,6 +198,12 @@ class Monitor:
         svc = self.model.services.table.get(svc_key)
         if svc is None:
             return None
+        # the index of the last sync: a probe a second per server must not walk the
+        # service's real servers (bench/health.py); a model changed since (a sync is
+        # due) is searched
+        known = self._dests.get((svc_key, server_key))
+        if known is not None and known[0] is svc and not self._dirty.is_set():
+            return known
         d = next((d for d in svc.dests if _server_key(d) == server_key and not d.sorry), None)
         return None if d is None else (svc, d)
 
