@@ -69,6 +69,7 @@ RS_NET, PROBE_IP = "10.20.0.0/16", "10.20.255.254"
 INSTANCE = "benchhealth"
 NFT_SINK = "rlbbh_sink"
 PORT0 = 20000                       # the listeners' first port
+CALL_WAIT = 30.0                    # seconds a control call may wait behind the checks
 CHECK = "check tcp interval {interval:g} timeout {timeout:g} rise 1 fall {fall}"
 
 
@@ -139,9 +140,11 @@ def listener_main(addrs: list[str], port0: int, nports: int) -> int:
 class Listener:
     """The listener process in rlbbh-rs, driven over its stdin/stdout."""
 
-    def __init__(self, python: str, addrs: list[str], nports: int):
+    def __init__(self, python: str, addrs: list[str], nports: int, cpu: str):
+        # on the daemon's control CPU: the worker's CPU carries only the worker
         self.p = subprocess.Popen(
-            ["ip", "netns", "exec", NS_RS, python, os.path.abspath(__file__), "--listener",
+            ["ip", "netns", "exec", NS_RS, "taskset", "-c", cpu, python,
+             os.path.abspath(__file__), "--listener",
              ",".join(addrs), str(PORT0), str(nports)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
         line = self._read(60)
@@ -240,6 +243,7 @@ class Bench:
         self.listener: Listener | None = None
         self.base_path = os.path.join(logdir, "base.conf")
         self.checks_path = os.path.join(logdir, "checks.conf")
+        self.deadline = time.monotonic() + opts.budget
 
     # -- the daemon -------------------------------------------------------------
 
@@ -298,7 +302,7 @@ class Bench:
         vip, dests = self.table[0]
         rip = f"{dests[0][0]}:{dests[0][1]}"
         times, ipv = [], []
-        with Client(INSTANCE, timeout=120) as c:
+        with Client(INSTANCE, timeout=CALL_WAIT) as c:
             assert c.request({"shell": True})["ok"]
 
             def ok(line):
@@ -306,28 +310,46 @@ class Bench:
                 if not r.get("ok"):
                     raise BenchError(f"{line}: {r.get('error')}")
                 return r
-            ok("enable")
-            for i in range(self.opts.commits):
-                ok("configure")
-                ok(f"virtual-server tcp {vip}")
-                ok(f"real-server {rip} weight {2 + i}")
-                t = time.perf_counter()
-                ok("commit")
-                times.append(time.perf_counter() - t)
-                ok("end")
-                t = time.perf_counter()
-                ok(f"ipvsadm -e -t {vip} -r {rip} -m -w {100 + i}")
-                ipv.append(time.perf_counter() - t)
-            ok(f"ipvsadm -e -t {vip} -r {rip} -m -w 1")
-        return {"commit_ms": statistics.median(times) * 1000,
-                "commit_max_ms": max(times) * 1000,
-                "ipvsadm_e_ms": statistics.median(ipv) * 1000, "runs": len(times)}
+            timed_out = None
+            try:
+                ok("enable")
+                for i in range(self.opts.commits):
+                    ok("configure")
+                    ok(f"virtual-server tcp {vip}")
+                    ok(f"real-server {rip} weight {2 + i}")
+                    t = time.perf_counter()
+                    timed_out = "commit"
+                    ok("commit")
+                    times.append(time.perf_counter() - t)
+                    timed_out = "end"
+                    ok("end")
+                    t = time.perf_counter()
+                    timed_out = "ipvsadm -e"
+                    ok(f"ipvsadm -e -t {vip} -r {rip} -m -w {100 + i}")
+                    ipv.append(time.perf_counter() - t)
+                    timed_out = None
+                ok(f"ipvsadm -e -t {vip} -r {rip} -m -w 1")
+            except OSError:
+                # not answered within CALL_WAIT: the session is lost; that is the result
+                log(f"{tag}: {timed_out or 'a line'} not answered within {CALL_WAIT:g} s")
+                if timed_out == "commit":
+                    times.append(CALL_WAIT)
+                elif timed_out == "ipvsadm -e":
+                    ipv.append(CALL_WAIT)
+        return {"commit_ms": statistics.median(times) * 1000 if times else None,
+                "commit_max_ms": max(times) * 1000 if times else None,
+                "ipvsadm_e_ms": statistics.median(ipv) * 1000 if ipv else None,
+                "runs": len(times), "timed_out": timed_out}
 
     def show_ms(self) -> float:
-        """`ipvsadm -ln` of one service: how long a show waits behind the checks."""
+        """`ipvsadm -ln` of one service: how long a show waits behind the checks (a
+        call that is not answered within CALL_WAIT counts as CALL_WAIT)."""
         vip = self.table[0][0]
         t = time.perf_counter()
-        self.rlb.call(f"ipvsadm -ln -t {vip}", timeout=120)
+        try:
+            self.rlb.call(f"ipvsadm -ln -t {vip}", timeout=CALL_WAIT)
+        except OSError:
+            return CALL_WAIT * 1000
         return (time.perf_counter() - t) * 1000
 
     # -- the checks' cost ---------------------------------------------------------
@@ -335,7 +357,7 @@ class Bench:
     def checked(self) -> int | None:
         """Results recorded so far over every real server (show ip vs health | json)."""
         try:
-            data = self.rlb.call("show ip vs health | json", timeout=120)
+            data = self.rlb.call("show ip vs health | json", timeout=CALL_WAIT)
         except (BenchError, OSError, ValueError):
             return None
         total = 0
@@ -379,7 +401,7 @@ class Bench:
     # -- detection -----------------------------------------------------------------
 
     def weight(self, vip: str) -> dict[str, int]:
-        data = self.rlb.call(f"ipvsadm -ln -t {vip}", timeout=120)
+        data = self.rlb.call(f"ipvsadm -ln -t {vip}", timeout=CALL_WAIT)
         out = {}
 
         def walk(n):
@@ -405,20 +427,34 @@ class Bench:
         out = []
         for r, s in enumerate(picked):
             vip, dests = self.table[s]
-            chosen = rnd.sample(dests, min(o.stops_per_round, o.stops - len(out)))
+            if time.monotonic() > self.deadline:
+                log("detection: the bench's time budget is spent")
+                break
+            try:
+                up = self.weight(vip)
+            except OSError:
+                log(f"{vip}: ipvsadm -ln not answered within {CALL_WAIT:g} s")
+                continue
+            candidates = [(a, p) for a, p in dests if up.get(f"{a}:{p}", 0) > 0]
+            res_down = len(dests) - len(candidates)
+            if res_down:
+                log(f"{vip}: {res_down} real servers already down before the stops")
+            chosen = rnd.sample(candidates, min(o.stops_per_round, o.stops - len(out),
+                                                len(candidates)))
             offsets = sorted(rnd.uniform(0, o.interval) for _ in chosen)
-            if not all(w > 0 for w in self.weight(vip).values()):
-                raise BenchError(f"{vip}: not every real server is up before the stops")
             closed = {}
             start = time.monotonic()
             for (a, p), off in zip(chosen, offsets):
                 time.sleep(max(0.0, start + off - time.monotonic()))
                 closed[f"{a}:{p}"] = self.listener.close(a, p)
-            deadline = time.monotonic() + 4 * (o.fall * o.interval + o.timeout) + 5
+            deadline = time.monotonic() + 2 * (o.fall * o.interval + o.timeout) + 5
             pending = dict(closed)
             while pending and time.monotonic() < deadline:
                 before = time.monotonic()
-                w = self.weight(vip)
+                try:
+                    w = self.weight(vip)
+                except OSError:
+                    w = {}                          # not answered in time: no news
                 after = time.monotonic()
                 for key in [k for k in pending if w.get(k) == 0]:
                     # seen between the poll's start and its answer: the midpoint
@@ -432,6 +468,13 @@ class Bench:
                 + ", ".join(f"{d['seconds']:.2f}" if d["seconds"] is not None else "MISSED"
                             for d in out[-len(closed):]))
         return out
+
+
+def ms(v: float | None) -> str:
+    """Milliseconds as the table shows them; a call not answered in time says so."""
+    if v is None:
+        return "-"
+    return f">= {v:.0f}" if v >= CALL_WAIT * 1000 else f"{v:.1f}"
 
 
 def pct(values: list[float], q: float) -> float:
@@ -475,8 +518,8 @@ def markdown(res: dict, opts) -> str:
             f"| {ph} | {cpu.get('checks_per_s', 0) or 0:,.0f} / "
             f"{cpu.get('accepts_per_s', 0) or 0:,.0f} | "
             f"{'-' if main is None else f'{main:.0f} %'} | "
-            f"{c.get('commit_ms', 0):.1f} | {c.get('ipvsadm_e_ms', 0):.1f} | "
-            f"{cpu.get('show_ms', p.get('show_ms', 0)):.1f} | {fmt_pps(f.get('rx_pps'))} | "
+            f"{ms(c.get('commit_ms'))} | {ms(c.get('ipvsadm_e_ms'))} | "
+            f"{ms(cpu.get('show_ms', p.get('show_ms')))} | {fmt_pps(f.get('rx_pps'))} | "
             f"{fmt_pps(f.get('offered_pps'))} | {f.get('delivered_pct', 0):.1f} % | "
             f"{f.get('other_load_pct', 0):.0f} % |")
     det = [d["seconds"] for d in res.get("detection", []) if d["seconds"] is not None]
@@ -515,7 +558,7 @@ def run(opts, logdir: str, res: dict) -> None:
     build_topology(b.addrs)
     try:
         b.listener = Listener(opts.python, b.addrs, len_ports(
-            opts.services * opts.per_service, b.addrs))
+            opts.services * opts.per_service, b.addrs), opts.daemon_cpus.split(",")[0])
         res["startup_s"] = b.start()
         log(f"daemon up in {res['startup_s']:.1f} s")
         pid = b.rlb.pid
@@ -527,7 +570,7 @@ def run(opts, logdir: str, res: dict) -> None:
             ph["commit"] = b.commits(name)
             ph["show_ms"] = statistics.median(b.show_ms() for _ in range(5))
             log(f"{name}: {fmt_pps(ph['pps']['rx_pps'])} pps, commit "
-                f"{ph['commit']['commit_ms']:.1f} ms")
+                f"{ms(ph['commit']['commit_ms'])} ms")
 
         def step(what, fn):
             """One measurement; a daemon too busy to answer is a result, not the end."""
@@ -556,7 +599,7 @@ def run(opts, logdir: str, res: dict) -> None:
         ph["pps"] = step("on: pps", lambda: b.pps("on")) or {}
         ph["commit"] = step("on: commits", lambda: b.commits("on")) or {}
         log(f"on: {fmt_pps(ph['pps'].get('rx_pps'))} pps, commit "
-            f"{ph['commit'].get('commit_ms', 0):.1f} ms")
+            f"{ms(ph['commit'].get('commit_ms'))} ms")
         res["detection"] = step("detection", b.detection) or []
         res["remove_checks_s"] = b.apply(b.base_path, replace=True)
         measure_plain("off2")
@@ -586,6 +629,8 @@ def parse_args(argv=None):
     p.add_argument("--poll", type=float, default=0.005, help="pause between weight polls")
     p.add_argument("--daemon-cpus", default="0,1")
     p.add_argument("--gen-cpu", type=int, default=0)
+    p.add_argument("--budget", type=float, default=420,
+                   help="seconds after which detection rounds stop (default 420)")
     p.add_argument("--quick", action="store_true",
                    help="smoke run: 1,000 servers, 2 s windows, 10 stops")
     p.add_argument("--listener", nargs=3, metavar=("ADDRS", "PORT0", "NPORTS"),
