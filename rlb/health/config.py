@@ -3,6 +3,7 @@ a service's policy (Policy). Both are frozen values: the model keeps them as the
 (a commit compares them), the monitor turns them into schedules and state."""
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,7 +80,9 @@ class Clause:
         return out + [(k, v) for k, v in self.check.words()
                       if k != TIMEOUT or self.check.get(TIMEOUT) != auto]
 
+    @functools.cached_property
     def text(self) -> str:
+        """The clause as written after `check` (show ip vs health shows it per server)."""
         return " ".join([self.kind, *(f"{k} {quote(v)}" for k, v in self.words())])
 
 

@@ -15,6 +15,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Hashable
+from ipaddress import IPv4Address
 
 from rlb.health.config import DEFAULT_POLICY, Clause, Policy
 from rlb.health.path import ProbePaths
@@ -32,7 +33,8 @@ PASSIVE = ("answered", "unanswered", "refused", "fails_in_row", "answered_ago", 
 
 
 def _server_key(d) -> tuple:
-    return (str(d.addr), d.port)
+    # the address as an int: IPv4Address hashes in Python, thousands of times a sync
+    return (int(d.addr), d.port)
 
 
 class Monitor:
@@ -45,6 +47,7 @@ class Monitor:
                                  on_quorum_down=self._quorum_down)
         self.paths = paths if paths is not None else ProbePaths(model)
         self.clauses: dict[tuple, Clause | None] = {}    # (svc key, server key) -> its check
+        self.dests: dict[tuple, tuple] = {}              # (svc key, server key) -> (svc, dest)
         self.running: dict[tuple, asyncio.Task] = {}
         self.hooks: set[asyncio.Task] = set()
         self._dirty = asyncio.Event()
@@ -106,10 +109,12 @@ class Monitor:
         """Make the health table the configuration's (services with health only) and put
         every real server where its health says."""
         services = self.model.services
-        config, clauses, unchecked = {}, {}, []
+        config, clauses, dests, made = {}, {}, {}, {}
         for svc in services.table.values():
             if not svc.checked:
-                unchecked += [d.slot for d in svc.dests if d.slot in services.placement]
+                back = [(d, None) for d in svc.dests if d.slot in services.placement]
+                if back:
+                    services.place(svc, back)
                 continue
             policy: Policy = svc.health or DEFAULT_POLICY
             sorry = next((d for d in svc.dests if d.sorry), None)
@@ -118,16 +123,23 @@ class Monitor:
                 if d.sorry:
                     continue
                 c = d.check if d.check is not None else policy.check
-                clauses[(svc.key, _server_key(d))] = c
-                servers[_server_key(d)] = ServerConfig(
-                    c.timing if c is not None else None,
-                    ServerSettings(d.weight, c.rise if c else 1, c.fall if c else 2,
-                                   policy.alpha and c is not None, policy.inhibit,
-                                   c.slowstart if c else 0.0))
+                key = (svc.key, _server_key(d))
+                clauses[key] = c
+                dests[key] = (svc, d)
+                # thousands of servers share a few clauses and weights: one config each
+                shared = (id(c), d.weight, policy.alpha, policy.inhibit)
+                sc = made.get(shared)
+                if sc is None:
+                    sc = made[shared] = ServerConfig(
+                        c.timing if c is not None else None,
+                        ServerSettings(d.weight, c.rise if c else 1, c.fall if c else 2,
+                                       policy.alpha and c is not None, policy.inhibit,
+                                       c.slowstart if c else 0.0))
+                servers[key[1]] = sc
             config[svc.key] = ServiceConfig(
                 ServiceSettings(policy.quorum, policy.hysteresis, sorry is not None,
                                 sorry.weight if sorry else 1, policy.omega), servers)
-        self.clauses = clauses
+        self.clauses, self.dests = clauses, dests
         changes = self.table.sync(config)
         for key, ch in changes.items():
             self._report(key, ch)
@@ -142,8 +154,6 @@ class Monitor:
                              "out of service (maintenance)" if d.disabled else "back in service")
                     act = health.disable if d.disabled else health.enable
                     self._report(svc.key, act(_server_key(d), self.clock.now()))
-        if unchecked:
-            services.place(dict.fromkeys(unchecked))
         for key in self.table.services:
             self._place(key)
         try:
@@ -166,10 +176,16 @@ class Monitor:
             result = Result(False, 0.0, f"internal error: {type(e).__name__}")
         finally:
             self.running.pop(key, None)
+        health = self.table.services.get(key[0])
+        server = health.servers.get(key[1]) if health is not None else None
+        target = server.target if server is not None else None
         changes = self.table.record(key, result)
         if changes:
             self._report(key[0], changes)
-        if key[0] in self.table.services:
+        # weights move at a transition, or when a misc_dynamic result moves the target:
+        # only then is the service placed again (at 10,000 checks a second, most
+        # results change nothing)
+        if server is not None and (changes or server.target != target):
             self._place(key[0])
 
     async def _run_check(self, key) -> Result:
@@ -182,11 +198,11 @@ class Monitor:
         return await clause.check.run(target.addr, target.port, target.source, target.sport)
 
     def _dest(self, svc_key, server_key):
-        svc = self.model.services.table.get(svc_key)
-        if svc is None:
+        """(service, real server) of a check, None once it is gone from the table."""
+        found = self.dests.get((svc_key, server_key))
+        if found is None or self.model.services.table.get(svc_key) is not found[0]:
             return None
-        d = next((d for d in svc.dests if _server_key(d) == server_key and not d.sorry), None)
-        return None if d is None else (svc, d)
+        return found
 
     # -- what health decides ---------------------------------------------------------
 
@@ -196,12 +212,12 @@ class Monitor:
         if svc is None or health is None:
             return
         placements = health.placements(self.clock.now())
-        out = {}
+        out = []
         for d in svc.dests:
             p = placements.get(SORRY if d.sorry else _server_key(d))
             if p is not None:
-                out[d.slot] = (p.in_pool, p.weight)
-        self.model.services.place(out)
+                out.append((d, (p.in_pool, p.weight)))
+        self.model.services.place(svc, out)
 
     def _report(self, svc_key, changes: Changes) -> None:
         for rs, t in changes.servers:
@@ -216,7 +232,7 @@ class Monitor:
         return f"service {svc}" if svc is not None else f"service {key}"
 
     def _rs_name(self, svc_key, rs) -> str:
-        return f"{self._svc_name(svc_key)} real server {rs[0]}:{rs[1]}"
+        return f"{self._svc_name(svc_key)} real server {IPv4Address(rs[0])}:{rs[1]}"
 
     # -- quorum commands ---------------------------------------------------------------
 
@@ -287,7 +303,7 @@ class Monitor:
                 clause = self.clauses.get((key, _server_key(d)))
                 v = s.view(now)
                 v.update(server=f"{d.addr}:{d.port}", mode=d.mode,
-                         check=clause.text() if clause is not None else None,
+                         check=clause.text if clause is not None else None,
                          since=self._wall(v["since"]), last_at=self._wall(v["last_at"]),
                          weight=services.weight_now(d), in_pool=services.placed(d)[0],
                          **{"for": round(now - s.since, 1)})
