@@ -50,6 +50,9 @@ class Monitor:
         self.dests: dict[tuple, tuple] = {}              # (svc key, server key) -> (svc, dest)
         self.running: dict[tuple, asyncio.Task] = {}
         self.hooks: set[asyncio.Task] = set()
+        # told (service key, up) of a service's state when it starts and at each change:
+        # what the route announcements follow (a VIP withdrawn when its service is down)
+        self.service_listeners: list = []
         self._dirty = asyncio.Event()
         self._dirty.set()
         self.wall_offset = time.time() - self.clock.now()
@@ -226,6 +229,14 @@ class Monitor:
         if t is not None:
             line = f"{self._svc_name(svc_key)} {t.state}: {t.reason}"
             (log.info if t.up else log.warning)("%s", line)
+            for listener in self.service_listeners:
+                listener(svc_key, t.up)
+
+    def service_up(self, svc_key) -> bool | None:
+        """Whether a service with health is up (None: it has none; it serves as
+        configured)."""
+        health = self.table.services.get(svc_key)
+        return None if health is None else health.up
 
     def _svc_name(self, key) -> str:
         svc = self.model.services.table.get(key)
