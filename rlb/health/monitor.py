@@ -18,6 +18,7 @@ from collections.abc import Hashable
 from ipaddress import IPv4Address
 
 from rlb.health.config import DEFAULT_POLICY, Clause, Policy
+from rlb.model.services import PROTO_NAMES
 from rlb.health.path import ProbePaths
 from rlb.health.result import Result
 from rlb.health.schedule import Clock, MonotonicClock
@@ -48,6 +49,9 @@ class Monitor:
         self.paths = paths if paths is not None else ProbePaths(model)
         self.clauses: dict[tuple, Clause | None] = {}    # (svc key, server key) -> its check
         self.dests: dict[tuple, tuple] = {}              # (svc key, server key) -> (svc, dest)
+        # each service's policy as last synced: a removed service's quorum-down runs
+        # (keepalived runs it when a reload removes the service) with what it had
+        self.policies: dict = {}
         self.running: dict[tuple, asyncio.Task] = {}
         self.hooks: set[asyncio.Task] = set()
         # told (service key, up) of a service's state when it starts and at each change:
@@ -67,10 +71,11 @@ class Monitor:
         try:
             await asyncio.gather(*tasks)
         finally:
-            for t in tasks:
+            probes = list(self.running.values())
+            for t in tasks + probes:
                 t.cancel()
-            for t in list(self.running.values()):
-                t.cancel()
+            # a cancelled probe ends its process or socket before the loop goes
+            await asyncio.gather(*tasks, *probes, return_exceptions=True)
 
     async def _sync_loop(self) -> None:
         while True:
@@ -143,7 +148,13 @@ class Monitor:
                 ServiceSettings(policy.quorum, policy.hysteresis, sorry is not None,
                                 sorry.weight if sorry else 1, policy.omega), servers)
         self.clauses, self.dests = clauses, dests
+        gone = {k: p for k, p in self.policies.items() if k not in config}
+        self.policies = {svc.key: svc.health or DEFAULT_POLICY
+                         for svc in services.table.values() if svc.key in config}
+        self.policies.update(gone)          # until their hooks are started below
         changes = self.table.sync(config)
+        for k in gone:
+            del self.policies[k]
         for key, ch in changes.items():
             self._report(key, ch)
         for svc in services.table.values():
@@ -240,7 +251,10 @@ class Monitor:
 
     def _svc_name(self, key) -> str:
         svc = self.model.services.table.get(key)
-        return f"service {svc}" if svc is not None else f"service {key}"
+        if svc is not None:
+            return f"service {svc}"
+        proto, vaddr, vport = key               # one a commit removed
+        return f"service {PROTO_NAMES.get(proto, 'MATCH')} {vaddr}" + (f":{vport}" if proto else "")
 
     def _rs_name(self, svc_key, rs) -> str:
         return f"{self._svc_name(svc_key)} real server {IPv4Address(rs[0])}:{rs[1]}"
@@ -254,9 +268,7 @@ class Monitor:
         self._hook(key, "quorum_down")
 
     def _hook(self, key, which: str) -> None:
-        svc = self.model.services.table.get(key)
-        policy = (svc.health if svc is not None else None) or DEFAULT_POLICY
-        command = getattr(policy, which)
+        command = getattr(self.policies.get(key, DEFAULT_POLICY), which)
         if not command:
             return
         try:

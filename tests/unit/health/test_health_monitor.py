@@ -117,3 +117,27 @@ def test_a_hanging_check_does_not_hold_the_loop():
     s = {s["server"]: s for s in mon.view()[0]["servers"]}["10.0.0.2:80"]
     assert s["state"] == "DOWN" and s["error"].startswith("timeout after 0.5 s")
     assert len(lags) > 20                         # it kept turning while the check hung
+
+
+def test_a_removed_service_runs_its_quorum_down(tmp_path):
+    mark = tmp_path / "down"
+    m = model(f" quorum-down touch {mark}\n")
+
+    async def go():
+        mon = Monitor(m)
+        task = asyncio.create_task(mon.run())
+        await asyncio.sleep(0.5)
+        m.services.del_service(KEY)
+        for _ in range(50):
+            await asyncio.sleep(0.05)
+            if mark.exists():
+                break
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            pass
+        await mon.stop()                    # the hook's process is waited for
+        return mon
+    mon = asyncio.run(go())
+    assert mark.exists() and mon.view() == []
