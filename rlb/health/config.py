@@ -103,6 +103,17 @@ def clause(kind: str, given: dict[str, Any] | None = None) -> Clause:
     return c
 
 
+def check_port(c: Clause | None, port: int) -> None:
+    """Refuse a clause aimed at a port that speaks something else (https at 80)."""
+    if c is None:
+        return
+    at = c.check.get("port") or port
+    for wrong, speaks in c.check.checker.wrong_ports:
+        if at == wrong:
+            raise CommandError(f"{c.kind} check of port {at}, which speaks {speaks}: give the "
+                               f"port that speaks {c.kind} (port N)")
+
+
 def quote(text: str) -> str:
     """A value as the grammar reads it back: in double quotes when it has spaces, quotes
     or backslashes (a regex, a command)."""

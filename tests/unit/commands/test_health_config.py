@@ -124,6 +124,8 @@ def test_settings_without_a_kind_change_the_servers_clause():
     (" real-server 192.168.100.2:80 check misc", "command"),
     (" check tcp fall 0", "fall"),
     (" quorum 0", "quorum"),
+    (" real-server 192.168.100.2:80 check https", "port 80, which speaks plain HTTP"),
+    (" check https path /", "port 80, which speaks plain HTTP"),
     (" sorry-server 192.168.100.2:80", "is a real server"),
 ])
 def test_bad_clauses_are_refused_with_the_reason(line, why):
