@@ -24,6 +24,7 @@ import logging
 import time
 
 from rlb.commands import checks
+from rlb.health.config import check_port
 from rlb.commands.running import render
 from rlb.errors import CommandError, ConfigError
 from rlb.model.model import default_scope, parse_mac
@@ -365,6 +366,8 @@ def vs_real_server(ctx, server, mode, weight, upper, lower, admin, kind, **setti
     port = svc.vport if server.port is None else server.port
     have = svc.dest(server.addr, port)
     check = checks.clause_of(kind, settings, have.check if have is not None else None)
+    policy = svc.health.check if svc.health is not None else None
+    check_port(check or (have.check if have is not None else None) or policy, port)
     given = dict(mode=mode, weight=weight, u_threshold=upper, l_threshold=lower, check=check,
                  disabled=None if admin is None else admin == checks.DISABLED)
     if have is None:

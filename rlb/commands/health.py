@@ -20,7 +20,7 @@ from dataclasses import replace
 from rlb.commands import checks
 from rlb.commands.base import ROOT, VS, VS_DEF, VS_HELP, Reply, _vs_key, g
 from rlb.errors import CommandError
-from rlb.health.config import DEFAULT_POLICY, INHIBIT, REMOVE
+from rlb.health.config import DEFAULT_POLICY, INHIBIT, REMOVE, check_port
 
 g.words(**{
     "quorum": "Weight of live real servers the service needs to be up",
@@ -57,7 +57,11 @@ def _set(ctx, **changes) -> Reply:
                                     if c is not None])
 def vs_check(ctx, kind, **settings):
     """The check of every real server of the service that has none of its own."""
-    return _set(ctx, check=checks.clause_of(kind, settings, None))
+    clause = checks.clause_of(kind, settings, None)
+    for d in ctx.model.services.get(ctx.section).dests:
+        if d.check is None and not d.sorry:
+            check_port(clause, d.port)
+    return _set(ctx, check=clause)
 
 
 @g.command("no check", node=VS)

@@ -3,6 +3,7 @@ a service's policy (Policy). Both are frozen values: the model keeps them as the
 (a commit compares them), the monitor turns them into schedules and state."""
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,7 +80,9 @@ class Clause:
         return out + [(k, v) for k, v in self.check.words()
                       if k != TIMEOUT or self.check.get(TIMEOUT) != auto]
 
+    @functools.cached_property
     def text(self) -> str:
+        """The clause as written after `check` (show ip vs health shows it per server)."""
         return " ".join([self.kind, *(f"{k} {quote(v)}" for k, v in self.words())])
 
 
@@ -98,6 +101,17 @@ def clause(kind: str, given: dict[str, Any] | None = None) -> Clause:
     c = Clause(check, interval, mine[RISE], mine[FALL], mine[SLOW_START])
     c.timing                                 # timeout <= interval, else a CommandError
     return c
+
+
+def check_port(c: Clause | None, port: int) -> None:
+    """Refuse a clause aimed at a port that speaks something else (https at 80)."""
+    if c is None:
+        return
+    at = c.check.get("port") or port
+    for wrong, speaks in c.check.checker.wrong_ports:
+        if at == wrong:
+            raise CommandError(f"{c.kind} check of port {at}, which speaks {speaks}: give the "
+                               f"port that speaks {c.kind} (port N)")
 
 
 def quote(text: str) -> str:

@@ -15,8 +15,10 @@ import asyncio
 import logging
 import time
 from collections.abc import Hashable
+from ipaddress import IPv4Address
 
 from rlb.health.config import DEFAULT_POLICY, Clause, Policy
+from rlb.model.services import PROTO_NAMES
 from rlb.health.path import ProbePaths
 from rlb.health.result import Result
 from rlb.health.schedule import Clock, MonotonicClock
@@ -32,7 +34,8 @@ PASSIVE = ("answered", "unanswered", "refused", "fails_in_row", "answered_ago", 
 
 
 def _server_key(d) -> tuple:
-    return (str(d.addr), d.port)
+    # the address as an int: IPv4Address hashes in Python, thousands of times a sync
+    return (int(d.addr), d.port)
 
 
 class Monitor:
@@ -45,9 +48,15 @@ class Monitor:
                                  on_quorum_down=self._quorum_down)
         self.paths = paths if paths is not None else ProbePaths(model)
         self.clauses: dict[tuple, Clause | None] = {}    # (svc key, server key) -> its check
-        self._dests: dict[tuple, tuple] = {}     # (svc key, server key) -> (svc, dest)
+        self.dests: dict[tuple, tuple] = {}              # (svc key, server key) -> (svc, dest)
+        # each service's policy as last synced: a removed service's quorum-down runs
+        # (keepalived runs it when a reload removes the service) with what it had
+        self.policies: dict = {}
         self.running: dict[tuple, asyncio.Task] = {}
         self.hooks: set[asyncio.Task] = set()
+        # told (service key, up) of a service's state when it starts and at each change:
+        # what the route announcements follow (a VIP withdrawn when its service is down)
+        self.service_listeners: list = []
         self._dirty = asyncio.Event()
         self._dirty.set()
         self.wall_offset = time.time() - self.clock.now()
@@ -62,10 +71,11 @@ class Monitor:
         try:
             await asyncio.gather(*tasks)
         finally:
-            for t in tasks:
+            probes = list(self.running.values())
+            for t in tasks + probes:
                 t.cancel()
-            for t in list(self.running.values()):
-                t.cancel()
+            # a cancelled probe ends its process or socket before the loop goes
+            await asyncio.gather(*tasks, *probes, return_exceptions=True)
 
     async def _sync_loop(self) -> None:
         while True:
@@ -107,10 +117,12 @@ class Monitor:
         """Make the health table the configuration's (services with health only) and put
         every real server where its health says."""
         services = self.model.services
-        config, clauses, unchecked = {}, {}, []
+        config, clauses, dests, made = {}, {}, {}, {}
         for svc in services.table.values():
             if not svc.checked:
-                unchecked += [d.slot for d in svc.dests if d.slot in services.placement]
+                back = [(d, None) for d in svc.dests if d.slot in services.placement]
+                if back:
+                    services.place(svc, back)
                 continue
             policy: Policy = svc.health or DEFAULT_POLICY
             sorry = next((d for d in svc.dests if d.sorry), None)
@@ -119,19 +131,30 @@ class Monitor:
                 if d.sorry:
                     continue
                 c = d.check if d.check is not None else policy.check
-                clauses[(svc.key, _server_key(d))] = c
-                servers[_server_key(d)] = ServerConfig(
-                    c.timing if c is not None else None,
-                    ServerSettings(d.weight, c.rise if c else 1, c.fall if c else 2,
-                                   policy.alpha and c is not None, policy.inhibit,
-                                   c.slowstart if c else 0.0))
+                key = (svc.key, _server_key(d))
+                clauses[key] = c
+                dests[key] = (svc, d)
+                # thousands of servers share a few clauses and weights: one config each
+                shared = (id(c), d.weight, policy.alpha, policy.inhibit)
+                sc = made.get(shared)
+                if sc is None:
+                    sc = made[shared] = ServerConfig(
+                        c.timing if c is not None else None,
+                        ServerSettings(d.weight, c.rise if c else 1, c.fall if c else 2,
+                                       policy.alpha and c is not None, policy.inhibit,
+                                       c.slowstart if c else 0.0))
+                servers[key[1]] = sc
             config[svc.key] = ServiceConfig(
                 ServiceSettings(policy.quorum, policy.hysteresis, sorry is not None,
                                 sorry.weight if sorry else 1, policy.omega), servers)
-        self.clauses = clauses
-        self._dests = {(svc.key, _server_key(d)): (svc, d) for svc in services.table.values()
-                       if svc.checked for d in svc.dests if not d.sorry}
+        self.clauses, self.dests = clauses, dests
+        gone = {k: p for k, p in self.policies.items() if k not in config}
+        self.policies = {svc.key: svc.health or DEFAULT_POLICY
+                         for svc in services.table.values() if svc.key in config}
+        self.policies.update(gone)          # until their hooks are started below
         changes = self.table.sync(config)
+        for k in gone:
+            del self.policies[k]
         for key, ch in changes.items():
             self._report(key, ch)
         for svc in services.table.values():
@@ -145,8 +168,6 @@ class Monitor:
                              "out of service (maintenance)" if d.disabled else "back in service")
                     act = health.disable if d.disabled else health.enable
                     self._report(svc.key, act(_server_key(d), self.clock.now()))
-        if unchecked:
-            services.place(dict.fromkeys(unchecked))
         for key in self.table.services:
             self._place(key)
         try:
@@ -169,21 +190,17 @@ class Monitor:
             result = Result(False, 0.0, f"internal error: {type(e).__name__}")
         finally:
             self.running.pop(key, None)
-        before = self._placed(key)
+        health = self.table.services.get(key[0])
+        server = health.servers.get(key[1]) if health is not None else None
+        target = server.target if server is not None else None
         changes = self.table.record(key, result)
         if changes:
             self._report(key[0], changes)
-        # Placing walks the whole table (Services.place): only when this result moved
-        # something (a transition, the service's quorum, a misc_dynamic weight), not
-        # for every one of thousands of unchanged results a second (bench/health.py).
-        if key[0] in self.table.services and (changes or self._placed(key) != before):
+        # weights move at a transition, or when a misc_dynamic result moves the target:
+        # only then is the service placed again (at 10,000 checks a second, most
+        # results change nothing)
+        if server is not None and (changes or server.target != target):
             self._place(key[0])
-
-    def _placed(self, key) -> tuple[bool, int] | None:
-        """Where one server's health puts it now (in the list, weight)."""
-        svc = self.table.services.get(key[0])
-        s = svc.servers.get(key[1]) if svc is not None else None
-        return None if s is None else (s.in_pool(), s.weight(self.clock.now()))
 
     async def _run_check(self, key) -> Result:
         clause = self.clauses.get(key)
@@ -195,17 +212,11 @@ class Monitor:
         return await clause.check.run(target.addr, target.port, target.source, target.sport)
 
     def _dest(self, svc_key, server_key):
-        svc = self.model.services.table.get(svc_key)
-        if svc is None:
+        """(service, real server) of a check, None once it is gone from the table."""
+        found = self.dests.get((svc_key, server_key))
+        if found is None or self.model.services.table.get(svc_key) is not found[0]:
             return None
-        # the index of the last sync: a probe a second per server must not walk the
-        # service's real servers (bench/health.py); a model changed since (a sync is
-        # due) is searched
-        known = self._dests.get((svc_key, server_key))
-        if known is not None and known[0] is svc and not self._dirty.is_set():
-            return known
-        d = next((d for d in svc.dests if _server_key(d) == server_key and not d.sorry), None)
-        return None if d is None else (svc, d)
+        return found
 
     # -- what health decides ---------------------------------------------------------
 
@@ -215,12 +226,12 @@ class Monitor:
         if svc is None or health is None:
             return
         placements = health.placements(self.clock.now())
-        out = {}
+        out = []
         for d in svc.dests:
             p = placements.get(SORRY if d.sorry else _server_key(d))
             if p is not None:
-                out[d.slot] = (p.in_pool, p.weight)
-        self.model.services.place(out)
+                out.append((d, (p.in_pool, p.weight)))
+        self.model.services.place(svc, out)
 
     def _report(self, svc_key, changes: Changes) -> None:
         for rs, t in changes.servers:
@@ -229,13 +240,24 @@ class Monitor:
         if t is not None:
             line = f"{self._svc_name(svc_key)} {t.state}: {t.reason}"
             (log.info if t.up else log.warning)("%s", line)
+            for listener in self.service_listeners:
+                listener(svc_key, t.up)
+
+    def service_up(self, svc_key) -> bool | None:
+        """Whether a service with health is up (None: it has none; it serves as
+        configured)."""
+        health = self.table.services.get(svc_key)
+        return None if health is None else health.up
 
     def _svc_name(self, key) -> str:
         svc = self.model.services.table.get(key)
-        return f"service {svc}" if svc is not None else f"service {key}"
+        if svc is not None:
+            return f"service {svc}"
+        proto, vaddr, vport = key               # one a commit removed
+        return f"service {PROTO_NAMES.get(proto, 'MATCH')} {vaddr}" + (f":{vport}" if proto else "")
 
     def _rs_name(self, svc_key, rs) -> str:
-        return f"{self._svc_name(svc_key)} real server {rs[0]}:{rs[1]}"
+        return f"{self._svc_name(svc_key)} real server {IPv4Address(rs[0])}:{rs[1]}"
 
     # -- quorum commands ---------------------------------------------------------------
 
@@ -246,9 +268,7 @@ class Monitor:
         self._hook(key, "quorum_down")
 
     def _hook(self, key, which: str) -> None:
-        svc = self.model.services.table.get(key)
-        policy = (svc.health if svc is not None else None) or DEFAULT_POLICY
-        command = getattr(policy, which)
+        command = getattr(self.policies.get(key, DEFAULT_POLICY), which)
         if not command:
             return
         try:
@@ -306,7 +326,7 @@ class Monitor:
                 clause = self.clauses.get((key, _server_key(d)))
                 v = s.view(now)
                 v.update(server=f"{d.addr}:{d.port}", mode=d.mode,
-                         check=clause.text() if clause is not None else None,
+                         check=clause.text if clause is not None else None,
                          since=self._wall(v["since"]), last_at=self._wall(v["last_at"]),
                          weight=services.weight_now(d), in_pool=services.placed(d)[0],
                          **{"for": round(now - s.since, 1)})

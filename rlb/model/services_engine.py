@@ -134,28 +134,21 @@ class ServicesEngine:
         """The real servers the scheduler has now (ipvsadm -ln lists these)."""
         return [d for d in svc.dests if self.placed(d)[0]]
 
-    def place(self, changes: dict[int, tuple[bool, int] | None]) -> None:
-        """Health's decisions, by real server slot (None: back to its configuration):
-        each changed one is pushed, and its service once."""
-        by_slot = {d.slot: (svc, d) for svc in self.table.values() for d in svc.dests}
-        services = {}
-        for slot, placement in changes.items():
-            if slot not in by_slot:
-                continue
-            svc, d = by_slot[slot]
+    def place(self, svc: Service, changes: list[tuple[Dest, tuple[bool, int] | None]]) -> None:
+        """Health's decisions for real servers of one service (None: back to its
+        configuration): each one that moves is pushed, then the service once."""
+        moved = False
+        for d, placement in changes:
             before = self.placed(d)
             if placement is None:
-                self.placement.pop(slot, None)
+                self.placement.pop(d.slot, None)
             else:
-                self.placement[slot] = placement
-            if self.placed(d) == before:
-                continue
-            if self.engine is not None:
+                self.placement[d.slot] = placement
+            if self.engine is not None and self.placed(d) != before:
                 self._push_dest(self.engine, svc, d)
-                services[svc.slot] = svc
-        if self.engine is not None:
-            for svc in services.values():
-                self._push_service(self.engine, svc)
+                moved = True
+        if moved:
+            self._push_service(self.engine, svc)
 
     def _ensure_registered(self, engine) -> None:
         """Give the data plane every mode's and scheduler's C ops, once per engine, before the

@@ -182,6 +182,22 @@ def test_slow_start_ramps_the_weight(lab):
     configure(f"real-server {RS1} weight 1 slow-start 0")
 
 
+def test_misc_dynamic_sets_the_weight_from_the_exit_code(lab):
+    script = lab.dir / "weight.sh"
+    script.write_text("#!/bin/sh\nexit $(cat %s)\n" % (lab.dir / "code"))
+    script.chmod(0o755)
+    (lab.dir / "code").write_text("7")
+    configure(f"real-server {RS2} check misc command {script} dynamic yes interval 0.5")
+    assert wait(lambda: weights(lab)[RS2] == 5), weights(lab)      # 7 - 2
+    (lab.dir / "code").write_text("0")
+    assert wait(lambda: weights(lab)[RS2] == 1), weights(lab)      # 0: the configured weight
+    (lab.dir / "code").write_text("1")
+    assert wait(lambda: weights(lab)[RS2] == 0), weights(lab)      # 1: down
+    configure(f"real-server {RS2} check misc command \"test -f {lab.flags[RS2]}\" "
+              "interval 0.5 fall 1")
+    assert wait(lambda: weights(lab)[RS2] == 1)
+
+
 @pytest.mark.parametrize("line, why", [
     (f"real-server {RS1} check tcp interval 0", "interval"),
     (f"real-server {RS1} check tcp interval 1 timeout 2", "longer than interval"),

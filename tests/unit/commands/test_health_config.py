@@ -93,7 +93,7 @@ def test_each_kind_with_every_setting_reads_back(kind):
     names = {st.name for st in checkers.CHECKERS[kind].all_settings} | \
         {"interval", "rise", "fall", "slow-start"}
     c = clause(kind, {k: v for k, v in values.items() if k in names})
-    line = f" real-server 192.168.100.2:80 check {c.text()}"
+    line = f" real-server 192.168.100.2:80 check {c.text}"
     m = model(BASE + "virtual-server tcp 10.0.0.100:80\n" + line + "\n")
     got = next(iter(m.services.table.values())).dests[0]
     assert got.check == c
@@ -124,6 +124,8 @@ def test_settings_without_a_kind_change_the_servers_clause():
     (" real-server 192.168.100.2:80 check misc", "command"),
     (" check tcp fall 0", "fall"),
     (" quorum 0", "quorum"),
+    (" real-server 192.168.100.2:80 check https", "port 80, which speaks plain HTTP"),
+    (" check https path /", "port 80, which speaks plain HTTP"),
     (" sorry-server 192.168.100.2:80", "is a real server"),
 ])
 def test_bad_clauses_are_refused_with_the_reason(line, why):
