@@ -334,7 +334,9 @@ def test_nginx_stopped_under_wrk_then_back_with_slow_start(fnat):
         at_zero = dest_conns(svc)[f"{RS1}:8080"]
         out = finish(load)
     finally:
-        finish(load)
+        if load.poll() is None:
+            load.kill()
+            load.wait()
     down = rs_state(svc, f"{RS1}:8080")
     assert down["state"] == "DOWN" and down.get("error"), down
     # detected after exactly `fall` failed checks: within fall x interval + timeout
@@ -552,10 +554,13 @@ BAD = [
     (f"real-server {RS1}:80 check tcp interval 0", says("interval")),
     (f"real-server {RS1}:80 check tcp interval 1 timeout 2", says("timeout")),
     (f"real-server {RS1}:80 check bogus interval 1", refused_at("bogus")),
+    # port 80 speaks plain HTTP: an https check of it could never pass
+    (f"real-server {RS1}:80 check https path /", says("https check of port 80")),
 ]
 
 
-@pytest.mark.parametrize("line,reason", BAD, ids=["interval0", "timeout>interval", "unknown"])
+@pytest.mark.parametrize("line,reason", BAD,
+                         ids=["interval0", "timeout>interval", "unknown", "https-port80"])
 def test_bad_input_refused_with_the_reason_and_nothing_changed(fnat, tmp_path, line, reason):
     before = running()
     r = configure(f"tcp {VIP}:80", line, check=False)
