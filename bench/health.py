@@ -5,21 +5,22 @@ with the same daemon's commit latency and forwarding rate without and with the c
 Topology (namespaces this script creates and removes; the host gets nothing):
 
     rlbbh-gen  g0 --veth-- f0 (dpdk0) [rlbbh-lb] (dpdk1) f1 --veth-- s0  rlbbh-sink
-    10.10.1.2                 rlb daemon                             10.10.2.2
-                              h0 10.20.255.254/16 (kernel) --veth-- h1  rlbbh-rs
-                                                                       10.20.0.1-N/16
+    10.10.1.2                 rlb daemon                       10.10.2.2, 10.20.0.1-N/16
 
-rlbbh-rs runs this script's listener (`--listener`): one process holding a listening
-TCP socket per real server (ADDRS x PORTS), an epoll loop that accepts every connection
-and closes it at once (the kernel completed the handshake before accept()), and
-on stdin `close ADDR PORT` (answered with the CLOCK_MONOTONIC time of the close: the
-server's stop) and `count` (connections accepted so far).
+rlbbh-sink drops the generator's UDP at ingress (nftables, counted) and lets TCP through
+to this script's listener (`--listener`): one process holding a listening TCP socket
+per real server (ADDRS x PORTS), an epoll loop that accepts every connection and closes
+it at once (the kernel completed the handshake before accept()), and on stdin `close
+ADDR PORT` (answered with the CLOCK_MONOTONIC time of the close: the server's stop) and
+`count` (connections accepted so far).
 
 The daemon (`workers 1`, busy-poll, af_packet ports as bench/forward.py) holds S NAT
-services 10.10.3.x:80 of R real servers each (10.20.0.a:p, a data-plane route to them
-via dpdk1); its kernel reaches them through h0, where the probes of NAT real servers go
-(RIP:port). The checks are the services' default `check tcp interval 1 timeout 1 rise 1
-fall 2`, committed with `rlb -f` and removed with `rlb -f --replace`.
+services 10.10.3.x:80 of R real servers each (10.20.0.a:p, routed via the sink on
+dpdk1). Its probes take the real servers' data path (rlb.health.path: from the data
+plane's own address on dpdk1, through dpdk1.kni into the worker, out of f1), so they
+share the worker with the forwarded packets. The checks are the services' default
+`check tcp interval 1 timeout 1 rise 1 fall 2`, committed with `rlb -f` and removed
+with `rlb -f --replace`.
 
 Phases, one daemon, in this order (A-B-A, so that drift shows):
   off   forwarding pps (cgen 64-byte UDP gen -> sink, routed), commit latency
@@ -58,14 +59,14 @@ from common import (CGEN_DIR, BenchError, Proc, RlbDaemon, Window, add_output_op
                     build_cgen, fmt_pps, install_signal_unwind, link_stats, log,
                     make_namespaces, sh, veth)
 
-NS_GEN, NS_LB, NS_SINK, NS_RS = "rlbbh-gen", "rlbbh-lb", "rlbbh-sink", "rlbbh-rs"
-NAMESPACES = (NS_GEN, NS_LB, NS_SINK, NS_RS)
-GEN_IF, IN_IF, OUT_IF, SINK_IF, PROBE_IF, RS_IF = "g0", "f0", "f1", "s0", "h0", "h1"
+NS_GEN, NS_LB, NS_SINK = "rlbbh-gen", "rlbbh-lb", "rlbbh-sink"
+NS_RS = NS_SINK                     # the listeners live behind the sink's port
+NAMESPACES = (NS_GEN, NS_LB, NS_SINK)
+GEN_IF, IN_IF, OUT_IF, SINK_IF = "g0", "f0", "f1", "s0"
 GEN_MAC, IN_MAC = "02:bc:00:01:00:02", "02:bc:00:01:00:01"
 OUT_MAC, SINK_MAC = "02:bc:00:02:00:01", "02:bc:00:02:00:02"
-PROBE_MAC, RS_MAC = "02:bc:00:03:00:01", "02:bc:00:03:00:02"
 GEN_IP, IN_IP, OUT_IP, SINK_IP = "10.10.1.2", "10.10.1.1", "10.10.2.1", "10.10.2.2"
-RS_NET, PROBE_IP = "10.20.0.0/16", "10.20.255.254"
+RS_NET = "10.20.0.0/16"
 INSTANCE = "benchhealth"
 NFT_SINK = "rlbbh_sink"
 PORT0 = 20000                       # the listeners' first port
@@ -178,18 +179,14 @@ def build_topology(addrs: list[str]) -> None:
     make_namespaces(NAMESPACES)
     veth((NS_GEN, GEN_IF, GEN_MAC), (NS_LB, IN_IF, IN_MAC))
     veth((NS_LB, OUT_IF, OUT_MAC), (NS_SINK, SINK_IF, SINK_MAC))
-    veth((NS_LB, PROBE_IF, PROBE_MAC), (NS_RS, RS_IF, RS_MAC))
     sh("ip", "-n", NS_GEN, "addr", "add", f"{GEN_IP}/24", "dev", GEN_IF)
-    sh("ip", "-n", NS_SINK, "addr", "add", f"{SINK_IP}/24", "dev", SINK_IF)
-    sh("ip", "-n", NS_LB, "addr", "add", f"{PROBE_IP}/16", "dev", PROBE_IF)
-    sh("ip", "-n", NS_RS, "-batch", "-", input="".join(
-        f"addr add {a}/16 dev {RS_IF}\n" for a in addrs))
-    # the probes' TIME_WAIT (10k/s x 60 s) stays bounded; the sink never answers
-    sh("sysctl", "-qw", "net.ipv4.tcp_max_tw_buckets=1000000",
-       "net.ipv4.ip_local_port_range=1024 65000", ns=NS_LB)
+    sh("ip", "-n", NS_SINK, "-batch", "-", input=f"addr add {SINK_IP}/24 dev {SINK_IF}\n" + "".join(
+        f"addr add {a}/16 dev {SINK_IF}\n" for a in addrs))
+    # the generator's UDP never reaches the sink's stack (no answer, no CPU past the
+    # veth); the probes' TCP does, to the listeners
     sh("nft", "-f", "-", ns=NS_SINK, input=(
         f"table netdev {NFT_SINK} {{\n  chain in {{ type filter hook ingress device "
-        f"\"{SINK_IF}\" priority 0; policy drop; counter drop\n  }}\n}}\n"))
+        f"\"{SINK_IF}\" priority 0; policy accept; meta l4proto udp counter drop\n  }}\n}}\n"))
 
 
 def servers(n_services: int, per_service: int, addrs: list[str]) -> list[tuple[str, list]]:
@@ -212,7 +209,7 @@ def base_config(table) -> str:
              f" dest-table-size {max(4096, 2 * n)}", "!",
              f"dpip addr add {IN_IP}/24 dev dpdk0", f"dpip addr add {OUT_IP}/24 dev dpdk1",
              f"dpip neigh add {SINK_IP} lladdr {SINK_MAC} dev dpdk1",
-             f"dpip route add {RS_NET} dev dpdk1"]
+             f"dpip route add {RS_NET} via {SINK_IP} dev dpdk1"]
     for vip, dests in table:
         lines.append(f"ipvsadm -A -t {vip} -s rr")
         lines += [f"ipvsadm -a -t {vip} -r {a}:{p} -m" for a, p in dests]
@@ -590,7 +587,6 @@ def run(opts, logdir: str, res: dict) -> None:
         log(f"checks committed in {res['apply_checks_s']:.1f} s; settling "
             f"{opts.settle:g} s")
         time.sleep(opts.settle)
-        b.deadline = time.monotonic() + opts.budget
         ph = res["phases"]["on"] = {}
         cpu = step("on: CPU window", b.cpu)
         if cpu:
@@ -605,6 +601,7 @@ def run(opts, logdir: str, res: dict) -> None:
         ph["commit"] = step("on: commits", lambda: b.commits("on")) or {}
         log(f"on: {fmt_pps(ph['pps'].get('rx_pps'))} pps, commit "
             f"{ms(ph['commit'].get('commit_ms'))} ms")
+        b.deadline = time.monotonic() + opts.budget
         res["detection"] = step("detection", b.detection) or []
         res["remove_checks_s"] = b.apply(b.base_path, replace=True)
         measure_plain("off2")
@@ -635,9 +632,8 @@ def parse_args(argv=None):
     p.add_argument("--poll", type=float, default=0.005, help="pause between weight polls")
     p.add_argument("--daemon-cpus", default="0,1")
     p.add_argument("--gen-cpu", type=int, default=0)
-    p.add_argument("--budget", type=float, default=180,
-                   help="seconds after the checks start after which detection rounds stop "
-                        "(default 180)")
+    p.add_argument("--budget", type=float, default=120,
+                   help="seconds after which no detection round starts (default 120)")
     p.add_argument("--quick", action="store_true",
                    help="smoke run: 1,000 servers, 2 s windows, 10 stops")
     p.add_argument("--listener", nargs=3, metavar=("ADDRS", "PORT0", "NPORTS"),
