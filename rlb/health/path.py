@@ -212,8 +212,9 @@ def _quiet(problems: list[str], what: str, call, cmd: str, **kw) -> bool:
     try:
         call(cmd, **kw)
         return True
-    except OSError as err:         # pyroute2's NetlinkError is an OSError with the errno
-        code = err.args[0] if err.args and isinstance(err.args[0], int) else err.errno
+    except Exception as err:       # pyroute2's NetlinkError (.code: the errno), OSError
+        code = getattr(err, "code", None) or getattr(err, "errno", None)
+        # the kernel drops a device's routes with its last address: already gone is gone
         if cmd == DEL and code in (ENOENT, ESRCH, EADDRNOTAVAIL):
             return True
         if cmd == ADD and code == EEXIST:
