@@ -35,7 +35,7 @@ from rlb.core.consts import PROBE_PORT_MIN
 from rlb.health import checkers
 from rlb.health.path import GATEWAY, TABLE_BASE, ProbePaths, Target
 from rlb.lab import procs, state, topologies
-from support.netns import in_netns
+from support.netns import Wire, in_netns
 
 PREFIX = "rlbp-"
 RUN = Path("/run/rlb/plab")
@@ -235,6 +235,41 @@ def test_dr_probes_the_vip_at_the_real_server_s_mac(labs, workers, tmp_path):
         assert not lb.probe("192.168.100.3", "icmp").ok
         assert lb.probe("192.168.100.2").ok             # the other one is still up
     assert lb.probe("192.168.100.3").ok                 # and rs2 is back with its VIP
+
+
+def test_what_the_kernel_sends_to_our_mac_is_checked_and_counted(labs):
+    """Frames on the kni to the port's own MAC that are not sound IPv4 are dropped and
+    counted, with no mbuf kept; a probe port of no real server is routed like any probe
+    (to a VIP: our own, so dropped as no_route); another source leaves as it came."""
+    lb = labs.use("dr-one-arm", 2)
+    own, lan_ip, vip = mac("lb", "veth-dpdk0"), "192.168.100.1", lb.topo.vip
+    wire = Wire(ns("lb"), "dpdk0.kni")
+    eth = Ether(src=own, dst=own, type=0x0800)
+    bad = {"truncated": bytes(eth) + b"\x45\x00\x00",
+           "ip_hdrlen": bytes(eth / IP(src=lan_ip, dst=vip, ihl=4) / TCP()),
+           "ip_totlen": bytes(eth / IP(src=lan_ip, dst=vip, len=400) / TCP())}
+    first = rlb_json("dpip link show -s")
+    before, port0 = first["reasons"], first["ports"][0]["stats"]
+    try:
+        for _ in range(100):
+            for frame in bad.values():
+                wire.send(frame)
+        wire.send(eth / IP(src=lan_ip, dst=vip) / TCP(sport=PROBE_PORT_MIN + 999, dport=80))
+        wire.send(eth / IP(src="192.168.100.77", dst="192.168.100.2") / TCP(sport=1, dport=80))
+    finally:
+        wire.close()
+    end = time.monotonic() + WAIT
+    while time.monotonic() < end:
+        after = rlb_json("dpip link show -s")
+        if after["ports"][0]["stats"]["from_kni"] - port0["from_kni"] >= 302:
+            break
+        time.sleep(0.2)
+    assert {k: after["reasons"][k] - before[k] for k in bad} == {k: 100 for k in bad}
+    assert after["reasons"]["no_route"] - before["no_route"] == 1
+    stats = after["ports"][0]["stats"]
+    assert stats["probes"] - port0["probes"] == 1      # only the one from our own address
+    assert stats["tx_pkts"] > port0["tx_pkts"]         # the other source's: out as it came
+    assert after["pool"]["in_use"] - first["pool"]["in_use"] < 100   # 300 dropped, none kept
 
 
 # -------------------------------------------------------------------------- Tunnel
