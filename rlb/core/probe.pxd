@@ -14,7 +14,7 @@ from rlb.core.packet cimport (tx_port, drop, eth_hdr, ip_hdr, ETH_HLEN, ETHER_TY
                               IPPROTO_ICMP)
 from rlb.core.route cimport route_lookup
 from rlb.core.neigh cimport neigh_output
-from rlb.core.lb cimport IPPROTO_TCP, IPPROTO_UDP, ICMP_ECHO
+from rlb.core.lb cimport IPPROTO_TCP, IPPROTO_UDP, ICMP_ECHO, vip_known
 from rlb.core.ipv4 cimport is_own, IP_MF_OFFSET_MASK
 
 
@@ -85,7 +85,9 @@ cdef inline void probe_output(engine_t *e, worker_t *w, uint8_t port, rte_mbuf *
     w.pstats[port][PORT_PROBES] += 1
     lport = probe_lport(m, ip, hl, tot)
     slot = <uint32_t>lport - PROBE_PORT_MIN
-    if lport >= PROBE_PORT_MIN and slot < e.dest_cap:
+    if lport >= PROBE_PORT_MIN and slot < e.dest_cap and vip_known(w, dst):
+        # to a VIP: only a real server that holds it answers (a probe to RIP:port is
+        # routed below, whatever real server its port's slot is now)
         d = &w.dests[slot]
         if d.used and e.modes[d.mode] != NULL and e.modes[d.mode].direct_reply:
             # the mode's own transmit, with the probe as the client of a connection to

@@ -51,10 +51,16 @@ class Target:
     sport: int = 0             # local port bound (0: any)
 
 
-def probe_port(dest) -> int:
-    """The local port of a real server's probes (its dest slot in the reserved range),
-    or 0 when its slot is past the range (a real-server table over PROBE_PORTS)."""
-    return PROBE_PORT_MIN + dest.slot if 0 <= dest.slot < PROBE_PORTS else 0
+def probe_port(dest, names: bool = True) -> int:
+    """The local port of a real server's probes: its dest slot in the reserved range.
+    Past the range (a real-server table over PROBE_PORTS), a probe whose port must name
+    its server (at a VIP) has none (0); a probe to RIP:port only needs a port of the
+    range (the data plane routes it by its address), so the slot wraps around."""
+    if dest.slot < 0:
+        return 0
+    if dest.slot < PROBE_PORTS:
+        return PROBE_PORT_MIN + dest.slot
+    return 0 if names else PROBE_PORT_MIN + dest.slot % PROBE_PORTS
 
 
 @dataclass
@@ -86,8 +92,8 @@ class ProbePaths:
         plain = Target(str(dest.addr), dest.port)
         if not self.enabled:
             return plain
-        sport = probe_port(dest)
         kind = getattr(self.model.services.modes.get(dest.mode), "probe", PROBE_RIP)
+        sport = probe_port(dest, names=kind == PROBE_VIP)
         source = self._source(svc, dest, kind)
         if not sport or source is None:
             return plain

@@ -98,12 +98,19 @@ def test_no_kni_gives_the_plain_target_and_sync_touches_nothing(monkeypatch):
 
 
 def test_a_slot_past_the_range_and_snat_get_the_plain_target():
+    """Past the range a DR probe has no port to name its server by: the plain target;
+    an FNAT one needs only a port of the range: the slot wraps."""
     m = model_of("dr-one-arm")
     svc = next(iter(m.services.table.values()))
     d = svc.dests[0]
-    d.slot = PROBE_PORTS                       # a real-server table over the default size
-    assert probe_port(d) == 0
+    d.slot = PROBE_PORTS + 5                   # a real-server table over the default size
+    assert probe_port(d) == 0 and probe_port(d, names=False) == port(5)
     assert ProbePaths(m).target(svc, d) == Target("192.168.100.2", 80)
+    m = model_of("fnat-two-arm")
+    svc = next(iter(m.services.table.values()))
+    svc.dests[1].slot = PROBE_PORTS + 5
+    assert ProbePaths(m).target(svc, svc.dests[1]) == \
+        Target("192.168.100.3", 80, "192.168.100.200", port(5))
     # SNAT's real servers are the outside, on no route of their own: the plain target
     assert set(targets(model_of("snat")).values()) == {Target("123.1.2.3", 0)}
 
