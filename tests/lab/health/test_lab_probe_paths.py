@@ -314,6 +314,10 @@ def test_fnat_probes_from_the_local_address_beside_its_traffic(labs, workers, tm
     # nginx (8080) names the connection's source: the LIP at the probe's port
     assert lb.probe(rs1, "http", port=8080,
                     regex=f"Your ip:port : {lip}:{t.sport}").ok
+    # the UDP echo (9999) too, and ICMP (the echo identifier is the probe's port)
+    seen = f"Your ip:port : {lip}:{t.sport}".encode().hex()
+    assert lb.probe(rs1, "udp", port=9999, payload="00", require_reply=seen).ok
+    assert lb.probe(rs1, "icmp").ok
     # FNAT traffic on the same LIP meanwhile: every probe stays up, no port is shared
     wrk = subprocess.Popen(["ip", "netns", "exec", ns("client"), "wrk", "-t1", "-c32", "-d4s",
                             f"http://{lb.topo.vip}/"], stdout=subprocess.PIPE,
