@@ -25,7 +25,7 @@ from ipaddress import IPv4Address
 
 from rlb.core.consts import PROBE_PORT_MIN, PROBE_PORTS
 from rlb.modes import PROBE_LADDR, PROBE_RIP, PROBE_VIP
-from rlb.modes.direct import ROUTED, arp_source, route_to
+from rlb.modes.direct import ROUTED, arp_source, route_to, vips
 
 log = logging.getLogger("rlb.health")
 
@@ -73,8 +73,10 @@ class _Kernel:
 
 class ProbePaths:
     """The probe paths of one instance: `sync()` after every change of the model sets
-    up what the probes need (kernel side and data plane), `target()` says where one
-    probe goes, `close()` removes what sync() made."""
+    up what the probes need (the kernel's way to the data plane; the data plane needs
+    nothing of its own: a probe's port names its real server's slot, which the workers
+    hold already), `target()` says where one probe goes, `close()` removes what sync()
+    made."""
 
     def __init__(self, model):
         self.model = model
@@ -113,9 +115,10 @@ class ProbePaths:
             return None
         if r.src is not None:
             return r.src
-        hop = r.via or dest.addr
-        for a in self.model.addresses:
-            if a.port == r.port and a.iface.network.prefixlen < 32 and hop in a.iface.network:
+        hop, taken = r.via or dest.addr, vips(self.model, svc)
+        for a in self.model.addresses:     # never a VIP: the real servers hold it (DR)
+            if a.port == r.port and a.iface.network.prefixlen < 32 and \
+                    hop in a.iface.network and a.ip not in taken:
                 return a.ip
         return arp_source(self.model, r)
 

@@ -49,6 +49,19 @@ def test_dr_probes_the_vip_from_the_lan_ip():
         Target("10.0.0.100", 80, "192.168.100.1", port(1))
 
 
+def test_a_vip_is_never_a_probe_s_source():
+    """A VIP whose network holds the real server (a /24 here, the LAN IP's a /25 that
+    does not) is no source: the real servers hold it; the port's first address is."""
+    lines = ("dpip addr add 192.168.100.1/25 dev dpdk0",
+             "dpip addr add 192.168.100.254/24 dev dpdk0",
+             "ipvsadm -A -t 192.168.100.254:80 -s rr",
+             "ipvsadm -a -t 192.168.100.254:80 -r 192.168.100.200 -g")
+    text = procs.lb_config(topologies.get("dr-one-arm"), 1) + "".join(f"{x}\n" for x in lines)
+    m = check(list(enumerate(text.splitlines(), 1)), "vip.conf")
+    assert targets(m) == {"192.168.100.200": Target("192.168.100.254", 80, "192.168.100.1",
+                                                    port(0))}
+
+
 def test_tunnel_probes_the_vip_from_the_route_s_src():
     """The far real server too, through the default route's gateway."""
     assert targets(model_of("tunnel-one-arm")) == {
