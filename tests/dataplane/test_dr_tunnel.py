@@ -456,6 +456,23 @@ def test_a_probe_from_the_kni_takes_its_real_server_s_mode(bench, case):
         kni.close()
 
 
+def test_a_real_server_at_weight_0_is_still_probed(bench):
+    """A server the checks took down (inhibited: weight 0) takes no new connections but
+    its probes still reach it, or it could never come back up."""
+    t = probe_targets(bench)[(RS1, 80)]
+    bench.d.ok(f"ipvsadm -e -t {DR_VIP}:80 -r {RS1} -g -w 0")
+    kni = Wire(NS, "dpdk0.kni")
+    try:
+        sent = kernel_probe(bench, t, bench.lb0)
+        kni.send(sent)
+        f = bench.recv(bench.lan, lambda p: IP in p and p[IP].id == 0x77 and p.src == bench.lb0)
+    finally:
+        kni.close()
+        bench.d.ok(f"ipvsadm -e -t {DR_VIP}:80 -r {RS1} -g -w 1")
+    assert f is not None and Ether(f).dst == DR_RS[RS1]
+    assert bytes(f)[14:] == bytes(sent)[14:]
+
+
 def test_a_probe_to_rip_port_is_routed_unchanged(bench):
     """A probe that is not to a VIP (FNAT, NAT) is routed by its destination, TTL kept
     (our own packet), whatever real server its port's slot holds."""
