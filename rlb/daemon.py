@@ -120,13 +120,18 @@ async def _serve(model, sock: str, instance: str) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    from rlb.health.monitor import Monitor
+    monitor = Monitor(model)
     server = ControlServer(model, sock, host=instance)
     await server.start()
     ssh = await _start_ssh(model, instance)
     rates = asyncio.create_task(_sample_rates(model))
+    checks = asyncio.create_task(monitor.run())
     try:
         await stop.wait()
     finally:
+        checks.cancel()
+        await monitor.stop()
         rates.cancel()
         if ssh is not None:
             await ssh.stop()

@@ -15,7 +15,7 @@ from ipaddress import IPv4Network
 
 from rlb.model.model import SCOPES, CommandError, Model
 from rlb.model.services import TCP, UDP, svc_key
-from rlb.commands import render
+from rlb.commands import checks, render
 from rlb.commands.grammar import Grammar
 from rlb.commands.printing import Shown  # noqa: F401  (configure.py and users.py take it from here)
 
@@ -223,6 +223,10 @@ def _vs_key(tcp, udp, match):
 g.node(VIEW, parent="exec", prompt="{host}>")
 g.node(ENABLE, parent="exec", prompt="{host}#")
 g.node(CONFIG, parent="exec", prompt="{host}(config)#")
+# configuration mode's sections (rlb/commands/configure.py; health.py adds to VS)
+IF, VS = "config-if", "config-vs"
+g.node(IF, parent=CONFIG, prompt="{host}(config-if)#")
+g.node(VS, parent=CONFIG, prompt="{host}(config-vs)#")
 EXEC_MODES = (VIEW, ENABLE)
 
 
@@ -377,6 +381,9 @@ g.completer("tcp", _service_values(TCP))
 g.completer("udp", _service_values(UDP))
 g.completer("server", _real_servers)
 g.completer("laddr", lambda ctx: [str(a.ip) for a in ctx.model.addresses if a.sapool])
+
+# a check clause's words (rlb/commands/checks.py: derived from the checkers' settings)
+g.words(**{w: text for w, text in checks.WORDS.items() if w not in g._words})
 
 import rlb.commands.dpip  # noqa: E402,F401  (the `dataplane` section and the dpip commands)
 import rlb.commands.ipvsadm  # noqa: E402,F401  (the ipvsadm commands, on this same grammar)

@@ -23,17 +23,17 @@ import asyncio
 import logging
 import time
 
+from rlb.commands import checks
+from rlb.health.config import check_port
 from rlb.commands.running import render
 from rlb.errors import CommandError, ConfigError
 from rlb.model.model import default_scope, parse_mac
 from rlb.model.services import DEFAULT_TIMEOUTS, HOST_MASK, PERSISTENT_TIMEOUT, PROTO_NAMES
 from rlb.commands.base import (CONFIG, DATAPLANE, ENABLE, INTERFACES, ROOT, ROUTE_HELP,
-                               ROUTE_OPTS, SERVICES, SSH, VS_DEF, VS_HELP, Context, Reply, Shown,
+                               ROUTE_OPTS, SERVICES, SSH, VS_DEF, VS_HELP, IF, VS, Context, Reply,
+                               Shown,
                                _prefix, _vs_key, g, laddr_made, lineage, route_add, route_group)
 
-IF, VS = "config-if", "config-vs"
-g.node(IF, parent=CONFIG, prompt="{host}(config-if)#")
-g.node(VS, parent=CONFIG, prompt="{host}(config-vs)#")
 
 g.words(**{
     "tcpfin": "TCP after a FIN",
@@ -340,33 +340,51 @@ def vs_no_local_address(ctx, laddr, dev):
 
 RS_HELP = {"server": "Real server address[:port] (default: the VIP's port)",
            "mode": "Forwarding mode name", "weight": "0 to 65535 (default 1)",
-           "upper": "0: no limit", "lower": "0: no limit"}
+           "upper": "0: no limit", "lower": "0: no limit",
+           **{checks.bind(st.name): st.help for st in checks.SETTINGS}}
+
+
+def _show_real_servers(model, svc):
+    # "%s" is str(address): an f-string goes through IPv4Address.__format__ first,
+    # a Python call more on each of thousands of lines
+    return [{"server": "%s:%s" % (d.addr, d.port), "mode": d.mode, "weight": d.weight,
+             "upper": d.u_threshold or None, "lower": d.l_threshold or None,
+             "admin": checks.DISABLED if d.disabled else None, **checks.shown(d.check)}
+            for d in svc.dests if not d.sorry]
 
 
 @g.command("real-server A.B.C.D:PORT$server {mode WORD$mode|weight (0-65535)$weight"
-           "|upper (0-2147483647)$upper|lower (0-2147483647)$lower}", node=VS, help=RS_HELP,
-           key=("server",),
-           # "%s" is str(address): an f-string goes through IPv4Address.__format__ first,
-           # a Python call more on each of thousands of lines
-           show=lambda model, svc: [{"server": "%s:%s" % (d.addr, d.port), "mode": d.mode,
-                                     "weight": d.weight, "upper": d.u_threshold or None,
-                                     "lower": d.l_threshold or None} for d in svc.dests])
-def vs_real_server(ctx, server, mode, weight, upper, lower):
-    """Adds the real server, or changes only what is given of one that exists."""
+           "|upper (0-2147483647)$upper|lower (0-2147483647)$lower|(disabled|enabled)$admin"
+           "|" + checks.CLAUSE_SET + "}", node=VS, help=RS_HELP,
+           key=("server",), show=_show_real_servers)
+def vs_real_server(ctx, server, mode, weight, upper, lower, admin, kind, **settings):
+    """Adds the real server, or changes only what is given of one that exists: `check
+    KIND ...` gives it its own check (the whole clause), settings without a KIND change
+    those of its check, `disabled` takes it out of service (maintenance)."""
     ms = ctx.model.services
     svc = ms.get(ctx.section)
-    given = dict(mode=mode, weight=weight, u_threshold=upper, l_threshold=lower)
     port = svc.vport if server.port is None else server.port
-    if svc.dest(server.addr, port) is None:
+    have = svc.dest(server.addr, port)
+    check = checks.clause_of(kind, settings, have.check if have is not None else None)
+    policy = svc.health.check if svc.health is not None else None
+    check_port(check or (have.check if have is not None else None) or policy, port)
+    given = dict(mode=mode, weight=weight, u_threshold=upper, l_threshold=lower, check=check,
+                 disabled=None if admin is None else admin == checks.DISABLED)
+    if have is None:
         ms.add_dest(ctx.section, server.addr, server.port, **given)
     else:
         ms.edit_dest(ctx.section, server.addr, server.port, **given)
     return Reply()
 
 
-@g.command("no real-server A.B.C.D:PORT$server", node=VS, help={"server": RS_HELP["server"]})
-def vs_no_real_server(ctx, server):
-    ctx.model.services.del_dest(ctx.section, server.addr, server.port)
+@g.command("no real-server A.B.C.D:PORT$server [check$check]", node=VS,
+           help={"server": RS_HELP["server"]})
+def vs_no_real_server(ctx, server, check):
+    """The real server, or with `check` only its own check clause."""
+    if check:
+        ctx.model.services.edit_dest(ctx.section, server.addr, server.port, no_check=True)
+    else:
+        ctx.model.services.del_dest(ctx.section, server.addr, server.port)
     return Reply()
 
 
@@ -611,3 +629,7 @@ g.completer("mode", lambda ctx: [(n, f"{m.display} (ipvsadm {m.flag})")
 g.completer("sched", lambda ctx: [(n, s.help) for n, s in ctx.model.services.schedulers.items()])
 g.completer("match", lambda ctx: [str(s.match) for s in ctx.model.services.table.values()
                                   if s.match is not None])
+
+
+# the service's health lines go in its section, after the real servers' (and use their words)
+import rlb.commands.health  # noqa: E402,F401

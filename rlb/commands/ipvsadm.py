@@ -149,10 +149,13 @@ def _svc_data(ms, svc):
         "scheduler": svc.sched, "hash_target": svc.hash_target,
         "persistent": svc.timeout if svc.persistent else None,
         "netmask": str(svc.netmask), "slot": svc.slot,
+        # the real servers the scheduler has now, at the weight health gives them (as
+        # IPVS lists them while keepalived checks); the configured one beside it
         "dests": [{"addr": str(d.addr), "port": d.port, "forward": forward[d.mode],
-                   "mode": d.mode, "weight": d.weight, "u_threshold": d.u_threshold,
-                   "l_threshold": d.l_threshold, "available": d.available, "slot": d.slot}
-                  for d in svc.dests],
+                   "mode": d.mode, "weight": w, "configured_weight": d.weight,
+                   "u_threshold": d.u_threshold, "l_threshold": d.l_threshold,
+                   "available": w > 0, "slot": d.slot}
+                  for d in ms.listed(svc) for w in (ms.weight_now(d),)],
         "laddrs": [{"addr": str(la.addr), "dev": la.dev} for la in svc.laddrs],
     }
 
@@ -380,7 +383,7 @@ def _flags(svc):
     return " ".join(words)
 
 
-def _dest_line(fmt, name, d, st, r, pc, exact, forward):
+def _dest_line(fmt, name, d, st, r, pc, exact, forward, weight):
     if fmt == "stats":
         return f"  -> {name:<28}" + "".join(_num(st[k], exact) for k in COUNTERS)
     if fmt == "rate":
@@ -390,9 +393,9 @@ def _dest_line(fmt, name, d, st, r, pc, exact, forward):
         return (f"  -> {name:<28} {d.u_threshold:<10} {d.l_threshold:<10} "
                 f"{st['activeconns']:<10} {st['inactconns']:<10}")
     if fmt == "persistent_conn":
-        return (f"  -> {name:<28} {d.weight:<9} {pc:<11} {st['activeconns']:<10} "
+        return (f"  -> {name:<28} {weight:<9} {pc:<11} {st['activeconns']:<10} "
                 f"{st['inactconns']:<10}")
-    return (f"  -> {name:<28} {forward:<7} {d.weight:<6} {st['activeconns']:<10} "
+    return (f"  -> {name:<28} {forward:<7} {weight:<6} {st['activeconns']:<10} "
             f"{st['inactconns']:<10}")
 
 
@@ -418,7 +421,7 @@ def _list(ms, svcs, fmt, exact, nosort=False):
         else:
             lines.append(f"{_svc_head(svc)} {_flags(svc)}")
         # and real servers by address and port (ipvs_cmp_dests)
-        pairs = list(zip(svc.dests, row["dests"], strict=True))
+        pairs = list(zip(ms.listed(svc), row["dests"], strict=True))
         if not nosort:
             pairs.sort(key=lambda p: (p[0].addr, p[0].port))
         for d, drow in pairs:
@@ -429,7 +432,7 @@ def _list(ms, svcs, fmt, exact, nosort=False):
             if fmt == "persistent_conn":
                 drow["persistconns"] = persist[d.slot]
             lines.append(_dest_line(fmt, f"{d.addr}:{d.port}"[:28], d, st, r, persist[d.slot],
-                                    exact, drow["forward"]))
+                                    exact, drow["forward"], drow["weight"]))
         row["dests"] = [drow for _, drow in pairs]
         rows.append(row)
     return lines, rows
@@ -537,7 +540,7 @@ def save_lines(ms) -> list[str]:
             if svc.netmask != HOST_MASK:
                 line += f" -M {svc.netmask}"
         out.append(line)
-        for d in sorted(svc.dests, key=lambda d: (d.addr, d.port)):
+        for d in sorted((d for d in svc.dests if not d.sorry), key=lambda d: (d.addr, d.port)):
             line = f"-a {name} -r {d.addr}:{d.port} {ms.modes[d.mode].flag} -w {d.weight}"
             line += f" -x {d.u_threshold}" if d.u_threshold else ""
             line += f" -y {d.l_threshold}" if d.l_threshold else ""

@@ -247,15 +247,21 @@ def _service(rs, key, want, done) -> None:
             rs.edit_service(key, sched=want.sched, no_persistent=True,
                             hash_target=want.hash_target)
         done.append(f"change {svc}")
+    if svc.health != want.health:
+        rs.set_health(key, want.health)
+        done.append(f"set health of {svc}")
     for d in want.dests:
         have = svc.dest(d.addr, d.port)
         given = dict(mode=d.mode, weight=d.weight, u_threshold=d.u_threshold,
-                     l_threshold=d.l_threshold)
+                     l_threshold=d.l_threshold, check=d.check, disabled=d.disabled,
+                     sorry=d.sorry)
         if have is None:
             rs.add_dest(key, d.addr, d.port, **given)
             done.append(f"add real server {d.addr}:{d.port} to {svc}")
-        elif (have.mode, have.weight, have.u_threshold, have.l_threshold) != tuple(given.values()):
-            rs.edit_dest(key, d.addr, d.port, **given)
+        elif (have.mode, have.weight, have.u_threshold, have.l_threshold,
+              *have.health_fields()) != tuple(given.values()):
+            # a check clause that stays equal keeps its state (the monitor's sync)
+            rs.edit_dest(key, d.addr, d.port, **given, no_check=d.check is None)
             done.append(f"change real server {d.addr}:{d.port} of {svc}")
     # after the real servers: a service that turns FNAT has them FNAT first
     for la in want.laddrs:

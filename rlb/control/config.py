@@ -48,8 +48,18 @@ def _parse_up(ctx: Context, line: str):
 
 
 @functools.cache
+class _Every(frozenset):
+    """What a handler taking **values wants: every binding of its line."""
+
+    def __contains__(self, item):
+        return True
+
+
 def handler_params(handler) -> frozenset:
-    return frozenset(list(inspect.signature(handler).parameters)[1:])
+    params = list(inspect.signature(handler).parameters.values())[1:]
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        return _Every()
+    return frozenset(p.name for p in params)
 
 
 def run_lines(ctx: Context, lines, source: str = "<input>") -> list[Reply]:

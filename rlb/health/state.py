@@ -31,10 +31,9 @@ class ServerSettings:
     def __post_init__(self):
         if not 0 <= self.weight <= MAX_WEIGHT:
             raise CommandError(f"weight {self.weight}: must be 0..{MAX_WEIGHT}")
-        for name in ("rise", "fall"):
-            value = getattr(self, name)
-            if value < 1:
-                raise CommandError(f"{name} {value}: must be at least 1 (checks in a row)")
+        if self.rise < 1 or self.fall < 1:
+            what = f"rise {self.rise}" if self.rise < 1 else f"fall {self.fall}"
+            raise CommandError(f"{what}: must be at least 1 (checks in a row)")
         if self.slowstart < 0:
             raise CommandError(f"slowstart {self.slowstart}: must not be negative")
 

@@ -12,7 +12,7 @@ from rlb.health.state import ServerSettings
 class ServerConfig:
     """One real server's `check` clause as the state needs it (the checker itself,
     its kind and options, is the caller's: the table schedules keys, not probes)."""
-    timing: Timing
+    timing: Timing | None
     settings: ServerSettings = ServerSettings()
 
 
@@ -65,7 +65,10 @@ class HealthTable:
             for rs in gone:
                 self.scheduler.remove((key, rs))
             for rs, s in c.servers.items():
-                self.scheduler.set((key, rs), s.timing)
+                if s.timing is None:        # no check: up, at its weight, unprobed
+                    self.scheduler.remove((key, rs))
+                else:
+                    self.scheduler.set((key, rs), s.timing)
             if changes:
                 out[key] = changes
         return out

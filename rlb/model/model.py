@@ -126,6 +126,8 @@ class Model:
     # A candidate of a running instance (rlb.control.commit.Candidate): what the data
     # plane reads at start is refused as typed, as it is once the data plane runs.
     started: bool = field(default=False, repr=False, compare=False)
+    # The health monitor of a running instance (rlb.health.monitor.Monitor), None elsewhere
+    monitor: object = field(default=None, repr=False, compare=False)
 
     def __post_init__(self):
         if self.services is None:

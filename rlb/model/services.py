@@ -46,11 +46,20 @@ class Dest:
     u_threshold: int = 0
     l_threshold: int = 0
     slot: int = -1
+    # health (rlb.health.config): its `check` clause (None: the service's, if any),
+    # maintenance, and whether it is the service's sorry server (in the pool only while
+    # the service has lost its quorum). The model keeps them as values; the monitor acts.
+    check: object = None
+    disabled: bool = False
+    sorry: bool = False
 
     @property
     def available(self) -> bool:
         # weight 0 quiesces a real server: no new flows, established ones stay
         return self.weight > 0
+
+    def health_fields(self) -> tuple:
+        return (self.check, self.disabled, self.sorry)
 
 
 @dataclass
@@ -75,6 +84,15 @@ class Service:
     # SNAT "match" services (ipvsadm -H) are keyed by their match (rlb/model/match.py)
     match: object = None
     slot: int = -1
+    # its health policy (rlb.health.config.Policy), None: the defaults
+    health: object = None
+
+    @property
+    def checked(self) -> bool:
+        """Whether health decides anything here: a policy, a check, maintenance or a
+        sorry server (else every real server simply serves at its weight)."""
+        return self.health is not None or any(d.check is not None or d.disabled or d.sorry
+                                              for d in self.dests)
 
     @property
     def key(self) -> tuple:
@@ -183,6 +201,11 @@ class Services(ServicesEngine):
         self._auto: set[IPv4Address] = set()   # addresses --add-laddr created (it removes them too)
         self._registered = None                 # the engine modes and schedulers were given to
         self._samples: deque = deque(maxlen=2)  # (monotonic time, {(kind, slot): counters})
+        # what health decided for a real server, by slot: (in the pool, weight now);
+        # absent: its configuration (services_engine.ServicesEngine.placed)
+        self.placement: dict[int, tuple[bool, int]] = {}
+        # told after every change of the table (the health monitor syncs then)
+        self.listeners: list = []
 
     @property
     def engine(self):
@@ -309,6 +332,7 @@ class Services(ServicesEngine):
             # the data plane knows its VIPs from the services it holds (lb.pxd vip_known)
             self._ensure_registered(self.engine)
             self._push_service(self.engine, svc)
+        self.changed()
         return svc
 
     def _add_match_service(self, key, sched, persistent, hash_target) -> Service:
@@ -330,6 +354,7 @@ class Services(ServicesEngine):
         if self.engine is not None:
             self._ensure_registered(self.engine)
             self._push_service(self.engine, svc)
+        self.changed()
         return svc
 
     def edit_service(self, key: tuple, *, sched: str | None = None, persistent: int | None = None,
@@ -363,6 +388,14 @@ class Services(ServicesEngine):
         if self.engine is not None:
             self._ensure_registered(self.engine)
             self._push_service(self.engine, svc)
+        self.changed()
+        return svc
+
+    def set_health(self, key: tuple, policy) -> Service:
+        """The service's health policy (rlb.health.config.Policy; None: the defaults)."""
+        svc = self.get(key)
+        svc.health = policy
+        self.changed()
         return svc
 
     def del_service(self, key: tuple) -> Service:
@@ -370,6 +403,7 @@ class Services(ServicesEngine):
         svc = self.get(key)
         self._remove(svc)
         self._release(svc.laddrs)
+        self.changed()
         return svc
 
     def clear(self) -> list[Service]:
@@ -378,6 +412,7 @@ class Services(ServicesEngine):
         for svc in gone:
             self._remove(svc)
         self._release([la for svc in gone for la in svc.laddrs])
+        self.changed()
         return gone
 
     def _remove(self, svc: Service) -> None:
@@ -396,15 +431,17 @@ class Services(ServicesEngine):
 
     def add_dest(self, key: tuple, addr: IPv4Address, port: int | None = None, *,
                  mode: str | None = None, weight: int | None = None,
-                 u_threshold: int | None = None, l_threshold: int | None = None) -> Dest:
-        """ipvsadm -a; port None: the service's port, mode None: the default (-g)."""
+                 u_threshold: int | None = None, l_threshold: int | None = None,
+                 check=None, disabled: bool | None = None, sorry: bool = False) -> Dest:
+        """ipvsadm -a; port None: the service's port, mode None: the default (-g).
+        check, disabled, sorry: its health (Dest)."""
         svc = self.get(key, "Service not defined")
         mode = self._mode(mode).name if mode is not None else self.mode_for_flag(None)
         port = svc.dest_port(port)
         if svc.dest(addr, port) is not None:
             raise CommandError("Destination already exists")
         d = Dest(addr, port, mode, 1 if weight is None else weight, u_threshold or 0,
-                 l_threshold or 0)
+                 l_threshold or 0, check=check, disabled=bool(disabled), sorry=sorry)
         _check_dest(d)
         match_only = self._check_fit(svc, d)
         if self.model.find_address(addr) is not None and not match_only:
@@ -420,6 +457,7 @@ class Services(ServicesEngine):
             self._ensure_registered(self.engine)
             self._push_dest(self.engine, svc, d)
             self._push_service(self.engine, svc)
+        self.changed()
         return d
 
     def _check_fit(self, svc: Service, d: Dest) -> bool:
@@ -435,15 +473,22 @@ class Services(ServicesEngine):
 
     def edit_dest(self, key: tuple, addr: IPv4Address, port: int | None = None, *,
                   mode: str | None = None, weight: int | None = None,
-                  u_threshold: int | None = None, l_threshold: int | None = None) -> Dest:
-        """Only what is given changes (ipvsadm -e gives everything: rlb/commands/ipvsadm.py)."""
+                  u_threshold: int | None = None, l_threshold: int | None = None,
+                  check=None, no_check: bool = False, disabled: bool | None = None,
+                  sorry: bool | None = None) -> Dest:
+        """Only what is given changes (ipvsadm -e gives everything: rlb/commands/ipvsadm.py);
+        no_check drops the server's own check clause."""
         svc = self.get(key, "Service not defined")
         d = svc.dest(addr, port)
         if d is None:
             raise CommandError("No such destination")
         given = {"mode": mode and self._mode(mode).name, "weight": weight,
-                 "u_threshold": u_threshold, "l_threshold": l_threshold}
+                 "u_threshold": u_threshold, "l_threshold": l_threshold, "check": check,
+                 "disabled": disabled, "sorry": sorry}
         changes = {k: v for k, v in given.items() if v is not None}
+        if no_check:
+            changes["check"] = None
+
         new = replace(d, **changes)
         _check_dest(new)
         self._check_fit(svc, new)
@@ -454,6 +499,7 @@ class Services(ServicesEngine):
             self._ensure_registered(self.engine)
             self._push_dest(self.engine, svc, d)
             self._push_service(self.engine, svc)
+        self.changed()
         return d
 
     def del_dest(self, key: tuple, addr: IPv4Address, port: int | None = None) -> Dest:
@@ -468,6 +514,7 @@ class Services(ServicesEngine):
         if self.engine is not None:
             self._push_service(self.engine, svc)
             self.engine.dest_del(d.slot)
+        self.changed()
         return d
 
     # ------------------------------------------------------- local addresses
@@ -503,6 +550,7 @@ class Services(ServicesEngine):
         if self.engine is not None:
             self._ensure_registered(self.engine)
             self._push_service(self.engine, svc)
+        self.changed()
         return la
 
     def del_laddr(self, key: tuple, addr: IPv4Address, dev: str) -> Laddr:
@@ -515,6 +563,7 @@ class Services(ServicesEngine):
         if self.engine is not None:
             self._push_service(self.engine, svc)
         self._release([la])
+        self.changed()
         return la
 
     def _release(self, laddrs) -> None:

@@ -103,10 +103,52 @@ class ServicesEngine:
         return out
 
     def _forget(self, *keys) -> None:
-        """A freed slot's samples go, so that its next user starts without a history."""
+        """A freed slot's samples go, so that its next user starts without a history
+        (and a freed real server's health placement)."""
         for _, counters in self._samples:
             for key in keys:
                 counters.pop(key, None)
+        for kind, slot in keys:
+            if kind == "dest":
+                self.placement.pop(slot, None)
+
+    # ------------------------------------------------------------ health
+
+    def changed(self) -> None:
+        """The table changed: the listeners (the health monitor) are told."""
+        for listener in self.listeners:
+            listener()
+
+    def placed(self, d: Dest) -> tuple[bool, int]:
+        """(in the scheduler's list, weight now) of a real server: what health decided,
+        else its configuration (a disabled one at weight 0, a sorry server out)."""
+        got = self.placement.get(d.slot)
+        if got is not None:
+            return got
+        return (not d.sorry, 0 if d.disabled else d.weight)
+
+    def weight_now(self, d: Dest) -> int:
+        return self.placed(d)[1]
+
+    def listed(self, svc: Service) -> list[Dest]:
+        """The real servers the scheduler has now (ipvsadm -ln lists these)."""
+        return [d for d in svc.dests if self.placed(d)[0]]
+
+    def place(self, svc: Service, changes: list[tuple[Dest, tuple[bool, int] | None]]) -> None:
+        """Health's decisions for real servers of one service (None: back to its
+        configuration): each one that moves is pushed, then the service once."""
+        moved = False
+        for d, placement in changes:
+            before = self.placed(d)
+            if placement is None:
+                self.placement.pop(d.slot, None)
+            else:
+                self.placement[d.slot] = placement
+            if self.engine is not None and self.placed(d) != before:
+                self._push_dest(self.engine, svc, d)
+                moved = True
+        if moved:
+            self._push_service(self.engine, svc)
 
     def _ensure_registered(self, engine) -> None:
         """Give the data plane every mode's and scheduler's C ops, once per engine, before the
@@ -122,10 +164,11 @@ class ServicesEngine:
         self._registered = engine
 
     def _push_dest(self, engine, svc: Service, d: Dest) -> None:
+        weight = self.weight_now(d)
         engine.dest_set(d.slot, svc=svc.slot, addr=int(d.addr), port=d.port,
-                        mode=self.mode_index(d.mode), weight=d.weight,
+                        mode=self.mode_index(d.mode), weight=weight,
                         u_threshold=d.u_threshold, l_threshold=d.l_threshold,
-                        available=d.available)
+                        available=weight > 0)
 
     def _push_service(self, engine, svc: Service) -> None:
         sched = self.schedulers[svc.sched]
@@ -134,15 +177,16 @@ class ServicesEngine:
             flags |= F_MATCH
         if any(getattr(self.modes[d.mode], "steer_by_client", False) for d in svc.dests):
             flags |= F_CLIENT_OWNER
+        listed = self.listed(svc)
         if sched.table is not None:
-            dests = [TableDest(d.slot, int(d.addr), d.port, d.weight, d.available)
-                     for d in svc.dests]
+            dests = [TableDest(d.slot, int(d.addr), d.port, w, w > 0)
+                     for d in listed for w in (self.weight_now(d),)]
             table = sched.table(dests, svc.hash_target) if sched.targets else sched.table(dests)
             engine.svc_table(svc.slot, list(table))
         engine.svc_set(svc.slot, proto=svc.proto, vaddr=int(svc.vaddr), vport=svc.vport,
                        sched=self.sched_index(svc.sched), flags=flags,
                        timeout=svc.timeout if svc.persistent else 0, netmask=int(svc.netmask),
-                       dests=[d.slot for d in svc.dests],
+                       dests=[d.slot for d in listed],
                        laddrs=[(int(la.addr), self.model.ports[la.dev].index)
                                for la in svc.laddrs],
                        match=None if svc.match is None else svc.match.engine_dict(

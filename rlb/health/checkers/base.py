@@ -24,6 +24,9 @@ class Checker:
     settings: tuple[_settings.Setting, ...]
     probe: Callable[["Probe"], Awaitable[Result]]
     validate: Callable[[dict[str, Any]], None] | None = None
+    # well-known ports that speak something else: (port, what it speaks); a check
+    # aimed at one is refused (an https check of port 80 could never pass)
+    wrong_ports: tuple[tuple[int, str], ...] = ()
 
     @property
     def all_settings(self) -> tuple[_settings.Setting, ...]:

@@ -113,4 +113,4 @@ async def probe(probe: Probe) -> Result:
 
 
 CHECKER = Checker("http", "GET a path; up on an expected status (and body regex or digest)",
-                  SETTINGS, probe)
+                  SETTINGS, probe, wrong_ports=((443, "TLS"),))

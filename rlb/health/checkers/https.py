@@ -13,4 +13,4 @@ async def probe(probe: Probe) -> Result:
 
 
 CHECKER = Checker("https", "the http check over TLS (certificate not verified)",
-                  http.SETTINGS, probe)
+                  http.SETTINGS, probe, wrong_ports=((80, "plain HTTP"),))

@@ -10,7 +10,7 @@ import pytest
 
 from rlb.control.config import check, handler_params, run
 from rlb.model.model import SCOPES, CommandError, Model
-from rlb.commands import base as commands, configure, dpip, ipvsadm, show, users
+from rlb.commands import base as commands, configure, dpip, health, ipvsadm, show, users
 from rlb.commands.base import Context, Reply, g
 from rlb.commands.definition import _Kw, _terminals, _Var
 from rlb.commands.grammar import ParseError
@@ -48,7 +48,10 @@ def test_lineage_is_the_one_walk_up():
 def test_handler_parameters_are_bindings(cmd):
     params = list(inspect.signature(cmd.handler).parameters.values())
     assert params and params[0].name == "ctx"
-    assert all(p.kind is p.POSITIONAL_OR_KEYWORD for p in params)
+    # **values: a handler that takes every binding of a derived part of its definition
+    # (a check clause's settings, rlb/commands/checks.py), by the bindings' names
+    assert all(p.kind is p.POSITIONAL_OR_KEYWORD for p in params[:-1])
+    assert params[-1].kind in (params[-1].POSITIONAL_OR_KEYWORD, params[-1].VAR_KEYWORD)
     assert handler_params(cmd.handler) <= set(cmd.bindings), (
         f"{cmd.handler.__name__} wants {sorted(handler_params(cmd.handler) - set(cmd.bindings))},"
         f" which {cmd.definition!r} never binds")
@@ -62,7 +65,7 @@ def test_handlers_are_distinct_functions_of_the_module():
                                                              commands.do_exec)]
     assert len(set(handlers)) == len(handlers)
     assert all(h.__module__ in (commands.__name__, dpip.__name__, ipvsadm.__name__,
-                                users.__name__, configure.__name__, show.__name__)
+                                users.__name__, configure.__name__, show.__name__, health.__name__)
                for h in handlers)
 
 
@@ -96,7 +99,12 @@ SAMPLES = {"A.B.C.D": "10.0.0.2", "A.B.C.D/M": "10.9.0.0/16", "MAC": "52:54:00:0
            "A.B.C.D:PORT": "10.0.0.2:80",
            "X:X::X:X": "2001:db8::1", "X:X::X:X/M": "2001:db8::/32", "LINE": "some text"}
 WORD_SAMPLES = {"dev": "dpdk0", "name": "dpdk9", "devargs": "net_tap9", "sched": "rr",
-                "match": "proto=tcp", "mode": "fnat", "target": "sip"}
+                "match": "proto=tcp", "mode": "fnat", "target": "sip",
+                # a check clause's settings (rlb/commands/checks.py)
+                "interval": "1", "rise": "2", "fall": "2", "slow_start": "5", "port": "80",
+                "source": "10.0.0.1", "timeout": "0.5", "path": "/health", "host": "example",
+                "status": "200", "regex": "ok", "regex_no_match": "no", "digest": "0" * 32,
+                "payload": "00", "require_reply": "any", "command": "true", "dynamic": "no"}
 
 
 def sample_line(node, full):

@@ -28,6 +28,7 @@ def test_readonly_is_kept_and_defaults_to_false():
 
 
 READONLY = {
+    "show ip vs health [(tcp A.B.C.D:PORT$tcp|udp A.B.C.D:PORT$udp|match WORD$match)]",
     "dpip addr show [dev WORD$dev]", "dpip route show [dev WORD$dev]",
     "dpip neigh show [dev WORD$dev]", "dpip link show [WORD$dev] [-s$stats]",
     "dpip -s$stats link show [WORD$dev]", "show dataplane", "show users", "show ssh",

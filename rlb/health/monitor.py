@@ -1,0 +1,341 @@
+"""The daemon's health checks: the configuration's clauses scheduled on the event loop,
+their results turned into weights in the data plane, every change on the event log.
+
+The Monitor listens to the model's IPVS table (Services.listeners): after a commit, an
+exec-mode ipvsadm line or a rollback it syncs once, keeping the state of every check
+whose real server is still there. Probes are coroutines bounded by their timeout, so a
+hanging server never holds the loop; the control socket and commits share the loop and
+are never waited on by a check. What health decides reaches the data plane through
+Services.place() (weight 0 or out of the list, the sorry server in), never by changing
+the configured weight.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Hashable
+from ipaddress import IPv4Address
+
+from rlb.health.config import DEFAULT_POLICY, Clause, Policy
+from rlb.model.services import PROTO_NAMES
+from rlb.health.path import ProbePaths
+from rlb.health.result import Result
+from rlb.health.schedule import Clock, MonotonicClock
+from rlb.health.service import SORRY, Changes, ServiceSettings, ServiceTransition
+from rlb.health.state import ServerSettings, Transition
+from rlb.health.table import HealthTable, ServerConfig, ServiceConfig
+
+log = logging.getLogger("rlb.health")
+
+HOOK_TIMEOUT = 30.0       # seconds a quorum-up/-down command may run
+RAMP_EVERY = 0.5          # seconds between weight steps of a slow start
+PASSIVE = ("answered", "unanswered", "refused", "fails_in_row", "answered_ago", "failed_ago")
+
+
+def _server_key(d) -> tuple:
+    # the address as an int: IPv4Address hashes in Python, thousands of times a sync
+    return (int(d.addr), d.port)
+
+
+class Monitor:
+    """Health of one instance. `await run()` runs it; the model's `monitor` is it."""
+
+    def __init__(self, model, *, clock: Clock | None = None, paths: ProbePaths | None = None):
+        self.model = model
+        self.clock = clock or MonotonicClock()
+        self.table = HealthTable(self.clock, on_quorum_up=self._quorum_up,
+                                 on_quorum_down=self._quorum_down)
+        self.paths = paths if paths is not None else ProbePaths(model)
+        self.clauses: dict[tuple, Clause | None] = {}    # (svc key, server key) -> its check
+        self.dests: dict[tuple, tuple] = {}              # (svc key, server key) -> (svc, dest)
+        # each service's policy as last synced: a removed service's quorum-down runs
+        # (keepalived runs it when a reload removes the service) with what it had
+        self.policies: dict = {}
+        self.running: dict[tuple, asyncio.Task] = {}
+        self.hooks: set[asyncio.Task] = set()
+        # told (service key, up) of a service's state when it starts and at each change:
+        # what the route announcements follow (a VIP withdrawn when its service is down)
+        self.service_listeners: list = []
+        self._dirty = asyncio.Event()
+        self._dirty.set()
+        self.wall_offset = time.time() - self.clock.now()
+        model.services.listeners.append(self._dirty.set)
+        model.monitor = self
+
+    # -- the loop ------------------------------------------------------------------
+
+    async def run(self) -> None:
+        tasks = [asyncio.create_task(self.table.scheduler.run(self._launch)),
+                 asyncio.create_task(self._sync_loop())]
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            probes = list(self.running.values())
+            for t in tasks + probes:
+                t.cancel()
+            # a cancelled probe ends its process or socket before the loop goes
+            await asyncio.gather(*tasks, *probes, return_exceptions=True)
+
+    async def _sync_loop(self) -> None:
+        while True:
+            try:
+                async with asyncio.timeout(RAMP_EVERY):
+                    await self._dirty.wait()
+            except TimeoutError:
+                pass
+            try:
+                if self._dirty.is_set():
+                    self._dirty.clear()
+                    self.sync()
+                else:
+                    for key, svc in self.table.services.items():
+                        if svc.ramping():
+                            self._place(key)
+            except Exception:                   # never let a bad sync stop the checks
+                log.exception("health sync failed")
+
+    async def stop(self, wait: float = 10.0) -> None:
+        """The daemon stops: each service goes down (quorum-down runs with omega, and is
+        waited for up to `wait` seconds), the probe paths are removed."""
+        for key, t in self.table.shutdown().items():
+            log.info("%s %s", self._svc_name(key), t.line("").strip())
+        if self.hooks:
+            await asyncio.wait(list(self.hooks), timeout=wait)
+        try:
+            self.paths.close()
+        except Exception:
+            log.exception("removing the probe paths failed")
+        try:
+            self.model.services.listeners.remove(self._dirty.set)
+        except ValueError:
+            pass
+
+    # -- configuration -------------------------------------------------------------
+
+    def sync(self) -> None:
+        """Make the health table the configuration's (services with health only) and put
+        every real server where its health says."""
+        services = self.model.services
+        config, clauses, dests, made = {}, {}, {}, {}
+        for svc in services.table.values():
+            if not svc.checked:
+                back = [(d, None) for d in svc.dests if d.slot in services.placement]
+                if back:
+                    services.place(svc, back)
+                continue
+            policy: Policy = svc.health or DEFAULT_POLICY
+            sorry = next((d for d in svc.dests if d.sorry), None)
+            servers = {}
+            for d in svc.dests:
+                if d.sorry:
+                    continue
+                c = d.check if d.check is not None else policy.check
+                key = (svc.key, _server_key(d))
+                clauses[key] = c
+                dests[key] = (svc, d)
+                # thousands of servers share a few clauses and weights: one config each
+                shared = (id(c), d.weight, policy.alpha, policy.inhibit)
+                sc = made.get(shared)
+                if sc is None:
+                    sc = made[shared] = ServerConfig(
+                        c.timing if c is not None else None,
+                        ServerSettings(d.weight, c.rise if c else 1, c.fall if c else 2,
+                                       policy.alpha and c is not None, policy.inhibit,
+                                       c.slowstart if c else 0.0))
+                servers[key[1]] = sc
+            config[svc.key] = ServiceConfig(
+                ServiceSettings(policy.quorum, policy.hysteresis, sorry is not None,
+                                sorry.weight if sorry else 1, policy.omega), servers)
+        self.clauses, self.dests = clauses, dests
+        gone = {k: p for k, p in self.policies.items() if k not in config}
+        self.policies = {svc.key: svc.health or DEFAULT_POLICY
+                         for svc in services.table.values() if svc.key in config}
+        self.policies.update(gone)          # until their hooks are started below
+        changes = self.table.sync(config)
+        for k in gone:
+            del self.policies[k]
+        for key, ch in changes.items():
+            self._report(key, ch)
+        for svc in services.table.values():
+            health = self.table.services.get(svc.key)
+            if health is None:
+                continue
+            for d in svc.dests:
+                s = health.servers.get(_server_key(d))
+                if s is not None and s.disabled != d.disabled:
+                    log.info("%s %s", self._rs_name(svc.key, _server_key(d)),
+                             "out of service (maintenance)" if d.disabled else "back in service")
+                    act = health.disable if d.disabled else health.enable
+                    self._report(svc.key, act(_server_key(d), self.clock.now()))
+        for key in self.table.services:
+            self._place(key)
+        try:
+            self.paths.sync()
+        except Exception:
+            log.exception("setting up the probe paths failed")
+
+    # -- probes --------------------------------------------------------------------
+
+    def _launch(self, key: Hashable, deadline: float) -> None:
+        self.running[key] = asyncio.create_task(self._probe(key))
+
+    async def _probe(self, key) -> None:
+        try:
+            result = await self._run_check(key)
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:                  # a checker's bug: a failed check, logged
+            log.exception("health check %s failed", key)
+            result = Result(False, 0.0, f"internal error: {type(e).__name__}")
+        finally:
+            self.running.pop(key, None)
+        health = self.table.services.get(key[0])
+        server = health.servers.get(key[1]) if health is not None else None
+        target = server.target if server is not None else None
+        changes = self.table.record(key, result)
+        if changes:
+            self._report(key[0], changes)
+        # weights move at a transition, or when a misc_dynamic result moves the target:
+        # only then is the service placed again (at 10,000 checks a second, most
+        # results change nothing)
+        if server is not None and (changes or server.target != target):
+            self._place(key[0])
+
+    async def _run_check(self, key) -> Result:
+        clause = self.clauses.get(key)
+        found = self._dest(*key)
+        if clause is None or found is None:
+            return Result(False, 0.0, "no longer configured")
+        svc, d = found
+        target = self.paths.target(svc, d)
+        return await clause.check.run(target.addr, target.port, target.source, target.sport)
+
+    def _dest(self, svc_key, server_key):
+        """(service, real server) of a check, None once it is gone from the table."""
+        found = self.dests.get((svc_key, server_key))
+        if found is None or self.model.services.table.get(svc_key) is not found[0]:
+            return None
+        return found
+
+    # -- what health decides ---------------------------------------------------------
+
+    def _place(self, key) -> None:
+        svc = self.model.services.table.get(key)
+        health = self.table.services.get(key)
+        if svc is None or health is None:
+            return
+        placements = health.placements(self.clock.now())
+        out = []
+        for d in svc.dests:
+            p = placements.get(SORRY if d.sorry else _server_key(d))
+            if p is not None:
+                out.append((d, (p.in_pool, p.weight)))
+        self.model.services.place(svc, out)
+
+    def _report(self, svc_key, changes: Changes) -> None:
+        for rs, t in changes.servers:
+            (log.info if t.up else log.warning)("%s", t.line(self._rs_name(svc_key, rs)))
+        t = changes.service
+        if t is not None:
+            line = f"{self._svc_name(svc_key)} {t.state}: {t.reason}"
+            (log.info if t.up else log.warning)("%s", line)
+            for listener in self.service_listeners:
+                listener(svc_key, t.up)
+
+    def service_up(self, svc_key) -> bool | None:
+        """Whether a service with health is up (None: it has none; it serves as
+        configured)."""
+        health = self.table.services.get(svc_key)
+        return None if health is None else health.up
+
+    def _svc_name(self, key) -> str:
+        svc = self.model.services.table.get(key)
+        if svc is not None:
+            return f"service {svc}"
+        proto, vaddr, vport = key               # one a commit removed
+        return f"service {PROTO_NAMES.get(proto, 'MATCH')} {vaddr}" + (f":{vport}" if proto else "")
+
+    def _rs_name(self, svc_key, rs) -> str:
+        return f"{self._svc_name(svc_key)} real server {IPv4Address(rs[0])}:{rs[1]}"
+
+    # -- quorum commands ---------------------------------------------------------------
+
+    def _quorum_up(self, key, t: ServiceTransition) -> None:
+        self._hook(key, "quorum_up")
+
+    def _quorum_down(self, key, t: ServiceTransition) -> None:
+        self._hook(key, "quorum_down")
+
+    def _hook(self, key, which: str) -> None:
+        command = getattr(self.policies.get(key, DEFAULT_POLICY), which)
+        if not command:
+            return
+        try:
+            task = asyncio.get_running_loop().create_task(self._run_hook(key, which, command))
+        except RuntimeError:                    # no loop: the daemon is stopping
+            return
+        self.hooks.add(task)
+        task.add_done_callback(self.hooks.discard)
+
+    async def _run_hook(self, key, which: str, command: str) -> None:
+        name = f"{self._svc_name(key)} {which.replace('_', '-')}"
+        try:
+            proc = await asyncio.create_subprocess_shell(
+                command, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT, start_new_session=True)
+        except OSError as e:
+            log.error("%s: %s: %s", name, command, e.strerror)
+            return
+        try:
+            async with asyncio.timeout(HOOK_TIMEOUT):
+                out, _ = await proc.communicate()
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+            log.error("%s: %s: killed after %g s", name, command, HOOK_TIMEOUT)
+            return
+        text = out.decode(errors="replace").strip().replace("\n", " | ")[:200]
+        (log.info if proc.returncode == 0 else log.error)(
+            "%s: %s: exit %d%s", name, command, proc.returncode, f": {text}" if text else "")
+
+    # -- what `show ip vs health` shows ---------------------------------------------------
+
+    def view(self, svc_key=None) -> list[dict]:
+        now = self.clock.now()
+        out = []
+        services = self.model.services
+        for key, health in self.table.services.items():
+            svc = services.table.get(key)
+            if svc is None or (svc_key is not None and key != svc_key):
+                continue
+            row = {"service": str(svc), **health.view(now)}
+            row["since"] = self._wall(row["since"])
+            row["for"] = round(now - health.since, 1)
+            servers = []
+            for d in svc.dests:
+                if d.sorry:
+                    servers.append({"server": f"{d.addr}:{d.port}", "sorry": True,
+                                    "in_pool": services.placed(d)[0],
+                                    "weight": services.weight_now(d),
+                                    "configured_weight": d.weight})
+                    continue
+                s = health.servers.get(_server_key(d))
+                if s is None:
+                    continue
+                clause = self.clauses.get((key, _server_key(d)))
+                v = s.view(now)
+                v.update(server=f"{d.addr}:{d.port}", mode=d.mode,
+                         check=clause.text if clause is not None else None,
+                         since=self._wall(v["since"]), last_at=self._wall(v["last_at"]),
+                         weight=services.weight_now(d), in_pool=services.placed(d)[0],
+                         **{"for": round(now - s.since, 1)})
+                stats = services.dest_stats(d)
+                v["passive"] = {k: stats.get(k) for k in PASSIVE}
+                servers.append(v)
+            row["servers"] = servers
+            out.append(row)
+        return out
+
+    def _wall(self, t: float | None) -> float | None:
+        return None if t is None else round(t + self.wall_offset, 3)
