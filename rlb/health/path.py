@@ -182,24 +182,27 @@ class ProbePaths:
                 _quiet(problems, f"neighbour {GATEWAY}", ipr.neigh, DEL, dst=GATEWAY,
                        ifindex=index)
                 del k.ports[name]
-        # in: each port's gateway and table, then each source's address and rules
+        # in: each port's gateway, its sources' addresses (before the route: a gateway is
+        # checked against the local table, which a namespace without any address lacks),
+        # its table; then each source's rules
         for name, (index, table) in ports.items():
-            link = ipr.get_links(index)[0]
-            mac = link.get("address")
-            if _quiet(problems, f"neighbour {GATEWAY} on {self.model.ports[name].kni}",
-                      ipr.neigh, REPLACE, dst=GATEWAY, lladdr=mac, ifindex=index,
-                      state=NUD_PERMANENT) and \
-                    _quiet(problems, f"table {table}", ipr.route, REPLACE, dst="0.0.0.0/0",
-                           gateway=GATEWAY, oif=index, table=table, flags=RTNH_F_ONLINK):
+            mac = ipr.get_links(index)[0].get("address")
+            if not _quiet(problems, f"neighbour {GATEWAY} on {self.model.ports[name].kni}",
+                          ipr.neigh, REPLACE, dst=GATEWAY, lladdr=mac, ifindex=index,
+                          state=NUD_PERMANENT):
+                continue
+            for ip in [ip for ip, port in want.items() if port == name]:
+                if ip not in k.addrs and not ipr.get_addr(address=str(ip)) and \
+                        _quiet(problems, f"address {ip}", ipr.addr, ADD, index=index,
+                               address=str(ip), prefixlen=32):
+                    k.addrs[ip] = index
+            if _quiet(problems, f"table {table}", ipr.route, REPLACE, dst="0.0.0.0/0",
+                      gateway=GATEWAY, oif=index, table=table, flags=RTNH_F_ONLINK):
                 k.ports[name] = (index, table)
         for ip, name in want.items():
             if name not in k.ports:
                 continue
-            index, table = k.ports[name]
-            if ip not in k.addrs and not ipr.get_addr(address=str(ip)):
-                if _quiet(problems, f"address {ip}", ipr.addr, ADD, index=index,
-                          address=str(ip), prefixlen=32):
-                    k.addrs[ip] = index
+            table = k.ports[name][1]
             if ip not in k.rules:
                 _rules(ipr, ADD, ip, table, problems)
                 k.rules[ip] = table

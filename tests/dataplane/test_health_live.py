@@ -5,7 +5,7 @@ commands, slow start, state kept across commits, bad input refused.
 
 MISC checks (a file tested by `test -f`) make the servers' health the test's to set,
 without a network path: the network checkers and the modes' probe paths have tests of
-their own (tests/lab/health, tests/dataplane/test_probe_paths.py)."""
+their own (tests/lab/health, test_dr_tunnel.py's probe cases)."""
 import json
 import time
 from functools import partial

@@ -1,12 +1,14 @@
 """Health probes follow each mode's data path, through the real daemon of the lab's
-tutorial scenarios (root): ProbePaths set up in the LB's namespace, probes run there
-with its targets (as the daemon's monitor runs them), tcpdump on the real servers.
+tutorial scenarios (root): the daemon's monitor sets its ProbePaths up in the LB's
+namespace; probes run there to the targets a model of the same lines gives (as the
+monitor runs them), tcpdump on the real servers; and the daemon's own checks.
 
 DR: at the VIP, only the Ethernet header the real server's; a server without the VIP on
 lo is down (its kernel drops the SYN). Tunnel: the same inside IPIP, through the lab's
 decapsulator. FNAT: from the local address, while FNAT traffic holds ports of the same
 address. NAT: RIP:port from our address on its network. DR and FNAT with 2 workers too.
-close() leaves nothing in the namespace.
+The kernel side follows the configuration and goes with the daemon; ProbePaths' sync()
+and close() on a namespace of their own leave nothing behind.
 
 The labs run under a namespace prefix, run directory and instance of their own (`rlbp-`,
 /run/rlb/plab, `plb`), so they never meet another lab on the same machine."""
@@ -31,9 +33,9 @@ from rlb import lab
 from rlb.commands.base import Context
 from rlb.control import paths as control_paths
 from rlb.control.config import check, run
-from rlb.core.consts import PROBE_PORT_MIN
+from rlb.core.consts import PROBE_PORT_MIN, PROBE_PORTS
 from rlb.health import checkers
-from rlb.health.path import GATEWAY, TABLE_BASE, ProbePaths, Target
+from rlb.health.path import GATEWAY, RULE_PRIORITY, TABLE_BASE, ProbePaths, Target
 from rlb.lab import procs, state, topologies
 from support.netns import Wire, in_netns
 
@@ -63,9 +65,35 @@ def mac(node, dev):
     return in_node(node, "cat", f"/sys/class/net/{dev}/address").stdout.strip()
 
 
+def kernel_state(node="lb"):
+    """What probe paths can leave in the LB's namespace: rules, routes of our tables,
+    the gateway's neighbour entries, IPv4 addresses on the kni taps."""
+    def ip(*args):
+        r = in_node(node, "ip", "-j", *args)
+        return json.loads(r.stdout or "[]")
+    rules = [r for r in ip("rule") if str(r.get("table")) not in ("local", "main", "default")]
+    routes = [r for r in ip("route", "show", "table", "all")
+              if str(r.get("table", "")).isdigit() and int(r["table"]) >= TABLE_BASE]
+    neigh = [n for n in ip("neigh") if n.get("dst") == GATEWAY]
+    addrs = [(a["ifname"], i["local"]) for a in ip("addr") if a["ifname"].endswith(".kni")
+             for i in a.get("addr_info", []) if i.get("family") == "inet"]
+    return rules, routes, neigh, addrs
+
+
+def wait(cond, timeout=WAIT, every=0.1):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        got = cond()
+        if got:
+            return got
+        time.sleep(every)
+    return cond()
+
+
 class Lab:
-    """One scenario up with its tutorial lines, a model of what the daemon holds (the same
-    lines on a fresh model: the same slots), and its ProbePaths synced in the LB."""
+    """One scenario up with its tutorial lines, and a model of what the daemon holds (the
+    same lines on a fresh model: the same slots) for the targets. The daemon's monitor
+    syncs its own ProbePaths after each change: the kernel side is the daemon's."""
 
     def __init__(self, name: str, workers: int):
         self.name, self.workers = name, workers
@@ -74,16 +102,7 @@ class Lab:
             "".join(f"{line}\n" for line in self.topo.lb_script)
         self.model = check(list(enumerate(text.splitlines(), 1)), f"{name}.conf")
         self.paths = ProbePaths(self.model)
-        self.sync()
-
-    def sync(self):
-        with in_netns(ns("lb")):
-            self.paths.sync()
-        assert self.paths.problems == []
-
-    def close(self):
-        with in_netns(ns("lb")):
-            self.paths.close()
+        assert wait(lambda: kernel_state()[0]), "the daemon set up no probe path"
 
     def dest(self, rip: str, vport: int | None = None):
         for svc in self.model.services.table.values():
@@ -120,9 +139,7 @@ class Labs:
         return self.now
 
     def end(self):
-        if self.now is not None:
-            self.now.close()
-            self.now = None
+        self.now = None
 
 
 @pytest.fixture(scope="module")
@@ -360,47 +377,122 @@ def test_nat_probes_rip_port(labs, workers, tmp_path):
     assert lb.probe(rs1, "icmp").ok
 
 
+# ------------------------------------------------------------- the daemon's own checks
+
+def configure(*lines):
+    args = RLB + ["-c", "configure"]
+    for line in (*lines, "commit"):
+        args += ["-c", line]
+    r = subprocess.run(args, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, f"{lines}: {r.stdout}{r.stderr}"
+
+
+def health():
+    rows = rlb_json("show ip vs health")
+    return {s["server"]: s for s in rows[0]["servers"]}
+
+
+def test_the_daemon_s_checks_find_a_dr_server_without_the_vip_down(labs):
+    """The monitor's probes of a DR service take the path: both servers up; rs2 without
+    the VIP on lo goes down (its kernel drops the probes to the VIP), and comes back."""
+    lb = labs.use("dr-one-arm", 2)
+    vip, rs1, rs2 = lb.topo.vip, "192.168.100.2:80", "192.168.100.3:80"
+    configure(f"virtual-server tcp {vip}:80",
+              *(f" real-server {rs} check tcp interval 0.5 timeout 0.4 fall 1" for rs in (rs1, rs2)))
+    assert wait(lambda: {s["state"] for s in health().values()} == {"UP"}), health()
+    with vip_removed("rs2", vip.split(":")[0]):
+        assert wait(lambda: health()[rs2]["state"] == "DOWN"), health()
+        h = health()
+        assert "timeout" in h[rs2]["error"] and h[rs1]["state"] == "UP", h
+    assert wait(lambda: health()[rs2]["state"] == "UP"), health()
+
+
 # ------------------------------------------------------------------- sync and close
 
-def kernel_state():
-    """What probe paths can leave in the LB's namespace: rules, routes of our tables,
-    the gateway's neighbour entries, IPv4 addresses on the kni taps."""
-    def ip(*args):
-        r = in_node("lb", "ip", "-j", *args)
-        return json.loads(r.stdout or "[]")
-    rules = [r for r in ip("rule") if str(r.get("table")) not in ("local", "main", "default")]
-    routes = [r for r in ip("route", "show", "table", "all")
-              if str(r.get("table", "")).isdigit() and int(r["table"]) >= TABLE_BASE]
-    neigh = [n for n in ip("neigh") if n.get("dst") == GATEWAY]
-    addrs = [(a["ifname"], i["local"]) for a in ip("addr") if a["ifname"].endswith(".kni")
-             for i in a.get("addr_info", []) if i.get("family") == "inet"]
-    return rules, routes, neigh, addrs
-
-
-def test_sync_follows_the_model_and_close_leaves_nothing(labs):
+def test_the_kernel_side_follows_the_configuration_and_goes_with_the_daemon(labs):
     lb = labs.use("nat-one-arm", 2)
     rules, routes, neigh, addrs = kernel_state()
     assert len(rules) == 2 and len(routes) == 1 and len(neigh) == 1
     assert addrs == [("bond0.kni", "10.140.31.48")]
-    lb.sync()                                             # again: nothing doubles
-    assert kernel_state() == (rules, routes, neigh, addrs)
-    # the service goes (in the daemon and the model): its source goes with it
+    # the service goes: its source goes with it; back, and the probes work again
     line = f"ipvsadm -D -t {lb.topo.vip}:80"
     assert subprocess.run(RLB + ["-c", line], capture_output=True, timeout=60).returncode == 0
-    run(Context(lb.model), line)
-    lb.sync()
-    assert kernel_state() == ([], [], [], [])
-    for cmd in lb.topo.lb_script:                        # and back
+    assert wait(lambda: kernel_state() == ([], [], [], [])), kernel_state()
+    for cmd in lb.topo.lb_script:
         if cmd.startswith("ipvsadm"):
             assert subprocess.run(RLB + ["-c", cmd], capture_output=True,
                                   timeout=60).returncode == 0
-            run(Context(lb.model), cmd)
-    lb.sync()
-    assert kernel_state() == (rules, routes, neigh, addrs)
+    assert wait(lambda: kernel_state() == (rules, routes, neigh, addrs)), kernel_state()
     assert lb.probe("10.140.18.33").ok
-    lb.close()
+    # the daemon stops: its monitor closes the paths (the taps go with the data plane)
+    assert lab.stop_lb()
+    labs.end()
     assert kernel_state() == ([], [], [], [])
-    r = lb.probe("10.140.18.33", timeout=0.5)             # no path: the probe fails, quietly
-    assert not r.ok
-    lb.sync()
-    assert lb.probe("10.140.18.33").ok
+
+
+@pytest.fixture
+def kni_ns():
+    """A namespace of its own with an interface named as a kni (a veth: ProbePaths only
+    needs its name and MAC), nothing else."""
+    name = ns("kern")
+    subprocess.run(["ip", "netns", "del", name], capture_output=True)
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    try:
+        for cmd in (["link", "add", "dpdk0.kni", "type", "veth", "peer", "name", "kni-peer"],
+                    ["link", "set", "dpdk0.kni", "up"], ["link", "set", "kni-peer", "up"]):
+            subprocess.run(["ip", "-n", name, *cmd], check=True)
+        yield "kern"
+    finally:
+        subprocess.run(["ip", "netns", "del", name], capture_output=True)
+
+
+def test_sync_and_close_leave_nothing_behind(kni_ns):
+    topo = topologies.get("fnat-two-arm")
+    text = procs.lb_config(topo, 1) + "".join(f"{line}\n" for line in topo.lb_script)
+    model = check(list(enumerate(text.splitlines(), 1)), "fnat.conf")
+    paths = ProbePaths(model)
+    lip, kni_mac = "192.168.100.200", mac(kni_ns, "dpdk0.kni")
+    nothing = ([], [], [], [])
+    assert kernel_state(kni_ns) == nothing
+    with in_netns(ns(kni_ns)):
+        paths.sync()
+    assert paths.problems == []
+    made = kernel_state(kni_ns)
+    rules, routes, neigh, addrs = made
+    last = PROBE_PORT_MIN + PROBE_PORTS - 1
+    assert sorted(((r["src"], r["priority"], r["table"], r.get("sport_start", 0),
+                    r.get("sport_end", 0), r.get("ipproto", "")) for r in rules)) == \
+        [(lip, RULE_PRIORITY, str(TABLE_BASE), 0, 0, "icmp"),
+         (lip, RULE_PRIORITY, str(TABLE_BASE), PROBE_PORT_MIN, last, "")], rules
+    assert [(r["dst"], r["gateway"], r["dev"], "onlink" in r.get("flags", []))
+            for r in routes] == [("default", GATEWAY, "dpdk0.kni", True)]
+    assert [(n["lladdr"], n["state"]) for n in neigh] == [(kni_mac, ["PERMANENT"])]
+    assert addrs == [("dpdk0.kni", lip)]
+    with in_netns(ns(kni_ns)):
+        paths.sync()                                    # again: nothing doubles
+    assert kernel_state(kni_ns) == made
+    run(Context(model), "ipvsadm -D -t 10.0.0.100:80")  # the service goes, and its source
+    with in_netns(ns(kni_ns)):
+        paths.sync()
+    assert kernel_state(kni_ns) == nothing
+    for line in topo.lb_script:
+        if line.startswith("ipvsadm"):
+            run(Context(model), line)
+    with in_netns(ns(kni_ns)):
+        paths.sync()
+        assert kernel_state(kni_ns) == made
+        paths.close()
+    assert kernel_state(kni_ns) == nothing
+    # an address the kernel had already is the operator's: used, and left there
+    in_node(kni_ns, "ip", "addr", "add", f"{lip}/24", "dev", "dpdk0.kni")
+    with in_netns(ns(kni_ns)):
+        paths.sync()
+        assert len(kernel_state(kni_ns)[0]) == 2
+        paths.close()
+    assert kernel_state(kni_ns) == ([], [], [], [("dpdk0.kni", lip)])
+    # no kni at all: said, never raised
+    in_node(kni_ns, "ip", "link", "del", "dpdk0.kni")
+    with in_netns(ns(kni_ns)):
+        paths.sync()
+        paths.close()
+    assert paths.problems == ["no interface dpdk0.kni: probes of dpdk0 cannot start"]
