@@ -6,7 +6,7 @@ monitor runs them), tcpdump on the real servers; and the daemon's own checks.
 DR: at the VIP, only the Ethernet header the real server's; a server without the VIP on
 lo is down (its kernel drops the SYN). Tunnel: the same inside IPIP, through the lab's
 decapsulator. FNAT: from the local address, while FNAT traffic holds ports of the same
-address. NAT: RIP:port from our address on its network. DR and FNAT with 2 workers too.
+address. NAT: RIP:port from our address on its network. Each with 1 and 2 workers.
 The kernel side follows the configuration and goes with the daemon; ProbePaths' sync()
 and close() on a namespace of their own leave nothing behind.
 
