@@ -37,6 +37,7 @@ from rlb.core.consts import PROBE_PORT_MIN, PROBE_PORTS
 from rlb.health import checkers
 from rlb.health.path import GATEWAY, RULE_PRIORITY, TABLE_BASE, ProbePaths, Target
 from rlb.lab import procs, state, topologies
+from support import netns
 from support.netns import Wire, in_netns
 
 PREFIX = "rlbp-"
@@ -81,13 +82,7 @@ def kernel_state(node="lb"):
 
 
 def wait(cond, timeout=WAIT, every=0.1):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        got = cond()
-        if got:
-            return got
-        time.sleep(every)
-    return cond()
+    return netns.wait(cond, timeout, every)
 
 
 class Lab:
