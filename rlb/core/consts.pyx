@@ -51,3 +51,6 @@ DEFAULT_SVC_CAP = T.DEFAULT_SVC_CAP
 DEFAULT_DEST_CAP = T.DEFAULT_DEST_CAP
 # The local ports FNAT/SNAT take per local address (xmit.pxd's local-port formula)
 LPORT_RANGE = (LPORT_MIN, LPORT_MAX)
+# Health probes' local ports: PROBE_PORT_MIN + a real server's dest slot (rlb.health.path)
+PROBE_PORT_MIN = T.PROBE_PORT_MIN
+PROBE_PORTS = T.PROBE_PORTS

@@ -64,6 +64,8 @@ PORT = Group("ports", "PORT_", ("device",), "a data port: its driver's counters 
     _c("tx_bytes", "bytes the workers handed to the port", "bytes", shown=False),
     _c("to_kni", "frames punted to the kernel through the port's kni tap", "packets"),
     _c("from_kni", "frames the kernel sent out through the port's kni tap", "packets"),
+    _c("probes", "health probes the kernel sent through the kni tap, taken along the "
+       "data path of their real server's mode (rlb.health.path)", "packets"),
 ))
 
 # Why a packet was dropped or punted to the kernel (a name ending in _kni: punted).

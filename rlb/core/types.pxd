@@ -111,6 +111,13 @@ cdef enum:
     DEFAULT_DEST_CAP = 4096    # real server slots, all services together (dest_cap)
     KNI_POLL_EVERY = 8         # loops between polls of the kni taps (a power of two)
     MAX_MATCH_SVCS = 64        # SNAT match services (-H), tried in order
+    # Health probes leave the kernel from a local port PROBE_PORT_MIN + the real server's
+    # dest slot (rlb.health.path): a range no FNAT/SNAT local port takes (xmit.pxd's
+    # LPORT_MAX is below it) and right above Linux's ephemeral ports (32768-60999), so a
+    # probe never shares a connection's tuple, and its port says which real server it is
+    # for. It ends before 65535, which no kernel rule's port range may hold
+    PROBE_PORT_MIN = 61000
+    PROBE_PORTS = 4096         # = DEFAULT_DEST_CAP: every real server of a default table
 
 cdef enum ConnState:           # LVS TCP states; UDP uses NONE/ESTABLISHED
     CS_NONE = 0

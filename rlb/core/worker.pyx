@@ -17,12 +17,13 @@ from rlb.core.dpdk.lpm cimport rte_lpm_add, rte_lpm_delete
 from rlb.core.dpdk.ethdev cimport rte_eth_rx_burst, rte_ether_hdr
 from rlb.core.dpdk.net cimport rte_be_to_cpu_16
 from rlb.core.types cimport *
-from rlb.core.packet cimport tx_flush, tx_port, tx_kni, drop, eth_hdr, mac_is_multicast, \
+from rlb.core.packet cimport tx_flush, tx_kni, drop, eth_hdr, mac_is_multicast, \
     ETHER_TYPE_IPV4, ETHER_TYPE_ARP, ETH_HLEN
 from rlb.core.neigh cimport (neigh_find, neigh_insert, neigh_remove, neigh_confirm,
                              neigh_timer, arp_send, ARP_REQUEST, ZERO_MAC, BCAST)
 from rlb.core.ipv4 cimport ipv4_input, arp_input
 from rlb.core.lb cimport conn_timer, svc_rehash
+from rlb.core.probe cimport kni_output
 
 
 cdef inline void frame_input(engine_t *e, worker_t *w, uint8_t port, rte_mbuf *m) noexcept nogil:
@@ -267,8 +268,7 @@ cdef int worker_main(void *arg) noexcept nogil:
                 n = rte_eth_rx_burst(e.ports[p].kni_id, w.queue, pkts, BURST)
                 got += n
                 for i in range(n):
-                    w.pstats[p][PORT_FROM_KNI] += 1
-                    tx_port(e, w, <uint8_t>p, pkts[i])
+                    kni_output(e, w, <uint8_t>p, pkts[i])   # out, or a probe along its path
         n = rte_ring_dequeue_burst(w.redirect, <void **>pkts, BURST, NULL)
         got += n
         for i in range(n):

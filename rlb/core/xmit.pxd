@@ -19,7 +19,7 @@ cdef enum:
     # worker owns the ports p with p % workers == its id, so that replies addressed to
     # LIP:p are steered back to it (lb.pxd, sapool)
     LPORT_MIN = 1025
-    LPORT_MAX = 65535
+    LPORT_MAX = PROBE_PORT_MIN - 1     # the ports above are the health probes' (types.pxd)
     LPORT_TRIES = 256          # candidates tried per address before giving up on it
 
 

@@ -11,6 +11,7 @@ from rlb.errors import CommandError
 from rlb.health import checkers
 from rlb.health.checkers import settings as s
 from rlb.health.schedule import Timing
+from rlb.health.service import ServiceSettings
 
 # HAProxy's `inter` default; keepalived's delay_loop (60 s) would find a dead server
 # after two minutes, which no LB user expects of a default
@@ -149,10 +150,7 @@ class Policy:
     inhibit: bool = True
 
     def __post_init__(self):
-        if self.quorum < 1:
-            raise CommandError(f"quorum {self.quorum}: must be at least 1")
-        if self.hysteresis < 0:
-            raise CommandError(f"hysteresis {self.hysteresis}: must not be negative")
+        ServiceSettings(self.quorum, self.hysteresis)       # its checks, at configuration time
 
 
 DEFAULT_POLICY = Policy()

@@ -13,6 +13,15 @@ from dataclasses import dataclass
 from rlb.core.hookspecs import hookimpl
 
 
+# Where a health probe of a mode's real servers goes (Mode.probe; rlb.health.path):
+PROBE_RIP = "rip"         # RIP:port, from our address toward it (routed, as NAT's packets)
+PROBE_LADDR = "laddr"     # RIP:port, from a local address of the service (FNAT)
+PROBE_VIP = "vip"         # the VIP at the real server's port, through the mode's own
+                          # transmit, named by the probe's local port: only for a mode
+                          # whose capsule has direct_reply (DR, Tunnel: the server holds
+                          # the VIP), as rlb/core/probe.pxd takes that transmit for it
+
+
 @dataclass(frozen=True)
 class Mode:
     """One forwarding mode. Subclass to validate; `ops` returns the C capsule."""
@@ -25,6 +34,7 @@ class Mode:
     steer_by_client: bool = False  # NAT: the client's tuple picks the worker both ways
     match_only: bool = False  # SNAT: for match services (ipvsadm -H), and only those
     help: str = ""            # the help of its ipvsadm flags ("Full NAT forwarding ...")
+    probe: str = PROBE_RIP    # where its real servers' health probes go (PROBE_* above)
 
     def check_service(self, svc, model) -> None:
         """Raise CommandError when a service cannot work in this mode."""

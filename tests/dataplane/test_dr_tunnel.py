@@ -15,6 +15,8 @@ from scapy.layers.l2 import ARP, Ether
 from scapy.packet import Raw
 from scapy.utils import checksum
 
+from rlb.control.config import check
+from rlb.health.path import ProbePaths, Target
 from rlb.lab.topologies import RS1, get
 from support.netns import Daemon, Wire, del_ns, lines, make_ns, sh
 
@@ -80,6 +82,7 @@ def daemon(request, tmp_path_factory):
             f" conn-table-size 256\n!\n" + lines(DR_ONE_ARM, TUNNEL_ONE_ARM, EXTRA) + neigh)
     d = Daemon(NS, "rlbt-drtun", conf, tmp_path_factory.mktemp("drtun")).start()
     b = Bench(d, workers)
+    b.conf = conf
     try:
         yield b
     finally:
@@ -398,6 +401,92 @@ def test_model_accepts_the_tutorial_scripts_and_refuses_what_cannot_work():
         dr.services.add_laddr((6, IPv4Address(DR_VIP), 80), IPv4Address("192.168.100.200"),
                               "dpdk0")
     assert dr.find_address(IPv4Address("192.168.100.200")) is None
+
+
+# ------------------------------------------------------------------- health probes
+
+def probe_targets(bench):
+    """Where the daemon's probes go (rlb.health.path), from a model of its configuration
+    (the same lines: the same real-server slots)."""
+    model = check(list(enumerate(bench.conf.splitlines(), 1)), "drtun.conf")
+    paths = ProbePaths(model)
+    return {(str(d.addr), svc.vport): paths.target(svc, d)
+            for svc in model.services.table.values() for d in svc.dests}
+
+
+def kernel_probe(bench, t: Target, kni_mac: str, flags="S"):
+    """The probe as the kernel sends it on the kni: to the port's own MAC (the permanent
+    neighbour of ProbePaths' gateway), from the probe's source and port."""
+    return Ether(src=kni_mac, dst=kni_mac) / IP(src=t.source, dst=t.addr, id=0x77) / \
+        TCP(sport=t.sport, dport=t.port, flags=flags, seq=9) / Raw(b"probe")
+
+
+PROBE_CASES = [
+    # (real server, its service's port, kni, the frame's next hop MAC)
+    dict(id="dr", rs=RS1, vport=80, kni="dpdk0.kni", mac=DR_RS[RS1]),
+    dict(id="tunnel-near", rs=TUN_NEAR, vport=82, kni="dpdk1.kni", mac=TUN_NEAR_MAC),
+    dict(id="tunnel-far", rs=TUN_FAR, vport=81, kni="dpdk1.kni", mac=TUN_GW_MAC),
+]
+
+
+@pytest.mark.parametrize("case", PROBE_CASES, ids=[c["id"] for c in PROBE_CASES])
+def test_a_probe_from_the_kni_takes_its_real_server_s_mode(bench, case):
+    """DR: the kernel's packet to the VIP, byte for byte, at the real server's MAC;
+    Tunnel: inside IPIP from the LAN IP, on-link or through the gateway. The local port
+    names the real server: the probe goes to it, whatever the scheduler would pick."""
+    t = probe_targets(bench)[(case["rs"], case["vport"])]
+    kni = Wire(NS, case["kni"])
+    lb_mac = bench.lb0 if case["kni"] == "dpdk0.kni" else bench.lb1
+    wire = bench.lan if case["kni"] == "dpdk0.kni" else bench.tun
+    try:
+        for _ in range(3):                 # the same real server every time
+            sent = kernel_probe(bench, t, lb_mac)
+            kni.send(sent)
+            f = bench.recv(wire, lambda p: IP in p and p.src == lb_mac and
+                           (p[IP].id == 0x77 or (IP in p[IP].payload and
+                                                 p[IP].payload.id == 0x77)))
+            assert f is not None, "the probe did not leave"
+            if case["id"] == "dr":
+                assert Ether(f).dst == case["mac"] and t.addr == DR_VIP
+                assert bytes(f)[14:] == bytes(sent)[14:], "DR must not touch the probe"
+            else:
+                assert t.addr == TUN_VIP and t.source == TUN_LAN_IP
+                outer_ok(f, case["mac"], case["rs"], sent, df=False)
+    finally:
+        kni.close()
+
+
+def test_a_real_server_at_weight_0_is_still_probed(bench):
+    """A server the checks took down (inhibited: weight 0) takes no new connections but
+    its probes still reach it, or it could never come back up."""
+    t = probe_targets(bench)[(RS1, 80)]
+    bench.d.ok(f"ipvsadm -e -t {DR_VIP}:80 -r {RS1} -g -w 0")
+    kni = Wire(NS, "dpdk0.kni")
+    try:
+        sent = kernel_probe(bench, t, bench.lb0)
+        kni.send(sent)
+        f = bench.recv(bench.lan, lambda p: IP in p and p[IP].id == 0x77 and p.src == bench.lb0)
+    finally:
+        kni.close()
+        bench.d.ok(f"ipvsadm -e -t {DR_VIP}:80 -r {RS1} -g -w 1")
+    assert f is not None and Ether(f).dst == DR_RS[RS1]
+    assert bytes(f)[14:] == bytes(sent)[14:]
+
+
+def test_a_probe_to_rip_port_is_routed_unchanged(bench):
+    """A probe that is not to a VIP (FNAT, NAT) is routed by its destination, TTL kept
+    (our own packet), whatever real server its port's slot holds."""
+    t = probe_targets(bench)[(RS1, 80)]
+    rip = Target(RS1, 80, DR_LAN_IP, t.sport)
+    kni = Wire(NS, "dpdk0.kni")
+    try:
+        sent = kernel_probe(bench, rip, bench.lb0)
+        kni.send(sent)
+        f = bench.recv(bench.lan, lambda p: IP in p and p[IP].id == 0x77 and p.src == bench.lb0)
+    finally:
+        kni.close()
+    assert f is not None and Ether(f).dst == DR_RS[RS1]
+    assert bytes(f)[14:] == bytes(sent)[14:]
 
 
 def test_the_modes_are_registered():

@@ -5,7 +5,7 @@ commands, slow start, state kept across commits, bad input refused.
 
 MISC checks (a file tested by `test -f`) make the servers' health the test's to set,
 without a network path: the network checkers and the modes' probe paths have tests of
-their own (tests/lab/health, tests/dataplane/test_probe_paths.py)."""
+their own (tests/lab/health, test_dr_tunnel.py's probe cases)."""
 import json
 import time
 from functools import partial
@@ -13,22 +13,12 @@ from functools import partial
 import pytest
 
 from support import netns
-from support.netns import Daemon, del_ns, fnat_two_port, make_ns
+from support.netns import Daemon, del_ns, fnat_two_port, make_ns, wait
 
 NS, INSTANCE = "rlbt-health", "rlbt-health"
 RS1, RS2, SORRY = "192.168.100.2:80", "192.168.100.3:80", "192.168.100.9:80"
 VS = "virtual-server tcp 10.0.0.100:80"
 Session = partial(netns.Session, INSTANCE)
-
-
-def wait(cond, timeout=8.0, every=0.1):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        got = cond()
-        if got:
-            return got
-        time.sleep(every)
-    return cond()
 
 
 @pytest.fixture(scope="module")

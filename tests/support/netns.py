@@ -206,3 +206,15 @@ class Session:
 
     def close(self):
         self.client.close()
+
+
+def wait(cond, timeout=8.0, every=0.1):
+    """cond()'s first true value within `timeout` seconds (polled every `every`), else its
+    last value: for what a daemon does on its own clock (a check, a timer)."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        got = cond()
+        if got:
+            return got
+        time.sleep(every)
+    return cond()

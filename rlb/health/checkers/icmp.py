@@ -86,7 +86,9 @@ async def probe(probe: Probe) -> Result:
     pinger = _pingers.get(key)
     if pinger is None or pinger.loop is not loop:
         pinger = _pingers[key] = Pinger(loop, probe.source)
-    ident, seq = next(_ids) & 0xFFFF, next(_seqs) & 0xFFFF
+    # the data path's local port is the echo identifier (rlb.health.path: it names the
+    # real server to the data plane)
+    ident, seq = (probe.sport or next(_ids)) & 0xFFFF, next(_seqs) & 0xFFFF
     wait = (probe.addr, ident, seq)
     pinger.waiting[wait] = fut = loop.create_future()
     try:

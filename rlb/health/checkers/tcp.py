@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import struct
 
 from rlb.health.result import Result
 
 from .base import Checker, Probe
+
+LINGER_RESET = struct.pack("ii", 1, 0)     # SO_LINGER on, 0 s: close() sends a reset
 
 
 def connected_socket_for(probe: Probe, kind: int) -> socket.socket:
@@ -19,6 +22,11 @@ def connected_socket_for(probe: Probe, kind: int) -> socket.socket:
         if local:
             if probe.sport:     # a fixed port (the data path's): no TIME_WAIT may hold it
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                if kind == socket.SOCK_STREAM:
+                    # ... and none is left behind: closed with a reset, as HAProxy ends
+                    # its checks, so the next probe of the same server may use the
+                    # same tuple at once (a TIME_WAIT would refuse the connect)
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER_RESET)
             sock.bind(local)
     except OSError:
         sock.close()

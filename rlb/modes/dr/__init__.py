@@ -3,7 +3,7 @@ holding the VIP on lo, answer the client themselves."""
 from __future__ import annotations
 
 from rlb.errors import CommandError
-from rlb.modes import Compiled, Mode, provides
+from rlb.modes import PROBE_VIP, Compiled, Mode, provides
 from rlb.modes.direct import (LAN_IP_FIRST, LINK, arp_source, check_not_vip, check_same_port,
                               route_to, source_name)
 
@@ -25,6 +25,6 @@ class Dr(Mode):
 
 
 DR = Dr(name="dr", flag="-g", long_flag="--gatewaying", display="Route",
-        ops=Compiled(f"{__name__}.fast"), help="Direct routing forwarding")
+        ops=Compiled(f"{__name__}.fast"), probe=PROBE_VIP, help="Direct routing forwarding")
 
 rlb_forwarding_modes = provides(DR)

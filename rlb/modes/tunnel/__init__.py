@@ -3,7 +3,7 @@ any network a route reaches decapsulate and answer the client themselves."""
 from __future__ import annotations
 
 from rlb.errors import CommandError
-from rlb.modes import Compiled, Mode, provides
+from rlb.modes import PROBE_VIP, Compiled, Mode, provides
 from rlb.modes.direct import (ROUTED, arp_source, check_not_vip, check_same_port, route_to,
                               source_name)
 
@@ -26,6 +26,7 @@ class Tunnel(Mode):
 
 
 TUNNEL = Tunnel(name="tunnel", flag="-i", long_flag="--ipip", display="Tunnel",
-                ops=Compiled(f"{__name__}.fast"), help="IP-in-IP tunnel forwarding")
+                ops=Compiled(f"{__name__}.fast"), probe=PROBE_VIP,
+                help="IP-in-IP tunnel forwarding")
 
 rlb_forwarding_modes = provides(TUNNEL)

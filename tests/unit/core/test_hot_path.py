@@ -20,7 +20,7 @@ HOT = ["worker_main", "frame_input", "ipv4_input", "arp_input", "icmp_echo", "ic
        "ipv4_forward", "neigh_output", "neigh_timer", "neigh_probe", "neigh_share", "apply_msg",
        "tx_port", "tx_kni", "tx_flush", "neigh_confirm", "arp_send", "neigh_insert",
        "neigh_remove", "neigh_find", "flush_all", "l4_check", "lb_input", "svc_apply",
-       "dest_apply", "conn_dump", "zero_counters"]
+       "dest_apply", "conn_dump", "zero_counters", "kni_output", "probe_output", "probe_lport"]
 # a C function Cython writes from `cdef [inline] TYPE [*]NAME(ARGS) noexcept nogil:`
 NOGIL_DEF = re.compile(r"^cdef (inline )?[\w ]+?[ *](\w+)\(([^()]|\([^()]*\))*\)\s*noexcept nogil:",
                        re.M)
