@@ -245,8 +245,9 @@ class Bench:
         t = time.monotonic()
         self.rlb.start(open(self.base_path).read(), ready_cmd="dpip link show", timeout=180)
         took = time.monotonic() - t
-        # the daemon on the CPUs the bench gives it (main lcore first, worker second)
-        sh("taskset", "-a", "-p", "-c", self.opts.daemon_cpus, str(self.rlb.pid))
+        # no taskset here: the daemon pins its lcores itself (EAL --lcores: the main
+        # one, where the control loop and the checks run, on the first CPU of its
+        # affinity, the worker on the second); `taskset -a` would unpin them
         return took
 
     def apply(self, path: str, replace: bool = False) -> float:
@@ -500,10 +501,10 @@ def markdown(res: dict, opts) -> str:
     lines = [f"# bench/health.py, {res['started']}", "",
              f"{n:,} real servers ({opts.services} NAT services x {opts.per_service}), "
              f"`check tcp interval {opts.interval:g} timeout {opts.timeout:g} rise 1 fall "
-             f"{opts.fall}` against real listeners in {NS_RS}; daemon on CPUs "
-             f"{opts.daemon_cpus} (main lcore: control and checks on the first, busy-polling "
-             f"worker on the second), generator on CPU {opts.gen_cpu}; one daemon, phases "
-             "off -> on -> off.", "",
+             f"{opts.fall}` against real listeners in {NS_RS} (on CPU {opts.control_cpu}), "
+             "probes through the data plane; the daemon pins its main lcore (control loop "
+             "and checks) on CPU 0 and its busy-polling worker on CPU 1; generator on CPU "
+             f"{opts.gen_cpu}; one daemon, phases off -> on -> off.", "",
              "| phase | results/s / probes/s at listeners | daemon main thread CPU | commit ms (median) | "
              "ipvsadm -e ms | show 1 service ms | rx pps (median; runs) | offered pps | "
              "delivered | worker thread CPU | other load |",
@@ -559,7 +560,7 @@ def run(opts, logdir: str, res: dict) -> None:
     build_topology(b.addrs)
     try:
         b.listener = Listener(opts.python, b.addrs, len_ports(
-            opts.services * opts.per_service, b.addrs), opts.daemon_cpus.split(",")[0])
+            opts.services * opts.per_service, b.addrs), str(opts.control_cpu))
         res["startup_s"] = b.start()
         log(f"daemon up in {res['startup_s']:.1f} s")
         pid = b.rlb.pid
@@ -630,7 +631,9 @@ def parse_args(argv=None):
     p.add_argument("--stops", type=int, default=50)
     p.add_argument("--stops-per-round", type=int, default=10)
     p.add_argument("--poll", type=float, default=0.005, help="pause between weight polls")
-    p.add_argument("--daemon-cpus", default="0,1")
+    p.add_argument("--control-cpu", type=int, default=0,
+                   help="the listener's CPU: the one of the daemon's main lcore, which the "
+                        "daemon pins on the first CPU it may use (default 0)")
     p.add_argument("--gen-cpu", type=int, default=0)
     p.add_argument("--budget", type=float, default=120,
                    help="seconds after which no detection round starts (default 120)")
