@@ -30,6 +30,10 @@ log = logging.getLogger("rlb.health")
 
 HOOK_TIMEOUT = 30.0       # seconds a quorum-up/-down command may run
 RAMP_EVERY = 0.5          # seconds between weight steps of a slow start
+# The event loop is watched: when it runs this late, a probe that timed out meanwhile
+# may have had its answer waiting, so its timeout is not held against the server
+LAG_TICK, LAG_LIMIT = 0.05, 0.1
+OVERLOAD_LOG_EVERY = 10.0   # seconds between two warnings that checks fall behind
 PASSIVE = ("answered", "unanswered", "refused", "fails_in_row", "answered_ago", "failed_ago")
 
 
@@ -57,6 +61,10 @@ class Monitor:
         # told (service key, up) of a service's state when it starts and at each change:
         # what the route announcements follow (a VIP withdrawn when its service is down)
         self.service_listeners: list = []
+        self.lagged_at = -1.0         # the loop's time it was last found LAG_LIMIT late
+        self.worst_lag = 0.0
+        self.discarded = 0            # timeouts not counted because the loop was late
+        self._overload_logged = (-OVERLOAD_LOG_EVERY, 0)
         self._dirty = asyncio.Event()
         self._dirty.set()
         self.wall_offset = time.time() - self.clock.now()
@@ -67,7 +75,8 @@ class Monitor:
 
     async def run(self) -> None:
         tasks = [asyncio.create_task(self.table.scheduler.run(self._launch)),
-                 asyncio.create_task(self._sync_loop())]
+                 asyncio.create_task(self._sync_loop()),
+                 asyncio.create_task(self._watch_lag())]
         try:
             await asyncio.gather(*tasks)
         finally:
@@ -76,6 +85,36 @@ class Monitor:
                 t.cancel()
             # a cancelled probe ends its process or socket before the loop goes
             await asyncio.gather(*tasks, *probes, return_exceptions=True)
+
+    async def _watch_lag(self) -> None:
+        """How late the event loop runs (more checks than a core can do, a long sync):
+        the time it was last LAG_LIMIT late is what _probe() compares with."""
+        loop = asyncio.get_running_loop()
+        while True:
+            t = loop.time()
+            await asyncio.sleep(LAG_TICK)
+            lag = loop.time() - t - LAG_TICK
+            if lag > LAG_LIMIT:
+                self.lagged_at = loop.time()
+                self.worst_lag = max(self.worst_lag, lag)
+
+    def _overloaded(self, started: float) -> bool:
+        """A timeout of a probe started at `started` counts for nothing if the loop ran
+        late meanwhile: the server may have answered while we could not listen. A
+        saturated checker must not take every server down (it says so in the log)."""
+        if self.lagged_at < started:
+            return False
+        self.discarded += 1
+        now = asyncio.get_running_loop().time()
+        last, count = self._overload_logged
+        if now - last >= OVERLOAD_LOG_EVERY:
+            log.warning("health checks fall behind (the event loop ran up to %.0f ms late): "
+                        "%d timeout(s) not counted against their servers; fewer checks or "
+                        "longer intervals are needed", self.worst_lag * 1000,
+                        self.discarded - count)
+            self._overload_logged = (now, self.discarded)
+            self.worst_lag = 0.0
+        return True
 
     async def _sync_loop(self) -> None:
         while True:
@@ -181,6 +220,7 @@ class Monitor:
         self.running[key] = asyncio.create_task(self._probe(key))
 
     async def _probe(self, key) -> None:
+        started = asyncio.get_running_loop().time()
         try:
             result = await self._run_check(key)
         except asyncio.CancelledError:
@@ -190,6 +230,9 @@ class Monitor:
             result = Result(False, 0.0, f"internal error: {type(e).__name__}")
         finally:
             self.running.pop(key, None)
+        if result.timed_out and self._overloaded(started):
+            self.table.scheduler.done(key)       # next on its grid, the server untouched
+            return
         health = self.table.services.get(key[0])
         server = health.servers.get(key[1]) if health is not None else None
         target = server.target if server is not None else None

@@ -8,3 +8,4 @@ class Result:
     latency: float
     error: str = ""
     weight: int | None = None
+    timed_out: bool = False      # no answer within the timeout (the verdict may be ours)

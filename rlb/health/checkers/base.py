@@ -93,7 +93,7 @@ class Check:
         except TimeoutError:
             during = f" during {probe.stage}" if probe.stage else ""
             return Result(False, loop.time() - start,
-                          f"timeout after {values['timeout']} s{during}")
+                          f"timeout after {values['timeout']} s{during}", timed_out=True)
         except (OSError, ssl.SSLError, EOFError) as e:
             return Result(False, loop.time() - start, describe(e, probe.stage))
         except asyncio.LimitOverrunError:    # a header line past the stream's 64 KiB limit

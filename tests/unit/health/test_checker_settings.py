@@ -22,7 +22,7 @@ from rlb.health.result import Result
 def test_result_is_the_contract():
     fields = [(f.name, f.default) for f in dataclasses.fields(Result)]
     assert fields == [("ok", dataclasses.MISSING), ("latency", dataclasses.MISSING),
-                      ("error", ""), ("weight", None)]
+                      ("error", ""), ("weight", None), ("timed_out", False)]
     with pytest.raises(dataclasses.FrozenInstanceError):
         Result(True, 0.1).ok = False
 

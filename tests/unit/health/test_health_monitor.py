@@ -141,3 +141,29 @@ def test_a_removed_service_runs_its_quorum_down(tmp_path):
         return mon
     mon = asyncio.run(go())
     assert mark.exists() and mon.view() == []
+
+
+def test_timeouts_while_the_loop_runs_late_are_not_held_against_a_server():
+    # a check that always times out, while something blocks the loop now and then (a
+    # saturated checker): the server is never taken down by a timeout it may not owe
+    m = model(" real-server 10.0.0.2:80 check misc command \"sleep 30\" interval 0.5 "
+              "timeout 0.3 fall 1\n")
+
+    async def go():
+        mon = Monitor(m)
+        loop = asyncio.get_running_loop()
+        task = asyncio.create_task(mon.run())
+        end = loop.time() + 2.0
+        while loop.time() < end:                 # the loop blocked 0.2 s in every 0.25 s
+            time.sleep(0.2)
+            await asyncio.sleep(0.05)
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            pass
+        await mon.stop()
+        return mon
+    mon = asyncio.run(go())
+    s = {s["server"]: s for s in mon.view()[0]["servers"]}["10.0.0.2:80"]
+    assert mon.discarded >= 1 and s["state"] == "UP" and s["failures"] == 0
