@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
 from collections.abc import Hashable
 from ipaddress import IPv4Address
 
@@ -30,9 +31,11 @@ log = logging.getLogger("rlb.health")
 
 HOOK_TIMEOUT = 30.0       # seconds a quorum-up/-down command may run
 RAMP_EVERY = 0.5          # seconds between weight steps of a slow start
-# The event loop is watched: when it runs this late, a probe that timed out meanwhile
-# may have had its answer waiting, so its timeout is not held against the server
-LAG_TICK, LAG_LIMIT = 0.05, 0.1
+# The event loop is watched: when it ran late by half a probe's timeout or more while
+# the probe ran, the probe's timeout may be ours (its answer waited for a loop that did
+# not turn), so it is not held against the server. A busy machine delays the loop by
+# some tens of ms; a checker with more checks than its core can do, by seconds.
+LAG_TICK, LAG_LIMIT, LAG_SHARE = 0.05, 0.1, 0.5
 OVERLOAD_LOG_EVERY = 10.0   # seconds between two warnings that checks fall behind
 PASSIVE = ("answered", "unanswered", "refused", "fails_in_row", "answered_ago", "failed_ago")
 
@@ -61,7 +64,7 @@ class Monitor:
         # told (service key, up) of a service's state when it starts and at each change:
         # what the route announcements follow (a VIP withdrawn when its service is down)
         self.service_listeners: list = []
-        self.lagged_at = -1.0         # the loop's time it was last found LAG_LIMIT late
+        self.lags: deque = deque(maxlen=256)   # (loop time, how late) of late turns
         self.worst_lag = 0.0
         self.discarded = 0            # timeouts not counted because the loop was late
         self._overload_logged = (-OVERLOAD_LOG_EVERY, 0)
@@ -95,14 +98,16 @@ class Monitor:
             await asyncio.sleep(LAG_TICK)
             lag = loop.time() - t - LAG_TICK
             if lag > LAG_LIMIT:
-                self.lagged_at = loop.time()
+                self.lags.append((loop.time(), lag))
                 self.worst_lag = max(self.worst_lag, lag)
 
-    def _overloaded(self, started: float) -> bool:
+    def _overloaded(self, started: float, timeout: float) -> bool:
         """A timeout of a probe started at `started` counts for nothing if the loop ran
-        late meanwhile: the server may have answered while we could not listen. A
-        saturated checker must not take every server down (it says so in the log)."""
-        if self.lagged_at < started:
+        late by half its timeout meanwhile: the server may have answered while we could
+        not listen. A saturated checker must not take every server down (it says so in
+        the log)."""
+        late = max((lag for t, lag in reversed(self.lags) if t >= started), default=0.0)
+        if late < LAG_SHARE * timeout:
             return False
         self.discarded += 1
         now = asyncio.get_running_loop().time()
@@ -230,7 +235,9 @@ class Monitor:
             result = Result(False, 0.0, f"internal error: {type(e).__name__}")
         finally:
             self.running.pop(key, None)
-        if result.timed_out and self._overloaded(started):
+        clause = self.clauses.get(key)
+        if result.timed_out and clause is not None and \
+                self._overloaded(started, clause.timing.timeout):
             self.table.scheduler.done(key)       # next on its grid, the server untouched
             return
         health = self.table.services.get(key[0])

@@ -64,6 +64,10 @@ async def probe(probe: Probe) -> Result:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
             await proc.wait()
+            # its stderr at EOF closes the pipe, and with it the process's transport:
+            # none is left for the loop's end to find open
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(reader), STDERR_GRACE)
         reader.cancel()
     tail = b"".join(err).decode(errors="replace").strip()[-STDERR_TAIL:]
     return verdict(code, probe.values["dynamic"], " ".join(tail.split()))
