@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from rlb.errors import CommandError
 from rlb.health import checkers
-from rlb.health.config import Clause, Quoted, clause, clause_settings
+from rlb.health.config import Clause, clause, clause_settings, quote
 
 # every setting any kind takes, once, in the order a clause prints
 SETTINGS = tuple({st.name: st for kind in checkers.CHECKERS
@@ -63,6 +63,13 @@ def clause_of(kind: str | None, bindings: dict, have: Clause | None) -> Clause |
         raise CommandError(f"{', '.join(given)}: no check to set it on; give the checker "
                            f"first: check ({'|'.join(checkers.CHECKERS)}) ...")
     return clause(have.kind, {**dict(have.words()), **given})
+
+
+class Quoted(str):
+    """A value that prints quoted (running-config fills `{binding!s}` with str())."""
+
+    def __str__(self):
+        return quote(str.__str__(self))
 
 
 def shown(c: Clause | None) -> dict:

@@ -123,13 +123,6 @@ def quote(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-class Quoted(str):
-    """A value that prints quoted (running-config fills `{binding!s}` with str())."""
-
-    def __str__(self):
-        return quote(str.__str__(self))
-
-
 # `on-failure inhibit|remove`: keepalived's inhibit_on_failure (weight 0, connections
 # drain) or its default (out of the scheduler's list)
 INHIBIT, REMOVE = "inhibit", "remove"

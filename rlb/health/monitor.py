@@ -18,13 +18,13 @@ from collections import deque
 from collections.abc import Hashable
 from ipaddress import IPv4Address
 
-from rlb.health.config import DEFAULT_POLICY, Clause, Policy
+from rlb.health.config import DEFAULT_POLICY, Policy
 from rlb.model.services import PROTO_NAMES
 from rlb.health.path import ProbePaths
 from rlb.health.result import Result
 from rlb.health.schedule import Clock, MonotonicClock
 from rlb.health.service import SORRY, Changes, ServiceSettings, ServiceTransition
-from rlb.health.state import ServerSettings, Transition
+from rlb.health.state import ServerSettings
 from rlb.health.table import HealthTable, ServerConfig, ServiceConfig
 
 log = logging.getLogger("rlb.health")
@@ -54,8 +54,8 @@ class Monitor:
         self.table = HealthTable(self.clock, on_quorum_up=self._quorum_up,
                                  on_quorum_down=self._quorum_down)
         self.paths = paths if paths is not None else ProbePaths(model)
-        self.clauses: dict[tuple, Clause | None] = {}    # (svc key, server key) -> its check
-        self.dests: dict[tuple, tuple] = {}              # (svc key, server key) -> (svc, dest)
+        # (svc key, server key) -> (service, real server, its check or None), made at sync
+        self.checks: dict[tuple, tuple] = {}
         # each service's policy as last synced: a removed service's quorum-down runs
         # (keepalived runs it when a reload removes the service) with what it had
         self.policies: dict = {}
@@ -161,7 +161,7 @@ class Monitor:
         """Make the health table the configuration's (services with health only) and put
         every real server where its health says."""
         services = self.model.services
-        config, clauses, dests, made = {}, {}, {}, {}
+        config, checks, made = {}, {}, {}
         for svc in services.table.values():
             if not svc.checked:
                 back = [(d, None) for d in svc.dests if d.slot in services.placement]
@@ -176,8 +176,7 @@ class Monitor:
                     continue
                 c = d.check if d.check is not None else policy.check
                 key = (svc.key, _server_key(d))
-                clauses[key] = c
-                dests[key] = (svc, d)
+                checks[key] = (svc, d, c)
                 # thousands of servers share a few clauses and weights: one config each
                 shared = (id(c), d.weight, policy.alpha, policy.inhibit)
                 sc = made.get(shared)
@@ -191,14 +190,12 @@ class Monitor:
             config[svc.key] = ServiceConfig(
                 ServiceSettings(policy.quorum, policy.hysteresis, sorry is not None,
                                 sorry.weight if sorry else 1, policy.omega), servers)
-        self.clauses, self.dests = clauses, dests
-        gone = {k: p for k, p in self.policies.items() if k not in config}
-        self.policies = {svc.key: svc.health or DEFAULT_POLICY
-                         for svc in services.table.values() if svc.key in config}
-        self.policies.update(gone)          # until their hooks are started below
+        self.checks = checks
+        policies = {svc.key: svc.health or DEFAULT_POLICY
+                    for svc in services.table.values() if svc.key in config}
+        self.policies.update(policies)      # a removed service's stays for its quorum-down
         changes = self.table.sync(config)
-        for k in gone:
-            del self.policies[k]
+        self.policies = policies
         for key, ch in changes.items():
             self._report(key, ch)
         for svc in services.table.values():
@@ -235,10 +232,10 @@ class Monitor:
             result = Result(False, 0.0, f"internal error: {type(e).__name__}")
         finally:
             self.running.pop(key, None)
-        clause = self.clauses.get(key)
-        if result.timed_out and clause is not None and \
-                self._overloaded(started, clause.timing.timeout):
-            self.table.scheduler.done(key)       # next on its grid, the server untouched
+        found = self.checks.get(key)
+        if result.timed_out and found is not None and found[2] is not None and \
+                self._overloaded(started, found[2].timing.timeout):
+            self.table.skip(key)                 # next on its grid, the server untouched
             return
         health = self.table.services.get(key[0])
         server = health.servers.get(key[1]) if health is not None else None
@@ -253,20 +250,14 @@ class Monitor:
             self._place(key[0])
 
     async def _run_check(self, key) -> Result:
-        clause = self.clauses.get(key)
-        found = self._dest(*key)
-        if clause is None or found is None:
+        found = self.checks.get(key)
+        # gone from the table since the last sync (the next one drops the check)
+        if found is None or found[2] is None or \
+                self.model.services.table.get(key[0]) is not found[0]:
             return Result(False, 0.0, "no longer configured")
-        svc, d = found
+        svc, d, clause = found
         target = self.paths.target(svc, d)
         return await clause.check.run(target.addr, target.port, target.source, target.sport)
-
-    def _dest(self, svc_key, server_key):
-        """(service, real server) of a check, None once it is gone from the table."""
-        found = self.dests.get((svc_key, server_key))
-        if found is None or self.model.services.table.get(svc_key) is not found[0]:
-            return None
-        return found
 
     # -- what health decides ---------------------------------------------------------
 
@@ -373,7 +364,7 @@ class Monitor:
                 s = health.servers.get(_server_key(d))
                 if s is None:
                     continue
-                clause = self.clauses.get((key, _server_key(d)))
+                clause = self.checks.get((key, _server_key(d)), (None, None, None))[2]
                 v = s.view(now)
                 v.update(server=f"{d.addr}:{d.port}", mode=d.mode,
                          check=clause.text if clause is not None else None,

@@ -84,6 +84,11 @@ class HealthTable:
             return Changes()
         return svc.record(server, result, now)
 
+    def skip(self, key: tuple[Hashable, Hashable]) -> None:
+        """A check ended without a result to count (its verdict was not the server's):
+        it is done, and runs again at its next slot."""
+        self.scheduler.done(key, self.clock.now())
+
     def shutdown(self) -> dict[Hashable, ServiceTransition]:
         """The daemon stops: each service goes down (quorum_down with omega)."""
         now = self.clock.now()
