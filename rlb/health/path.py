@@ -18,6 +18,7 @@ to our own address, and what the data plane does not take of those goes to the k
 """
 from __future__ import annotations
 
+import errno
 import logging
 import threading
 from dataclasses import dataclass, field
@@ -40,7 +41,6 @@ IPPROTO_ICMP = 1
 SPORT_RANGE = f"{PROBE_PORT_MIN}:{PROBE_PORT_MIN + PROBE_PORTS - 1}"
 ADD, DEL, REPLACE = "add", "del", "replace"
 NETLINK_TIMEOUT = 10.0        # seconds a sync's netlink work may take
-EEXIST, ENOENT, ESRCH, EADDRNOTAVAIL = 17, 2, 3, 99
 
 
 @dataclass(frozen=True)
@@ -227,9 +227,9 @@ def _quiet(problems: list[str], what: str, call, cmd: str, **kw) -> bool:
     except Exception as err:       # pyroute2's NetlinkError (.code: the errno), OSError
         code = getattr(err, "code", None) or getattr(err, "errno", None)
         # the kernel drops a device's routes with its last address: already gone is gone
-        if cmd == DEL and code in (ENOENT, ESRCH, EADDRNOTAVAIL):
+        if cmd == DEL and code in (errno.ENOENT, errno.ESRCH, errno.EADDRNOTAVAIL):
             return True
-        if cmd == ADD and code == EEXIST:
+        if cmd == ADD and code == errno.EEXIST:
             return True
         problems.append(f"{cmd} {what}: {err}")
         return False
