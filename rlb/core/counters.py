@@ -108,6 +108,8 @@ REASON = Group("reason", "R_", ("reason",), "packets dropped or punted to kni, b
         ("tcp_hdrlen", "TCP data offset < 5 words, or header/options beyond the packet"),
         ("udp_len", "UDP length field not the IP payload's length"),
         ("icmp_len", "ICMP message shorter than its 8-byte header"),
+        ("probe_answers_full", "a TCP health probe's answer found the answers' ring full "
+         "(its check times out)"),
     )))
 
 SVC = Group("svc", "SVC_", ("service",), "a virtual service", (
@@ -155,6 +157,10 @@ LADDR = Group("laddr", "LADDR_", ("service", "local_address"), "an FNAT local ad
 WORKER = Group("worker", "WORKER_", ("worker",), "a worker lcore", (
     _c("polls", "passes of the worker's loop"),
     _c("idle_sleeps", "sleeps for want of packets (not with busy-poll)"),
+    _c("probes_sent", "SYNs of TCP health checks the data plane's prober sent (worker 0)",
+       "packets"),
+    _c("probe_answers", "answers (SYN-ACK or reset) to the prober's SYNs this worker "
+       "received", "packets"),
 ))
 
 CONNS = Group("conns", "CT_", ("worker",), "a worker's connection table", (

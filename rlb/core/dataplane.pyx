@@ -23,6 +23,8 @@ from rlb.core.conn cimport OFF_WHEEL
 from rlb.core.worker cimport worker_main
 from rlb.core cimport stats
 
+import os
+
 from rlb.core.consts import CONN_STATES, DEFAULT_TIMEOUTS, TIMEOUT_NAMES
 
 cdef engine_t g
@@ -85,6 +87,23 @@ cdef worker_t *worker_new(uint16_t wid) except NULL:
     w.conns[g.conn_cap - 1].tnext = NONE32
     w.conn_free = 0
     return w
+
+
+cdef int _prober_new() except -1:
+    """The TCP prober's table and rings (probe.pxd). A dest table too large for the
+    sequence number to name every slot has none: its checks use kernel sockets."""
+    if g.dest_cap > PROBE_MAX_SLOTS:
+        return 0
+    g.probes = <probe_t *>rte_zmalloc(b"rlb_probes", sizeof(probe_t) * g.dest_cap, 64)
+    g.probe_todo = rte_ring_create_elem(b"rlb_probe_todo", sizeof(uint32_t), PROBE_RING_SIZE,
+                                        rte_socket_id(), RING_F_SP_ENQ | RING_F_SC_DEQ)
+    g.probe_done = rte_ring_create_elem(b"rlb_probe_done", sizeof(probe_done_t),
+                                        PROBE_RING_SIZE, rte_socket_id(), RING_F_SC_DEQ)
+    if g.probes == NULL or g.probe_todo == NULL or g.probe_done == NULL:
+        raise DataplaneError("out of memory for the health prober's tables")
+    g.probe_secret = int.from_bytes(os.urandom(4), "little")
+    g.probe_cap = g.dest_cap
+    return 0
 
 
 def _pow2(n):
@@ -167,6 +186,7 @@ cdef class Engine:
             self._open_port(i, name, devargs, kni)
         for i in range(workers):
             g.workers[i] = worker_new(i)
+        _prober_new()
 
     cdef _open_port(self, int i, str name, str devargs, kni):
         cdef uint16_t pid
@@ -520,6 +540,92 @@ cdef class Engine:
 
     def conn_summary(self):
         return stats.conn_summary(&g)
+
+    # -- the TCP prober of the health checks (probe.pxd; rlb/health/monitor.py drives it)
+
+    @property
+    def probe_capacity(self):
+        """Dest slots the prober can probe from (0: it has no table)."""
+        return g.probe_cap
+
+    def probe_tcp(self, list batch):
+        """Queue TCP probes: (slot, saddr, daddr, sport, dport, dest, port) each, slot the
+        real server's dest slot, dest the slot whose mode's transmit takes the probe (a
+        VIP for DR/Tunnel) or -1 to route it, port the source address's data port.
+        Returns how many were queued (in order; the rest found the queue full)."""
+        cdef uint32_t slots[256]
+        cdef uint32_t n = 0, queued = 0, slot, seq, rnd
+        cdef probe_t *p
+        cdef int dest
+        if g.probe_todo == NULL or not g_launched:
+            return 0
+        for item in batch:
+            slot, saddr, daddr, sport, dport, dest, port = item
+            if slot >= g.probe_cap:
+                raise DataplaneError(f"probe slot {slot} past the prober's {g.probe_cap}")
+            p = &g.probes[slot]
+            p.seq = 0
+            p.rounds += 1
+            rnd = p.rounds & ((1 << PROBE_ROUND_BITS) - 1)
+            if rnd == 0:
+                p.rounds += 1
+                rnd = 1
+            seq = ((slot << PROBE_ROUND_BITS) | rnd) ^ g.probe_secret
+            if seq == 0 or seq == 0xffffffffu:      # 0 means none; the answer acks seq + 1
+                seq ^= 1 << (PROBE_ROUND_BITS - 1)
+            p.saddr = saddr
+            p.daddr = daddr
+            p.sport = sport
+            p.dport = dport
+            p.dest = NONE32 if dest < 0 else <uint32_t>dest
+            p.port = port
+            p.sent_tsc = 0
+            rte_smp_wmb()
+            p.seq = seq
+            slots[n] = slot
+            n += 1
+            if n == 256:
+                queued += self._probe_queue(slots, n)
+                n = 0
+        if n:
+            queued += self._probe_queue(slots, n)
+        return queued
+
+    cdef uint32_t _probe_queue(self, uint32_t *slots, uint32_t n):
+        cdef uint32_t k = rte_ring_enqueue_burst_elem(g.probe_todo, slots, sizeof(uint32_t), n,
+                                                      NULL)
+        cdef uint32_t i
+        for i in range(k, n):
+            g.probes[slots[i]].seq = 0       # not sent: no answer may count
+        return k
+
+    def probe_cancel(self, uint32_t slot):
+        """The probe of slot timed out: a late answer goes to the kernel (which resets it)."""
+        if slot < g.probe_cap:
+            g.probes[slot].seq = 0
+
+    def probe_answers(self):
+        """The answers received since the last call, each (slot, open, seconds): open True
+        for a SYN-ACK, False for a reset; an answer to a probe cancelled meanwhile is
+        left out."""
+        cdef probe_done_t done[256]
+        cdef uint32_t n, i
+        cdef probe_t *p
+        out = []
+        if g.probe_done == NULL:
+            return out
+        while True:
+            n = rte_ring_dequeue_burst_elem(g.probe_done, done, sizeof(probe_done_t), 256, NULL)
+            for i in range(n):
+                p = &g.probes[done[i].slot]
+                if p.seq != done[i].seq:
+                    continue
+                p.seq = 0
+                out.append((done[i].slot, done[i].kind == PROBE_OPEN,
+                            (done[i].tsc - p.sent_tsc) / <double>g.tsc_hz
+                            if p.sent_tsc and done[i].tsc > p.sent_tsc else 0.0))
+            if n < 256:
+                return out
 
 
 def _is_pci(devargs):

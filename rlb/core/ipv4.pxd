@@ -3,7 +3,7 @@ from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
 from libc.string cimport memcpy, memset
 from rlb.core.dpdk.mbuf cimport (rte_mbuf, rte_pktmbuf_trim, rte_pktmbuf_free, rte_pktmbuf_alloc,
                                  rlb_mtod)
-from rlb.core.route cimport route_lookup
+from rlb.core.route cimport route_lookup, is_own
 from rlb.core.dpdk.ethdev cimport rte_ether_hdr
 from rlb.core.dpdk.net cimport (rte_ipv4_hdr, rte_arp_hdr, rte_icmp_hdr, rte_raw_cksum,
                                 rte_be_to_cpu_16, rte_be_to_cpu_32, rte_cpu_to_be_16,
@@ -11,14 +11,13 @@ from rlb.core.dpdk.net cimport (rte_ipv4_hdr, rte_arp_hdr, rte_icmp_hdr, rte_raw
 from rlb.core.types cimport *
 from rlb.core.packet cimport (tx_port, tx_kni, drop, eth_hdr, ip_hdr, ip_set_csum, mac_copy,
                               mac_is_multicast, csum_fold_add, ETH_HLEN, ETHER_TYPE_IPV4,
-                              IPPROTO_ICMP)
+                              IPPROTO_ICMP, IP_MF_OFFSET_MASK, IP_OFFSET_MASK)
 from rlb.core.lb cimport lb_input, IPPROTO_TCP, IPPROTO_UDP
+from rlb.core.probe cimport tcp_probe_answer
 from rlb.core.neigh cimport (neigh_find, neigh_insert, neigh_confirm, neigh_share,
                              neigh_output, ARP_REQUEST, ARP_REPLY, ARP_LEN)
 
 cdef enum:
-    IP_MF_OFFSET_MASK = 0x3fff
-    IP_OFFSET_MASK = 0x1fff
     ICMP_ECHO_REPLY = 0
     ICMP_DEST_UNREACH = 3
     ICMP_ECHO_REQUEST = 8
@@ -58,10 +57,6 @@ cdef inline int l4_check(rte_mbuf *m, rte_ipv4_hdr *ip, uint16_t hl, uint16_t to
         if l4len < 8:
             return R_ICMP_LEN
     return -1
-
-cdef inline int is_own(worker_t *w, uint32_t ip) noexcept nogil:
-    cdef route_t *r = route_lookup(w, ip)
-    return r != NULL and r.scope == SCOPE_HOST and r.prefix == ip
 
 cdef inline int icmp_is_error(rte_ipv4_hdr *ip, uint16_t hl) noexcept nogil:
     cdef uint8_t t
@@ -263,6 +258,9 @@ cdef inline void ipv4_input(engine_t *e, worker_t *w, uint8_t port, rte_mbuf *m)
             tx_kni(e, w, port, m)          # the kernel reassembles
         elif ip.next_proto_id == IPPROTO_ICMP:
             icmp_echo(e, w, port, m, ip, hl, tot)
+        elif ip.next_proto_id == IPPROTO_TCP and e.probes != NULL and \
+                tcp_probe_answer(e, w, m, ip, hl, dst):
+            pass                           # an answer to the data plane's TCP prober
         else:
             tx_kni(e, w, port, m)
         return

@@ -12,6 +12,8 @@ cdef enum:
     ETHER_TYPE_IPV4 = 0x0800
     ETHER_TYPE_ARP = 0x0806
     IPPROTO_ICMP = 1
+    IP_MF_OFFSET_MASK = 0x3fff # more fragments + fragment offset: a fragment
+    IP_OFFSET_MASK = 0x1fff
 
 cdef inline rte_ether_hdr *eth_hdr(rte_mbuf *m) noexcept nogil:
     return <rte_ether_hdr *>rlb_mtod(m)
@@ -32,6 +34,13 @@ cdef inline uint16_t csum_fold_add(uint16_t csum, uint16_t old, uint16_t new) no
 
 cdef inline int mac_is_multicast(const uint8_t *mac) noexcept nogil:
     return mac[0] & 1
+
+cdef inline int mac_eq(const uint8_t *a, const uint8_t *b) noexcept nogil:
+    cdef int i
+    for i in range(6):
+        if a[i] != b[i]:
+            return 0
+    return 1
 
 cdef inline void mac_copy(uint8_t *dst, const uint8_t *src) noexcept nogil:
     memcpy(dst, src, 6)

@@ -2,7 +2,7 @@
 # depths 1..32 only, so 0.0.0.0/0 lives beside it).
 from libc.stdint cimport uint32_t
 from rlb.core.dpdk.lpm cimport rte_lpm_lookup
-from rlb.core.types cimport worker_t, route_t, NONE32
+from rlb.core.types cimport worker_t, route_t, NONE32, SCOPE_HOST
 
 cdef inline route_t *route_lookup(worker_t *w, uint32_t ip) noexcept nogil:
     cdef uint32_t idx
@@ -11,3 +11,8 @@ cdef inline route_t *route_lookup(worker_t *w, uint32_t ip) noexcept nogil:
     if w.default_route != NONE32:
         return &w.routes[w.default_route]
     return NULL
+
+cdef inline int is_own(worker_t *w, uint32_t ip) noexcept nogil:
+    """One of the data plane's own addresses (a host route of its own)."""
+    cdef route_t *r = route_lookup(w, ip)
+    return r != NULL and r.scope == SCOPE_HOST and r.prefix == ip

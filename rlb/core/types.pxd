@@ -118,6 +118,36 @@ cdef enum:
     # for. It ends before 65535, which no kernel rule's port range may hold
     PROBE_PORT_MIN = 61000
     PROBE_PORTS = 4096         # = DEFAULT_DEST_CAP: every real server of a default table
+    # The data plane's own TCP prober (probe.pxd): a SYN per check, sent by worker 0 from
+    # the slots the control plane queues, and the answer (SYN-ACK or reset) of each
+    # reported back; the sequence number names the check (slot, round) so that any
+    # worker knows an answer as one of ours
+    PROBE_ROUND_BITS = 12
+    PROBE_MAX_SLOTS = 1 << 20  # slots the sequence number can name (32 - PROBE_ROUND_BITS)
+    PROBE_RING_SIZE = 16384    # probes queued or answers waiting, at most
+
+cdef enum:                     # probe_done_t.kind
+    PROBE_OPEN = 1             # SYN-ACK: something listens (we reset the connection)
+    PROBE_REFUSED = 2          # reset: nothing listens
+
+cdef struct probe_t:           # one TCP check in flight (slot = its real server's dest slot)
+    uint32_t saddr             # host order: our address it leaves from
+    uint32_t daddr             # where it goes (the RIP, or the VIP for DR/Tunnel)
+    uint16_t sport
+    uint16_t dport
+    uint32_t dest              # dest slot whose mode's transmit takes it (at a VIP), or NONE32
+    volatile uint32_t seq      # the SYN's sequence number; 0: none in flight
+    uint16_t rounds            # probes sent from this slot (the seq's low bits)
+    uint8_t port               # data port of its source address
+    uint8_t pad
+    volatile uint64_t sent_tsc
+
+cdef struct probe_done_t:      # an answer, from the worker that received it
+    uint32_t slot
+    uint32_t seq
+    uint32_t kind
+    uint32_t pad
+    uint64_t tsc
 
 cdef enum ConnState:           # LVS TCP states; UDP uses NONE/ESTABLISHED
     CS_NONE = 0
@@ -337,3 +367,8 @@ cdef struct engine_t:
     rte_mempool *pool
     port_t ports[MAX_PORTS]
     worker_t *workers[MAX_WORKERS]
+    probe_t *probes            # TCP prober: per dest slot (probe_cap = dest_cap)
+    uint32_t probe_cap
+    uint32_t probe_secret      # xor'ed into the sequence numbers
+    rte_ring *probe_todo       # dest slots to probe: control plane -> worker 0
+    rte_ring *probe_done       # probe_done_t: workers -> control plane

@@ -12,18 +12,19 @@ from libc.string cimport memset, memcpy
 
 from rlb.core.dpdk.eal cimport rte_rdtsc, rte_smp_wmb, rte_delay_us_sleep
 from rlb.core.dpdk.mbuf cimport rte_mbuf
-from rlb.core.dpdk.ring cimport rte_ring_dequeue_burst, rte_ring_dequeue_elem
+from rlb.core.dpdk.ring cimport (rte_ring_dequeue_burst, rte_ring_dequeue_elem,
+                                 rte_ring_dequeue_burst_elem)
 from rlb.core.dpdk.lpm cimport rte_lpm_add, rte_lpm_delete
 from rlb.core.dpdk.ethdev cimport rte_eth_rx_burst, rte_ether_hdr
 from rlb.core.dpdk.net cimport rte_be_to_cpu_16
 from rlb.core.types cimport *
-from rlb.core.packet cimport tx_flush, tx_kni, drop, eth_hdr, mac_is_multicast, \
+from rlb.core.packet cimport tx_flush, tx_kni, drop, eth_hdr, mac_is_multicast, mac_eq, \
     ETHER_TYPE_IPV4, ETHER_TYPE_ARP, ETH_HLEN
 from rlb.core.neigh cimport (neigh_find, neigh_insert, neigh_remove, neigh_confirm,
                              neigh_timer, arp_send, ARP_REQUEST, ZERO_MAC, BCAST)
 from rlb.core.ipv4 cimport ipv4_input, arp_input
 from rlb.core.lb cimport conn_timer, svc_rehash
-from rlb.core.probe cimport kni_output
+from rlb.core.probe cimport kni_output, probe_send
 
 
 cdef inline void frame_input(engine_t *e, worker_t *w, uint8_t port, rte_mbuf *m) noexcept nogil:
@@ -36,7 +37,7 @@ cdef inline void frame_input(engine_t *e, worker_t *w, uint8_t port, rte_mbuf *m
         return
     eh = eth_hdr(m)
     if not mac_is_multicast(eh.dst_addr.addr_bytes) and \
-            memcmp6(eh.dst_addr.addr_bytes, e.ports[port].mac) != 0:
+            not mac_eq(eh.dst_addr.addr_bytes, e.ports[port].mac):
         drop(w, m, R_L2_OTHER_HOST)
         return
     et = rte_be_to_cpu_16(eh.ether_type)
@@ -47,14 +48,6 @@ cdef inline void frame_input(engine_t *e, worker_t *w, uint8_t port, rte_mbuf *m
     else:
         w.reasons[R_ETHERTYPE_KNI] += 1
         tx_kni(e, w, port, m)
-
-
-cdef inline int memcmp6(const uint8_t *a, const uint8_t *b) noexcept nogil:
-    cdef int i
-    for i in range(6):
-        if a[i] != b[i]:
-            return 1
-    return 0
 
 
 cdef void apply_msg(engine_t *e, worker_t *w, msg_t *msg) noexcept nogil:
@@ -253,6 +246,7 @@ cdef int worker_main(void *arg) noexcept nogil:
     cdef msg_t msg
     cdef uint64_t now
     cdef uint32_t ticks
+    cdef uint32_t slots[BURST]
     w.next_tick = rte_rdtsc() + e.tsc_hz // TICKS_PER_SEC
     w.running = 1
     while not e.stop:
@@ -274,6 +268,12 @@ cdef int worker_main(void *arg) noexcept nogil:
         for i in range(n):
             # handed over by another worker: m.port holds our port index
             ipv4_input(e, w, <uint8_t>pkts[i].port, pkts[i])
+        if w.id == 0 and e.probe_todo != NULL:
+            # the TCP prober's SYNs (probe.pxd): a few dozen per burst at 10,000 checks/s
+            n = rte_ring_dequeue_burst_elem(e.probe_todo, slots, sizeof(uint32_t), BURST, NULL)
+            got += n
+            for i in range(n):
+                probe_send(e, w, slots[i])
         flush_all(e, w)
         for i in range(64):
             if rte_ring_dequeue_elem(w.ring, &msg, MSG_SIZE) != 0:

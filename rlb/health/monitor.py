@@ -8,16 +8,25 @@ hanging server never holds the loop; the control socket and commits share the lo
 are never waited on by a check. What health decides reaches the data plane through
 Services.place() (weight 0 or out of the list, the sorry server in), never by changing
 the configured weight.
+
+TCP checks go by the data plane's own prober when it can take them (rlb/core/probe.pxd:
+a SYN built and sent by worker 0, its answer known by any worker): the checks due at one
+wake-up are handed over in one call, the answers read in one call every few ms
+(REAP_EVERY), the timeouts found on a heap; no task, socket or system call per check.
+The other checkers (and a TCP check the prober cannot take: a source not ours) run as
+coroutines with kernel sockets.
 """
 from __future__ import annotations
 
 import asyncio
+import heapq
 import logging
 import time
 from collections import deque
 from collections.abc import Hashable
 from ipaddress import IPv4Address
 
+from rlb.health.checkers.tcp import CHECKER as TCP
 from rlb.health.config import DEFAULT_POLICY, Policy
 from rlb.model.services import PROTO_NAMES
 from rlb.health.path import ProbePaths
@@ -37,6 +46,7 @@ RAMP_EVERY = 0.5          # seconds between weight steps of a slow start
 # some tens of ms; a checker with more checks than its core can do, by seconds.
 LAG_TICK, LAG_LIMIT, LAG_SHARE = 0.05, 0.1, 0.5
 OVERLOAD_LOG_EVERY = 10.0   # seconds between two warnings that checks fall behind
+REAP_EVERY = 0.005        # seconds between two reads of the prober's answers
 PASSIVE = ("answered", "unanswered", "refused", "fails_in_row", "answered_ago", "failed_ago")
 
 
@@ -60,6 +70,14 @@ class Monitor:
         # (keepalived runs it when a reload removes the service) with what it had
         self.policies: dict = {}
         self.running: dict[tuple, asyncio.Task] = {}
+        # the data plane's TCP prober: the arguments of each check it takes (made at
+        # sync), the checks due this wake-up, and those in flight by slot with their
+        # deadline (on a heap: (deadline, slot, key))
+        self.prober: dict[tuple, tuple] = {}
+        self._batch: list = []
+        self.inflight: dict[int, tuple] = {}
+        self._deadlines: list = []
+        self._reap = asyncio.Event()
         self.hooks: set[asyncio.Task] = set()
         # told (service key, up) of a service's state when it starts and at each change:
         # what the route announcements follow (a VIP withdrawn when its service is down)
@@ -77,8 +95,9 @@ class Monitor:
     # -- the loop ------------------------------------------------------------------
 
     async def run(self) -> None:
-        tasks = [asyncio.create_task(self.table.scheduler.run(self._launch)),
+        tasks = [asyncio.create_task(self.table.scheduler.run(self._launch, flush=self._flush)),
                  asyncio.create_task(self._sync_loop()),
+                 asyncio.create_task(self._reap_loop()),
                  asyncio.create_task(self._watch_lag())]
         try:
             await asyncio.gather(*tasks)
@@ -161,7 +180,7 @@ class Monitor:
         """Make the health table the configuration's (services with health only) and put
         every real server where its health says."""
         services = self.model.services
-        config, checks, made = {}, {}, {}
+        config, checks, made, prober = {}, {}, {}, {}
         for svc in services.table.values():
             if not svc.checked:
                 back = [(d, None) for d in svc.dests if d.slot in services.placement]
@@ -177,6 +196,11 @@ class Monitor:
                 c = d.check if d.check is not None else policy.check
                 key = (svc.key, _server_key(d))
                 checks[key] = (svc, d, c)
+                if c is not None and c.check.checker is TCP:
+                    args = self.paths.prober(svc, d, c.check.get("source"),
+                                             c.check.get("port"))
+                    if args is not None:
+                        prober[key] = args
                 # thousands of servers share a few clauses and weights: one config each
                 shared = (id(c), d.weight, policy.alpha, policy.inhibit)
                 sc = made.get(shared)
@@ -191,6 +215,7 @@ class Monitor:
                 ServiceSettings(policy.quorum, policy.hysteresis, sorry is not None,
                                 sorry.weight if sorry else 1, policy.omega), servers)
         self.checks = checks
+        self.prober = prober
         policies = {svc.key: svc.health or DEFAULT_POLICY
                     for svc in services.table.values() if svc.key in config}
         self.policies.update(policies)      # a removed service's stays for its quorum-down
@@ -219,7 +244,10 @@ class Monitor:
     # -- probes --------------------------------------------------------------------
 
     def _launch(self, key: Hashable, deadline: float) -> None:
-        self.running[key] = asyncio.create_task(self._probe(key))
+        if key in self.prober:
+            self._batch.append(key)
+        else:
+            self.running[key] = asyncio.create_task(self._probe(key))
 
     async def _probe(self, key) -> None:
         started = asyncio.get_running_loop().time()
@@ -232,6 +260,76 @@ class Monitor:
             result = Result(False, 0.0, f"internal error: {type(e).__name__}")
         finally:
             self.running.pop(key, None)
+        self._conclude(key, result, started)
+
+    def _flush(self) -> None:
+        """Hand the TCP checks due at this wake-up to the data plane's prober at once."""
+        if not self._batch:
+            return
+        keys, self._batch = self._batch, []
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        args, sent = [], []
+        for key in keys:
+            a, found = self.prober.get(key), self.checks.get(key)
+            if a is None or found is None or found[2] is None:
+                self.table.skip(key)            # gone at a sync since it fell due
+                continue
+            old = self.inflight.pop(a[0], None)
+            if old is not None:                 # its slot went to another real server
+                self.table.skip(old[0])
+            args.append(a)
+            sent.append((key, a[0], now + found[2].timing.timeout, found[2].timing.timeout))
+        try:
+            queued = self.model.engine.probe_tcp(args)
+        except Exception:
+            log.exception("the data plane's prober refused %d probes", len(args))
+            queued = 0
+        for i, (key, slot, deadline, timeout) in enumerate(sent):
+            if i >= queued:                     # not sent (its queue full, no engine)
+                self.table.skip(key)
+                continue
+            self.inflight[slot] = (key, deadline, now, timeout)
+            heapq.heappush(self._deadlines, (deadline, slot, key))
+        if self.inflight:
+            self._reap.set()
+
+    async def _reap_loop(self) -> None:
+        """The prober's answers and timeouts, every REAP_EVERY while probes are out."""
+        loop = asyncio.get_running_loop()
+        while True:
+            if not self.inflight:
+                self._reap.clear()
+                await self._reap.wait()
+            await asyncio.sleep(REAP_EVERY)
+            try:
+                self._reap_once(loop.time())
+            except Exception:                   # never let one bad answer stop the checks
+                log.exception("reading the prober's answers failed")
+
+    def _reap_once(self, now: float) -> None:
+        for slot, is_open, latency in self.model.engine.probe_answers():
+            got = self.inflight.pop(slot, None)
+            if got is None:
+                continue
+            key, _, started, _ = got
+            self._conclude(key, Result(True, latency) if is_open else
+                           Result(False, latency, "connection refused"), started)
+        heap = self._deadlines
+        while heap and heap[0][0] <= now:
+            _, slot, key = heapq.heappop(heap)
+            got = self.inflight.get(slot)
+            if got is None or got[0] != key or got[1] > now:
+                continue                        # answered, or a newer probe of the slot
+            del self.inflight[slot]
+            self.model.engine.probe_cancel(slot)
+            timeout = got[3]
+            self._conclude(key, Result(False, timeout,
+                                       f"timeout after {timeout} s during connect",
+                                       timed_out=True), got[2])
+
+    def _conclude(self, key, result: Result, started: float) -> None:
+        """A check's result, started at loop time `started`, moves its server's state."""
         found = self.checks.get(key)
         if result.timed_out and found is not None and found[2] is not None and \
                 self._overloaded(started, found[2].timing.timeout):

@@ -103,6 +103,34 @@ class ProbePaths:
             return Target(str(svc.vaddr), dest.port, str(source), sport)
         return Target(str(dest.addr), dest.port, str(source), sport)
 
+    def prober(self, svc, dest, source: str | None = None,
+               port: int | None = None) -> tuple | None:
+        """The data plane's TCP prober's arguments for a check of `dest` (Engine.probe_tcp:
+        slot, saddr, daddr, sport, dport, dest slot at a VIP or -1, source's port index),
+        along the same path as target()'s, kni or not (no kernel takes part); None when
+        the prober cannot take it (no source of ours, a slot past its table): the check
+        then runs from a kernel socket. `source`/`port`: the check's own."""
+        engine = self.model.engine
+        cap = getattr(engine, "probe_capacity", 0)
+        if not 0 <= dest.slot < cap:
+            return None
+        kind = getattr(self.model.services.modes.get(dest.mode), "probe", PROBE_RIP)
+        if source is not None:
+            src = IPv4Address(source)
+        else:
+            src = self._source(svc, dest, kind)
+        a = self.model.find_address(src) if src is not None else None
+        if a is None:                   # not ours: the kernel's socket binds it or fails
+            return None
+        if kind == PROBE_VIP:
+            if getattr(svc, "vaddr", None) is None:
+                return None
+            daddr, via = int(svc.vaddr), dest.slot
+        else:
+            daddr, via = int(dest.addr), -1
+        return (dest.slot, int(src), daddr, PROBE_PORT_MIN + dest.slot % PROBE_PORTS,
+                port or dest.port, via, self.model.ports[a.port].index)
+
     def _source(self, svc, dest, kind: str) -> IPv4Address | None:
         """The data plane's own address facing the real server: a local address of the
         service (FNAT), else the route's src (Tunnel's outer source), else our address

@@ -205,15 +205,19 @@ class Scheduler:
         return None
 
     async def run(self, launch: Callable[[Hashable, float], None], *,
+                  flush: Callable[[], None] | None = None,
                   slack: float = 0.002, idle: float = 1.0) -> None:
         """Start the checks as they fall due, forever. launch(key, deadline) starts one
-        without blocking (a task that enforces the deadline) and calls done(key) when
-        it ends. `slack` batches starts a few ms apart into one wake-up."""
+        without blocking (a task that enforces the deadline, or a probe put in a batch)
+        and calls done(key) when it ends; flush(), after each wake-up's launches, sends
+        the batch. `slack` batches starts a few ms apart into one wake-up."""
         while True:
             now = self.clock.now()
             self._wake.clear()
             for key, deadline in self.due(now, slack):
                 launch(key, deadline)
+            if flush is not None:
+                flush()
             nxt = self.next_time()
             delay = idle if nxt is None else min(idle, max(0.0, nxt - now))
             self._wake_at = now + delay

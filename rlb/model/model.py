@@ -392,6 +392,7 @@ class Model:
         self.routes[r.key()] = r
         if self.engine is not None:
             self._push_route(r)
+        self.services.changed()         # a probe's path may be another now
 
     def _push_route(self, r: Route) -> None:
         self.engine.route_set(r.slot, int(r.prefix.network_address), r.prefix.prefixlen,
@@ -404,6 +405,7 @@ class Model:
         self._free_slots.append(r.slot)
         if self.engine is not None:
             self.engine.route_del(r.slot, int(r.prefix.network_address), r.prefix.prefixlen)
+        self.services.changed()
 
     # ----------------------------------------------------------- neighbours
 

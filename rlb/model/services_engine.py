@@ -115,7 +115,8 @@ class ServicesEngine:
     # ------------------------------------------------------------ health
 
     def changed(self) -> None:
-        """The table changed: the listeners (the health monitor) are told."""
+        """The table changed, or a route (the path of a probe): the listeners (the
+        health monitor) are told."""
         for listener in self.listeners:
             listener()
 

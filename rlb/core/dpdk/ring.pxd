@@ -12,3 +12,8 @@ cdef extern from "rte_ring.h" nogil:
     rte_ring *rte_ring_create(const char *name, unsigned count, int socket_id, unsigned flags)
     int rte_ring_enqueue(rte_ring *r, void *obj)
     unsigned rte_ring_dequeue_burst(rte_ring *r, void **obj_table, unsigned n, unsigned *available)
+    unsigned rte_ring_enqueue_burst_elem(rte_ring *r, const void *obj_table, unsigned esize,
+                                         unsigned n, unsigned *free_space)
+    unsigned rte_ring_dequeue_burst_elem(rte_ring *r, void *obj_table, unsigned esize,
+                                         unsigned n, unsigned *available)
+    enum: RING_F_SP_ENQ
