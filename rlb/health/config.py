@@ -67,7 +67,7 @@ class Clause:
     def kind(self) -> str:
         return self.check.kind
 
-    @property
+    @functools.cached_property
     def timing(self) -> Timing:
         return Timing(self.interval, self.check.get(TIMEOUT))
 

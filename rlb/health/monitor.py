@@ -69,6 +69,10 @@ class Monitor:
         # each service's policy as last synced: a removed service's quorum-down runs
         # (keepalived runs it when a reload removes the service) with what it had
         self.policies: dict = {}
+        # the health table keys a service by a small int (its model key holds an
+        # IPv4Address, whose hash is Python code: 10,000 checks a second hash it often)
+        self.ids: dict = {}                     # model key -> int
+        self.keys: dict[int, tuple] = {}        # int -> model key (a removed one's stays)
         self.running: dict[tuple, asyncio.Task] = {}
         # the data plane's TCP prober: the arguments of each check it takes (made at
         # sync), the checks due this wake-up, and those in flight by slot with their
@@ -188,13 +192,14 @@ class Monitor:
                     services.place(svc, back)
                 continue
             policy: Policy = svc.health or DEFAULT_POLICY
+            sid = self._id(svc.key)
             sorry = next((d for d in svc.dests if d.sorry), None)
             servers = {}
             for d in svc.dests:
                 if d.sorry:
                     continue
                 c = d.check if d.check is not None else policy.check
-                key = (svc.key, _server_key(d))
+                key = (sid, _server_key(d))
                 checks[key] = (svc, d, c)
                 if c is not None and c.check.checker is TCP:
                     args = self.paths.prober(svc, d, c.check.get("source"),
@@ -211,35 +216,40 @@ class Monitor:
                                        policy.alpha and c is not None, policy.inhibit,
                                        c.slowstart if c else 0.0))
                 servers[key[1]] = sc
-            config[svc.key] = ServiceConfig(
+            config[sid] = ServiceConfig(
                 ServiceSettings(policy.quorum, policy.hysteresis, sorry is not None,
                                 sorry.weight if sorry else 1, policy.omega), servers)
         self.checks = checks
         self.prober = prober
-        policies = {svc.key: svc.health or DEFAULT_POLICY
-                    for svc in services.table.values() if svc.key in config}
+        policies = {sid: services.table[self.keys[sid]].health or DEFAULT_POLICY
+                    for sid in config}
         self.policies.update(policies)      # a removed service's stays for its quorum-down
         changes = self.table.sync(config)
         self.policies = policies
         for key, ch in changes.items():
             self._report(key, ch)
-        for svc in services.table.values():
-            health = self.table.services.get(svc.key)
-            if health is None:
-                continue
+        for sid, health in self.table.services.items():
+            svc = services.table[self.keys[sid]]
             for d in svc.dests:
                 s = health.servers.get(_server_key(d))
                 if s is not None and s.disabled != d.disabled:
-                    log.info("%s %s", self._rs_name(svc.key, _server_key(d)),
+                    log.info("%s %s", self._rs_name(sid, _server_key(d)),
                              "out of service (maintenance)" if d.disabled else "back in service")
                     act = health.disable if d.disabled else health.enable
-                    self._report(svc.key, act(_server_key(d), self.clock.now()))
+                    self._report(sid, act(_server_key(d), self.clock.now()))
         for key in self.table.services:
             self._place(key)
         try:
             self.paths.sync()
         except Exception:
             log.exception("setting up the probe paths failed")
+
+    def _id(self, svc_key) -> int:
+        sid = self.ids.get(svc_key)
+        if sid is None:
+            sid = self.ids[svc_key] = len(self.ids)
+            self.keys[sid] = svc_key
+        return sid
 
     # -- probes --------------------------------------------------------------------
 
@@ -351,7 +361,7 @@ class Monitor:
         found = self.checks.get(key)
         # gone from the table since the last sync (the next one drops the check)
         if found is None or found[2] is None or \
-                self.model.services.table.get(key[0]) is not found[0]:
+                self.model.services.table.get(found[0].key) is not found[0]:
             return Result(False, 0.0, "no longer configured")
         svc, d, clause = found
         target = self.paths.target(svc, d)
@@ -359,9 +369,9 @@ class Monitor:
 
     # -- what health decides ---------------------------------------------------------
 
-    def _place(self, key) -> None:
-        svc = self.model.services.table.get(key)
-        health = self.table.services.get(key)
+    def _place(self, sid: int) -> None:
+        svc = self.model.services.table.get(self.keys[sid])
+        health = self.table.services.get(sid)
         if svc is None or health is None:
             return
         placements = health.placements(self.clock.now())
@@ -372,31 +382,32 @@ class Monitor:
                 out.append((d, (p.in_pool, p.weight)))
         self.model.services.place(svc, out)
 
-    def _report(self, svc_key, changes: Changes) -> None:
+    def _report(self, sid: int, changes: Changes) -> None:
         for rs, t in changes.servers:
-            (log.info if t.up else log.warning)("%s", t.line(self._rs_name(svc_key, rs)))
+            (log.info if t.up else log.warning)("%s", t.line(self._rs_name(sid, rs)))
         t = changes.service
         if t is not None:
-            line = f"{self._svc_name(svc_key)} {t.state}: {t.reason}"
+            line = f"{self._svc_name(sid)} {t.state}: {t.reason}"
             (log.info if t.up else log.warning)("%s", line)
             for listener in self.service_listeners:
-                listener(svc_key, t.up)
+                listener(self.keys[sid], t.up)
 
     def service_up(self, svc_key) -> bool | None:
         """Whether a service with health is up (None: it has none; it serves as
         configured)."""
-        health = self.table.services.get(svc_key)
+        health = self.table.services.get(self.ids.get(svc_key))
         return None if health is None else health.up
 
-    def _svc_name(self, key) -> str:
+    def _svc_name(self, sid: int) -> str:
+        key = self.keys[sid]
         svc = self.model.services.table.get(key)
         if svc is not None:
             return f"service {svc}"
         proto, vaddr, vport = key               # one a commit removed
         return f"service {PROTO_NAMES.get(proto, 'MATCH')} {vaddr}" + (f":{vport}" if proto else "")
 
-    def _rs_name(self, svc_key, rs) -> str:
-        return f"{self._svc_name(svc_key)} real server {IPv4Address(rs[0])}:{rs[1]}"
+    def _rs_name(self, sid: int, rs) -> str:
+        return f"{self._svc_name(sid)} real server {IPv4Address(rs[0])}:{rs[1]}"
 
     # -- quorum commands ---------------------------------------------------------------
 
@@ -445,8 +456,8 @@ class Monitor:
         out = []
         services = self.model.services
         for key, health in self.table.services.items():
-            svc = services.table.get(key)
-            if svc is None or (svc_key is not None and key != svc_key):
+            svc = services.table.get(self.keys[key])
+            if svc is None or (svc_key is not None and svc.key != svc_key):
                 continue
             row = {"service": str(svc), **health.view(now)}
             row["since"] = self._wall(row["since"])

@@ -10,6 +10,7 @@ from ipaddress import IPv4Address
 
 from rlb.control.config import check
 from rlb.health.monitor import Monitor
+from rlb.model.services_engine import ZERO_DEST_STATS
 
 CONF = """dataplane
  no-kni
@@ -171,3 +172,100 @@ def test_timeouts_while_the_loop_runs_late_are_not_held_against_a_server():
     mon = asyncio.run(go())
     s = {s["server"]: s for s in mon.view()[0]["servers"]}["10.0.0.2:80"]
     assert mon.discarded >= 1 and s["state"] == "UP" and s["failures"] == 0
+
+
+# -- TCP checks through the data plane's prober (a fake one: the real one has
+#    tests/dataplane/test_prober.py) ---------------------------------------------------
+
+class FakeProber:
+    """The Engine's prober calls: each queued probe is answered at the next read as
+    `behaviour[daddr]` says ("open", "refused"; anything else: never)."""
+    probe_capacity = 4096
+
+    def __init__(self, behaviour, room=10**9):
+        self.behaviour, self.room = behaviour, room
+        self.batches, self.cancelled, self.pending = [], [], []
+
+    def probe_tcp(self, batch):
+        queued = batch[:self.room]
+        self.batches.append(list(batch))
+        self.pending += queued
+        return len(queued)
+
+    def probe_answers(self):
+        out = []
+        for slot, saddr, daddr, sport, dport, via, port in self.pending:
+            how = self.behaviour.get(str(IPv4Address(daddr)))
+            if how in ("open", "refused"):
+                out.append((slot, how == "open", 0.001))
+        self.pending = []
+        return out
+
+    def probe_cancel(self, slot):
+        self.cancelled.append(slot)
+
+    def dest_stats(self, slot):
+        return ZERO_DEST_STATS
+
+    def __getattr__(self, name):            # the rest of the Engine: placements pushed
+        return lambda *args, **kwargs: None
+
+
+TCP_CONF = """ipvsadm -a -t 10.0.0.100:80 -r 10.0.0.4:80 -m
+ipvsadm -a -t 10.0.0.100:80 -r 10.0.0.5:80 -m
+virtual-server tcp 10.0.0.100:80
+ check tcp interval 0.2 timeout 0.1 fall 1
+ real-server 10.0.0.5:80 check tcp source 10.9.9.9 interval 0.2 timeout 0.1 fall 1
+"""
+
+
+def tcp_model():
+    # the misc servers of CONF keep their checks; .4 and .5 take the service's tcp check
+    return check(list(enumerate((CONF.split("virtual-server")[0] + TCP_CONF).splitlines(), 1)),
+                 "t.conf")
+
+
+def states(mon):
+    return {s["server"]: (s["state"], s["error"]) for s in mon.view()[0]["servers"]}
+
+
+def test_tcp_checks_go_by_the_prober_along_their_path():
+    m = tcp_model()
+    m.engine = FakeProber({"10.0.0.2": "open", "10.0.0.3": "refused"})
+
+    async def go():
+        mon = Monitor(m)
+        await run_for(mon, 1.0)
+        return mon
+    mon = asyncio.run(go())
+    got = states(mon)
+    assert got["10.0.0.2:80"] == ("UP", "")
+    assert got["10.0.0.3:80"] == ("DOWN", "connection refused")
+    assert got["10.0.0.4:80"] == ("DOWN", "timeout after 0.1 s during connect")
+    # a source not ours: a kernel socket (which cannot bind it), never the prober
+    assert got["10.0.0.5:80"][0] == "DOWN" and "timeout" not in got["10.0.0.5:80"][1]
+    probed = {IPv4Address(a[2]) for b in m.engine.batches for a in b}
+    assert probed == {IPv4Address(f"10.0.0.{i}") for i in (2, 3, 4)}
+    svc = m.services.table[KEY]
+    d2 = next(d for d in svc.dests if str(d.addr) == "10.0.0.2")
+    first = next(a for b in m.engine.batches for a in b if a[0] == d2.slot)
+    # from our address toward it (NAT), its probe port, routed (-1), port dpdk0
+    assert first[1:] == (int(IPv4Address("10.0.0.1")), int(d2.addr), 61000 + d2.slot, 80, -1, 0)
+    slot4 = next(d.slot for d in svc.dests if str(d.addr) == "10.0.0.4")
+    assert slot4 in m.engine.cancelled                   # its late answer is not ours
+
+
+def test_a_full_prober_queue_skips_the_checks_and_takes_no_server_down():
+    m = tcp_model()
+    m.engine = FakeProber({}, room=0)
+
+    async def go():
+        mon = Monitor(m)
+        await run_for(mon, 0.7)
+        return mon
+    mon = asyncio.run(go())
+    got = states(mon)
+    assert len(m.engine.batches) >= 3                     # tried again at each interval
+    for rs in ("10.0.0.2:80", "10.0.0.3:80", "10.0.0.4:80"):
+        assert got[rs] == ("UP", ""), got
+    assert not mon.inflight
