@@ -192,19 +192,24 @@ def build_topology(addrs: list[str]) -> None:
     sh("nft", "-f", "-", ns=NS_SINK, input=(
         f"table netdev {NFT_SINK} {{\n  chain in {{ type filter hook ingress device "
         f"\"{SINK_IF}\" priority 0; policy accept; meta l4proto udp counter drop\n"
-        "    tcp flags & (syn | ack) == syn counter\n  }}\n}}\n"))
+        "    tcp flags & (syn | ack) == syn counter\n  }\n}\n"))
 
 
-def syns_at_sink() -> int:
-    """SYNs that reached the real servers' side (the probes, whoever sends them: the
-    data plane's prober completes no connection, so the listener accepts none)."""
+def sink_counter(what: str) -> int:
+    """Packets the sink's ingress counted: "udp" (the generator's, forwarded by the LB),
+    "syn" (the probes, whoever sends them: the data plane's prober completes no
+    connection, so the listener accepts none)."""
     data = json.loads(sh("nft", "-j", "list", "chain", "netdev", NFT_SINK, "in",
                          ns=NS_SINK).stdout)
     for item in data["nftables"]:
         rule = item.get("rule")
-        if rule and any("syn" in json.dumps(e) for e in rule["expr"]):
+        if rule and any(what in json.dumps(e) for e in rule["expr"]):
             return next(e["counter"]["packets"] for e in rule["expr"] if "counter" in e)
     return 0
+
+
+def syns_at_sink() -> int:
+    return sink_counter("syn")
 
 
 def servers(n_services: int, per_service: int, addrs: list[str]) -> list[tuple[str, list]]:
@@ -300,16 +305,16 @@ class Bench:
             "--mode", "mmsg"], self.logdir)
         try:
             time.sleep(o.warmup)
-            a_g, a_s, t0 = link_stats(NS_GEN), link_stats(NS_SINK), time.monotonic()
+            a_g, a_s, t0 = link_stats(NS_GEN), sink_counter("udp"), time.monotonic()
             win = Window(NAMESPACES, {"daemon": self.rlb.pid, "gen": gen.pid})
             time.sleep(o.seconds)
-            b_s, t1, b_g = link_stats(NS_SINK), time.monotonic(), link_stats(NS_GEN)
+            b_s, t1, b_g = sink_counter("udp"), time.monotonic(), link_stats(NS_GEN)
             w = win.close()
             gen.p.wait(o.seconds + 15)
         finally:
             gen.stop(signal.SIGINT, timeout=5)
         dt = t1 - t0
-        rx = b_s[SINK_IF]["rx_packets"] - a_s[SINK_IF]["rx_packets"]
+        rx = b_s - a_s          # the generator's datagrams only (not the probes' TCP)
         tx = b_g[GEN_IF]["tx_packets"] - a_g[GEN_IF]["tx_packets"]
         return {"rx_pps": rx / dt, "offered_pps": tx / dt, "delivered_pct": 100 * rx / max(tx, 1),
                 "other_load_pct": w["other_load"]["total_pct"], "threads": w["threads"]}
