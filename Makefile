@@ -5,7 +5,7 @@ VENV  ?= .venv
 PY    := $(VENV)/bin/python
 DEB_PKGS := dpdk libdpdk-dev pkg-config gcc make python3-venv python3-dev \
             iproute2 nftables ethtool iputils-ping tcpdump curl wrk nginx-light \
-            iperf3 procps haproxy openssh-client
+            iperf3 procps haproxy openssh-client frr
 STAMP := $(VENV)/.built
 # The tested versions (README, "Pins"): every pip install here is held to them, the
 # isolated build of the extensions too.
@@ -15,12 +15,19 @@ PINS  := -c constraints.txt --build-constraint constraints.txt
 
 setup: deps build
 
-# Debian packages: only call apt when something is missing (idempotent, fast).
+# Debian packages: only call apt when something is missing (idempotent, fast). The
+# packages' own services (nginx, FRR) are not started on the host: rlb and its labs run
+# them in their namespaces with their own paths (a policy-rc.d of ours for the install,
+# removed after; one already there is the admin's and left alone).
 deps:
 	@missing=$$(for p in $(DEB_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 	  echo "installing: $$missing"; \
-	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
+	  ours=; if [ ! -e /usr/sbin/policy-rc.d ]; then \
+	    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d && ours=1; fi; \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; rc=$$?; \
+	  if [ -n "$$ours" ]; then rm -f /usr/sbin/policy-rc.d; fi; \
+	  [ $$rc -eq 0 ]; \
 	fi
 	@getent group rlb >/dev/null || groupadd --system rlb
 
