@@ -302,6 +302,6 @@ def dataplane_info(ctx):
     lines.append(f"connections: {c['conns']} of {c['capacity']} "
                  f"(per worker {', '.join(map(str, c['per_worker']))}), "
                  f"entry {c['entry_bytes']} bytes + {c['hash_bytes']} of hash, "
-                 f"created {c['created']}, expired {c['expired']}")
+                 f"created {c['created']}, expired {c['expired']}, adopted {c['adopted']}")
     lines += [f"  {k:<20}{v}" for k, v in data["reasons"].items()]
     return Reply("\n".join(lines), data)

@@ -167,6 +167,9 @@ CONNS = Group("conns", "CT_", ("worker",), "a worker's connection table", (
     _c("conns", "connections in the table", "conns", "gauge", "field"),
     _c("created", "connections created", "conns"),
     _c("expired", "connections ended by their timer", "conns"),
+    _c("adopted", "DR/Tunnel flows taken on mid-flow by a hash scheduler (sh, mh, "
+       "conhash): a TCP segment other than a SYN with no connection, sent where the "
+       "table says (a flow that ECMP moved here from another LB)", "conns"),
 ))
 
 GROUPS = (PORT, REASON, SVC, DEST, LADDR, WORKER, CONNS)

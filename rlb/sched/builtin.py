@@ -30,7 +30,11 @@ def client_hash(addr: int) -> int:
 
 
 def _usable(dests):
-    return [d for d in dests if d.available and d.weight > 0]
+    """The servers a table deals buckets to, in the order of their address and port:
+    every LB with the same servers builds the same table, whatever order they were
+    added in and whatever slots they took (a flow ECMP moves keeps its server)."""
+    live = [d for d in dests if d.available and d.weight > 0]
+    return sorted(live, key=lambda d: (int(d.addr), d.port))
 
 
 def sh_table(dests) -> list[int]:

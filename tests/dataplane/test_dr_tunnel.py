@@ -32,7 +32,8 @@ TUNNEL_ONE_ARM = get("tunnel-one-arm").script(dev="dpdk1")    # the tutorial's, 
 # One real server per service where a test must know which one it gets.
 EXTRA = (get("tunnel-one-arm").script(net=False, vport=81, servers=(TUN_FAR,)) +
          get("tunnel-one-arm").script(net=False, vport=82, servers=(TUN_NEAR,)) +
-         get("dr-one-arm").script(net=False, udp=True, vport=53, servers=(RS1,)))
+         get("dr-one-arm").script(net=False, udp=True, vport=53, servers=(RS1,)) +
+         get("dr-one-arm").script(net=False, vport=83, sched="mh"))     # mid-flow adoption
 
 
 def mac_of(dev):
@@ -495,3 +496,41 @@ def test_the_modes_are_registered():
     assert modes["dr"].flag == "-g" and modes["dr"].display == "Route"
     assert modes["tunnel"].flag == "-i" and modes["tunnel"].display == "Tunnel"
     assert not modes["dr"].needs_laddr and not modes["tunnel"].needs_laddr
+
+
+# --------------------------------------------------- flows that ECMP moved to this LB
+
+def adopted(bench):
+    return bench.d.ok("show dataplane")["data"]["connections"]["adopted"]
+
+
+def test_a_mid_flow_segment_of_a_dr_mh_service_goes_where_the_table_says(bench):
+    """No connection, no SYN: a flow another LB began (ECMP moved it here). The Maglev
+    table (the same on every LB with these servers) names its server; the segment goes
+    there as DR sends, and the flow has a connection from now on."""
+    before, taken = bench.reasons()["conn_miss"], adopted(bench)
+    seg = bench.dr_client(43001, 83, tcp="A") / Raw(b"mid-flow")
+    bench.lan.send(seg)
+    f = bench.recv(bench.lan, lambda p: IP in p and p[IP].src == DR_CLIENT and
+                   TCP in p and p[TCP].sport == 43001 and p.src == bench.lb0)
+    assert f is not None, "the mid-flow segment was dropped"
+    assert bytes(f)[14:] == bytes(seg)[14:]
+    rs = next(ip for ip, mac in DR_RS.items() if mac == Ether(f).dst)
+    rows = [c for c in bench.d.ok("ipvsadm -lnc")["data"]["connections"]
+            if c["cport"] == 43001]
+    assert len(rows) == 1 and rows[0]["state"] == "ESTABLISHED" and \
+        rows[0]["destination"].startswith(f"{rs}:")
+    assert bench.reasons()["conn_miss"] == before and adopted(bench) == taken + 1
+    # a new flow of the same client is scheduled by the same table: the same server
+    bench.lan.send(bench.dr_client(43002, 83))
+    f = bench.recv(bench.lan, lambda p: IP in p and TCP in p and p[TCP].sport == 43002)
+    assert f is not None and Ether(f).dst == DR_RS[rs]
+
+
+def test_a_mid_flow_segment_of_a_round_robin_service_is_still_dropped(bench):
+    before = bench.reasons()["conn_miss"]
+    bench.lan.send(bench.dr_client(43003, 80, tcp="A"))
+    assert bench.recv(bench.lan, lambda p: IP in p and TCP in p and p[TCP].sport == 43003,
+                      timeout=0.5) is None
+    assert bench.reasons()["conn_miss"] == before + 1
+    assert "adopted" in bench.d.ok("show dataplane")["text"]

@@ -111,3 +111,17 @@ def test_conhash_targets_source_address_or_address_and_port():
     assert by_port == {p: conhash_pick(sport, client, p) for p in range(1000, 1100)}
     assert conhash_key(client, 5, "sip") == conhash_key(client, 6, "sip") != \
         conhash_key(client, 5, "sip_sport")
+
+
+def test_every_lb_builds_the_same_table_whatever_the_order_and_slots():
+    """Two LBs with the same real servers, added in another order and holding other
+    slots: each bucket names the same server (address, port), so a flow ECMP moves from
+    one to the other keeps its server (lb.pxd lb_adopts)."""
+    a = servers(5)
+    b = [D(100 + i, d.addr, d.port, d.weight) for i, d in enumerate(reversed(a))]
+    a[1].weight = b[3].weight = 3                   # the same server, weighted, on both
+    for build in (mh_table, sh_table):
+        by_slot_a = {d.slot: (d.addr, d.port) for d in a}
+        by_slot_b = {d.slot: (d.addr, d.port) for d in b}
+        ta, tb = build(a), build(b)
+        assert [by_slot_a[x] for x in ta] == [by_slot_b[x] for x in tb], build.__name__
