@@ -32,7 +32,9 @@ def _parser() -> argparse.ArgumentParser:
     sc.add_argument("name", metavar="NAME", help="topology (see `rlb lab list`)")
     rs = sub.add_parser("restart", help="start a node's daemon again (lb: the rlb daemon, "
                                         "with its saved or last committed configuration)")
-    rs.add_argument("node", choices=["lb"], metavar="lb")
+    lbs = sorted({"lb"} | {lb for t in topologies.TOPOLOGIES for lb in t.lbs})
+    rs.add_argument("node", choices=lbs, metavar="lb|LB",
+                    help="lb (the first LB), or an LB node's name (lb1, lb2 in a cluster)")
     sub.add_parser("down", help="stop the lab's processes and delete its namespaces")
     ex = sub.add_parser("exec", help="run a command in a node's namespace",
                         usage="rlb lab exec NODE -- CMD [ARG...]")
@@ -86,13 +88,26 @@ def _up(args: argparse.Namespace) -> int:
 
 
 def _script(args: argparse.Namespace) -> int:
-    for line in manage.topology(args.name).lb_script:
-        print(line)
+    topo = manage.topology(args.name)
+    for node in topo.lbs:
+        n = topo.node(node)
+        if len(topo.lbs) > 1:
+            print(f"! {node} (rlb -N {state.instance(node)})")
+        for line in topo.script_of(node):
+            print(line)
+        if n.kni:
+            print(f"! {node}'s kernel (its namespace: `rlb lab exec {node} -- ip ...`)")
+            for line in n.kni:
+                print(f"! ip {line}")
+        for daemon, text in n.frr:
+            print(f"! {node}'s FRR {daemon}.conf:")
+            for line in text.splitlines():
+                print(f"!   {line}")
     return 0
 
 
-def _restart(_args: argparse.Namespace) -> int:
-    manage.restart_lb(log=_say)
+def _restart(args: argparse.Namespace) -> int:
+    manage.restart_lb(log=_say, node=args.node)
     return 0
 
 
@@ -128,11 +143,15 @@ def _status(args: argparse.Namespace) -> int:
     for name, rec in sorted(st["processes"].items()):
         print(f"process    {name:<12} pid {rec['pid']:<8} "
               f"{'running' if rec['alive'] else 'dead'}")
-    if "lb" not in st["processes"]:
-        print("lb daemon  not started (`rlb lab up NAME` starts it; --no-lb did not)")
-    print(f"socket     {st['socket'] or 'none'}")
-    print(f"config     {st['config'] or 'none'} (the LB's -f file: write memory saves there)")
-    print(f"history    {st['state_dir'] or 'none'} (RLB_STATE_DIR: removed by `rlb lab down`)")
+    for node, files in st["lbs"].items():
+        tag = "" if len(st["lbs"]) == 1 else f" of {node}"
+        if node not in st["processes"]:
+            print(f"lb daemon{tag}  not started (`rlb lab up NAME` starts it; --no-lb did not)")
+        print(f"socket{tag}     {files['socket'] or 'none'}")
+        print(f"config{tag}     {files['config'] or 'none'} (the LB's -f file: write memory "
+              "saves there)")
+        print(f"history{tag}    {files['state_dir'] or 'none'} (RLB_STATE_DIR: removed by "
+              "`rlb lab down`)")
     print(f"run dir    {state.RUN_DIR}")
     return 0
 

@@ -98,6 +98,9 @@ def up(name: str | Topology, workers: int = 1, lb: bool = True, force: bool = Fa
                     st["processes"][f"rs_app@{node.name}"] = procs.start_rs_app(node.name)
                     st["processes"][f"udp_echo@{node.name}"] = procs.start_udp_echo(node.name)
                     state.save(st)
+                if node.frr and node.name not in topo.lbs:     # an LB's: the tutorial's
+                    st["processes"].update(procs.start_frr(node.name, node.frr))
+                    state.save(st)
         except BaseException:
             # Half a lab is worth nothing: take it all down, then report.
             _down(_quiet)
@@ -105,28 +108,49 @@ def up(name: str | Topology, workers: int = 1, lb: bool = True, force: bool = Fa
         log(f"lab {topo.name} is up in {time.monotonic() - t0:.1f}s: "
             f"{' '.join(st['namespaces'])}")
         if lb:
-            try:
-                _start_lb(topo, workers, st)
-            except LabError as e:
-                raise LabError(f"{e}\nthe lab stays up without its LB: "
-                               "`rlb lab down` removes it") from None
-            log(f"rlb daemon up in {ns_name(topo.lb)} (control socket {state.lb_sock()})")
+            for node in topo.lbs:
+                try:
+                    _start_lb(topo, workers, st, node)
+                except LabError as e:
+                    raise LabError(f"{e}\nthe lab stays up without its LB: "
+                                   "`rlb lab down` removes it") from None
+                log(f"rlb daemon up in {ns_name(node)} (control socket "
+                    f"{state.lb_sock(node)})")
             if tutorial:
-                saved = apply_tutorial(topo)
-                log(f"the tutorial's {len(topo.lb_script)} lines applied on the LB "
-                    f"(`rlb lab script {topo.name}`), saved by write memory to {saved}")
+                for node in topo.lbs:
+                    saved = apply_tutorial(topo, node)
+                    what = "the LB" if len(topo.lbs) == 1 else node
+                    log(f"the tutorial's {len(topo.script_of(node))} lines applied on {what} "
+                        f"(`rlb lab script {topo.name}`), saved by write memory to {saved}")
+                    kernel = topo.node(node)
+                    if kernel.kni or kernel.frr:
+                        _tutorial_kernel(topo, node, st)
+                        log(f"{node}'s kernel side: {len(kernel.kni)} ip lines on its kni, "
+                            f"FRR {' '.join(d for d, _ in kernel.frr) or 'none'}")
     return topo
 
 
-def apply_tutorial(topo: str | Topology) -> str:
-    """Type the scenario's tutorial lines on the lab's LB in order, as `rlb -N lb -c LINE`
-    does, stopping at the first that fails; then `write memory`, so that `lab restart lb`
-    brings them back. Returns where they were saved."""
+def _tutorial_kernel(topo: Topology, node: str, st: dict) -> None:
+    """An LB's kernel side in the tutorial: its kni addresses and routes (`ip` lines in
+    its namespace, once the daemon made the taps), then its FRR daemons."""
+    n = topo.node(node)
+    for line in n.kni:
+        netns.run("ip", "-n", ns_name(node), *line.split())
+    if n.frr:
+        st["processes"].update(procs.start_frr(node, n.frr))
+        state.save(st)
+
+
+def apply_tutorial(topo: str | Topology, node: str | None = None) -> str:
+    """Type the scenario's tutorial lines on one of the lab's LBs (the first) in order,
+    as `rlb -N lb -c LINE` does, stopping at the first that fails; then `write memory`,
+    so that `lab restart lb` brings them back. Returns where they were saved."""
     from rlb.control.client import Client, ControlError
     topo = topology(topo)
+    node = node or topo.lb
     try:
-        with Client(state.LB_INSTANCE) as client:
-            for n, line in enumerate([*topo.lb_script, "write memory"], 1):
+        with Client(state.instance(node)) as client:
+            for n, line in enumerate([*topo.script_of(node), "write memory"], 1):
                 reply = client.call(line)
                 if not reply.get("ok"):
                     raise LabError(f"tutorial line {n} of {topo.name} failed: {line}\n"
@@ -134,7 +158,7 @@ def apply_tutorial(topo: str | Topology) -> str:
                                    "`rlb lab down` removes it")
     except (ControlError, OSError) as err:
         raise LabError(f"cannot reach the lab's LB: {err}") from None
-    return (reply.get("data") or {}).get("path") or str(state.lb_conf())
+    return (reply.get("data") or {}).get("path") or str(state.lb_conf(node))
 
 
 def down(log: Log = _quiet) -> bool:
@@ -149,7 +173,7 @@ def _down(log: Log) -> bool:
     # A hand-edited or torn record must not stop the cleanup: skip what is odd.
     recs = [r for r in (st.get("processes") or {}).values()
             if isinstance(r, dict) and isinstance(r.get("pid"), int)]
-    # The daemon first, while its ports still exist, then the real servers.
+    # The daemons first, while their ports still exist, then the rest.
     procs.stop([r for r in recs if r.get("kind") == "lb"], 10.0)
     procs.stop([r for r in recs if r.get("kind") != "lb"], 5.0)
     present = leftovers()
@@ -169,9 +193,10 @@ def _down(log: Log) -> bool:
 def _clean_files() -> None:
     # lb.log stays for a post-mortem; `up` overwrites it.
     state.clear()
-    state.lb_conf().unlink(missing_ok=True)
-    Path(f"{state.lb_conf()}.bak").unlink(missing_ok=True)
-    shutil.rmtree(state.lb_state_base(), ignore_errors=True)
+    for lb in {lb for t in topologies.TOPOLOGIES for lb in t.lbs}:
+        state.lb_conf(lb).unlink(missing_ok=True)
+        Path(f"{state.lb_conf(lb)}.bak").unlink(missing_ok=True)
+        shutil.rmtree(state.lb_state_base(lb), ignore_errors=True)
     for node in {n.name for t in topologies.TOPOLOGIES for n in t.nodes}:
         shutil.rmtree(state.node_dir(node), ignore_errors=True)
 
@@ -179,8 +204,8 @@ def _clean_files() -> None:
 # --- the LB daemon ------------------------------------------------------------------
 
 
-def start_lb(topo: str | Topology, workers: int = 1) -> dict:
-    """Start the rlb daemon in the lb namespace of the lab that is up."""
+def start_lb(topo: str | Topology, workers: int = 1, node: str | None = None) -> dict:
+    """Start the rlb daemon of an LB node (the first) of the lab that is up."""
     topo = topology(topo)
     require_root()
     with state.locked():
@@ -189,29 +214,36 @@ def start_lb(topo: str | Topology, workers: int = 1) -> dict:
             raise LabError("no lab is up: `rlb lab up NAME --no-lb` first")
         if st.get("topology") != topo.name:
             raise LabError(f"the lab that is up is {st.get('topology')}, not {topo.name}")
-        return _start_lb(topo, workers, st)
+        return _start_lb(topo, workers, st, node or topo.lb)
 
 
-def _start_lb(topo: Topology, workers: int, st: dict) -> dict:
-    old = st["processes"].get("lb")
+def _start_lb(topo: Topology, workers: int, st: dict, node: str) -> dict:
+    # the record's key is the node's name: `lb` in most scenarios, lb1/lb2 in a cluster
+    old = st["processes"].get(node)
     if old and state.alive(old):
-        raise LabError(f"the rlb daemon already runs (pid {old['pid']})")
-    rec = procs.spawn_lb(topo, workers)
-    st["processes"]["lb"] = rec
+        raise LabError(f"the rlb daemon of {node} already runs (pid {old['pid']})")
+    rec = procs.spawn_lb(topo, workers, node=node)
+    st["processes"][node] = rec
     state.save(st)
     return rec
 
 
-def restart_lb(log: Log = _quiet) -> dict:
-    """Start the lab's LB daemon again (stopping it first if it still runs), with its
-    configuration, in the namespaces that are there: nothing else is touched."""
+def restart_lb(log: Log = _quiet, node: str | None = None) -> dict:
+    """Start an LB daemon of the lab again (the first LB's; stopping it first if it still
+    runs), with its configuration, in the namespaces that are there: nothing else is
+    touched."""
     require_root()
     with state.locked():
         st = state.load()
         if st is None or st.get("topology") not in topologies.BY_NAME:
             raise LabError("no lab is up: `rlb lab up NAME` first")
         topo = topologies.BY_NAME[st["topology"]]
-        old = st.get("processes", {}).get("lb")
+        node = node or topo.lb
+        if node == "lb" and node not in topo.lbs:
+            node = topo.lb
+        if node not in topo.lbs:
+            raise LabError(f"{node} is not an LB of {topo.name} ({', '.join(topo.lbs)})")
+        old = st.get("processes", {}).get(node)
         if not old:
             raise LabError("this lab runs no LB daemon (up with --no-lb, or it was stopped): "
                            "`rlb lab up NAME --force` builds the lab anew with one")
@@ -222,15 +254,15 @@ def restart_lb(log: Log = _quiet) -> dict:
         if state.alive(old):
             procs.stop([old], 10.0)
             log(f"stopped the rlb daemon (pid {old['pid']})")
-        source = _restart_source()
+        source = _restart_source(node)
         rec = procs.respawn_lb(topo, old)
-        st["processes"]["lb"] = rec
+        st["processes"][node] = rec
         state.save(st)
-        log(f"rlb daemon up again in {ns_name(topo.lb)} (pid {rec['pid']}) with {source}")
+        log(f"rlb daemon up again in {ns_name(node)} (pid {rec['pid']}) with {source}")
         return rec
 
 
-def _restart_source() -> str:
+def _restart_source(node: str = "lb") -> str:
     """The configuration a restarted LB comes back with: the newer of what `write memory`
     saved (lb.conf) and the last commit in the lab's history. A newer commit is written
     over lb.conf first (the old file kept as lb.conf.bak): the daemon starts from its
@@ -238,9 +270,10 @@ def _restart_source() -> str:
     from rlb.control.commit import Store, atomic_write
     from rlb.model.model import CommandError
     from rlb.control.paths import commits_dir
-    conf = state.lb_conf()
+    conf = state.lb_conf(node)
     try:
-        _, path = Store(commits_dir(state.LB_INSTANCE, str(state.lb_state_base()))).lines(0)
+        _, path = Store(commits_dir(state.instance(node),
+                                    str(state.lb_state_base(node)))).lines(0)
         newest = Path(path)
     except CommandError:
         newest = None
@@ -254,12 +287,15 @@ def _restart_source() -> str:
     return f"the last commit of its history ({newest}, newer than what {conf} held)"
 
 
-def stop_lb() -> bool:
-    """Stop the lab's rlb daemon; False if none was recorded."""
+def stop_lb(node: str = "lb") -> bool:
+    """Stop an rlb daemon of the lab (node `lb`: the first LB's); False if none was
+    recorded."""
     require_root()
     with state.locked():
         st = state.load()
-        rec = st and st.get("processes", {}).pop("lb", None)
+        if node == "lb" and st and st.get("topology") in topologies.BY_NAME:
+            node = topologies.BY_NAME[st["topology"]].lb
+        rec = st and st.get("processes", {}).pop(node, None)
         if not rec:
             return False
         procs.stop([rec], 10.0)
@@ -278,6 +314,8 @@ def status() -> dict:
         return {"up": bool(present), "topology": None, "namespaces": present,
                 "missing": [], "processes": {}, "socket": None}
     recorded = st.get("namespaces", [])
+    topo = topologies.BY_NAME.get(st.get("topology"))
+    lbs = {node: _lb_files(node) for node in (topo.lbs if topo else ("lb",))}
     return {
         "up": True,
         "topology": st.get("topology"),
@@ -286,10 +324,16 @@ def status() -> dict:
         "missing": [ns for ns in recorded if ns not in present],
         "processes": {name: {**rec, "alive": state.alive(rec)}
                       for name, rec in st.get("processes", {}).items()},
-        "socket": str(state.lb_sock()) if state.lb_sock().exists() else None,
-        "config": str(state.lb_conf()) if state.lb_conf().exists() else None,
-        "state_dir": str(state.lb_state_base()) if state.lb_state_base().exists() else None,
+        **next(iter(lbs.values())),             # the first LB's, as a one-LB lab has them
+        "lbs": lbs,
     }
+
+
+def _lb_files(node: str) -> dict:
+    sock, conf, base = state.lb_sock(node), state.lb_conf(node), state.lb_state_base(node)
+    return {"socket": str(sock) if sock.exists() else None,
+            "config": str(conf) if conf.exists() else None,
+            "state_dir": str(base) if base.exists() else None}
 
 
 def nodes_up() -> list[str]:

@@ -113,8 +113,9 @@ def build(topo: Topology, created: Callable[[str], None]) -> None:
 
     # The LB's data ports belong to DPDK: the kernel must send nothing on them
     # (no IPv6 DAD, router solicitations or MLD) or the data plane sees it.
-    sysctl(ns_name(topo.lb), [(f"net/ipv6/conf/{ifname}/disable_ipv6", "1")
-                              for _, ifname in topo.ports])
+    for lb in topo.lbs:
+        sysctl(ns_name(lb), [(f"net/ipv6/conf/{ifname}/disable_ipv6", "1")
+                             for _, ifname in topo.ports])
 
     for node in topo.nodes:
         ns = ns_name(node.name)

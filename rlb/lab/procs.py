@@ -188,48 +188,50 @@ def sock_listening(path: Path) -> bool:
     return True
 
 
-def clear_stale_sock() -> None:
+def clear_stale_sock(node: str = "lb") -> None:
     """A daemon that was SIGKILLed leaves its socket behind: it would fool the wait."""
-    sock = state.lb_sock()
+    sock = state.lb_sock(node)
     if sock.exists() and not sock_listening(sock):
         sock.unlink(missing_ok=True)
 
 
-def daemon_argv(conf: Path) -> list[str]:
+def daemon_argv(conf: Path, node: str = "lb") -> list[str]:
     """The daemon's command line (run inside the lb namespace)."""
-    return [sys.executable, "-m", "rlb", "daemon", "-f", str(conf), "-N", state.LB_INSTANCE]
+    return [sys.executable, "-m", "rlb", "daemon", "-f", str(conf), "-N", state.instance(node)]
 
 
 def spawn_lb(topo: Topology, workers: int, timeout: float | None = None,
-             fresh: bool = True) -> dict:
-    """Start the daemon in the lb namespace and wait for its socket. fresh: a new lab's
-    LB (lb.conf written from the topology, an empty state dir); otherwise the daemon
-    starts again from the lb.conf and the history that are there (`lab restart lb`)."""
+             fresh: bool = True, node: str | None = None) -> dict:
+    """Start the daemon of LB node `node` (the first) in its namespace and wait for its
+    socket. fresh: a new lab's LB (its .conf written from the topology, an empty state
+    dir); otherwise the daemon starts again from the .conf and the history that are
+    there (`lab restart lb`)."""
+    node = node or topo.lb
     timeout = LB_WAIT if timeout is None else timeout
     if workers < 1:
         raise LabError("workers must be at least 1")
-    clear_stale_sock()
-    sock = state.lb_sock()
+    clear_stale_sock(node)
+    sock = state.lb_sock(node)
     if sock.exists():
         raise LabError(f"{sock} is in use: another rlb daemon named "
-                       f"{state.LB_INSTANCE!r} is running")
-    conf, log = state.lb_conf(), state.lb_log()
+                       f"{state.instance(node)!r} is running")
+    conf, log, base = state.lb_conf(node), state.lb_log(node), state.lb_state_base(node)
     if fresh:
-        shutil.rmtree(state.lb_state_base(), ignore_errors=True)
+        shutil.rmtree(base, ignore_errors=True)
         conf.write_text(lb_config(topo, workers))
-    state.lb_state_base().mkdir(mode=0o700, parents=True, exist_ok=True)
+    base.mkdir(mode=0o700, parents=True, exist_ok=True)
     # The daemon must import this very rlb whatever the current directory.
     env = dict(os.environ)
     root = str(Path(rlb.__file__).resolve().parent.parent)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
-    env["RLB_STATE_DIR"] = str(state.lb_state_base())
-    argv = ["ip", "netns", "exec", ns_name(topo.lb), *daemon_argv(conf)]
+    env["RLB_STATE_DIR"] = str(base)
+    argv = ["ip", "netns", "exec", ns_name(node), *daemon_argv(conf, node)]
     with open(log, "wb" if fresh else "ab") as out:
         # `ip netns exec` execs the command in place: this PID is the daemon's.
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out,
                                 stderr=subprocess.STDOUT, env=env, cwd="/",
                                 start_new_session=True)
-    rec = {**state.record(proc.pid), "kind": "lb", "node": topo.lb,
+    rec = {**state.record(proc.pid), "kind": "lb", "node": node,
            "workers": workers, "argv": argv}
     deadline = time.monotonic() + timeout
     while not sock.exists():
@@ -247,14 +249,41 @@ def spawn_lb(topo: Topology, workers: int, timeout: float | None = None,
 
 def respawn_lb(topo: Topology, old: dict) -> dict:
     """The daemon of record `old` again, from the files that are there."""
-    return spawn_lb(topo, old.get("workers", 1), fresh=False)
+    return spawn_lb(topo, old.get("workers", 1), fresh=False, node=old.get("node"))
 
 
 def stop(recs: list[dict], timeout: float = 10.0) -> None:
     """Stop recorded processes (SIGTERM, then SIGKILL after timeout)."""
     state.terminate(recs, timeout)
-    if any(r.get("kind") == "lb" for r in recs):
-        clear_stale_sock()
+    for r in recs:
+        if r.get("kind") == "lb":
+            clear_stale_sock(r.get("node") or "lb")
+
+
+def start_frr(node: str, configs: tuple[tuple[str, str], ...]) -> dict[str, dict]:
+    """Start a node's FRR daemons (rlb.routing.frr) in its namespace; their records,
+    `<daemon>@<node>` each, to stop by PID."""
+    from rlb.routing.frr import Frr, RoutingError
+    d = state.frr_dir(node)
+    d.parent.mkdir(parents=True, exist_ok=True)
+    d.parent.chmod(0o755)
+    frr = Frr(d, ns_name(node), daemons=tuple(name for name, _ in configs))
+    try:
+        frr.start(dict(configs))
+    except RoutingError as e:
+        frr.stop()
+        raise LabError(f"FRR on {node}: {e}") from None
+    return {f"{daemon}@{node}": {**state.record(frr.pid(daemon)), "kind": "frr", "node": node}
+            for daemon in frr.daemons}
+
+
+def vtysh(node: str, *commands: str) -> str:
+    """vtysh on a lab node's FRR (rlb lab exec NODE -- vtysh ... needs the socket dir)."""
+    from rlb.routing.frr import Frr, RoutingError
+    try:
+        return Frr(state.frr_dir(node), ns_name(node)).vtysh(*commands)
+    except RoutingError as e:
+        raise LabError(f"vtysh on {node}: {e}") from None
 
 
 def missing_tools(topo: Topology) -> list[str]:
@@ -264,4 +293,10 @@ def missing_tools(topo: Topology) -> list[str]:
     missing = [t for t in need if shutil.which(t) is None]
     if any(n.decap for n in topo.nodes) and not Path("/dev/net/tun").exists():
         missing.append("/dev/net/tun (the tunnel real servers' decapsulator)")
+    if any(n.frr for n in topo.nodes):
+        from rlb.routing.frr import RoutingError, installed
+        try:
+            installed()
+        except RoutingError as e:
+            missing.append(str(e))
     return missing

@@ -131,3 +131,23 @@ def snat(wan_ip: str, *, match: str, wan: str = "dpdk1", lan: str = "dpdk0",
         svc = f"-H {proto},{match}"
         lines += [f"ipvsadm -A -s rr {svc}", f"ipvsadm -a {svc} -r {wan_ip}:0 -w 100 {flag}"]
     return tuple(lines)
+
+
+def fnat_ospf(vip: str = "123.1.2.3", *, kni_ip: str = "172.10.0.2",
+              gateway: str = "172.10.0.1", interconnect: str = "172.10.0.0/30",
+              laddrs: Iterable[str] = (LIP, "192.168.100.201"), wan: str = "dpdk1",
+              lan: str = "dpdk0", net: bool = True, **svc) -> Lines:
+    """FNAT in an OSPF/ECMP cluster (tutorial, "fnat-ospf-two-arm"), its lines in its
+    order: the route to the LAN, the service, its local addresses, and the kni_host route
+    that hands the packets for the interconnect address to <wan>.kni, where ospfd runs
+    (the VIP is on the kni too, for ospfd to announce: not a dpip address). Then what the
+    tutorial leaves to "almost the same as simple FNAT": the way back to the clients, the
+    interconnect network and a default route via the switch."""
+    lines = [f"dpip route add {LAN} dev {lan}"] if net else []
+    lines += service("fnat", vip, **svc)
+    lines += [laddr(lip, vip, dev=lan) for lip in laddrs]
+    if net:
+        lines += [f"dpip route add {kni_ip}/32 dev {wan} scope kni_host",
+                  f"dpip route add {interconnect} dev {wan}",
+                  f"dpip route add default via {gateway} dev {wan}"]
+    return tuple(lines)

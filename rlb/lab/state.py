@@ -25,22 +25,37 @@ def state_file() -> Path:
     return RUN_DIR / "state.json"
 
 
-def lb_conf() -> Path:
-    return RUN_DIR / "lb.conf"
+def instance(node: str = "lb") -> str:
+    """The rlb instance of an LB node: LB_INSTANCE for the one LB of most scenarios (node
+    `lb`), the node's own name (lb1, lb2) where a scenario has several; a test that
+    moves LB_INSTANCE elsewhere moves them all."""
+    if node == "lb":
+        return LB_INSTANCE
+    return node if LB_INSTANCE == "lb" else f"{LB_INSTANCE}-{node}"
 
 
-def lb_log() -> Path:
-    return RUN_DIR / "lb.log"
+def lb_conf(node: str = "lb") -> Path:
+    return RUN_DIR / f"{node}.conf"
 
 
-def lb_state_base() -> Path:
-    """The lab daemon's RLB_STATE_DIR: its commit history and ssh host key, made at `up`
+def lb_log(node: str = "lb") -> Path:
+    return RUN_DIR / f"{node}.log"
+
+
+def lb_state_base(node: str = "lb") -> Path:
+    """An LB daemon's RLB_STATE_DIR: its commit history and ssh host key, made at `up`
     and removed at `down`, so that each lab starts with an empty history."""
-    return RUN_DIR / "lb-state"
+    return RUN_DIR / f"{node}-state"
 
 
-def lb_sock() -> Path:
-    return SOCK_DIR / f"{LB_INSTANCE}.sock"
+def lb_sock(node: str = "lb") -> Path:
+    return SOCK_DIR / f"{instance(node)}.sock"
+
+
+def frr_dir(node: str) -> Path:
+    """Where a node's FRR daemons keep their configuration, sockets, pid files and logs
+    (rlb.routing.frr: every path explicit, nothing under /etc/frr)."""
+    return RUN_DIR / node / "frr"
 
 
 def node_dir(node: str) -> Path:

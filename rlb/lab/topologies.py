@@ -31,6 +31,12 @@ class Node:
     nginx: bool = False  # runs the "Your ip:port" real server
     hidden: bool = False  # plumbing (a switch, a router), not a host of the scenario
     decap: bool = False  # a tunnel-mode real server: IPIP into tunl0 (rlb/lab/decap.py)
+    # FRR daemons and their configuration files, (daemon, text) each (rlb.routing.frr):
+    # a switch's start with the lab; an LB's are the tutorial's, started by --tutorial
+    frr: tuple[tuple[str, str], ...] = ()
+    # An LB's kernel side in the tutorial (`ip ...` arguments run in its namespace once
+    # its daemon made the kni taps): addresses and routes on <port>.kni, by --tutorial
+    kni: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -64,8 +70,10 @@ class Topology:
     nodes: tuple[Node, ...]
     links: tuple[Link, ...] = ()
     segments: tuple[Segment, ...] = ()
-    ports: tuple[tuple[str, str], ...] = ()  # (data port, veth in the lb node)
-    lb: str = "lb"
+    ports: tuple[tuple[str, str], ...] = ()  # (data port, veth in each lb node)
+    # The LB nodes, each an rlb instance with the same ports (rlb.lab.state.instance):
+    # `lb` in most scenarios, lb1 and lb2 in a cluster
+    lbs: tuple[str, ...] = ("lb",)
     # The LB's data plane routes what is not for a service (dpvs.conf's ipv4
     # `forwarding on`): DR two-arm's replies come back through it.
     lb_forwarding: bool = False
@@ -76,11 +84,22 @@ class Topology:
     # demo, the tests and the benchmarks use; script(**knobs) gives a variant (another
     # port, one real server, UDP: see scripts.py). A plain `lab up` leaves the LB bare.
     script: Callable[..., tuple[str, ...]] = lambda **_: ()
+    # Other LBs' lines where they differ from the first's: (node, script) each
+    scripts: tuple[tuple[str, Callable[..., tuple[str, ...]]], ...] = ()
+
+    @property
+    def lb(self) -> str:
+        """The first LB node (the only one of most scenarios)."""
+        return self.lbs[0]
 
     @property
     def lb_script(self) -> tuple[str, ...]:
         """The tutorial's lines for this scenario, as the tutorial has them."""
         return self.script()
+
+    def script_of(self, node: str) -> tuple[str, ...]:
+        """The tutorial's lines for one LB node."""
+        return dict(self.scripts).get(node, self.script)()
 
     def node(self, name: str) -> Node:
         for node in self.nodes:
@@ -304,6 +323,100 @@ def _snat(name: str, description: str, script: Callable[..., tuple[str, ...]]) -
     )
 
 
+# Tutorial, "fnat-ospf-two-arm": lb1 and lb2 announce the VIP by OSPF to an L3 switch
+# (FRR) in front of the client, which spreads flows over both (ECMP); each LB reaches the
+# switch on its own interconnect /30 through dpdk1.kni, the real servers on the shared
+# LAN through dpdk0, from local addresses of its own.
+OSPF_VIP = "123.1.2.3"
+OSPF_CLIENT_NET, OSPF_SWITCH = "10.0.0.0/24", "10.0.0.1"
+# node: (its interconnect address on <dpdk1>.kni, the switch's end, the /30, LIPs)
+OSPF_LBS = {
+    "lb1": ("172.10.0.2", "172.10.0.1", "172.10.0.0/30", ("192.168.100.200", "192.168.100.201")),
+    "lb2": ("172.10.0.6", "172.10.0.5", "172.10.0.4/30", ("192.168.100.202", "192.168.100.203")),
+}
+# The switch hashes each flow by its 5-tuple (policy 3 with sip, dip, proto, sport and
+# dport): policy 1 would reuse the hash a client socket left on the skb, which crosses
+# a veth, so that ECMP picks per socket, not per flow (research/routing.md 5.3).
+_L3_SWITCH = _ROUTER + (
+    ("net.ipv4.fib_multipath_hash_policy", "3"),
+    ("net.ipv4.fib_multipath_hash_fields", "0x0037"),
+)
+# OSPF on the LB<->switch links: the tutorial's timers (hello 10, dead 40), point to
+# point (one of its "other parameters ... consistent with Switch"): no DR election, so
+# no 40 s wait before the adjacency forms.
+_OSPF_LINK = (" ip ospf network point-to-point\n ip ospf hello-interval 10\n"
+              " ip ospf dead-interval 40\n")
+
+
+def _lb_ospfd(node: str) -> str:
+    """The tutorial's ospfd.conf for an LB, FRR's words; the VIP is announced as a
+    connected route of the kni through a route-map: FRR does not announce a /32 given
+    by `network VIP/32 area 0` on the OSPF interface itself (research/routing.md 5.5,
+    likely DPVS #124), the tutorial's way."""
+    kni_ip, _, net, lips = OSPF_LBS[node]
+    return (f"hostname {node}\n!\ninterface dpdk1.kni\n{_OSPF_LINK}!\n"
+            f"ip prefix-list VIPS seq 5 permit {OSPF_VIP}/32\n!\n"
+            "route-map VIPS permit 10\n match ip address prefix-list VIPS\n!\n"
+            f"router ospf\n ospf router-id {lips[0]}\n log-adjacency-changes\n"
+            f" auto-cost reference-bandwidth 1000\n network {net} area 0.0.0.0\n"
+            " redistribute connected route-map VIPS\n!\n")
+
+
+def _switch_ospfd() -> str:
+    links = "".join(f"interface eth{i}\n{_OSPF_LINK}!\n" for i in (1, 2))
+    nets = "".join(f" network {net} area 0.0.0.0\n" for _, _, net, _ in OSPF_LBS.values())
+    return (f"hostname switch\n!\n{links}router ospf\n ospf router-id {OSPF_SWITCH}\n"
+            f" log-adjacency-changes\n auto-cost reference-bandwidth 1000\n"
+            f" passive-interface eth0\n network {OSPF_CLIENT_NET} area 0.0.0.0\n{nets}"
+            " maximum-paths 8\n!\n")
+
+
+def _ospf_lb(node: str) -> Node:
+    kni_ip, gw, net, _ = OSPF_LBS[node]
+    kni = ("link set dpdk1.kni up", f"addr add {kni_ip}/30 dev dpdk1.kni",
+           f"addr add {OSPF_VIP}/32 dev dpdk1.kni",        # the VIP, for ospfd to announce
+           f"route add default via {gw} dev dpdk1.kni")
+    return Node(node, "lb", kni=kni, frr=(("zebra", f"hostname {node}\n"),
+                                         ("ospfd", _lb_ospfd(node))))
+
+
+def _ospf_script(node: str) -> Callable[..., tuple[str, ...]]:
+    kni_ip, gw, net, lips = OSPF_LBS[node]
+    return partial(scripts.fnat_ospf, vip=OSPF_VIP, kni_ip=kni_ip, gateway=gw,
+                   interconnect=net, laddrs=lips)
+
+
+def _fnat_ospf(name: str, description: str) -> Topology:
+    return Topology(
+        name=name,
+        description=description,
+        nodes=(
+            Node("client", "client", addrs=(("eth0", "10.0.0.48/24"),),
+                 routes=(f"default via {OSPF_SWITCH}",)),
+            Node("switch", "router",
+                 addrs=(("eth0", f"{OSPF_SWITCH}/24"),
+                        *((f"eth{i}", f"{gw}/30") for i, (_, gw, _, _)
+                          in enumerate(OSPF_LBS.values(), 1))),
+                 sysctls=_L3_SWITCH,
+                 frr=(("zebra", "hostname switch\n"), ("ospfd", _switch_ospfd()))),
+            *(_ospf_lb(node) for node in OSPF_LBS),
+            _rs("rs1", RS1),
+            _rs("rs2", RS2),
+            _switch(),
+        ),
+        links=(Link(("client", "eth0"), ("switch", "eth0")),
+               *(Link(("switch", f"eth{i}"), (node, port_iface("dpdk1")))
+                 for i, node in enumerate(OSPF_LBS, 1))),
+        segments=(_lan(*((node, port_iface("dpdk0")) for node in OSPF_LBS),
+                       ("rs1", "eth0"), ("rs2", "eth0")),),
+        ports=(("dpdk0", port_iface("dpdk0")), ("dpdk1", port_iface("dpdk1"))),
+        lbs=tuple(OSPF_LBS),
+        vip=OSPF_VIP,
+        script=_ospf_script("lb1"),
+        scripts=(("lb2", _ospf_script("lb2")),),
+    )
+
+
 # --- the scenarios ----------------------------------------------------------
 
 TOPOLOGIES: tuple[Topology, ...] = (
@@ -359,6 +472,11 @@ TOPOLOGIES: tuple[Topology, ...] = (
         # tutorial, SNAT section, its variables filled in
         script=partial(scripts.snat, wan_ip=SNAT_WAN_IP, match=SNAT_MATCH, gateway=SNAT_GW),
     ),
+    _fnat_ospf(
+        "fnat-ospf-two-arm",
+        "FNAT with OSPF/ECMP: client 10.0.0.48 behind an L3 switch (FRR) that spreads VIP "
+        "123.1.2.3 over lb1 and lb2 (FRR on dpdk1.kni), rs1/rs2 on their shared LAN",
+    ),
 )
 
 BY_NAME: dict[str, Topology] = {t.name: t for t in TOPOLOGIES}
@@ -382,8 +500,12 @@ def check(topo: Topology) -> list[str]:
     names = topo.node_names
     if len(set(names)) != len(names):
         problems.append("duplicate node names")
-    if topo.lb not in names:
-        problems.append(f"lb node {topo.lb!r} is not a node")
+    for lb in topo.lbs:
+        if lb not in names:
+            problems.append(f"lb node {lb!r} is not a node")
+    for node, _ in topo.scripts:
+        if node not in topo.lbs:
+            problems.append(f"script for {node!r}, which is not an lb node")
     seen: set[End] = set()
     for node, ifname in topo.veth_ends():
         if node not in names:
@@ -397,8 +519,9 @@ def check(topo: Topology) -> list[str]:
         if seg.switch not in names:
             problems.append(f"segment {seg.name}: switch {seg.switch!r} is not a node")
     for port, ifname in topo.ports:
-        if (topo.lb, ifname) not in seen:
-            problems.append(f"port {port}: {ifname} is not a veth end of the lb node")
+        for lb in topo.lbs:
+            if (lb, ifname) not in seen:
+                problems.append(f"port {port}: {ifname} is not a veth end of lb node {lb}")
     for node in topo.nodes:
         for ifname, _ in node.addrs:
             if ifname != "lo" and (node.name, ifname) not in seen:

@@ -36,6 +36,12 @@ FRR_USER = "frr"
 START_WAIT = 10.0          # seconds a daemon may take to write its pid file
 STOP_WAIT = 5.0            # ... to exit after SIGTERM (ospfd flushes its LSAs first)
 VTYSH_TIMEOUT = 15.0
+# The daemons' and vtysh's own options (FRR's common-options.rst), and how a command
+# enters a namespace
+CONF, PIDFILE, ZAPI, VTY_DIR, VTY_ADDR, VTY_PORT, LOG = \
+    "-f", "-i", "-z", "--vty_socket", "-A", "-P", "--log"
+BFD_CTL, VTYSH_COMMAND = "--bfdctl", "-c"
+IN_NETNS = ("ip", "netns", "exec")
 
 
 class RoutingError(CommandError):
@@ -98,14 +104,14 @@ class Frr:
 
     def argv(self, daemon: str) -> list[str]:
         d = self.dir
-        argv = [str(self.bin_dir / daemon), "-f", str(self.conf(daemon)),
-                "-i", str(self.pidfile(daemon)), "-z", str(d / "zserv.api"),
-                "--vty_socket", str(d), "-A", "127.0.0.1", "-P", "0",
-                "--log", f"file:{self.logfile(daemon)}"]
+        argv = [str(self.bin_dir / daemon), CONF, str(self.conf(daemon)),
+                PIDFILE, str(self.pidfile(daemon)), ZAPI, str(d / "zserv.api"),
+                VTY_DIR, str(d), VTY_ADDR, "127.0.0.1", VTY_PORT, "0",   # no TCP vty
+                LOG, f"file:{self.logfile(daemon)}"]
         if daemon == "bfdd":
-            argv += ["--bfdctl", str(d / "bfdd.sock")]
+            argv += [BFD_CTL, str(d / "bfdd.sock")]
         if self.netns:
-            argv = ["ip", "netns", "exec", self.netns, *argv]
+            argv = [*IN_NETNS, self.netns, *argv]
         return argv
 
     def start(self, configs: dict[str, str] | None = None) -> None:
@@ -202,9 +208,9 @@ class Frr:
     def vtysh(self, *commands: str, timeout: float = VTYSH_TIMEOUT) -> str:
         """Run commands through vtysh on this directory's daemons; their output. A
         command the daemons refuse raises a RoutingError with FRR's own words."""
-        argv = [VTYSH, "--vty_socket", str(self.dir)]
+        argv = [VTYSH, VTY_DIR, str(self.dir)]
         for c in commands:
-            argv += ["-c", c]
+            argv += [VTYSH_COMMAND, c]
         try:
             r = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
         except subprocess.TimeoutExpired:

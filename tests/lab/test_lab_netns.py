@@ -102,7 +102,8 @@ def two_arm(clean_lab):
 def test_topologies_are_consistent():
     for topo in topologies.TOPOLOGIES:
         assert topologies.check(topo) == [], topo.name
-        assert topo.node("lb").sysctls == (), "the kernel must not route in the lb node"
+        for lb in topo.lbs:
+            assert topo.node(lb).sysctls == (), "the kernel must not route in an lb node"
 
 
 def test_list_names_every_topology(capsys):
@@ -274,8 +275,8 @@ def fake_lb(two_arm, tmp_path, monkeypatch):
     script = tmp_path / "fake_daemon.py"
     script.write_text(FAKE_DAEMON)
     monkeypatch.setattr(state, "SOCK_DIR", tmp_path)
-    monkeypatch.setattr(procs, "daemon_argv", lambda conf: [
-        sys.executable, str(script), str(state.lb_sock()), str(conf)])
+    monkeypatch.setattr(procs, "daemon_argv", lambda conf, node="lb": [
+        sys.executable, str(script), str(state.lb_sock(node)), str(conf)])
     return two_arm
 
 

@@ -19,8 +19,31 @@ def run_dir(tmp_path, monkeypatch):
 def test_script_prints_the_scenario_lines(name, capsys):
     assert cli.main(["script", name]) == 0
     out = capsys.readouterr().out
-    assert out == "".join(f"{line}\n" for line in topologies.get(name).lb_script)
+    topo = topologies.get(name)
+    if len(topo.lbs) == 1 and not topo.node(topo.lb).kni:
+        assert out == "".join(f"{line}\n" for line in topo.lb_script)
+    # each LB's lines in turn; what is not for the LB's shell (a header, the kernel's
+    # lines, FRR's files) is a comment
+    lines = [line for line in out.splitlines() if not line.startswith("!")]
+    assert lines == [line for node in topo.lbs for line in topo.script_of(node)]
     assert out                                  # every scenario has its lines
+
+
+def test_ospf_scripts_are_the_tutorial_s_with_the_way_back(capsys):
+    """fnat-ospf-two-arm: lb1's lines and kernel lines are the tutorial's, in its order;
+    what follows them is the route back to the clients that the tutorial leaves out."""
+    text = tutorial.text()
+    topo = topologies.get("fnat-ospf-two-arm")
+    ours = topo.script_of("lb1")
+    at = [text.index(f"./{line}\n") for line in ours[:7]]
+    assert at == sorted(at)
+    assert ours[7:] == ("dpip route add 172.10.0.0/30 dev dpdk1",
+                        "dpip route add default via 172.10.0.1 dev dpdk1")
+    for line in topo.node("lb1").kni:
+        assert f"$ ip {line}" in text
+    cli.main(["script", "fnat-ospf-two-arm"])
+    out = capsys.readouterr().out
+    assert "! lb2 (rlb -N lb2)" in out and "!    redistribute connected route-map VIPS" in out
 
 
 def test_fnat_script_is_the_tutorial_text(capsys):

@@ -1,0 +1,111 @@
+"""The tutorial's "fnat-ospf-two-arm" in the lab, for real: two rlb instances (lb1,
+lb2) each with the tutorial's lines, its kni side and FRR (zebra, ospfd) on dpdk1.kni,
+an L3 switch running FRR in front of the client. OSPF comes up Full on both links, the
+switch has two nexthops for the VIP, curl answers through it, and 200 connections from
+the client spread over both LBs. The LB's own FRR is reached from the test with vtysh
+on its socket directory, and the instances apart (`rlb -N lb1`, `-N lb2`)."""
+import json
+import re
+import subprocess
+import sys
+import time
+
+import pytest
+
+from rlb import lab
+from rlb.lab import procs, state
+from rlb.lab.topologies import OSPF_VIP, get
+
+TOPO = get("fnat-ospf-two-arm")
+ECMP_WAIT = 60.0           # p2p with hello 10: ~21 s measured (research/routing.md 5.2)
+
+
+def rlb(node, *cmds, as_json=False):
+    args = [sys.executable, "-m", "rlb", "-N", state.instance(node)] + \
+        (["--json"] if as_json else [])
+    for c in cmds:
+        args += ["-c", c]
+    r = subprocess.run(args, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, f"{node} {cmds}: {r.stderr}"
+    return json.loads(r.stdout) if as_json else r.stdout
+
+
+def in_node(node, *cmd, timeout=60):
+    return subprocess.run(["ip", "netns", "exec", f"rlb-{node}", *cmd], capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def nexthops():
+    """The switch's kernel nexthops for the VIP (zebra installs them)."""
+    out = in_node("switch", "ip", "-j", "route", "show", f"{OSPF_VIP}/32").stdout
+    routes = json.loads(out or "[]")
+    if not routes:
+        return []
+    r = routes[0]
+    return sorted(h["gateway"] for h in r.get("nexthops", [])) or [r.get("gateway")]
+
+
+def until(pred, timeout, step=0.5):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if pred():
+            return True
+        time.sleep(step)
+    return pred()
+
+
+@pytest.fixture(scope="module")
+def ospf_lab():
+    lab.down()
+    try:
+        lab.up(TOPO.name, tutorial=True)
+        yield
+    finally:
+        lab.down()
+
+
+def test_the_switch_gets_two_nexthops_and_ospf_is_full_everywhere(ospf_lab):
+    assert until(lambda: nexthops() == ["172.10.0.2", "172.10.0.6"], ECMP_WAIT), \
+        procs.vtysh("switch", "show ip ospf neighbor") + procs.vtysh("switch", "show ip route")
+    for node, peer in (("lb1", "10.0.0.1"), ("lb2", "10.0.0.1"), ("switch", "192.168.100.200"),
+                       ("switch", "192.168.100.202")):
+        text = procs.vtysh(node, "show ip ospf neighbor")
+        assert re.search(rf"^{re.escape(peer)}\s+\d+\s+Full", text, re.M), (node, text)
+
+
+def test_curl_through_the_vip_answers(ospf_lab):
+    assert until(lambda: len(nexthops()) == 2, ECMP_WAIT)
+    r = in_node("client", "curl", "-s", "-m", "5", f"http://{OSPF_VIP}/")
+    assert re.fullmatch(r"Your ip:port : 10\.0\.0\.48:\d+\n", r.stdout), r.stdout + r.stderr
+
+
+def conns(node):
+    """Connections the LB scheduled for the VIP (ipvsadm's Conns column)."""
+    text = rlb(node, "ipvsadm -ln --stats --exact")
+    m = re.search(rf"^TCP\s+{re.escape(OSPF_VIP)}:80\s+(\d+)", text, re.M)
+    assert m, text
+    return int(m.group(1))
+
+
+def test_200_connections_spread_over_both_lbs(ospf_lab):
+    assert until(lambda: len(nexthops()) == 2, ECMP_WAIT)
+    before = {lb: conns(lb) for lb in TOPO.lbs}
+    # 200 connections from as many client ports, one curl each (bounded: 5 s each)
+    script = ("for p in $(seq 40000 40199); do curl -s -m 5 --local-port $p "
+              f"-o /dev/null -w '%{{http_code}}\\n' http://{OSPF_VIP}/; done")
+    r = in_node("client", "sh", "-c", script, timeout=300)
+    codes = r.stdout.split()
+    assert codes.count("200") == 200, r.stdout[-500:] + r.stderr[-500:]
+    got = {lb: conns(lb) - before[lb] for lb in TOPO.lbs}
+    assert sum(got.values()) == 200 and all(70 <= n <= 130 for n in got.values()), got
+
+
+def test_each_lb_is_an_instance_of_its_own(ospf_lab):
+    for node, lips in (("lb1", ("192.168.100.200", "192.168.100.201")),
+                       ("lb2", ("192.168.100.202", "192.168.100.203"))):
+        text = rlb(node, "show running-config")
+        assert all(f"local-address {lip} dev dpdk0" in text for lip in lips), text
+        assert "scope kni_host" in text
+    st = lab.status()
+    assert set(st["lbs"]) == {"lb1", "lb2"} and all(f["socket"] for f in st["lbs"].values())
+    assert {"lb1", "lb2", "zebra@switch", "ospfd@switch", "ospfd@lb1"} <= set(st["processes"])
