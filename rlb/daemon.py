@@ -121,15 +121,21 @@ async def _serve(model, sock: str, instance: str) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     from rlb.health.monitor import Monitor
+    from rlb.routing.announce import Announcer
     monitor = Monitor(model)
+    announcer = Announcer(model, monitor)
     server = ControlServer(model, sock, host=instance)
     await server.start()
     ssh = await _start_ssh(model, instance)
     rates = asyncio.create_task(_sample_rates(model))
     checks = asyncio.create_task(monitor.run())
+    announcing = asyncio.create_task(announcer.run())
     try:
         await stop.wait()
     finally:
+        # the routes go first: the neighbours move the flows away while we still serve
+        announcing.cancel()
+        announcer.stop()
         checks.cancel()
         await monitor.stop()
         rates.cancel()

@@ -390,3 +390,4 @@ import rlb.commands.ipvsadm  # noqa: E402,F401  (the ipvsadm commands, on this s
 import rlb.commands.users  # noqa: E402,F401  (the ssh server's `username` and `ssh` commands)
 import rlb.commands.configure  # noqa: E402,F401  (configuration mode: candidate, commit, sections)
 import rlb.commands.show  # noqa: E402,F401  (router-style names of the dpip and ipvsadm views)
+import rlb.commands.routing  # noqa: E402,F401  (what the route announcements do)

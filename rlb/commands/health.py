@@ -20,7 +20,8 @@ from dataclasses import replace
 from rlb.commands import checks
 from rlb.commands.base import ROOT, VS, VS_DEF, VS_HELP, Reply, _vs_key, g
 from rlb.errors import CommandError
-from rlb.health.config import DEFAULT_POLICY, INHIBIT, REMOVE, check_port
+from rlb.health.config import (DEFAULT_HOLD_DOWN, DEFAULT_POLICY, INHIBIT, REMOVE,
+                               check_port)
 
 g.words(**{
     "quorum": "Weight of live real servers the service needs to be up",
@@ -34,6 +35,8 @@ g.words(**{
     INHIBIT: "Weight 0: no new connections, established ones drain",
     REMOVE: "Taken out of the scheduler's list",
     "health": "Health of the real servers and services",
+    "announce": "Announce the VIP while the service is up (on a port's kni)",
+    "hold-down": "Seconds a withdrawn VIP waits before it is announced again",
 })
 
 
@@ -146,6 +149,36 @@ def vs_no_omega(ctx):
 def vs_on_failure(ctx, action):
     """Down means weight 0 (inhibit, the default: connections drain) or out of the list."""
     return _set(ctx, inhibit=action == INHIBIT)
+
+
+# ------------------------------------------------------------------ announcement
+
+def _show_announce(model, svc):
+    p = _policy(model, svc)
+    if p.announce is None:
+        return []
+    return [{"dev": p.announce,
+             "hold": None if p.hold_down == DEFAULT_HOLD_DOWN else int(p.hold_down)}]
+
+
+@g.command("announce WORD$dev [hold-down (1-3600)$hold]", node=VS, key=(), show=_show_announce,
+           help={"dev": "Port on whose kni the VIP is put (FRR's redistribute connected "
+                        "announces it)",
+                 "hold": f"Seconds a withdrawn VIP waits before it comes back (default "
+                         f"{DEFAULT_HOLD_DOWN:g})"})
+def vs_announce(ctx, dev, hold):
+    """Announce the VIP while the service is up: on <dev>.kni, withdrawn when it is down
+    (rlb.routing.announce)."""
+    svc = ctx.model.services.get(ctx.section)
+    if svc.match is not None:
+        raise CommandError(f"{svc} has no VIP to announce (a match service)")
+    ctx.model.port(dev)                           # a port of ours, else its error
+    return _set(ctx, announce=dev, hold_down=float(hold) if hold else DEFAULT_HOLD_DOWN)
+
+
+@g.command("no announce", node=VS)
+def vs_no_announce(ctx):
+    return _set(ctx, announce=None, hold_down=DEFAULT_HOLD_DOWN)
 
 
 # ------------------------------------------------------------------ sorry server

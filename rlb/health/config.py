@@ -123,6 +123,11 @@ def quote(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+# A withdrawn VIP is announced again only this long after (seconds): OSPF neighbours
+# ignore an LSA that comes back within MinLSArrival (1 s) of its withdrawal for 8-9 s
+# (research/routing.md 5.4)
+DEFAULT_HOLD_DOWN = 2.0
+
 # `on-failure inhibit|remove`: keepalived's inhibit_on_failure (weight 0, connections
 # drain) or its default (out of the scheduler's list)
 INHIBIT, REMOVE = "inhibit", "remove"
@@ -141,6 +146,10 @@ class Policy:
     alpha: bool = False
     omega: bool = False
     inhibit: bool = True
+    # route announcement (rlb.routing.announce): the port on whose kni the VIP is put
+    # while the service is up, and how long a withdrawn VIP waits before it comes back
+    announce: str | None = None
+    hold_down: float = DEFAULT_HOLD_DOWN
 
     def __post_init__(self):
         ServiceSettings(self.quorum, self.hysteresis)       # its checks, at configuration time

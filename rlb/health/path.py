@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import errno
 import logging
-import threading
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 
 from rlb.core.consts import PROBE_PORT_MIN, PROBE_PORTS
 from rlb.modes import PROBE_LADDR, PROBE_RIP, PROBE_VIP
+from rlb.netlink import in_thread
 from rlb.modes.direct import ROUTED, arp_source, route_to, vips
 
 log = logging.getLogger("rlb.health")
@@ -40,7 +40,6 @@ IPPROTO_ICMP = 1
 # a kernel rule's port range may not end at 65535 (fib_rule_port_range_valid)
 SPORT_RANGE = f"{PROBE_PORT_MIN}:{PROBE_PORT_MIN + PROBE_PORTS - 1}"
 ADD, DEL, REPLACE = "add", "del", "replace"
-NETLINK_TIMEOUT = 10.0        # seconds a sync's netlink work may take
 
 
 @dataclass(frozen=True)
@@ -264,21 +263,4 @@ def _quiet(problems: list[str], what: str, call, cmd: str, **kw) -> bool:
 
 
 def _in_thread(work) -> list[str]:
-    """Run work(IPRoute) on a thread of its own: pyroute2's synchronous API runs an event
-    loop of its own, which cannot run on a thread whose loop is running (the daemon's).
-    The thread is in this thread's network namespace (a new thread inherits it)."""
-    out: list[str] = []
-
-    def run():
-        from pyroute2 import IPRoute
-        try:
-            with IPRoute() as ipr:
-                out.extend(work(ipr))
-        except Exception as err:       # a netlink socket that cannot open, a bad reply:
-            out.append(f"netlink: {err}")   # reported, never a traceback to the caller
-    t = threading.Thread(target=run, name="rlb-probe-paths", daemon=True)
-    t.start()
-    t.join(NETLINK_TIMEOUT)
-    if t.is_alive():
-        out.append(f"netlink did not answer in {NETLINK_TIMEOUT:.0f} s")
-    return out
+    return in_thread(work, "rlb-probe-paths")

@@ -128,6 +128,8 @@ class Model:
     started: bool = field(default=False, repr=False, compare=False)
     # The health monitor of a running instance (rlb.health.monitor.Monitor), None elsewhere
     monitor: object = field(default=None, repr=False, compare=False)
+    # Its VIP announcements (rlb.routing.announce.Announcer), None elsewhere
+    announcer: object = field(default=None, repr=False, compare=False)
 
     def __post_init__(self):
         if self.services is None:

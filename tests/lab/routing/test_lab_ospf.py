@@ -109,3 +109,35 @@ def test_each_lb_is_an_instance_of_its_own(ospf_lab):
     st = lab.status()
     assert set(st["lbs"]) == {"lb1", "lb2"} and all(f["socket"] for f in st["lbs"].values())
     assert {"lb1", "lb2", "zebra@switch", "ospfd@switch", "ospfd@lb1"} <= set(st["processes"])
+
+
+def test_lb1_withdraws_the_vip_when_its_service_is_down_and_comes_back(ospf_lab, tmp_path):
+    """lb1 announces the VIP from its service (`announce dpdk1`): with its real servers'
+    checks failing, its service goes down and it takes the VIP off dpdk1.kni; the switch
+    keeps lb2's path only and every new connection succeeds; checks passing again, lb1
+    announces it again after the hold-down."""
+    assert until(lambda: len(nexthops()) == 2, ECMP_WAIT)
+    flag = tmp_path / "up"
+    flag.touch()
+    check = f'check misc command "test -f {flag}" interval 0.5 fall 1'
+    args = [sys.executable, "-m", "rlb", "-N", state.instance("lb1"), "-c", "configure",
+            "-c", f"virtual-server tcp {OSPF_VIP}:80", "-c", "announce dpdk1 hold-down 2",
+            "-c", f"real-server 192.168.100.2:80 {check}",
+            "-c", f"real-server 192.168.100.3:80 {check}", "-c", "commit"]
+    r = subprocess.run(args, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert until(lambda: rlb("lb1", "show routing vip", as_json=True)[0]["state"] ==
+                 "announced", 10)
+    flag.unlink()
+    t0 = time.monotonic()
+    assert until(lambda: nexthops() == ["172.10.0.6"], 10, step=0.05), nexthops()
+    took = time.monotonic() - t0
+    assert took <= 0.5 + 0.5 + 1.0, took            # fall x interval + timeout + 1 s
+    row = rlb("lb1", "show routing vip", as_json=True)[0]
+    assert row["state"] in ("held down", "withdrawn") and "down" in row["why"], row
+    codes = in_node("client", "sh", "-c", "for p in $(seq 41000 41029); do curl -s -m 5 "
+                    f"--local-port $p -o /dev/null -w '%{{http_code}} ' http://{OSPF_VIP}/; "
+                    "done").stdout.split()
+    assert codes == ["200"] * 30, codes
+    flag.touch()
+    assert until(lambda: len(nexthops()) == 2, 15), nexthops()

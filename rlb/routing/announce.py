@@ -1,0 +1,201 @@
+"""VIPs announced from the services that have them, withdrawn by their health.
+
+A service with `announce PORT` puts its VIP, as a /32, on PORT's kni in the daemon's own
+namespace while it is up; the routing daemon there (FRR's ospfd with `redistribute
+connected route-map`, research/routing.md 5.4) announces what the kni holds, so the VIP
+is written once, in the service, never in a routing file. Per VIP (and port): announced
+while any of its services with `announce` is up (a service without health checks is
+up); withdrawn when none is, and announced again only `hold-down` seconds after it was
+withdrawn (an OSPF neighbour ignores an LSA that comes back within MinLSArrival).
+
+Withdrawing removes the address from the kni only: the data plane keeps the service, so
+the connections that still arrive while the neighbours converge are served, and drain.
+When the daemon stops, every VIP is withdrawn first, before anything else goes.
+
+The kernel work is pyroute2's, on the kni the data plane made; the decisions are pure
+(`Announcer.step(now)`), so that they are tested with a clock and a fake kernel.
+"""
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import os
+import time
+from dataclasses import dataclass
+from ipaddress import IPv4Address
+
+from rlb.health.config import DEFAULT_POLICY
+from rlb.netlink import in_thread
+
+log = logging.getLogger("rlb.routing")
+
+ANNOUNCED, WITHDRAWN, HELD = "announced", "withdrawn", "held down"
+
+
+@dataclass
+class Vip:
+    """One VIP on one port: what the kernel has now and why."""
+    addr: IPv4Address
+    port: str
+    announced: bool = False
+    since: float = 0.0             # monotonic time of the last change
+    why: str = ""
+    held_until: float = 0.0        # no announcement before this (monotonic)
+    hold_down: float = DEFAULT_POLICY.hold_down
+
+
+class Kni:
+    """Addresses on the kni taps of this namespace (netlink, rlb.netlink)."""
+
+    def add(self, dev: str, addr: IPv4Address) -> None:
+        self._do("add", dev, addr, errno.EEXIST)         # there already: announced
+
+    def delete(self, dev: str, addr: IPv4Address) -> None:
+        self._do("del", dev, addr, errno.EADDRNOTAVAIL)  # not there: withdrawn
+
+    @staticmethod
+    def _do(op: str, dev: str, addr: IPv4Address, fine: int) -> None:
+        def work(ipr) -> list[str]:
+            found = ipr.link_lookup(ifname=dev)
+            if not found:
+                return [f"no interface {dev}"]
+            try:
+                ipr.addr(op, index=found[0], address=str(addr), prefixlen=32)
+            except Exception as e:
+                code = getattr(e, "code", None)
+                if code != fine:
+                    return [os.strerror(code).lower() if code else str(e)]
+            return []
+        problems = in_thread(work, "rlb-announce")
+        if problems:
+            raise OSError(problems[0])
+
+
+class Announcer:
+    """The VIP announcements of one instance. `await run()` runs it; `stop()` withdraws."""
+
+    def __init__(self, model, monitor=None, *, kernel=None, clock=time.monotonic):
+        self.model = model
+        self.monitor = monitor
+        self.kernel = kernel
+        self.clock = clock
+        self.vips: dict[tuple[IPv4Address, str], Vip] = {}
+        self._wake = asyncio.Event()
+        if monitor is not None:
+            monitor.service_listeners.append(self._changed)
+        model.services.listeners.append(self._wake.set)
+        model.announcer = self
+
+    def _changed(self, _svc_key, _up) -> None:
+        self._wake.set()
+
+    # -- what should be --------------------------------------------------------------
+
+    def wanted(self) -> dict[tuple[IPv4Address, str], tuple[bool, str, float]]:
+        """(VIP, port) -> (announce it, why, hold-down) from the services and their health."""
+        out: dict = {}
+        for svc in self.model.services.table.values():
+            policy = svc.health or DEFAULT_POLICY
+            if policy.announce is None or svc.match is not None:
+                continue
+            key = (svc.vaddr, policy.announce)
+            up = self.monitor.service_up(svc.key) if self.monitor is not None else None
+            up = True if up is None else up
+            was = out.get(key)
+            name = f"service {svc} {'up' if up else 'down'}"
+            if was is None:
+                out[key] = (up, name, policy.hold_down)
+            elif up and not was[0]:
+                out[key] = (True, name, max(was[2], policy.hold_down))
+            elif up == was[0]:
+                out[key] = (up, f"{was[1]}, {name}", max(was[2], policy.hold_down))
+        return out
+
+    # -- one step ----------------------------------------------------------------------
+
+    def step(self, now: float | None = None) -> float | None:
+        """Make the kernel what the services want; when to look again (a hold-down that
+        ends), None if nothing waits."""
+        now = self.clock() if now is None else now
+        want = self.wanted()
+        nxt = None
+        for key in set(self.vips) | set(want):
+            v = self.vips.get(key)
+            if v is None:
+                v = self.vips[key] = Vip(*key, since=now)
+            up, why, hold = want.get(key, (False, "no service announces it", v.hold_down))
+            v.hold_down = hold
+            if up and not v.announced:
+                if now < v.held_until:
+                    v.why = f"{why}; held down"
+                    nxt = v.held_until if nxt is None else min(nxt, v.held_until)
+                    continue
+                if self._kernel("add", v):
+                    v.announced, v.since, v.why = True, now, why
+                    log.info("VIP %s announced on %s: %s", v.addr, v.port, why)
+            elif not up and v.announced:
+                if self._kernel("delete", v):
+                    v.announced, v.since, v.why = False, now, why
+                    v.held_until = now + v.hold_down
+                    log.warning("VIP %s withdrawn from %s: %s", v.addr, v.port, why)
+            else:
+                v.why = why
+            if key not in want and not v.announced and now >= v.held_until:
+                del self.vips[key]                  # nobody announces it any more
+        return nxt
+
+    def _kernel(self, op: str, v: Vip) -> bool:
+        if self.kernel is None:
+            self.kernel = Kni()
+        dev = self.model.ports[v.port].kni if v.port in self.model.ports else f"{v.port}.kni"
+        try:
+            getattr(self.kernel, op)(dev, v.addr)
+            return True
+        except Exception as e:                      # the kni gone, netlink refused: said
+            v.why = f"{op} on {dev} failed: {e}"
+            log.error("VIP %s on %s: %s", v.addr, dev, v.why)
+            return False
+
+    # -- the loop ---------------------------------------------------------------------
+
+    async def run(self, idle: float = 1.0) -> None:
+        while True:
+            self._wake.clear()
+            try:
+                nxt = self.step()
+            except Exception:                       # never let one bad step stop it
+                log.exception("VIP announcement failed")
+                nxt = None
+            delay = idle if nxt is None else max(0.0, min(idle, nxt - self.clock()))
+            try:
+                async with asyncio.timeout(delay):
+                    await self._wake.wait()
+            except TimeoutError:
+                pass
+
+    def stop(self) -> None:
+        """The daemon stops: every VIP is withdrawn now, before anything else goes."""
+        for v in self.vips.values():
+            if v.announced and self._kernel("delete", v):
+                v.announced = False
+                log.warning("VIP %s withdrawn from %s: the daemon stops", v.addr, v.port)
+        try:
+            self.model.services.listeners.remove(self._wake.set)
+        except ValueError:
+            pass
+
+    # -- what `show routing vip` shows ---------------------------------------------------
+
+    def view(self) -> list[dict]:
+        now = self.clock()
+        wall = time.time() - now
+        out = []
+        for (addr, port), v in sorted(self.vips.items(), key=lambda kv: (int(kv[0][0]),
+                                                                          kv[0][1])):
+            state = ANNOUNCED if v.announced else HELD if now < v.held_until else WITHDRAWN
+            out.append({"vip": str(addr), "dev": port, "state": state, "why": v.why,
+                        "since": round(v.since + wall, 3), "for": round(now - v.since, 1),
+                        "next_announce": round(v.held_until + wall, 3)
+                        if now < v.held_until else None})
+        return out

@@ -1,0 +1,138 @@
+"""The Announcer's decisions (rlb/routing/announce.py) with a clock, a fake kernel and a
+fake monitor: a VIP on its port's kni while a service of it is up, withdrawn when none
+is, back only after the hold-down; several services of one VIP; the grammar's
+`announce` line through the configuration (running-config round trip, bad input)."""
+from __future__ import annotations
+
+from ipaddress import IPv4Address
+
+import pytest
+
+from rlb.control.config import check
+from rlb.errors import ConfigError
+from rlb.routing.announce import ANNOUNCED, HELD, WITHDRAWN, Announcer
+
+CONF = """dataplane
+ port dpdk0 net_tap0
+ port dpdk1 net_tap1
+!
+dpip addr add 10.0.0.1/24 dev dpdk1
+dpip addr add 192.168.100.1/24 dev dpdk0
+ipvsadm -A -t 123.1.2.3:80 -s rr
+ipvsadm -a -t 123.1.2.3:80 -r 192.168.100.2:80 -m
+ipvsadm -A -t 123.1.2.3:443 -s rr
+ipvsadm -a -t 123.1.2.3:443 -r 192.168.100.2:443 -m
+virtual-server tcp 123.1.2.3:80
+ announce dpdk1
+!
+"""
+VIP = IPv4Address("123.1.2.3")
+WEB, TLS = (6, VIP, 80), (6, VIP, 443)
+
+
+class Kernel:
+    def __init__(self):
+        self.addrs: set = set()
+        self.ops: list = []
+
+    def add(self, dev, addr):
+        self.ops.append(("add", dev, str(addr)))
+        self.addrs.add((dev, str(addr)))
+
+    def delete(self, dev, addr):
+        self.ops.append(("del", dev, str(addr)))
+        self.addrs.discard((dev, str(addr)))
+
+
+class Monitor:
+    def __init__(self):
+        self.up: dict = {}
+        self.service_listeners: list = []
+
+    def service_up(self, key):
+        return self.up.get(key)
+
+
+def setup(extra=""):
+    model = check(list(enumerate((CONF + extra).splitlines(), 1)), "t.conf")
+    mon, kernel = Monitor(), Kernel()
+    return model, mon, kernel, Announcer(model, mon, kernel=kernel, clock=lambda: 0.0)
+
+
+def test_announced_while_up_withdrawn_when_down_back_after_the_hold_down():
+    model, mon, kernel, a = setup()
+    assert a.step(100.0) is None and kernel.addrs == {("dpdk1.kni", "123.1.2.3")}
+    mon.up[WEB] = False
+    a.step(101.0)
+    assert kernel.addrs == set() and a.vips[(VIP, "dpdk1")].why == "service TCP 123.1.2.3:80 down"
+    mon.up[WEB] = True
+    assert a.step(101.5) == 103.0                    # held down until 2 s after
+    assert kernel.addrs == set() and a.vips[(VIP, "dpdk1")].why.endswith("held down")
+    a.step(103.0)
+    assert kernel.addrs == {("dpdk1.kni", "123.1.2.3")}
+    assert kernel.ops == [("add", "dpdk1.kni", "123.1.2.3"), ("del", "dpdk1.kni", "123.1.2.3"),
+                          ("add", "dpdk1.kni", "123.1.2.3")]
+
+
+def test_a_vip_stays_while_any_of_its_services_is_up():
+    model, mon, kernel, a = setup("virtual-server tcp 123.1.2.3:443\n announce dpdk1 "
+                                  "hold-down 5\n!\n")
+    a.step(10.0)
+    mon.up[WEB] = False
+    a.step(11.0)
+    assert kernel.addrs == {("dpdk1.kni", "123.1.2.3")}     # :443 still up
+    mon.up[TLS] = False
+    a.step(12.0)
+    assert kernel.addrs == set()
+    mon.up[TLS] = True
+    assert a.step(13.0) == 17.0                      # the longest hold-down of its services
+
+
+def test_stop_withdraws_everything_and_a_removed_service_withdraws_its_vip():
+    model, mon, kernel, a = setup()
+    a.step(1.0)
+    a.stop()
+    assert kernel.addrs == set()
+    model, mon, kernel, a = setup()
+    a.step(1.0)
+    model.services.del_service(WEB)
+    a.step(2.0)
+    assert kernel.addrs == set() and a.vips[(VIP, "dpdk1")].why == "no service announces it"
+
+
+def test_view_says_the_state_and_when_it_may_come_back():
+    model, mon, kernel, a = setup()
+    now = [50.0]
+    a.clock = lambda: now[0]
+    a.step()
+    assert a.view()[0]["state"] == ANNOUNCED and a.view()[0]["next_announce"] is None
+    mon.up[WEB] = False
+    a.step()
+    row = a.view()[0]
+    assert row["state"] == HELD and row["next_announce"] is not None and row["dev"] == "dpdk1"
+    now[0] = 60.0
+    assert a.view()[0]["state"] == WITHDRAWN
+
+
+def test_a_kernel_that_refuses_is_said_and_retried():
+    model, mon, kernel, a = setup()
+
+    def refuse(dev, addr):
+        raise OSError(19, "no interface dpdk1.kni")
+    kernel.add = refuse
+    a.step(1.0)
+    v = a.vips[(VIP, "dpdk1")]
+    assert not v.announced and "add on dpdk1.kni failed" in v.why
+
+
+def test_the_announce_line_round_trips_and_bad_input_is_refused():
+    from rlb.commands.running import render
+    model = check(list(enumerate((CONF + "virtual-server tcp 123.1.2.3:443\n announce dpdk0 "
+                                  "hold-down 7\n!\n").splitlines(), 1)), "t.conf")
+    text = "\n".join(render(model).lines())
+    assert " announce dpdk1\n" in text + "\n" and " announce dpdk0 hold-down 7" in text
+    for line, why in ((" announce dpdk9", "dpdk9"), (" announce dpdk1 hold-down 0", "")):
+        with pytest.raises(ConfigError) as e:
+            check(list(enumerate((CONF + f"virtual-server tcp 123.1.2.3:443\n{line}\n!\n")
+                                 .splitlines(), 1)), "t.conf")
+        assert why in str(e.value)
