@@ -5,7 +5,9 @@ switch has two nexthops for the VIP, curl answers through it, and 200 connection
 the client spread over both LBs. The LB's own FRR is reached from the test with vtysh
 on its socket directory, and the instances apart (`rlb -N lb1`, `-N lb2`)."""
 import json
+import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -132,6 +134,7 @@ def test_lb1_withdraws_the_vip_when_its_service_is_down_and_comes_back(ospf_lab,
     t0 = time.monotonic()
     assert until(lambda: nexthops() == ["172.10.0.6"], 10, step=0.05), nexthops()
     took = time.monotonic() - t0
+    print(f"\nlb1 service down -> one nexthop in {took:.3f} s")
     assert took <= 0.5 + 0.5 + 1.0, took            # fall x interval + timeout + 1 s
     row = rlb("lb1", "show routing vip", as_json=True)[0]
     assert row["state"] in ("held down", "withdrawn") and "down" in row["why"], row
@@ -141,3 +144,22 @@ def test_lb1_withdraws_the_vip_when_its_service_is_down_and_comes_back(ospf_lab,
     assert codes == ["200"] * 30, codes
     flag.touch()
     assert until(lambda: len(nexthops()) == 2, 15), nexthops()
+
+
+def test_bfd_is_up_and_a_killed_lb_is_dropped_within_1_5_s(ospf_lab):
+    """kill -9 of lb1's daemon: its data plane and kni go, BFD (100 ms x 3) sees it and
+    the switch keeps lb2's path only, within 1.5 s; new connections all succeed."""
+    assert until(lambda: len(nexthops()) == 2, ECMP_WAIT)
+    assert until(lambda: procs.vtysh("switch", "show bfd peers brief").count(" up ") >= 2, 10), \
+        procs.vtysh("switch", "show bfd peers brief")
+    rec = lab.status()["processes"]["lb1"]
+    os.kill(rec["pid"], signal.SIGKILL)                  # the daemon this lab started
+    t0 = time.monotonic()
+    assert until(lambda: nexthops() == ["172.10.0.6"], 5, step=0.02), nexthops()
+    took = time.monotonic() - t0
+    print(f"\nkill -9 of lb1 -> one nexthop in {took:.3f} s")
+    assert took <= 1.5, took
+    codes = in_node("client", "sh", "-c", "for p in $(seq 42000 42019); do curl -s -m 5 "
+                    f"--local-port $p -o /dev/null -w '%{{http_code}} ' http://{OSPF_VIP}/; "
+                    "done").stdout.split()
+    assert codes == ["200"] * 20, codes
