@@ -81,6 +81,7 @@ class Announcer:
         self.kernel = kernel
         self.clock = clock
         self.vips: dict[tuple[IPv4Address, str], Vip] = {}
+        self.drained = False            # `routing drain`: every VIP withdrawn, whatever health
         self._wake = asyncio.Event()
         if monitor is not None:
             monitor.service_listeners.append(self._changed)
@@ -104,6 +105,9 @@ class Announcer:
             up = True if up is None else up
             was = out.get(key)
             name = f"service {svc} {'up' if up else 'down'}"
+            if self.drained:
+                out[key] = (False, "drained (routing drain)", policy.hold_down)
+                continue
             if was is None:
                 out[key] = (up, name, policy.hold_down)
             elif up and not was[0]:
@@ -157,6 +161,27 @@ class Announcer:
             log.error("VIP %s on %s: %s", v.addr, dev, v.why)
             return False
 
+    # -- maintenance --------------------------------------------------------------------
+
+    def drain(self, on: bool = True) -> None:
+        """`routing drain`: withdraw every VIP now (the data plane serves on, so the
+        connections the neighbours still send drain); `routing undrain` (on=False): back
+        as their services' health says, each after its hold-down."""
+        self.drained = on
+        self.step()
+        self._wake.set()
+
+    def connections(self, addr: IPv4Address) -> int:
+        """Connections (active and inactive) the services of a VIP hold now."""
+        services = self.model.services
+        n = 0
+        for svc in services.table.values():
+            if svc.match is None and svc.vaddr == addr:
+                for d in svc.dests:
+                    st = services.dest_stats(d)
+                    n += (st.get("activeconns") or 0) + (st.get("inactconns") or 0)
+        return n
+
     # -- the loop ---------------------------------------------------------------------
 
     async def run(self, idle: float = 1.0) -> None:
@@ -195,6 +220,7 @@ class Announcer:
                                                                           kv[0][1])):
             state = ANNOUNCED if v.announced else HELD if now < v.held_until else WITHDRAWN
             out.append({"vip": str(addr), "dev": port, "state": state, "why": v.why,
+                        "connections": self.connections(addr),
                         "since": round(v.since + wall, 3), "for": round(now - v.since, 1),
                         "next_announce": round(v.held_until + wall, 3)
                         if now < v.held_until else None})

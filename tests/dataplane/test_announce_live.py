@@ -81,3 +81,13 @@ def test_no_announce_through_a_commit_withdraws_it(lab):
         s.close()
     assert wait(on_kni)
     assert " announce dpdk1 hold-down 1" in lab.ok("show running-config")["text"]
+
+
+def test_drain_and_undrain(lab):
+    assert wait(on_kni)
+    r = lab.ok("routing drain")
+    assert "VIP(s) withdrawn" in r["text"] and r["data"][0]["connections"] == 0
+    assert not on_kni() and vip_row(lab)["why"] == "drained (routing drain)"
+    r = lab.ok("routing undrain")
+    assert wait(on_kni)
+    assert vip_row(lab)["state"] == "announced"

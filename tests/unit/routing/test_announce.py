@@ -136,3 +136,19 @@ def test_the_announce_line_round_trips_and_bad_input_is_refused():
             check(list(enumerate((CONF + f"virtual-server tcp 123.1.2.3:443\n{line}\n!\n")
                                  .splitlines(), 1)), "t.conf")
         assert why in str(e.value)
+
+
+def test_drain_withdraws_everything_and_undrain_brings_it_back_after_the_hold_down():
+    model, mon, kernel, a = setup()
+    now = [10.0]
+    a.clock = lambda: now[0]
+    a.step()
+    a.drain(True)
+    assert kernel.addrs == set() and a.view()[0]["why"] == "drained (routing drain)"
+    assert a.view()[0]["connections"] == 0
+    now[0] = 11.0
+    a.drain(False)
+    assert kernel.addrs == set()                     # its hold-down first
+    now[0] = 12.0
+    a.step()
+    assert kernel.addrs == {("dpdk1.kni", "123.1.2.3")}
