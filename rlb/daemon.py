@@ -122,20 +122,25 @@ async def _serve(model, sock: str, instance: str) -> None:
         loop.add_signal_handler(sig, stop.set)
     from rlb.health.monitor import Monitor
     from rlb.routing.announce import Announcer
+    from rlb.routing.router import Router
     monitor = Monitor(model)
     announcer = Announcer(model, monitor)
+    router = Router(model, instance)
     server = ControlServer(model, sock, host=instance)
     await server.start()
     ssh = await _start_ssh(model, instance)
     rates = asyncio.create_task(_sample_rates(model))
     checks = asyncio.create_task(monitor.run())
     announcing = asyncio.create_task(announcer.run())
+    routing = asyncio.create_task(router.run())
     try:
         await stop.wait()
     finally:
         # the routes go first: the neighbours move the flows away while we still serve
         announcing.cancel()
         announcer.stop()
+        routing.cancel()
+        await asyncio.to_thread(router.stop)
         checks.cancel()
         await monitor.stop()
         rates.cancel()

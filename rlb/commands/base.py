@@ -99,7 +99,7 @@ DATAPLANE = g.node("dataplane", parent="exec", prompt="{host}(dataplane)#").name
 # operator made first, and must not on the way back); then the interfaces; routes with
 # a src (an address of ours), then those through a gateway (the route that puts the
 # gateway on-link may be one with a src only); the services; the accounts.
-SETTINGS, PORT_ONLY, INTERFACES, WITH_SRC, VIA, SERVICES, ACCOUNTS = range(7)
+SETTINGS, PORT_ONLY, INTERFACES, WITH_SRC, VIA, SERVICES, ACCOUNTS, ROUTING = range(8)
 
 
 def route_group(r) -> int:
@@ -224,9 +224,10 @@ g.node(VIEW, parent="exec", prompt="{host}>")
 g.node(ENABLE, parent="exec", prompt="{host}#")
 g.node(CONFIG, parent="exec", prompt="{host}(config)#")
 # configuration mode's sections (rlb/commands/configure.py; health.py adds to VS)
-IF, VS = "config-if", "config-vs"
+IF, VS, OSPF = "config-if", "config-vs", "config-router"
 g.node(IF, parent=CONFIG, prompt="{host}(config-if)#")
 g.node(VS, parent=CONFIG, prompt="{host}(config-vs)#")
+g.node(OSPF, parent=CONFIG, prompt="{host}(config-router)#")
 EXEC_MODES = (VIEW, ENABLE)
 
 

@@ -4,15 +4,189 @@ from __future__ import annotations
 
 import time
 
-from rlb.commands.base import ROOT, Reply, g
+from dataclasses import replace
+
+from rlb.commands.base import CONFIG, OSPF, ROOT, ROUTING, Reply, Shown, g
 from rlb.errors import CommandError
+from rlb.model.routing import Ospf, OspfInterface
 
 g.words(**{
     "routing": "Route announcement of the VIPs",
     "vip": "Each VIP a service announces (`announce` in its virtual-server section)",
     "drain": "Withdraw every VIP of this LB (maintenance); connections drain",
     "undrain": "Announce the VIPs again as their services' health says",
+    "router": "A routing protocol of this LB (FRR's daemons, run by rlb)",
+    "ospf": "OSPFv2 (FRR's ospfd on the ports' kni)",
+    "router-id": "OSPF router ID",
+    "network": "Enable OSPF on the interfaces of a network",
+    "area": "OSPF area",
+    "maximum-paths": "Equal-cost paths OSPF installs (ECMP)",
+    "point-to-point": "Point-to-point network type (no DR election)",
+    "hello-interval": "Seconds between hellos",
+    "dead-interval": "Seconds without a hello before the neighbour is down",
+    "cost": "OSPF interface cost",
+    "bfd": "A BFD session with each neighbour (FRR's bfdd): a dead neighbour in ~1 s",
+    "passive": "Announce the interface's networks, send no hellos",
+    "peers": "BFD peers",
 })
+
+# --------------------------------------------------------------------- router ospf
+
+
+def _ospf(ctx) -> Ospf:
+    return ctx.model.routing.ospf or Ospf()
+
+
+def _set_ospf(ctx, ospf: Ospf) -> Reply:
+    ctx.model.routing.set_ospf(ospf)
+    return Reply()
+
+
+@g.command("router ospf", node=CONFIG, opens=OSPF,
+           show=lambda model, _: [Shown({}, model.routing.ospf, (ROUTING,), bare=True)]
+           if model.routing.ospf is not None else [])
+def router_ospf(ctx):
+    """OSPF for this LB: FRR's zebra and ospfd (and bfdd) in its namespace, on the ports'
+    kni, configured from this section; the VIPs of the services with `announce`."""
+    if ctx.model.routing.ospf is None:
+        ctx.model.routing.set_ospf(Ospf())
+    ctx.node = OSPF
+    return Reply()
+
+
+@g.command("no router ospf", node=CONFIG)
+def no_router_ospf(ctx):
+    ctx.model.routing.set_ospf(None)
+    return Reply()
+
+
+@g.command("ospf router-id A.B.C.D$rid", node=OSPF, key=(),
+           show=lambda model, ospf: [{"rid": ospf.router_id}] if ospf.router_id else [])
+def ospf_router_id(ctx, rid):
+    return _set_ospf(ctx, replace(_ospf(ctx), router_id=rid))
+
+
+@g.command("no ospf router-id", node=OSPF)
+def ospf_no_router_id(ctx):
+    return _set_ospf(ctx, replace(_ospf(ctx), router_id=None))
+
+
+def _show_networks(model, ospf):
+    return [{"prefix": p, "area": a} if "." in a else {"prefix": p, "area_id": int(a)}
+            for p, a in ospf.networks]
+
+
+@g.command("network A.B.C.D/M$prefix area (A.B.C.D$area|(0-4294967295)$area_id)", node=OSPF,
+           key=("prefix",), show=_show_networks,
+           help={"prefix": "Network (its interfaces run OSPF)", "area": "Area as an address",
+                 "area_id": "Area as a number"})
+def ospf_network(ctx, prefix, area, area_id):
+    return _set_ospf(ctx, _ospf(ctx).with_network(
+        prefix.network, str(area) if area is not None else str(area_id)))
+
+
+@g.command("no network A.B.C.D/M$prefix", node=OSPF, help={"prefix": "Network"})
+def ospf_no_network(ctx, prefix):
+    if prefix.network not in dict(_ospf(ctx).networks):
+        raise CommandError(f"network {prefix.network} is not in router ospf")
+    return _set_ospf(ctx, _ospf(ctx).with_network(prefix.network, None))
+
+
+@g.command("maximum-paths (1-64)$n", node=OSPF, key=(),
+           show=lambda model, ospf: [{"n": ospf.maximum_paths}] if ospf.maximum_paths else [])
+def ospf_maximum_paths(ctx, n):
+    return _set_ospf(ctx, replace(_ospf(ctx), maximum_paths=n))
+
+
+@g.command("no maximum-paths", node=OSPF)
+def ospf_no_maximum_paths(ctx):
+    return _set_ospf(ctx, replace(_ospf(ctx), maximum_paths=None))
+
+
+# OspfInterface's fields as the interface line binds them: switches, then numbers
+IF_FLAGS = ("point_to_point", "bfd", "passive")
+IF_NUMBERS = ("hello", "dead", "cost")
+
+
+def _show_interfaces(model, ospf):
+    out = []
+    for port, s in ospf.interfaces:
+        args = {"dev": port}
+        args.update({f: True for f in IF_FLAGS if getattr(s, f)})
+        args.update({n: getattr(s, n) for n in IF_NUMBERS if getattr(s, n) is not None})
+        out.append(args)
+    return out
+
+
+@g.command("interface WORD$dev [{point-to-point$point_to_point|hello-interval (1-65535)$hello|"
+           "dead-interval (1-65535)$dead|cost (1-65535)$cost|bfd$bfd|passive$passive}]",
+           node=OSPF, key=("dev",), show=_show_interfaces,
+           help={"dev": "Port (OSPF runs on its kni)", "hello": "Seconds (default 10)",
+                 "dead": "Seconds (default 40)", "cost": "Interface cost"})
+def ospf_interface(ctx, dev, point_to_point, hello, dead, cost, bfd, passive):
+    """OSPF's settings of a port's kni (FRR's `interface DEV.kni` / `ip ospf ...`): the
+    whole line, as a real server's `check` clause is."""
+    ctx.model.port(dev)                               # one of ours, else its error
+    if hello and dead and dead <= hello:
+        raise CommandError(f"dead-interval {dead} must be longer than hello-interval {hello}")
+    s = OspfInterface(bool(point_to_point), hello, dead, cost, bool(bfd), bool(passive))
+    return _set_ospf(ctx, _ospf(ctx).with_interface(dev, s))
+
+
+@g.command("no interface WORD$dev", node=OSPF, help={"dev": "Port"})
+def ospf_no_interface(ctx, dev):
+    if _ospf(ctx).interface(dev) is None:
+        raise CommandError(f"interface {dev} is not in router ospf")
+    return _set_ospf(ctx, _ospf(ctx).with_interface(dev, None))
+
+
+# --------------------------------------------------------------------- FRR's own shows
+
+
+def _frr(ctx):
+    router = ctx.model.router
+    if router is None:
+        raise CommandError("data plane not running")      # FRR runs beside the daemon
+    if router.frr is None:
+        raise CommandError("no routing daemon runs (configure `router ospf`)")
+    return router
+
+
+def _frr_show(ctx, command: str, json_too: bool = True) -> Reply:
+    """A show answered by FRR: its text, and its JSON as the data when it gives one."""
+    router = _frr(ctx)
+    text = router.vtysh(command)
+    data = None
+    if json_too:
+        try:
+            data = router.json(command)
+        except CommandError:
+            data = None
+    return Reply(text.rstrip("\n"), data if data is not None else {"text": text})
+
+
+@g.command("show ip ospf neighbor", node=ROOT, readonly=True)
+def show_ospf_neighbor(ctx):
+    """OSPF neighbours, as FRR's ospfd has them."""
+    return _frr_show(ctx, "show ip ospf neighbor")
+
+
+@g.command("show ip ospf route", node=ROOT, readonly=True)
+def show_ospf_route(ctx):
+    """Routes OSPF computed (FRR's ospfd)."""
+    return _frr_show(ctx, "show ip ospf route")
+
+
+@g.command("show ip route ospf", node=ROOT, readonly=True)
+def show_frr_route(ctx):
+    """The routes OSPF gave FRR's zebra (the kernel side of the LB: the kni)."""
+    return _frr_show(ctx, "show ip route ospf")
+
+
+@g.command("show bfd peers", node=ROOT, readonly=True)
+def show_bfd_peers(ctx):
+    """BFD sessions (FRR's bfdd)."""
+    return _frr_show(ctx, "show bfd peers")
 
 
 def _vip_text(rows) -> str:

@@ -140,7 +140,15 @@ def transform(running: Model, target: Model, wide: bool = False) -> list[str]:
     _settings(running, target, done)
     _accounts(running, target, done)
     _arp_sources(running, target, done)
+    _routing(running, target, done)
     return done
+
+
+def _routing(running: Model, target: Model, done) -> None:
+    """`router ospf`: the daemon's FRR hears the change (rlb.routing.router)."""
+    if running.routing.ospf != target.routing.ospf:
+        running.routing.set_ospf(target.routing.ospf)
+        done.append("set router ospf" if target.routing.ospf else "delete router ospf")
 
 
 def _arp_sources(running: Model, target: Model, done) -> None:

@@ -26,3 +26,9 @@ def state_dir(instance: str, base: str | None = None) -> str:
 def commits_dir(instance: str, base: str | None = None) -> str:
     """Where the instance's commit history lives (rlb.control.commit.Store)."""
     return os.path.join(state_dir(instance, base), COMMITS)
+
+
+def frr_dir(instance: str) -> str:
+    """Where the instance's FRR daemons keep their files (rlb.routing.router): under the
+    run directory, which the daemons (user frr) may walk into."""
+    return os.path.join(RUN_DIR, f"{instance}-frr")

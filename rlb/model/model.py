@@ -128,13 +128,20 @@ class Model:
     started: bool = field(default=False, repr=False, compare=False)
     # The health monitor of a running instance (rlb.health.monitor.Monitor), None elsewhere
     monitor: object = field(default=None, repr=False, compare=False)
+    # `router ospf` (rlb.model.routing.Routing): what the daemon's FRR is told
+    routing: object = field(default=None, repr=False, compare=False)
     # Its VIP announcements (rlb.routing.announce.Announcer), None elsewhere
     announcer: object = field(default=None, repr=False, compare=False)
+    # Its FRR (rlb.routing.router.Router), None elsewhere
+    router: object = field(default=None, repr=False, compare=False)
 
     def __post_init__(self):
         if self.services is None:
             from rlb.model.services import Services  # it imports this module
             self.services = Services(self)
+        if self.routing is None:
+            from rlb.model.routing import Routing
+            self.routing = Routing()
 
     def attach(self, engine) -> None:
         """Push the whole validated state into a freshly started data plane."""

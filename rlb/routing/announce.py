@@ -31,6 +31,9 @@ from rlb.netlink import in_thread
 log = logging.getLogger("rlb.routing")
 
 ANNOUNCED, WITHDRAWN, HELD = "announced", "withdrawn", "held down"
+# the kernel's operations (Kni's methods) and netlink's words for them
+ADD, DELETE = "add", "delete"
+NL_ADD, NL_DEL = "add", "del"
 
 
 @dataclass
@@ -49,10 +52,10 @@ class Kni:
     """Addresses on the kni taps of this namespace (netlink, rlb.netlink)."""
 
     def add(self, dev: str, addr: IPv4Address) -> None:
-        self._do("add", dev, addr, errno.EEXIST)         # there already: announced
+        self._do(NL_ADD, dev, addr, errno.EEXIST)        # there already: announced
 
     def delete(self, dev: str, addr: IPv4Address) -> None:
-        self._do("del", dev, addr, errno.EADDRNOTAVAIL)  # not there: withdrawn
+        self._do(NL_DEL, dev, addr, errno.EADDRNOTAVAIL)  # not there: withdrawn
 
     @staticmethod
     def _do(op: str, dev: str, addr: IPv4Address, fine: int) -> None:
@@ -135,11 +138,11 @@ class Announcer:
                     v.why = f"{why}; held down"
                     nxt = v.held_until if nxt is None else min(nxt, v.held_until)
                     continue
-                if self._kernel("add", v):
+                if self._kernel(ADD, v):
                     v.announced, v.since, v.why = True, now, why
                     log.info("VIP %s announced on %s: %s", v.addr, v.port, why)
             elif not up and v.announced:
-                if self._kernel("delete", v):
+                if self._kernel(DELETE, v):
                     v.announced, v.since, v.why = False, now, why
                     v.held_until = now + v.hold_down
                     log.warning("VIP %s withdrawn from %s: %s", v.addr, v.port, why)
@@ -202,7 +205,7 @@ class Announcer:
     def stop(self) -> None:
         """The daemon stops: every VIP is withdrawn now, before anything else goes."""
         for v in self.vips.values():
-            if v.announced and self._kernel("delete", v):
+            if v.announced and self._kernel(DELETE, v):
                 v.announced = False
                 log.warning("VIP %s withdrawn from %s: the daemon stops", v.addr, v.port)
         try:

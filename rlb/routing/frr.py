@@ -181,27 +181,39 @@ class Frr:
     def stop(self, wait: float = STOP_WAIT) -> None:
         """SIGTERM to each daemon (zebra last), SIGKILL to one still there after `wait`."""
         for daemon in reversed(self.daemons):
-            pid = self.pid(daemon)
-            if pid is None:
-                continue
+            self.stop_one(daemon, wait)
+
+    def stop_one(self, daemon: str, wait: float = STOP_WAIT) -> None:
+        pid = self.pid(daemon)
+        if pid is None:
+            return
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            return
+        proc = self.procs.pop(daemon, None)
+        end = time.monotonic() + wait
+        while time.monotonic() < end and alive(pid):
+            if proc is not None:
+                proc.poll()
+            time.sleep(0.05)
+        if alive(pid):
+            log.warning("%s (pid %d) did not stop within %g s: killed", daemon, pid, wait)
             try:
-                os.kill(pid, signal.SIGTERM)
+                os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
-                continue
-            proc = self.procs.pop(daemon, None)
-            end = time.monotonic() + wait
-            while time.monotonic() < end and alive(pid):
-                if proc is not None:
-                    proc.poll()
-                time.sleep(0.05)
-            if alive(pid):
-                log.warning("%s (pid %d) did not stop within %g s: killed", daemon, pid, wait)
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-            if proc is not None and proc.pid == pid:
-                proc.wait()
+                pass
+        if proc is not None and proc.pid == pid:
+            proc.wait()
+
+    def set_daemons(self, daemons) -> None:
+        """The daemons it runs from now on (zebra always, in FRR's order); one no longer
+        wanted is stopped, a new one is started by the next start()."""
+        want = ("zebra", *daemons)
+        for daemon in self.daemons:
+            if daemon not in want:
+                self.stop_one(daemon)
+        self.daemons = tuple(d for d in ORDER if d in want)
 
     # -- vtysh ------------------------------------------------------------------------
 

@@ -14,7 +14,7 @@ RLB = Path(rlb.__file__).resolve().parent
 # (a new top-level module or package) fails until it is given a layer.
 LAYERS = [
     {"rlb.core"},
-    {"rlb.errors"},
+    {"rlb.errors", "rlb.netlink"},
     {"rlb.sched", "rlb.modes", "rlb.toa", "rlb.uoa"},
     {"rlb.plugins"},
     {"rlb.model"},

@@ -10,7 +10,7 @@ import pytest
 
 from rlb.control.config import check, handler_params, run
 from rlb.model.model import SCOPES, CommandError, Model
-from rlb.commands import base as commands, configure, dpip, health, ipvsadm, show, users
+from rlb.commands import base as commands, configure, dpip, health, ipvsadm, routing, show, users
 from rlb.commands.base import Context, Reply, g
 from rlb.commands.definition import _Kw, _terminals, _Var
 from rlb.commands.grammar import ParseError
@@ -30,7 +30,7 @@ def test_grammar_self_check():
 def test_nodes():
     assert {n: g.nodes[n].parent for n in g.nodes} == {
         "exec": None, "dataplane": "exec", "view": "exec", "enable": "exec", "config": "exec",
-        "config-if": "config", "config-vs": "config", "pipe": None}
+        "config-if": "config", "config-vs": "config", "config-router": "config", "pipe": None}
     assert all(g.commands(n) for n in g.nodes)
 
 
@@ -65,7 +65,8 @@ def test_handlers_are_distinct_functions_of_the_module():
                                                              commands.do_exec)]
     assert len(set(handlers)) == len(handlers)
     assert all(h.__module__ in (commands.__name__, dpip.__name__, ipvsadm.__name__,
-                                users.__name__, configure.__name__, show.__name__, health.__name__)
+                                users.__name__, configure.__name__, show.__name__, health.__name__,
+                                routing.__name__)
                for h in handlers)
 
 

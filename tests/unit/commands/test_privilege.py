@@ -37,6 +37,8 @@ READONLY = {
     "show ip vs [stats|rate|connections|timeout]", "show ip route", "show ip neighbor",
     "show ip address", "show interface [WORD$dev] [stats]", "show version",
     "show startup-config", "terminal length (0-512)$n", "terminal width (0-512)$n",
+    "show routing vip", "show ip ospf neighbor", "show ip ospf route", "show ip route ospf",
+    "show bfd peers",
 }
 
 

@@ -1,0 +1,66 @@
+"""The FRR configuration written from rlb's `router ospf` (rlb.model.routing).
+
+The OSPF section speaks of rlb's ports (`interface dpdk1 point-to-point bfd`); FRR runs
+on their kni twins (dpdk1.kni), so the text for FRR says `interface dpdk1.kni`. The VIPs
+are never written here: rlb adds a prefix-list of the VIPs its services announce
+(`announce PORT`, rlb.routing.announce) and `redistribute connected route-map` of it, so
+ospfd announces exactly the VIPs that are on a kni at the moment.
+"""
+from __future__ import annotations
+
+from ipaddress import IPv4Address
+
+from rlb.health.config import DEFAULT_POLICY
+
+VIPS = "RLB-VIPS"              # FRR's prefix-list and route-map of the announced VIPs
+
+
+def announced_vips(model) -> list[IPv4Address]:
+    """The VIPs some service announces (`announce PORT`), sorted: the prefix-list."""
+    vips = {svc.vaddr for svc in model.services.table.values()
+            if svc.match is None and (svc.health or DEFAULT_POLICY).announce is not None}
+    return sorted(vips, key=int)
+
+
+def frr_configs(model, hostname: str) -> dict[str, str]:
+    """The FRR daemons and the configuration of each, for the model's `router ospf`
+    (empty without one)."""
+    ospf = model.routing.ospf
+    if ospf is None:
+        return {}
+    out = {"zebra": f"hostname {hostname}\n!\n"}
+    if ospf.bfd:
+        out["bfdd"] = "bfd\n!\n"
+    lines = [f"hostname {hostname}", "!"]
+    for port, s in ospf.interfaces:
+        lines.append(f"interface {model.ports[port].kni if port in model.ports else port}")
+        if s.point_to_point:
+            lines.append(" ip ospf network point-to-point")
+        if s.hello is not None:
+            lines.append(f" ip ospf hello-interval {s.hello}")
+        if s.dead is not None:
+            lines.append(f" ip ospf dead-interval {s.dead}")
+        if s.cost is not None:
+            lines.append(f" ip ospf cost {s.cost}")
+        if s.bfd:
+            lines.append(" ip ospf bfd")
+        if s.passive:
+            lines.append(" ip ospf passive")     # FRR 8's form of passive-interface
+        lines.append("!")
+    vips = announced_vips(model)
+    for i, vip in enumerate(vips):
+        lines.append(f"ip prefix-list {VIPS} seq {5 + i * 5} permit {vip}/32")
+    if not vips:                            # the list exists, and lets nothing through
+        lines.append(f"ip prefix-list {VIPS} seq 5 deny any")
+    lines += ["!", f"route-map {VIPS} permit 10", f" match ip address prefix-list {VIPS}", "!",
+              "router ospf"]
+    if ospf.router_id is not None:
+        lines.append(f" ospf router-id {ospf.router_id}")
+    for prefix, area in ospf.networks:
+        lines.append(f" network {prefix} area {area}")
+    lines.append(f" redistribute connected route-map {VIPS}")
+    if ospf.maximum_paths is not None:
+        lines.append(f" maximum-paths {ospf.maximum_paths}")
+    lines.append("!")
+    out["ospfd"] = "\n".join(lines) + "\n"
+    return out
