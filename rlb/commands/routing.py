@@ -148,7 +148,8 @@ def _frr(ctx):
     if router is None:
         raise CommandError("data plane not running")      # FRR runs beside the daemon
     if router.frr is None:
-        raise CommandError("no routing daemon runs (configure `router ospf`)")
+        raise CommandError("no routing daemon runs (configure `router ospf`)" +
+                           (f"; the last attempt: {router.problem}" if router.problem else ""))
     return router
 
 
@@ -156,6 +157,8 @@ def _frr_show(ctx, command: str, json_too: bool = True) -> Reply:
     """A show answered by FRR: its text, and its JSON as the data when it gives one."""
     router = _frr(ctx)
     text = router.vtysh(command)
+    if router.problem:                  # FRR runs, but refused the latest configuration
+        text += f"\n% the latest configuration was not applied: {router.problem}"
     data = None
     if json_too:
         try:

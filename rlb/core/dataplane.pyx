@@ -561,8 +561,9 @@ cdef class Engine:
             return 0
         for item in batch:
             slot, saddr, daddr, sport, dport, dest, port = item
-            if slot >= g.probe_cap:
-                raise DataplaneError(f"probe slot {slot} past the prober's {g.probe_cap}")
+            if slot >= g.probe_cap or dest >= <int>g.dest_cap or not 0 <= port < g.nports:
+                raise DataplaneError(f"probe slot {slot}, dest {dest} or port {port} out of "
+                                     f"range ({g.probe_cap}, {g.dest_cap}, {g.nports})")
             p = &g.probes[slot]
             p.seq = 0
             p.rounds += 1

@@ -276,16 +276,18 @@ cdef inline uint32_t lb_schedule(engine_t *e, worker_t *w, svc_t *s, uint32_t ca
     return d
 
 cdef inline int lb_adopts(engine_t *e, worker_t *w, svc_t *s, uint32_t saddr,
-                          uint16_t sport) noexcept nogil:
+                          uint16_t sport, uint8_t flags) noexcept nogil:
     """A TCP segment other than a SYN with no connection: a flow that began elsewhere
     (ECMP moved it from another LB, or this one restarted). A service whose scheduler
     follows a table of the client's hash (sh, mh, conhash: every LB with the same real
     servers builds the same table, rlb/sched/builtin.py) takes it on when the server
     the table names is reached by DR or Tunnel: that server holds the flow, and its
     answers never pass us. Other modes rewrite what the server saw at the SYN (FNAT's
-    local port and sequence numbers, NAT's tuple): their flows cannot move, as in LVS."""
+    local port and sequence numbers, NAT's tuple): their flows cannot move, as in LVS.
+    Only a plain ACK (with or without data) opens one: a reset or a FIN of a flow we
+    never saw is dropped, as before."""
     cdef uint32_t d
-    if s.table == NULL:
+    if s.table == NULL or (flags & (TH_SYN | TH_RST | TH_FIN)) or not (flags & TH_ACK):
         return 0
     d = e.scheds[s.sched].select(e, w, s, saddr, sport)
     return d != NONE32 and e.modes[w.dests[d].mode] != NULL and \
@@ -428,7 +430,7 @@ cdef inline int lb_input(engine_t *e, worker_t *w, uint8_t port, rte_mbuf *m,
             if owner != w.id:
                 return redirect(e, w, owner, port, m)
         if proto == IPPROTO_TCP and (flags & (TH_SYN | TH_ACK | TH_RST)) != TH_SYN:
-            if not lb_adopts(e, w, s, saddr, sport):
+            if not lb_adopts(e, w, s, saddr, sport, flags):
                 drop(w, m, R_CONN_MISS)
                 return 1
             w.ct_stats[CT_ADOPTED] += 1

@@ -323,8 +323,11 @@ class Monitor:
             if got is None:
                 continue
             key, _, started, _ = got
-            self._conclude(key, Result(True, latency) if is_open else
-                           Result(False, latency, "connection refused"), started)
+            try:
+                self._conclude(key, Result(True, latency) if is_open else
+                               Result(False, latency, "connection refused"), started)
+            except Exception:               # one answer's trouble: the others still count
+                log.exception("health check %s: its answer could not be counted", key)
         heap = self._deadlines
         while heap and heap[0][0] <= now:
             _, slot, key = heapq.heappop(heap)

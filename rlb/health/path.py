@@ -32,7 +32,11 @@ log = logging.getLogger("rlb.health")
 
 # The kernel side, in the LB's own namespace
 TABLE_BASE = 29200            # the routing table of port index i: TABLE_BASE + i
-RULE_PRIORITY = 100           # after `local` (0), before `main` (32766)
+RULE_PRIORITY = 100           # before `main` (32766) and, once moved, `local`
+# While probe rules exist, the kernel's `local` rule (priority 0) is moved after them: a
+# VIP the LB's kernel also holds (on a kni: an announced VIP, rlb.routing.announce) must
+# not take a probe to it away from the data plane (DR and Tunnel probes go to the VIP)
+LOCAL_TABLE, LOCAL_FIRST, LOCAL_MOVED = 255, 0, 200
 GATEWAY = "169.254.0.1"       # link-local: only ever a permanent neighbour of a kni
 NUD_PERMANENT = 0x80          # linux/neighbour.h
 RTNH_F_ONLINK = 4             # linux/rtnetlink.h: the gateway is on the link as it is
@@ -68,6 +72,7 @@ class _Kernel:
     ports: dict = field(default_factory=dict)      # port name -> (ifindex, table)
     addrs: dict = field(default_factory=dict)      # IPv4Address -> ifindex (added by us)
     rules: dict = field(default_factory=dict)      # IPv4Address -> table
+    local_moved: bool = False                      # the `local` rule at LOCAL_MOVED
 
 
 class ProbePaths:
@@ -177,7 +182,8 @@ class ProbePaths:
 
     def close(self) -> None:
         """Remove everything sync() made (the daemon's stop; `no-kni`)."""
-        if self.kernel.ports or self.kernel.rules or self.kernel.addrs:
+        if self.kernel.ports or self.kernel.rules or self.kernel.addrs or \
+                self.kernel.local_moved:
             for p in _in_thread(lambda ipr: self._apply(ipr, {})):
                 log.warning("health probe path: %s", p)
 
@@ -233,7 +239,20 @@ class ProbePaths:
             if ip not in k.rules:
                 _rules(ipr, ADD, ip, table, problems)
                 k.rules[ip] = table
+        _local_rule(ipr, k, bool(k.rules), problems)
         return problems
+
+
+def _local_rule(ipr, k: _Kernel, after: bool, problems: list[str]) -> None:
+    """The kernel's `local` rule after the probe rules (after=True), or back first."""
+    if after == k.local_moved:
+        return
+    new, old = (LOCAL_MOVED, LOCAL_FIRST) if after else (LOCAL_FIRST, LOCAL_MOVED)
+    if _quiet(problems, f"rule {new} lookup local", ipr.rule, ADD, table=LOCAL_TABLE,
+              priority=new) and \
+            _quiet(problems, f"rule {old} lookup local", ipr.rule, DEL, table=LOCAL_TABLE,
+                   priority=old):
+        k.local_moved = after
 
 
 def _rules(ipr, cmd: str, ip: IPv4Address, table: int, problems: list[str]) -> None:

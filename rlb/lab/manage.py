@@ -117,6 +117,8 @@ def up(name: str | Topology, workers: int = 1, lb: bool = True, force: bool = Fa
                 log(f"rlb daemon up in {ns_name(node)} (control socket "
                     f"{state.lb_sock(node)})")
             if tutorial:
+                st["tutorial"] = True
+                state.save(st)
                 for node in topo.lbs:
                     saved = apply_tutorial(topo, node)
                     what = "the LB" if len(topo.lbs) == 1 else node
@@ -182,7 +184,8 @@ def _down(log: Log) -> bool:
         log(f"stopped stray processes in lab namespaces: {' '.join(map(str, swept))}")
     gone = netns.destroy(present)
     _clean_files()
-    procs.clear_stale_sock()
+    for lb in {lb for t in topologies.TOPOLOGIES for lb in t.lbs}:
+        procs.clear_stale_sock(lb)
     if gone:
         log(f"lab {st.get('topology', '(unrecorded)')} is down: removed {' '.join(gone)}")
     elif st:
@@ -258,6 +261,11 @@ def restart_lb(log: Log = _quiet, node: str | None = None) -> dict:
         rec = procs.respawn_lb(topo, old)
         st["processes"][node] = rec
         state.save(st)
+        if st.get("tutorial") and topo.node(node).kni:
+            # its kni taps are new: the tutorial's kernel side again (its FRR, still
+            # running, finds the interface back)
+            for line in topo.node(node).kni:
+                netns.run("ip", "-n", ns_name(node), *line.split())
         log(f"rlb daemon up again in {ns_name(node)} (pid {rec['pid']}) with {source}")
         return rec
 

@@ -273,8 +273,12 @@ def start_frr(node: str, configs: tuple[tuple[str, str], ...]) -> dict[str, dict
     except RoutingError as e:
         frr.stop()
         raise LabError(f"FRR on {node}: {e}") from None
-    return {f"{daemon}@{node}": {**state.record(frr.pid(daemon)), "kind": "frr", "node": node}
-            for daemon in frr.daemons}
+    out = {}
+    for daemon in frr.daemons:
+        pid = frr.pid(daemon) or (frr.procs[daemon].pid if daemon in frr.procs else None)
+        if pid is not None:
+            out[f"{daemon}@{node}"] = {**state.record(pid), "kind": "frr", "node": node}
+    return out
 
 
 def vtysh(node: str, *commands: str) -> str:

@@ -105,7 +105,9 @@ class Announcer:
                 continue
             key = (svc.vaddr, policy.announce)
             up = self.monitor.service_up(svc.key) if self.monitor is not None else None
-            up = True if up is None else up
+            if up is None:
+                # no health (up), or health not known yet: not announced before it is
+                up = not (svc.checked and self.monitor is not None)
             was = out.get(key)
             name = f"service {svc} {'up' if up else 'down'}"
             if self.drained:

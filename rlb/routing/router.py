@@ -13,6 +13,8 @@ import asyncio
 import logging
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 from rlb.control import paths
@@ -24,6 +26,7 @@ log = logging.getLogger("rlb.routing")
 FRR_RELOAD = "/usr/lib/frr/frr-reload.py"
 RELOAD_TIMEOUT = 60.0
 SUPERVISE_EVERY = 5.0           # seconds between two looks for a dead daemon
+RETRY_REFUSED = 60.0            # seconds before a configuration FRR refused is tried again
 
 
 class Router:
@@ -36,6 +39,8 @@ class Router:
         self.frr: Frr | None = None
         self.applied: dict[str, str] = {}
         self.problem: str | None = None          # the last failure, in FRR's words
+        self._failed: tuple[dict, float] | None = None   # (what failed, when)
+        self._lock = threading.Lock()            # a sync (a thread) and stop() never overlap
         self._wake = asyncio.Event()
         self._wake.set()
         model.routing.listeners.append(self._wake.set)
@@ -44,21 +49,29 @@ class Router:
 
     # -- one sync ---------------------------------------------------------------------
 
-    def sync(self) -> None:
-        """Make the daemons what the configuration says; a failure is logged and kept
-        in `problem` (show), never raised to the loop."""
-        want = frr_configs(self.model, self.instance)
-        try:
-            if want == self.applied and (self.frr is None or not self.frr.dead()):
-                return
-            if not want:
-                self.stop()
-                return
-            self._apply(want)
-            self.applied, self.problem = want, None
-        except (RoutingError, OSError, subprocess.SubprocessError) as e:
-            self.problem = str(e)
-            log.error("routing: %s", e)
+    def sync(self, want: dict[str, str] | None = None) -> None:
+        """Make the daemons what the configuration says (`want`: its FRR text, made on
+        the event loop, where the model changes); a failure is logged and kept in
+        `problem` (shown by FRR's shows), never raised, and a configuration FRR refused
+        is not tried again for RETRY_REFUSED seconds unless it changes."""
+        if want is None:
+            want = frr_configs(self.model, self.instance)
+        with self._lock:
+            try:
+                if want == self.applied and (self.frr is None or not self.frr.dead()):
+                    return
+                if self._failed is not None and self._failed[0] == want and \
+                        time.monotonic() - self._failed[1] < RETRY_REFUSED:
+                    return
+                if not want:
+                    self._stop()
+                    return
+                self._apply(want)
+                self.applied, self.problem, self._failed = want, None, None
+            except Exception as e:          # FRR missing or refusing, a bad file: said
+                self.problem = str(e) or type(e).__name__
+                self._failed = (want, time.monotonic())
+                log.error("routing: %s", self.problem)
 
     def _apply(self, want: dict[str, str]) -> None:
         if self.frr is None:
@@ -66,10 +79,11 @@ class Router:
         frr = self.frr
         first = not self.applied
         frr.set_daemons(tuple(want))          # bfdd in or out with BFD
+        adopted = first and frr.dead() != list(frr.daemons)   # left by a killed rlb
         if first or frr.dead():
             frr.start(want)                   # the files, and the daemons not running
             log.info("routing: FRR %s running in %s", " ".join(frr.daemons), self.dir)
-        if not first:
+        if not first or adopted:              # what runs may hold an older configuration
             self._reload(frr, want)
 
     def _reload(self, frr: Frr, want: dict[str, str]) -> None:
@@ -97,9 +111,18 @@ class Router:
             except TimeoutError:
                 pass
             self._wake.clear()
-            await asyncio.to_thread(self.sync)
+            try:
+                want = frr_configs(self.model, self.instance)
+                await asyncio.to_thread(self.sync, want)
+            except Exception:                   # never let the supervision end
+                log.exception("routing: sync failed")
 
     def stop(self) -> None:
+        """The daemon stops: FRR stops (after a sync under way has ended)."""
+        with self._lock:
+            self._stop()
+
+    def _stop(self) -> None:
         if self.frr is not None:
             self.frr.stop()
             log.info("routing: FRR stopped")
@@ -108,12 +131,14 @@ class Router:
 
     # -- FRR's answers ----------------------------------------------------------------
 
-    def vtysh(self, command: str) -> str:
+    def _running(self) -> Frr:
         if self.frr is None:
-            raise RoutingError("no routing daemon runs (configure `router ospf`)")
-        return self.frr.vtysh(command)
+            raise RoutingError("no routing daemon runs (configure `router ospf`)" +
+                               (f"; the last attempt: {self.problem}" if self.problem else ""))
+        return self.frr
+
+    def vtysh(self, command: str) -> str:
+        return self._running().vtysh(command)
 
     def json(self, command: str):
-        if self.frr is None:
-            raise RoutingError("no routing daemon runs (configure `router ospf`)")
-        return self.frr.json(command)
+        return self._running().json(command)

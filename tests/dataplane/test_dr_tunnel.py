@@ -527,6 +527,15 @@ def test_a_mid_flow_segment_of_a_dr_mh_service_goes_where_the_table_says(bench):
     assert f is not None and Ether(f).dst == DR_RS[rs]
 
 
+def test_a_reset_or_fin_of_a_flow_never_seen_is_not_adopted(bench):
+    before = bench.reasons()["conn_miss"]
+    for port, flags in ((43010, "R"), (43011, "FA"), (43012, "RA")):
+        bench.lan.send(bench.dr_client(port, 83, tcp=flags))
+        assert bench.recv(bench.lan, lambda p: IP in p and TCP in p and
+                          p[TCP].sport == port, timeout=0.5) is None, flags
+    assert bench.reasons()["conn_miss"] == before + 3
+
+
 def test_a_mid_flow_segment_of_a_round_robin_service_is_still_dropped(bench):
     before = bench.reasons()["conn_miss"]
     bench.lan.send(bench.dr_client(43003, 80, tcp="A"))

@@ -402,6 +402,31 @@ def test_the_daemon_s_checks_find_a_dr_server_without_the_vip_down(labs):
     assert wait(lambda: health()[rs2]["state"] == "UP"), health()
 
 
+def local_rule_priorities(node="lb"):
+    r = in_node(node, "ip", "-j", "rule")
+    return sorted(x["priority"] for x in json.loads(r.stdout or "[]")
+                  if str(x.get("table")) == "local")
+
+
+def test_a_vip_the_lb_s_kernel_holds_does_not_take_the_probes(labs):
+    """An announced VIP is on the LB's own kni (rlb.routing.announce): the kernel's
+    `local` rule comes after the probe rules, so an HTTP check of a DR server (a kernel
+    socket to VIP:80) still goes to the server, not to the LB's own kernel."""
+    lb = labs.use("dr-one-arm", 2)
+    vip, rs1, rs2 = lb.topo.vip, "192.168.100.2:80", "192.168.100.3:80"
+    configure(f"virtual-server tcp {vip}:80",
+              *(f" real-server {rs} check http interval 0.5 timeout 0.4 fall 1"
+                for rs in (rs1, rs2)))
+    assert wait(lambda: local_rule_priorities() == [200]), local_rule_priorities()
+    in_node("lb", "ip", "addr", "add", f"{vip}/32", "dev", "dpdk0.kni")
+    try:
+        time.sleep(1.5)                              # three checks of each server
+        assert wait(lambda: {s["state"] for s in health().values()} == {"UP"}), health()
+        assert all(s["last"] == "ok" for s in health().values()), health()
+    finally:
+        in_node("lb", "ip", "addr", "del", f"{vip}/32", "dev", "dpdk0.kni")
+
+
 # ------------------------------------------------------------------- sync and close
 
 def test_the_kernel_side_follows_the_configuration_and_goes_with_the_daemon(labs):
@@ -413,6 +438,7 @@ def test_the_kernel_side_follows_the_configuration_and_goes_with_the_daemon(labs
     line = f"ipvsadm -D -t {lb.topo.vip}:80"
     assert subprocess.run(RLB + ["-c", line], capture_output=True, timeout=60).returncode == 0
     assert wait(lambda: kernel_state() == ([], [], [], [])), kernel_state()
+    assert local_rule_priorities() == [0]            # back first, as the kernel had it
     for cmd in lb.topo.lb_script:
         if cmd.startswith("ipvsadm"):
             assert subprocess.run(RLB + ["-c", cmd], capture_output=True,

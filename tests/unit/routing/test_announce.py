@@ -50,7 +50,7 @@ class Monitor:
         self.service_listeners: list = []
 
     def service_up(self, key):
-        return self.up.get(key)
+        return self.up.get(key, True)
 
 
 def setup(extra=""):
@@ -151,4 +151,16 @@ def test_drain_withdraws_everything_and_undrain_brings_it_back_after_the_hold_do
     assert kernel.addrs == set()                     # its hold-down first
     now[0] = 12.0
     a.step()
+    assert kernel.addrs == {("dpdk1.kni", "123.1.2.3")}
+
+
+def test_nothing_is_announced_before_health_has_spoken():
+    """A service with health (here: its `announce` policy) whose state the monitor does
+    not know yet (its first sync to come) is not announced, then is."""
+    model, mon, kernel, a = setup()
+    mon.up[WEB] = None
+    a.step(1.0)
+    assert kernel.addrs == set()
+    mon.up[WEB] = True
+    a.step(2.0)
     assert kernel.addrs == {("dpdk1.kni", "123.1.2.3")}
