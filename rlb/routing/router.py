@@ -123,11 +123,11 @@ class Router:
             self._stop()
 
     def _stop(self) -> None:
-        if self.frr is not None:
-            self.frr.stop()
-            log.info("routing: FRR stopped")
-        self.frr = None
+        frr, self.frr = self.frr, None       # the shows say so from now on
         self.applied = {}
+        if frr is not None:
+            frr.stop()
+            log.info("routing: FRR stopped")
 
     # -- FRR's answers ----------------------------------------------------------------
 

@@ -1,0 +1,212 @@
+#!/usr/bin/env python3
+"""What a client sees when one LB of an OSPF/ECMP cluster fails or is taken out, in the
+lab's fnat-ospf-two-arm (real FRR: switch, lb1, lb2; BFD 100 ms x 3), one run:
+
+  cold   `rlb lab up fnat-ospf-two-arm --tutorial` until the switch has both nexthops
+  (a)    all real servers of lb1's service fail their checks (MISC on a file, interval
+         0.5, fall 1): lb1 withdraws the VIP (`announce dpdk1`)
+  (e)    `routing drain` on lb1
+  (b)    kill -9 of lb1's daemon (BFD beside OSPF)
+
+The client (a prober in its namespace, this file with --prober) opens a new TCP
+connection to the VIP every 20 ms from the next source port (the switch hashes each
+5-tuple to one LB), sends a request and waits 200 ms for the answer. Per event: the
+failed requests, the window from the event to the last failed one, and when the switch
+had one nexthop. Half the flows hash to lb2 and never notice: the window is how long
+lb1's flows failed.
+
+Not measured here (the issue lists them; see bench/README.md): OSPF without BFD (the
+tutorial's dead interval, 40 s), BGP with and without bfdd (no BGP yet), flows across
+an ECMP change for DR+mh (tests/dataplane/test_dr_tunnel.py has the mechanism).
+
+    sudo .venv/bin/python bench/failover.py           # ~2 min
+
+Writes bench/results/failover.md (and .json).
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from common import BenchError, add_output_options, finish, log  # noqa: E402
+
+TOPO = "fnat-ospf-two-arm"
+VIP = "123.1.2.3"
+INTERVAL, TIMEOUT = 0.02, 0.2          # the prober's pace and patience (s)
+WINDOW = 8.0                           # seconds of probing around each event
+PORT0 = 20000
+
+
+# ------------------------------------------------------------------------- prober
+
+def prober_main(seconds: float) -> int:
+    """In the client's namespace: a request every INTERVAL from the next source port;
+    one JSON line per request: [send time (CLOCK_MONOTONIC), answered]."""
+    end = time.monotonic() + seconds
+    port = PORT0
+    out = sys.stdout
+    while time.monotonic() < end:
+        t0 = time.monotonic()
+        ok = False
+        s = socket.socket()
+        try:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind(("0.0.0.0", port))
+            s.settimeout(TIMEOUT)
+            s.connect((VIP, 80))
+            s.sendall(b"GET / HTTP/1.0\r\n\r\n")
+            ok = len(s.recv(64)) > 0          # the server answered
+        except OSError:
+            ok = False
+        finally:
+            s.close()
+        out.write(json.dumps([t0, ok]) + "\n")
+        out.flush()
+        port = PORT0 + (port - PORT0 + 1) % 20000
+        time.sleep(max(0.0, INTERVAL - (time.monotonic() - t0)))
+    return 0
+
+
+class Prober:
+    def __init__(self, python: str, seconds: float):
+        self.p = subprocess.Popen(["ip", "netns", "exec", "rlb-client", python,
+                                   os.path.abspath(__file__), "--prober", str(seconds)],
+                                  stdout=subprocess.PIPE, text=True)
+
+    def results(self) -> list[tuple[float, bool]]:
+        out, _ = self.p.communicate(timeout=WINDOW + 30)
+        return [tuple(json.loads(line)) for line in out.splitlines() if line.strip()]
+
+
+def outage(samples, t_event: float) -> dict:
+    after = [(t, ok) for t, ok in samples if t >= t_event]
+    failed = [t for t, ok in after if not ok]
+    return {"requests": len(after), "failed": len(failed),
+            "window_ms": round((max(failed) - t_event) * 1000 + INTERVAL * 1000)
+            if failed else 0}
+
+
+# ------------------------------------------------------------------------- the lab
+
+def nexthops() -> list[str]:
+    r = subprocess.run(["ip", "-n", "rlb-switch", "-j", "route", "show", f"{VIP}/32"],
+                       capture_output=True, text=True)
+    routes = json.loads(r.stdout or "[]")
+    if not routes:
+        return []
+    return sorted(h["gateway"] for h in routes[0].get("nexthops", [])) or \
+        [routes[0].get("gateway")]
+
+
+def until(pred, timeout: float, step: float = 0.01) -> float | None:
+    """Seconds until pred() held, None if it did not within timeout."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        if pred():
+            return time.monotonic() - t0
+        time.sleep(step)
+    return None
+
+
+def rlb(instance: str, *lines: str) -> str:
+    args = [sys.executable, "-m", "rlb", "-N", instance]
+    for line in lines:
+        args += ["-c", line]
+    r = subprocess.run(args, capture_output=True, text=True, timeout=60)
+    if r.returncode:
+        raise BenchError(f"rlb -N {instance} {lines}: {r.stdout}{r.stderr}")
+    return r.stdout
+
+
+def event(name: str, python: str, act, restore=None) -> dict:
+    """Probe, act at 1 s, measure; then restore and wait for both nexthops again."""
+    p = Prober(python, WINDOW)
+    time.sleep(1.0)
+    t0 = time.monotonic()
+    act()
+    one = until(lambda: len(nexthops()) == 1, WINDOW - 1.5)
+    samples = p.results()
+    res = {"event": name, **outage(samples, t0),
+           "one_nexthop_ms": round(one * 1000) if one is not None else None}
+    log(f"{name}: {res}")
+    if restore is not None:
+        restore()
+        back = until(lambda: len(nexthops()) == 2, 60, step=0.1)
+        res["both_back_s"] = round(back, 1) if back is not None else None
+    return res
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--prober", type=float, help=argparse.SUPPRESS)
+    add_output_options(ap)
+    opts = ap.parse_args()
+    if opts.prober:
+        return prober_main(opts.prober)
+    if os.geteuid() != 0:
+        raise SystemExit("bench/failover.py needs root (the lab's namespaces)")
+    from rlb import lab
+    logdir = tempfile.mkdtemp(prefix="rlbbf-")
+    flag = os.path.join(logdir, "up")
+    open(flag, "w").close()
+    started = _dt.datetime.now().isoformat(timespec="seconds")
+    results, cold = [], None
+    lab.down()
+    try:
+        t0 = time.monotonic()
+        lab.up(TOPO, tutorial=True)
+        up = time.monotonic() - t0
+        two = until(lambda: len(nexthops()) == 2, 90, step=0.1)
+        cold = {"lab_up_s": round(up, 1), "then_two_nexthops_s": round(two, 1) if two else None}
+        log(f"cold start: {cold}")
+        check = f'check misc command "test -f {flag}" interval 0.5 fall 1'
+        rlb("lb1", "configure", f"virtual-server tcp {VIP}:80", "announce dpdk1",
+            f"real-server 192.168.100.2:80 {check}", f"real-server 192.168.100.3:80 {check}",
+            "commit")
+        time.sleep(3)
+        results.append(event("(a) lb1's service down (checks, fall 1 x 0.5 s)", opts.python,
+                             lambda: os.unlink(flag), lambda: open(flag, "w").close()))
+        results.append(event("(e) routing drain on lb1", opts.python,
+                             lambda: rlb("lb1", "routing drain"),
+                             lambda: rlb("lb1", "routing undrain")))
+        rec = lab.status()["processes"]["lb1"]
+        results.append(event("(b) kill -9 of lb1's daemon, BFD 100 ms x 3", opts.python,
+                             lambda: os.kill(rec["pid"], signal.SIGKILL)))
+    except (BenchError, lab.LabError) as e:
+        log(f"error: {e}")
+        results.append({"error": str(e)})
+    finally:
+        lab.down()
+    md = ["# bench/failover.py, " + started, "",
+          f"Lab {TOPO}: a client opens a connection to {VIP}:80 every "
+          f"{INTERVAL * 1000:.0f} ms (new source port each, {TIMEOUT * 1000:.0f} ms to "
+          "answer); the switch hashes per 5-tuple, so about half go to lb1.", "",
+          "| event | requests after it | failed | window (event -> last failure) | "
+          "switch at one nexthop | both back after |", "|---|---:|---:|---:|---:|---:|"]
+    for r in results:
+        if "error" in r:
+            md.append(f"| error: {r['error']} | | | | | |")
+            continue
+        md.append(f"| {r['event']} | {r['requests']} | {r['failed']} | {r['window_ms']} ms | "
+                  f"{r['one_nexthop_ms']} ms | {r.get('both_back_s', '-')} s |")
+    if cold:
+        md += ["", f"Cold start: `rlb lab up {TOPO} --tutorial` took {cold['lab_up_s']} s, "
+               f"then {cold['then_two_nexthops_s']} s until the switch had both nexthops "
+               "(OSPF hello 10 s, FRR 8.4's 5 s between router-LSAs)."]
+    finish(opts, "failover", {"started": started, "cold": cold, "events": results},
+           "\n".join(md) + "\n", logdir)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
