@@ -88,6 +88,9 @@ class Router:
 
     def _reload(self, frr: Frr, want: dict[str, str]) -> None:
         """Apply the new configuration as a difference to the running daemons."""
+        if not Path(FRR_RELOAD).is_file():
+            raise RoutingError(f"{FRR_RELOAD} is missing: apt-get install frr-pythontools "
+                               "(rlb applies a change to running daemons with it)")
         for daemon, text in want.items():
             frr.conf(daemon).write_text(text)
         whole = self.dir / "frr.conf"
