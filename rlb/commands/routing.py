@@ -143,53 +143,41 @@ def ospf_no_interface(ctx, dev):
 # --------------------------------------------------------------------- FRR's own shows
 
 
-def _frr(ctx):
+# The shows FRR answers itself, each the same vtysh line: (its line, what it shows)
+FRR_SHOWS = (
+    ("show ip ospf neighbor", "OSPF neighbours, as FRR's ospfd has them"),
+    ("show ip ospf route", "Routes OSPF computed (FRR's ospfd)"),
+    ("show ip route ospf", "The routes OSPF gave FRR's zebra (the kernel side: the kni)"),
+    ("show bfd peers", "BFD sessions (FRR's bfdd)"),
+)
+
+
+def _frr_show(ctx, command: str) -> Reply:
+    """A show answered by FRR: its text, and its JSON as the data when it gives one. The
+    router says when no FRR runs (RoutingError is a CommandError)."""
     router = ctx.model.router
     if router is None:
         raise CommandError("data plane not running")      # FRR runs beside the daemon
-    if router.frr is None:
-        raise CommandError("no routing daemon runs (configure `router ospf`)" +
-                           (f"; the last attempt: {router.problem}" if router.problem else ""))
-    return router
-
-
-def _frr_show(ctx, command: str, json_too: bool = True) -> Reply:
-    """A show answered by FRR: its text, and its JSON as the data when it gives one."""
-    router = _frr(ctx)
     text = router.vtysh(command)
     if router.problem:                  # FRR runs, but refused the latest configuration
         text += f"\n% the latest configuration was not applied: {router.problem}"
-    data = None
-    if json_too:
-        try:
-            data = router.json(command)
-        except CommandError:
-            data = None
-    return Reply(text.rstrip("\n"), data if data is not None else {"text": text})
+    try:
+        data = router.json(command)
+    except CommandError:
+        data = {"text": text}           # a show FRR has no JSON for
+    return Reply(text.rstrip("\n"), data)
 
 
-@g.command("show ip ospf neighbor", node=ROOT, readonly=True)
-def show_ospf_neighbor(ctx):
-    """OSPF neighbours, as FRR's ospfd has them."""
-    return _frr_show(ctx, "show ip ospf neighbor")
+def _frr_command(line: str, doc: str) -> None:
+    def handler(ctx):
+        return _frr_show(ctx, line)
+    handler.__name__ = handler.__qualname__ = "show_" + "_".join(line.split()[1:])
+    handler.__doc__ = doc
+    g.command(line, node=ROOT, readonly=True)(handler)
 
 
-@g.command("show ip ospf route", node=ROOT, readonly=True)
-def show_ospf_route(ctx):
-    """Routes OSPF computed (FRR's ospfd)."""
-    return _frr_show(ctx, "show ip ospf route")
-
-
-@g.command("show ip route ospf", node=ROOT, readonly=True)
-def show_frr_route(ctx):
-    """The routes OSPF gave FRR's zebra (the kernel side of the LB: the kni)."""
-    return _frr_show(ctx, "show ip route ospf")
-
-
-@g.command("show bfd peers", node=ROOT, readonly=True)
-def show_bfd_peers(ctx):
-    """BFD sessions (FRR's bfdd)."""
-    return _frr_show(ctx, "show bfd peers")
+for _line, _doc in FRR_SHOWS:
+    _frr_command(_line, _doc)
 
 
 def _vip_text(rows) -> str:
@@ -236,4 +224,5 @@ def routing_undrain(ctx):
     """Announce the VIPs again as their services' health says (each after its hold-down)."""
     a = _announcer(ctx)
     a.drain(False)
-    return Reply(_vip_text(a.view()), a.view())
+    rows = a.view()
+    return Reply(_vip_text(rows), rows)

@@ -50,8 +50,7 @@ class RoutingError(CommandError):
 
 def installed(bin_dir: Path = FRR_BIN) -> None:
     """Raise a RoutingError saying how to install FRR when it is missing."""
-    missing = [d for d in ("zebra",) if not (bin_dir / d).is_file()]
-    if missing or shutil.which(VTYSH) is None:
+    if not (bin_dir / "zebra").is_file() or shutil.which(VTYSH) is None:
         raise RoutingError(f"FRR is not installed ({bin_dir / 'zebra'} or {VTYSH} missing): "
                            "apt-get install frr (Debian 12: FRR 8.4)")
 
