@@ -122,10 +122,13 @@ async def _serve(model, sock: str, instance: str) -> None:
         loop.add_signal_handler(sig, stop.set)
     from rlb.health.monitor import Monitor
     from rlb.routing.announce import Announcer
+    from rlb.routing.exabgp import Speaker
     from rlb.routing.router import Router
     monitor = Monitor(model)
     announcer = Announcer(model, monitor)
     router = Router(model, instance)
+    speaker = Speaker(model, instance)
+    announcer.speakers.append(speaker)
     server = ControlServer(model, sock, host=instance)
     await server.start()
     ssh = await _start_ssh(model, instance)
@@ -133,12 +136,15 @@ async def _serve(model, sock: str, instance: str) -> None:
     checks = asyncio.create_task(monitor.run())
     announcing = asyncio.create_task(announcer.run())
     routing = asyncio.create_task(router.run())
+    bgp = asyncio.create_task(speaker.run())
     try:
         await stop.wait()
     finally:
         # the routes go first: the neighbours move the flows away while we still serve
         announcing.cancel()
         announcer.stop()
+        bgp.cancel()
+        await speaker.stop()
         routing.cancel()
         await asyncio.to_thread(router.stop)
         checks.cancel()

@@ -224,10 +224,11 @@ g.node(VIEW, parent="exec", prompt="{host}>")
 g.node(ENABLE, parent="exec", prompt="{host}#")
 g.node(CONFIG, parent="exec", prompt="{host}(config)#")
 # configuration mode's sections (rlb/commands/configure.py; health.py adds to VS)
-IF, VS, OSPF = "config-if", "config-vs", "config-router"
+IF, VS, OSPF, BGP = "config-if", "config-vs", "config-router", "config-router-bgp"
 g.node(IF, parent=CONFIG, prompt="{host}(config-if)#")
 g.node(VS, parent=CONFIG, prompt="{host}(config-vs)#")
 g.node(OSPF, parent=CONFIG, prompt="{host}(config-router)#")
+g.node(BGP, parent=CONFIG, prompt="{host}(config-router)#")       # FRR's prompt for both
 EXEC_MODES = (VIEW, ENABLE)
 
 

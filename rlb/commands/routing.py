@@ -6,9 +6,9 @@ import time
 
 from dataclasses import replace
 
-from rlb.commands.base import CONFIG, OSPF, ROOT, ROUTING, Reply, Shown, g
+from rlb.commands.base import BGP, CONFIG, OSPF, ROOT, ROUTING, Reply, Shown, g
 from rlb.errors import CommandError
-from rlb.model.routing import Ospf, OspfInterface
+from rlb.model.routing import Bgp, BgpNeighbor, Ospf, OspfInterface
 
 g.words(**{
     "routing": "Route announcement of the VIPs",
@@ -28,6 +28,13 @@ g.words(**{
     "bfd": "A BFD session with each neighbour (FRR's bfdd): a dead neighbour in ~1 s",
     "passive": "Announce the interface's networks, send no hellos",
     "peers": "BFD peers",
+    "frr": "A line of FRR's own for this section, passed as typed (FRR checks it at commit)",
+    "bgp": "BGP (exabgp, run by rlb; FRR's bfdd beside it for BFD)",
+    "remote-as": "The neighbour's AS",
+    "timers": "BGP keepalive and hold time",
+    "update-source": "Our address for the session (default: the kernel's choice)",
+    "multiplier": "BFD packets missed before the neighbour is down",
+    "summary": "BGP sessions (exabgp's neighbours) and the routes sent",
 })
 
 # --------------------------------------------------------------------- router ospf
@@ -138,6 +145,205 @@ def ospf_no_interface(ctx, dev):
     if _ospf(ctx).interface(dev) is None:
         raise CommandError(f"interface {dev} is not in router ospf")
     return _set_ospf(ctx, _ospf(ctx).with_interface(dev, None))
+
+
+@g.command("frr LINE$line", node=OSPF, key=("line",),
+           show=lambda model, ospf: [{"line": x} for x in ospf.frr],
+           help={"line": "FRR's words (`area 0.0.0.1 stub`, `auto-cost reference-bandwidth "
+                         "1000`), under its `router ospf`"})
+def ospf_frr(ctx, line):
+    """What this section does not say in its own words, in FRR's: written under FRR's
+    `router ospf` as typed; a line FRR does not take is refused at commit, in its words."""
+    line = " ".join(line.split())
+    if line in _ospf(ctx).frr:
+        return Reply()
+    return _set_ospf(ctx, replace(_ospf(ctx), frr=_ospf(ctx).frr + (line,)))
+
+
+@g.command("no frr LINE$line", node=OSPF, help={"line": "The line, as typed"})
+def ospf_no_frr(ctx, line):
+    line = " ".join(line.split())
+    if line not in _ospf(ctx).frr:
+        raise CommandError(f"frr {line!r} is not in router ospf")
+    return _set_ospf(ctx, replace(_ospf(ctx), frr=tuple(x for x in _ospf(ctx).frr
+                                                        if x != line)))
+
+
+# --------------------------------------------------------------------- router bgp
+
+
+def _bgp(ctx) -> Bgp:
+    if ctx.model.routing.bgp is None:
+        raise CommandError("no router bgp: `router bgp ASN` first")
+    return ctx.model.routing.bgp
+
+
+def _set_bgp(ctx, bgp: Bgp) -> Reply:
+    ctx.model.routing.set_bgp(bgp)
+    return Reply()
+
+
+@g.command("router bgp (1-4294967295)$asn", node=CONFIG, opens=BGP,
+           show=lambda model, _: [Shown({"asn": model.routing.bgp.asn}, model.routing.bgp,
+                                        (ROUTING,), bare=True)]
+           if model.routing.bgp is not None else [],
+           help={"asn": "This LB's AS number"})
+def router_bgp(ctx, asn):
+    """BGP for this LB: exabgp in its namespace, configured from this section, announcing
+    the VIPs of the services with `announce` (next-hop self); BFD with a neighbour by
+    FRR's bfdd beside it."""
+    bgp = ctx.model.routing.bgp
+    if bgp is not None and bgp.asn != asn:
+        raise CommandError(f"BGP runs as AS {bgp.asn}: `no router bgp` first")
+    if bgp is None:
+        ctx.model.routing.set_bgp(Bgp(asn))
+    ctx.node = BGP
+    return Reply()
+
+
+@g.command("no router bgp [(1-4294967295)$asn]", node=CONFIG, help={"asn": "Its AS number"})
+def no_router_bgp(ctx, asn):
+    bgp = ctx.model.routing.bgp
+    if bgp is None or (asn is not None and asn != bgp.asn):
+        raise CommandError(f"no router bgp {asn or ''}".rstrip() + " is configured")
+    ctx.model.routing.set_bgp(None)
+    return Reply()
+
+
+@g.command("bgp router-id A.B.C.D$rid", node=BGP, key=(),
+           show=lambda model, bgp: [{"rid": bgp.router_id}] if bgp.router_id else [])
+def bgp_router_id(ctx, rid):
+    return _set_bgp(ctx, replace(_bgp(ctx), router_id=rid))
+
+
+@g.command("no bgp router-id", node=BGP)
+def bgp_no_router_id(ctx):
+    return _set_bgp(ctx, replace(_bgp(ctx), router_id=None))
+
+
+def _peer(ctx, peer) -> BgpNeighbor:
+    n = _bgp(ctx).neighbor(peer)
+    if n is None:
+        raise CommandError(f"neighbor {peer}: give its remote-as first")   # FRR's order too
+    return n
+
+
+def _set_peer(ctx, peer, **changes) -> Reply:
+    return _set_bgp(ctx, _bgp(ctx).with_neighbor(peer, replace(_peer(ctx, peer), **changes)))
+
+
+@g.command("neighbor A.B.C.D$peer remote-as (1-4294967295)$remote_as", node=BGP,
+           key=("peer",),
+           show=lambda model, bgp: [{"peer": a, "remote_as": n.remote_as}
+                                    for a, n in bgp.neighbors],
+           help={"peer": "The neighbour's address", "remote_as": "Its AS number"})
+def bgp_neighbor(ctx, peer, remote_as):
+    n = _bgp(ctx).neighbor(peer)
+    n = replace(n, remote_as=remote_as) if n is not None else BgpNeighbor(remote_as)
+    return _set_bgp(ctx, _bgp(ctx).with_neighbor(peer, n))
+
+
+@g.command("no neighbor A.B.C.D$peer [remote-as (1-4294967295)$remote_as]", node=BGP,
+           help={"peer": "The neighbour's address", "remote_as": "Its AS number"})
+def bgp_no_neighbor(ctx, peer, remote_as):
+    n = _peer(ctx, peer)
+    if remote_as is not None and remote_as != n.remote_as:
+        raise CommandError(f"neighbor {peer} is in AS {n.remote_as}, not {remote_as}")
+    return _set_bgp(ctx, _bgp(ctx).with_neighbor(peer, None))
+
+
+@g.command("neighbor A.B.C.D$peer timers (0-21845)$keepalive (0-65535)$hold", node=BGP,
+           key=("peer",),
+           show=lambda model, bgp: [{"peer": a, "keepalive": n.hold // 3, "hold": n.hold}
+                                    for a, n in bgp.neighbors if n.hold is not None],
+           help={"peer": "The neighbour's address", "keepalive": "Seconds: hold/3 (exabgp's)",
+                 "hold": "Seconds without a message before the session is down (0: never)"})
+def bgp_neighbor_timers(ctx, peer, keepalive, hold):
+    """Hold time (and keepalive) of a session: exabgp sends a keepalive every hold/3 s, so
+    keepalive is that; exabgp says at commit what hold times it takes."""
+    if keepalive != hold // 3:
+        raise CommandError(f"exabgp keeps a session alive every hold/3 seconds: "
+                           f"timers {hold // 3} {hold}")
+    return _set_peer(ctx, peer, hold=hold)
+
+
+@g.command("no neighbor A.B.C.D$peer timers", node=BGP, help={"peer": "The neighbour"})
+def bgp_no_neighbor_timers(ctx, peer):
+    return _set_peer(ctx, peer, hold=None)
+
+
+def _show_bfd(model, bgp):
+    out = []
+    for a, n in bgp.neighbors:
+        if n.bfd:
+            args = {"peer": a, "interval": n.bfd_interval, "multiplier": n.bfd_multiplier}
+            out.append({k: v for k, v in args.items() if v is not None})
+    return out
+
+
+@g.command("neighbor A.B.C.D$peer bfd [interval (10-60000)$interval] "
+           "[multiplier (2-255)$multiplier]", node=BGP, key=("peer",), show=_show_bfd,
+           help={"peer": "The neighbour's address",
+                 "interval": "Milliseconds between BFD packets, sent and wanted (300)",
+                 "multiplier": "Packets missed before the neighbour is down (3)"})
+def bgp_neighbor_bfd(ctx, peer, interval, multiplier):
+    """A BFD session with the neighbour (FRR's bfdd beside exabgp; the neighbour runs BFD
+    for its BGP session too): a dead LB is seen after interval x multiplier (0.3 s with
+    `interval 100`), not after the hold time."""
+    return _set_peer(ctx, peer, bfd=True, bfd_interval=interval, bfd_multiplier=multiplier)
+
+
+@g.command("no neighbor A.B.C.D$peer bfd", node=BGP, help={"peer": "The neighbour"})
+def bgp_no_neighbor_bfd(ctx, peer):
+    return _set_peer(ctx, peer, bfd=False, bfd_interval=None, bfd_multiplier=None)
+
+
+@g.command("neighbor A.B.C.D$peer update-source A.B.C.D$source", node=BGP, key=("peer",),
+           show=lambda model, bgp: [{"peer": a, "source": n.source} for a, n in bgp.neighbors
+                                    if n.source is not None],
+           help={"peer": "The neighbour's address", "source": "Our address (on a kni)"})
+def bgp_neighbor_source(ctx, peer, source):
+    return _set_peer(ctx, peer, source=source)
+
+
+@g.command("no neighbor A.B.C.D$peer update-source", node=BGP, help={"peer": "The neighbour"})
+def bgp_no_neighbor_source(ctx, peer):
+    return _set_peer(ctx, peer, source=None)
+
+
+@g.command("show bgp summary", node=ROOT, readonly=True)
+def show_bgp_summary(ctx):
+    """BGP sessions as exabgp has them (its neighbour events), and the VIPs it announces."""
+    speaker = ctx.model.speaker
+    if speaker is None:
+        raise CommandError("data plane not running")       # exabgp runs beside the daemon
+    data = speaker.summary()
+    return Reply(_bgp_text(data), data)
+
+
+YES_NO = {True: "yes", False: "no"}
+
+
+def _bgp_text(data) -> str:
+    if data["asn"] is None:
+        return "BGP is not configured (router bgp ASN)"
+    out = [f"BGP router identifier {data['router_id'] or '-'}, local AS number {data['asn']}"
+           f" (exabgp {data['exabgp'] or '-'}: {data['process']})"]
+    if data["problem"]:
+        out.append(f"% {data['problem']}")
+    out.append(f"{'Neighbor':<16} {'AS':>10} {'State':<12} {'Up/Down':>9} {'PfxSnt':>6}  BFD")
+    for n in data["neighbors"]:
+        out.append(f"{n['peer']:<16} {n['remote_as']:>10} {n['state']:<12} "
+                   f"{_ago(n['for']):>9} {n['prefixes_sent']:>6}  {YES_NO[n['bfd']]}")
+    out.append(f"Announced: {', '.join(data['announced']) or 'none'}")
+    return "\n".join(out)
+
+
+def _ago(seconds) -> str:
+    if seconds is None:
+        return "never"
+    s = int(seconds)
+    return f"{s // 3600:02d}:{s % 3600 // 60:02d}:{s % 60:02d}"
 
 
 # --------------------------------------------------------------------- FRR's own shows

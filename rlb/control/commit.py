@@ -145,10 +145,14 @@ def transform(running: Model, target: Model, wide: bool = False) -> list[str]:
 
 
 def _routing(running: Model, target: Model, done) -> None:
-    """`router ospf`: the daemon's FRR hears the change (rlb.routing.router)."""
+    """`router ospf`, `router bgp`: the daemon's FRR and exabgp hear the change
+    (rlb.routing.router, rlb.routing.exabgp)."""
     if running.routing.ospf != target.routing.ospf:
         running.routing.set_ospf(target.routing.ospf)
         done.append("set router ospf" if target.routing.ospf else "delete router ospf")
+    if running.routing.bgp != target.routing.bgp:
+        running.routing.set_bgp(target.routing.bgp)
+        done.append("set router bgp" if target.routing.bgp else "delete router bgp")
 
 
 def _arp_sources(running: Model, target: Model, done) -> None:
@@ -322,6 +326,7 @@ def apply(running: Model, target: Model) -> list[str]:
                            f"({err}); nothing was changed") from err
     want = new.canonical()
     wide = _rehearse(old, target, want)
+    running.routing.check(target)        # FRR and exabgp on their sections, in their words
     try:
         done = transform(running, target, wide)
     except Exception as err:

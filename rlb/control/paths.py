@@ -32,3 +32,8 @@ def frr_dir(instance: str) -> str:
     """Where the instance's FRR daemons keep their files (rlb.routing.router): under the
     run directory, which the daemons (user frr) may walk into."""
     return os.path.join(RUN_DIR, f"{instance}-frr")
+
+
+def bgp_dir(instance: str) -> str:
+    """Where the instance's exabgp keeps its files (rlb.routing.exabgp)."""
+    return os.path.join(RUN_DIR, f"{instance}-bgp")

@@ -125,37 +125,47 @@ def up(name: str | Topology, workers: int = 1, lb: bool = True, force: bool = Fa
                     log(f"the tutorial's {len(topo.script_of(node))} lines applied on {what} "
                         f"(`rlb lab script {topo.name}`), saved by write memory to {saved}")
                     kernel = topo.node(node)
-                    if kernel.kni or kernel.frr:
+                    if kernel.kni or kernel.frr or kernel.config:
                         _tutorial_kernel(topo, node, st)
                         log(f"{node}'s kernel side: {len(kernel.kni)} ip lines on its kni, "
-                            f"FRR {' '.join(d for d, _ in kernel.frr) or 'none'}")
+                            f"FRR {' '.join(d for d, _ in kernel.frr) or 'none'}"
+                            + (f"; {len(kernel.config)} lines of rlb configuration "
+                               "committed" if kernel.config else ""))
     return topo
 
 
 def _tutorial_kernel(topo: Topology, node: str, st: dict) -> None:
     """An LB's kernel side in the tutorial: its kni addresses and routes (`ip` lines in
-    its namespace, once the daemon made the taps), then its FRR daemons."""
+    its namespace, once the daemon made the taps), then its FRR daemons; then its
+    configuration in rlb's words (`router bgp`: exabgp takes its address from the kni)."""
     n = topo.node(node)
     for line in n.kni:
         netns.run("ip", "-n", ns_name(node), *line.split())
     if n.frr:
         st["processes"].update(procs.start_frr(node, n.frr))
         state.save(st)
+    if n.config:
+        _type(topo, node, ("configure", *n.config, "commit", "end"), "configuration line")
 
 
 def apply_tutorial(topo: str | Topology, node: str | None = None) -> str:
     """Type the scenario's tutorial lines on one of the lab's LBs (the first) in order,
     as `rlb -N lb -c LINE` does, stopping at the first that fails; then `write memory`,
     so that `lab restart lb` brings them back. Returns where they were saved."""
-    from rlb.control.client import Client, ControlError
     topo = topology(topo)
     node = node or topo.lb
+    return _type(topo, node, topo.script_of(node), "tutorial line")
+
+
+def _type(topo: Topology, node: str, lines, what: str) -> str:
+    """Lines typed on an LB in one session, then `write memory`; where it saved them."""
+    from rlb.control.client import Client, ControlError
     try:
         with Client(state.instance(node)) as client:
-            for n, line in enumerate([*topo.script_of(node), "write memory"], 1):
+            for n, line in enumerate([*lines, "write memory"], 1):
                 reply = client.call(line)
                 if not reply.get("ok"):
-                    raise LabError(f"tutorial line {n} of {topo.name} failed: {line}\n"
+                    raise LabError(f"{what} {n} of {topo.name} failed on {node}: {line}\n"
                                    f"{reply.get('error', '% failed')}\nthe lab stays up: "
                                    "`rlb lab down` removes it")
     except (ControlError, OSError) as err:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 
 from rlb.lab import scripts
@@ -37,6 +37,9 @@ class Node:
     # An LB's kernel side in the tutorial (`ip ...` arguments run in its namespace once
     # its daemon made the kni taps): addresses and routes on <port>.kni, by --tutorial
     kni: tuple[str, ...] = ()
+    # An LB's configuration in rlb's own words beyond the tutorial's lines (`router bgp`,
+    # `announce`), committed by --tutorial once its kernel side is there
+    config: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -423,6 +426,51 @@ def _fnat_ospf(name: str, description: str) -> Topology:
     )
 
 
+# "fnat-bgp-two-arm" (not in the tutorial, which has OSPF only): the same cluster with
+# BGP. Each LB runs exabgp from rlb's `router bgp` (its own AS, BFD by FRR's bfdd beside
+# it) and announces the VIP from its service (`announce dpdk1`); the switch runs FRR
+# bgpd with ECMP over the two ASes (multipath-relax) and BFD for both sessions.
+BGP_SWITCH_AS = 65000
+BGP_AS = {"lb1": 65001, "lb2": 65002}
+
+
+def _switch_bgpd() -> str:
+    lines = ["hostname switch", "!", f"router bgp {BGP_SWITCH_AS}",
+             f" bgp router-id {OSPF_SWITCH}", " no bgp ebgp-requires-policy",
+             " bgp bestpath as-path multipath-relax"]
+    for node, (kni_ip, _, _, _) in OSPF_LBS.items():
+        lines += [f" neighbor {kni_ip} remote-as {BGP_AS[node]}",
+                  f" neighbor {kni_ip} timers 1 3", f" neighbor {kni_ip} timers connect 1",
+                  f" neighbor {kni_ip} bfd", f" neighbor {kni_ip} bfd profile fast"]
+    lines += [" address-family ipv4 unicast", "  maximum-paths 8", " exit-address-family",
+              "!"]
+    return "\n".join(lines) + "\n"
+
+
+def _bgp_lb(node: str) -> Node:
+    kni_ip, gw, _, _ = OSPF_LBS[node]
+    kni = ("link set dpdk1.kni up", f"addr add {kni_ip}/30 dev dpdk1.kni",
+           f"route add default via {gw} dev dpdk1.kni")
+    config = (f"router bgp {BGP_AS[node]}", f" bgp router-id {kni_ip}",
+              f" neighbor {gw} remote-as {BGP_SWITCH_AS}", f" neighbor {gw} timers 1 3",
+              f" neighbor {gw} bfd interval 100 multiplier 3", "exit",
+              f"virtual-server tcp {OSPF_VIP}:80", " announce dpdk1 hold-down 2", "exit")
+    return Node(node, "lb", kni=kni, config=config)
+
+
+def _fnat_bgp(name: str, description: str) -> Topology:
+    ospf = _fnat_ospf(name, description)
+    nodes = []
+    for n in ospf.nodes:
+        if n.name == "switch":
+            n = replace(n, frr=(("zebra", "hostname switch\n"), ("bfdd", _BFDD),
+                                ("bgpd", _switch_bgpd())))
+        elif n.name in OSPF_LBS:
+            n = _bgp_lb(n.name)
+        nodes.append(n)
+    return replace(ospf, nodes=tuple(nodes))
+
+
 # --- the scenarios ----------------------------------------------------------
 
 TOPOLOGIES: tuple[Topology, ...] = (
@@ -482,6 +530,11 @@ TOPOLOGIES: tuple[Topology, ...] = (
         "fnat-ospf-two-arm",
         "FNAT with OSPF/ECMP: client 10.0.0.48 behind an L3 switch (FRR) that spreads VIP "
         "123.1.2.3 over lb1 and lb2 (FRR on dpdk1.kni), rs1/rs2 on their shared LAN",
+    ),
+    _fnat_bgp(
+        "fnat-bgp-two-arm",
+        "FNAT with BGP/ECMP: fnat-ospf-two-arm's cluster, lb1 (AS 65001) and lb2 (AS 65002) "
+        "announcing VIP 123.1.2.3 by exabgp from rlb's `router bgp`, BFD beside it",
     ),
 )
 

@@ -128,12 +128,14 @@ class Model:
     started: bool = field(default=False, repr=False, compare=False)
     # The health monitor of a running instance (rlb.health.monitor.Monitor), None elsewhere
     monitor: object = field(default=None, repr=False, compare=False)
-    # `router ospf` (rlb.model.routing.Routing): what the daemon's FRR is told
+    # `router ospf`, `router bgp` (rlb.model.routing.Routing): what FRR and exabgp are told
     routing: object = field(default=None, repr=False, compare=False)
     # Its VIP announcements (rlb.routing.announce.Announcer), None elsewhere
     announcer: object = field(default=None, repr=False, compare=False)
     # Its FRR (rlb.routing.router.Router), None elsewhere
     router: object = field(default=None, repr=False, compare=False)
+    # Its exabgp (rlb.routing.exabgp.Speaker), None elsewhere
+    speaker: object = field(default=None, repr=False, compare=False)
 
     def __post_init__(self):
         if self.services is None:

@@ -3,7 +3,9 @@
 A service with `announce PORT` puts its VIP, as a /32, on PORT's kni in the daemon's own
 namespace while it is up; the routing daemon there (FRR's ospfd with `redistribute
 connected route-map`, research/routing.md 5.4) announces what the kni holds, so the VIP
-is written once, in the service, never in a routing file. Per VIP (and port): announced
+is written once, in the service, never in a routing file. BGP's speaker (exabgp,
+rlb.routing.exabgp) is told each VIP announced, and withdrawn before the kni loses it.
+Per VIP (and port): announced
 while any of its services with `announce` is up (a service without health checks is
 up); withdrawn when none is, and announced again only `hold-down` seconds after it was
 withdrawn (an OSPF neighbour ignores an LSA that comes back within MinLSArrival).
@@ -85,6 +87,7 @@ class Announcer:
         self.clock = clock
         self.vips: dict[tuple[IPv4Address, str], Vip] = {}
         self.drained = False            # `routing drain`: every VIP withdrawn, whatever health
+        self.speakers: list = []        # told each VIP up and down (rlb.routing.exabgp)
         self._wake = asyncio.Event()
         if monitor is not None:
             monitor.service_listeners.append(self._changed)
@@ -143,7 +146,10 @@ class Announcer:
                 if self._kernel(ADD, v):
                     v.announced, v.since, v.why = True, now, why
                     log.info("VIP %s announced on %s: %s", v.addr, v.port, why)
+                    for speaker in self.speakers:
+                        speaker.announce(v.addr)
             elif not up and v.announced:
+                self._withdraw_route(v)
                 if self._kernel(DELETE, v):
                     v.announced, v.since, v.why = False, now, why
                     v.held_until = now + v.hold_down
@@ -153,6 +159,13 @@ class Announcer:
             if key not in want and not v.announced and now >= v.held_until:
                 del self.vips[key]                  # nobody announces it any more
         return nxt
+
+    def _withdraw_route(self, v: Vip) -> None:
+        """The speakers withdraw a VIP no other port still announces (first: the route
+        goes before the address does)."""
+        if not any(o.announced and o.addr == v.addr for o in self.vips.values() if o is not v):
+            for speaker in self.speakers:
+                speaker.withdraw(v.addr)
 
     def _kernel(self, op: str, v: Vip) -> bool:
         if self.kernel is None:
@@ -207,6 +220,8 @@ class Announcer:
     def stop(self) -> None:
         """The daemon stops: every VIP is withdrawn now, before anything else goes."""
         for v in self.vips.values():
+            if v.announced:
+                self._withdraw_route(v)
             if v.announced and self._kernel(DELETE, v):
                 v.announced = False
                 log.warning("VIP %s withdrawn from %s: the daemon stops", v.addr, v.port)

@@ -1,4 +1,5 @@
-"""The FRR configuration written from rlb's `router ospf` (rlb.model.routing).
+"""The FRR configuration written from rlb's `router ospf` and, for the BGP neighbours
+with `bfd`, `router bgp`'s bfdd peers (rlb.model.routing).
 
 The OSPF section speaks of rlb's ports (`interface dpdk1 point-to-point bfd`); FRR runs
 on their kni twins (dpdk1.kni), so the text for FRR says `interface dpdk1.kni`. The VIPs
@@ -12,6 +13,7 @@ from ipaddress import IPv4Address
 
 from rlb.health.config import DEFAULT_POLICY
 
+BFD = "bfd"                    # bfdd's section
 VIPS = "RLB-VIPS"              # FRR's prefix-list and route-map of the announced VIPs
 
 
@@ -23,14 +25,34 @@ def announced_vips(model) -> list[IPv4Address]:
 
 
 def frr_configs(model, hostname: str) -> dict[str, str]:
-    """The FRR daemons and the configuration of each, for the model's `router ospf`
-    (empty without one)."""
-    ospf = model.routing.ospf
-    if ospf is None:
+    """The FRR daemons and the configuration of each: for the model's `router ospf`, and
+    bfdd for `router bgp`'s neighbours with `bfd` (exabgp has no BFD); empty for none."""
+    ospf, bgp = model.routing.ospf, model.routing.bgp
+    peers = bgp.bfd_peers if bgp is not None else []
+    if ospf is None and not peers:
         return {}
     out = {"zebra": f"hostname {hostname}\n!\n"}
-    if ospf.bfd:
-        out["bfdd"] = "bfd\n!\n"
+    if peers or ospf.bfd:
+        out["bfdd"] = _bfdd(peers)
+    if ospf is not None:
+        out["ospfd"] = _ospfd(model, ospf, hostname)
+    return out
+
+
+def _bfdd(peers) -> str:
+    lines = [BFD]
+    for addr, n in peers:
+        lines.append(f" peer {addr}" + (f" local-address {n.source}" if n.source else ""))
+        if n.bfd_multiplier is not None:
+            lines.append(f"  detect-multiplier {n.bfd_multiplier}")
+        if n.bfd_interval is not None:
+            lines += [f"  receive-interval {n.bfd_interval}",
+                      f"  transmit-interval {n.bfd_interval}"]
+        lines.append(" !")
+    return "\n".join(lines + ["!"]) + "\n"
+
+
+def _ospfd(model, ospf, hostname: str) -> str:
     lines = [f"hostname {hostname}", "!"]
     for port, s in ospf.interfaces:
         lines.append(f"interface {model.ports[port].kni if port in model.ports else port}")
@@ -61,6 +83,6 @@ def frr_configs(model, hostname: str) -> dict[str, str]:
     lines.append(f" redistribute connected route-map {VIPS}")
     if ospf.maximum_paths is not None:
         lines.append(f" maximum-paths {ospf.maximum_paths}")
+    lines += [f" {line}" for line in ospf.frr]
     lines.append("!")
-    out["ospfd"] = "\n".join(lines) + "\n"
-    return out
+    return "\n".join(lines) + "\n"

@@ -13,18 +13,20 @@ import asyncio
 import logging
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
 
 from rlb.control import paths
-from rlb.routing.frr import Frr, RoutingError
+from rlb.routing.frr import CONF, VTYSH, Frr, RoutingError, installed
 from rlb.routing.ospf import frr_configs
 
 log = logging.getLogger("rlb.routing")
 
 FRR_RELOAD = "/usr/lib/frr/frr-reload.py"
 RELOAD_TIMEOUT = 60.0
+DRYRUN = "--dryrun"             # vtysh: read a configuration file, check it, exit
 SUPERVISE_EVERY = 5.0           # seconds between two looks for a dead daemon
 RETRY_REFUSED = 60.0            # seconds before a configuration FRR refused is tried again
 
@@ -44,8 +46,32 @@ class Router:
         self._wake = asyncio.Event()
         self._wake.set()
         model.routing.listeners.append(self._wake.set)
+        model.routing.checkers.append(self.check)
         model.services.listeners.append(self._wake.set)     # the announced VIPs
         model.router = self
+
+    # -- a commit's check ----------------------------------------------------------------
+
+    def check(self, target) -> None:
+        """A candidate's FRR configuration, read by FRR's own parser (`vtysh --dryrun`)
+        before the commit changes anything: a RoutingError in FRR's words if it refuses
+        a line; one if FRR is missing."""
+        want = frr_configs(target, self.instance)
+        if not want or want == self.applied:
+            return
+        installed()
+        with tempfile.NamedTemporaryFile("w", suffix=".conf", prefix="rlb-frr-") as f:
+            f.write("".join(want.values()))
+            f.flush()
+            try:
+                r = subprocess.run([VTYSH, DRYRUN, CONF, f.name], capture_output=True,
+                                   text=True, timeout=RELOAD_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                raise RoutingError("vtysh --dryrun did not finish") from None
+        if r.returncode != 0:
+            said = [line.strip() for line in (r.stdout + r.stderr).splitlines()
+                    if line.strip()]
+            raise RoutingError("FRR refused the configuration: " + " | ".join(said[-3:]))
 
     # -- one sync ---------------------------------------------------------------------
 

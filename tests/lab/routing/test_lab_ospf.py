@@ -4,7 +4,6 @@ an L3 switch running FRR in front of the client. OSPF comes up Full on both link
 switch has two nexthops for the VIP, curl answers through it, and 200 connections from
 the client spread over both LBs. The LB's own FRR is reached from the test with vtysh
 on its socket directory, and the instances apart (`rlb -N lb1`, `-N lb2`)."""
-import json
 import os
 import re
 import signal
@@ -17,43 +16,10 @@ import pytest
 from rlb import lab
 from rlb.lab import procs, state
 from rlb.lab.topologies import OSPF_VIP, get
+from support.cluster import conns, in_node, nexthops, rlb, until
 
 TOPO = get("fnat-ospf-two-arm")
 ECMP_WAIT = 60.0           # p2p with hello 10: ~21 s measured (research/routing.md 5.2)
-
-
-def rlb(node, *cmds, as_json=False):
-    args = [sys.executable, "-m", "rlb", "-N", state.instance(node)] + \
-        (["--json"] if as_json else [])
-    for c in cmds:
-        args += ["-c", c]
-    r = subprocess.run(args, capture_output=True, text=True, timeout=60)
-    assert r.returncode == 0, f"{node} {cmds}: {r.stderr}"
-    return json.loads(r.stdout) if as_json else r.stdout
-
-
-def in_node(node, *cmd, timeout=60):
-    return subprocess.run(["ip", "netns", "exec", f"rlb-{node}", *cmd], capture_output=True,
-                          text=True, timeout=timeout)
-
-
-def nexthops():
-    """The switch's kernel nexthops for the VIP (zebra installs them)."""
-    out = in_node("switch", "ip", "-j", "route", "show", f"{OSPF_VIP}/32").stdout
-    routes = json.loads(out or "[]")
-    if not routes:
-        return []
-    r = routes[0]
-    return sorted(h["gateway"] for h in r.get("nexthops", [])) or [r.get("gateway")]
-
-
-def until(pred, timeout, step=0.5):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if pred():
-            return True
-        time.sleep(step)
-    return pred()
 
 
 @pytest.fixture(scope="module")
@@ -79,14 +45,6 @@ def test_curl_through_the_vip_answers(ospf_lab):
     assert until(lambda: len(nexthops()) == 2, ECMP_WAIT)
     r = in_node("client", "curl", "-s", "-m", "5", f"http://{OSPF_VIP}/")
     assert re.fullmatch(r"Your ip:port : 10\.0\.0\.48:\d+\n", r.stdout), r.stdout + r.stderr
-
-
-def conns(node):
-    """Connections the LB scheduled for the VIP (ipvsadm's Conns column)."""
-    text = rlb(node, "ipvsadm -ln --stats --exact")
-    m = re.search(rf"^TCP\s+{re.escape(OSPF_VIP)}:80\s+(\d+)", text, re.M)
-    assert m, text
-    return int(m.group(1))
 
 
 def test_200_connections_spread_over_both_lbs(ospf_lab):

@@ -30,7 +30,8 @@ def test_grammar_self_check():
 def test_nodes():
     assert {n: g.nodes[n].parent for n in g.nodes} == {
         "exec": None, "dataplane": "exec", "view": "exec", "enable": "exec", "config": "exec",
-        "config-if": "config", "config-vs": "config", "config-router": "config", "pipe": None}
+        "config-if": "config", "config-vs": "config", "config-router": "config",
+        "config-router-bgp": "config", "pipe": None}
     assert all(g.commands(n) for n in g.nodes)
 
 

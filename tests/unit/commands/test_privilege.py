@@ -39,6 +39,7 @@ READONLY = {
     "show startup-config", "terminal length (0-512)$n", "terminal width (0-512)$n",
     "show routing vip", "show ip ospf neighbor", "show ip ospf route", "show ip route ospf",
     "show bfd peers",
+    "show bgp summary",
 }
 
 

@@ -207,7 +207,7 @@ def test_completion_offers_names_that_exist(admin_config):
     assert texts("dpip addr del ") == ["10.0.0.100/32", "192.168.100.200/24",
                                        "192.168.100.254/32"]
     assert texts("sh") == ["show"]
-    assert texts("show ") == ["bfd", "configuration", "dataplane", "interface", "ip",
+    assert texts("show ") == ["bfd", "bgp", "configuration", "dataplane", "interface", "ip",
                               "privilege", "routing", "running-config", "ssh",
                               "startup-config", "users", "version"]
     assert texts("sh ip vs ") == ["connections", "health", "rate", "stats", "timeout", "|"]

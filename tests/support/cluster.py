@@ -1,0 +1,60 @@
+"""What the cluster labs' tests (fnat-ospf-two-arm, fnat-bgp-two-arm) ask of them: an
+LB's shell (`rlb -N lbX -c ...`), a command in a node, the switch's nexthops for the
+VIP, the connections an LB scheduled, and a bounded wait."""
+import json
+import re
+import subprocess
+import sys
+import time
+
+from rlb.lab import state
+from rlb.lab.topologies import OSPF_VIP
+
+
+def rlb(node, *cmds, as_json=False):
+    args = [sys.executable, "-m", "rlb", "-N", state.instance(node)] + \
+        (["--json"] if as_json else [])
+    for c in cmds:
+        args += ["-c", c]
+    r = subprocess.run(args, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, f"{node} {cmds}: {r.stdout} {r.stderr}"
+    return json.loads(r.stdout) if as_json else r.stdout
+
+
+def in_node(node, *cmd, timeout=60):
+    return subprocess.run(["ip", "netns", "exec", f"rlb-{node}", *cmd], capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def nexthops(vip=OSPF_VIP):
+    """The switch's kernel nexthops for the VIP (its zebra installs them)."""
+    out = in_node("switch", "ip", "-j", "route", "show", f"{vip}/32").stdout
+    routes = json.loads(out or "[]")
+    if not routes:
+        return []
+    r = routes[0]
+    return sorted(h["gateway"] for h in r.get("nexthops", [])) or [r.get("gateway")]
+
+
+def until(pred, timeout, step=0.5):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if pred():
+            return True
+        time.sleep(step)
+    return pred()
+
+
+def conns(node, vip=OSPF_VIP):
+    """Connections the LB scheduled for the VIP (ipvsadm's Conns column)."""
+    text = rlb(node, "ipvsadm -ln --stats --exact")
+    m = re.search(rf"^TCP\s+{re.escape(vip)}:80\s+(\d+)", text, re.M)
+    assert m, text
+    return int(m.group(1))
+
+
+def curl_codes(ports, vip=OSPF_VIP):
+    """One curl from the client per source port (5 s each at most): the HTTP codes."""
+    script = (f"for p in $(seq {ports.start} {ports.stop - 1}); do curl -s -m 5 "
+              f"--local-port $p -o /dev/null -w '%{{http_code}}\\n' http://{vip}/; done")
+    return in_node("client", "sh", "-c", script, timeout=10 + 6 * len(ports)).stdout.split()
