@@ -148,6 +148,39 @@ def test_every_line_of_the_section_and_its_no_form_reaches_ospfd(lab):
     assert wait(lambda: full(lab), 30)
 
 
+def test_frr_lines_reach_ospfd_and_a_line_frr_refuses_is_refused_at_commit(lab):
+    """`frr LINE` passes FRR's own words under `router ospf`; one FRR does not take is
+    refused at commit with FRR's message (vtysh --dryrun), and nothing changes."""
+    mine = Frr(Path(f"/run/rlb/{INSTANCE}-frr"), NS)
+    before = lab.ok("show running-config")["text"]
+    s = Session()
+    try:
+        s.ok("enable", "configure", "router ospf", "frr area 0.0.0.1 stubby")
+        r = s("commit")
+        assert not r["ok"], r
+        assert "FRR refused the configuration" in r["error"] and \
+            "Unknown command" in r["error"] and "area 0.0.0.1 stubby" in r["error"], r
+        assert "Traceback" not in r["error"]
+        s.ok("rollback 0")
+    finally:
+        s.close()
+    assert lab.ok("show running-config")["text"] == before
+    assert "stubby" not in mine.vtysh("show running-config")
+    s = Session()
+    try:
+        s.ok("enable", "configure", "router ospf", "frr auto-cost reference-bandwidth 1000",
+             "commit")
+        assert wait(lambda: "auto-cost reference-bandwidth 1000" in
+                    mine.vtysh("show running-config"), 15)
+        assert " frr auto-cost reference-bandwidth 1000" in \
+            lab.ok("show running-config")["text"]
+        s.ok("router ospf", "no frr auto-cost reference-bandwidth 1000", "commit")
+        assert wait(lambda: "reference-bandwidth 1000" not in
+                    mine.vtysh("show running-config"), 15)
+    finally:
+        s.close()
+
+
 def test_no_router_ospf_stops_frr(lab):
     assert lab.ok("show running-config")["text"].count("router ospf") == 1
     s = Session()
