@@ -139,6 +139,9 @@ async def _serve(model, sock: str, instance: str) -> None:
     bgp = asyncio.create_task(speaker.run())
     try:
         await stop.wait()
+        if model.routing.drain_on_stop:        # withdraw, and let the connections end
+            stop.clear()                        # a second SIGTERM: at once
+            await announcer.drain_for_stop(model.routing.drain_on_stop, stop)
     finally:
         # the routes go first: the neighbours move the flows away while we still serve
         announcing.cancel()

@@ -34,6 +34,7 @@ g.words(**{
     "timers": "BGP keepalive and hold time",
     "update-source": "Our address for the session (default: the kernel's choice)",
     "multiplier": "BFD packets missed before the neighbour is down",
+    "drain-on-stop": "On SIGTERM, withdraw every VIP and wait for the connections first",
     "summary": "BGP sessions (exabgp's neighbours) and the routes sent",
 })
 
@@ -423,6 +424,25 @@ def routing_drain(ctx):
     left = sum(r["connections"] for r in rows)
     return Reply(f"{len(rows)} VIP(s) withdrawn; {left} connection(s) left "
                  "(show routing vip: until 0, then stop or upgrade)", rows)
+
+
+@g.command("routing drain-on-stop (1-3600)$seconds", node=CONFIG, key=(),
+           show=lambda model, _: [Shown({"seconds": model.routing.drain_on_stop},
+                                        rank=(ROUTING, 0))] if model.routing.drain_on_stop
+           else [],
+           help={"seconds": "At most this long (a second SIGTERM stops at once)"})
+def routing_drain_on_stop(ctx, seconds):
+    """When the daemon is told to stop (SIGTERM, systemctl stop), it first withdraws every
+    VIP, as `routing drain` does, and waits until their active connections have ended, at
+    most `seconds`; then it stops. Without it, it withdraws and stops at once."""
+    ctx.model.routing.drain_on_stop = seconds
+    return Reply()
+
+
+@g.command("no routing drain-on-stop", node=CONFIG)
+def no_routing_drain_on_stop(ctx):
+    ctx.model.routing.drain_on_stop = None
+    return Reply()
 
 
 @g.command("routing undrain", node=ROOT)

@@ -86,6 +86,7 @@ class Routing:
     changes anything, and raise a CommandError in the daemons' own words."""
     ospf: Ospf | None = None
     bgp: Bgp | None = None
+    drain_on_stop: int | None = None     # seconds SIGTERM waits for connections to drain
     listeners: list = field(default_factory=list, repr=False, compare=False)
     checkers: list = field(default_factory=list, repr=False, compare=False)
 

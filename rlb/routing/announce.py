@@ -12,7 +12,10 @@ withdrawn (an OSPF neighbour ignores an LSA that comes back within MinLSArrival)
 
 Withdrawing removes the address from the kni only: the data plane keeps the service, so
 the connections that still arrive while the neighbours converge are served, and drain.
-When the daemon stops, every VIP is withdrawn first, before anything else goes.
+When the daemon stops, every VIP is withdrawn first, before anything else goes; with
+`routing drain-on-stop SECONDS` it then waits for the active connections to end. The
+LB's own health comes first: a data-plane worker whose loop stops turning (its `polls`
+counter still for WATCHDOG seconds) withdraws every VIP until it turns again.
 
 The kernel work is pyroute2's, on the kni the data plane made; the decisions are pure
 (`Announcer.step(now)`), so that they are tested with a clock and a fake kernel.
@@ -33,6 +36,8 @@ from rlb.netlink import in_thread
 log = logging.getLogger("rlb.routing")
 
 ANNOUNCED, WITHDRAWN, HELD = "announced", "withdrawn", "held down"
+WATCHDOG = 1.0            # seconds a data-plane worker may go without a pass of its loop
+LOOK_EVERY = 0.25         # seconds between two looks when nothing else wakes the loop
 # the kernel's operations (Kni's methods) and netlink's words for them
 ADD, DELETE = "add", "delete"
 NL_ADD, NL_DEL = "add", "del"
@@ -88,6 +93,8 @@ class Announcer:
         self.vips: dict[tuple[IPv4Address, str], Vip] = {}
         self.drained = False            # `routing drain`: every VIP withdrawn, whatever health
         self.speakers: list = []        # told each VIP up and down (rlb.routing.exabgp)
+        self.stalled: str | None = None  # why the data plane is not healthy (the watchdog)
+        self._polls: dict[int, tuple[int, float]] = {}   # worker -> (polls, since when)
         self._wake = asyncio.Event()
         if monitor is not None:
             monitor.service_listeners.append(self._changed)
@@ -113,8 +120,8 @@ class Announcer:
                 up = not (svc.checked and self.monitor is not None)
             was = out.get(key)
             name = f"service {svc} {'up' if up else 'down'}"
-            if self.drained:
-                out[key] = (False, "drained (routing drain)", policy.hold_down)
+            if self.drained or self.stalled:
+                out[key] = (False, self.stalled or "drained (routing drain)", policy.hold_down)
                 continue
             if was is None:
                 out[key] = (up, name, policy.hold_down)
@@ -130,6 +137,7 @@ class Announcer:
         """Make the kernel what the services want; when to look again (a hold-down that
         ends), None if nothing waits."""
         now = self.clock() if now is None else now
+        self.watch(now)
         want = self.wanted()
         nxt = None
         for key in set(self.vips) | set(want):
@@ -159,6 +167,28 @@ class Announcer:
             if key not in want and not v.announced and now >= v.held_until:
                 del self.vips[key]                  # nobody announces it any more
         return nxt
+
+    def watch(self, now: float) -> None:
+        """The watchdog: `stalled` says which worker's loop stopped turning (its polls
+        counter unchanged for WATCHDOG seconds), None while all turn."""
+        engine = getattr(self.model, "engine", None)
+        if engine is None:
+            return
+        try:
+            polls = [w["polls"] for w in engine.workers()]
+        except Exception:                 # the data plane going away: stop() follows
+            return
+        stalled = None
+        for wid, n in enumerate(polls):
+            last = self._polls.get(wid)
+            if last is None or last[0] != n:
+                self._polls[wid] = (n, now)
+            elif now - last[1] >= WATCHDOG and stalled is None:
+                stalled = f"data plane worker {wid} stopped polling {now - last[1]:.1f}s ago"
+        if stalled != self.stalled:
+            (log.error if stalled else log.warning)(
+                "watchdog: %s", stalled or "every data plane worker polls again")
+        self.stalled = stalled
 
     def _withdraw_route(self, v: Vip) -> None:
         """The speakers withdraw a VIP no other port still announces (first: the route
@@ -202,7 +232,7 @@ class Announcer:
 
     # -- the loop ---------------------------------------------------------------------
 
-    async def run(self, idle: float = 1.0) -> None:
+    async def run(self, idle: float = LOOK_EVERY) -> None:
         while True:
             self._wake.clear()
             try:
@@ -216,6 +246,31 @@ class Announcer:
                     await self._wake.wait()
             except TimeoutError:
                 pass
+
+    async def drain_for_stop(self, seconds: float, again: asyncio.Event) -> None:
+        """SIGTERM with `routing drain-on-stop`: withdraw every VIP and wait until their
+        active connections are gone, `seconds` pass or `again` is set (a second SIGTERM)."""
+        self.drain(True)
+        end = self.clock() + seconds
+        left = self.active()
+        log.warning("stopping: every VIP withdrawn; waiting up to %gs for %d active "
+                    "connection(s)", seconds, left)
+        while left and self.clock() < end and not again.is_set():
+            try:
+                async with asyncio.timeout(0.5):
+                    await again.wait()
+            except TimeoutError:
+                pass
+            left = self.active()
+        log.warning("stopping: %d active connection(s) left", left)
+
+    def active(self) -> int:
+        """Active connections of the announced services (what a drain waits for)."""
+        services = self.model.services
+        vips = {v.addr for v in self.vips.values()}
+        return sum(services.dest_stats(d).get("activeconns") or 0
+                   for svc in services.table.values() if svc.match is None and svc.vaddr in vips
+                   for d in svc.dests)
 
     def stop(self) -> None:
         """The daemon stops: every VIP is withdrawn now, before anything else goes."""

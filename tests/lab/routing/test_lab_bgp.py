@@ -16,7 +16,7 @@ import pytest
 
 from rlb import lab
 from rlb.control import paths
-from rlb.lab import procs, state
+from rlb.lab import manage, procs, state
 from rlb.lab.topologies import OSPF_VIP, get
 from rlb.routing.frr import alive
 from support.cluster import conns, curl_codes, in_node, nexthops, rlb, until
@@ -123,6 +123,51 @@ def test_drain_withdraws_every_vip_and_undrain_brings_them_back(bgp_lab):
     assert curl_codes(range(43300, 43320)) == ["200"] * 20
     rlb("lb1", "routing undrain")
     assert until(lambda: nexthops() == BOTH, 15), nexthops()
+
+
+HOLD = """
+import socket, sys, time
+socks = []
+for port in range(43500, 43510):
+    s = socket.socket()
+    s.bind(("10.0.0.48", port))
+    s.connect(("%s", 80))
+    socks.append(s)
+print("open", flush=True)
+time.sleep(float(sys.argv[1]))
+"""
+
+
+def test_sigterm_with_drain_on_stop_withdraws_first_then_waits_for_the_connections(bgp_lab):
+    """`routing drain-on-stop 3`: SIGTERM takes the VIP away from the switch at once,
+    while the daemon still runs and counts its connections (ten held open from the
+    client, some through lb1); it stops when they are gone or after 3 s."""
+    assert until(lambda: nexthops() == BOTH, UP_WAIT)
+    rlb("lb1", "configure", "routing drain-on-stop 3", "commit")
+    before = conns("lb1")
+    holder = subprocess.Popen(["ip", "netns", "exec", "rlb-client", sys.executable, "-c",
+                               HOLD % OSPF_VIP, "20"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "open"
+        assert until(lambda: conns("lb1") > before, 5)     # some of the ten through lb1
+        pid = lab.status()["processes"]["lb1"]["pid"]
+        os.kill(pid, signal.SIGTERM)
+        t0 = time.monotonic()
+        assert until(lambda: nexthops() == ["172.10.0.6"], 5, step=0.02), nexthops()
+        print(f"\nSIGTERM of lb1 (drain-on-stop) -> one nexthop in {time.monotonic() - t0:.3f} s")
+        time.sleep(max(0.0, 1.5 - (time.monotonic() - t0)))
+        assert alive(pid)                                # still serving, draining
+        assert until(lambda: not alive(pid), 10, step=0.1)
+        took = time.monotonic() - t0
+        assert 2.5 <= took <= 6.0, took                  # the 3 s, not the connections' 20
+        text = state.lb_log("lb1").read_text()
+        assert "stopping: every VIP withdrawn; waiting up to 3s for" in text
+        assert "stopping: 0 active connection(s) left" not in text
+    finally:
+        holder.kill()
+        holder.wait()
+    manage.restart_lb(node="lb1")
+    assert until(lambda: nexthops() == BOTH, UP_WAIT), rlb("lb1", "show bgp summary")
 
 
 def test_a_killed_lb_is_dropped_by_bfd_within_1_5_s(bgp_lab):

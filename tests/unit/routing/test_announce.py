@@ -164,3 +164,68 @@ def test_nothing_is_announced_before_health_has_spoken():
     mon.up[WEB] = True
     a.step(2.0)
     assert kernel.addrs == {("dpdk1.kni", "123.1.2.3")}
+
+
+class Engine:
+    """The data plane's worker counters, as Engine.workers() gives them."""
+    def __init__(self):
+        self.polls = [100, 200]
+
+    def workers(self):
+        return [{"polls": n} for n in self.polls]
+
+
+class Speaker:
+    def __init__(self):
+        self.said: list = []
+
+    def announce(self, addr):
+        self.said.append(("announce", str(addr)))
+
+    def withdraw(self, addr):
+        self.said.append(("withdraw", str(addr)))
+
+
+def test_a_worker_that_stops_polling_withdraws_everything_until_it_polls_again():
+    model, mon, kernel, a = setup()
+    model.engine = engine = Engine()
+    speaker = Speaker()
+    a.speakers.append(speaker)
+    a.step(0.0)
+    assert kernel.addrs == {("dpdk1.kni", "123.1.2.3")} and a.stalled is None
+    engine.polls = [101, 201]
+    a.step(0.9)
+    engine.polls = [102, 201]                        # worker 1 stuck since 0.9
+    a.step(1.5)
+    assert kernel.addrs and a.stalled is None         # 0.6 s: not yet
+    a.step(2.0)
+    assert kernel.addrs == set()
+    assert a.stalled == "data plane worker 1 stopped polling 1.1s ago"
+    assert next(iter(a.vips.values())).why.startswith("data plane worker 1 stopped polling")
+    assert speaker.said == [("announce", "123.1.2.3"), ("withdraw", "123.1.2.3")]
+    engine.polls = [103, 202]
+    a.step(2.5)
+    assert a.stalled is None and kernel.addrs == set()   # its hold-down first
+    engine.polls = [104, 203]
+    a.step(2.0 + 2.0)
+    assert kernel.addrs == {("dpdk1.kni", "123.1.2.3")}
+    assert speaker.said[-1] == ("announce", "123.1.2.3")
+
+
+def test_a_vip_on_two_ports_is_withdrawn_from_the_speakers_with_the_last_port():
+    model, mon, kernel, a = setup("virtual-server tcp 123.1.2.3:443\n announce dpdk0\n!\n")
+    speaker = Speaker()
+    a.speakers.append(speaker)
+    a.step(0.0)
+    assert kernel.addrs == {("dpdk1.kni", "123.1.2.3"), ("dpdk0.kni", "123.1.2.3")}
+    a.stop()
+    assert speaker.said.count(("withdraw", "123.1.2.3")) == 1 and kernel.addrs == set()
+
+
+def test_drain_on_stop_round_trips_and_is_refused_out_of_range():
+    from rlb.commands.running import render
+    model, *_ = setup("routing drain-on-stop 30\n")
+    assert model.routing.drain_on_stop == 30
+    assert "routing drain-on-stop 30" in render(model).lines()
+    with pytest.raises(ConfigError):
+        setup("routing drain-on-stop 0\n")
