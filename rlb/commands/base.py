@@ -154,6 +154,8 @@ g.words(**{
     "dest-table-size": "Maximum real servers, all services together",
     "no-kni": "Do not create <port>.kni interfaces",
     "no": "Negate a setting",
+    "kni-rate": "Bulk frames a worker hands the kernel a second (0: no limit); the routing "
+                "and HA protocols' frames always pass",
     "vip-miss-to-kni": "Packets to a VIP port without a service go to kni (else dropped)",
     # router-style words, of configuration mode (configure.py) and of the shows (show.py)
     "interface": "A port: its addresses and static neighbours",

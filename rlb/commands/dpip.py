@@ -33,7 +33,8 @@ NUMBERS = {"workers": "workers (1-16)", "memory": "memory (64-65536)",
            "conn_table_size": "conn-table-size (16-67108864)",
            "service_table_size": "service-table-size (1-65535)",
            "dest_table_size": "dest-table-size (1-16777215)",
-           "neigh_timeout": "neigh-timeout (1-86400)", "idle_sleep": "idle-sleep (0-100000)"}
+           "neigh_timeout": "neigh-timeout (1-86400)", "idle_sleep": "idle-sleep (0-100000)",
+           "kni_rate": "kni-rate (0-10000000)"}
 SWITCHES = {"busy_poll": "busy-poll", "forwarding": "forwarding",
             "vip_miss_kni": "vip-miss-to-kni"}
 assert {f.name for f in fields(Settings)} == {*NUMBERS, *SWITCHES, "kni"}, "a setting unnamed"

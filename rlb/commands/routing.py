@@ -34,6 +34,8 @@ g.words(**{
     "timers": "BGP keepalive and hold time",
     "update-source": "Our address for the session (default: the kernel's choice)",
     "multiplier": "BFD packets missed before the neighbour is down",
+    "vty-socket": "The directory of its daemons' vty sockets (vtysh --vty_socket)",
+    "pathspace": "FRR's pathspace (vtysh -N NAME: /var/run/frr/NAME/)",
     "drain-on-stop": "On SIGTERM, withdraw every VIP and wait for the connections first",
     "summary": "BGP sessions (exabgp's neighbours) and the routes sent",
 })
@@ -424,6 +426,30 @@ def routing_drain(ctx):
     left = sum(r["connections"] for r in rows)
     return Reply(f"{len(rows)} VIP(s) withdrawn; {left} connection(s) left "
                  "(show routing vip: until 0, then stop or upgrade)", rows)
+
+
+def _show_frr(model, _):
+    theirs = model.routing.frr
+    if theirs is None:
+        return []
+    kind, where = theirs
+    return [Shown({"kind": kind, "where": where}, rank=(ROUTING, 1))]
+
+
+@g.command("routing frr (vty-socket|pathspace)$kind WORD$where", node=CONFIG, key=(),
+           show=_show_frr, help={"where": "Its directory (vty-socket) or name (pathspace)"})
+def routing_frr(ctx, kind, where):
+    """The operator runs FRR: rlb starts none, only puts each VIP on its port's kni while
+    it is up (the operator's FRR announces it: `redistribute connected` with a route-map
+    of the VIPs), and FRR's shows (`show ip ospf neighbor`...) ask that FRR."""
+    ctx.model.routing.set_frr((kind, where))
+    return Reply()
+
+
+@g.command("no routing frr", node=CONFIG)
+def no_routing_frr(ctx):
+    ctx.model.routing.set_frr(None)
+    return Reply()
 
 
 @g.command("routing drain-on-stop (1-3600)$seconds", node=CONFIG, key=(),

@@ -153,6 +153,9 @@ def _routing(running: Model, target: Model, done) -> None:
     if running.routing.bgp != target.routing.bgp:
         running.routing.set_bgp(target.routing.bgp)
         done.append("set router bgp" if target.routing.bgp else "delete router bgp")
+    if running.routing.frr != target.routing.frr:
+        running.routing.set_frr(target.routing.frr)
+        done.append("set routing frr")
     if running.routing.drain_on_stop != target.routing.drain_on_stop:
         running.routing.drain_on_stop = target.routing.drain_on_stop
         done.append(f"set routing drain-on-stop {target.routing.drain_on_stop}")

@@ -90,6 +90,8 @@ REASON = Group("reason", "R_", ("reason",), "packets dropped or punted to kni, b
         ("neigh_table_full", "no room for a new neighbour entry"),
         ("tx_full", "port transmit queue full"),
         ("kni_full", "kni (tap) transmit queue full"),
+        ("kni_ratelimit", "bulk frame for the kernel over the kni-rate budget (control "
+                          "frames pass: ARP, OSPF, VRRP, BFD, BGP, link-local multicast)"),
         ("no_mbuf", "could not allocate an mbuf (ARP, copies)"),
         ("msg_ring_full", "neighbour update to another worker lost"),
         ("icmp_ratelimit", "an ICMP error not sent: over the per-second budget"),

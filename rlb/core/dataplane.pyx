@@ -368,6 +368,11 @@ cdef class Engine:
     def set_vip_miss_kni(self, bint on):
         g.vip_miss_kni = 1 if on else 0
 
+    def set_kni_rate(self, unsigned int pps):
+        """Bulk frames each worker may hand the kernel a second (0: no limit); the
+        routing and HA protocols' frames are not counted (packet.pxd, kni_control)."""
+        g.kni_per_tick = (pps + TICKS_PER_SEC - 1) // TICKS_PER_SEC if pps else 0
+
     def set_neigh_timeout(self, int seconds):
         g.neigh_timeout = g.tsc_hz * seconds
 

@@ -5,12 +5,21 @@ from rlb.core.dpdk.mbuf cimport rte_mbuf, rte_pktmbuf_free, rlb_mtod
 from rlb.core.dpdk.ethdev cimport rte_ether_hdr, rte_eth_tx_burst
 from rlb.core.dpdk.net cimport rte_ipv4_hdr, rte_ipv4_cksum, rte_be_to_cpu_16, rte_cpu_to_be_16
 from rlb.core.types cimport (engine_t, worker_t, txbuf_t, BURST, R_TX_FULL, R_KNI_FULL,
-                             PORT_TX_PKTS, PORT_TX_BYTES, PORT_TO_KNI)
+                             R_KNI_RATELIMIT, PORT_TX_PKTS, PORT_TX_BYTES, PORT_TO_KNI)
 
 cdef enum:
     ETH_HLEN = 14
     ETHER_TYPE_IPV4 = 0x0800
     ETHER_TYPE_ARP = 0x0806
+    ETHER_TYPE_SLOW = 0x8809   # LACP, marker
+    ETHER_TYPE_LLDP = 0x88cc
+    IPPROTO_IGMP = 2
+    IPPROTO_OSPF = 89
+    IPPROTO_VRRP = 112
+    BGP_PORT = 179
+    BFD_PORT = 3784            # single hop; 3785 echo, 4784 multihop (RFC 5881, 5883)
+    BFD_ECHO_PORT = 3785
+    BFD_MULTIHOP_PORT = 4784
     IPPROTO_ICMP = 1
     IP_MF_OFFSET_MASK = 0x3fff # more fragments + fragment offset: a fragment
     IP_OFFSET_MASK = 0x1fff
@@ -67,12 +76,51 @@ cdef inline void tx_port(engine_t *e, worker_t *w, uint8_t port, rte_mbuf *m) no
     if b.n == BURST:
         tx_flush(e, w, b, e.ports[port].port_id, R_TX_FULL)
 
+cdef inline bint kni_control(rte_mbuf *m) noexcept nogil:
+    """A frame of the routing and HA protocols the kernel must see whatever the load:
+    ARP, LACP, LLDP; IPv4 link-local multicast (224.0.0.0/24), IGMP, OSPF, VRRP; BFD and
+    BGP by port. A fragment or a short frame is not one."""
+    cdef const uint8_t *p = <const uint8_t *>rlb_mtod(m)
+    cdef uint16_t et, sport, dport
+    cdef uint32_t hl
+    cdef uint8_t proto
+    if m.data_len < ETH_HLEN:
+        return 0
+    et = (p[12] << 8) | p[13]
+    if et == ETHER_TYPE_ARP or et == ETHER_TYPE_SLOW or et == ETHER_TYPE_LLDP:
+        return 1
+    if et != ETHER_TYPE_IPV4 or m.data_len < ETH_HLEN + 20:
+        return 0
+    p += ETH_HLEN
+    proto = p[9]
+    if proto == IPPROTO_OSPF or proto == IPPROTO_VRRP or proto == IPPROTO_IGMP or \
+            (p[16] == 224 and p[17] == 0 and p[18] == 0):
+        return 1
+    if proto != 6 and proto != 17:
+        return 0
+    hl = (p[0] & 0x0f) * 4
+    if ((p[6] << 8 | p[7]) & IP_OFFSET_MASK) or m.data_len < ETH_HLEN + hl + 4:
+        return 0
+    sport = p[hl] << 8 | p[hl + 1]
+    dport = p[hl + 2] << 8 | p[hl + 3]
+    if proto == 6:
+        return sport == BGP_PORT or dport == BGP_PORT
+    return dport == BFD_PORT or dport == BFD_ECHO_PORT or dport == BFD_MULTIHOP_PORT
+
 cdef inline void tx_kni(engine_t *e, worker_t *w, uint8_t port, rte_mbuf *m) noexcept nogil:
-    """Hand a frame to the kernel through the port's tap (<port>.kni)."""
+    """Hand a frame to the kernel through the port's tap (<port>.kni). A tap write is a
+    system call: bulk frames get `kni-rate` a second (a flood of traffic for the kernel
+    would take the worker's time and the tap's room, and the routing protocols' frames
+    with it); the routing and HA protocols' frames always pass (DPVS #383, #457)."""
     cdef txbuf_t *b
     if not e.ports[port].has_kni:
         rte_pktmbuf_free(m)
         return
+    if e.kni_per_tick != 0 and not kni_control(m):
+        if w.kni_tokens == 0:
+            drop(w, m, R_KNI_RATELIMIT)
+            return
+        w.kni_tokens -= 1
     b = &w.kni[port]
     w.pstats[port][PORT_TO_KNI] += 1
     b.pkts[b.n] = m

@@ -322,6 +322,7 @@ cdef struct worker_t:
     uint64_t pstats[MAX_PORTS][PORT_COUNT]   # counters.py's PORT group (the workers' part)
     uint64_t reasons[R_COUNT]
     uint32_t icmp_tokens       # ICMP errors still allowed this second (RFC 1812 4.3.2.8)
+    uint32_t kni_tokens        # bulk frames to the kernel still allowed this tick (kni-rate)
     # virtual services (copies, changed by messages) and this worker's connections
     svc_t *svcs
     uint32_t *svc_hash         # open addressing: svc slot + 1, 0 empty
@@ -351,6 +352,7 @@ cdef struct engine_t:
     volatile int busy_poll
     volatile uint32_t idle_sleep_us
     volatile int vip_miss_kni  # a VIP port without service: to kni instead of dropped
+    volatile uint32_t kni_per_tick  # bulk frames a worker may hand the kernel a tick (0: any)
     uint64_t neigh_timeout     # tsc ticks a learned entry stays valid
     uint64_t tsc_hz
     uint16_t nports

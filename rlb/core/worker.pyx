@@ -292,6 +292,7 @@ cdef int worker_main(void *arg) noexcept nogil:
                 ticks += 1
             if now >= w.next_tick:          # far behind (e.g. stopped in a debugger)
                 w.next_tick = now + e.tsc_hz // TICKS_PER_SEC
+            w.kni_tokens = e.kni_per_tick
             flush_all(e, w)
         if now >= w.next_timer:
             w.next_timer = now + e.tsc_hz

@@ -45,6 +45,7 @@ class Settings:
     dest_table_size: int = DEFAULT_DEST_CAP      # real servers, all services together
     kni: bool = True                 # a <port>.kni tap per port
     vip_miss_kni: bool = False       # VIP port without a service: to kni, not dropped (runtime)
+    kni_rate: int = 10000            # bulk frames a worker hands the kernel a second (runtime)
 
 
 # What a running data plane can take (the rest of Settings is read at start), and the
@@ -56,7 +57,8 @@ def _push_idle(e, s):
 PUSH = {"forwarding": lambda e, s: e.set_forwarding(s.forwarding),
         "busy_poll": _push_idle, "idle_sleep": _push_idle,
         "neigh_timeout": lambda e, s: e.set_neigh_timeout(s.neigh_timeout),
-        "vip_miss_kni": lambda e, s: e.set_vip_miss_kni(s.vip_miss_kni)}
+        "vip_miss_kni": lambda e, s: e.set_vip_miss_kni(s.vip_miss_kni),
+        "kni_rate": lambda e, s: e.set_kni_rate(s.kni_rate)}
 RUNTIME = frozenset(PUSH)
 
 

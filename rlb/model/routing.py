@@ -87,6 +87,8 @@ class Routing:
     ospf: Ospf | None = None
     bgp: Bgp | None = None
     drain_on_stop: int | None = None     # seconds SIGTERM waits for connections to drain
+    # The operator's own FRR instead of rlb's: ("vty-socket", DIR) or ("pathspace", NAME)
+    frr: tuple[str, str] | None = None
     listeners: list = field(default_factory=list, repr=False, compare=False)
     checkers: list = field(default_factory=list, repr=False, compare=False)
 
@@ -98,6 +100,10 @@ class Routing:
         self.bgp = bgp
         self._changed()
 
+    def set_frr(self, frr: tuple[str, str] | None) -> None:
+        self.frr = frr
+        self._changed()
+
     def _changed(self) -> None:
         for listener in self.listeners:
             listener()
@@ -105,6 +111,7 @@ class Routing:
     def check(self, target) -> None:
         """Before a commit: the daemons' checks of the target model's routing, if it
         differs from this one."""
-        if (target.routing.ospf, target.routing.bgp) != (self.ospf, self.bgp):
+        t = target.routing
+        if (t.ospf, t.bgp, t.frr) != (self.ospf, self.bgp, self.frr):
             for checker in self.checkers:
                 checker(target)

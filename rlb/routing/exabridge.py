@@ -9,6 +9,7 @@ It ends when either side closes (exabgp starts it again; the daemon takes the ne
 """
 from __future__ import annotations
 
+import os
 import socket
 import sys
 import threading
@@ -17,8 +18,8 @@ import time
 CONNECT_WAIT = 10.0       # seconds to wait for the daemon's socket
 
 
-def connect(path: str, wait: float = CONNECT_WAIT) -> socket.socket:
-    end = time.monotonic() + wait
+def connect(path: str, wait: float | None = None) -> socket.socket:
+    end = time.monotonic() + (CONNECT_WAIT if wait is None else wait)
     while True:
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
@@ -61,4 +62,7 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    code = main(sys.argv[1:])
+    sys.stdout.flush()
+    # at once: the thread still blocked reading stdin would abort a normal shutdown
+    os._exit(code)

@@ -40,7 +40,7 @@ VTYSH_TIMEOUT = 15.0
 # enters a namespace
 CONF, PIDFILE, ZAPI, VTY_DIR, VTY_ADDR, VTY_PORT, LOG = \
     "-f", "-i", "-z", "--vty_socket", "-A", "-P", "--log"
-BFD_CTL, VTYSH_COMMAND = "--bfdctl", "-c"
+BFD_CTL, VTYSH_COMMAND, PATHSPACE = "--bfdctl", "-c", "-N"
 IN_NETNS = ("ip", "netns", "exec")
 
 
@@ -72,6 +72,9 @@ class Frr:
     daemons: tuple[str, ...] = ("zebra", "ospfd")
     bin_dir: Path = FRR_BIN
     procs: dict[str, subprocess.Popen] = field(default_factory=dict, repr=False)
+    # FRR's own pathspace (`vtysh -N NAME`: /var/run/frr/NAME/) instead of `dir`'s
+    # sockets: an FRR the operator runs, which rlb only asks
+    pathspace: str | None = None
 
     def __post_init__(self):
         self.dir = Path(self.dir)
@@ -219,7 +222,8 @@ class Frr:
     def vtysh(self, *commands: str, timeout: float = VTYSH_TIMEOUT) -> str:
         """Run commands through vtysh on this directory's daemons; their output. A
         command the daemons refuse raises a RoutingError with FRR's own words."""
-        argv = [VTYSH, VTY_DIR, str(self.dir)]
+        argv = [VTYSH, PATHSPACE, self.pathspace] if self.pathspace else \
+            [VTYSH, VTY_DIR, str(self.dir)]
         for c in commands:
             argv += [VTYSH_COMMAND, c]
         try:

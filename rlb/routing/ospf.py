@@ -29,8 +29,8 @@ def frr_configs(model, hostname: str) -> dict[str, str]:
     bfdd for `router bgp`'s neighbours with `bfd` (exabgp has no BFD); empty for none."""
     ospf, bgp = model.routing.ospf, model.routing.bgp
     peers = bgp.bfd_peers if bgp is not None else []
-    if ospf is None and not peers:
-        return {}
+    if (ospf is None and not peers) or model.routing.frr is not None:
+        return {}                       # none, or the operator's FRR (`routing frr`)
     out = {"zebra": f"hostname {hostname}\n!\n"}
     if peers or ospf.bfd:
         out["bfdd"] = _bfdd(peers)

@@ -26,6 +26,7 @@ log = logging.getLogger("rlb.routing")
 
 FRR_RELOAD = "/usr/lib/frr/frr-reload.py"
 RELOAD_TIMEOUT = 60.0
+PATHSPACE = "pathspace"         # `routing frr pathspace NAME` (else vty-socket DIR)
 DRYRUN = "--dryrun"             # vtysh: read a configuration file, check it, exit
 SUPERVISE_EVERY = 5.0           # seconds between two looks for a dead daemon
 RETRY_REFUSED = 60.0            # seconds before a configuration FRR refused is tried again
@@ -56,6 +57,11 @@ class Router:
         """A candidate's FRR configuration, read by FRR's own parser (`vtysh --dryrun`)
         before the commit changes anything: a RoutingError in FRR's words if it refuses
         a line; one if FRR is missing."""
+        r = target.routing
+        if r.frr is not None and (r.ospf is not None or (r.bgp and r.bgp.bfd_peers)):
+            raise RoutingError(f"FRR is the operator's (routing frr {' '.join(r.frr)}): "
+                               "configure OSPF and BFD there, not in `router ospf` or "
+                               "`neighbor X bfd`; rlb only puts the VIPs on the kni")
         want = frr_configs(target, self.instance)
         if not want or want == self.applied:
             return
@@ -161,6 +167,10 @@ class Router:
     # -- FRR's answers ----------------------------------------------------------------
 
     def _running(self) -> Frr:
+        theirs = self.model.routing.frr
+        if theirs is not None:                      # the operator's FRR answers
+            kind, where = theirs
+            return Frr(Path(where), None, pathspace=where if kind == PATHSPACE else None)
         if self.frr is None:
             raise RoutingError("no routing daemon runs (configure `router ospf`)" +
                                (f"; the last attempt: {self.problem}" if self.problem else ""))

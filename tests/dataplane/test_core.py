@@ -214,6 +214,47 @@ def test_forwarding_off_punts_to_kni(bench):
             assert c.call("forwarding")["ok"]
 
 
+def test_kni_rate_keeps_bulk_to_its_budget_and_lets_control_frames_pass(bench):
+    """`kni-rate 10`: one bulk frame a tick for the kernel (forwarding off: 30 UDP
+    frames to a foreign address, the most 2 ticks allow are punted), while every frame of
+    the routing and HA protocols is punted (OSPF, VRRP, BFD, BGP, link-local multicast),
+    budget or not (packet.pxd, kni_control)."""
+    from rlb.control.client import Client
+    control = [bench.eth0() / IP(src="10.1.0.2", dst="224.0.0.5", proto=89) / Raw(b"o" * 40),
+               bench.eth0() / IP(src="10.1.0.2", dst="10.2.0.50", proto=112) / Raw(b"v" * 20),
+               bench.eth0() / IP(src="10.1.0.2", dst="10.2.0.50") / UDP(dport=3784),
+               bench.eth0() / IP(src="10.1.0.2", dst="10.2.0.50") / TCP(dport=179),
+               bench.eth0() / IP(src="10.1.0.2", dst="10.2.0.50") / TCP(sport=179),
+               bench.eth0() / IP(src="10.1.0.2", dst="224.0.0.18") / UDP(dport=9)]
+    with Client(bench.d.instance) as c:
+        assert c.call("dataplane")["ok"] and c.call("no forwarding")["ok"]
+        assert c.call("kni-rate 10")["ok"]
+        time.sleep(0.25)                   # a worker takes its new budget at its next tick
+        try:
+            bulk = [bytes(bench.eth0() / IP(src="10.1.0.2", dst="10.2.0.50") /
+                          UDP(sport=1000 + i, dport=9)) for i in range(30)]
+            with Delta(bench) as d:
+                t0 = time.monotonic()
+                for frame in bulk:
+                    bench.w0.send(frame)
+                took = time.monotonic() - t0
+                for pkt in control:
+                    bench.w0.send(pkt)
+                time.sleep(0.3)
+            assert d["fwd_disabled_kni"] >= 30
+            # a budget of 1 a tick (100 ms) per worker
+            assert d["kni_ratelimit"] >= 30 - (took / 0.1 + 2) * bench.workers, (d.moved, took)
+            assert d["kni_ratelimit"] > 0
+            bench.drain()
+            with Delta(bench) as d:
+                for pkt in control * 5:                     # budget spent: they still pass
+                    bench.w0.send(pkt)
+                time.sleep(0.2)
+            assert d["kni_ratelimit"] == 0 and d["fwd_disabled_kni"] >= 5 * 4, d.moved
+        finally:
+            assert c.call("kni-rate 10000")["ok"] and c.call("forwarding")["ok"]
+
+
 def _patch(pkt, offset, value):
     raw = bytearray(bytes(pkt))
     raw[offset] = value

@@ -84,6 +84,9 @@ class FakeEngine:
     def set_vip_miss_kni(self, on): pass
 
     @recorded
+    def set_kni_rate(self, pps): pass
+
+    @recorded
     def set_timeout(self, name, seconds): pass
 
     @recorded

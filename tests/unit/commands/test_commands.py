@@ -106,7 +106,8 @@ WORD_SAMPLES = {"dev": "dpdk0", "name": "dpdk9", "devargs": "net_tap9", "sched":
                 "interval": "1", "rise": "2", "fall": "2", "slow_start": "5", "port": "80",
                 "source": "10.0.0.1", "timeout": "0.5", "path": "/health", "host": "example",
                 "status": "200", "regex": "ok", "regex_no_match": "no", "digest": "0" * 32,
-                "payload": "00", "require_reply": "any", "command": "true", "dynamic": "no"}
+                "payload": "00", "require_reply": "any", "command": "true", "dynamic": "no",
+                "where": "/run/frr-op"}
 
 
 def sample_line(node, full):

@@ -1128,7 +1128,8 @@ def test_write_memory_without_a_startup_file(tmp_path):
 
 SAMPLES = {"A.B.C.D": "10.0.0.100", "A.B.C.D/M": "10.0.0.0/16", "MAC": "52:54:00:00:00:02",
            "A.B.C.D:PORT": "10.0.0.100:80", "LINE": "text"}
-WORD_SAMPLES = {"dev": "dpdk0", "match": SNAT_MATCH, "sched": "rr", "mode": "fnat"}
+WORD_SAMPLES = {"dev": "dpdk0", "match": SNAT_MATCH, "sched": "rr", "mode": "fnat",
+                "where": "/run/frr-op"}
 # -t is given: -u and -H would be a second service; -c and --timeout exclude the rest
 EXCLUSIVE = {"udp", "match", "connection", "timeout"}
 

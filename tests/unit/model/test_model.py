@@ -44,6 +44,9 @@ class FakeEngine(fake_engine.FakeEngine):
     def set_vip_miss_kni(self, on):
         self.calls.append(("set_vip_miss_kni", on))
 
+    def set_kni_rate(self, pps):
+        self.calls.append(("set_kni_rate", pps))
+
     def route_set(self, index, prefix, plen, *, gw=0, src=0, port=0, scope=0, mtu=1500,
                   sapool=False):
         self.calls.append(("route_set", index, prefix, plen, gw, src, port, scope, mtu))
@@ -507,6 +510,7 @@ def test_attach_replays_the_whole_state():
         ("set_idle", False, 7),
         ("set_neigh_timeout", 99),
         ("set_vip_miss_kni", False),
+        ("set_kni_rate", 10000),
         ("route_set", 0, i("10.0.0.1"), 32, 0, 0, 0, HOST, 1500),
         ("route_set", 1, i("10.0.0.0"), 24, 0, 0, 0, LINK, 1500),
         ("route_set", 2, i("192.168.1.1"), 32, 0, 0, 1, HOST, 1500),

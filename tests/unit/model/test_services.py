@@ -89,6 +89,9 @@ class FakeEngine(fake_engine.FakeEngine):
     def set_vip_miss_kni(self, on):
         self.calls.append(("set_vip_miss_kni", on))
 
+    def set_kni_rate(self, pps):
+        self.calls.append(("set_kni_rate", pps))
+
     # the services interface
     def register_mode(self, index, capsule):
         self.calls.append(("register_mode", index, capsule_name(capsule)))

@@ -11,6 +11,7 @@ import pytest
 from rlb.control.config import check
 from rlb.errors import ConfigError
 from rlb.routing.announce import ANNOUNCED, HELD, WITHDRAWN, Announcer
+from support.engine import FakeEngine
 
 CONF = """dataplane
  port dpdk0 net_tap0
@@ -166,9 +167,10 @@ def test_nothing_is_announced_before_health_has_spoken():
     assert kernel.addrs == {("dpdk1.kni", "123.1.2.3")}
 
 
-class Engine:
+class PollingEngine(FakeEngine):
     """The data plane's worker counters, as Engine.workers() gives them."""
     def __init__(self):
+        super().__init__()
         self.polls = [100, 200]
 
     def workers(self):
@@ -188,7 +190,7 @@ class Speaker:
 
 def test_a_worker_that_stops_polling_withdraws_everything_until_it_polls_again():
     model, mon, kernel, a = setup()
-    model.engine = engine = Engine()
+    model.engine = engine = PollingEngine()
     speaker = Speaker()
     a.speakers.append(speaker)
     a.step(0.0)
