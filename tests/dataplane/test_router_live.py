@@ -192,3 +192,31 @@ def test_no_router_ospf_stops_frr(lab):
     assert wait(lambda: mine.dead() == ["zebra", "bfdd", "ospfd"], 15)
     assert wait(lambda: "no routing daemon runs" in
                 lab.call("show ip ospf neighbor").get("error", ""), 10)
+
+
+def test_the_operator_s_own_frr_answers_and_router_ospf_is_refused_beside_it(lab):
+    """`routing frr vty-socket DIR`: rlb runs no FRR of its own and FRR's shows ask the
+    operator's (here the peer's daemons, a vty socket directory like any other); a
+    `router ospf` beside it is refused at commit, in words, and nothing changes."""
+    s = Session()
+    try:
+        s.ok("enable", "configure", "no router ospf", f"routing frr vty-socket {lab.peer.dir}",
+             "commit")
+        assert wait(lambda: "10.9.9.1/32" in lab.call("show ip ospf route").get("text", ""),
+                    15), (lab.call("show ip ospf route"), lab.peer.vtysh("show ip ospf route"))
+        assert f" routing frr vty-socket {lab.peer.dir}" not in \
+            lab.ok("show running-config")["text"]          # top level, not indented
+        assert f"routing frr vty-socket {lab.peer.dir}" in lab.ok("show running-config")["text"]
+        before = lab.ok("show running-config")["text"]
+        s.ok("router ospf", "ospf router-id 172.10.0.2")
+        r = s("commit")
+        assert not r["ok"] and "FRR is the operator's (routing frr vty-socket" in r["error"], r
+        s.ok("rollback 0")
+        assert lab.ok("show running-config")["text"] == before
+        assert not Path(f"/run/rlb/{INSTANCE}-frr/zebra.pid").exists() or \
+            Frr(Path(f"/run/rlb/{INSTANCE}-frr"), NS).pid("zebra") is None
+        s.ok("no routing frr", "commit")
+    finally:
+        s.close()
+    assert wait(lambda: "no routing daemon runs" in
+                lab.call("show ip ospf route").get("error", ""), 10)
