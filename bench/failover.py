@@ -7,7 +7,9 @@ on the LBs from rlb's `router bgp`, FRR bgpd on the switch, bfdd beside both), o
   (a)    all real servers of lb1's service fail their checks (MISC on a file, interval
          0.5, fall 1): lb1 withdraws the VIP (`announce dpdk1`)      (OSPF and BGP)
   (e)    `routing drain` on lb1                                      (OSPF and BGP)
-  (b)    kill -9 of lb1's daemon, OSPF with BFD
+  (b)    kill -9 of lb1's daemon, OSPF with BFD: the tutorial's FRR files (the VIP an
+         external route) and fnat-ospf-rlb-two-arm (rlb's own `router ospf`: the VIP an
+         intra-area route)
   (c)    the same without BFD (the tutorial's OSPF: dead interval 40 s)
   (d)    kill -9 of lb1's daemon, BGP with bfdd beside exabgp, then without (hold 3 s)
 
@@ -43,7 +45,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from common import BenchError, add_output_options, finish, log  # noqa: E402
 
-TOPO, BGP_TOPO = "fnat-ospf-two-arm", "fnat-bgp-two-arm"
+TOPO, OSPF_RLB_TOPO, BGP_TOPO = "fnat-ospf-two-arm", "fnat-ospf-rlb-two-arm", "fnat-bgp-two-arm"
 VIP = "123.1.2.3"
 INTERVAL, TIMEOUT = 0.02, 0.2          # the prober's pace and patience (s)
 WINDOW = 8.0                           # seconds of probing around each event
@@ -97,7 +99,8 @@ def outage(samples, t_event: float) -> dict:
     failed = [t for t, ok in after if not ok]
     return {"requests": len(after), "failed": len(failed),
             "window_ms": round((max(failed) - t_event) * 1000 + INTERVAL * 1000)
-            if failed else 0}
+            if failed else 0,
+            "failed_at_ms": [round((t - t_event) * 1000) for t in failed]}
 
 
 # ------------------------------------------------------------------------- the lab
@@ -150,6 +153,13 @@ def event(name: str, python: str, act, restore=None, window: float = WINDOW) -> 
     return res
 
 
+def settle() -> None:
+    """Both nexthops again (a routing change can reset an adjacency) and 3 s of quiet."""
+    if until(lambda: len(nexthops()) == 2, 90, step=0.1) is None:
+        raise BenchError(f"the switch did not get both nexthops back: {nexthops()}")
+    time.sleep(3)
+
+
 def restart(node: str):
     from rlb.lab import manage
     return lambda: manage.restart_lb(node=node)
@@ -197,8 +207,17 @@ def ospf_run(python: str, flag: str, results: list, colds: list) -> None:
     procs.vtysh("lb1", "configure terminal", "interface dpdk1.kni", "no ip ospf bfd")
     procs.vtysh("switch", "configure terminal", "interface eth1", "no ip ospf bfd")
     time.sleep(2)
+    settle()
     results.append(event("(c) OSPF: kill -9 of lb1's daemon, no BFD (dead interval 40 s)",
                          python, kill("lb1"), window=50.0))
+
+
+def ospf_rlb_run(python: str, flag: str, results: list, colds: list) -> None:
+    """rlb's own `router ospf` on the LBs: the VIP an intra-area route."""
+    colds.append(cold_start(OSPF_RLB_TOPO))
+    common(python, flag, results, "OSPF, rlb's own")
+    results.append(event("(b) OSPF, rlb's own: kill -9 of lb1's daemon, BFD 100 ms x 3",
+                         python, kill("lb1")))
 
 
 def bgp_run(python: str, flag: str, results: list, colds: list) -> None:
@@ -211,6 +230,7 @@ def bgp_run(python: str, flag: str, results: list, colds: list) -> None:
     procs.vtysh("switch", "configure terminal", "router bgp 65000",
                 "no neighbor 172.10.0.2 bfd")
     time.sleep(3)
+    settle()
     results.append(event("(d) BGP: kill -9 of lb1's daemon, no BFD (hold time 3 s)", python,
                          kill("lb1"), window=10.0))
 
@@ -229,7 +249,7 @@ def main() -> int:
     flag = os.path.join(logdir, "up")
     started = _dt.datetime.now().isoformat(timespec="seconds")
     results, colds = [], []
-    for run in (ospf_run, bgp_run):
+    for run in (ospf_run, ospf_rlb_run, bgp_run):
         open(flag, "w").close()
         try:
             run(opts.python, flag, results, colds)
@@ -239,17 +259,19 @@ def main() -> int:
         finally:
             lab.down()
     md = ["# bench/failover.py, " + started, "",
-          f"Labs {TOPO} and {BGP_TOPO}: a client opens a connection to {VIP}:80 every "
+          f"Labs {TOPO}, {OSPF_RLB_TOPO} and {BGP_TOPO}: a client opens a connection to {VIP}:80 every "
           f"{INTERVAL * 1000:.0f} ms (new source port each, {TIMEOUT * 1000:.0f} ms to "
           "answer); the switch hashes per 5-tuple, so about half go to lb1.", "",
           "| event | requests after it | failed | window (event -> last failure) | "
-          "switch at one nexthop | both back after |", "|---|---:|---:|---:|---:|---:|"]
+          "switch at one nexthop | both back after | failures at (ms after the event) |",
+          "|---|---:|---:|---:|---:|---:|---|"]
     for r in results:
         if "error" in r:
-            md.append(f"| error: {r['error']} | | | | | |")
+            md.append(f"| error: {r['error']} | | | | | | |")
             continue
         md.append(f"| {r['event']} | {r['requests']} | {r['failed']} | {r['window_ms']} ms | "
-                  f"{r['one_nexthop_ms']} ms | {r.get('both_back_s', '-')} s |")
+                  f"{r['one_nexthop_ms']} ms | {r.get('both_back_s', '-')} s | "
+                  f"{', '.join(map(str, r['failed_at_ms'])) or '-'} |")
     md.append("")
     for cold in colds:
         md.append(f"Cold start of {cold['topology']}: `rlb lab up --tutorial` took "

@@ -34,6 +34,8 @@ g.words(**{
     "timers": "BGP keepalive and hold time",
     "update-source": "Our address for the session (default: the kernel's choice)",
     "multiplier": "BFD packets missed before the neighbour is down",
+    "bfd-interval": "Milliseconds between BFD packets on this interface",
+    "bfd-multiplier": "BFD packets missed before a neighbour on it is down",
     "vty-socket": "The directory of its daemons' vty sockets (vtysh --vty_socket)",
     "pathspace": "FRR's pathspace (vtysh -N NAME: /var/run/frr/NAME/)",
     "drain-on-stop": "On SIGTERM, withdraw every VIP and wait for the connections first",
@@ -115,7 +117,7 @@ def ospf_no_maximum_paths(ctx):
 
 # OspfInterface's fields as the interface line binds them: switches, then numbers
 IF_FLAGS = ("point_to_point", "bfd", "passive")
-IF_NUMBERS = ("hello", "dead", "cost")
+IF_NUMBERS = ("hello", "dead", "cost", "bfd_interval", "bfd_multiplier")
 
 
 def _show_interfaces(model, ospf):
@@ -129,17 +131,25 @@ def _show_interfaces(model, ospf):
 
 
 @g.command("interface WORD$dev [{point-to-point$point_to_point|hello-interval (1-65535)$hello|"
-           "dead-interval (1-65535)$dead|cost (1-65535)$cost|bfd$bfd|passive$passive}]",
+           "dead-interval (1-65535)$dead|cost (1-65535)$cost|bfd$bfd|passive$passive|"
+           "bfd-interval (10-60000)$bfd_interval|bfd-multiplier (2-255)$bfd_multiplier}]",
            node=OSPF, key=("dev",), show=_show_interfaces,
            help={"dev": "Port (OSPF runs on its kni)", "hello": "Seconds (default 10)",
-                 "dead": "Seconds (default 40)", "cost": "Interface cost"})
-def ospf_interface(ctx, dev, point_to_point, hello, dead, cost, bfd, passive):
+                 "dead": "Seconds (default 40)", "cost": "Interface cost",
+                 "bfd_interval": "Milliseconds between BFD packets, sent and wanted (300)",
+                 "bfd_multiplier": "BFD packets missed before the neighbour is down (3)"})
+def ospf_interface(ctx, dev, point_to_point, hello, dead, cost, bfd, passive, bfd_interval,
+                   bfd_multiplier):
     """OSPF's settings of a port's kni (FRR's `interface DEV.kni` / `ip ospf ...`): the
-    whole line, as a real server's `check` clause is."""
+    whole line, as a real server's `check` clause is. `bfd` with `bfd-interval 100` sees
+    a dead neighbour in 0.3 s (a bfdd profile of its own)."""
     ctx.model.port(dev)                               # one of ours, else its error
     if hello and dead and dead <= hello:
         raise CommandError(f"dead-interval {dead} must be longer than hello-interval {hello}")
-    s = OspfInterface(bool(point_to_point), hello, dead, cost, bool(bfd), bool(passive))
+    if (bfd_interval or bfd_multiplier) and not bfd:
+        raise CommandError("bfd-interval and bfd-multiplier go with bfd")
+    s = OspfInterface(bool(point_to_point), hello, dead, cost, bool(bfd), bool(passive),
+                      bfd_interval, bfd_multiplier)
     return _set_ospf(ctx, _ospf(ctx).with_interface(dev, s))
 
 

@@ -471,6 +471,27 @@ def _fnat_bgp(name: str, description: str) -> Topology:
     return replace(ospf, nodes=tuple(nodes))
 
 
+# "fnat-ospf-rlb-two-arm": fnat-ospf-two-arm with rlb's own `router ospf` on the LBs in
+# place of the tutorial's FRR files: rlb runs zebra, ospfd and bfdd from it and announces
+# the VIP from its service (`announce dpdk1`) as an intra-area stub (rlb.routing.ospf).
+def _ospf_rlb_lb(node: str) -> Node:
+    kni_ip, gw, net, lips = OSPF_LBS[node]
+    kni = ("link set dpdk1.kni up", f"addr add {kni_ip}/30 dev dpdk1.kni",
+           f"route add default via {gw} dev dpdk1.kni")
+    config = ("router ospf", f" ospf router-id {lips[0]}", f" network {net} area 0.0.0.0",
+              " interface dpdk1 point-to-point hello-interval 10 dead-interval 40 bfd "
+              "bfd-interval 100 bfd-multiplier 3",
+              " frr auto-cost reference-bandwidth 1000", "exit",
+              f"virtual-server tcp {OSPF_VIP}:80", " announce dpdk1 hold-down 2", "exit")
+    return Node(node, "lb", kni=kni, config=config)
+
+
+def _fnat_ospf_rlb(name: str, description: str) -> Topology:
+    ospf = _fnat_ospf(name, description)
+    return replace(ospf, nodes=tuple(_ospf_rlb_lb(n.name) if n.name in OSPF_LBS else n
+                                     for n in ospf.nodes))
+
+
 # --- the scenarios ----------------------------------------------------------
 
 TOPOLOGIES: tuple[Topology, ...] = (
@@ -530,6 +551,11 @@ TOPOLOGIES: tuple[Topology, ...] = (
         "fnat-ospf-two-arm",
         "FNAT with OSPF/ECMP: client 10.0.0.48 behind an L3 switch (FRR) that spreads VIP "
         "123.1.2.3 over lb1 and lb2 (FRR on dpdk1.kni), rs1/rs2 on their shared LAN",
+    ),
+    _fnat_ospf_rlb(
+        "fnat-ospf-rlb-two-arm",
+        "fnat-ospf-two-arm with rlb's own `router ospf` on lb1 and lb2 (no FRR file on the "
+        "LBs): the VIP announced from its service as an intra-area route, BFD",
     ),
     _fnat_bgp(
         "fnat-bgp-two-arm",

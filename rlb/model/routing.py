@@ -18,6 +18,8 @@ class OspfInterface:
     cost: int | None = None
     bfd: bool = False                 # a BFD session per neighbour (FRR's bfdd)
     passive: bool = False
+    bfd_interval: int | None = None   # ms between BFD packets, both ways (FRR's 300)
+    bfd_multiplier: int | None = None # packets missed before the neighbour is down (3)
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ from ipaddress import IPv4Address
 
 from rlb.health.config import DEFAULT_POLICY
 from rlb.netlink import in_thread
+from rlb.routing.ospf import vip_dev
 
 log = logging.getLogger("rlb.routing")
 
@@ -53,6 +54,7 @@ class Vip:
     why: str = ""
     held_until: float = 0.0        # no announcement before this (monotonic)
     hold_down: float = DEFAULT_POLICY.hold_down
+    dev: str = ""                  # the interface it was put on
 
 
 class Kni:
@@ -146,6 +148,8 @@ class Announcer:
                 v = self.vips[key] = Vip(*key, since=now)
             up, why, hold = want.get(key, (False, "no service announces it", v.hold_down))
             v.hold_down = hold
+            if v.announced and v.dev != self._dev(v):
+                self._move(v)                       # `router ospf` came or went
             if up and not v.announced:
                 if now < v.held_until:
                     v.why = f"{why}; held down"
@@ -197,12 +201,30 @@ class Announcer:
             for speaker in self.speakers:
                 speaker.withdraw(v.addr)
 
+    def _dev(self, v: Vip) -> str:
+        """Where a VIP goes: the loopback with rlb's own OSPF (rlb.routing.ospf), else its
+        port's kni."""
+        return vip_dev(self.model) or (self.model.ports[v.port].kni
+                                       if v.port in self.model.ports else f"{v.port}.kni")
+
+    def _move(self, v: Vip) -> None:
+        old = v.dev
+        if self._kernel(ADD, v):
+            v.dev, new = old, v.dev
+            if self._kernel(DELETE, v):
+                v.dev = new
+
     def _kernel(self, op: str, v: Vip) -> bool:
         if self.kernel is None:
             self.kernel = Kni()
-        dev = self.model.ports[v.port].kni if v.port in self.model.ports else f"{v.port}.kni"
+        dev = self._dev(v) if op == ADD or not v.dev else v.dev
+        if op == DELETE and any(o.announced and o.addr == v.addr and o.dev == dev
+                                for o in self.vips.values() if o is not v):
+            return True                  # another port's announcement holds it there too
         try:
             getattr(self.kernel, op)(dev, v.addr)
+            if op == ADD:
+                v.dev = dev
             return True
         except Exception as e:                      # the kni gone, netlink refused: said
             v.why = f"{op} on {dev} failed: {e}"

@@ -231,3 +231,18 @@ def test_drain_on_stop_round_trips_and_is_refused_out_of_range():
     assert "routing drain-on-stop 30" in render(model).lines()
     with pytest.raises(ConfigError):
         setup("routing drain-on-stop 0\n")
+
+
+def test_with_rlb_s_own_ospf_the_vip_goes_on_the_loopback_and_moves_with_the_section():
+    """ospfd announces a VIP on lo as an intra-area stub (rlb.routing.ospf); without
+    `router ospf` (BGP, the operator's FRR) it is on the port's kni, and an announced
+    VIP moves when the section comes or goes."""
+    model, mon, kernel, a = setup("router ospf\n network 172.10.0.0/30 area 0\n!\n")
+    a.step(0.0)
+    assert kernel.addrs == {("lo", "123.1.2.3")}
+    model.routing.set_ospf(None)
+    a.step(1.0)
+    assert kernel.addrs == {("dpdk1.kni", "123.1.2.3")}
+    mon.up[WEB] = False
+    a.step(2.0)
+    assert kernel.addrs == set() and kernel.ops[-1] == ("del", "dpdk1.kni", "123.1.2.3")

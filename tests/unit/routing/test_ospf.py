@@ -6,7 +6,7 @@ import pytest
 from rlb.commands.running import render
 from rlb.control.config import check
 from rlb.errors import ConfigError
-from rlb.routing.ospf import frr_configs
+from rlb.routing.ospf import frr_configs, vip_dev
 
 BASE = """dataplane
  port dpdk0 net_tap0
@@ -48,14 +48,18 @@ def test_frr_text_speaks_of_the_kni_and_the_announced_vips():
     for line in ("interface dpdk1.kni", " ip ospf network point-to-point",
                  " ip ospf hello-interval 1", " ip ospf dead-interval 4", " ip ospf bfd",
                  "interface dpdk0.kni", " ip ospf cost 7", " ip ospf passive",
-                 "ip prefix-list RLB-VIPS seq 5 permit 123.1.2.3/32",
-                 " redistribute connected route-map RLB-VIPS", " maximum-paths 8",
-                 " network 10.0.0.0/24 area 0.0.0.1"):
+                 # the VIP a stub of ours in the first network's area (intra-area)
+                 " network 123.1.2.3/32 area 0", " timers throttle lsa all 0",
+                 " maximum-paths 8", " network 10.0.0.0/24 area 0.0.0.1"):
         assert line in ospfd.splitlines(), line
     assert "123.1.2.4" not in ospfd                         # not announced
+    assert "redistribute" not in ospfd
     assert frr_configs(model(BASE), "lb1") == {}
     no_vip = frr_configs(model(BASE + OSPF), "lb1")["ospfd"]
-    assert "ip prefix-list RLB-VIPS seq 5 deny any" in no_vip
+    assert "/32 area" not in no_vip
+    assert vip_dev(m) == "lo" and vip_dev(model(BASE)) is None
+    theirs = model(BASE + "routing frr vty-socket /run/frr-op\n")
+    assert vip_dev(theirs) is None and frr_configs(theirs, "lb1") == {}
 
 
 @pytest.mark.parametrize("line,why", [
