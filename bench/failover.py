@@ -235,6 +235,13 @@ def bgp_run(python: str, flag: str, results: list, colds: list) -> None:
                          kill("lb1"), window=10.0))
 
 
+def _times(ms: list[int], most: int = 8) -> str:
+    if len(ms) <= most:
+        return ", ".join(map(str, ms)) or "-"
+    return ", ".join(map(str, ms[:most // 2])) + f", ... ({len(ms) - most} more), " + \
+        ", ".join(map(str, ms[-(most // 2):]))
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--prober", type=float, help=argparse.SUPPRESS)
@@ -271,7 +278,7 @@ def main() -> int:
             continue
         md.append(f"| {r['event']} | {r['requests']} | {r['failed']} | {r['window_ms']} ms | "
                   f"{r['one_nexthop_ms']} ms | {r.get('both_back_s', '-')} s | "
-                  f"{', '.join(map(str, r['failed_at_ms'])) or '-'} |")
+                  f"{_times(r['failed_at_ms'])} |")
     md.append("")
     for cold in colds:
         md.append(f"Cold start of {cold['topology']}: `rlb lab up --tutorial` took "

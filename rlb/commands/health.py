@@ -36,6 +36,8 @@ g.words(**{
     REMOVE: "Taken out of the scheduler's list",
     "health": "Health of the real servers and services",
     "announce": "Announce the VIP while the service is up (on a port's kni)",
+    "all-services": "Announce the VIP only while all its services with announce are up "
+                    "(default: while any is)",
     "hold-down": "Seconds a withdrawn VIP waits before it is announced again",
 })
 
@@ -157,28 +159,34 @@ def _show_announce(model, svc):
     p = _policy(model, svc)
     if p.announce is None:
         return []
-    return [{"dev": p.announce,
-             "hold": None if p.hold_down == DEFAULT_HOLD_DOWN else int(p.hold_down)}]
+    args = {"dev": p.announce,
+            "hold": None if p.hold_down == DEFAULT_HOLD_DOWN else int(p.hold_down)}
+    if p.announce_all:
+        args["every"] = True
+    return [args]
 
 
-@g.command("announce WORD$dev [hold-down (1-3600)$hold]", node=VS, key=(), show=_show_announce,
+@g.command("announce WORD$dev [hold-down (1-3600)$hold] [all-services$every]", node=VS,
+           key=(), show=_show_announce,
            help={"dev": "Port on whose kni the VIP is put (FRR's redistribute connected "
                         "announces it)",
                  "hold": f"Seconds a withdrawn VIP waits before it comes back (default "
                          f"{DEFAULT_HOLD_DOWN:g})"})
-def vs_announce(ctx, dev, hold):
+def vs_announce(ctx, dev, hold, every):
     """Announce the VIP while the service is up: on <dev>.kni, withdrawn when it is down
-    (rlb.routing.announce)."""
+    (rlb.routing.announce). A VIP of several services is announced while any of them is
+    up, or (`all-services` on any of them) only while all are."""
     svc = ctx.model.services.get(ctx.section)
     if svc.match is not None:
         raise CommandError(f"{svc} has no VIP to announce (a match service)")
     ctx.model.port(dev)                           # a port of ours, else its error
-    return _set(ctx, announce=dev, hold_down=float(hold) if hold else DEFAULT_HOLD_DOWN)
+    return _set(ctx, announce=dev, hold_down=float(hold) if hold else DEFAULT_HOLD_DOWN,
+                announce_all=bool(every))
 
 
 @g.command("no announce", node=VS)
 def vs_no_announce(ctx):
-    return _set(ctx, announce=None, hold_down=DEFAULT_HOLD_DOWN)
+    return _set(ctx, announce=None, hold_down=DEFAULT_HOLD_DOWN, announce_all=False)
 
 
 # ------------------------------------------------------------------ sorry server

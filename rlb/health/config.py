@@ -150,6 +150,7 @@ class Policy:
     # while the service is up, and how long a withdrawn VIP waits before it comes back
     announce: str | None = None
     hold_down: float = DEFAULT_HOLD_DOWN
+    announce_all: bool = False     # `when all`: the VIP only while all its services are up
 
     def __post_init__(self):
         ServiceSettings(self.quorum, self.hysteresis)       # its checks, at configuration time

@@ -109,28 +109,30 @@ class Announcer:
     # -- what should be --------------------------------------------------------------
 
     def wanted(self) -> dict[tuple[IPv4Address, str], tuple[bool, str, float]]:
-        """(VIP, port) -> (announce it, why, hold-down) from the services and their health."""
-        out: dict = {}
+        """(VIP, port) -> (announce it, why, hold-down) from the services and their health:
+        up while any of its services is up, or all of them when one says `all-services`."""
+        seen: dict = {}                  # key -> ([(up, service), ...], their policies)
         for svc in self.model.services.table.values():
             policy = svc.health or DEFAULT_POLICY
             if policy.announce is None or svc.match is not None:
                 continue
-            key = (svc.vaddr, policy.announce)
             up = self.monitor.service_up(svc.key) if self.monitor is not None else None
             if up is None:
                 # no health (up), or health not known yet: not announced before it is
                 up = not (svc.checked and self.monitor is not None)
-            was = out.get(key)
-            name = f"service {svc} {'up' if up else 'down'}"
+            ups, policies = seen.setdefault((svc.vaddr, policy.announce), ([], []))
+            ups.append((up, svc))
+            policies.append(policy)
+        out = {}
+        for key, (ups, policies) in seen.items():
+            hold = max(p.hold_down for p in policies)
             if self.drained or self.stalled:
-                out[key] = (False, self.stalled or "drained (routing drain)", policy.hold_down)
+                out[key] = (False, self.stalled or "drained (routing drain)", hold)
                 continue
-            if was is None:
-                out[key] = (up, name, policy.hold_down)
-            elif up and not was[0]:
-                out[key] = (True, name, max(was[2], policy.hold_down))
-            elif up == was[0]:
-                out[key] = (up, f"{was[1]}, {name}", max(was[2], policy.hold_down))
+            every = any(p.announce_all for p in policies)
+            up = all(u for u, _ in ups) if every else any(u for u, _ in ups)
+            said = [f"service {svc} {'up' if u else 'down'}" for u, svc in ups if u == up]
+            out[key] = (up, ", ".join(said) + (" (all-services)" if every else ""), hold)
         return out
 
     # -- one step ----------------------------------------------------------------------

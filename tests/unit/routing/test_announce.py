@@ -246,3 +246,19 @@ def test_with_rlb_s_own_ospf_the_vip_goes_on_the_loopback_and_moves_with_the_sec
     mon.up[WEB] = False
     a.step(2.0)
     assert kernel.addrs == set() and kernel.ops[-1] == ("del", "dpdk1.kni", "123.1.2.3")
+
+
+def test_all_services_announces_the_vip_only_while_every_service_is_up():
+    from rlb.commands.running import render
+    model, mon, kernel, a = setup("virtual-server tcp 123.1.2.3:443\n"
+                                  " announce dpdk1 hold-down 3 all-services\n!\n")
+    assert " announce dpdk1 hold-down 3 all-services" in render(model).lines()
+    a.step(0.0)
+    assert kernel.addrs == {("dpdk1.kni", "123.1.2.3")}
+    mon.up[TLS] = False
+    a.step(1.0)
+    assert kernel.addrs == set()
+    assert "service TCP 123.1.2.3:443 down (all-services)" in a.view()[0]["why"]
+    mon.up[TLS] = True
+    a.step(1.0 + 3.0)                                  # the longer hold-down of the two
+    assert kernel.addrs == {("dpdk1.kni", "123.1.2.3")}
