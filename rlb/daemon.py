@@ -143,20 +143,28 @@ async def _serve(model, sock: str, instance: str) -> None:
             stop.clear()                        # a second SIGTERM: at once
             await announcer.drain_for_stop(model.routing.drain_on_stop, stop)
     finally:
-        # the routes go first: the neighbours move the flows away while we still serve
+        # the routes go first: the neighbours move the flows away while we still serve;
+        # each step runs whatever the one before did
         announcing.cancel()
-        announcer.stop()
         bgp.cancel()
-        await speaker.stop()
         routing.cancel()
-        await asyncio.to_thread(router.stop)
         checks.cancel()
-        await monitor.stop()
         rates.cancel()
-        if ssh is not None:
-            await ssh.stop()
-        await server.stop()
-        model.store.flush()         # exec-mode lines of the last moments: kept
+        steps = [("withdraw the VIPs", announcer.stop), ("stop exabgp", speaker.stop),
+                 ("stop FRR", lambda: asyncio.to_thread(router.stop)),
+                 ("stop the health checks", monitor.stop),
+                 ("stop the ssh shell", ssh.stop if ssh is not None else None),
+                 ("stop the control socket", server.stop),
+                 ("keep the last exec lines", model.store.flush)]
+        for what, step in steps:
+            if step is None:
+                continue
+            try:
+                done = step()
+                if asyncio.iscoroutine(done):
+                    await done
+            except Exception:
+                log.exception("stopping: %s failed", what)
 
 
 async def _start_ssh(model, instance: str):

@@ -78,8 +78,9 @@ cdef inline void tx_port(engine_t *e, worker_t *w, uint8_t port, rte_mbuf *m) no
 
 cdef inline bint kni_control(rte_mbuf *m) noexcept nogil:
     """A frame of the routing and HA protocols the kernel must see whatever the load:
-    ARP, LACP, LLDP; IPv4 link-local multicast (224.0.0.0/24), IGMP, OSPF, VRRP; BFD and
-    BGP by port. A fragment or a short frame is not one."""
+    ARP, LACP, LLDP; IPv4 link-local multicast (224.0.0.0/24), IGMP, OSPF, VRRP and
+    single-hop BFD with TTL 255 (what their RFCs send: a flood from afar cannot pass for
+    them); BGP and multihop BFD by port. A fragment or a short frame is not one."""
     cdef const uint8_t *p = <const uint8_t *>rlb_mtod(m)
     cdef uint16_t et, sport, dport
     cdef uint32_t hl
@@ -93,7 +94,9 @@ cdef inline bint kni_control(rte_mbuf *m) noexcept nogil:
         return 0
     p += ETH_HLEN
     proto = p[9]
-    if proto == IPPROTO_OSPF or proto == IPPROTO_VRRP or proto == IPPROTO_IGMP or \
+    if proto == IPPROTO_VRRP:
+        return p[8] == 255                 # RFC 5798: sent with TTL 255, else not VRRP's
+    if proto == IPPROTO_OSPF or proto == IPPROTO_IGMP or \
             (p[16] == 224 and p[17] == 0 and p[18] == 0):
         return 1
     if proto != 6 and proto != 17:
@@ -105,7 +108,9 @@ cdef inline bint kni_control(rte_mbuf *m) noexcept nogil:
     dport = p[hl + 2] << 8 | p[hl + 3]
     if proto == 6:
         return sport == BGP_PORT or dport == BGP_PORT
-    return dport == BFD_PORT or dport == BFD_ECHO_PORT or dport == BFD_MULTIHOP_PORT
+    if dport == BFD_PORT or dport == BFD_ECHO_PORT:
+        return p[8] == 255                 # RFC 5881 (GTSM): single hop comes with TTL 255
+    return dport == BFD_MULTIHOP_PORT
 
 cdef inline void tx_kni(engine_t *e, worker_t *w, uint8_t port, rte_mbuf *m) noexcept nogil:
     """Hand a frame to the kernel through the port's tap (<port>.kni). A tap write is a

@@ -96,6 +96,8 @@ class Announcer:
         self.drained = False            # `routing drain`: every VIP withdrawn, whatever health
         self.speakers: list = []        # told each VIP up and down (rlb.routing.exabgp)
         self.stalled: str | None = None  # why the data plane is not healthy (the watchdog)
+        self.stopped = False            # the daemon stops: nothing comes back
+        self._swept = False
         self._polls: dict[int, tuple[int, float]] = {}   # worker -> (polls, since when)
         self._wake = asyncio.Event()
         if monitor is not None:
@@ -140,9 +142,13 @@ class Announcer:
     def step(self, now: float | None = None) -> float | None:
         """Make the kernel what the services want; when to look again (a hold-down that
         ends), None if nothing waits."""
+        if self.stopped:
+            return None
         now = self.clock() if now is None else now
         self.watch(now)
         want = self.wanted()
+        if not self._swept:
+            self._sweep(want)
         nxt = None
         for key in set(self.vips) | set(want):
             v = self.vips.get(key)
@@ -172,7 +178,24 @@ class Announcer:
                 v.why = why
             if key not in want and not v.announced and now >= v.held_until:
                 del self.vips[key]                  # nobody announces it any more
+        self._tell_speakers()
         return nxt
+
+    def _tell_speakers(self) -> None:
+        announced = {v.addr for v in self.vips.values() if v.announced}
+        for speaker in self.speakers:
+            speaker.sync(announced)
+
+    def _sweep(self, want) -> None:
+        """Once, before the first announcement: a VIP a previous run left on lo (a daemon
+        killed; lo outlives it, and FRR would announce it again at once) or on a kni
+        goes, so that nothing is announced before its health says so."""
+        self._swept = True
+        for addr, port in want:
+            v = Vip(addr, port)
+            for dev in {d for d in (vip_dev(self.model), self._dev(v)) if d}:
+                v.dev = dev
+                self._kernel(DELETE, v)
 
     def watch(self, now: float) -> None:
         """The watchdog: `stalled` says which worker's loop stopped turning (its polls
@@ -239,6 +262,8 @@ class Announcer:
         """`routing drain`: withdraw every VIP now (the data plane serves on, so the
         connections the neighbours still send drain); `routing undrain` (on=False): back
         as their services' health says, each after its hold-down."""
+        if self.stopped:
+            return
         self.drained = on
         self.step()
         self._wake.set()
@@ -298,12 +323,14 @@ class Announcer:
 
     def stop(self) -> None:
         """The daemon stops: every VIP is withdrawn now, before anything else goes."""
+        self.stopped = True
         for v in self.vips.values():
             if v.announced:
                 self._withdraw_route(v)
             if v.announced and self._kernel(DELETE, v):
                 v.announced = False
                 log.warning("VIP %s withdrawn from %s: the daemon stops", v.addr, v.port)
+        self._tell_speakers()
         try:
             self.model.services.listeners.remove(self._wake.set)
         except ValueError:

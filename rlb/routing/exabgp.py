@@ -138,8 +138,18 @@ def check_text(text: str) -> None:
         raise RoutingError("exabgp refused the configuration: " + " | ".join(said[start:]))
 
 
-def _die_with_parent() -> None:          # in the child, before exec
-    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+_PRCTL = ctypes.CDLL(None, use_errno=True).prctl     # looked up here, not in the child
+
+
+def _die_with_parent() -> None:          # in the child, before exec: no dlopen there
+    _PRCTL(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def _fail(acks: deque) -> None:
+    while acks:
+        fut = acks.popleft()
+        if not fut.done():
+            fut.set_result("lost")
 
 
 class Speaker:
@@ -183,6 +193,14 @@ class Speaker:
         self.routes.discard(addr)
         self._wake.set()
 
+    def sync(self, addrs) -> None:
+        """The whole set, after each of the Announcer's steps (a kernel step that failed
+        keeps its VIP where the kernel has it)."""
+        addrs = set(addrs)
+        if addrs != self.routes:
+            self.routes = addrs
+            self._wake.set()
+
     # -- a commit's check ------------------------------------------------------------------
 
     def check(self, target) -> None:
@@ -214,21 +232,32 @@ class Speaker:
         if bgp is None or not bgp.neighbors:
             await self._stop_process()
             return
-        try:
-            addresses = await asyncio.to_thread(kernel_addresses)
-            text = config(bgp, str(self.api_socket), addresses)
-        except RoutingError as e:
-            self.problem = str(e)
-            return
         if self.proc is not None and self.proc.returncode is not None:
             log.warning("bgp: exabgp exited (%s): starting it again", self.proc.returncode)
             self.problem = f"exabgp exited ({self.proc.returncode}); see {self.dir}/exabgp.log"
             self.proc, self.applied, self._died_at = None, None, time.monotonic()
+            self.neighbors.clear()
+            self.sent.clear()
+        try:
+            addresses = await asyncio.to_thread(kernel_addresses)
+            text = config(bgp, str(self.api_socket), addresses)
+        except RoutingError as e:
+            if self.problem != str(e):
+                log.error("bgp: %s", e)
+            self.problem = str(e)
+            await self._push()              # withdrawals still reach a running exabgp
+            return
         if self.proc is None:
             if time.monotonic() - self._died_at < RESTART_AFTER:
                 self._wake_later(RESTART_AFTER)
                 return
-            await self._start(text)
+            try:
+                await self._start(text)
+            except RoutingError as e:   # exabgp missing: said once, tried again later
+                if self.problem != str(e):
+                    log.error("bgp: %s", e)
+                self.problem, self._died_at = str(e), time.monotonic()
+                return
         elif text != self.applied:
             self.conf.write_text(text)
             self.proc.send_signal(signal.SIGUSR1)       # exabgp reloads its configuration
@@ -305,30 +334,25 @@ class Speaker:
         (exabgp may have restarted), then its lines are read until it goes."""
         if self._writer is not None:
             self._writer.close()
-        self._fail_acks()
-        self._writer, self.sent = writer, set()
+        _fail(self._acks)
+        acks: deque[asyncio.Future] = deque()        # this connection's, in order
+        self._writer, self._acks, self.sent = writer, acks, set()
         self._wake.set()
         try:
             while line := await reader.readline():
-                self._line(line.decode(errors="replace").strip())
+                self._line(line.decode(errors="replace").strip(), acks)
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
         finally:
             if self._writer is writer:
                 self._writer = None
-                self._fail_acks()
+            _fail(acks)
             writer.close()
 
-    def _fail_acks(self) -> None:
-        while self._acks:
-            fut = self._acks.popleft()
-            if not fut.done():
-                fut.set_result("lost")
-
-    def _line(self, text: str) -> None:
+    def _line(self, text: str, acks: deque) -> None:
         if text in ("done", "error", "shutdown"):
-            if self._acks:
-                fut = self._acks.popleft()
+            if acks:
+                fut = acks.popleft()
                 if not fut.done():
                     fut.set_result(text)
             return
@@ -345,6 +369,9 @@ class Speaker:
         state = n.get("state")
         if peer and state:
             row = self.neighbors.setdefault(peer, {})
+            if state == "up":           # a new or reset neighbour of a reload starts
+                self.sent = set()       # empty: everything again (exabgp keeps no twice)
+                self._wake.set()
             if row.get("state") != state:
                 row.update(state=state, since=time.monotonic())
                 log.log(logging.INFO if state == "up" else logging.WARNING,
@@ -372,10 +399,14 @@ class Speaker:
     async def _push(self) -> None:
         """Tell exabgp the difference: withdrawals first."""
         for addr in sorted(self.sent - self.routes, key=int):
+            if addr in self.routes:              # back while an ack was awaited
+                continue
             if await self._command(f"withdraw route {addr}/32 next-hop self"):
                 self.sent.discard(addr)
                 log.warning("bgp: VIP %s withdrawn", addr)
         for addr in sorted(self.routes - self.sent, key=int):
+            if addr not in self.routes:          # gone while an ack was awaited
+                continue
             if await self._command(f"announce route {addr}/32 next-hop self"):
                 self.sent.add(addr)
                 log.info("bgp: VIP %s announced", addr)

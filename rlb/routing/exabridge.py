@@ -62,7 +62,12 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    code = main(sys.argv[1:])
-    sys.stdout.flush()
-    # at once: the thread still blocked reading stdin would abort a normal shutdown
-    os._exit(code)
+    code = 1
+    try:
+        code = main(sys.argv[1:])
+        sys.stdout.flush()
+    except OSError:                  # either side gone mid-line: the end all the same
+        pass
+    finally:
+        # at once: the thread still blocked reading stdin would abort a normal shutdown
+        os._exit(code)

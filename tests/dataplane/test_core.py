@@ -221,8 +221,9 @@ def test_kni_rate_keeps_bulk_to_its_budget_and_lets_control_frames_pass(bench):
     budget or not (packet.pxd, kni_control)."""
     from rlb.control.client import Client
     control = [bench.eth0() / IP(src="10.1.0.2", dst="224.0.0.5", proto=89) / Raw(b"o" * 40),
-               bench.eth0() / IP(src="10.1.0.2", dst="10.2.0.50", proto=112) / Raw(b"v" * 20),
-               bench.eth0() / IP(src="10.1.0.2", dst="10.2.0.50") / UDP(dport=3784),
+               bench.eth0() / IP(src="10.1.0.2", dst="10.2.0.50", proto=112, ttl=255) /
+               Raw(b"v" * 20),
+               bench.eth0() / IP(src="10.1.0.2", dst="10.2.0.50", ttl=255) / UDP(dport=3784),
                bench.eth0() / IP(src="10.1.0.2", dst="10.2.0.50") / TCP(dport=179),
                bench.eth0() / IP(src="10.1.0.2", dst="10.2.0.50") / TCP(sport=179),
                bench.eth0() / IP(src="10.1.0.2", dst="224.0.0.18") / UDP(dport=9)]
@@ -251,6 +252,11 @@ def test_kni_rate_keeps_bulk_to_its_budget_and_lets_control_frames_pass(bench):
                     bench.w0.send(pkt)
                 time.sleep(0.2)
             assert d["kni_ratelimit"] == 0 and d["fwd_disabled_kni"] >= 5 * 4, d.moved
+            with Delta(bench) as d:                         # BFD from afar (TTL < 255): bulk
+                for _ in range(10):
+                    bench.w0.send(bench.eth0() / IP(src="10.1.0.2", dst="10.2.0.50", ttl=64) /
+                                  UDP(dport=3784))
+            assert d["kni_ratelimit"] >= 10 - 2 * bench.workers, d.moved
         finally:
             assert c.call("kni-rate 10000")["ok"] and c.call("forwarding")["ok"]
 

@@ -71,7 +71,8 @@ def test_announced_while_up_withdrawn_when_down_back_after_the_hold_down():
     assert kernel.addrs == set() and a.vips[(VIP, "dpdk1")].why.endswith("held down")
     a.step(103.0)
     assert kernel.addrs == {("dpdk1.kni", "123.1.2.3")}
-    assert kernel.ops == [("add", "dpdk1.kni", "123.1.2.3"), ("del", "dpdk1.kni", "123.1.2.3"),
+    assert kernel.ops == [("del", "dpdk1.kni", "123.1.2.3"),      # the first step's sweep
+                          ("add", "dpdk1.kni", "123.1.2.3"), ("del", "dpdk1.kni", "123.1.2.3"),
                           ("add", "dpdk1.kni", "123.1.2.3")]
 
 
@@ -187,6 +188,9 @@ class Speaker:
     def withdraw(self, addr):
         self.said.append(("withdraw", str(addr)))
 
+    def sync(self, addrs):
+        self.now = {str(a) for a in addrs}
+
 
 def test_a_worker_that_stops_polling_withdraws_everything_until_it_polls_again():
     model, mon, kernel, a = setup()
@@ -262,3 +266,25 @@ def test_all_services_announces_the_vip_only_while_every_service_is_up():
     mon.up[TLS] = True
     a.step(1.0 + 3.0)                                  # the longer hold-down of the two
     assert kernel.addrs == {("dpdk1.kni", "123.1.2.3")}
+
+
+def test_a_vip_a_killed_run_left_on_lo_is_swept_before_health_speaks():
+    """lo outlives a killed daemon and FRR would announce what it holds at once: the
+    first step removes the VIPs of the configuration from lo and the knis first."""
+    model, mon, kernel, a = setup("router ospf\n network 172.10.0.0/30 area 0\n!\n")
+    kernel.addrs.add(("lo", "123.1.2.3"))            # left by the previous run
+    mon.up[WEB] = None                                # health not known yet
+    a.step(0.0)
+    assert kernel.addrs == set()
+    assert ("del", "lo", "123.1.2.3") in kernel.ops
+
+
+def test_after_stop_nothing_comes_back():
+    model, mon, kernel, a = setup()
+    speaker = Speaker()
+    a.speakers.append(speaker)
+    a.step(0.0)
+    a.stop()
+    a.drain(False)
+    a.step(10.0)
+    assert kernel.addrs == set() and speaker.now == set()
