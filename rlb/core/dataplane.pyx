@@ -482,6 +482,8 @@ cdef class Engine:
         cdef uint32_t *t = NULL
         cdef uint32_t i
         self._slot(slot, g.svc_cap, "service")
+        if not table and slot not in self._tables:
+            return                      # none to take away: no message
         if table:
             t = <uint32_t *>rte_zmalloc(b"rlb_table", sizeof(uint32_t) * len(table), 64)
             if t == NULL:

@@ -184,6 +184,10 @@ class ServicesEngine:
                      for d in listed for w in (self.weight_now(d),)]
             table = sched.table(dests, svc.hash_target) if sched.targets else sched.table(dests)
             engine.svc_table(svc.slot, list(table))
+        else:
+            # a scheduler without a table (mh -> rr): the old table goes, or the data
+            # plane would still adopt mid-flow segments by it (rlb.core.lb: lb_adopts)
+            engine.svc_table(svc.slot, [])
         engine.svc_set(svc.slot, proto=svc.proto, vaddr=int(svc.vaddr), vport=svc.vport,
                        sched=self.sched_index(svc.sched), flags=flags,
                        timeout=svc.timeout if svc.persistent else 0, netmask=int(svc.netmask),

@@ -543,3 +543,23 @@ def test_a_mid_flow_segment_of_a_round_robin_service_is_still_dropped(bench):
                       timeout=0.5) is None
     assert bench.reasons()["conn_miss"] == before + 1
     assert "adopted" in bench.d.ok("show dataplane")["text"]
+
+
+def test_a_service_moved_from_mh_to_rr_no_longer_adopts(bench):
+    """`ipvsadm -E ... -s rr` takes the Maglev table away with the scheduler: a mid-flow
+    segment is dropped again, not sent to the server round robin picks (that server
+    never saw the flow and would reset it). Back to mh, the table is there again."""
+    vip = "192.168.100.254:83"
+    try:
+        bench.d.ok(f"ipvsadm -E -t {vip} -s rr")
+        before, taken = bench.reasons()["conn_miss"], adopted(bench)
+        bench.lan.send(bench.dr_client(43020, 83, tcp="A"))
+        assert bench.recv(bench.lan, lambda p: IP in p and TCP in p and
+                          p[TCP].sport == 43020, timeout=0.5) is None
+        assert bench.reasons()["conn_miss"] == before + 1 and adopted(bench) == taken
+    finally:
+        bench.d.ok(f"ipvsadm -E -t {vip} -s mh")
+    bench.lan.send(bench.dr_client(43021, 83, tcp="A"))
+    assert bench.recv(bench.lan, lambda p: IP in p and TCP in p and
+                      p[TCP].sport == 43021) is not None
+    assert adopted(bench) == taken + 1
