@@ -156,6 +156,7 @@ class ServicesEngine:
         first service needs them (so a data plane without services never loads plugins)."""
         if self._registered is engine:
             return
+        self._tabled: set[int] = set()         # service slots this engine holds a table of
         for i, mode in enumerate(self.modes.values()):
             if mode.ops is not None:
                 engine.register_mode(i, mode.ops())
@@ -184,10 +185,12 @@ class ServicesEngine:
                      for d in listed for w in (self.weight_now(d),)]
             table = sched.table(dests, svc.hash_target) if sched.targets else sched.table(dests)
             engine.svc_table(svc.slot, list(table))
-        else:
+            self._tabled.add(svc.slot)
+        elif svc.slot in self._tabled:
             # a scheduler without a table (mh -> rr): the old table goes, or the data
             # plane would still adopt mid-flow segments by it (rlb.core.lb: lb_adopts)
             engine.svc_table(svc.slot, [])
+            self._tabled.discard(svc.slot)
         engine.svc_set(svc.slot, proto=svc.proto, vaddr=int(svc.vaddr), vport=svc.vport,
                        sched=self.sched_index(svc.sched), flags=flags,
                        timeout=svc.timeout if svc.persistent else 0, netmask=int(svc.netmask),

@@ -746,8 +746,13 @@ def test_engine_calls_table_scheduler(lan_fm):
                               ("svc_table", 0, table),
                               svc_set(sched="mh", dests=[0, 1])]
     mark = len(e.calls)
-    ms.edit_service(WEB, sched="rr", persistent=10)             # no table any more
-    assert since(e, mark) == [svc_set(flags=F_PERSISTENT, timeout=10, dests=[0, 1])]
+    ms.edit_service(WEB, sched="rr", persistent=10)             # no table any more:
+    assert since(e, mark) == [("svc_table", 0, ()),              # the old one taken away
+                              svc_set(flags=F_PERSISTENT, timeout=10, dests=[0, 1])]
+    mark = len(e.calls)
+    ms.edit_service(WEB, sched="wrr")                             # none to take away
+    assert since(e, mark) == [svc_set(sched="wrr", flags=F_PERSISTENT, timeout=10,
+                                      dests=[0, 1])]
 
 
 def test_modes_and_schedulers_are_registered_once_per_engine(fm):
