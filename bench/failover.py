@@ -20,11 +20,15 @@ failed requests, the window from the event to the last failed one, and when the 
 had one nexthop. Half the flows hash to lb2 and never notice: the window is how long
 lb1's flows failed.
 
-Not measured here: flows across an ECMP change for DR+mh (the lab clusters are FNAT;
-tests/dataplane/test_dr_tunnel.py has the mechanism, a mid-flow packet adopted by the
-other LB's Maglev table).
+Established flows across ECMP changes, in dr-bgp-two-arm (DR, exabgp): 16 keep-alive
+HTTP sessions (rlb.lab.sessions, a request each every 50 ms) across
+  (f)    `routing drain` of lb1 and `routing undrain` 3 s later, scheduler mh
+  (g)    a rolling restart of lb1, then lb2 (drain-on-stop 2 s), scheduler mh
+  (f')   the drain of (f) with scheduler rr, the control
+per event: requests, failed ones, connections opened (16: none broke), the longest time
+a session waited between two answers, and the flows the other LB adopted.
 
-    sudo .venv/bin/python bench/failover.py           # ~4 min
+    sudo .venv/bin/python bench/failover.py           # ~6 min
 
 Writes bench/results/failover.md (and .json).
 """
@@ -46,6 +50,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from common import BenchError, add_output_options, finish, log  # noqa: E402
 
 TOPO, OSPF_RLB_TOPO, BGP_TOPO = "fnat-ospf-two-arm", "fnat-ospf-rlb-two-arm", "fnat-bgp-two-arm"
+DR_TOPO = "dr-bgp-two-arm"
+SESSIONS, SESSION_GAP = 16, 0.05       # keep-alive sessions, a request each per gap (s)
 VIP = "123.1.2.3"
 INTERVAL, TIMEOUT = 0.02, 0.2          # the prober's pace and patience (s)
 WINDOW = 8.0                           # seconds of probing around each event
@@ -235,6 +241,68 @@ def bgp_run(python: str, flag: str, results: list, colds: list) -> None:
                          kill("lb1"), window=10.0))
 
 
+def sessions_event(name: str, python: str, act, first_port: int, seconds: float) -> dict:
+    """Keep-alive sessions from the client while `act` runs (it starts once each has an
+    answer); what they lived through."""
+    before = {lb: adopted(lb) for lb in ("lb1", "lb2")}
+    p = subprocess.Popen(["ip", "netns", "exec", "rlb-client", python, "-m", "rlb.lab.sessions",
+                          VIP, "--sessions", str(SESSIONS), "--first-port", str(first_port),
+                          "--interval", str(SESSION_GAP), "--seconds", str(seconds)],
+                         stdout=subprocess.PIPE, text=True)
+    try:
+        if p.stdout.readline().strip() != "ready":
+            raise BenchError("rlb.lab.sessions did not start")
+        act()
+        out, _ = p.communicate(timeout=seconds + 30)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    r = json.loads(out.strip().splitlines()[-1])
+    # a restarted LB counts from zero: what it adopted is its whole count
+    took = {lb: n - before[lb] if n >= before[lb] else n
+            for lb in ("lb1", "lb2") for n in (adopted(lb),)}
+    res = {"event": name, "kind": "sessions", **{k: r[k] for k in (
+        "requests", "failed", "connections", "max_gap_ms")}, "adopted": took}
+    log(f"{name}: {res}")
+    return res
+
+
+def adopted(node: str) -> int:
+    out = rlb(node, "show dataplane | json")
+    return json.loads(out)["connections"]["adopted"]
+
+
+def drain_and_back() -> None:
+    rlb("lb1", "routing drain")
+    if until(lambda: len(nexthops()) == 1, 5) is None:
+        raise BenchError("lb1 drained, the switch still has two nexthops")
+    time.sleep(3)
+    rlb("lb1", "routing undrain")
+    settle()
+
+
+def rolling_restart() -> None:
+    from rlb.lab import manage
+    for node in ("lb1", "lb2"):
+        manage.restart_lb(node=node)
+        settle()
+
+
+def dr_run(python: str, flag: str, results: list, colds: list) -> None:
+    colds.append(cold_start(DR_TOPO))
+    settle()
+    results.append(sessions_event("(f) DR, mh: routing drain of lb1, undrain 3 s later",
+                                  python, drain_and_back, 44000, 15))
+    results.append(sessions_event("(g) DR, mh: rolling restart of lb1 then lb2", python,
+                                  rolling_restart, 44100, 45))
+    svc = f"-t {VIP}:80"
+    for node in ("lb1", "lb2"):
+        rlb(node, f"ipvsadm -E {svc} -s rr")
+    results.append(sessions_event("(f') DR, rr (control): routing drain of lb1, undrain 3 s "
+                                  "later", python, drain_and_back, 44200, 15))
+
+
 def _times(ms: list[int], most: int = 8) -> str:
     if len(ms) <= most:
         return ", ".join(map(str, ms)) or "-"
@@ -245,6 +313,8 @@ def _times(ms: list[int], most: int = 8) -> str:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--prober", type=float, help=argparse.SUPPRESS)
+    ap.add_argument("--only", action="append", choices=("ospf", "ospf-rlb", "bgp", "dr"),
+                    help="run only these labs (repeatable; default all)")
     add_output_options(ap)
     opts = ap.parse_args()
     if opts.prober:
@@ -256,7 +326,8 @@ def main() -> int:
     flag = os.path.join(logdir, "up")
     started = _dt.datetime.now().isoformat(timespec="seconds")
     results, colds = [], []
-    for run in (ospf_run, ospf_rlb_run, bgp_run):
+    runs = {"ospf": ospf_run, "ospf-rlb": ospf_rlb_run, "bgp": bgp_run, "dr": dr_run}
+    for run in [runs[name] for name in (opts.only or runs)]:
         open(flag, "w").close()
         try:
             run(opts.python, flag, results, colds)
@@ -276,9 +347,21 @@ def main() -> int:
         if "error" in r:
             md.append(f"| error: {r['error']} | | | | | | |")
             continue
+        if r.get("kind") == "sessions":
+            continue
         md.append(f"| {r['event']} | {r['requests']} | {r['failed']} | {r['window_ms']} ms | "
                   f"{r['one_nexthop_ms']} ms | {r.get('both_back_s', '-')} s | "
                   f"{_times(r['failed_at_ms'])} |")
+    md += ["", f"Lab {DR_TOPO}: {SESSIONS} keep-alive HTTP sessions from the client, a "
+           f"request each every {SESSION_GAP * 1000:.0f} ms (2 s to answer), across ECMP "
+           "changes; connections opened: "
+           f"{SESSIONS} means none broke.", "",
+           "| event | requests | failed | connections opened | longest wait for an answer | "
+           "flows adopted (lb1, lb2) |", "|---|---:|---:|---:|---:|---|"]
+    for r in results:
+        if r.get("kind") == "sessions":
+            md.append(f"| {r['event']} | {r['requests']} | {r['failed']} | {r['connections']} "
+                      f"| {r['max_gap_ms']} ms | {r['adopted']['lb1']}, {r['adopted']['lb2']} |")
     md.append("")
     for cold in colds:
         md.append(f"Cold start of {cold['topology']}: `rlb lab up --tutorial` took "

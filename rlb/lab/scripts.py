@@ -147,7 +147,28 @@ def fnat_ospf(vip: str = "123.1.2.3", *, kni_ip: str = "172.10.0.2",
     lines += service("fnat", vip, **svc)
     lines += [laddr(lip, vip, dev=lan) for lip in laddrs]
     if net:
-        lines += [f"dpip route add {kni_ip}/32 dev {wan} scope kni_host",
-                  f"dpip route add {interconnect} dev {wan}",
-                  f"dpip route add default via {gateway} dev {wan}"]
+        lines += _uplink(kni_ip, gateway, interconnect, wan)
+    return tuple(lines)
+
+
+def _uplink(kni_ip: str, gateway: str, interconnect: str, wan: str) -> list[str]:
+    """A cluster LB's way to its switch: the interconnect address handed to <wan>.kni
+    (where the routing daemon speaks), the interconnect network, a default route."""
+    return [f"dpip route add {kni_ip}/32 dev {wan} scope kni_host",
+            f"dpip route add {interconnect} dev {wan}",
+            f"dpip route add default via {gateway} dev {wan}"]
+
+
+def dr_ecmp(vip: str = "123.1.2.3", *, lan_ip: str = "192.168.100.200/24",
+            kni_ip: str = "172.10.0.2", gateway: str = "172.10.0.1",
+            interconnect: str = "172.10.0.0/30", wan: str = "dpdk1", lan: str = "dpdk0",
+            sched: str = "mh", net: bool = True, **svc) -> Lines:
+    """DR in an ECMP cluster (not in the tutorial): the LAN address (the real servers
+    on-link), the service with -g and the Maglev scheduler, which every LB fills the
+    same from the same servers, so a flow ECMP moves to another LB keeps its server;
+    then the way to the switch, as fnat_ospf has it."""
+    lines = [f"dpip addr add {lan_ip} dev {lan}"] if net else []
+    lines += service("dr", vip, sched=sched, **svc)
+    if net:
+        lines += _uplink(kni_ip, gateway, interconnect, wan)
     return tuple(lines)

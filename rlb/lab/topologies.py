@@ -447,14 +447,15 @@ def _switch_bgpd() -> str:
     return "\n".join(lines) + "\n"
 
 
-def _bgp_lb(node: str) -> Node:
+def _bgp_lb(node: str, extra: tuple[str, ...] = ()) -> Node:
     kni_ip, gw, _, _ = OSPF_LBS[node]
     kni = ("link set dpdk1.kni up", f"addr add {kni_ip}/30 dev dpdk1.kni",
            f"route add default via {gw} dev dpdk1.kni")
     config = (f"router bgp {BGP_AS[node]}", f" bgp router-id {kni_ip}",
               f" neighbor {gw} remote-as {BGP_SWITCH_AS}", f" neighbor {gw} timers 1 3",
               f" neighbor {gw} bfd interval 100 multiplier 3", "exit",
-              f"virtual-server tcp {OSPF_VIP}:80", " announce dpdk1 hold-down 2", "exit")
+              f"virtual-server tcp {OSPF_VIP}:80", " announce dpdk1 hold-down 2", "exit",
+              *extra)
     return Node(node, "lb", kni=kni, config=config)
 
 
@@ -469,6 +470,40 @@ def _fnat_bgp(name: str, description: str) -> Topology:
             n = _bgp_lb(n.name)
         nodes.append(n)
     return replace(ospf, nodes=tuple(nodes))
+
+
+# "dr-bgp-two-arm": fnat-bgp-two-arm's cluster in DR mode with the Maglev scheduler (mh).
+# The real servers carry the VIP on lo and answer the client straight through the
+# switch, which has a leg on their LAN (their default gateway); each LB only rewrites
+# the MAC. A flow that ECMP moves from one LB to the other (a withdrawal, a restart)
+# finds the same real server there: a mid-flow segment is scheduled by the Maglev
+# table, the same on both LBs. `routing drain-on-stop 2`: a stopped LB keeps
+# forwarding for 2 s after its withdrawal (packets already on their way).
+DR_SWITCH_LAN = LAN_GW
+
+
+def _dr_bgp(name: str, description: str) -> Topology:
+    bgp = _fnat_bgp(name, description)
+    nodes = []
+    for n in bgp.nodes:
+        if n.name == "switch":
+            n = replace(n, addrs=(*n.addrs, ("eth3", f"{DR_SWITCH_LAN}/24")))
+        elif n.name in OSPF_LBS:
+            n = _bgp_lb(n.name, extra=("routing drain-on-stop 2",))
+        elif n.role == "rs":
+            n = _rs(n.name, dict(n.addrs)["eth0"].split("/")[0],
+                    (f"default via {DR_SWITCH_LAN}",), vip=OSPF_VIP)
+        nodes.append(n)
+    (lan,) = bgp.segments
+    return replace(bgp, nodes=tuple(nodes),
+                   segments=(replace(lan, members=(*lan.members, ("switch", "eth3"))),),
+                   script=_dr_script("lb1"), scripts=(("lb2", _dr_script("lb2")),))
+
+
+def _dr_script(node: str) -> Callable[..., tuple[str, ...]]:
+    kni_ip, gw, net, lips = OSPF_LBS[node]
+    return partial(scripts.dr_ecmp, vip=OSPF_VIP, lan_ip=f"{lips[0]}/24", kni_ip=kni_ip,
+                   gateway=gw, interconnect=net)
 
 
 # "fnat-ospf-rlb-two-arm": fnat-ospf-two-arm with rlb's own `router ospf` on the LBs in
@@ -561,6 +596,11 @@ TOPOLOGIES: tuple[Topology, ...] = (
         "fnat-bgp-two-arm",
         "FNAT with BGP/ECMP: fnat-ospf-two-arm's cluster, lb1 (AS 65001) and lb2 (AS 65002) "
         "announcing VIP 123.1.2.3 by exabgp from rlb's `router bgp`, BFD beside it",
+    ),
+    _dr_bgp(
+        "dr-bgp-two-arm",
+        "DR with BGP/ECMP: fnat-bgp-two-arm's cluster in DR mode, scheduler mh, VIP "
+        "123.1.2.3 on the rs' lo, replies through the switch: flows survive ECMP changes",
     ),
 )
 
