@@ -120,6 +120,7 @@ async def _serve(model, sock: str, instance: str) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    from rlb.ha.keepalived import Keepalived
     from rlb.health.monitor import Monitor
     from rlb.routing.announce import Announcer
     from rlb.routing.exabgp import Speaker
@@ -129,6 +130,7 @@ async def _serve(model, sock: str, instance: str) -> None:
     router = Router(model, instance)
     speaker = Speaker(model, instance)
     announcer.speakers.append(speaker)
+    keepalived = Keepalived(model, instance)
     server = ControlServer(model, sock, host=instance)
     await server.start()
     ssh = await _start_ssh(model, instance)
@@ -137,6 +139,7 @@ async def _serve(model, sock: str, instance: str) -> None:
     announcing = asyncio.create_task(announcer.run())
     routing = asyncio.create_task(router.run())
     bgp = asyncio.create_task(speaker.run())
+    vrrp = asyncio.create_task(keepalived.run())
     try:
         await stop.wait()
         if model.routing.drain_on_stop:        # withdraw, and let the connections end
@@ -146,11 +149,14 @@ async def _serve(model, sock: str, instance: str) -> None:
         # the routes go first: the neighbours move the flows away while we still serve;
         # each step runs whatever the one before did
         announcing.cancel()
+        vrrp.cancel()
         bgp.cancel()
         routing.cancel()
         checks.cancel()
         rates.cancel()
-        steps = [("withdraw the VIPs", announcer.stop), ("stop exabgp", speaker.stop),
+        steps = [("withdraw the VIPs", announcer.stop),
+                 ("leave VRRP (the peer takes over)", keepalived.stop),
+                 ("stop exabgp", speaker.stop),
                  ("stop FRR", lambda: asyncio.to_thread(router.stop)),
                  ("stop the health checks", monitor.stop),
                  ("stop the ssh shell", ssh.stop if ssh is not None else None),

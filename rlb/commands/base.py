@@ -99,7 +99,7 @@ DATAPLANE = g.node("dataplane", parent="exec", prompt="{host}(dataplane)#").name
 # operator made first, and must not on the way back); then the interfaces; routes with
 # a src (an address of ours), then those through a gateway (the route that puts the
 # gateway on-link may be one with a src only); the services; the accounts.
-SETTINGS, PORT_ONLY, INTERFACES, WITH_SRC, VIA, SERVICES, ACCOUNTS, ROUTING = range(8)
+SETTINGS, PORT_ONLY, INTERFACES, WITH_SRC, VIA, SERVICES, ACCOUNTS, ROUTING, HA = range(9)
 
 
 def route_group(r) -> int:
@@ -227,10 +227,12 @@ g.node(ENABLE, parent="exec", prompt="{host}#")
 g.node(CONFIG, parent="exec", prompt="{host}(config)#")
 # configuration mode's sections (rlb/commands/configure.py; health.py adds to VS)
 IF, VS, OSPF, BGP = "config-if", "config-vs", "config-router", "config-router-bgp"
+VRRP = "config-vrrp"
 g.node(IF, parent=CONFIG, prompt="{host}(config-if)#")
 g.node(VS, parent=CONFIG, prompt="{host}(config-vs)#")
 g.node(OSPF, parent=CONFIG, prompt="{host}(config-router)#")
 g.node(BGP, parent=CONFIG, prompt="{host}(config-router)#")       # FRR's prompt for both
+g.node(VRRP, parent=CONFIG, prompt="{host}(config-vrrp)#")
 EXEC_MODES = (VIEW, ENABLE)
 
 
@@ -395,3 +397,4 @@ import rlb.commands.users  # noqa: E402,F401  (the ssh server's `username` and `
 import rlb.commands.configure  # noqa: E402,F401  (configuration mode: candidate, commit, sections)
 import rlb.commands.show  # noqa: E402,F401  (router-style names of the dpip and ipvsadm views)
 import rlb.commands.routing  # noqa: E402,F401  (what the route announcements do)
+import rlb.commands.ha  # noqa: E402,F401  (master/backup: the VRRP sections, show vrrp)

@@ -30,7 +30,7 @@ from rlb.errors import CommandError, ConfigError
 from rlb.model.model import default_scope, parse_mac
 from rlb.model.services import DEFAULT_TIMEOUTS, HOST_MASK, PERSISTENT_TIMEOUT, PROTO_NAMES
 from rlb.commands.base import (CONFIG, DATAPLANE, ENABLE, INTERFACES, ROOT, ROUTE_HELP,
-                               ROUTE_OPTS, SERVICES, SSH, VS_DEF, VS_HELP, IF, VS, OSPF, BGP,
+                               ROUTE_OPTS, SERVICES, SSH, VS_DEF, VS_HELP, IF, VS,
                                Context, Reply, Shown,
                                _prefix, _vs_key, g, laddr_made, lineage, route_add, route_group)
 
@@ -125,7 +125,8 @@ def _section_end(ctx):
     return reply
 
 
-for _node in (IF, VS, OSPF, BGP, DATAPLANE):
+# every section of configuration mode (base.py declares them) and the dataplane's
+for _node in [n.name for n in g.nodes.values() if n.parent == CONFIG] + [DATAPLANE]:
     g.command("exit", node=_node, readonly=True)(_section_exit)
     g.command("end", node=_node, readonly=True)(_section_end)
 

@@ -141,7 +141,21 @@ def transform(running: Model, target: Model, wide: bool = False) -> list[str]:
     _accounts(running, target, done)
     _arp_sources(running, target, done)
     _routing(running, target, done)
+    _ha(running, target, done)
     return done
+
+
+def _ha(running: Model, target: Model, done) -> None:
+    """The VRRP sections, each as a whole (rlb.ha.keepalived applies the difference)."""
+    have, want = dict(running.ha.instances), dict(target.ha.instances)
+    for name in [n for n in have if n not in want]:
+        running.ha.set_instance(name, None)
+        done.append(f"delete vrrp instance {name}")
+    for name, inst in want.items():
+        if have.get(name) != inst:
+            running.ha.set_instance(name, inst)
+            done.append(f"set vrrp instance {name}")
+    running.ha.instances = target.ha.instances          # and in the target's order
 
 
 def _routing(running: Model, target: Model, done) -> None:
@@ -333,6 +347,7 @@ def apply(running: Model, target: Model) -> list[str]:
     want = new.canonical()
     wide = _rehearse(old, target, want)
     running.routing.check(target)        # FRR and exabgp on their sections, in their words
+    running.ha.check(target)             # the VRRP sections, then keepalived's parser
     try:
         done = transform(running, target, wide)
     except Exception as err:

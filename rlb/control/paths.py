@@ -34,6 +34,11 @@ def frr_dir(instance: str) -> str:
     return os.path.join(RUN_DIR, f"{instance}-frr")
 
 
+def ha_dir(instance: str) -> str:
+    """Where the instance's keepalived keeps its files (rlb.ha.keepalived)."""
+    return os.path.join(RUN_DIR, f"{instance}-ha")
+
+
 def bgp_dir(instance: str) -> str:
     """Where the instance's exabgp keeps its files (rlb.routing.exabgp)."""
     return os.path.join(RUN_DIR, f"{instance}-bgp")

@@ -82,6 +82,7 @@ REASON = Group("reason", "R_", ("reason",), "packets dropped or punted to kni, b
         ("ethertype_kni", "non-IPv4/ARP ethertype: punted to kni"),
         ("arp_bad", "malformed ARP"),
         ("arp_foreign_kni", "ARP for an address we do not own: punted to kni"),
+        ("arp_vrrp_kni", "ARP for a VRRP address (its kernel answers on the MASTER): to kni"),
         ("ttl_exceeded", "forwarding with TTL <= 1"),
         ("no_route", "forwarding enabled, no route"),
         ("fwd_disabled_kni", "not ours, forwarding off: punted to kni"),

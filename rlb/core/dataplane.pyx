@@ -317,11 +317,14 @@ cdef class Engine:
                 raise DataplaneError(f"worker {i} did not apply the change in {timeout}s")
 
     def route_set(self, int index, uint32_t prefix, int plen, *, uint32_t gw=0, uint32_t src=0,
-                  int port=0, int scope=0, int mtu=1500, bint sapool=False):
+                  int port=0, int scope=0, int mtu=1500, bint sapool=False,
+                  bint kni_arp=False):
+        """kni_arp: an own address whose ARP requests go to the kni, where the kernel
+        answers them while keepalived holds the address there (VRRP MASTER)."""
         if index < 0 or <uint32_t>index >= g.route_cap:
             raise DataplaneError("route table full")
         self.send(MSG_ROUTE_SET, a=index, b=prefix, c=gw, d=src, plen=plen, scope=scope,
-                  port=port, mtu=mtu, flags=1 if sapool else 0)
+                  port=port, mtu=mtu, flags=(1 if sapool else 0) | (2 if kni_arp else 0))
 
     def route_del(self, int index, uint32_t prefix, int plen):
         self.send(MSG_ROUTE_DEL, a=index, b=prefix, plen=plen)

@@ -3,7 +3,7 @@ from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
 from libc.string cimport memcpy, memset
 from rlb.core.dpdk.mbuf cimport (rte_mbuf, rte_pktmbuf_trim, rte_pktmbuf_free, rte_pktmbuf_alloc,
                                  rlb_mtod)
-from rlb.core.route cimport route_lookup, is_own
+from rlb.core.route cimport route_lookup, arp_is_ours
 from rlb.core.dpdk.ethdev cimport rte_ether_hdr
 from rlb.core.dpdk.net cimport (rte_ipv4_hdr, rte_arp_hdr, rte_icmp_hdr, rte_raw_cksum,
                                 rte_be_to_cpu_16, rte_be_to_cpu_32, rte_cpu_to_be_16,
@@ -137,7 +137,9 @@ cdef inline void arp_input(engine_t *e, worker_t *w, uint8_t port, rte_mbuf *m) 
         return
     sip = rte_be_to_cpu_32(a.arp_data.arp_sip)
     tip = rte_be_to_cpu_32(a.arp_data.arp_tip)
-    own = is_own(w, tip) and sip != tip
+    own = arp_is_ours(w, tip)
+    if sip == tip:
+        own = 0
     if sip != 0:
         # merge: refresh an entry we have; create one only when the packet is for us
         n = neigh_find(w, sip)
@@ -148,8 +150,8 @@ cdef inline void arp_input(engine_t *e, worker_t *w, uint8_t port, rte_mbuf *m) 
         if n != NULL and n.state != NEIGH_STATIC:
             neigh_confirm(e, w, n, a.arp_data.arp_sha.addr_bytes, port, 0)
             neigh_share(e, w, n)
-    if not own:
-        w.reasons[R_ARP_FOREIGN_KNI] += 1
+    if own != 1:
+        w.reasons[R_ARP_FOREIGN_KNI if own == 0 else R_ARP_VRRP_KNI] += 1
         tx_kni(e, w, port, m)
         return
     if op == ARP_REPLY:

@@ -83,6 +83,7 @@ cdef struct route_t:
     uint8_t port
     uint8_t used
     uint8_t sapool             # a local address pool (FNAT/SNAT): replies find their worker by port
+    uint8_t kni_arp            # an own address whose ARP the kernel answers (VRRP moves it)
 
 cdef struct neigh_t:
     uint32_t ip                # host byte order, 0 = empty slot

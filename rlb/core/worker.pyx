@@ -65,6 +65,7 @@ cdef void apply_msg(engine_t *e, worker_t *w, msg_t *msg) noexcept nogil:
         r.port = <uint8_t>msg.port
         r.mtu = msg.mtu
         r.sapool = msg.flags & 1
+        r.kni_arp = (msg.flags >> 1) & 1
         r.used = 1
         if msg.plen == 0:
             w.default_route = msg.a

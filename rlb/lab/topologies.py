@@ -506,6 +506,50 @@ def _dr_script(node: str) -> Callable[..., tuple[str, ...]]:
                    gateway=gw, interconnect=net)
 
 
+# "fnat-keepalive" (tutorial, "fnat-keepalive"): FNAT one-arm on the LAN
+# 192.168.100.0/24 with two LBs, lb1 MASTER (priority 100) and lb2 BACKUP (80). Each runs
+# keepalived (VRRP only, from rlb's `vrrp instance VI_1`) on dpdk0.kni, which has an
+# address of its own; the VIP 192.168.100.254 and the local addresses .200/.201 are the
+# MASTER's (the kernel of the MASTER answers ARP for them).
+KA_VIP = "192.168.100.254"
+KA_CLIENT = "192.168.100.146"
+KA_LBS = {"lb1": ("192.168.100.11", "master", 100), "lb2": ("192.168.100.12", "backup", 80)}
+
+
+def _ka_lb(node: str) -> Node:
+    kni_ip, state, prio = KA_LBS[node]
+    kni = ("link set dpdk0.kni up", f"addr add {kni_ip}/24 dev dpdk0.kni")
+    config = ("vrrp instance VI_1", " interface dpdk0", f" state {state}",
+              " virtual-router-id 123", f" priority {prio}",
+              f" virtual-address {KA_VIP}/32", "exit")
+    return Node(node, "lb", kni=kni, config=config)
+
+
+def _ka_script(node: str) -> Callable[..., tuple[str, ...]]:
+    return partial(scripts.fnat_keepalive, vip=KA_VIP, kni_ip=KA_LBS[node][0])
+
+
+def _fnat_keepalive(name: str, description: str) -> Topology:
+    return Topology(
+        name=name,
+        description=description,
+        nodes=(
+            Node("client", "client", addrs=(("eth0", f"{KA_CLIENT}/24"),)),
+            *(_ka_lb(node) for node in KA_LBS),
+            _rs("rs1", RS1),
+            _rs("rs2", RS2),
+            _switch(),
+        ),
+        segments=(_lan(("client", "eth0"), *((node, port_iface("dpdk0")) for node in KA_LBS),
+                       ("rs1", "eth0"), ("rs2", "eth0")),),
+        ports=(("dpdk0", port_iface("dpdk0")),),
+        lbs=tuple(KA_LBS),
+        vip=KA_VIP,
+        script=_ka_script("lb1"),
+        scripts=(("lb2", _ka_script("lb2")),),
+    )
+
+
 # "fnat-ospf-rlb-two-arm": fnat-ospf-two-arm with rlb's own `router ospf` on the LBs in
 # place of the tutorial's FRR files: rlb runs zebra, ospfd and bfdd from it and announces
 # the VIP from its service (`announce dpdk1`) as an intra-area stub (rlb.routing.ospf).
@@ -596,6 +640,11 @@ TOPOLOGIES: tuple[Topology, ...] = (
         "fnat-bgp-two-arm",
         "FNAT with BGP/ECMP: fnat-ospf-two-arm's cluster, lb1 (AS 65001) and lb2 (AS 65002) "
         "announcing VIP 123.1.2.3 by exabgp from rlb's `router bgp`, BFD beside it",
+    ),
+    _fnat_keepalive(
+        "fnat-keepalive",
+        "FNAT master/backup (keepalived section): client 192.168.100.146, lb1 MASTER and lb2 "
+        "BACKUP by VRRP on dpdk0.kni, VIP 192.168.100.254, rs1/rs2, one LAN",
     ),
     _dr_bgp(
         "dr-bgp-two-arm",

@@ -138,6 +138,12 @@ class Model:
     router: object = field(default=None, repr=False, compare=False)
     # Its exabgp (rlb.routing.exabgp.Speaker), None elsewhere
     speaker: object = field(default=None, repr=False, compare=False)
+    # `vrrp instance NAME` sections (rlb.model.ha.Ha): what keepalived is told
+    ha: object = field(default=None, repr=False, compare=False)
+    # Its keepalived (rlb.ha.keepalived.Keepalived), None elsewhere
+    keepalived: object = field(default=None, repr=False, compare=False)
+    # The addresses whose ARP the kernel answers (VRRP's: vrrp_addresses), as pushed
+    _kni_arp: frozenset = field(default=frozenset(), repr=False, compare=False)
 
     def __post_init__(self):
         if self.services is None:
@@ -146,10 +152,16 @@ class Model:
         if self.routing is None:
             from rlb.model.routing import Routing
             self.routing = Routing()
+        if self.ha is None:
+            from rlb.model.ha import Ha
+            self.ha = Ha()
+        self.ha.listeners.append(self.refresh_vrrp)
+        self.services.listeners.append(self.refresh_vrrp)
 
     def attach(self, engine) -> None:
         """Push the whole validated state into a freshly started data plane."""
         self.engine = engine
+        self._kni_arp = frozenset(self.vrrp_addresses())
         self.push_settings()
         for r in self.routes.values():
             self._push_route(r)
@@ -160,7 +172,8 @@ class Model:
             iface = kernel_iface(p.devargs)
             p.kernel_rx_base = iface_rx_packets(iface) if iface else None
         for a in self.addresses:
-            engine.garp(int(a.ip), self.ports[a.port].index)
+            if a.ip not in self._kni_arp:       # VRRP's: keepalived's, on the MASTER
+                engine.garp(int(a.ip), self.ports[a.port].index)
         self.services.attach(engine)
 
     def push_settings(self, names=RUNTIME) -> None:
@@ -233,7 +246,8 @@ class Model:
     def find_address(self, ip: IPv4Address) -> Address | None:
         return next((a for a in self.addresses if a.ip == ip), None)
 
-    def add_address(self, iface: IPv4Interface, port: str, sapool: bool = False) -> None:
+    def add_address(self, iface: IPv4Interface, port: str, sapool: bool = False,
+                    garp: bool = True) -> None:
         p = self.port(port)
         if iface.ip.is_multicast or iface.ip.is_unspecified or iface.ip == IPv4Address("255.255.255.255"):
             raise CommandError(f"{iface.ip} cannot be an interface address")
@@ -269,7 +283,8 @@ class Model:
             self._install_route(r)
         if self.engine is not None:
             self.engine.port_addr(p.index, self._primary(p.name))
-            self.engine.garp(int(iface.ip), p.index)
+            if garp and iface.ip not in self.vrrp_addresses():
+                self.engine.garp(int(iface.ip), p.index)
 
     def del_address(self, iface: IPv4Interface, port: str) -> None:
         self.port(port)
@@ -298,10 +313,42 @@ class Model:
     def _primary(self, port: str) -> int:
         """Source address for ARP requests on a port: its first address, else 0. The
         addresses `ipvsadm --add-laddr` made come last: they are implied by the local
-        addresses, and the ARP source must not depend on when those were added."""
+        addresses, and the ARP source must not depend on when those were added. A VRRP
+        address is never one (a BACKUP's request would pull its traffic over)."""
         made = self.services._auto
-        mine = sorted((a for a in self.addresses if a.port == port), key=lambda a: a.ip in made)
+        mine = sorted((a for a in self.addresses if a.port == port and
+                       a.ip not in self._kni_arp), key=lambda a: a.ip in made)
         return int(mine[0].ip) if mine else 0
+
+    # ------------------------------------------------------------------ VRRP
+
+    def vrrp_vips(self) -> set[IPv4Address]:
+        return {a.ip for _, inst in self.ha.instances for a in inst.addresses}
+
+    def vrrp_addresses(self) -> dict[IPv4Address, str]:
+        """The addresses VRRP moves, by instance: each instance's virtual addresses and
+        the local addresses of the services on them (FNAT's: the same on both LBs)."""
+        out: dict[IPv4Address, str] = {}
+        for name, inst in self.ha.instances:
+            vips = {a.ip for a in inst.addresses}
+            out.update((ip, name) for ip in vips)
+            for svc in self.services.table.values():
+                if getattr(svc, "vaddr", None) in vips:
+                    out.update((la.addr, name) for la in svc.laddrs)
+        return out
+
+    def refresh_vrrp(self) -> None:
+        """After a change of the VRRP sections or the services: the host routes whose
+        ARP goes to the kernel now, or no longer, pushed again; the ports' ARP sources."""
+        new = frozenset(self.vrrp_addresses())
+        old, self._kni_arp = self._kni_arp, new
+        if new == old or self.engine is None:
+            return
+        for r in self.routes.values():
+            if r.scope == HOST and r.prefix.network_address in (new ^ old):
+                self._push_route(r)
+        for p in self.ports.values():
+            self.engine.port_addr(p.index, self._primary(p.name))
 
     # --------------------------------------------------------------- routes
 
@@ -411,7 +458,8 @@ class Model:
         self.engine.route_set(r.slot, int(r.prefix.network_address), r.prefix.prefixlen,
                               gw=int(r.via or 0), src=int(r.src or 0),
                               port=self.ports[r.port].index, scope=SCOPE_CODE[r.scope],
-                              mtu=r.mtu, sapool=r.sapool)
+                              mtu=r.mtu, sapool=r.sapool,
+                              kni_arp=r.scope == HOST and r.prefix.network_address in self._kni_arp)
 
     def _remove_route(self, r: Route) -> None:
         del self.routes[r.key()]

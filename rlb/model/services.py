@@ -542,7 +542,9 @@ class Services(ServicesEngine):
         self._check_hooks(replace(svc, laddrs=[*svc.laddrs, la]))
         if existing is None:
             # validates fully before changing anything, so this is the first change
-            self.model.add_address(IPv4Interface(f"{addr}/32"), dev, sapool=True)
+            # a VRRP VIP's local address is the MASTER's: keepalived announces it
+            self.model.add_address(IPv4Interface(f"{addr}/32"), dev, sapool=True,
+                                   garp=svc.vaddr not in self.model.vrrp_vips())
             self._auto.add(addr)
             if self.engine is not None:     # made by us: no longer a candidate ARP source
                 self.engine.port_addr(self.model.ports[dev].index, self.model._primary(dev))

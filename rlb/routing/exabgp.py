@@ -19,7 +19,6 @@ exabgp refuses is refused at commit with exabgp's own message (`exabgp --test`).
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import json
 import logging
 import os
@@ -33,6 +32,7 @@ from importlib import metadata
 from ipaddress import IPv4Address, IPv4Interface
 from pathlib import Path
 
+from rlb.child import die_with_parent
 from rlb.control import paths
 from rlb.netlink import in_thread
 from rlb.routing.frr import RoutingError, alive
@@ -45,8 +45,8 @@ ACK_WAIT = 5.0            # seconds exabgp may take to acknowledge a command
 CHECK_TIMEOUT = 30.0
 STOP_WAIT = 3.0
 RESTART_AFTER = 5.0       # seconds before an exabgp that died is started again
-PR_SET_PDEATHSIG = 1
 # exabgp's state events, as FRR's `show bgp summary` names the states
+STATE_EVENT = "state"      # exabgp's JSON event of a neighbour's state
 STATES = {"up": "Established", "connected": "OpenSent", "down": "Active"}
 # exabgp's settings (its environment): ours, and nothing of the host's /etc/exabgp
 ENV = {"exabgp_daemon_user": "root", "exabgp_daemon_drop": "false",
@@ -136,13 +136,6 @@ def check_text(text: str) -> None:
         said = [s for s in said if s]
         start = next((i for i, s in enumerate(said) if "error" in s), max(0, len(said) - 3))
         raise RoutingError("exabgp refused the configuration: " + " | ".join(said[start:]))
-
-
-_PRCTL = ctypes.CDLL(None, use_errno=True).prctl     # looked up here, not in the child
-
-
-def _die_with_parent() -> None:          # in the child, before exec: no dlopen there
-    _PRCTL(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def _fail(acks: deque) -> None:
@@ -282,7 +275,7 @@ class Speaker:
         with open(self.dir / "exabgp.out", "ab") as out:
             self.proc = await asyncio.create_subprocess_exec(
                 str(EXABGP), str(self.conf), stdin=subprocess.DEVNULL, stdout=out,
-                stderr=subprocess.STDOUT, env=env, preexec_fn=_die_with_parent)
+                stderr=subprocess.STDOUT, env=env, preexec_fn=die_with_parent)
         self.applied, self.problem = text, None
         log.info("bgp: exabgp %s running (pid %d, %s)", version(), self.proc.pid, self.dir)
 
@@ -362,7 +355,7 @@ class Speaker:
             event = json.loads(text)
         except ValueError:
             return
-        if event.get("type") != "state":
+        if event.get("type") != STATE_EVENT:
             return
         n = event.get("neighbor") or {}
         peer = (n.get("address") or {}).get("peer")

@@ -91,7 +91,7 @@ class FakeEngine:
 
     @recorded
     def route_set(self, index, prefix, plen, *, gw=0, src=0, port=0, scope=0, mtu=1500,
-                  sapool=False): pass
+                  sapool=False, kni_arp=False): pass
 
     @recorded
     def route_del(self, index, prefix, plen): pass

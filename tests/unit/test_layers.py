@@ -14,7 +14,7 @@ RLB = Path(rlb.__file__).resolve().parent
 # (a new top-level module or package) fails until it is given a layer.
 LAYERS = [
     {"rlb.core"},
-    {"rlb.errors", "rlb.netlink"},
+    {"rlb.errors", "rlb.netlink", "rlb.child"},
     {"rlb.sched", "rlb.modes", "rlb.toa", "rlb.uoa"},
     {"rlb.plugins"},
     {"rlb.model"},
@@ -22,7 +22,7 @@ LAYERS = [
     {"rlb.commands"},
     {"rlb.control"},
     {"rlb.shell"},
-    {"rlb.daemon", "rlb.cli", "rlb.__main__", "rlb.lab", "rlb.routing"},
+    {"rlb.daemon", "rlb.cli", "rlb.__main__", "rlb.lab", "rlb.routing", "rlb.ha"},
 ]
 LEVEL = {name: i for i, names in enumerate(LAYERS) for name in names}
 

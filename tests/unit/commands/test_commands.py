@@ -10,7 +10,8 @@ import pytest
 
 from rlb.control.config import check, handler_params, run
 from rlb.model.model import SCOPES, CommandError, Model
-from rlb.commands import base as commands, configure, dpip, health, ipvsadm, routing, show, users
+from rlb.commands import (base as commands, configure, dpip, ha, health, ipvsadm, routing, show,
+                          users)
 from rlb.commands.base import Context, Reply, g
 from rlb.commands.definition import _Kw, _terminals, _Var
 from rlb.commands.grammar import ParseError
@@ -31,7 +32,7 @@ def test_nodes():
     assert {n: g.nodes[n].parent for n in g.nodes} == {
         "exec": None, "dataplane": "exec", "view": "exec", "enable": "exec", "config": "exec",
         "config-if": "config", "config-vs": "config", "config-router": "config",
-        "config-router-bgp": "config", "pipe": None}
+        "config-router-bgp": "config", "config-vrrp": "config", "pipe": None}
     assert all(g.commands(n) for n in g.nodes)
 
 
@@ -67,7 +68,7 @@ def test_handlers_are_distinct_functions_of_the_module():
     assert len(set(handlers)) == len(handlers)
     assert all(h.__module__ in (commands.__name__, dpip.__name__, ipvsadm.__name__,
                                 users.__name__, configure.__name__, show.__name__, health.__name__,
-                                routing.__name__)
+                                routing.__name__, ha.__name__)
                for h in handlers)
 
 
@@ -107,7 +108,7 @@ WORD_SAMPLES = {"dev": "dpdk0", "name": "dpdk9", "devargs": "net_tap9", "sched":
                 "source": "10.0.0.1", "timeout": "0.5", "path": "/health", "host": "example",
                 "status": "200", "regex": "ok", "regex_no_match": "no", "digest": "0" * 32,
                 "payload": "00", "require_reply": "any", "command": "true", "dynamic": "no",
-                "where": "/run/frr-op"}
+                "where": "/run/frr-op", "seconds": "0.5", "password": "secret"}
 
 
 def sample_line(node, full):

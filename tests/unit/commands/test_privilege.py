@@ -40,6 +40,7 @@ READONLY = {
     "show routing vip", "show ip ospf neighbor", "show ip ospf route", "show ip route ospf",
     "show bfd peers",
     "show bgp summary",
+    "show vrrp",
 }
 
 

@@ -48,7 +48,7 @@ class FakeEngine(fake_engine.FakeEngine):
         self.calls.append(("set_kni_rate", pps))
 
     def route_set(self, index, prefix, plen, *, gw=0, src=0, port=0, scope=0, mtu=1500,
-                  sapool=False):
+                  sapool=False, kni_arp=False):
         self.calls.append(("route_set", index, prefix, plen, gw, src, port, scope, mtu))
 
     def route_del(self, index, prefix, plen):

@@ -65,7 +65,7 @@ class FakeEngine(fake_engine.FakeEngine):
 
     # the parts of the engine the address and route model uses
     def route_set(self, index, prefix, plen, *, gw=0, src=0, port=0, scope=0, mtu=1500,
-                  sapool=False):
+                  sapool=False, kni_arp=False):
         self.calls.append(("route_set", index, prefix, plen))
 
     def route_del(self, index, prefix, plen):
