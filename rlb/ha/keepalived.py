@@ -28,7 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from rlb.child import die_with_parent
+from rlb.child import Helper, die_with_parent
 from rlb.control import paths
 from rlb.errors import CommandError
 from rlb.model.ha import MASTER
@@ -36,9 +36,7 @@ from rlb.model.ha import MASTER
 log = logging.getLogger("rlb.ha")
 
 KEEPALIVED = Path("/usr/sbin/keepalived")
-SUPERVISE_EVERY = 5.0     # seconds between two looks at keepalived
 RESTART_AFTER = 2.0       # seconds before a keepalived that died is started again
-STOP_WAIT = 3.0
 CHECK_TIMEOUT = 30.0
 FIFO = "notify.fifo"
 STATES = ("MASTER", "BACKUP", "FAULT", "STOP")
@@ -129,10 +127,13 @@ def parse_notify(line: str) -> tuple[str, str, int] | None:
         return None
 
 
-class Keepalived:
+class Keepalived(Helper):
     """keepalived for one instance. `await run()` keeps it as the configuration says."""
 
+    what = "keepalived"
+
     def __init__(self, model, instance: str, *, directory: str | None = None):
+        super().__init__(log)
         self.model = model
         self.instance = instance
         self.dir = Path(directory or paths.ha_dir(instance))
@@ -143,8 +144,6 @@ class Keepalived:
         self._fd: int | None = None
         self._buf = b""
         self._died_at = 0.0
-        self._wake = asyncio.Event()
-        self._wake.set()
         model.ha.listeners.append(self._wake.set)
         model.ha.checkers.append(self.check)
         model.services.listeners.append(self._wake.set)      # the local addresses moved
@@ -166,20 +165,6 @@ class Keepalived:
             check_text(text)
 
     # -- the loop ------------------------------------------------------------------------
-
-    async def run(self) -> None:
-        while True:
-            try:
-                async with asyncio.timeout(SUPERVISE_EVERY):
-                    await self._wake.wait()
-            except TimeoutError:
-                pass
-            self._wake.clear()
-            try:
-                await self._sync()
-            except Exception as e:              # never let the supervision end
-                self.problem = str(e) or type(e).__name__
-                log.exception("vrrp: %s", self.problem)
 
     async def _sync(self) -> None:
         text = config(self.model, self.instance, str(self.fifo))
@@ -210,7 +195,8 @@ class Keepalived:
     async def _start(self, text: str) -> None:
         installed()
         self.dir.mkdir(parents=True, exist_ok=True)
-        self._kill_stale()
+        for pidfile in ("keepalived.pid", "vrrp.pid"):
+            self.kill_stale(self.dir / pidfile, self.conf)
         self._open_fifo()
         self.conf.write_text(text)
         with open(self.dir / "keepalived.log", "ab") as out:
@@ -221,20 +207,6 @@ class Keepalived:
                 preexec_fn=die_with_parent)
         self.applied, self.problem = text, None
         log.info("vrrp: keepalived running (pid %d, %s)", self.proc.pid, self.dir)
-
-    def _kill_stale(self) -> None:
-        """A keepalived of this directory left running (its pid file, checked against its
-        command line): stopped, so that two never speak for the instance."""
-        for name in ("keepalived.pid", "vrrp.pid"):
-            try:
-                pid = int((self.dir / name).read_text().split()[0])
-                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-            except (OSError, ValueError, IndexError):
-                continue
-            if os.fsencode(str(self.conf)) in cmdline.split(b"\0"):
-                log.warning("vrrp: a keepalived of %s was still running (pid %d): stopped",
-                            self.dir, pid)
-                os.kill(pid, signal.SIGKILL)
 
     # -- the notify FIFO -------------------------------------------------------------------
 
@@ -297,18 +269,9 @@ class Keepalived:
     # -- stopping ------------------------------------------------------------------------
 
     async def _stop_process(self) -> None:
-        proc, self.proc = self.proc, None
         self.applied = None
-        if proc is None or proc.returncode is not None:
-            return
-        proc.terminate()                  # a MASTER sends priority 0: the peer takes over
-        try:
-            await asyncio.wait_for(proc.wait(), STOP_WAIT)
-        except TimeoutError:
-            proc.kill()
-            await proc.wait()
-        self.states.clear()
-        log.info("vrrp: keepalived stopped")
+        if await self.stop_process():     # a MASTER sends priority 0: the peer takes over
+            self.states.clear()
 
     async def stop(self) -> None:
         """The daemon stops: keepalived leaves (the peer becomes MASTER) and stops."""

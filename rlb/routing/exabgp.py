@@ -32,7 +32,7 @@ from importlib import metadata
 from ipaddress import IPv4Address, IPv4Interface
 from pathlib import Path
 
-from rlb.child import die_with_parent
+from rlb.child import Helper, die_with_parent
 from rlb.control import paths
 from rlb.netlink import in_thread
 from rlb.routing.frr import RoutingError, alive
@@ -40,10 +40,8 @@ from rlb.routing.frr import RoutingError, alive
 log = logging.getLogger("rlb.routing")
 
 EXABGP = Path(sys.executable).parent / "exabgp"      # pip installs it beside rlb's Python
-SUPERVISE_EVERY = 5.0     # seconds between two looks at exabgp
 ACK_WAIT = 5.0            # seconds exabgp may take to acknowledge a command
 CHECK_TIMEOUT = 30.0
-STOP_WAIT = 3.0
 RESTART_AFTER = 5.0       # seconds before an exabgp that died is started again
 # exabgp's state events, as FRR's `show bgp summary` names the states
 STATE_EVENT = "state"      # exabgp's JSON event of a neighbour's state
@@ -145,11 +143,14 @@ def _fail(acks: deque) -> None:
             fut.set_result("lost")
 
 
-class Speaker:
+class Speaker(Helper):
     """The instance's exabgp. `await run()` keeps it as `router bgp` says; the Announcer
     calls announce()/withdraw() for each VIP."""
 
+    what = "exabgp"
+
     def __init__(self, model, instance: str, *, directory: str | None = None):
+        super().__init__(log)
         self.model = model
         self.dir = Path(directory or paths.bgp_dir(instance))
         self.routes: set[IPv4Address] = set()      # what should be announced
@@ -162,8 +163,6 @@ class Speaker:
         self._writer: asyncio.StreamWriter | None = None
         self._acks: deque[asyncio.Future] = deque()
         self._server: asyncio.AbstractServer | None = None
-        self._wake = asyncio.Event()
-        self._wake.set()
         model.routing.listeners.append(self._wake.set)
         model.routing.checkers.append(self.check)
         model.speaker = self
@@ -205,20 +204,6 @@ class Speaker:
             check_text(text)
 
     # -- the loop ------------------------------------------------------------------------
-
-    async def run(self) -> None:
-        while True:
-            try:
-                async with asyncio.timeout(SUPERVISE_EVERY):
-                    await self._wake.wait()
-            except TimeoutError:
-                pass
-            self._wake.clear()
-            try:
-                await self._sync()
-            except Exception as e:              # never let the supervision end
-                self.problem = str(e) or type(e).__name__
-                log.exception("bgp: %s", self.problem)
 
     async def _sync(self) -> None:
         bgp = self.model.routing.bgp
@@ -264,7 +249,7 @@ class Speaker:
     async def _start(self, text: str) -> None:
         installed()
         self.dir.mkdir(parents=True, exist_ok=True)
-        self._kill_stale()
+        self.kill_stale(self.dir / "exabgp.pid", self.conf)
         if self._server is None:
             self.api_socket.unlink(missing_ok=True)
             self._server = await asyncio.start_unix_server(self._client,
@@ -279,39 +264,17 @@ class Speaker:
         self.applied, self.problem = text, None
         log.info("bgp: exabgp %s running (pid %d, %s)", version(), self.proc.pid, self.dir)
 
-    def _kill_stale(self) -> None:
-        """An exabgp of this directory left running (its pid file, checked against its
-        command line): stopped, so that two never speak for the instance."""
-        try:
-            pid = int((self.dir / "exabgp.pid").read_text().split()[0])
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-        except (OSError, ValueError, IndexError):
-            return
-        if os.fsencode(str(self.conf)) in cmdline.split(b"\0"):
-            log.warning("bgp: an exabgp of %s was still running (pid %d): stopped",
-                        self.dir, pid)
-            os.kill(pid, signal.SIGKILL)
-
     async def _stop_process(self) -> None:
-        proc, self.proc = self.proc, None
         self.applied = None
-        if proc is None or proc.returncode is not None:
-            return
-        proc.terminate()                          # exabgp closes its sessions (Cease)
-        try:
-            await asyncio.wait_for(proc.wait(), STOP_WAIT)
-        except TimeoutError:
-            proc.kill()
-            await proc.wait()
-        self.neighbors.clear()
-        log.info("bgp: exabgp stopped")
+        if await self.stop_process():             # exabgp closes its sessions (Cease)
+            self.neighbors.clear()
 
     async def stop(self) -> None:
         """The daemon stops: every VIP withdrawn (the Announcer did, before), exabgp told
         so and stopped."""
         self.routes.clear()
         try:
-            await asyncio.wait_for(self._push(), STOP_WAIT)
+            await asyncio.wait_for(self._push(), self.stop_wait)
         except Exception:
             pass
         await self._stop_process()
