@@ -45,8 +45,8 @@ def _set(ctx, **changes) -> Reply:
     return Reply()
 
 
-def _number(text: str) -> str:
-    return f"{text:g}" if isinstance(text, float) else str(text)
+def _number(value: float) -> str:
+    return f"{value:g}"
 
 
 @g.command("vrrp instance WORD$name", node=CONFIG, opens=VRRP,

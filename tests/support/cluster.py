@@ -6,8 +6,10 @@ import re
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 
-from rlb.lab import state
+from rlb import lab
+from rlb.lab import procs, state
 from rlb.lab.topologies import OSPF_VIP
 
 
@@ -58,3 +60,17 @@ def curl_codes(ports, vip=OSPF_VIP):
     script = (f"for p in $(seq {ports.start} {ports.stop - 1}); do curl -s -m 5 "
               f"--local-port $p -o /dev/null -w '%{{http_code}}\\n' http://{vip}/; done")
     return in_node("client", "sh", "-c", script, timeout=10 + 6 * len(ports)).stdout.split()
+
+
+@contextmanager
+def cluster_up(topo, both, wait=30.0):
+    """A BGP cluster lab up with --tutorial until the switch has both nexthops (a
+    module fixture's body); down again after, whatever happened."""
+    lab.down()
+    try:
+        lab.up(topo.name, tutorial=True)
+        assert until(lambda: nexthops() == both, wait), \
+            procs.vtysh("switch", "show bgp summary") + rlb("lb1", "show bgp summary")
+        yield
+    finally:
+        lab.down()

@@ -19,7 +19,7 @@ from rlb.control import paths
 from rlb.lab import manage, procs, state
 from rlb.lab.topologies import OSPF_VIP, get
 from rlb.routing.frr import alive
-from support.cluster import conns, curl_codes, in_node, nexthops, rlb, until
+from support.cluster import cluster_up, conns, curl_codes, in_node, nexthops, rlb, until
 
 TOPO = get("fnat-bgp-two-arm")
 BOTH = ["172.10.0.2", "172.10.0.6"]
@@ -28,14 +28,8 @@ UP_WAIT = 30.0             # BGP: ~2.4 s to Established (research/routing.md 7)
 
 @pytest.fixture(scope="module")
 def bgp_lab():
-    lab.down()
-    try:
-        lab.up(TOPO.name, tutorial=True)
-        assert until(lambda: nexthops() == BOTH, UP_WAIT), \
-            procs.vtysh("switch", "show bgp summary") + rlb("lb1", "show bgp summary")
+    with cluster_up(TOPO, BOTH, UP_WAIT):
         yield
-    finally:
-        lab.down()
 
 
 def summary(node):

@@ -13,10 +13,9 @@ import time
 
 import pytest
 
-from rlb import lab
-from rlb.lab import manage, procs
+from rlb.lab import manage
 from rlb.lab.topologies import OSPF_VIP, get
-from support.cluster import in_node, nexthops, rlb, until
+from support.cluster import cluster_up, in_node, nexthops, rlb, until
 
 TOPO = get("dr-bgp-two-arm")
 BOTH = ["172.10.0.2", "172.10.0.6"]
@@ -26,14 +25,8 @@ SVC = f"-t {OSPF_VIP}:80"
 
 @pytest.fixture(scope="module")
 def dr_lab():
-    lab.down()
-    try:
-        lab.up(TOPO.name, tutorial=True)
-        assert until(lambda: nexthops() == BOTH, UP_WAIT), \
-            procs.vtysh("switch", "show bgp summary") + rlb("lb1", "show bgp summary")
+    with cluster_up(TOPO, BOTH, UP_WAIT):
         yield
-    finally:
-        lab.down()
 
 
 class Sessions:
@@ -53,7 +46,10 @@ class Sessions:
         assert self.p.returncode == 0, err
         return json.loads(out.strip().splitlines()[-1])
 
-    def kill(self) -> None:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *_) -> None:
         if self.p.poll() is None:
             self.p.kill()
             self.p.wait()
@@ -88,12 +84,9 @@ def test_the_real_servers_answer_the_client_themselves(dr_lab):
 def test_keepalive_sessions_keep_their_server_across_a_drain_of_lb1(dr_lab):
     assert until(lambda: nexthops() == BOTH, UP_WAIT)
     taken = adopted("lb2")
-    s = Sessions(12, 44000)
-    try:
+    with Sessions(12, 44000) as s:
         drain_and_back()
         res = s.result()
-    finally:
-        s.kill()
     assert res["failed"] == 0 and res["connections"] == 16, failures(res)
     assert res["answered"] == res["requests"] > 16 * 100
     assert adopted("lb2") > taken          # lb1's flows went to lb2, which took them on
@@ -106,12 +99,9 @@ def test_the_control_round_robin_breaks_the_sessions_a_drain_moves(dr_lab):
     try:
         for node in TOPO.lbs:
             rlb(node, f"ipvsadm -E {SVC} -s rr")
-        s = Sessions(12, 44100)
-        try:
+        with Sessions(12, 44100) as s:
             drain_and_back()
             res = s.result()
-        finally:
-            s.kill()
     finally:
         for node in TOPO.lbs:
             rlb(node, f"ipvsadm -E {SVC} -s mh")
@@ -125,15 +115,12 @@ def test_a_rolling_restart_of_both_lbs_loses_no_request(dr_lab):
     with its configuration, back on the switch; then the other. The sessions' flows
     move away from the stopped LB and back to the new one, which adopts them."""
     assert until(lambda: nexthops() == BOTH, UP_WAIT)
-    s = Sessions(45, 44200)
-    try:
+    with Sessions(45, 44200) as s:
         for node in TOPO.lbs:
             manage.restart_lb(node=node)
             assert until(lambda: nexthops() == BOTH, UP_WAIT), \
                 rlb(node, "show bgp summary")
         res = s.result()
-    finally:
-        s.kill()
     print(f"\nrolling restart: {res['requests']} requests, {res['failed']} failed, "
           f"longest gap {res['max_gap_ms']} ms")
     assert res["failed"] == 0 and res["connections"] == 16, failures(res)
