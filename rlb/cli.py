@@ -13,7 +13,13 @@ rlb [-N INSTANCE] -c COMMAND [-c COMMAND ...] [--json]   run commands in order (
                                                           in COMMAND separates commands)
 rlb [-N INSTANCE] -f FILE [--replace]                     apply a file as one commit
 rlb [-N INSTANCE] ipvsadm ARGS...                         an ipvsadm line (-R < FILE: restore)
-rlb [-N INSTANCE] daemon -f FILE                          run an LB instance
+rlb [-N INSTANCE] dpip ARGS...                            a dpip line
+rlb [-N INSTANCE] daemon -f FILE [-k KEEPALIVED_CONF]     run an LB instance (-k: its services
+                                                          and VRRP from a keepalived.conf;
+                                                          SIGHUP reloads that file)
+rlb keepalived import FILE                                a keepalived.conf in rlb's words
+rlb [-N INSTANCE] keepalived load FILE                    its services and VRRP instances
+                                                          replace the running ones (one commit)
 rlb lab list|up NAME [--tutorial]|script NAME|restart lb|down|status|exec NODE -- CMD...
                                                           scenario lab (namespaces)
 """
@@ -58,11 +64,17 @@ def _main(argv: list[str] | None) -> int:
         d = argparse.ArgumentParser(prog="rlb daemon")
         d.add_argument("-f", "--config", required=True)
         d.add_argument("-N", "--instance", default=args.instance)
+        d.add_argument("-k", "--keepalived", help="keepalived.conf: the services and VRRP")
         dargs = d.parse_args(args.rest[1:])
         from rlb.daemon import main as daemon_main
-        return daemon_main(dargs.config, dargs.instance)
+        return daemon_main(dargs.config, dargs.instance, dargs.keepalived)
+    if args.rest[:1] == ["keepalived"]:
+        return keepalived(args.instance, args.rest[1:], p)
     if args.rest[:1] == ["ipvsadm"] and not args.commands and args.load is None:
         return ipvsadm(args.instance, args.rest, args.json)
+    if args.rest[:1] == ["dpip"] and not args.commands and args.load is None:
+        import shlex
+        return run_commands(args.instance, [shlex.join(args.rest)], args.json)
     if args.rest:
         p.error(f"unknown arguments: {' '.join(args.rest)}")
     if args.load is not None:
@@ -113,6 +125,24 @@ def ipvsadm(instance: str, argv: list[str], as_json: bool = False) -> int:
     return _load(instance, vs.restore_text(text), path or "<stdin>")
 
 
+def keepalived(instance: str, argv: list[str], p: argparse.ArgumentParser) -> int:
+    """`keepalived import FILE` prints the file in rlb's words; `keepalived load FILE`
+    applies it: its services and VRRP instances replace the running ones, one commit
+    (errors at the keepalived file's lines)."""
+    from rlb.ha import kaconf
+    if len(argv) != 2 or argv[0] not in ("import", "load"):
+        p.error("keepalived import FILE | keepalived load FILE")
+    try:
+        imported = kaconf.import_file(argv[1])
+    except kaconf.KaError as err:
+        print(f"rlb: {err}", file=sys.stderr)
+        return 1
+    if argv[0] == "import":
+        sys.stdout.write(imported.text())
+        return 0
+    return _load(instance, imported.numbered(), argv[1], keepalived=True)
+
+
 def _read(path: str) -> str | None:
     try:
         with open(path, encoding="utf-8") as f:
@@ -130,11 +160,15 @@ def load_file(instance: str, path: str, replace: bool = False) -> int:
     return 2 if text is None else _load(instance, text, path, replace)
 
 
-def _load(instance: str, text: str, path: str, replace: bool = False) -> int:
+def _load(instance: str, text, path: str, replace: bool = False,
+          keepalived: bool = False) -> int:
     from rlb.control.client import Client, ControlError
+    req = {"load": text, "source": path, "replace": replace}
+    if keepalived:
+        req["keepalived"] = True
     try:
         with Client(instance, timeout=300) as client:
-            reply = client.request({"load": text, "source": path, "replace": replace})
+            reply = client.request(req)
     except (ControlError, OSError) as err:
         print(f"rlb: {err}", file=sys.stderr)
         return 2

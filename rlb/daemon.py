@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import shutil
 import signal
 import sys
 
@@ -35,13 +36,19 @@ def eal_args(instance: str, settings, has_pci: bool) -> list[str]:
     return args
 
 
-def main(config_path: str, instance: str) -> int:
+def main(config_path: str, instance: str, keepalived: str | None = None) -> int:
+    """keepalived: a keepalived.conf whose services and VRRP instances the daemon runs
+    beside config_path's lines (SIGHUP reads it again)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s rlb[%(process)d] %(message)s")
     if not paths.valid_instance(instance):
         print(f"rlb: bad instance name {instance!r}", file=sys.stderr)
         return 2
     try:
-        model = check(read_file(config_path), config_path)
+        lines = read_file(config_path)
+        if keepalived is not None:
+            from rlb.ha import kaconf
+            lines += kaconf.import_file(keepalived).numbered()
+        model = check(lines, config_path)
     except OSError as err:
         print(f"rlb: {config_path}: {err.strerror}", file=sys.stderr)
         return 2
@@ -85,7 +92,7 @@ def main(config_path: str, instance: str) -> int:
                 portlib.kni_prepare(kni)
         model.attach(engine)
         log.info("instance %s up: %d port(s), %d worker(s)", instance, len(devs), s.workers)
-        asyncio.run(_serve(model, sock, instance))
+        asyncio.run(_serve(model, sock, instance, keepalived))
         return 0
     except DataplaneError as err:
         print(f"rlb: {err}", file=sys.stderr)
@@ -114,18 +121,21 @@ def _store(model, config_path: str, instance: str):
     return store
 
 
-async def _serve(model, sock: str, instance: str) -> None:
+async def _serve(model, sock: str, instance: str, keepalived: str | None = None) -> None:
     # SIGTERM must stop us cleanly from the moment the socket says we are up
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    if keepalived is not None:
+        loop.add_signal_handler(signal.SIGHUP, _reload_keepalived, model, keepalived)
     from rlb.ha.keepalived import Keepalived
     from rlb.health.monitor import Monitor
     from rlb.routing.announce import Announcer
     from rlb.routing.exabgp import Speaker
     from rlb.routing.router import Router
     monitor = Monitor(model)
+    monitor.hook_env = _tools(instance)
     announcer = Announcer(model, monitor)
     router = Router(model, instance)
     speaker = Speaker(model, instance)
@@ -161,7 +171,9 @@ async def _serve(model, sock: str, instance: str) -> None:
                  ("stop the health checks", monitor.stop),
                  ("stop the ssh shell", ssh.stop if ssh is not None else None),
                  ("stop the control socket", server.stop),
-                 ("keep the last exec lines", model.store.flush)]
+                 ("keep the last exec lines", model.store.flush),
+                 ("remove the quorum commands' dpip/ipvsadm",
+                  lambda: shutil.rmtree(paths.tools_dir(instance), ignore_errors=True))]
         for what, step in steps:
             if step is None:
                 continue
@@ -171,6 +183,49 @@ async def _serve(model, sock: str, instance: str) -> None:
                     await done
             except Exception:
                 log.exception("stopping: %s failed", what)
+
+
+TOOLS = ("dpip", "ipvsadm")
+
+
+def _tools(instance: str) -> dict | None:
+    """`dpip` and `ipvsadm` commands that reach this instance (`rlb -N INSTANCE dpip
+    ...`), first in the PATH of the commands the daemon runs; None if they cannot be
+    written (the commands then find whatever PATH has)."""
+    where = paths.tools_dir(instance)
+    try:
+        os.makedirs(where, exist_ok=True)
+        for tool in TOOLS:
+            path = os.path.join(where, tool)
+            with open(path + ".new", "w") as f:
+                f.write(f"#!/bin/sh\n# written by rlb: {tool} on instance {instance}\n"
+                        f"exec {sys.executable} -m rlb -N {instance} {tool} \"$@\"\n")
+            os.chmod(path + ".new", 0o755)
+            os.replace(path + ".new", path)
+    except OSError as err:
+        log.warning("no dpip/ipvsadm for quorum commands in %s: %s", where, err.strerror)
+        return None
+    return {**os.environ, "PATH": f"{where}:{os.environ.get('PATH', '/usr/bin:/bin')}"}
+
+
+def _reload_keepalived(model, path: str) -> None:
+    """SIGHUP, as keepalived's reload: the keepalived file read again, its services and
+    VRRP instances replacing the running ones in one commit (only the differences are
+    applied); a file rlb refuses changes nothing, and the log says why."""
+    from rlb.commands.base import Context
+    from rlb.control.server import load
+    from rlb.ha import kaconf
+    try:
+        lines = kaconf.import_file(path).numbered()
+    except kaconf.KaError as err:
+        log.error("reload of %s refused, nothing changed: %s", path, err)
+        return
+    reply = load(Context(model, user="root", via="signal"), [list(x) for x in lines], path,
+                 keepalived=True)
+    if reply["ok"]:
+        log.info("reload of %s: %s", path, " | ".join(reply["text"].splitlines()))
+    else:
+        log.error("reload of %s refused, nothing changed: %s", path, reply["error"])
 
 
 async def _start_ssh(model, instance: str):

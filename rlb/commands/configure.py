@@ -602,25 +602,51 @@ def copy_running_startup(ctx):
     return write_memory(ctx)
 
 
-def load(ctx, lines, source: str, replace: bool = False) -> Reply:
+def load(ctx, lines, source: str, replace: bool = False, keepalived: bool = False) -> Reply:
     """`rlb -f FILE`: the file's lines on a candidate of the running configuration (or,
     replace, the file alone is the candidate, as Junos's `load override`), then one
-    commit; a line that does not apply stops it all (FILE:LINE: reason)."""
+    commit; a line that does not apply stops it all (FILE:LINE: reason). keepalived: the
+    lines are a keepalived.conf's (rlb.ha.kaconf), whose services and VRRP instances
+    replace the running ones."""
     cand = ctx.control.Candidate.of(ctx.running)
-    if replace:
+    if keepalived:
+        cand.model = ctx.control.candidate_model(_replacing(cand.base.numbered(), lines),
+                                                 source)
+    elif replace:
         cand.model = ctx.control.candidate_model(lines, source)
     else:
         ctx.control.run_lines(Context(cand.model, user=ctx.user, control=ctx.control), lines,
                               source)
     ctx.candidate = cand
     try:
-        reply = commit_candidate(ctx, f"load {'replace ' if replace else ''}{source}",
-                                 "rlb -f")
+        how = "keepalived " if keepalived else "replace " if replace else ""
+        reply = commit_candidate(ctx, f"load {how}{source}",
+                                 "rlb keepalived load" if keepalived else "rlb -f")
         if reply.data.pop("previous", None) is not None and _store(ctx).confirm():
             reply.text += "\ncommit confirmed: the automatic rollback is cancelled"
         return reply
     finally:
         ctx.candidate, ctx.model = None, ctx.running
+
+
+# the sections of the configuration a keepalived.conf holds: `rlb keepalived load` and
+# the daemon's reload of its -k file replace them all, and leave the rest (ports,
+# addresses, routes) as they are
+KEEPALIVED_OWNS = ("virtual-server ", "vrrp instance ")
+RENDERED_END = "end"                # a rendered configuration's last line
+
+
+def _replacing(base, imported) -> list:
+    """The lines of a configuration whose services and VRRP instances are the keepalived
+    file's (its lines in rlb's words, rlb.ha.kaconf), the rest being base's (a rendered
+    running configuration)."""
+    keep, skipping = [], False
+    for n, text in base:
+        if not text[:1].isspace():
+            skipping = text.startswith(KEEPALIVED_OWNS)
+        if not skipping and text.strip() != RENDERED_END:
+            keep.append((n, text))
+    return [*keep, *imported]
 
 
 # Tab offers what exists: ports for interface (dev), modes for real-server

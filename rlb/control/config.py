@@ -64,9 +64,12 @@ def handler_params(handler) -> frozenset:
 
 def run_lines(ctx: Context, lines, source: str = "<input>") -> list[Reply]:
     """Run numbered lines as a config file: an indented line belongs to the section
-    opened above it (e.g. `dataplane`), `!` or an unindented line closes it."""
+    opened above it (e.g. `dataplane`), `!` or an unindented line closes it. A line is
+    (number, text), or (file, number, text) when it came from another file (a
+    keepalived.conf translated: its errors name that file's line)."""
     replies, start = [], ctx.node
-    for lineno, text in lines:
+    for entry in lines:
+        where, (lineno, text) = (entry[0], entry[1:]) if len(entry) == 3 else (source, entry)
         stripped = text.strip()
         if not stripped or stripped.startswith(("#", "!")):
             if stripped.startswith("!"):
@@ -77,11 +80,11 @@ def run_lines(ctx: Context, lines, source: str = "<input>") -> list[Reply]:
         try:
             replies.append(run(ctx, stripped))
         except ParseError as err:
-            raise ConfigError(f"{source}:{lineno}: {_one_line(err)}") from None
+            raise ConfigError(f"{where}:{lineno}: {_one_line(err)}") from None
         except CommandError as err:
-            raise ConfigError(f"{source}:{lineno}: {err}") from None
+            raise ConfigError(f"{where}:{lineno}: {err}") from None
         except Exception as err:                 # a bug, but still say where
-            raise ConfigError(f"{source}:{lineno}: internal error: {err!r}") from err
+            raise ConfigError(f"{where}:{lineno}: internal error: {err!r}") from err
     ctx.node, ctx.section = start, None
     return replies
 

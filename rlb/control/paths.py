@@ -42,3 +42,9 @@ def ha_dir(instance: str) -> str:
 def bgp_dir(instance: str) -> str:
     """Where the instance's exabgp keeps its files (rlb.routing.exabgp)."""
     return os.path.join(RUN_DIR, f"{instance}-bgp")
+
+
+def tools_dir(instance: str) -> str:
+    """Where the instance's `dpip` and `ipvsadm` commands are, for the commands rlb runs
+    (quorum-up, quorum-down): the tutorial's tools, aimed at this instance."""
+    return os.path.join(RUN_DIR, f"{instance}-bin")

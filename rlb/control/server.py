@@ -118,19 +118,23 @@ def _complete(ctx, text):
     return sorted(seen, key=lambda c: (c == CR, c))
 
 
-def load(ctx: Context, text: str, source: str, replace: bool = False) -> dict:
-    """A whole file as one transaction (`rlb -f`); its errors say FILE:LINE."""
+def load(ctx: Context, text, source: str, replace: bool = False,
+         keepalived: bool = False) -> dict:
+    """A whole file as one transaction (`rlb -f`); its errors say FILE:LINE. keepalived:
+    text is a keepalived.conf's lines in rlb's words, [[file, line, text], ...]."""
     if ctx.privilege != ADMIN or (ctx.shell and ctx.node == VIEW):
         return {"ok": False, "error": f"% Permission denied: user {ctx.user} has "
                                       f"{ctx.privilege} privilege" if ctx.privilege != ADMIN
                 else "% this is a privileged command: `enable` first"}
     if ctx.configuring:
         return {"ok": False, "error": "% leave configuration mode first"}
-    # lines as a file read in text mode has them (rlb.control.config.read_file)
-    lines = list(enumerate(io.StringIO(text, newline=None).read().split("\n"), 1))
+    if keepalived:
+        lines = [tuple(x) for x in text]
+    else:   # lines as a file read in text mode has them (rlb.control.config.read_file)
+        lines = list(enumerate(io.StringIO(text, newline=None).read().split("\n"), 1))
     ctx.control = ctx.control or CONTROL
     try:
-        reply = load_lines(ctx, lines, source, replace)
+        reply = load_lines(ctx, lines, source, replace, keepalived)
     except ConfigError as err:
         return {"ok": False, "error": f"% {err}"}
     except CommandError as err:
@@ -140,6 +144,13 @@ def load(ctx: Context, text: str, source: str, replace: bool = False) -> dict:
         return {"ok": False, "error": f"% internal error: {err}"}
     audit.info("%s: load %s: %s", ctx.user, source, reply.text.splitlines()[0])
     return {"ok": True, "text": reply.text, "data": reply.data}
+
+
+def _numbered(lines) -> bool:
+    """[[file, line, text], ...]: a translated file's lines."""
+    return isinstance(lines, list) and all(
+        isinstance(x, list) and len(x) == 3 and isinstance(x[0], str)
+        and isinstance(x[1], int) and isinstance(x[2], str) for x in lines)
 
 
 # -- one line: the command, its filters, the mode rules ----------------------------
@@ -456,11 +467,13 @@ class ControlServer:
             return open_shell(ctx, tty)
         if "load" in req:
             text, source = req["load"], req.get("source", "<load>")
-            replace = req.get("replace", False)
-            if not isinstance(text, str) or not isinstance(source, str) or \
-                    not isinstance(replace, bool):
+            replace, keepalived = req.get("replace", False), req.get("keepalived", False)
+            if not isinstance(source, str) or not isinstance(replace, bool) or \
+                    not isinstance(keepalived, bool):
                 raise TypeError
-            return load(ctx, text, source, replace)
+            if not (isinstance(text, str) if not keepalived else _numbered(text)):
+                raise TypeError
+            return load(ctx, text, source, replace, keepalived)
         raise KeyError("not a request")
 
     @staticmethod

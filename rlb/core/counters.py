@@ -102,7 +102,7 @@ REASON = Group("reason", "R_", ("reason",), "packets dropped or punted to kni, b
         ("no_laddr", "FNAT: no local address, or all its ports taken"),
         ("conn_full", "connection table full"),
         ("redirect_full", "could not hand a packet to its connection's worker"),
-        ("dest_gone", "real server deleted: its connection ended"),
+        ("dest_gone", "real server replaced by another in its slot: its connection ended"),
         ("not_onlink", "DR: the real server is not on a connected network"),
         ("no_src", "tunnel: no source address for the outer header"),
         ("too_big", "tunnel: over the route MTU (with DF: ICMP frag. needed sent)"),

@@ -172,7 +172,7 @@ cdef enum:                     # svc_t.flags
 
 cdef enum:                     # dest_t.flags
     DEST_F_AVAILABLE = 1       # may take new connections (weight > 0, not overloaded)
-    DEST_F_DELETED = 2         # gone: its connections end at their next packet
+    DEST_F_DELETED = 2         # gone: no new connection, its connections drain
 
 cdef enum:                     # conn_t.flags
     CONN_F_TOA_SYN = 1         # client address went to the RS in the SYN

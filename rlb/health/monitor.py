@@ -64,6 +64,9 @@ class Monitor:
         self.table = HealthTable(self.clock, on_quorum_up=self._quorum_up,
                                  on_quorum_down=self._quorum_down)
         self.paths = paths if paths is not None else ProbePaths(model)
+        # the environment of quorum-up/-down commands (the daemon puts this instance's
+        # dpip and ipvsadm first in PATH: the tutorial's `quorum_up "dpip addr add ..."`)
+        self.hook_env: dict | None = None
         # (svc key, server key) -> (service, real server, its check or None), made at sync
         self.checks: dict[tuple, tuple] = {}
         # each service's policy as last synced: a removed service's quorum-down runs
@@ -436,7 +439,7 @@ class Monitor:
         try:
             proc = await asyncio.create_subprocess_shell(
                 command, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.STDOUT, start_new_session=True)
+                stderr=asyncio.subprocess.STDOUT, start_new_session=True, env=self.hook_env)
         except OSError as e:
             log.error("%s: %s: %s", name, command, e.strerror)
             return

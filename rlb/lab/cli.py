@@ -99,6 +99,11 @@ def _script(args: argparse.Namespace) -> int:
             print(f"! {node}'s kernel (its namespace: `rlb lab exec {node} -- ip ...`)")
             for line in n.kni:
                 print(f"! ip {line}")
+        if n.keepalived:
+            print(f"! {node}'s keepalived.conf (`rlb -N {state.instance(node)} keepalived load "
+                  "FILE`):")
+            for line in n.keepalived.splitlines():
+                print(f"!   {line}")
         for daemon, text in n.frr:
             print(f"! {node}'s FRR {daemon}.conf:")
             for line in text.splitlines():

@@ -125,12 +125,14 @@ def up(name: str | Topology, workers: int = 1, lb: bool = True, force: bool = Fa
                     log(f"the tutorial's {len(topo.script_of(node))} lines applied on {what} "
                         f"(`rlb lab script {topo.name}`), saved by write memory to {saved}")
                     kernel = topo.node(node)
-                    if kernel.kni or kernel.frr or kernel.config:
+                    if kernel.kni or kernel.frr or kernel.config or kernel.keepalived:
                         _tutorial_kernel(topo, node, st)
                         log(f"{node}'s kernel side: {len(kernel.kni)} ip lines on its kni, "
                             f"FRR {' '.join(d for d, _ in kernel.frr) or 'none'}"
                             + (f"; {len(kernel.config)} lines of rlb configuration "
-                               "committed" if kernel.config else ""))
+                               "committed" if kernel.config else "")
+                            + (f"; its keepalived.conf loaded ({state.lb_keepalived(node)})"
+                               if kernel.keepalived else ""))
     return topo
 
 
@@ -146,6 +148,28 @@ def _tutorial_kernel(topo: Topology, node: str, st: dict) -> None:
         state.save(st)
     if n.config:
         _type(topo, node, ("configure", *n.config, "commit", "end"), "configuration line")
+    if n.keepalived:
+        _keepalived(topo, node)
+
+
+def _keepalived(topo: Topology, node: str) -> None:
+    """The node's keepalived.conf written beside its rlb configuration and loaded as
+    `rlb keepalived load FILE` does; then `write memory`."""
+    from rlb.control.client import Client, ControlError
+    from rlb.ha import kaconf
+    path = state.lb_keepalived(node)
+    path.write_text(topo.node(node).keepalived)
+    lines = [list(x) for x in kaconf.import_file(str(path)).numbered()]
+    try:
+        with Client(state.instance(node), timeout=120) as client:
+            reply = client.request({"load": lines, "source": str(path), "keepalived": True})
+            if reply.get("ok"):
+                reply = client.call("write memory")
+    except (ControlError, OSError) as err:
+        raise LabError(f"cannot reach the lab's LB: {err}") from None
+    if not reply.get("ok"):
+        raise LabError(f"{path} refused on {node}: {reply.get('error')}\nthe lab stays up: "
+                       "`rlb lab down` removes it")
 
 
 def apply_tutorial(topo: str | Topology, node: str | None = None) -> str:
@@ -209,6 +233,7 @@ def _clean_files() -> None:
     for lb in {lb for t in topologies.TOPOLOGIES for lb in t.lbs}:
         state.lb_conf(lb).unlink(missing_ok=True)
         Path(f"{state.lb_conf(lb)}.bak").unlink(missing_ok=True)
+        state.lb_keepalived(lb).unlink(missing_ok=True)
         shutil.rmtree(state.lb_state_base(lb), ignore_errors=True)
     for node in {n.name for t in topologies.TOPOLOGIES for n in t.nodes}:
         shutil.rmtree(state.node_dir(node), ignore_errors=True)

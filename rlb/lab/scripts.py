@@ -153,15 +153,16 @@ def fnat_ospf(vip: str = "123.1.2.3", *, kni_ip: str = "172.10.0.2",
 
 def fnat_keepalive(vip: str = "192.168.100.254", *, kni_ip: str = "192.168.100.11",
                    laddrs: Iterable[str] = (LIP, "192.168.100.201"), dev: str = "dpdk0",
-                   net: bool = True, **svc) -> Lines:
+                   net: bool = True, service_lines: bool = True, **svc) -> Lines:
     """FNAT one-arm under VRRP (tutorial, "fnat-keepalive"): what its keepalived.conf
     configures in the data plane, in dpip/ipvsadm lines. The kni's own address reaches
     the kni (keepalived speaks from it); the route to the LAN; the service and its local
     addresses, on both LBs. The VIP is no dpip address: the VRRP section moves it."""
     lines = [f"dpip route add {kni_ip}/32 dev {dev} scope kni_host",
              f"dpip route add {LAN} dev {dev}"] if net else []
-    lines += service("fnat", vip, **svc)
-    lines += [laddr(lip, vip, dev=dev) for lip in laddrs]
+    if service_lines:       # (with the tutorial's keepalived.conf, the file has them)
+        lines += service("fnat", vip, **svc)
+        lines += [laddr(lip, vip, dev=dev) for lip in laddrs]
     return tuple(lines)
 
 

@@ -38,6 +38,11 @@ def lb_conf(node: str = "lb") -> Path:
     return RUN_DIR / f"{node}.conf"
 
 
+def lb_keepalived(node: str = "lb") -> Path:
+    """An LB's keepalived.conf in the tutorial's scenarios that have one."""
+    return RUN_DIR / f"{node}-keepalived.conf"
+
+
 def lb_log(node: str = "lb") -> Path:
     return RUN_DIR / f"{node}.log"
 

@@ -40,6 +40,9 @@ class Node:
     # An LB's configuration in rlb's own words beyond the tutorial's lines (`router bgp`,
     # `announce`), committed by --tutorial once its kernel side is there
     config: tuple[str, ...] = ()
+    # An LB's keepalived.conf in the tutorial (DPVS's keepalived's words), loaded by
+    # --tutorial once its kernel side is there (`rlb keepalived load`)
+    keepalived: str = ""
 
 
 @dataclass(frozen=True)
@@ -508,34 +511,121 @@ def _dr_script(node: str) -> Callable[..., tuple[str, ...]]:
 
 # "fnat-keepalive" (tutorial, "fnat-keepalive"): FNAT one-arm on the LAN
 # 192.168.100.0/24 with two LBs, lb1 MASTER (priority 100) and lb2 BACKUP (80). Each runs
-# keepalived (VRRP only, from rlb's `vrrp instance VI_1`) on dpdk0.kni, which has an
-# address of its own; the VIP 192.168.100.254 and the local addresses .200/.201 are the
-# MASTER's (the kernel of the MASTER answers ARP for them).
+# keepalived (VRRP only) on dpdk0.kni, which has an address of its own; the VIP
+# 192.168.100.254 and the local addresses .200/.201 are the MASTER's (the kernel of the
+# MASTER answers ARP for them). --tutorial loads the tutorial's keepalived.conf on each
+# LB (`rlb keepalived load`: its VRRP instance, service, local addresses and checks);
+# "fnat-keepalive-rlb" says the same in rlb's own words (VRRPv3, adverts every 0.2 s).
 KA_VIP = "192.168.100.254"
 KA_CLIENT = "192.168.100.146"
 KA_LBS = {"lb1": ("192.168.100.11", "master", 100), "lb2": ("192.168.100.12", "backup", 80)}
 
 
-def _ka_lb(node: str) -> Node:
+def ka_conf(state: str = "MASTER", priority: int = 100) -> str:
+    """The tutorial's keepalived.conf, as it prints it (the BACKUP's: its state and
+    priority)."""
+    return f"""! Configuration File for keepalived
+
+global_defs {{
+    notification_email {{
+        foo@example.com
+    }}
+    notification_email_from bar@example.com
+    smtp_server 1.2.3.4
+    smtp_connect_timeout 60
+    router_id DPVS_DEVEL
+}}
+
+local_address_group laddr_g1 {{
+    192.168.100.200 dpdk0    # use DPDK interface
+    192.168.100.201 dpdk0    # use DPDK interface
+}}
+
+#
+# VRRP section
+#
+vrrp_instance VI_1 {{
+    state {state}                  # master
+    interface dpdk0.kni           # should be kni interface
+    dpdk_interface dpdk0          # should be DPDK interface
+    virtual_router_id 123         # VID should be unique in network
+    priority {priority}                  # master's priority is bigger than worker
+    advert_int 1
+    authentication {{
+        auth_type PASS
+        auth_pass ****
+    }}
+
+    virtual_ipaddress {{
+        {KA_VIP}
+    }}
+}}
+
+#
+# Virtual Server Section
+#
+virtual_server_group {KA_VIP}-80 {{
+    {KA_VIP} 80
+}}
+
+virtual_server group {KA_VIP}-80 {{
+    delay_loop 3
+    lb_algo rr         # scheduling algorithm Round-Robin
+    lb_kind FNAT       # Forwarding Mode Full-NAT
+    protocol TCP       # Protocol TCP
+
+    laddr_group_name laddr_g1   # Local IP group-ID
+
+    real_server {RS1} 80 {{ # real-server
+        weight 100
+        inhibit_on_failure
+        TCP_CHECK {{    # health check
+            nb_sock_retry 2
+            connect_timeout 3
+            connect_port 80
+        }}
+    }}
+
+    real_server {RS2} 80 {{ # real-server
+        weight 100
+        inhibit_on_failure
+        TCP_CHECK {{ # health check
+            nb_sock_retry 2
+            connect_timeout 3
+            connect_port 80
+        }}
+    }}
+}}
+"""
+
+
+def _ka_lb(node: str, words: str) -> Node:
     kni_ip, state, prio = KA_LBS[node]
     kni = ("link set dpdk0.kni up", f"addr add {kni_ip}/24 dev dpdk0.kni")
+    if words == "keepalived":
+        return Node(node, "lb", kni=kni, keepalived=ka_conf(state.upper(), prio))
     config = ("vrrp instance VI_1", " interface dpdk0", f" state {state}",
               " virtual-router-id 123", f" priority {prio}",
               f" virtual-address {KA_VIP}/32", "exit")
     return Node(node, "lb", kni=kni, config=config)
 
 
-def _ka_script(node: str) -> Callable[..., tuple[str, ...]]:
+def _ka_script(node: str, words: str) -> Callable[..., tuple[str, ...]]:
+    # with the tutorial's keepalived.conf, the service is the file's; the LB's own lines
+    # are the tutorial's "for test only" route to the LAN and the kni's address
+    if words == "keepalived":
+        return partial(scripts.fnat_keepalive, vip=KA_VIP, kni_ip=KA_LBS[node][0],
+                       service_lines=False)
     return partial(scripts.fnat_keepalive, vip=KA_VIP, kni_ip=KA_LBS[node][0])
 
 
-def _fnat_keepalive(name: str, description: str) -> Topology:
+def _fnat_keepalive(name: str, description: str, words: str) -> Topology:
     return Topology(
         name=name,
         description=description,
         nodes=(
             Node("client", "client", addrs=(("eth0", f"{KA_CLIENT}/24"),)),
-            *(_ka_lb(node) for node in KA_LBS),
+            *(_ka_lb(node, words) for node in KA_LBS),
             _rs("rs1", RS1),
             _rs("rs2", RS2),
             _switch(),
@@ -545,8 +635,8 @@ def _fnat_keepalive(name: str, description: str) -> Topology:
         ports=(("dpdk0", port_iface("dpdk0")),),
         lbs=tuple(KA_LBS),
         vip=KA_VIP,
-        script=_ka_script("lb1"),
-        scripts=(("lb2", _ka_script("lb2")),),
+        script=_ka_script("lb1", words),
+        scripts=(("lb2", _ka_script("lb2", words)),),
     )
 
 
@@ -644,7 +734,15 @@ TOPOLOGIES: tuple[Topology, ...] = (
     _fnat_keepalive(
         "fnat-keepalive",
         "FNAT master/backup (keepalived section): client 192.168.100.146, lb1 MASTER and lb2 "
-        "BACKUP by VRRP on dpdk0.kni, VIP 192.168.100.254, rs1/rs2, one LAN",
+        "BACKUP by VRRP on dpdk0.kni, VIP 192.168.100.254, rs1/rs2, one LAN; --tutorial "
+        "loads the tutorial's keepalived.conf on each",
+        "keepalived",
+    ),
+    _fnat_keepalive(
+        "fnat-keepalive-rlb",
+        "fnat-keepalive in rlb's own words: `vrrp instance VI_1` (VRRPv3, adverts every "
+        "0.2 s) and the service by ipvsadm lines",
+        "rlb",
     ),
     _dr_bgp(
         "dr-bgp-two-arm",

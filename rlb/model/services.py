@@ -125,13 +125,16 @@ def match_key(match) -> tuple:
 
 
 class _Slots:
-    """Integer slots of a data-plane array: freed ones are reused first (as Model's routes)."""
+    """Integer slots of a data-plane array: freed ones are reused first (as Model's routes);
+    fresh_first: unused ones first, then the longest freed (a deleted real server's
+    connections drain until its slot is another's)."""
 
-    def __init__(self, size: int, settings=None, setting: str = ""):
+    def __init__(self, size: int, settings=None, setting: str = "", fresh_first: bool = False):
         # a fixed size, or the name of a Settings field read at each check (the
         # dataplane section may set it after the model was made)
         self._size, self._settings, self._setting = size, settings, setting
         self.free, self.next, self.used = [], 0, 0
+        self.fresh_first = fresh_first
 
     @property
     def size(self) -> int:
@@ -141,7 +144,10 @@ class _Slots:
         return self.used + n <= self.size
 
     def take(self) -> int:
-        slot = self.free.pop() if self.free else self.next
+        if self.fresh_first:
+            slot = self.next if self.next < self.size or not self.free else self.free.pop(0)
+        else:
+            slot = self.free.pop() if self.free else self.next
         if slot == self.next:
             self.next += 1
         self.used += 1

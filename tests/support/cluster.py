@@ -74,3 +74,36 @@ def cluster_up(topo, both, wait=30.0):
         yield
     finally:
         lab.down()
+
+
+class Sessions:
+    """rlb.lab.sessions in the client's namespace (`count` keep-alive HTTP sessions, a
+    request each every 50 ms for `seconds`), started and waited for."""
+
+    def __init__(self, seconds: float, first_port: int, count: int = 16, vip: str = OSPF_VIP):
+        self.seconds = seconds
+        self.p = subprocess.Popen(
+            ["ip", "netns", "exec", "rlb-client", sys.executable, "-m", "rlb.lab.sessions",
+             vip, "--sessions", str(count), "--first-port", str(first_port),
+             "--interval", "0.05", "--seconds", str(seconds)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert self.p.stdout.readline().strip() == "ready", self.p.stderr.read()
+
+    def result(self) -> dict:
+        out, err = self.p.communicate(timeout=self.seconds + 30)
+        assert self.p.returncode == 0, err
+        return json.loads(out.strip().splitlines()[-1])
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *_) -> None:
+        if self.p.poll() is None:
+            self.p.kill()
+            self.p.wait()
+
+
+def failures(res: dict) -> list:
+    """The sessions that saw a failed request."""
+    return [s for s in res["sessions"] if s["failed"]]
+

@@ -104,8 +104,8 @@ def del_ns(name):
 class Daemon:
     """An `rlb daemon` started by a test inside a namespace, stopped by its PID."""
 
-    def __init__(self, ns, instance, config_text, tmp_path):
-        self.ns, self.instance = ns, instance
+    def __init__(self, ns, instance, config_text, tmp_path, args=()):
+        self.ns, self.instance, self.args = ns, instance, tuple(args)
         self.conf = tmp_path / f"{instance}.conf"
         self.conf.write_text(config_text)
         self.log = tmp_path / f"{instance}.log"
@@ -126,7 +126,8 @@ class Daemon:
         logf = open(self.log, "a")
         self.proc = subprocess.Popen(
             ["ip", "netns", "exec", self.ns, sys.executable, "-m", "rlb", "daemon",
-             "-f", str(self.conf), "-N", self.instance], stdout=logf, stderr=subprocess.STDOUT,
+             "-f", str(self.conf), "-N", self.instance, *self.args], stdout=logf,
+            stderr=subprocess.STDOUT,
             env=dict(os.environ, RLB_STATE_DIR=str(self.state)))
         end = time.monotonic() + timeout
         while time.monotonic() < end:

@@ -30,6 +30,9 @@ EXCEPTIONS = {
                                "messages naming its long options, `-R` lines that start "
                                "with ipvsadm",
     "rlb/plugins.py": "the kind of plugin its duplicate-name message names",
+    "rlb/ha/kaconf.py": "keepalived.conf's words, and the configuration text in rlb's own "
+                        "language it writes from them, which tests/unit/ha/test_kaconf.py "
+                        "runs through the grammar (and checks against golden files)",
 }
 
 _DECLARING = {"words"}                              # every constant in the call
@@ -137,4 +140,4 @@ def test_the_scan_covers_every_module():
     for module in (base, configure, users, running, commit):
         rel = Path(module.__file__).resolve().relative_to(ROOT).as_posix()
         assert rel in rels and not any(rel.startswith(e) for e in EXCEPTIONS), rel
-    assert len(EXCEPTIONS) <= 5
+    assert len(EXCEPTIONS) <= 6      # the sixth: keepalived.conf's translator

@@ -22,7 +22,7 @@ from rlb.lab.topologies import KA_VIP, get
 from rlb.routing.frr import alive
 from support.cluster import in_node, rlb, until
 
-TOPO = get("fnat-keepalive")
+TOPO = get("fnat-keepalive-rlb")
 LIPS = ["192.168.100.200", "192.168.100.201"]
 
 

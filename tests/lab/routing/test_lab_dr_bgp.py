@@ -6,16 +6,13 @@ while the switch moves them from one LB to the other and back: a drain, then a r
 restart of both LBs, and not one request fails; the other LB takes each moved flow on
 by the Maglev table (`adopted`). The control: the same drain with round robin breaks
 the moved sessions (their segments reach an LB that cannot know their server)."""
-import json
-import subprocess
-import sys
 import time
 
 import pytest
 
 from rlb.lab import manage
 from rlb.lab.topologies import OSPF_VIP, get
-from support.cluster import cluster_up, in_node, nexthops, rlb, until
+from support.cluster import Sessions, cluster_up, failures, in_node, nexthops, rlb, until
 
 TOPO = get("dr-bgp-two-arm")
 BOTH = ["172.10.0.2", "172.10.0.6"]
@@ -29,32 +26,6 @@ def dr_lab():
         yield
 
 
-class Sessions:
-    """rlb.lab.sessions in the client's namespace, started and waited for."""
-
-    def __init__(self, seconds: float, first_port: int, count: int = 16):
-        self.seconds = seconds
-        self.p = subprocess.Popen(
-            ["ip", "netns", "exec", "rlb-client", sys.executable, "-m", "rlb.lab.sessions",
-             OSPF_VIP, "--sessions", str(count), "--first-port", str(first_port),
-             "--interval", "0.05", "--seconds", str(seconds)],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        assert self.p.stdout.readline().strip() == "ready", self.p.stderr.read()
-
-    def result(self) -> dict:
-        out, err = self.p.communicate(timeout=self.seconds + 30)
-        assert self.p.returncode == 0, err
-        return json.loads(out.strip().splitlines()[-1])
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *_) -> None:
-        if self.p.poll() is None:
-            self.p.kill()
-            self.p.wait()
-
-
 def adopted(node: str) -> int:
     return rlb(node, "show dataplane", as_json=True)["connections"]["adopted"]
 
@@ -65,10 +36,6 @@ def drain_and_back() -> None:
     time.sleep(3)                                         # lb2 alone for 3 s
     rlb("lb1", "routing undrain")
     assert until(lambda: nexthops() == BOTH, 15), nexthops()
-
-
-def failures(res: dict) -> list:
-    return [s for s in res["sessions"] if s["failed"]]
 
 
 def test_the_real_servers_answer_the_client_themselves(dr_lab):

@@ -4,18 +4,20 @@ import pytest
 
 from rlb import plugins
 from rlb.control.config import check, run
+from rlb.ha import kaconf
 from rlb.lab import procs, scripts, topologies
 from rlb.commands.base import Context
 from support import tutorial
 
 
-def model_after(topo, lines, ports=None):
-    """The model a daemon of this topology holds once `lines` ran (config.check)."""
+def model_after(topo, lines, ports=None, extra=()):
+    """The model a daemon of this topology holds once `lines` ran (config.check), then
+    `extra` (numbered lines from another file)."""
     text = procs.lb_config(topo, workers=1) if ports is None else (
         "dataplane\n" + "".join(f" port {p} net_af_packet{i},iface=v{i}\n"
                                 for i, p in enumerate(ports)) + "!\n")
     text += "".join(f"{line}\n" for line in lines)
-    return check(list(enumerate(text.splitlines(), 1)), "script.conf")
+    return check([*enumerate(text.splitlines(), 1), *extra], "script.conf")
 
 
 def services(model):
@@ -24,8 +26,12 @@ def services(model):
 
 @pytest.mark.parametrize("name", topologies.BY_NAME)
 def test_every_topology_script_runs_whole(name):
+    """The LB's lines, and its keepalived.conf where it has one (rlb keepalived load)."""
     topo = topologies.get(name)
-    model = model_after(topo, topo.lb_script)
+    ka = topo.node(topo.lb).keepalived
+    extra = kaconf.translate(kaconf.parse(ka, "keepalived.conf"),
+                             "keepalived.conf").numbered() if ka else []
+    model = model_after(topo, topo.lb_script, extra=extra)
     assert services(model)                      # a service with its real servers
 
 
@@ -65,8 +71,13 @@ def test_port_names_follow_the_knob():
 
 
 def test_net_false_leaves_only_the_services():
+    """(none where the services are a keepalived.conf's)"""
     for name in topologies.BY_NAME:
-        lines = topologies.get(name).script(net=False)
+        topo = topologies.get(name)
+        lines = topo.script(net=False)
+        if topo.node(topo.lb).keepalived:
+            assert lines == (), name
+            continue
         assert lines and all(line.startswith("ipvsadm ") for line in lines), name
 
 
