@@ -28,6 +28,19 @@ HTTP sessions (rlb.lab.sessions, a request each every 50 ms) across
 per event: requests, failed ones, connections opened (16: none broke), the longest time
 a session waited between two answers, and the flows the other LB adopted.
 
+Master/backup by VRRP (fnat-keepalive-rlb: rlb's `vrrp instance`, VRRPv3, 0.2 s adverts;
+fnat-keepalive: the tutorial's keepalived.conf, VRRPv2, 1 s adverts), the prober on the
+LAN, every flow to the MASTER:
+  (h)    kill -9 of lb1's (the MASTER's) daemon: keepalived goes with it (the
+         parent-death signal), but its priority-0 advert has no data plane left to leave
+         by: the BACKUP waits 3 adverts + skew
+  (i)    kill -9 of lb1's keepalived alone (no priority 0: the BACKUP waits 3 adverts +
+         skew; rlb starts keepalived again 2 s later and lb1 preempts back)
+  (j)    lb1's LAN link cut at the switch (VRRP silence, as (i); lb1 unreachable)
+per event: failed requests, the window, and when lb2 said MASTER. Without connection
+sync (not there yet), a connection open across a takeover is reset; these probes each
+open a new one.
+
     sudo .venv/bin/python bench/failover.py           # ~6 min
 
 Writes bench/results/failover.md (and .json).
@@ -51,6 +64,8 @@ from common import BenchError, add_output_options, finish, log  # noqa: E402
 
 TOPO, OSPF_RLB_TOPO, BGP_TOPO = "fnat-ospf-two-arm", "fnat-ospf-rlb-two-arm", "fnat-bgp-two-arm"
 DR_TOPO = "dr-bgp-two-arm"
+KA_TOPOS = {"ka": "fnat-keepalive-rlb", "ka-tutorial": "fnat-keepalive"}
+KA_VIP = "192.168.100.254"
 SESSIONS, SESSION_GAP = 16, 0.05       # keep-alive sessions, a request each per gap (s)
 VIP = "123.1.2.3"
 INTERVAL, TIMEOUT = 0.02, 0.2          # the prober's pace and patience (s)
@@ -60,7 +75,7 @@ PORT0 = 20000
 
 # ------------------------------------------------------------------------- prober
 
-def prober_main(seconds: float) -> int:
+def prober_main(seconds: float, vip: str = VIP) -> int:
     """In the client's namespace: a request every INTERVAL from the next source port;
     one JSON line per request: [send time (CLOCK_MONOTONIC), answered]."""
     end = time.monotonic() + seconds
@@ -74,7 +89,7 @@ def prober_main(seconds: float) -> int:
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             s.bind(("0.0.0.0", port))
             s.settimeout(TIMEOUT)
-            s.connect((VIP, 80))
+            s.connect((vip, 80))
             s.sendall(b"GET / HTTP/1.0\r\n\r\n")
             ok = len(s.recv(64)) > 0          # the server answered
         except OSError:
@@ -89,11 +104,11 @@ def prober_main(seconds: float) -> int:
 
 
 class Prober:
-    def __init__(self, python: str, seconds: float):
+    def __init__(self, python: str, seconds: float, vip: str = VIP):
         self.seconds = seconds
         self.p = subprocess.Popen(["ip", "netns", "exec", "rlb-client", python,
-                                   os.path.abspath(__file__), "--prober", str(seconds)],
-                                  stdout=subprocess.PIPE, text=True)
+                                   os.path.abspath(__file__), "--prober", str(seconds),
+                                   "--vip", vip], stdout=subprocess.PIPE, text=True)
 
     def results(self) -> list[tuple[float, bool]]:
         out, _ = self.p.communicate(timeout=self.seconds + 30)
@@ -303,6 +318,85 @@ def dr_run(python: str, flag: str, results: list, colds: list) -> None:
                                   "later", python, drain_and_back, 44200, 15))
 
 
+def vrrp_state(node: str) -> str | None:
+    from rlb.control.client import Client, ControlError
+    from rlb.lab import state
+    try:
+        with Client(state.instance(node), timeout=2) as c:
+            got = c.call("show vrrp")
+        return got["data"]["instances"][0]["state"] if got.get("ok") else None
+    except (ControlError, OSError, KeyError, IndexError):
+        return None
+
+
+def roles() -> tuple:
+    return vrrp_state("lb1"), vrrp_state("lb2")
+
+
+def ka_settle() -> None:
+    if until(lambda: roles() == ("master", "backup"), 60, step=0.2) is None:
+        raise BenchError(f"lb1 is not MASTER again: {roles()}")
+    time.sleep(3)
+
+
+def ka_event(name: str, python: str, act, restore, window: float = WINDOW) -> dict:
+    """Probe the VIP on the LAN, act at 1 s, measure; restore, wait for lb1 MASTER."""
+    p = Prober(python, window, KA_VIP)
+    time.sleep(1.0)
+    t0 = time.monotonic()
+    act()
+    took = until(lambda: vrrp_state("lb2") == "master", window - 1.5, step=0.02)
+    samples = p.results()
+    res = {"event": name, "kind": "vrrp", **outage(samples, t0),
+           "backup_master_ms": round(took * 1000) if took is not None else None}
+    log(f"{name}: {res}")
+    restore()
+    ka_settle()
+    return res
+
+
+def kill_keepalived(node: str):
+    from pathlib import Path
+
+    from rlb.control import paths
+    from rlb.lab import state
+
+    def act():
+        pid = int((Path(paths.ha_dir(state.instance(node))) / "keepalived.pid").read_text())
+        os.kill(pid, signal.SIGKILL)
+    return act
+
+
+def lan_link(node: str, up: bool):
+    def act():
+        subprocess.run(["ip", "-n", "rlb-sw", "link", "set", f"{node}-veth-dpdk0",
+                        "up" if up else "down"], check=True)
+    return act
+
+
+def ka_run(which: str):
+    topo = KA_TOPOS[which]
+    tag = "VRRPv3 0.2 s (rlb's words)" if which == "ka" else \
+        "VRRPv2 1 s (the tutorial's keepalived.conf)"
+
+    def run(python: str, flag: str, results: list, colds: list) -> None:
+        from rlb import lab
+        from rlb.lab import manage
+        lab.down()
+        t0 = time.monotonic()
+        lab.up(topo, tutorial=True)
+        ka_settle()
+        colds.append({"topology": topo, "lab_up_s": round(time.monotonic() - t0, 1),
+                      "then_two_nexthops_s": None})
+        results.append(ka_event(f"(h) {tag}: kill -9 of the MASTER's daemon", python,
+                                kill("lb1"), lambda: manage.restart_lb(node="lb1")))
+        results.append(ka_event(f"(i) {tag}: kill -9 of the MASTER's keepalived", python,
+                                kill_keepalived("lb1"), lambda: None, window=12.0))
+        results.append(ka_event(f"(j) {tag}: the MASTER's LAN link cut", python,
+                                lan_link("lb1", False), lan_link("lb1", True)))
+    return run
+
+
 def _times(ms: list[int], most: int = 8) -> str:
     if len(ms) <= most:
         return ", ".join(map(str, ms)) or "-"
@@ -313,12 +407,14 @@ def _times(ms: list[int], most: int = 8) -> str:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--prober", type=float, help=argparse.SUPPRESS)
-    ap.add_argument("--only", action="append", choices=("ospf", "ospf-rlb", "bgp", "dr"),
+    ap.add_argument("--vip", default=VIP, help=argparse.SUPPRESS)
+    ap.add_argument("--only", action="append",
+                    choices=("ospf", "ospf-rlb", "bgp", "dr", *KA_TOPOS),
                     help="run only these labs (repeatable; default all)")
     add_output_options(ap)
     opts = ap.parse_args()
     if opts.prober:
-        return prober_main(opts.prober)
+        return prober_main(opts.prober, opts.vip)
     if os.geteuid() != 0:
         raise SystemExit("bench/failover.py needs root (the lab's namespaces)")
     from rlb import lab
@@ -326,7 +422,8 @@ def main() -> int:
     flag = os.path.join(logdir, "up")
     started = _dt.datetime.now().isoformat(timespec="seconds")
     results, colds = [], []
-    runs = {"ospf": ospf_run, "ospf-rlb": ospf_rlb_run, "bgp": bgp_run, "dr": dr_run}
+    runs = {"ospf": ospf_run, "ospf-rlb": ospf_rlb_run, "bgp": bgp_run, "dr": dr_run,
+            **{name: ka_run(name) for name in KA_TOPOS}}
     for run in [runs[name] for name in (opts.only or runs)]:
         open(flag, "w").close()
         try:
@@ -347,7 +444,7 @@ def main() -> int:
         if "error" in r:
             md.append(f"| error: {r['error']} | | | | | | |")
             continue
-        if r.get("kind") == "sessions":
+        if r.get("kind") in ("sessions", "vrrp"):
             continue
         md.append(f"| {r['event']} | {r['requests']} | {r['failed']} | {r['window_ms']} ms | "
                   f"{r['one_nexthop_ms']} ms | {r.get('both_back_s', '-')} s | "
@@ -362,8 +459,22 @@ def main() -> int:
         if r.get("kind") == "sessions":
             md.append(f"| {r['event']} | {r['requests']} | {r['failed']} | {r['connections']} "
                       f"| {r['max_gap_ms']} ms | {r['adopted']['lb1']}, {r['adopted']['lb2']} |")
+    md += ["", f"Labs {', '.join(KA_TOPOS.values())} (master/backup by VRRP): the client "
+           f"opens a connection to {KA_VIP}:80 every {INTERVAL * 1000:.0f} ms; all go to the "
+           "MASTER. No connection sync yet.", "",
+           "| event | requests after it | failed | window (event -> last failure) | "
+           "lb2 MASTER after | failures at (ms after the event) |",
+           "|---|---:|---:|---:|---:|---|"]
+    for r in results:
+        if r.get("kind") == "vrrp":
+            md.append(f"| {r['event']} | {r['requests']} | {r['failed']} | {r['window_ms']} ms "
+                      f"| {r['backup_master_ms']} ms | {_times(r['failed_at_ms'])} |")
     md.append("")
     for cold in colds:
+        if cold["then_two_nexthops_s"] is None:
+            md.append(f"Cold start of {cold['topology']}: `rlb lab up --tutorial` until lb1 "
+                      f"MASTER and lb2 BACKUP: {cold['lab_up_s']} s.")
+            continue
         md.append(f"Cold start of {cold['topology']}: `rlb lab up --tutorial` took "
                   f"{cold['lab_up_s']} s, then {cold['then_two_nexthops_s']} s until the "
                   "switch had both nexthops.")
