@@ -130,6 +130,7 @@ async def _serve(model, sock: str, instance: str, keepalived: str | None = None)
     if keepalived is not None:
         loop.add_signal_handler(signal.SIGHUP, _reload_keepalived, model, keepalived)
     from rlb.ha.keepalived import Keepalived
+    from rlb.ha.sync import Sync
     from rlb.health.monitor import Monitor
     from rlb.routing.announce import Announcer
     from rlb.routing.exabgp import Speaker
@@ -141,6 +142,7 @@ async def _serve(model, sock: str, instance: str, keepalived: str | None = None)
     speaker = Speaker(model, instance)
     announcer.speakers.append(speaker)
     keepalived = Keepalived(model, instance)
+    syncer = Sync(model)
     server = ControlServer(model, sock, host=instance)
     await server.start()
     ssh = await _start_ssh(model, instance)
@@ -150,6 +152,7 @@ async def _serve(model, sock: str, instance: str, keepalived: str | None = None)
     routing = asyncio.create_task(router.run())
     bgp = asyncio.create_task(speaker.run())
     vrrp = asyncio.create_task(keepalived.run())
+    syncing = asyncio.create_task(syncer.run())
     try:
         await stop.wait()
         if model.routing.drain_on_stop:        # withdraw, and let the connections end
@@ -160,12 +163,14 @@ async def _serve(model, sock: str, instance: str, keepalived: str | None = None)
         # each step runs whatever the one before did
         announcing.cancel()
         vrrp.cancel()
+        syncing.cancel()
         bgp.cancel()
         routing.cancel()
         checks.cancel()
         rates.cancel()
         steps = [("withdraw the VIPs", announcer.stop),
                  ("leave VRRP (the peer takes over)", keepalived.stop),
+                 ("stop the connection sync", syncer.stop),
                  ("stop exabgp", speaker.stop),
                  ("stop FRR", lambda: asyncio.to_thread(router.stop)),
                  ("stop the health checks", monitor.stop),

@@ -6,7 +6,7 @@ from dataclasses import replace
 
 from rlb.commands.base import CONFIG, HA, ROOT, VRRP, Reply, Shown, g
 from rlb.errors import CommandError
-from rlb.model.ha import ADVERT, PRIORITY, VERSION, VrrpInstance
+from rlb.model.ha import ADVERT, PRIORITY, SYNC_PORT, VERSION, SyncPeer, VrrpInstance
 
 g.words(**{
     "vrrp": "Master/backup by VRRP (stock keepalived on a port's kni, run by rlb)",
@@ -29,6 +29,8 @@ g.words(**{
     "master-delay": "Seconds before the second burst",
     "master-repeat": "Gratuitous ARPs per burst",
     "master-refresh": "Seconds between bursts while MASTER (0: none)",
+    "sync": "Connection sync with the peer LB (so that connections survive a takeover)",
+    "peer": "The peer LB's address on the LAN (its kni's)",
 })
 STATES = ("master", "backup")
 
@@ -218,6 +220,67 @@ def vrrp_garp(ctx, delay, repeat, refresh):
 @g.command("no garp", node=VRRP)
 def vrrp_no_garp(ctx):
     return _set(ctx, garp_delay=None, garp_repeat=None, garp_refresh=None)
+
+
+# --------------------------------------------------------------------------- sync
+
+@g.command("sync peer A.B.C.D$peer [port (1-65535)$port]", node=CONFIG, key=(),
+           show=lambda model, _: [{"peer": p.peer, "port": p.port if p.port != SYNC_PORT
+                                   else None}] if (p := model.ha.sync) else [],
+           help={"peer": "The other LB's kni address", "port": f"UDP port (default {SYNC_PORT})"})
+def sync_peer(ctx, peer, port):
+    """Tell the peer LB of this one's connections and hold the peer's, inactive, so that
+    established FNAT, NAT and DR connections go on after a takeover; each side asks the
+    other for its whole table when it starts or hears the peer again (bulk sync)."""
+    if peer.is_multicast or peer.is_unspecified or peer.is_loopback:
+        raise CommandError(f"{peer} cannot be a peer")
+    if ctx.model.find_address(peer) is not None:
+        raise CommandError(f"{peer} is an address of this LB, not of its peer")
+    ctx.model.ha.set_sync(SyncPeer(peer, port or SYNC_PORT))
+    return Reply()
+
+
+@g.command("no sync", node=CONFIG)
+def no_sync(ctx):
+    ctx.model.ha.set_sync(None)
+    return Reply()
+
+
+@g.command("show sync", node=ROOT, readonly=True)
+def show_sync(ctx):
+    """Connection sync: the peer, whether it is heard, events and datagrams each way,
+    what was refused or lost, the lag, both tables' sizes, the last bulk syncs."""
+    syncer = getattr(ctx.model, "syncer", None)
+    if syncer is None:
+        raise CommandError("data plane not running")
+    data = syncer.view()
+    return Reply(_sync_text(data), data)
+
+
+def _sync_text(d) -> str:
+    if d["peer"] is None:
+        return "Connection sync is not configured (sync peer A.B.C.D)"
+    lag = d["lag_ms"]
+    out = [f"Peer {d['peer']} port {d['port']}: {d['state']}"
+           + (f" for {d['for']:.1f}s" if d["for"] is not None else "")
+           + (f"  (VRRP: {', '.join(d['roles'])})" if d["roles"] else ""),
+           f"  sent      {d['sent']['events']} events in {d['sent']['datagrams']} datagrams "
+           f"({d['sent']['bytes']} bytes), lost {d['lost']}",
+           f"  received  {d['received']['events']} events in {d['received']['datagrams']} "
+           f"datagrams, applied {d['applied']}, refused {d['refused']}, dropped "
+           f"{d['dropped']}",
+           f"  lag       p50 {lag['p50']} ms, p99 {lag['p99']} ms, max {lag['max']} ms"
+           if lag["samples"] else "  lag       -",
+           f"  table     {d['conns']} here, {d['peer_conns'] if d['peer_conns'] is not None else '-'} "
+           "at the peer",
+           f"  bulk      sent {d['bulk_sent']['events']} events"
+           + (f" {d['bulk_sent']['ago']:.0f}s ago" if d['bulk_sent']['ago'] is not None else "")
+           + f", received {d['bulk_received']['events']}"
+           + (f" {d['bulk_received']['ago']:.0f}s ago" if d['bulk_received']['ago'] is not None
+              else "")]
+    if d["problem"]:
+        out.append(f"% {d['problem']}")
+    return "\n".join(out)
 
 
 # --------------------------------------------------------------------------- show vrrp

@@ -156,6 +156,9 @@ def _ha(running: Model, target: Model, done) -> None:
             running.ha.set_instance(name, inst)
             done.append(f"set vrrp instance {name}")
     running.ha.instances = target.ha.instances          # and in the target's order
+    if running.ha.sync != target.ha.sync:
+        running.ha.set_sync(target.ha.sync)
+        done.append("set connection sync" if target.ha.sync else "delete connection sync")
 
 
 def _routing(running: Model, target: Model, done) -> None:

@@ -173,6 +173,12 @@ CONNS = Group("conns", "CT_", ("worker",), "a worker's connection table", (
     _c("adopted", "DR/Tunnel flows taken on mid-flow by a hash scheduler (sh, mh, "
        "conhash): a TCP segment other than a SYN with no connection, sent where the "
        "table says (a flow that ECMP moved here from another LB)", "conns"),
+    _c("sync_sent", "connection events queued for the peer LB (new, state, end)", "events"),
+    _c("sync_lost", "connection events lost: the queue to the control plane was full",
+       "events"),
+    _c("sync_applied", "the peer's connection events applied to this table", "events"),
+    _c("sync_refused", "the peer's connection events for a service or real server this "
+       "LB lacks, or with the table full", "events"),
 ))
 
 GROUPS = (PORT, REASON, SVC, DEST, LADDR, WORKER, CONNS)

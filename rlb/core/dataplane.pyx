@@ -187,6 +187,10 @@ cdef class Engine:
         for i in range(workers):
             g.workers[i] = worker_new(i)
         _prober_new()
+        g.sync_out = rte_ring_create_elem(b"rlb_sync_out", sizeof(sync_rec_t), SYNC_RING_SIZE,
+                                          rte_socket_id(), RING_F_SC_DEQ)
+        if g.sync_out == NULL:
+            raise DataplaneError("out of memory for the connection sync queue")
 
     cdef _open_port(self, int i, str name, str devargs, kni):
         cdef uint16_t pid
@@ -551,6 +555,84 @@ cdef class Engine:
     def conn_summary(self):
         return stats.conn_summary(&g)
 
+    # -- connection sync with the peer LB (sync.pxd, worker.pyx; rlb/ha/sync.py drives it)
+
+    SYNC_RECORD = sizeof(sync_rec_t)
+
+    def sync_enable(self, bint on):
+        """Workers queue their connections' events for the peer (or stop)."""
+        g.sync_on = 1 if on else 0
+
+    def sync_take(self, int most=8192):
+        """The connection events queued since the last call, at most `most` records as
+        one bytes (sync_rec_t each, in the order the workers queued them)."""
+        cdef sync_rec_t *buf
+        cdef unsigned n = 0, got
+        if g.sync_out == NULL or most <= 0:
+            return b""
+        buf = <sync_rec_t *>calloc(most, sizeof(sync_rec_t))
+        if buf == NULL:
+            raise MemoryError
+        try:
+            with nogil:
+                while n < <unsigned>most:
+                    got = rte_ring_dequeue_burst_elem(g.sync_out, &buf[n], sizeof(sync_rec_t),
+                                                      most - n, NULL)
+                    if got == 0:
+                        break
+                    n += got
+            return (<char *>buf)[:n * sizeof(sync_rec_t)]
+        finally:
+            free(buf)
+
+    def sync_put(self, bytes records):
+        """The peer's connection events (sync_rec_t each) into the workers' tables: each
+        to the worker of the same number as the peer's (FNAT: the one its local port
+        names), applied before this returns. Returns how many were handed over."""
+        cdef Py_ssize_t size = sizeof(sync_rec_t)
+        cdef uint32_t n = <uint32_t>(len(records) // size), i, k, wid
+        cdef const sync_rec_t *src = <const sync_rec_t *><const char *>records
+        cdef sync_rec_t *buf
+        if len(records) % size:
+            raise DataplaneError(f"sync: {len(records)} bytes is no whole number of records")
+        if n == 0 or not g_launched:
+            return 0
+        buf = <sync_rec_t *>calloc(n, sizeof(sync_rec_t))
+        if buf == NULL:
+            raise MemoryError
+        try:
+            for wid in range(g.nworkers):
+                k = 0
+                for i in range(n):
+                    if _sync_worker(&src[i]) == wid:
+                        buf[k] = src[i]
+                        k += 1
+                if k:
+                    self.send(MSG_SYNC_IN, a=k, ptr=<uintptr_t>buf, only=wid)
+        finally:
+            free(buf)
+        return n
+
+    def sync_dump(self, int chunk=4096):
+        """Bulk sync: every connection the peer should hold, as sync_take's bytes."""
+        cdef sync_rec_t *buf = <sync_rec_t *>calloc(chunk + 1, sizeof(sync_rec_t))
+        cdef uint32_t nxt, count
+        if buf == NULL:
+            raise MemoryError
+        out = []
+        try:
+            for i in range(g.nworkers):
+                nxt = 0
+                while True:
+                    self.send(MSG_SYNC_DUMP, a=chunk + 1, b=nxt, ptr=<uintptr_t>buf, only=i)
+                    count, nxt = buf[chunk].caddr, buf[chunk].vaddr
+                    out.append((<char *>buf)[:count * sizeof(sync_rec_t)])
+                    if nxt == 0:
+                        break
+        finally:
+            free(buf)
+        return b"".join(out)
+
     # -- the TCP prober of the health checks (probe.pxd; rlb/health/monitor.py drives it)
 
     @property
@@ -637,6 +719,16 @@ cdef class Engine:
                             if p.sent_tsc and done[i].tsc > p.sent_tsc else 0.0))
             if n < 256:
                 return out
+
+
+cdef inline uint32_t _sync_worker(const sync_rec_t *r) noexcept nogil:
+    """The worker that should hold a synced connection: FNAT's (and SNAT's) replies reach
+    the worker its local port names; the others, the peer's worker of that number."""
+    if g.nworkers <= 1:
+        return 0
+    if r.laddr != r.caddr or r.lport != r.cport:
+        return r.lport % g.nworkers
+    return r.wid % g.nworkers
 
 
 def _is_pci(devargs):

@@ -10,6 +10,7 @@ from rlb.core.dpdk.net cimport (rte_ipv4_hdr, rte_tcp_hdr, rte_be_to_cpu_16, rte
 from rlb.core.types cimport *
 from rlb.core.packet cimport drop, ETH_HLEN
 from rlb.core.conn cimport *
+from rlb.core.sync cimport sync_emit
 
 cdef enum:
     IPPROTO_ICMP = 1
@@ -190,11 +191,15 @@ cdef inline void dest_unanswered(engine_t *e, worker_t *w, conn_t *c) noexcept n
 cdef inline void conn_set_state(engine_t *e, worker_t *w, uint32_t slot, uint8_t state) noexcept nogil:
     cdef conn_t *c = &w.conns[slot]
     cdef uint8_t active = state == CS_ESTABLISHED or state == CS_UDP
+    if state == c.state:
+        return
     if active != ((c.flags & CONN_F_ACTIVE) != 0):
         dest_count(w, c, -1)
         c.flags ^= CONN_F_ACTIVE
         dest_count(w, c, 1)
     c.state = state
+    if e.sync_on and (active or (c.sync & CONN_SYNC_KNOWN)):
+        sync_emit(e, w, c, SYNC_STATE)      # the peer learns it once established
 
 cdef inline void conn_free(engine_t *e, worker_t *w, uint32_t slot) noexcept nogil:
     """Forget a connection: out of the hash and the wheel, its mode's resources back."""
@@ -207,6 +212,8 @@ cdef inline void conn_free(engine_t *e, worker_t *w, uint32_t slot) noexcept nog
         dest_count(w, c, -1)
         if not (c.flags & CONN_F_ANSWERED):
             dest_unanswered(e, w, c)
+    if c.sync & CONN_SYNC_KNOWN:
+        sync_emit(e, w, c, SYNC_FREE)
     wheel_unlink(w, slot)
     conn_release(w, slot)
     w.ct_stats[CT_EXPIRED] += 1
@@ -340,6 +347,8 @@ cdef inline uint32_t lb_new_conn(engine_t *e, worker_t *w, svc_t *s, uint8_t por
     wheel_link(w, slot)
     if c.state == CS_UDP:
         c.flags |= CONN_F_ACTIVE
+        if e.sync_on:
+            sync_emit(e, w, c, SYNC_STATE)
     dest_count(w, c, 1)
     dest.conns += 1
     s.stats[SVC_CONNS] += 1

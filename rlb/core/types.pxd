@@ -48,6 +48,11 @@ cdef enum MsgType:
     MSG_SVC_TABLE = 14         # a=slot ptr=uint32_t[b] (shared, read only) or 0
     MSG_CONN_DUMP = 15         # ptr=conn_t array, a=capacity; worker writes count to the array's end marker
     MSG_ZERO = 16              # a=service slot or NONE32: zero its (or all) counters
+    MSG_SYNC_IN = 17           # ptr=sync_rec_t array, a=count: the peer's connections, for
+                               # this worker's table (rlb.ha.sync)
+    MSG_SYNC_DUMP = 18         # ptr=sync_rec_t array, a=capacity, b=first slot: this worker's
+                               # connections the peer should know (bulk sync); the count
+                               # goes to the array's end marker, c=the next slot (0: done)
 
 cdef struct msg_t:
     uint32_t seq               # 0: no acknowledgement expected
@@ -126,6 +131,33 @@ cdef enum:
     PROBE_ROUND_BITS = 12
     PROBE_MAX_SLOTS = 1 << 20  # slots the sequence number can name (32 - PROBE_ROUND_BITS)
     PROBE_RING_SIZE = 16384    # probes queued or answers waiting, at most
+    SYNC_RING_SIZE = 16384     # connection events waiting for the control plane (rlb.ha.sync)
+
+cdef enum:                     # sync_rec_t.event
+    SYNC_STATE = 1             # a connection the peer should hold (new, or its state changed)
+    SYNC_FREE = 2              # ended: the peer forgets it
+
+cdef enum:                     # conn_t.sync
+    CONN_SYNC_KNOWN = 1        # the peer holds it (sent, or received from it): say its end
+
+cdef struct sync_rec_t:        # one connection event, as the wire carries it (little endian)
+    uint32_t caddr
+    uint32_t vaddr
+    uint32_t laddr
+    uint32_t daddr
+    uint16_t cport
+    uint16_t vport
+    uint16_t lport
+    uint16_t dport
+    uint32_t seq_delta
+    uint32_t ts_delta
+    uint8_t proto
+    uint8_t state
+    uint8_t flags
+    uint8_t event
+    uint8_t wid                # the worker that holds it
+    uint8_t cport_in
+    uint16_t pad
 
 cdef enum:                     # probe_done_t.kind
     PROBE_OPEN = 1             # SYN-ACK: something listens (we reset the connection)
@@ -273,6 +305,7 @@ cdef struct conn_t:            # one flow, both directions (bytes per entry: see
     uint8_t mode
     uint8_t cport_in           # data port the client side uses
     uint8_t laddr_idx          # index in the service's laddrs
+    uint8_t sync               # CONN_SYNC_*: what the peer LB knows of it (rlb.ha.sync)
 
 ctypedef conn_t *conn_p
 
@@ -375,3 +408,5 @@ cdef struct engine_t:
     uint32_t probe_secret      # xor'ed into the sequence numbers
     rte_ring *probe_todo       # dest slots to probe: control plane -> worker 0
     rte_ring *probe_done       # probe_done_t: workers -> control plane
+    volatile int sync_on       # connection events go to sync_out (rlb.ha.sync)
+    rte_ring *sync_out         # sync_rec_t: workers -> control plane

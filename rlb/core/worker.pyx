@@ -23,7 +23,10 @@ from rlb.core.packet cimport tx_flush, tx_kni, drop, eth_hdr, mac_is_multicast, 
 from rlb.core.neigh cimport (neigh_find, neigh_insert, neigh_remove, neigh_confirm,
                              neigh_timer, arp_send, ARP_REQUEST, ZERO_MAC, BCAST)
 from rlb.core.ipv4 cimport ipv4_input, arp_input
-from rlb.core.lb cimport conn_timer, svc_rehash
+from rlb.core.lb cimport conn_timer, svc_rehash, svc_find, dest_count, conn_free
+from rlb.core.conn cimport (conn_find, conn_alloc, conn_hash_add, wheel_link,
+                            conn_set_timeout, DIR_IN, DIR_OUT)
+from rlb.core.sync cimport sync_fill
 from rlb.core.probe cimport kni_output, probe_send
 
 
@@ -133,6 +136,10 @@ cdef void apply_msg(engine_t *e, worker_t *w, msg_t *msg) noexcept nogil:
         conn_dump(e, w, <conn_t *><uintptr_t>msg.ptr, msg.a)
     elif msg.type == MSG_ZERO:
         zero_counters(e, w, msg.a)
+    elif msg.type == MSG_SYNC_IN:
+        sync_apply(e, w, <sync_rec_t *><uintptr_t>msg.ptr, msg.a)
+    elif msg.type == MSG_SYNC_DUMP:
+        sync_dump(e, w, <sync_rec_t *><uintptr_t>msg.ptr, msg.a, msg.b)
     if msg.seq:
         rte_smp_wmb()
         w.applied_seq = msg.seq
@@ -213,6 +220,111 @@ cdef void conn_dump(engine_t *e, worker_t *w, conn_t *out, uint32_t cap) noexcep
                 else:                   # its real server went: counted for none
                     out[k].dest = NONE32
             k += 1
+
+
+cdef void sync_apply(engine_t *e, worker_t *w, sync_rec_t *r, uint32_t n) noexcept nogil:
+    """The peer's connection events into this worker's table: a connection it holds is
+    made (or brought to the peer's state) here, on this LB's service and real server of
+    the same addresses, so that it goes on here after a takeover; an ended one goes. No
+    event goes back (the peer knows them): CONN_SYNC_KNOWN only says to tell the end."""
+    cdef uint32_t i, slot, k, d
+    cdef uint8_t dir, active
+    cdef conn_t *c
+    cdef svc_t *s
+    cdef dest_t *dest
+    for i in range(n):
+        slot = conn_find(w, r[i].proto, r[i].caddr, r[i].cport, r[i].vaddr, r[i].vport, &dir)
+        if slot != NONE32 and dir != DIR_IN:
+            slot = NONE32
+        if r[i].event == SYNC_FREE:
+            if slot != NONE32:
+                w.conns[slot].sync = 0          # the peer ended it: nothing to tell it
+                conn_free(e, w, slot)
+            w.ct_stats[CT_SYNC_APPLIED] += 1
+            continue
+        if slot == NONE32:
+            s = svc_find(w, r[i].proto, r[i].vaddr, r[i].vport)
+            d = NONE32
+            if s != NULL:
+                for k in range(s.ndests):
+                    dest = &w.dests[s.dests[k]]
+                    if dest.used and dest.addr == r[i].daddr and dest.port == r[i].dport:
+                        d = s.dests[k]
+                        break
+            if d == NONE32:
+                w.ct_stats[CT_SYNC_REFUSED] += 1
+                continue
+            slot = conn_alloc(w)
+            if slot == NONE32:
+                w.ct_stats[CT_SYNC_REFUSED] += 1
+                continue
+            dest = &w.dests[d]
+            c = &w.conns[slot]
+            c.proto = r[i].proto
+            c.caddr = r[i].caddr
+            c.cport = r[i].cport
+            c.vaddr = r[i].vaddr
+            c.vport = r[i].vport
+            c.laddr = r[i].laddr
+            c.lport = r[i].lport
+            c.daddr = r[i].daddr
+            c.dport = r[i].dport
+            c.seq_delta = r[i].seq_delta
+            c.ts_delta = r[i].ts_delta
+            c.dest = d | (<uint32_t>dest.gen << 24)
+            c.svc = <uint16_t>(s - w.svcs)
+            c.mode = dest.mode
+            c.cport_in = r[i].cport_in
+            c.state = r[i].state
+            c.flags = r[i].flags & ~(CONN_F_ACTIVE | CONN_F_TEMPLATE)
+            if c.state == CS_ESTABLISHED or c.state == CS_UDP:
+                c.flags |= CONN_F_ACTIVE
+            c.laddr_idx = 0xff
+            for k in range(s.nladdrs):          # FNAT: the same local address here
+                if s.laddrs[k].addr == c.laddr:
+                    c.laddr_idx = <uint8_t>k
+                    s.laddrs[k].used += 1
+                    break
+            c.sync = CONN_SYNC_KNOWN
+            conn_hash_add(w, slot, DIR_IN)
+            conn_hash_add(w, slot, DIR_OUT)
+            c.expires = w.tick + e.timeouts[c.state]
+            wheel_link(w, slot)
+            dest_count(w, c, 1)
+            w.ct_stats[CT_CREATED] += 1
+        else:
+            c = &w.conns[slot]
+            active = r[i].state == CS_ESTABLISHED or r[i].state == CS_UDP
+            if active != ((c.flags & CONN_F_ACTIVE) != 0):
+                dest_count(w, c, -1)
+                c.flags ^= CONN_F_ACTIVE
+                dest_count(w, c, 1)
+            c.state = r[i].state
+            c.sync = CONN_SYNC_KNOWN
+            conn_set_timeout(w, slot, e.timeouts[c.state])
+        w.ct_stats[CT_SYNC_APPLIED] += 1
+
+
+cdef void sync_dump(engine_t *e, worker_t *w, sync_rec_t *out, uint32_t cap,
+                    uint32_t first) noexcept nogil:
+    """Bulk sync: this worker's connections worth the peer's knowing (established TCP,
+    UDP, and those it was told of) from slot `first`, at most cap - 1; the count goes in
+    out[cap - 1].caddr, the slot to go on from in out[cap - 1].vaddr (0: the end)."""
+    cdef uint32_t i, k = 0
+    cdef conn_t *c
+    out[cap - 1].vaddr = 0
+    for i in range(first, e.conn_cap):
+        if k + 1 >= cap:
+            out[cap - 1].vaddr = i
+            break
+        c = &w.conns[i]
+        if c.proto == 0 or (c.flags & CONN_F_TEMPLATE):
+            continue
+        if c.state == CS_ESTABLISHED or c.state == CS_UDP or (c.sync & CONN_SYNC_KNOWN):
+            sync_fill(w, c, SYNC_STATE, &out[k])
+            c.sync |= CONN_SYNC_KNOWN
+            k += 1
+    out[cap - 1].caddr = k
 
 
 cdef void zero_counters(engine_t *e, worker_t *w, uint32_t only) noexcept nogil:

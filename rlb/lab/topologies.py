@@ -604,9 +604,10 @@ def _ka_lb(node: str, words: str) -> Node:
     kni = ("link set dpdk0.kni up", f"addr add {kni_ip}/24 dev dpdk0.kni")
     if words == "keepalived":
         return Node(node, "lb", kni=kni, keepalived=ka_conf(state.upper(), prio))
+    peer = next(ip for n, (ip, _, _) in KA_LBS.items() if n != node)
     config = ("vrrp instance VI_1", " interface dpdk0", f" state {state}",
               " virtual-router-id 123", f" priority {prio}",
-              f" virtual-address {KA_VIP}/32", "exit")
+              f" virtual-address {KA_VIP}/32", "exit", f"sync peer {peer}")
     return Node(node, "lb", kni=kni, config=config)
 
 
@@ -741,7 +742,7 @@ TOPOLOGIES: tuple[Topology, ...] = (
     _fnat_keepalive(
         "fnat-keepalive-rlb",
         "fnat-keepalive in rlb's own words: `vrrp instance VI_1` (VRRPv3, adverts every "
-        "0.2 s) and the service by ipvsadm lines",
+        "0.2 s), the service by ipvsadm lines, connection sync between the LBs",
         "rlb",
     ),
     _dr_bgp(

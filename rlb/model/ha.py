@@ -15,6 +15,7 @@ from ipaddress import IPv4Address, IPv4Interface
 from rlb.errors import CommandError
 
 MASTER, BACKUP = "master", "backup"
+SYNC_PORT = 8848       # IPVS's sync daemon's port
 ADVERT = 0.2           # seconds between adverts rlb writes by default (VRRPv3)
 VERSION = 3
 PRIORITY = 100
@@ -63,11 +64,20 @@ class VrrpInstance:
         return out
 
 
+@dataclass(frozen=True)
+class SyncPeer:
+    """`sync peer A.B.C.D [port N]`: the LB this one tells its connections to, and hears
+    its connections from (rlb.ha.sync), over UDP through the kni."""
+    peer: IPv4Address
+    port: int = SYNC_PORT
+
+
 @dataclass
 class Ha:
     """A model's master/backup configuration. Its listeners (the daemon's keepalived)
     hear each change; its checkers are asked about a candidate's before a commit."""
     instances: tuple[tuple[str, VrrpInstance], ...] = ()          # in order
+    sync: SyncPeer | None = None                                  # connection sync
     listeners: list = field(default_factory=list, repr=False, compare=False)
     checkers: list = field(default_factory=list, repr=False, compare=False)
 
@@ -82,6 +92,11 @@ class Ha:
             self.instances = tuple((n, inst if n == name else i) for n, i in old)
         else:
             self.instances = (*old, (name, inst))
+        for listener in self.listeners:
+            listener()
+
+    def set_sync(self, peer: SyncPeer | None) -> None:
+        self.sync = peer
         for listener in self.listeners:
             listener()
 

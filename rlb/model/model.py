@@ -142,6 +142,8 @@ class Model:
     ha: object = field(default=None, repr=False, compare=False)
     # Its keepalived (rlb.ha.keepalived.Keepalived), None elsewhere
     keepalived: object = field(default=None, repr=False, compare=False)
+    # Its connection sync with the peer LB (rlb.ha.sync.Sync), None elsewhere
+    syncer: object = field(default=None, repr=False, compare=False)
     # The addresses whose ARP the kernel answers (VRRP's: vrrp_addresses), as pushed
     _kni_arp: frozenset = field(default=frozenset(), repr=False, compare=False)
 

@@ -41,6 +41,7 @@ READONLY = {
     "show bfd peers",
     "show bgp summary",
     "show vrrp",
+    "show sync",
 }
 
 

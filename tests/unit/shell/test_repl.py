@@ -209,7 +209,7 @@ def test_completion_offers_names_that_exist(admin_config):
     assert texts("sh") == ["show"]
     assert texts("show ") == ["bfd", "bgp", "configuration", "dataplane", "interface", "ip",
                               "privilege", "routing", "running-config", "ssh",
-                              "startup-config", "users", "version", "vrrp"]
+                              "startup-config", "sync", "users", "version", "vrrp"]
     assert texts("sh ip vs ") == ["connections", "health", "rate", "stats", "timeout", "|"]
     assert texts("dpip addr show |") == ["|"]
     assert texts("dpip addr show | ") == ["begin", "count", "exclude", "include", "json",
