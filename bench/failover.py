@@ -186,6 +186,10 @@ def restart(node: str):
     return lambda: manage.restart_lb(node=node)
 
 
+def later(act, seconds: float = 1.0):
+    return lambda: (time.sleep(seconds), act())
+
+
 def kill(node: str):
     from rlb import lab
     return lambda: os.kill(lab.status()["processes"][node]["pid"], signal.SIGKILL)
@@ -256,12 +260,13 @@ def bgp_run(python: str, flag: str, results: list, colds: list) -> None:
                          kill("lb1"), window=10.0))
 
 
-def sessions_event(name: str, python: str, act, first_port: int, seconds: float) -> dict:
+def sessions_event(name: str, python: str, act, first_port: int, seconds: float,
+                   vip: str = VIP) -> dict:
     """Keep-alive sessions from the client while `act` runs (it starts once each has an
     answer); what they lived through."""
     before = {lb: adopted(lb) for lb in ("lb1", "lb2")}
     p = subprocess.Popen(["ip", "netns", "exec", "rlb-client", python, "-m", "rlb.lab.sessions",
-                          VIP, "--sessions", str(SESSIONS), "--first-port", str(first_port),
+                          vip, "--sessions", str(SESSIONS), "--first-port", str(first_port),
                           "--interval", str(SESSION_GAP), "--seconds", str(seconds)],
                          stdout=subprocess.PIPE, text=True)
     try:
@@ -284,7 +289,10 @@ def sessions_event(name: str, python: str, act, first_port: int, seconds: float)
 
 
 def adopted(node: str) -> int:
-    out = rlb(node, "show dataplane | json")
+    try:
+        out = rlb(node, "show dataplane | json")
+    except BenchError:                  # a daemon that is down adopted nothing
+        return 0
     return json.loads(out)["connections"]["adopted"]
 
 
@@ -397,6 +405,115 @@ def ka_run(which: str):
     return run
 
 
+def show_sync(node: str) -> dict:
+    from rlb.control.client import Client
+    from rlb.lab import state
+    with Client(state.instance(node), timeout=5) as c:
+        return c.call("show sync")["data"]
+
+
+def sync_run(python: str, flag: str, results: list, colds: list) -> None:
+    """fnat-keepalive-rlb with `sync peer` on both LBs: keep-alive sessions across a
+    takeover and the MASTER's return, the control without sync, and the sync's capacity
+    at the CPS wrk makes."""
+    from rlb import lab
+    from rlb.lab import manage
+    lab.down()
+    lab.up(KA_TOPOS["ka"], tutorial=True)
+    ka_settle()
+    # the kill 1 s into the sessions: a connection made in the last tick (10 ms) before
+    # the MASTER dies has not reached the peer yet
+    results.append(sessions_event("(k) FNAT, sync on: kill -9 of the MASTER's daemon",
+                                  python, later(kill("lb1")), 44300, 8, KA_VIP))
+    results.append(sessions_event("(l) FNAT, sync on: the MASTER back (bulk sync, "
+                                  "preemption)", python, lambda: manage.restart_lb(node="lb1"),
+                                  44400, 12, KA_VIP))
+    ka_settle()
+    results.append(sessions_event("(k2) FNAT, sync on: the MASTER's LAN link cut 4 s",
+                                  python, later(lambda: (lan_link("lb1", False)(),
+                                                         time.sleep(4),
+                                                         lan_link("lb1", True)())),
+                                  44600, 12, KA_VIP))
+    ka_settle()
+    results.append(sessions_event("(k3) FNAT, sync on: kill -9 of the MASTER's keepalived",
+                                  python, later(kill_keepalived("lb1")), 44700, 10, KA_VIP))
+    ka_settle()
+    results.append(capacity(python))
+    ka_settle()
+    for node in ("lb1", "lb2"):
+        rlb(node, "configure", "no sync", "commit")
+    time.sleep(1)
+    results.append(sessions_event("(k') FNAT, no sync (control): kill -9 of the MASTER's "
+                                  "daemon", python, later(kill("lb1")), 44500, 8, KA_VIP))
+
+
+# 5 s: wrk's closed connections (~20k) leave the client enough ports for the control
+CAPACITY_SECONDS, CAPACITY_CONNS = 5, 64
+
+
+def capacity(python: str) -> dict:
+    """wrk from the client, a new connection per request (Connection: close) for
+    CAPACITY_SECONDS: the connections made, the events lb1 queued and sent, what lb2
+    applied, what was lost, the lag lb2 saw, bytes on the wire per connection."""
+    before = {n: show_sync(n) for n in ("lb1", "lb2")}
+    r = subprocess.run(["ip", "netns", "exec", "rlb-client", "timeout", str(CAPACITY_SECONDS + 20),
+                        "wrk", "--timeout", "2s", "-t", "2", "-c",
+                        str(CAPACITY_CONNS), "-d", f"{CAPACITY_SECONDS}s", "-H",
+                        "Connection: close", f"http://{KA_VIP}/"], capture_output=True,
+                       text=True, timeout=CAPACITY_SECONDS + 40)
+    time.sleep(2)                     # the last events across
+    after = {n: show_sync(n) for n in ("lb1", "lb2")}
+    if r.returncode:
+        log(f"wrk: exit {r.returncode}: {r.stdout[-300:]} {r.stderr[-300:]}")
+    reqs = 0
+    for line in r.stdout.splitlines():
+        if "requests in" in line:
+            reqs = int(line.split()[0])
+    sent = after["lb1"]["sent"]["events"] - before["lb1"]["sent"]["events"]
+    applied = after["lb2"]["applied"] - before["lb2"]["applied"]
+    wire = after["lb1"]["sent"]["bytes"] - before["lb1"]["sent"]["bytes"]
+    res = {"event": "(m) sync capacity: wrk, a new connection per request", "kind": "capacity",
+           "cps": round(reqs / CAPACITY_SECONDS), "connections": reqs,
+           "events_sent": sent, "events_per_s": round(sent / CAPACITY_SECONDS),
+           "applied": applied, "lost": after["lb1"]["lost"] - before["lb1"]["lost"],
+           "refused": after["lb2"]["refused"] - before["lb2"]["refused"],
+           "lag_p50_ms": after["lb2"]["lag_ms"]["p50"], "lag_p99_ms": after["lb2"]["lag_ms"]["p99"],
+           "bytes_per_conn": round(wire / reqs) if reqs else None,
+           "events_per_conn": round(sent / reqs, 2) if reqs else None}
+    res.update(bulk_sync())
+    log(f"capacity: {res}")
+    return res
+
+
+def bulk_sync() -> dict:
+    """lb2 restarted while lb1 holds wrk's connections (closing, still in its table):
+    from lb2's first answer on its control socket until it has received the whole of
+    the table lb1 sent it (lb1's bulk), and how many connections it then holds."""
+    from rlb.lab import manage
+    manage.restart_lb(node="lb2")
+    t0 = time.monotonic()
+
+    def done():
+        try:
+            sent, got = show_sync("lb1")["bulk_sent"], show_sync("lb2")["bulk_received"]
+        except Exception:               # not up yet
+            return False
+        return sent["ago"] is not None and sent["ago"] < time.monotonic() - t0 + 1 and \
+            got["events"] >= sent["events"] > 0
+    until(done, 60, step=0.05)
+    took = time.monotonic() - t0
+    sent = show_sync("lb1")["bulk_sent"]["events"]
+    return {"bulk_conns": _conns("lb2"), "bulk_of": sent, "bulk_s": round(took, 2),
+            "bulk_per_s": round(sent / took) if took else None}
+
+
+def _conns(node: str) -> int:
+    try:
+        return show_sync(node)["conns"]
+    except Exception:                   # not up yet
+        return 0
+
+
 def _times(ms: list[int], most: int = 8) -> str:
     if len(ms) <= most:
         return ", ".join(map(str, ms)) or "-"
@@ -409,7 +526,7 @@ def main() -> int:
     ap.add_argument("--prober", type=float, help=argparse.SUPPRESS)
     ap.add_argument("--vip", default=VIP, help=argparse.SUPPRESS)
     ap.add_argument("--only", action="append",
-                    choices=("ospf", "ospf-rlb", "bgp", "dr", *KA_TOPOS),
+                    choices=("ospf", "ospf-rlb", "bgp", "dr", *KA_TOPOS, "sync"),
                     help="run only these labs (repeatable; default all)")
     add_output_options(ap)
     opts = ap.parse_args()
@@ -423,7 +540,7 @@ def main() -> int:
     started = _dt.datetime.now().isoformat(timespec="seconds")
     results, colds = [], []
     runs = {"ospf": ospf_run, "ospf-rlb": ospf_rlb_run, "bgp": bgp_run, "dr": dr_run,
-            **{name: ka_run(name) for name in KA_TOPOS}}
+            **{name: ka_run(name) for name in KA_TOPOS}, "sync": sync_run}
     for run in [runs[name] for name in (opts.only or runs)]:
         open(flag, "w").close()
         try:
@@ -444,7 +561,7 @@ def main() -> int:
         if "error" in r:
             md.append(f"| error: {r['error']} | | | | | | |")
             continue
-        if r.get("kind") in ("sessions", "vrrp"):
+        if r.get("kind") in ("sessions", "vrrp", "capacity"):
             continue
         md.append(f"| {r['event']} | {r['requests']} | {r['failed']} | {r['window_ms']} ms | "
                   f"{r['one_nexthop_ms']} ms | {r.get('both_back_s', '-')} s | "
@@ -469,6 +586,19 @@ def main() -> int:
         if r.get("kind") == "vrrp":
             md.append(f"| {r['event']} | {r['requests']} | {r['failed']} | {r['window_ms']} ms "
                       f"| {r['backup_master_ms']} ms | {_times(r['failed_at_ms'])} |")
+    caps = [r for r in results if r.get("kind") == "capacity"]
+    if caps:
+        md += ["", "Connection sync's capacity (fnat-keepalive-rlb, lb1 MASTER -> lb2):", "",
+               "| connections/s | events/s sent | events per connection | applied by the "
+               "peer | lost | refused | lag p50 | lag p99 | bytes on the wire per "
+               "connection | bulk sync after a restart of the peer |",
+               "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+        for r in caps:
+            md.append(f"| {r['cps']} | {r['events_per_s']} | {r['events_per_conn']} | "
+                      f"{r['applied']} of {r['events_sent']} | {r['lost']} | {r['refused']} | "
+                      f"{r['lag_p50_ms']} ms | {r['lag_p99_ms']} ms | {r['bytes_per_conn']} | "
+                      f"{r['bulk_of']} connections in {r['bulk_s']} s ({r['bulk_per_s']}/s; "
+                      f"{r['bulk_conns']} held, the others ended meanwhile) |")
     md.append("")
     for cold in colds:
         if cold["then_two_nexthops_s"] is None:

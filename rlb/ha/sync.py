@@ -120,6 +120,7 @@ class Sync:
             self.sock.close()
             self.sock = None
         self._bulk.clear()
+        self.up_since = None
 
     def _tick(self) -> None:
         engine, now = self.model.engine, time.monotonic()
@@ -226,7 +227,7 @@ class Sync:
             [f"{i['name']} {i['state']}" for i in self.model.keepalived.view()["instances"]]
         return {
             "peer": str(peer.peer) if peer else None, "port": peer.port if peer else None,
-            "state": "up" if self.up_since is not None else "down" if peer else "off",
+            "state": "off" if peer is None else "up" if self.up_since is not None else "down",
             "for": round(now - self.up_since, 1) if self.up_since is not None else None,
             "roles": roles,
             "sent": {"events": self.counts["sent_events"],
