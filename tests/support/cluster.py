@@ -1,6 +1,6 @@
-"""What the cluster labs' tests (fnat-ospf-two-arm, fnat-bgp-two-arm) ask of them: an
-LB's shell (`rlb -N lbX -c ...`), a command in a node, the switch's nexthops for the
-VIP, the connections an LB scheduled, and a bounded wait."""
+"""What the cluster and master/backup labs' tests ask of them: an LB's shell (`rlb -N
+lbX -c ...`), a command in a node, the switch's nexthops for the VIP, the connections an
+LB scheduled, the VRRP roles, keep-alive sessions from the client, and a bounded wait."""
 import json
 import re
 import subprocess
@@ -71,6 +71,36 @@ def cluster_up(topo, both, wait=30.0):
         lab.up(topo.name, tutorial=True)
         assert until(lambda: nexthops() == both, wait), \
             procs.vtysh("switch", "show bgp summary") + rlb("lb1", "show bgp summary")
+        yield
+    finally:
+        lab.down()
+
+
+def vrrp(node):
+    """`show vrrp` of an LB, as data."""
+    return rlb(node, "show vrrp", as_json=True)
+
+
+def role(node):
+    """An LB's VRRP state (its first instance's); None while its daemon is down."""
+    try:
+        return vrrp(node)["instances"][0]["state"]
+    except AssertionError:
+        return None
+
+
+def roles(nodes=("lb1", "lb2")):
+    return tuple(role(n) for n in nodes)
+
+
+@contextmanager
+def pair_up(topo, wait=20.0):
+    """A master/backup lab up with --tutorial until lb1 is MASTER and lb2 BACKUP (a
+    module fixture's body); down again after, whatever happened."""
+    lab.down()
+    try:
+        lab.up(topo.name, tutorial=True)
+        assert until(lambda: roles() == ("master", "backup"), wait), roles()
         yield
     finally:
         lab.down()

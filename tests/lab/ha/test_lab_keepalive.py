@@ -20,7 +20,7 @@ from rlb.control import paths
 from rlb.lab import manage, state
 from rlb.lab.topologies import KA_VIP, get
 from rlb.routing.frr import alive
-from support.cluster import in_node, rlb, until
+from support.cluster import in_node, pair_up, rlb, roles, until, vrrp
 
 TOPO = get("fnat-keepalive-rlb")
 LIPS = ["192.168.100.200", "192.168.100.201"]
@@ -28,21 +28,8 @@ LIPS = ["192.168.100.200", "192.168.100.201"]
 
 @pytest.fixture(scope="module")
 def ka_lab():
-    lab.down()
-    try:
-        lab.up(TOPO.name, tutorial=True)
-        assert until(lambda: roles() == ("master", "backup"), 15), vrrp("lb1")
+    with pair_up(TOPO):
         yield
-    finally:
-        lab.down()
-
-
-def vrrp(node):
-    return rlb(node, "show vrrp", as_json=True)
-
-
-def roles():
-    return tuple(vrrp(n)["instances"][0]["state"] for n in ("lb1", "lb2"))
 
 
 def kni_addrs(node):

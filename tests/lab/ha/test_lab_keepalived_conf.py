@@ -14,29 +14,15 @@ import pytest
 from rlb.control import paths
 from rlb.lab import state
 from rlb.lab.topologies import KA_VIP, get
-from support.cluster import Sessions, failures, in_node, rlb, until
+from support.cluster import Sessions, failures, in_node, pair_up, rlb, until, vrrp
 
 TOPO = get("fnat-keepalive")
 
 
 @pytest.fixture(scope="module")
 def ka_lab():
-    from rlb import lab
-    lab.down()
-    try:
-        lab.up(TOPO.name, tutorial=True)
-        assert until(lambda: roles() == ("master", "backup"), 20), vrrp("lb1")
+    with pair_up(TOPO):
         yield
-    finally:
-        lab.down()
-
-
-def vrrp(node):
-    return rlb(node, "show vrrp", as_json=True)
-
-
-def roles():
-    return tuple(vrrp(n)["instances"][0]["state"] for n in ("lb1", "lb2"))
 
 
 def load(node, text):

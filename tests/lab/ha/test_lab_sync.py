@@ -12,7 +12,7 @@ import pytest
 from rlb import lab
 from rlb.lab import manage
 from rlb.lab.topologies import KA_VIP, get
-from support.cluster import Sessions, failures, rlb, until
+from support.cluster import Sessions, failures, pair_up, rlb, roles, until
 
 TOPO = get("fnat-keepalive-rlb")
 COUNT = 8
@@ -20,30 +20,14 @@ COUNT = 8
 
 @pytest.fixture(scope="module")
 def sync_lab():
-    lab.down()
-    try:
-        lab.up(TOPO.name, tutorial=True)
-        assert until(lambda: roles() == ("master", "backup"), 20), roles()
+    with pair_up(TOPO):
         assert until(lambda: all(sync(n)["state"] == "up" for n in TOPO.lbs), 10), \
             sync("lb1")
         yield
-    finally:
-        lab.down()
 
 
 def sync(node):
     return rlb(node, "show sync", as_json=True)
-
-
-def role(node):
-    try:
-        return rlb(node, "show vrrp", as_json=True)["instances"][0]["state"]
-    except AssertionError:              # a daemon that is down has no role
-        return None
-
-
-def roles():
-    return tuple(role(n) for n in TOPO.lbs)
 
 
 def kill_lb1():
