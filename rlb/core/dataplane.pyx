@@ -439,9 +439,11 @@ cdef class Engine:
         d.flags = DEST_F_AVAILABLE if available else 0
         self.send(MSG_DEST_SET, a=slot, ptr=<uintptr_t>&d)
 
-    def dest_del(self, int slot):
+    def dest_del(self, int slot, bint drain=True):
+        """A real server out of its service; drain: its connections go on (else, as
+        when its service is deleted, they end at their next packet)."""
         self._slot(slot, g.dest_cap, "real server")
-        self.send(MSG_DEST_DEL, a=slot)
+        self.send(MSG_DEST_DEL, a=slot, b=1 if drain else 0)
 
     def svc_set(self, int slot, *, int proto, uint32_t vaddr, int vport, int sched, int flags=0,
                 int timeout=0, uint32_t netmask=0xffffffff, dests=(), laddrs=(), match=None):

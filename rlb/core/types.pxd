@@ -44,7 +44,7 @@ cdef enum MsgType:
     MSG_SVC_SET = 10           # a=slot ptr=svc_t (configuration part)
     MSG_SVC_DEL = 11           # a=slot
     MSG_DEST_SET = 12          # a=slot ptr=dest_t (configuration part)
-    MSG_DEST_DEL = 13          # a=slot
+    MSG_DEST_DEL = 13          # a=slot b=1: its connections drain (else they end)
     MSG_SVC_TABLE = 14         # a=slot ptr=uint32_t[b] (shared, read only) or 0
     MSG_CONN_DUMP = 15         # ptr=conn_t array, a=capacity; worker writes count to the array's end marker
     MSG_ZERO = 16              # a=service slot or NONE32: zero its (or all) counters
@@ -204,7 +204,8 @@ cdef enum:                     # svc_t.flags
 
 cdef enum:                     # dest_t.flags
     DEST_F_AVAILABLE = 1       # may take new connections (weight > 0, not overloaded)
-    DEST_F_DELETED = 2         # gone: no new connection, its connections drain
+    DEST_F_DELETED = 2         # gone: no new connection
+    DEST_F_DRAINING = 4        # ... and its connections go on until they end
 
 cdef enum:                     # conn_t.flags
     CONN_F_TOA_SYN = 1         # client address went to the RS in the SYN

@@ -128,10 +128,16 @@ cdef void apply_msg(engine_t *e, worker_t *w, msg_t *msg) noexcept nogil:
     elif msg.type == MSG_DEST_SET:
         dest_apply(w, msg.a, <dest_t *><uintptr_t>msg.ptr)
     elif msg.type == MSG_DEST_DEL:
-        # out of the schedulers; its connections drain (LVS's expire_nodest_conn 0):
-        # they end only if another real server takes the slot (dest_apply)
+        # out of the schedulers. b=1 (a real server taken from its service): its
+        # connections drain (LVS's expire_nodest_conn 0) and end only if another real
+        # server takes the slot (dest_apply); b=0 (its service went): they end at their
+        # next packet
         w.dests[msg.a].used = 0
-        w.dests[msg.a].flags = DEST_F_DELETED
+        if msg.b:
+            w.dests[msg.a].flags = DEST_F_DELETED | DEST_F_DRAINING
+        else:
+            w.dests[msg.a].flags = DEST_F_DELETED
+            w.dests[msg.a].gen += 1
     elif msg.type == MSG_CONN_DUMP:
         conn_dump(e, w, <conn_t *><uintptr_t>msg.ptr, msg.a)
     elif msg.type == MSG_ZERO:
@@ -173,8 +179,8 @@ cdef void svc_apply(engine_t *e, worker_t *w, uint32_t slot, svc_t *cfg) noexcep
 cdef void dest_apply(worker_t *w, uint32_t slot, dest_t *cfg) noexcept nogil:
     cdef dest_t *d = &w.dests[slot]
     # the same server again (or back after a delete, its connections draining): they
-    # go on with it
-    cdef uint8_t same = (d.used or d.flags & DEST_F_DELETED) and d.addr == cfg.addr and \
+    # go on with it, and its counts with them
+    cdef uint8_t same = (d.used or d.flags & DEST_F_DRAINING) and d.addr == cfg.addr and \
         d.port == cfg.port and d.svc == cfg.svc
     d.weight = cfg.weight
     d.u_threshold = cfg.u_threshold

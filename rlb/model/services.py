@@ -202,8 +202,9 @@ class Services(ServicesEngine):
         self.timeouts = dict(DEFAULT_TIMEOUTS)
         self._svc_slots = _Slots(max_services, model.settings,
                                  "" if max_services else "service_table_size")
+        # a deleted real server's slot is taken last: its connections drain meanwhile
         self._dest_slots = _Slots(max_dests, model.settings,
-                                  "" if max_dests else "dest_table_size")
+                                  "" if max_dests else "dest_table_size", fresh_first=True)
         self._auto: set[IPv4Address] = set()   # addresses --add-laddr created (it removes them too)
         self._registered = None                 # the engine modes and schedulers were given to
         self._samples: deque = deque(maxlen=2)  # (monotonic time, {(kind, slot): counters})
@@ -431,7 +432,7 @@ class Services(ServicesEngine):
         if e is not None:
             e.svc_del(svc.slot)
             for d in svc.dests:
-                e.dest_del(d.slot)
+                e.dest_del(d.slot, drain=False)      # a service gone ends its connections
 
     # ---------------------------------------------------------- real servers
 

@@ -122,7 +122,7 @@ class FakeEngine:
                  available=True): pass
 
     @recorded
-    def dest_del(self, slot): pass
+    def dest_del(self, slot, drain=True): pass
 
     @recorded
     def svc_set(self, slot, *, proto, vaddr, vport, sched, flags=0, timeout=0,

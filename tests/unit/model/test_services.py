@@ -104,7 +104,7 @@ class FakeEngine(fake_engine.FakeEngine):
         self.calls.append(("dest_set", slot, svc, addr, port, mode, weight, u_threshold,
                            l_threshold, available))
 
-    def dest_del(self, slot):
+    def dest_del(self, slot, drain=True):
         self.calls.append(("dest_del", slot))
 
     def svc_set(self, slot, *, proto, vaddr, vport, sched, flags=0, timeout=0,
@@ -610,20 +610,24 @@ def test_connections_pass_the_limit(fm):
 
 
 def test_slots_are_reused(lan):
+    """Service slots: the freed ones first. Real server slots: fresh ones first, then the
+    longest freed, so that a deleted server's connections drain (they end only once its
+    slot is another's)."""
     m = lan
     ms = m.services
+    m.settings.dest_table_size = 4
     web(m, 2, 3, 4)                                   # service 0, dests 0 1 2
     ms.add_service(DNS)                               # service 1
     ms.del_dest(WEB, ip("192.168.100.3"))             # frees dest 1
     ms.add_dest(DNS, ip("192.168.100.5"))
-    assert ms.table[DNS].dests[0].slot == 1
+    assert ms.table[DNS].dests[0].slot == 3           # a fresh one while there is one
     ms.del_service(WEB)                               # frees service 0, dests 0 and 2
     ms.add_service((TCP, VIP, 443))
     ms.add_dest((TCP, VIP, 443), ip("192.168.100.6"))
     ms.add_dest((TCP, VIP, 443), ip("192.168.100.7"))
     assert ms.table[(TCP, VIP, 443)].slot == 0
-    assert sorted(d.slot for d in ms.table[(TCP, VIP, 443)].dests) == [0, 2]
-    assert (ms._svc_slots.next, ms._dest_slots.next) == (2, 3)
+    assert [d.slot for d in ms.table[(TCP, VIP, 443)].dests] == [1, 0]   # longest freed first
+    assert (ms._svc_slots.next, ms._dest_slots.next) == (2, 4)
 
 
 # -------------------------------------------------------------- data plane
