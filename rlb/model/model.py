@@ -287,6 +287,7 @@ class Model:
             self.engine.port_addr(p.index, self._primary(p.name))
             if garp and iface.ip not in self.vrrp_addresses():
                 self.engine.garp(int(iface.ip), p.index)
+        self.services.addresses_changed()
 
     def del_address(self, iface: IPv4Interface, port: str) -> None:
         self.port(port)
@@ -311,6 +312,7 @@ class Model:
             self._remove_route(r)
         if self.engine is not None:
             self.engine.port_addr(self.ports[port].index, self._primary(port))
+        self.services.addresses_changed()
 
     def _primary(self, port: str) -> int:
         """Source address for ARP requests on a port: its first address, else 0. The

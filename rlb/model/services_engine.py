@@ -124,9 +124,11 @@ class ServicesEngine:
         """(in the scheduler's list, weight now) of a real server: what health decided,
         else its configuration (a disabled one at weight 0, a sorry server out)."""
         got = self.placement.get(d.slot)
-        if got is not None:
-            return got
-        return (not d.sorry, 0 if d.disabled else d.weight)
+        if got is None:
+            got = (not d.sorry, 0 if d.disabled else d.weight)
+        if got[1] and not self.modes[d.mode].usable(d, self.model):
+            return (got[0], 0)              # SNAT: its WAN address is not ours (yet)
+        return got
 
     def weight_now(self, d: Dest) -> int:
         return self.placed(d)[1]
@@ -150,6 +152,18 @@ class ServicesEngine:
                 moved = True
         if moved:
             self._push_service(self.engine, svc)
+
+    def addresses_changed(self) -> None:
+        """The LB's addresses changed: real servers of modes that need one of them (SNAT's
+        WAN address) are pushed again, with the weight they can have now."""
+        if self.engine is None:
+            return
+        for svc in self.table.values():
+            mine = [d for d in svc.dests if self.modes[d.mode].needs_own_address]
+            for d in mine:
+                self._push_dest(self.engine, svc, d)
+            if mine:
+                self._push_service(self.engine, svc)
 
     def _ensure_registered(self, engine) -> None:
         """Give the data plane every mode's and scheduler's C ops, once per engine, before the

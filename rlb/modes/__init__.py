@@ -42,6 +42,14 @@ class Mode:
     def check_dest(self, svc, dest, model) -> None:
         """Raise CommandError when a real server cannot work in this mode."""
 
+    def usable(self, dest, model) -> bool:
+        """Whether a real server that passed check_dest can take flows now (a False one
+        stays configured at weight 0 until it can; see `needs_own_address`)."""
+        return True
+
+    # usable() depends on the LB's addresses: the model asks again when they change
+    needs_own_address = False
+
 
 class Compiled:
     """The `ops` of a mode whose C is the compiled module `module` (a built-in mode's

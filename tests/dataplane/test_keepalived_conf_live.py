@@ -195,3 +195,51 @@ def test_quorum_commands_run_this_instance_s_dpip(d):
     finally:
         d.flags[RS[1]].touch()
         reload(d, ka_conf(d.flags))
+
+
+SNAT_WAN = "10.0.9.9"
+SNAT_ALPHA = f"""
+virtual_server match SNAT {{
+    protocol UDP
+    delay_loop 1
+    lb_algo rr
+    lb_kind SNAT
+    src-range 192.168.100.0-192.168.100.254
+    oif dpdk1
+    alpha
+    omega
+    quorum 1
+    quorum_up "dpip addr add {SNAT_WAN}/24 dev dpdk1 sapool;"
+    quorum_down "dpip addr del {SNAT_WAN}/24 dev dpdk1;"
+
+    real_server {SNAT_WAN} 0 {{
+        weight 4
+        MISC_CHECK {{
+           misc_path "exit 0"
+           misc_timeout 1
+        }}
+    }}
+}}
+"""
+
+
+def test_the_tutorial_s_snat_alpha_omega_trick(d):
+    """The tutorial's SNAT service whose WAN address comes from quorum_up: the real
+    server (the WAN address, not ours yet) waits at weight 0, its check passes, quorum_up
+    adds the address with this instance's dpip, and the server takes flows; the service
+    removed by a reload, omega runs quorum_down, which takes the address away."""
+    said = reload(d, ka_conf(d.flags) + SNAT_ALPHA)
+    assert "refused" not in said, said
+
+    def snat_weight():
+        for s in d.ok("ipvsadm -ln")["data"]["services"]:
+            for x in s["dests"]:
+                if x["addr"] == SNAT_WAN:
+                    return x["weight"]
+        return None
+    assert wait(lambda: SNAT_WAN in d.ok("dpip addr show")["text"], 15), \
+        d.log.read_text()[-2000:]
+    assert wait(lambda: snat_weight() == 4), d.ok("ipvsadm -ln")["text"]   # sapool: usable
+    reload(d, ka_conf(d.flags))
+    assert wait(lambda: SNAT_WAN not in d.ok("dpip addr show")["text"], 15), \
+        d.log.read_text()[-2000:]

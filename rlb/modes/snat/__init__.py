@@ -12,9 +12,19 @@ class Snat(Mode):
         if dest.port:
             raise CommandError("SNAT's -r is WANIP:0: the port must be 0")
         addr = model.find_address(dest.addr)
-        if addr is None or not addr.sapool:
-            raise CommandError(f"{dest.addr} must be one of our addresses, added with sapool "
-                               f"(dpip addr add {dest.addr}/PREFIX dev WAN sapool)")
+        if addr is not None and not addr.sapool:
+            raise CommandError(f"{dest.addr} is one of our addresses without sapool: SNAT "
+                               f"takes local ports from it (dpip addr add {dest.addr}/PREFIX "
+                               "dev WAN sapool)")
+
+    # A WAN address that is not (yet) ours takes no flow until it is: the tutorial's
+    # keepalived way, where quorum_up adds it (`dpip addr add ... sapool`) once its check
+    # passes and quorum_down removes it
+    needs_own_address = True
+
+    def usable(self, dest, model):
+        addr = model.find_address(dest.addr)
+        return addr is not None and addr.sapool
 
 
 SNAT = Snat(name="snat", flag="-J", long_flag="--snat", display="SNAT", match_only=True,
