@@ -129,6 +129,9 @@ async def _serve(model, sock: str, instance: str, keepalived: str | None = None)
         loop.add_signal_handler(sig, stop.set)
     if keepalived is not None:
         loop.add_signal_handler(signal.SIGHUP, _reload_keepalived, model, keepalived)
+    else:                 # (a stray HUP, logrotate's, must not stop an LB)
+        loop.add_signal_handler(signal.SIGHUP, log.info,
+                                "SIGHUP: nothing to reload (no -k keepalived.conf)")
     from rlb.ha.keepalived import Keepalived
     from rlb.ha.sync import Sync
     from rlb.health.monitor import Monitor

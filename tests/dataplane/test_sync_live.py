@@ -6,6 +6,8 @@ the peer's connections are held and carry a mid-flow segment to their real serve
 segment of a flow nobody told it of is dropped: the control); an end is applied; a
 bulk request is answered with the table; malformed datagrams and strangers are dropped
 and change nothing."""
+import os
+import signal
 import socket
 import struct
 import time
@@ -218,6 +220,15 @@ def test_malformed_datagrams_and_strangers_are_dropped(sync, how):
     assert wait(lambda: d.ok("show sync")["data"]["dropped"] == before["dropped"] + 1)
     assert d.ok("show sync")["data"]["applied"] == before["applied"]
     assert not conns(d, 43500)
+
+
+def test_a_hup_without_a_keepalived_file_changes_nothing(sync):
+    """(`rlb daemon` without -k: a stray SIGHUP, logrotate's say, must not stop an LB)"""
+    d = sync
+    before = d.ok("show running-config")["text"]
+    os.kill(d.proc.pid, signal.SIGHUP)
+    assert wait(lambda: "SIGHUP: nothing to reload" in d.log.read_text())
+    assert d.proc.poll() is None and d.ok("show running-config")["text"] == before
 
 
 def test_sync_off_stops_the_events(sync):
