@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Interface
 
 from rlb.errors import ConfigError
+from rlb.health.config import quote
 
 # keepalived's own defaults where they differ from rlb's (rlb writes them out)
 KA_ADVERT, KA_VERSION, KA_PRIORITY, KA_DELAY_LOOP = 1.0, 2, 100, 60.0
@@ -691,7 +692,7 @@ def _check(chk: Item, delay: float, host: str | None) -> str:
             words["interval"] = words["timeout"]
     order = ["interval", "fall", "timeout", "port", "source", "path", "host", "status",
              "digest", "regex", "payload", "require-reply", "command", "dynamic"]
-    text = " ".join(f"{k} {_quoted(words[k])}" for k in order if k in words)
+    text = " ".join(f"{k} {quote(words[k])}" for k in order if k in words)
     return f"check {kind} {text}"
 
 
@@ -709,12 +710,6 @@ def _url(s: Item, words: dict) -> None:
             raise u.unsupported("url takes path, status_code, digest and regex")
     if "path" not in words:
         raise s.fail("url: no path")
-
-
-def _quoted(text: str) -> str:
-    if text and not any(ch.isspace() or ch in '"\\' for ch in text):
-        return text
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def _last(body: list[Item]) -> dict[str, Item]:
