@@ -87,6 +87,7 @@ def measure(services: int, dests: int, runs: int) -> dict:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     out.update({k: round(statistics.median(v) * 1000, 2) for k, v in times.items()})
+    out["runs_ms"] = {k: [round(t * 1000, 3) for t in v] for k, v in times.items()}
     return out
 
 
@@ -109,6 +110,9 @@ def main() -> int:
     with open(path, "w") as f:
         json.dump(rows, f, indent=2)
     print(f"results: {path}")
+    from charts import bench_charts     # PNGs beside the JSON: ms per size, each operation
+    for png in bench_charts(path):
+        print(f"chart: {png}")
     return 0
 
 

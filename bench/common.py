@@ -12,6 +12,8 @@ import subprocess
 import sys
 import time
 
+import charts
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 CGEN_DIR = os.path.join(HERE, "cgen")
@@ -498,12 +500,18 @@ def iperf3(cmd: list[str], logdir: str, tag: str, seconds: float) -> dict:
 
 
 def write_results(out_dir: str, base: str, meta: dict, md: str) -> str:
+    """OUT/BASE.json, its charts (charts.py: OUT/BASE-<metric>.png, when the result has
+    repeated runs and matplotlib is there; else one line why not) and OUT/BASE.md, which
+    links the charts."""
     os.makedirs(out_dir, exist_ok=True)
     path = os.path.join(out_dir, base)
     with open(path + ".json", "w") as f:
         json.dump(meta, f, indent=2, default=str)
+    pngs = charts.bench_charts(path + ".json", log)
+    if pngs:
+        log(f"charts: {', '.join(os.path.basename(p) for p in pngs)}")
     with open(path + ".md", "w") as f:
-        f.write(md)
+        f.write(md + charts.md_section(pngs))
     return path
 
 
