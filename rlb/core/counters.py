@@ -46,6 +46,7 @@ class Group(NamedTuple):
 
 _c = Counter
 SECONDS = "seconds"            # the unit of a time ago: None before the first event
+CYCLES = "cycles"              # TSC cycles (the engine's tsc_hz a second)
 
 
 PORT = Group("ports", "PORT_", ("device",), "a data port: its driver's counters and the workers'", (
@@ -158,7 +159,16 @@ LADDR = Group("laddr", "LADDR_", ("service", "local_address"), "an FNAT local ad
 ))
 
 WORKER = Group("worker", "WORKER_", ("worker",), "a worker lcore", (
-    _c("polls", "passes of the worker's loop"),
+    _c("polls", "passes of the worker's loop (busy_polls + idle_polls)"),
+    _c("busy_polls", "passes that found work: frames, redirected packets, probes or "
+       "messages"),
+    _c("idle_polls", "passes that found nothing"),
+    _c("busy_cycles", "TSC cycles of the busy passes (receive, process, transmit, timers)",
+       CYCLES),
+    _c("idle_cycles", "TSC cycles of the idle passes, not counting their sleeps", CYCLES),
+    _c("rx_packets", "frames and packets the busy passes took: from the ports, their kni "
+       "taps and the other workers", "packets"),
+    _c("rx_bursts", "receive bursts that brought at least one of them", "bursts"),
     _c("idle_sleeps", "sleeps for want of packets (not with busy-poll)"),
     _c("probes_sent", "SYNs of TCP health checks the data plane's prober sent (worker 0)",
        "packets"),

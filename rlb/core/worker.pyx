@@ -365,19 +365,23 @@ cdef int worker_main(void *arg) noexcept nogil:
     cdef engine_t *e = w.engine
     cdef rte_mbuf *pkts[BURST]
     cdef uint16_t n, i, p
-    cdef uint32_t got
+    cdef uint32_t got, rx, bursts
     cdef uint32_t idle = 0
     cdef msg_t msg
-    cdef uint64_t now
+    cdef uint64_t now, start
     cdef uint32_t ticks
     cdef uint32_t slots[BURST]
     w.next_tick = rte_rdtsc() + e.tsc_hz // TICKS_PER_SEC
     w.running = 1
     while not e.stop:
+        # where the cycles go (show dataplane): one TSC read a pass more than the timers'
+        start = rte_rdtsc()
         got = 0
+        bursts = 0
         for p in range(e.nports):
             n = rte_eth_rx_burst(e.ports[p].port_id, w.queue, pkts, BURST)
             got += n
+            bursts += n != 0
             for i in range(n):
                 frame_input(e, w, <uint8_t>p, pkts[i])
             if e.ports[p].has_kni and (w.stats[WORKER_POLLS] & (KNI_POLL_EVERY - 1)) == 0:
@@ -385,10 +389,13 @@ cdef int worker_main(void *arg) noexcept nogil:
                 # poll is a readv() system call, so not on every loop (bench/README.md)
                 n = rte_eth_rx_burst(e.ports[p].kni_id, w.queue, pkts, BURST)
                 got += n
+                bursts += n != 0
                 for i in range(n):
                     kni_output(e, w, <uint8_t>p, pkts[i])   # out, or a probe along its path
         n = rte_ring_dequeue_burst(w.redirect, <void **>pkts, BURST, NULL)
         got += n
+        bursts += n != 0
+        rx = got
         for i in range(n):
             # handed over by another worker: m.port holds our port index
             ipv4_input(e, w, <uint8_t>pkts[i].port, pkts[i])
@@ -418,19 +425,28 @@ cdef int worker_main(void *arg) noexcept nogil:
                 w.next_tick = now + e.tsc_hz // TICKS_PER_SEC
             w.kni_tokens = e.kni_per_tick
             flush_all(e, w)
+            now = rte_rdtsc()
         if now >= w.next_timer:
             w.next_timer = now + e.tsc_hz
             w.icmp_tokens = ICMP_ERRORS_PER_SEC
             neigh_timer(e, w, now)
             flush_all(e, w)
+            now = rte_rdtsc()
         if got:
+            w.stats[WORKER_BUSY_POLLS] += 1
+            w.stats[WORKER_BUSY_CYCLES] += now - start
+            w.stats[WORKER_RX_PACKETS] += rx
+            w.stats[WORKER_RX_BURSTS] += bursts
             idle = 0
-        elif not e.busy_poll:
-            idle += 1
-            if idle > 64:
-                # back off so that a small machine stays usable; busy_poll disables this
-                w.stats[WORKER_IDLE_SLEEPS] += 1
-                rte_delay_us_sleep(e.idle_sleep_us)
+        else:
+            w.stats[WORKER_IDLE_POLLS] += 1
+            w.stats[WORKER_IDLE_CYCLES] += now - start
+            if not e.busy_poll:
+                idle += 1
+                if idle > 64:
+                    # back off so that a small machine stays usable; busy_poll disables it
+                    w.stats[WORKER_IDLE_SLEEPS] += 1
+                    rte_delay_us_sleep(e.idle_sleep_us)
     flush_all(e, w)
     w.running = 0
     return 0

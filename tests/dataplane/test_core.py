@@ -410,3 +410,27 @@ def test_the_stats_api_speaks_the_counter_table(bench):
         assert list(svc["dests"][0]["stats"]) == list(counters.DEST.names())
     finally:
         bench.d.ok("ipvsadm -D -t 10.2.0.100:80")
+
+
+def test_where_the_cycles_go_adds_up(bench, pinned):
+    """Each pass of a worker's loop is busy or idle (a read between the two increments
+    of one pass may see polls one ahead per worker); the busy ones took the packets."""
+    def workers():
+        return bench.d.ok("show dataplane")["data"]["workers"]
+
+    before = sum(w["rx_packets"] for w in workers())
+    for seq in range(20):
+        bench.w0.send(bench.eth0() / IP(src=pinned, dst="10.1.0.1") / ICMP(id=78, seq=seq))
+        assert bench.w0.recv(is_ip(dst=pinned, proto=1)) is not None
+    rows = workers()
+    for w in rows:
+        assert 0 <= w["polls"] - (w["busy_polls"] + w["idle_polls"]) <= 1
+        assert w["busy_polls"] > 0 and w["idle_polls"] > 0
+        assert w["rx_bursts"] <= w["rx_packets"]
+        assert w["busy_cycles"] > 0 and w["idle_cycles"] > 0
+    assert sum(w["rx_packets"] for w in rows) - before >= 20
+    busiest = max(rows, key=lambda w: w["rx_packets"])
+    assert busiest["cycles_per_packet"] > 0 and 0 < busiest["busy_share"] < 1
+    assert busiest["packets_per_burst"] >= 1
+    text = bench.d.ok("show dataplane")["text"]
+    assert "cycles/packet" in text and "packets/burst" in text
