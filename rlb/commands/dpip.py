@@ -284,6 +284,20 @@ def link_show_s(ctx, stats, dev):
     return _link_show(ctx, dev, stats)
 
 
+def cycles(w: dict) -> dict:
+    """Where a worker's cycles go, from its counters: the share of its (awake) cycles
+    spent on busy passes, cycles per packet taken on them, packets per receive burst
+    (None before there is any)."""
+    busy, idle = w["busy_cycles"], w["idle_cycles"]
+    return {"busy_share": busy / (busy + idle) if busy + idle else None,
+            "cycles_per_packet": busy / w["rx_packets"] if w["rx_packets"] else None,
+            "packets_per_burst": w["rx_packets"] / w["rx_bursts"] if w["rx_bursts"] else None}
+
+
+def _ratio(v, scale=1, unit=""):
+    return "-" if v is None else f"{v * scale:.1f}{unit}"
+
+
 @g.command("show dataplane", node="exec", readonly=True)
 def dataplane_info(ctx):
     if ctx.engine is None:
@@ -295,8 +309,12 @@ def dataplane_info(ctx):
     lines = [f"workers {len(data['workers'])}  forwarding {'on' if s.forwarding else 'off'}  "
              f"{SWITCHES['busy_poll'] if s.busy_poll else f'idle-sleep {s.idle_sleep}us'}"]
     for w in data["workers"]:
+        w.update(cycles(w))
         lines.append(f"  worker {w['id']} lcore {w['lcore']} "
                      + " ".join(f"{k} {w[k]}" for k in counters.WORKER.names()))
+        lines.append(f"    busy {_ratio(w['busy_share'], 100, '%')} of its cycles, "
+                     f"{_ratio(w['cycles_per_packet'])} cycles/packet, "
+                     f"{_ratio(w['packets_per_burst'])} packets/burst")
     p = data["pool"]
     lines.append(f"mbuf pool: size {p['size']} in_use {p['in_use']} available {p['available']}")
     c = data["connections"] = ctx.engine.conn_summary()
