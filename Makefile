@@ -5,13 +5,14 @@ VENV  ?= .venv
 PY    := $(VENV)/bin/python
 DEB_PKGS := dpdk libdpdk-dev pkg-config gcc make python3-venv python3-dev \
             iproute2 nftables ethtool iputils-ping tcpdump curl wrk nginx-light \
-            iperf3 procps haproxy openssh-client frr frr-pythontools keepalived
+            iperf3 procps haproxy openssh-client frr frr-pythontools keepalived \
+            systemd prometheus
 STAMP := $(VENV)/.built
 # The tested versions (README, "Pins"): every pip install here is held to them, the
 # isolated build of the extensions too.
 PINS  := -c constraints.txt --build-constraint constraints.txt
 
-.PHONY: setup deps build demo test unit bench annotate clean
+.PHONY: setup deps build demo test unit bench annotate clean install
 
 setup: deps build
 
@@ -43,7 +44,7 @@ CY_SRC := $(shell find rlb -name '*.pyx' -o -name '*.pxd' -o -name '*.h') setup.
 build: $(STAMP)
 
 $(STAMP): $(VENV)/bin/python $(CY_SRC)
-	$(VENV)/bin/pip install -q $(PINS) -e '.[test]' 2>&1 | grep -vE 'BuildBackendWarning|^ *!!|^ *\*+$$|Please be careful|name as your package|take precedence|wheel_obj|^ *$$' || true
+	$(VENV)/bin/pip install -q $(PINS) -e '.[test,bench]' 2>&1 | grep -vE 'BuildBackendWarning|^ *!!|^ *\*+$$|Please be careful|name as your package|take precedence|wheel_obj|^ *$$' || true
 	@$(PY) -c "import rlb.core.dataplane, rlb.core.stats, rlb.modes.fnat.fast, rlb.sched._builtin"
 	@touch $(STAMP)
 
@@ -63,6 +64,31 @@ bench: setup
 
 annotate: $(VENV)/bin/python
 	RLB_ANNOTATE=1 $(VENV)/bin/pip install -q $(PINS) -e .
+
+# `make install`: PREFIX/bin/rlb, a script that runs this checkout's venv (rlb is built
+# in place, -e: the checkout stays where it is, and `git pull && make` updates what runs;
+# a script, not a symlink, so that it exec's: the daemon is the unit's main process),
+# the unit rlb@.service, the README it names, and /etc/rlb/ for NAME.conf. DESTDIR
+# stages it all under another root (tests, packages). systemctl only where systemd runs.
+PREFIX  ?= /usr/local
+DESTDIR ?=
+UNIT    := /etc/systemd/system/rlb@.service
+
+install: setup
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/doc/rlb \
+	  $(DESTDIR)$(dir $(UNIT)) $(DESTDIR)/etc/rlb
+	printf '#!/bin/sh\n# rlb from %s (make install)\nexec "%s" -m rlb "$$@"\n' \
+	  '$(CURDIR)' '$(abspath $(PY))' > $(DESTDIR)$(PREFIX)/bin/rlb.new
+	chmod 755 $(DESTDIR)$(PREFIX)/bin/rlb.new && mv -f $(DESTDIR)$(PREFIX)/bin/rlb.new $(DESTDIR)$(PREFIX)/bin/rlb
+	install -m 644 README.md $(DESTDIR)$(PREFIX)/share/doc/rlb/README.md
+	sed 's|/usr/local/|$(PREFIX)/|g' contrib/rlb@.service > $(DESTDIR)$(UNIT).new
+	chmod 644 $(DESTDIR)$(UNIT).new && mv -f $(DESTDIR)$(UNIT).new $(DESTDIR)$(UNIT)
+	@if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then systemctl daemon-reload; fi
+	@echo "installed. An instance: write /etc/rlb/NAME.conf, then"
+	@echo "  systemctl enable --now rlb@NAME      # start now and at boot"
+	@echo "  systemctl reload rlb@NAME            # the edited file as one commit"
+	@echo "  journalctl -u rlb@NAME               # its log (-t rlb-audit: who changed what)"
+	@[ -d /run/systemd/system ] || echo "(systemd is not running here: no systemctl was run)"
 
 clean:
 	rm -rf build $(VENV) *.egg-info

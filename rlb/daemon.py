@@ -15,6 +15,7 @@ import shutil
 import signal
 import sys
 
+from rlb import logs
 from rlb.control import paths
 from rlb.control.config import ConfigError, check, read_file
 from rlb.control.server import ControlServer
@@ -39,10 +40,10 @@ def eal_args(instance: str, settings, has_pci: bool) -> list[str]:
 def main(config_path: str, instance: str, keepalived: str | None = None) -> int:
     """keepalived: a keepalived.conf whose services and VRRP instances the daemon runs
     beside config_path's lines (SIGHUP reads it again)."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s rlb[%(process)d] %(message)s")
     if not paths.valid_instance(instance):
         print(f"rlb: bad instance name {instance!r}", file=sys.stderr)
         return 2
+    logs.setup(instance)            # the journal under systemd, else stderr (rlb.logs)
     try:
         lines = read_file(config_path)
         if keepalived is not None:
@@ -135,6 +136,7 @@ async def _serve(model, sock: str, instance: str, keepalived: str | None = None)
     from rlb.ha.keepalived import Keepalived
     from rlb.ha.sync import Sync
     from rlb.health.monitor import Monitor
+    from rlb.ops.metrics import Exporter
     from rlb.routing.announce import Announcer
     from rlb.routing.exabgp import Speaker
     from rlb.routing.router import Router
@@ -146,9 +148,14 @@ async def _serve(model, sock: str, instance: str, keepalived: str | None = None)
     announcer.speakers.append(speaker)
     keepalived = Keepalived(model, instance)
     syncer = Sync(model)
+    exporter = Exporter(model, instance, _version())
+    model.ops.listeners.append(lambda: _apply_log(model))
+    _apply_log(model)
+    exporter.apply()
     server = ControlServer(model, sock, host=instance)
     await server.start()
     ssh = await _start_ssh(model, instance)
+    logs.notify("READY=1")          # Type=notify: the socket and ssh answer from now on
     rates = asyncio.create_task(_sample_rates(model))
     checks = asyncio.create_task(monitor.run())
     announcing = asyncio.create_task(announcer.run())
@@ -158,6 +165,7 @@ async def _serve(model, sock: str, instance: str, keepalived: str | None = None)
     syncing = asyncio.create_task(syncer.run())
     try:
         await stop.wait()
+        logs.notify("STOPPING=1")
         if model.routing.drain_on_stop:        # withdraw, and let the connections end
             stop.clear()                        # a second SIGTERM: at once
             await announcer.drain_for_stop(model.routing.drain_on_stop, stop)
@@ -171,7 +179,8 @@ async def _serve(model, sock: str, instance: str, keepalived: str | None = None)
         routing.cancel()
         checks.cancel()
         rates.cancel()
-        steps = [("withdraw the VIPs", announcer.stop),
+        steps = [("stop the metrics endpoint", exporter.stop),   # it reads the data plane
+                 ("withdraw the VIPs", announcer.stop),
                  ("leave VRRP (the peer takes over)", keepalived.stop),
                  ("stop the connection sync", syncer.stop),
                  ("stop exabgp", speaker.stop),
@@ -191,6 +200,22 @@ async def _serve(model, sock: str, instance: str, keepalived: str | None = None)
                     await done
             except Exception:
                 log.exception("stopping: %s failed", what)
+
+
+def _apply_log(model) -> None:
+    """`log ...` as the running configuration says (a commit checked the file first)."""
+    try:
+        logs.apply(model.ops.log_target, model.ops.log_level)
+    except OSError as err:
+        log.error("log: %s: the log goes where it went", err)
+
+
+def _version() -> str:
+    from importlib import metadata
+    try:
+        return metadata.version("rlb")
+    except metadata.PackageNotFoundError:
+        return "unknown"
 
 
 TOOLS = ("dpip", "ipvsadm")

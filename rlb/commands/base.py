@@ -98,8 +98,9 @@ DATAPLANE = g.node("dataplane", parent="exec", prompt="{host}(dataplane)#").name
 # their port before the addresses (an address does not make the network route an
 # operator made first, and must not on the way back); then the interfaces; routes with
 # a src (an address of ours), then those through a gateway (the route that puts the
-# gateway on-link may be one with a src only); the services; the accounts.
-SETTINGS, PORT_ONLY, INTERFACES, WITH_SRC, VIA, SERVICES, ACCOUNTS, ROUTING, HA = range(9)
+# gateway on-link may be one with a src only); the services; the accounts; routing, HA;
+# operations last (metrics, logs).
+SETTINGS, PORT_ONLY, INTERFACES, WITH_SRC, VIA, SERVICES, ACCOUNTS, ROUTING, HA, OPS = range(10)
 
 
 def route_group(r) -> int:
@@ -116,6 +117,7 @@ def laddr_made(model) -> set:
 
 
 g.words(**{
+    "listen": "Address and port a server of the daemon accepts connections on (ssh, metrics)",
     "dpip": "DPVS-compatible interface, address, route and neighbour tool",
     "addr": "Protocol (IPv4) address management",
     "route": "Routing table management",
@@ -398,3 +400,4 @@ import rlb.commands.configure  # noqa: E402,F401  (configuration mode: candidate
 import rlb.commands.show  # noqa: E402,F401  (router-style names of the dpip and ipvsadm views)
 import rlb.commands.routing  # noqa: E402,F401  (what the route announcements do)
 import rlb.commands.ha  # noqa: E402,F401  (master/backup: the VRRP sections, show vrrp)
+import rlb.commands.ops  # noqa: E402,F401  (operations: metrics, logs)

@@ -145,7 +145,6 @@ g.words(**{
     "admin": "Every command, configuration included",
     "key": "An authorized public key (an OpenSSH public key line)",
     "ssh": "The ssh server of the shell",
-    "listen": "Address and port the ssh server accepts connections on",
     "users": "Shell users and their sessions",
 })
 

@@ -142,7 +142,20 @@ def transform(running: Model, target: Model, wide: bool = False) -> list[str]:
     _arp_sources(running, target, done)
     _routing(running, target, done)
     _ha(running, target, done)
+    _ops(running, target, done)
     return done
+
+
+def _ops(running: Model, target: Model, done) -> None:
+    """`metrics listen`, `log ...`: the exporter and the log hear the change."""
+    r, t = running.ops, target.ops
+    if r.metrics != t.metrics:
+        r.set(metrics=t.metrics)
+        done.append(f"set metrics listen {t.metrics.addr} {t.metrics.port}" if t.metrics
+                    else "delete metrics listen")
+    if (r.log_target, r.log_level) != (t.log_target, t.log_level):
+        r.set(log_target=t.log_target, log_level=t.log_level)
+        done.append(f"set log {t.log_target or 'stderr'} level {t.log_level}")
 
 
 def _ha(running: Model, target: Model, done) -> None:
@@ -336,10 +349,33 @@ def _accounts(running: Model, target: Model, done) -> None:
 
 # ----------------------------------------------------------------- commits
 
+# What commits did in this process (the metrics): applied; refused (nothing changed);
+# failed (the data plane refused a step, the previous configuration was put back);
+# rolled_back (a `commit confirmed` not confirmed in time: rlb.control.history).
+STATS = dict.fromkeys(("applied", "refused", "failed", "rolled_back"), 0)
+
+
 def apply(running: Model, target: Model) -> list[str]:
     """All or nothing: tried on a scratch copy of the running model first (so a refusal
     changes nothing), then done; if the data plane refuses a step, the old configuration
     is put back and the error raised."""
+    try:
+        done = _apply(running, target)
+    except _Failed as err:
+        STATS["failed"] += 1
+        raise err.args[0] from err.__cause__
+    except Exception:
+        STATS["refused"] += 1
+        raise
+    STATS["applied"] += 1
+    return done
+
+
+class _Failed(Exception):
+    """A commit that failed half-way (its CommandError is args[0])."""
+
+
+def _apply(running: Model, target: Model) -> list[str]:
     old, new = render(running), render(target)
     try:
         if render(build(new.numbered())).canonical() != new.canonical():
@@ -351,6 +387,7 @@ def apply(running: Model, target: Model) -> list[str]:
     wide = _rehearse(old, target, want)
     running.routing.check(target)        # FRR and exabgp on their sections, in their words
     running.ha.check(target)             # the VRRP sections, then keepalived's parser
+    running.ops.check(target)            # the log file, the metrics endpoint
     try:
         done = transform(running, target, wide)
     except Exception as err:
@@ -362,9 +399,11 @@ def apply(running: Model, target: Model) -> list[str]:
                 transform(running, build(old.numbered()), wide=True)
         except Exception:
             log.exception("restoring the previous configuration failed")
-            raise CommandError(f"commit failed: {err}; restoring the previous configuration "
-                               "failed too: see the log and `show configuration diff`") from err
-        raise CommandError(f"commit failed: {err}; the previous configuration is back") from err
+            raise _Failed(CommandError(
+                f"commit failed: {err}; restoring the previous configuration failed too: "
+                "see the log and `show configuration diff`")) from err
+        raise _Failed(CommandError(f"commit failed: {err}; the previous configuration is "
+                                   "back")) from err
     if render(running).canonical() != want:
         log.error("after commit the running configuration differs from the candidate")
     return done

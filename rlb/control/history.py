@@ -187,9 +187,10 @@ class Store:
             return
         log.warning("commit confirmed by %s was not confirmed: rolling back", pending["user"])
         try:
-            from rlb.control.commit import apply
+            from rlb.control.commit import STATS, apply
             self.flush()            # exec-mode lines before it are a commit of their own
             apply(running, _way_back(pending, render(running)))
+            STATS["rolled_back"] += 1
             ident = self.record(render(running), "rlb", f"rollback: commit confirmed by "
                                                          f"{pending['user']} was not confirmed")
         except Exception as err:     # noqa: BLE001  (said in the log and by show)

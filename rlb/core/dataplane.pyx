@@ -402,6 +402,11 @@ cdef class Engine:
     def pool(self):
         return stats.pool(&g)
 
+    @property
+    def tsc_hz(self):
+        """TSC cycles a second: the workers' cycle counters in seconds."""
+        return g.tsc_hz
+
     # -- virtual services (rlb/model/services.py drives these)
 
     def register_mode(self, int index, capsule):
@@ -531,6 +536,14 @@ cdef class Engine:
 
     def laddr_stats(self, int svc_slot):
         return stats.laddr_stats(&g, svc_slot)
+
+    def svc_bulk(self, list slots):
+        """Counters of many service slots: a flat array('Q'), stats.SVC_BULK a slot."""
+        return stats.svc_bulk(&g, slots)
+
+    def dest_bulk(self, list slots):
+        """Counters of many real server slots: a flat array('Q'), stats.DEST_BULK a slot."""
+        return stats.dest_bulk(&g, slots)
 
     def zero_stats(self, svc_slot=None):
         """ipvsadm -Z: the counters of service slot svc_slot, or (None) of every service.

@@ -6,6 +6,8 @@ read sees an old or a new value, never a torn one).
 """
 from libc.stdint cimport uint32_t, uint64_t, int32_t
 from libc.string cimport memset
+from cpython cimport array
+import array as _array
 
 from rlb.core.dpdk.eal cimport rte_rdtsc
 from rlb.core.dpdk.mbuf cimport rte_mempool_in_use_count, rte_mempool_avail_count
@@ -169,6 +171,56 @@ cdef list laddr_stats(engine_t *e, int svc_slot):
         for k in range(min(s.nladdrs, len(out))):
             out[k]["used"] += s.laddrs[k].used  # fields FNAT's port search keeps
             out[k]["miss"] += s.laddrs[k].miss
+    return out
+
+
+# Many slots at once, for an exporter (rlb.ops.metrics): one flat array of uint64, per
+# slot its group's names in this order (SVC_BULK, DEST_BULK), summed over the workers.
+# 16,000 real servers cost a few milliseconds (a dict per slot cost 100 or more).
+SVC_BULK = SVC_ARRAY
+DEST_BULK = ("activeconns", "inactconns", "conns") + DEST_ARRAY
+cdef array.array _U64 = _array.array("Q")
+
+
+cdef object svc_bulk(engine_t *e, list slots):
+    cdef Py_ssize_t n = len(slots), k, j, at
+    cdef int i
+    cdef uint32_t slot
+    cdef array.array out = array.clone(_U64, n * SVC_COUNT, True)
+    cdef unsigned long long *o = out.data.as_ulonglongs
+    cdef uint64_t *a
+    for k in range(n):
+        slot = slots[k]
+        if slot >= e.svc_cap:
+            raise IndexError(f"service slot {slot}")
+        at = k * SVC_COUNT
+        for i in range(e.nworkers):
+            a = e.workers[i].svcs[slot].stats
+            for j in range(SVC_COUNT):
+                o[at + j] += a[j]
+    return out
+
+
+cdef object dest_bulk(engine_t *e, list slots):
+    cdef Py_ssize_t n = len(slots), k, j, at
+    cdef Py_ssize_t width = 3 + DEST_COUNT
+    cdef int i
+    cdef uint32_t slot
+    cdef array.array out = array.clone(_U64, n * width, True)
+    cdef unsigned long long *o = out.data.as_ulonglongs
+    cdef dest_t *d
+    for k in range(n):
+        slot = slots[k]
+        if slot >= e.dest_cap:
+            raise IndexError(f"real server slot {slot}")
+        at = k * width
+        for i in range(e.nworkers):
+            d = &e.workers[i].dests[slot]
+            o[at] += d.activeconns
+            o[at + 1] += d.inactconns
+            o[at + 2] += d.conns
+            for j in range(DEST_COUNT):
+                o[at + 3 + j] += d.stats[j]
     return out
 
 

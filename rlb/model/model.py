@@ -144,6 +144,10 @@ class Model:
     keepalived: object = field(default=None, repr=False, compare=False)
     # Its connection sync with the peer LB (rlb.ha.sync.Sync), None elsewhere
     syncer: object = field(default=None, repr=False, compare=False)
+    # `metrics listen`, `log ...` (rlb.model.ops.Ops): what the exporter and the log do
+    ops: object = field(default=None, repr=False, compare=False)
+    # Its Prometheus exporter (rlb.ops.metrics.Exporter), None elsewhere
+    exporter: object = field(default=None, repr=False, compare=False)
     # The addresses whose ARP the kernel answers (VRRP's: vrrp_addresses), as pushed
     _kni_arp: frozenset = field(default=frozenset(), repr=False, compare=False)
 
@@ -158,6 +162,9 @@ class Model:
             from rlb.model.ha import Ha
             self.ha = Ha()
         self.ha.listeners.append(self.refresh_vrrp)
+        if self.ops is None:
+            from rlb.model.ops import Ops
+            self.ops = Ops()
         self.services.listeners.append(self.refresh_vrrp)
 
     def attach(self, engine) -> None:

@@ -13,7 +13,7 @@ RLB = Path(rlb.__file__).resolve().parent
 # Low to high. A module may import its own layer and those below it. A name not listed
 # (a new top-level module or package) fails until it is given a layer.
 LAYERS = [
-    {"rlb.core"},
+    {"rlb.core", "rlb.logs"},
     {"rlb.errors", "rlb.netlink", "rlb.child"},
     {"rlb.sched", "rlb.modes", "rlb.toa", "rlb.uoa"},
     {"rlb.plugins"},
@@ -22,7 +22,8 @@ LAYERS = [
     {"rlb.commands"},
     {"rlb.control"},
     {"rlb.shell"},
-    {"rlb.daemon", "rlb.cli", "rlb.__main__", "rlb.lab", "rlb.routing", "rlb.ha"},
+    {"rlb.daemon", "rlb.cli", "rlb.__main__", "rlb.lab", "rlb.routing", "rlb.ha",
+     "rlb.ops"},
 ]
 LEVEL = {name: i for i, names in enumerate(LAYERS) for name in names}
 

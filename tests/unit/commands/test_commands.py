@@ -10,8 +10,8 @@ import pytest
 
 from rlb.control.config import check, handler_params, run
 from rlb.model.model import SCOPES, CommandError, Model
-from rlb.commands import (base as commands, configure, dpip, ha, health, ipvsadm, routing, show,
-                          users)
+from rlb.commands import (base as commands, configure, dpip, ha, health, ipvsadm, ops, routing,
+                          show, users)
 from rlb.commands.base import Context, Reply, g
 from rlb.commands.definition import _Kw, _terminals, _Var
 from rlb.commands.grammar import ParseError
@@ -68,7 +68,7 @@ def test_handlers_are_distinct_functions_of_the_module():
     assert len(set(handlers)) == len(handlers)
     assert all(h.__module__ in (commands.__name__, dpip.__name__, ipvsadm.__name__,
                                 users.__name__, configure.__name__, show.__name__, health.__name__,
-                                routing.__name__, ha.__name__)
+                                routing.__name__, ha.__name__, ops.__name__)
                for h in handlers)
 
 

@@ -42,6 +42,7 @@ READONLY = {
     "show bgp summary",
     "show vrrp",
     "show sync",
+    "show metrics",
 }
 
 

@@ -208,6 +208,7 @@ def test_completion_offers_names_that_exist(admin_config):
                                        "192.168.100.254/32"]
     assert texts("sh") == ["show"]
     assert texts("show ") == ["bfd", "bgp", "configuration", "dataplane", "interface", "ip",
+                              "metrics",
                               "privilege", "routing", "running-config", "ssh",
                               "startup-config", "sync", "users", "version", "vrrp"]
     assert texts("sh ip vs ") == ["connections", "health", "rate", "stats", "timeout", "|"]

@@ -1,0 +1,1 @@
+"""Operating a running LB: its Prometheus metrics (metrics.py)."""
