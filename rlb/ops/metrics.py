@@ -200,7 +200,9 @@ class _Bounded:
     def collect(self):
         ex = self.exporter
         model = ex.model
-        info = InfoMetricFamily("rlb", "this rlb instance", labels=["instance", "version"])
+        info = InfoMetricFamily("rlb", "this rlb instance (rlb_instance: its -N name; not "
+                                "`instance`, which Prometheus gives the target)",
+                                labels=["rlb_instance", "version"])
         info.add_metric([ex.instance, ex.version], {})
         yield info
         yield from _commits()
@@ -281,9 +283,10 @@ def _workers(engine):
         bursts.add_metric([wid], w["rx_bursts"])
         sleeps.add_metric([wid], w["idle_sleeps"])
     yield from (polls, secs, rx, bursts, sleeps)
-    yield _one(_gauge("rlb_tsc_hertz", "TSC cycles a second (cycles per packet: "
-                      "rate(rlb_worker_seconds_total{state=\"busy\"}) * rlb_tsc_hertz / "
-                      "rate(rlb_worker_received_packets_total))"), hz)
+    yield _one(_gauge("rlb_tsc_hertz", "TSC cycles a second (cycles per packet: sum "
+                      "without (state) (rate(rlb_worker_seconds_total{state=\"busy\"}[1m])) "
+                      "* on (job, instance) group_left rlb_tsc_hertz / "
+                      "rate(rlb_worker_received_packets_total[1m]))"), hz)
 
 
 def _conns(engine):
@@ -294,9 +297,11 @@ def _conns(engine):
     yield now
     yield _one(_gauge("rlb_connections_capacity", "connections the tables hold, all "
                       "workers"), c["capacity"])
-    for name in ("created", "expired", "adopted"):
+    # the table's `created` is rlb_connections_new (OpenMetrics keeps _created for itself)
+    for name in ("new", "expired", "adopted"):
+        which = "created" if name == "new" else name
         yield _one(_counter(f"rlb_connections_{name}", counters.CONNS.counters[
-            counters.CONNS.names().index(name)].help), c[name])
+            counters.CONNS.names().index(which)].help), c[which])
     ev = _counter("rlb_sync_events", "connection sync events: sent (queued for the peer), "
                   "lost (queue full), applied (the peer's), refused (the peer's, for a "
                   "service or real server this LB lacks)", ["event"])
@@ -321,8 +326,8 @@ def _vrrp(model):
     if k is None:
         return
     state = _gauge("rlb_vrrp_master", "1 while this LB is the instance's VRRP MASTER",
-                   ["instance"])
-    prio = _gauge("rlb_vrrp_priority", "the instance's priority now", ["instance"])
+                   ["vrrp_instance"])
+    prio = _gauge("rlb_vrrp_priority", "the instance's priority now", ["vrrp_instance"])
     for i in k.view()["instances"]:
         state.add_metric([i["name"]], 1 if i["state"].lower() == "master" else 0)
         prio.add_metric([i["name"]], i["priority"])

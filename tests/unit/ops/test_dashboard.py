@@ -118,7 +118,7 @@ def test_the_parse_of_metrics_py_finds_its_families():
             "rlb_port_probe_packets_total", "rlb_drops_total", "rlb_punts_total",
             "rlb_mbuf_pool_in_use", "rlb_worker_seconds_total", "rlb_tsc_hertz",
             "rlb_connections", "rlb_connections_capacity",
-            "rlb_connections_created_total", "rlb_sync_events_total",
+            "rlb_connections_new_total", "rlb_sync_events_total",
             "rlb_vrrp_master", "rlb_service_connections_total",
             "rlb_service_real_servers", "rlb_real_server_in_pool",
             "rlb_real_server_passive_checks_total", "rlb_connections_by_mode",
