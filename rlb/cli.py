@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 import os
 import sys
 
@@ -98,12 +99,64 @@ def run_commands(instance: str, cmds: list[str], as_json: bool = False) -> int:
         return 2
     with client:
         try:
+            for k, line in enumerate(cmds):
+                if TO_STDOUT.match(line):       # capture ... file -: the pcap on stdout
+                    rc = commands(client.call, cmds[:k], as_data=as_json) if k else 0
+                    if rc:
+                        return rc
+                    rc = capture_to_stdout(client, line)
+                    if rc or k + 1 == len(cmds):
+                        return rc
+                    return run_commands(instance, cmds[k + 1:], as_json)
             return commands(client.call, cmds, as_data=as_json)
         except BrokenPipeError:
             raise
         except (ControlError, OSError, ValueError) as err:
             print(f"rlb: the connection to the daemon is lost: {err}", file=sys.stderr)
             return 2
+
+
+# `capture ... file -`: the daemon writes the pcap into a FIFO this client reads
+TO_STDOUT = re.compile(r"\s*capture\s.*\sfile\s+-\s*$")
+
+
+def capture_to_stdout(client, line: str) -> int:
+    """Run a capture whose file is `-`: the pcap goes to standard output (tcpdump -r -
+    reads it as it comes), the summary to standard error, as tcpdump -w - does."""
+    import os
+    import shutil
+    import tempfile
+    import threading
+    where = tempfile.mkdtemp(prefix="rlb-capture-")
+    fifo = os.path.join(where, "pcap")
+    os.mkfifo(fifo, 0o600)
+    os.chmod(where, 0o711)                  # the daemon (root) opens it by its path
+
+    def copy():
+        try:
+            with open(fifo, "rb") as src:
+                while chunk := src.read1(1 << 16):
+                    sys.stdout.buffer.write(chunk)
+                    sys.stdout.buffer.flush()
+        except BrokenPipeError:             # our reader went (| head): the daemon's
+            pass                            # next write fails and the capture ends
+    reader = threading.Thread(target=copy, daemon=True)
+    reader.start()
+    try:
+        reply = client.call(line[:line.rindex("-")] + fifo)
+        if not reply.get("ok"):
+            try:                            # the daemon never opened it: let the
+                os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))   # reader's open return
+            except OSError:                 # (ENXIO: the reader is gone already)
+                pass
+        reader.join(10)
+    finally:
+        shutil.rmtree(where, ignore_errors=True)
+    if not reply.get("ok"):
+        print(reply.get("error") or "% failed", file=sys.stderr)
+        return 1
+    print(reply.get("text", ""), file=sys.stderr)
+    return 0
 
 
 def ipvsadm(instance: str, argv: list[str], as_json: bool = False) -> int:

@@ -24,6 +24,9 @@ from rlb.commands.printing import Shown  # noqa: F401  (configure.py and users.p
 class Reply:
     text: str = ""
     data: object = None
+    # A command that takes time (capture): an awaitable of its final Reply. The daemon's
+    # event loop awaits it and the session waits for the answer; nothing else waits.
+    wait: object = None
 
 
 # The shell's modes are nodes, as FRR's VIEW_NODE, ENABLE_NODE and CONFIG_NODE; "exec"
@@ -118,6 +121,7 @@ def laddr_made(model) -> set:
 
 g.words(**{
     "listen": "Address and port a server of the daemon accepts connections on (ssh, metrics)",
+    "seconds": "A time in seconds (commit confirmed: instead of minutes)",
     "dpip": "DPVS-compatible interface, address, route and neighbour tool",
     "addr": "Protocol (IPv4) address management",
     "route": "Routing table management",
@@ -269,7 +273,7 @@ g.words(**{
     "json": "The command's data as JSON",
     "begin": "From the first line that matches a regular expression",
     "section": "Lines that match a regular expression, with the lines indented under them",
-    "count": "The number of lines (that match a regular expression)",
+    "count": "A count: of the lines (that match a regular expression), of frames (capture)",
 })
 
 

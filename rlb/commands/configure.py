@@ -50,7 +50,6 @@ g.words(**{
     "local-address": "A local address (FNAT LIP) of this virtual service",
     "commit": "Apply the candidate configuration as one transaction",
     "confirmed": "Roll back by itself unless confirmed by another commit",
-    "seconds": "The time is in seconds (default: minutes)",
     "comment": "A comment kept with the commit",
     "rollback": "Load an earlier commit into the candidate (0: the latest)",
     "update": "Bring the candidate's changes onto the running configuration as it is now",

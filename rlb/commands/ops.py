@@ -1,12 +1,17 @@
 """Operations as the shell has them: `metrics listen` (the Prometheus endpoint,
-rlb.ops.metrics), `log ...` (where the daemon's log goes, rlb.logs), `show metrics`."""
+rlb.ops.metrics), `log ...` (where the daemon's log goes, rlb.logs), `show metrics`,
+`capture` (a port's frames to a pcap file, rlb.ops.capture)."""
 from __future__ import annotations
 
+import asyncio
 import os
+import pwd
 
 from rlb.commands.base import CONFIG, OPS, ROOT, Reply, Shown, g
 from rlb.errors import CommandError
 from rlb.model.ops import DEFAULT_LEVEL, SYSLOG, MetricsListen
+from rlb.ops.capture import BOTH, DEFAULT_SECONDS, DIRECTIONS, open_file
+from rlb.ops.capture import capture as run_capture
 
 g.words(**{
     "metrics": "Prometheus metrics (the exposition format over HTTP, /metrics)",
@@ -102,3 +107,56 @@ def show_metrics(ctx):
             f"  last scrape {'-' if last is None else f'{last:.1f} ms'}, "
             f"{data['series']} series, {data['bytes']} bytes")
     return Reply(text, data)
+
+
+# --------------------------------------------------------------------------- capture
+
+g.words(**{
+    "capture": "Write what a port receives and sends to a pcap file (tcpdump -w)",
+    "in": "Frames the port receives (as they arrive)",
+    "out": "Frames the port sends (as they leave)",
+    "both": "Both directions (the default)",
+    "filter": "A tcpdump filter expression, in quotes (libpcap compiles it; the data plane "
+              "runs it)",
+})
+
+
+@g.command('capture WORD$dev [(in|out|both)$direction] [filter WORD$expr] '
+           '[count (1-10000000)$count] [seconds (1-86400)$seconds] file WORD$path',
+           node=ROOT, operational=True,
+           help={"dev": "The data port", "expr": 'As tcpdump takes it: "tcp port 80"',
+                 "count": "Stop after this many frames",
+                 "seconds": f"Stop after this long (with neither: {DEFAULT_SECONDS} s)",
+                 "path": "A new file (absolute path); `-` with rlb -c: standard output"})
+def capture_cmd(ctx, dev, direction, expr, count, seconds, path):
+    """Capture a data port's frames into a pcap file that tcpdump -r and Wireshark read.
+    The workers run the filter and copy what it takes without waiting: a full queue
+    drops the copy and counts it (the capture loses frames, never the port)."""
+    engine = ctx.engine
+    if engine is None:
+        raise CommandError("data plane not running")
+    port = ctx.model.port(dev)
+    if path == "-":
+        raise CommandError("file -: only with rlb -c (its standard output)")
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        raise CommandError("capture needs the daemon's event loop") from None
+    uid = None
+    try:
+        uid = pwd.getpwnam(ctx.user).pw_uid
+    except (KeyError, TypeError):
+        pass
+    job = run_capture(engine, port.index, dev, DIRECTIONS[direction or BOTH], expr, count,
+                      seconds, lambda: open_file(path, uid))
+    return Reply(wait=_summary(job, path))
+
+
+async def _summary(job, path) -> Reply:
+    d = await job
+    d["file"] = path
+    text = (f"{d['written']} frame(s) written to {path} in {d['seconds']:g} s "
+            f"({d['port']} {d['direction']}"
+            + (f", filter \"{d['filter']}\"" if d["filter"] else "") + "); "
+            f"{d['matched']} matched, {d['dropped']} dropped (the capture queue was full)")
+    return Reply(text, d)

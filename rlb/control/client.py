@@ -45,6 +45,8 @@ class Client:
             reply = json.loads(raw)
             if not isinstance(reply, dict):
                 raise ControlError("the daemon sent something that is not a reply")
+            if "progress" in reply and len(reply) == 1:
+                continue                # a command that takes time is under way
             if not self._notice(reply):
                 return reply
 

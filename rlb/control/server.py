@@ -41,6 +41,7 @@ from rlb.commands.users import accounts
 
 log = logging.getLogger("rlb.control")
 audit = logging.getLogger("rlb.audit")
+PROGRESS = 5.0          # seconds between the progress lines of a command that takes time
 MAX_REQUEST = 4 * 1024 * 1024       # a whole configuration file (`rlb -f`) is one request
 PIPE_HELP = ("|", "Output modifiers")
 
@@ -58,9 +59,27 @@ def execute(ctx: Context, line) -> dict:
         log.exception("command failed: %r", line)
         out = {"ok": False, "error": f"% internal error: {err}"}
     else:
+        if reply.wait is not None:
+            return _later(ctx, line, reply.wait)
         out = {"ok": True, "text": reply.text, "data": reply.data}
     finally:
         ctx.output = Reply()
+    if ctx.shell:
+        out.update(ctx.session())
+    return out
+
+
+async def _later(ctx: Context, line, wait) -> dict:
+    """The reply of a command that takes time, when it is done (execute's rules)."""
+    try:
+        reply = await wait
+    except CommandError as err:
+        out = {"ok": False, "error": f"% {err}"}
+    except Exception as err:                    # noqa: BLE001  (a bug: the daemon stays up)
+        log.exception("command failed: %r", line)
+        out = {"ok": False, "error": f"% internal error: {err}"}
+    else:
+        out = {"ok": True, "text": reply.text, "data": reply.data}
     if ctx.shell:
         out.update(ctx.session())
     return out
@@ -431,6 +450,8 @@ class ControlServer:
                     reply = self._answer(ctx, json.loads(raw))
                 except (ValueError, KeyError, TypeError, RecursionError):
                     reply = {"ok": False, "error": "% malformed request"}
+                if asyncio.iscoroutine(reply):
+                    reply = await self._waiting(writer, reply)
                 await self._send(writer, reply)
                 if ctx.shell:
                     sessions.add(tell)
@@ -475,6 +496,20 @@ class ControlServer:
                 raise TypeError
             return load(ctx, text, source, replace, keepalived)
         raise KeyError("not a request")
+
+    @staticmethod
+    async def _waiting(writer, reply) -> dict:
+        """Await a command that takes time; meanwhile a {"progress": seconds} line every
+        PROGRESS seconds tells the client (its socket timeout) that it is under way."""
+        task = asyncio.ensure_future(reply)
+        start = time.monotonic()
+        while True:
+            done, _ = await asyncio.wait({task}, timeout=PROGRESS)
+            if done:
+                return task.result()
+            if not writer.is_closing():
+                writer.write(json.dumps({"progress": round(time.monotonic() - start)})
+                             .encode() + b"\n")
 
     @staticmethod
     async def _send(writer, obj) -> None:

@@ -21,6 +21,8 @@ from rlb.core.types cimport *
 from rlb.core.neigh cimport neigh_remove
 from rlb.core.conn cimport OFF_WHEEL
 from rlb.core.worker cimport worker_main
+from rlb.core.capture cimport (capture_t, cap_rec_t, rte_bpf, rlb_bpf_fn, rlb_bpf_compile,
+                               rte_bpf_destroy, CAP_RING)
 from rlb.core cimport stats
 
 import os
@@ -251,10 +253,12 @@ cdef class Engine:
         if not g_eal_up:
             return
         g.stop = 1
+        g.capture.on = 0
         if g_launched:
             with nogil:
                 rte_eal_mp_wait_lcore()
             g_launched = 0
+        _capture_free()
         for i in range(g.nworkers):
             w = g.workers[i]
             if w == NULL:
@@ -379,6 +383,9 @@ cdef class Engine:
         """Bulk frames each worker may hand the kernel a second (0: no limit); the
         routing and HA protocols' frames are not counted (packet.pxd, kni_control)."""
         g.kni_per_tick = (pps + TICKS_PER_SEC - 1) // TICKS_PER_SEC if pps else 0
+        for i in range(g.nworkers):     # the budget from now, not from the next tick (a
+            if g.workers[i] != NULL:    # daemon's first frames for the kernel were dropped)
+                g.workers[i].kni_tokens = g.kni_per_tick
 
     def set_neigh_timeout(self, int seconds):
         g.neigh_timeout = g.tsc_hz * seconds
@@ -648,6 +655,75 @@ cdef class Engine:
             free(buf)
         return b"".join(out)
 
+    # -- packet capture (capture.pxd; rlb/ops/capture.py drives it)
+
+    def capture_start(self, int port, int dirs, expr=None):
+        """Copy the frames port index `port` receives (dirs & 1) and sends (dirs & 2)
+        that the tcpdump expression takes (None: every frame) into the capture ring. One
+        capture at a time. DataplaneError with libpcap's message for an expression that
+        is no filter. Returns whether the filter runs as native code (DPDK's BPF JIT)."""
+        cdef char err[512]
+        cdef rlb_bpf_fn jit = NULL
+        cdef rte_bpf *bpf = NULL
+        cdef rte_ring *ring
+        if not g_launched:
+            raise DataplaneError("the data plane is not running")
+        if g.capture.ring != NULL:
+            raise DataplaneError("a capture is running (one at a time)")
+        if not 0 <= port < g.nports or not 1 <= dirs <= 3:
+            raise DataplaneError("capture: no such port or direction")
+        if expr is not None:
+            raw = expr.encode()
+            if b"\0" in raw:
+                raise DataplaneError("capture: the filter has a NUL character")
+            bpf = rlb_bpf_compile(raw, err, sizeof(err), &jit)
+            if bpf == NULL:
+                raise DataplaneError(err.decode("utf-8", "replace"))
+        ring = rte_ring_create_elem(b"rlb_capture", sizeof(cap_rec_t), CAP_RING,
+                                    rte_socket_id(), RING_F_SC_DEQ)
+        if ring == NULL:
+            if bpf != NULL:
+                rte_bpf_destroy(bpf)
+            raise DataplaneError("out of memory for the capture ring")
+        g.capture.port = port
+        g.capture.bpf = bpf
+        g.capture.jit = jit
+        g.capture.ring = ring
+        g.capture.matched = 0
+        g.capture.dropped = 0
+        rte_smp_wmb()
+        g.capture.on = dirs                # the workers look from here on
+        return jit != NULL
+
+    def capture_take(self, unsigned most, double wall0, uint64_t tsc0):
+        """Up to `most` captured frames as pcap records (16-byte header, then the bytes
+        kept), their times from the pair (wall0 seconds, tsc0) read at the start: (bytes,
+        count)."""
+        if g.capture.ring == NULL or most == 0:
+            return b"", 0
+        return _capture_records(most, wall0, tsc0)
+
+    def capture_stop(self, double wall0, uint64_t tsc0):
+        """Stop copying; once no worker can be in the middle of a copy, what is left in
+        the ring as capture_take gives it, then the filter and ring are freed. Returns
+        (bytes, count, matched, dropped)."""
+        if g.capture.ring == NULL:
+            return b"", 0, 0, 0
+        g.capture.on = 0
+        _quiesce()
+        data, n = _capture_records(CAP_RING, wall0, tsc0)
+        matched, dropped = g.capture.matched, g.capture.dropped
+        _capture_free()
+        return data, n, matched, dropped
+
+    def tsc_now(self):
+        """The TSC now (the workers' clock: capture times are taken from it)."""
+        return rte_rdtsc()
+
+    def capture_counts(self):
+        """(matched, dropped) of the running capture (0, 0 without one)."""
+        return g.capture.matched, g.capture.dropped
+
     # -- the TCP prober of the health checks (probe.pxd; rlb/health/monitor.py drives it)
 
     @property
@@ -744,6 +820,76 @@ cdef inline uint32_t _sync_worker(const sync_rec_t *r) noexcept nogil:
     if r.laddr != r.caddr or r.lport != r.cport:
         return r.lport % g.nworkers
     return r.wid % g.nworkers
+
+
+cdef void _quiesce():
+    """Wait until every running worker has started a new pass of its loop twice (so none
+    is still inside what it read before the caller's last write), at most 1 s."""
+    cdef uint64_t seen[MAX_WORKERS]
+    cdef int i, left
+    cdef uint64_t deadline = rte_rdtsc() + g.tsc_hz
+    for i in range(g.nworkers):
+        seen[i] = g.workers[i].stats[WORKER_POLLS]
+    with nogil:
+        while rte_rdtsc() < deadline:
+            left = 0
+            for i in range(g.nworkers):
+                if g.workers[i].running and g.workers[i].stats[WORKER_POLLS] < seen[i] + 2:
+                    left += 1
+            if left == 0:
+                break
+            rte_delay_us_sleep(100)
+
+
+cdef object _capture_records(unsigned most, double wall0, uint64_t tsc0):
+    cdef cap_rec_t *recs
+    cdef unsigned n = 0, got, i
+    cdef size_t total = 0, at = 0
+    cdef char *out
+    cdef uint32_t *h
+    cdef double t
+    cdef uint64_t sec
+    if most > CAP_RING:
+        most = CAP_RING
+    recs = <cap_rec_t *>calloc(most, sizeof(cap_rec_t))
+    if recs == NULL:
+        raise MemoryError
+    try:
+        with nogil:
+            while n < most:
+                got = rte_ring_dequeue_burst_elem(g.capture.ring, &recs[n], sizeof(cap_rec_t),
+                                                  most - n, NULL)
+                if got == 0:
+                    break
+                n += got
+        for i in range(n):
+            total += 16 + recs[i].caplen
+        data = bytearray(total)
+        out = data
+        for i in range(n):
+            t = wall0 + (<double>(recs[i].tsc - tsc0) / g.tsc_hz if recs[i].tsc > tsc0 else 0.0)
+            sec = <uint64_t>t
+            h = <uint32_t *>&out[at]
+            h[0] = <uint32_t>sec
+            h[1] = <uint32_t>((t - sec) * 1000000.0)
+            h[2] = recs[i].caplen
+            h[3] = recs[i].len
+            memcpy(&out[at + 16], recs[i].data, recs[i].caplen)
+            at += 16 + recs[i].caplen
+        return bytes(data), n
+    finally:
+        free(recs)
+
+
+cdef void _capture_free():
+    g.capture.on = 0
+    if g.capture.bpf != NULL:
+        rte_bpf_destroy(g.capture.bpf)
+        g.capture.bpf = NULL
+    g.capture.jit = NULL
+    if g.capture.ring != NULL:
+        rte_ring_free(g.capture.ring)
+        g.capture.ring = NULL
 
 
 def _is_pci(devargs):

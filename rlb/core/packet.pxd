@@ -2,6 +2,7 @@
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
 from libc.string cimport memcpy
 from rlb.core.dpdk.mbuf cimport rte_mbuf, rte_pktmbuf_free, rlb_mtod
+from rlb.core.capture cimport CAP_OUT, capture_frame
 from rlb.core.dpdk.ethdev cimport rte_ether_hdr, rte_eth_tx_burst
 from rlb.core.dpdk.net cimport rte_ipv4_hdr, rte_ipv4_cksum, rte_be_to_cpu_16, rte_cpu_to_be_16
 from rlb.core.types cimport (engine_t, worker_t, txbuf_t, BURST, R_TX_FULL, R_KNI_FULL,
@@ -69,6 +70,8 @@ cdef inline void tx_flush(engine_t *e, worker_t *w, txbuf_t *b, uint16_t dpdk_po
 cdef inline void tx_port(engine_t *e, worker_t *w, uint8_t port, rte_mbuf *m) noexcept nogil:
     """Queue a finished frame for a data port; flushed at the end of the burst."""
     cdef txbuf_t *b = &w.tx[port]
+    if e.capture.on & CAP_OUT and e.capture.port == port:
+        capture_frame(&e.capture, m, CAP_OUT, port)
     w.pstats[port][PORT_TX_PKTS] += 1
     w.pstats[port][PORT_TX_BYTES] += m.pkt_len
     b.pkts[b.n] = m

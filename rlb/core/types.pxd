@@ -1,5 +1,6 @@
 # Shared C structures of the packet core: ports, routes, neighbours, workers, messages, counters.
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int32_t
+from rlb.core.capture cimport capture_t
 from rlb.core.dpdk.mbuf cimport rte_mbuf, rte_mempool
 from rlb.core.dpdk.ring cimport rte_ring
 from rlb.core.dpdk.lpm cimport rte_lpm
@@ -411,3 +412,4 @@ cdef struct engine_t:
     rte_ring *probe_done       # probe_done_t: workers -> control plane
     volatile int sync_on       # connection events go to sync_out (rlb.ha.sync)
     rte_ring *sync_out         # sync_rec_t: workers -> control plane
+    capture_t capture          # the port being captured, if any (capture.pxd)

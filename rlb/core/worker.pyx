@@ -27,6 +27,7 @@ from rlb.core.lb cimport conn_timer, svc_rehash, svc_find, dest_count, conn_free
 from rlb.core.conn cimport (conn_find, conn_alloc, conn_hash_add, wheel_link,
                             conn_set_timeout, DIR_IN, DIR_OUT)
 from rlb.core.sync cimport sync_fill
+from rlb.core.capture cimport CAP_IN, capture_burst
 from rlb.core.probe cimport kni_output, probe_send
 
 
@@ -382,6 +383,8 @@ cdef int worker_main(void *arg) noexcept nogil:
             n = rte_eth_rx_burst(e.ports[p].port_id, w.queue, pkts, BURST)
             got += n
             bursts += n != 0
+            if e.capture.on & CAP_IN and e.capture.port == p and n:
+                capture_burst(&e.capture, pkts, n, <uint8_t>p)
             for i in range(n):
                 frame_input(e, w, <uint8_t>p, pkts[i])
             if e.ports[p].has_kni and (w.stats[WORKER_POLLS] & (KNI_POLL_EVERY - 1)) == 0:

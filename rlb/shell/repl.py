@@ -253,6 +253,8 @@ class Shell:
             return
         try:
             reply = self.transport.call(line)
+            if asyncio.iscoroutine(reply):      # the ssh shell: a command that takes time
+                reply = await reply
         except Exception as err:    # noqa: BLE001  (ControlError, OSError, a bad reply)
             self.write(f"% the connection to the daemon is lost: {err}")
             self.closed = self.lost = True

@@ -18,7 +18,7 @@ LAYERS = [
     {"rlb.sched", "rlb.modes", "rlb.toa", "rlb.uoa"},
     {"rlb.plugins"},
     {"rlb.model"},
-    {"rlb.health"},
+    {"rlb.health", "rlb.ops.capture"},
     {"rlb.commands"},
     {"rlb.control"},
     {"rlb.shell"},

@@ -30,6 +30,7 @@ cdef extern from "rte_mbuf.h" nogil:
     int rte_pktmbuf_trim(rte_mbuf *m, uint16_t len)
     int rte_pktmbuf_is_contiguous(const rte_mbuf *m)
     rte_mbuf *rte_pktmbuf_copy(const rte_mbuf *m, rte_mempool *mp, uint32_t off, uint32_t len)
+    const void *rte_pktmbuf_read(const rte_mbuf *m, uint32_t off, uint32_t len, void *buf)
     enum: RTE_MBUF_DEFAULT_BUF_SIZE
 
 cdef extern from "shim.h" nogil:

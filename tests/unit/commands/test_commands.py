@@ -108,7 +108,8 @@ WORD_SAMPLES = {"dev": "dpdk0", "name": "dpdk9", "devargs": "net_tap9", "sched":
                 "source": "10.0.0.1", "timeout": "0.5", "path": "/health", "host": "example",
                 "status": "200", "regex": "ok", "regex_no_match": "no", "digest": "0" * 32,
                 "payload": "00", "require_reply": "any", "command": "true", "dynamic": "no",
-                "where": "/run/frr-op", "seconds": "0.5", "password": "secret"}
+                "where": "/run/frr-op", "seconds": "0.5", "password": "secret",
+                "expr": "\"tcp port 80\""}
 
 
 def sample_line(node, full):
