@@ -20,6 +20,7 @@ ZERO_DEST_STATS = counters.DEST.zero()
 RATES = {"cps": "conns", "inpps": "inpkts", "outpps": "outpkts", "inbps": "inbytes",
          "outbps": "outbytes"}
 ZERO_RATES = dict.fromkeys(RATES, 0)
+RATE_COUNTERS = tuple(RATES.values())
 
 
 class TableDest(NamedTuple):
@@ -35,6 +36,11 @@ class ServicesEngine:
     """What Services does with `self.engine` (None until a data plane is attached):
     the table it has validated is pushed here, and what ipvsadm shows of the running
     table (--stats, --rate, -lnc) and clears (-Z) is read here."""
+
+    # Grows at each change of the table or of what the data plane was told of it (a
+    # health decision, an address SNAT waits for): what is built from the table, and
+    # kept while it stays the same, is built again (the metrics' rows).
+    version = 0
 
     def zero(self, key: tuple | None = None) -> None:
         """ipvsadm -Z [service]."""
@@ -75,12 +81,26 @@ class ServicesEngine:
         Rates are the difference of the last two samples over their interval."""
         if self.engine is None:
             return
-        counters = {}
-        for svc in self.table.values():
-            counters[("svc", svc.slot)] = dict(self.engine.svc_stats(svc.slot))
-            for d in svc.dests:
-                counters[("dest", d.slot)] = dict(self.engine.dest_stats(d.slot))
+        svcs = list(self.table.values())
+        counters = self._counts("svc", svcs)
+        counters.update(self._counts("dest", [d for svc in svcs for d in svc.dests]))
         self._samples.append((time.monotonic() if now is None else now, counters))
+
+    def _counts(self, kind: str, objs: list) -> dict:
+        """{(kind, slot): the RATES counters, a tuple}: one bulk read of the data plane
+        (16,000 real servers a dict each held the event loop 100 ms or more, every 2 s)."""
+        engine = self.engine
+        bulk = getattr(engine, f"{kind}_bulk", None)
+        if bulk is None:                    # an engine without bulk reads (tests' fakes)
+            stats = engine.svc_stats if kind == "svc" else engine.dest_stats
+            return {(kind, o.slot): tuple(stats(o.slot)[c] for c in RATE_COUNTERS)
+                    for o in objs}
+        from rlb.core.stats import DEST_BULK, SVC_BULK
+        names = SVC_BULK if kind == "svc" else DEST_BULK
+        width, cols = len(names), [names.index(c) for c in RATE_COUNTERS]
+        a = bulk([o.slot for o in objs])
+        return {(kind, o.slot): tuple(a[k * width + c] for c in cols)
+                for k, o in enumerate(objs)}
 
     def rates(self, now: float | None = None) -> dict:
         """{("svc"|"dest", slot): {cps, inpps, outpps, inbps, outbps}}; absent: 0."""
@@ -99,7 +119,8 @@ class ServicesEngine:
             prev = old.get(key)
             if prev is not None:
                 # a counter that went down was zeroed (-Z): no rate for that interval
-                out[key] = {r: int(max(0, cur[c] - prev[c]) / (t1 - t0)) for r, c in RATES.items()}
+                out[key] = {r: int(max(0, cur[j] - prev[j]) / (t1 - t0))
+                            for j, r in enumerate(RATES)}
         return out
 
     def _forget(self, *keys) -> None:
@@ -117,18 +138,27 @@ class ServicesEngine:
     def changed(self) -> None:
         """The table changed, or a route (the path of a probe): the listeners (the
         health monitor) are told."""
+        self.version += 1
         for listener in self.listeners:
             listener()
 
     def placed(self, d: Dest) -> tuple[bool, int]:
         """(in the scheduler's list, weight now) of a real server: what health decided,
         else its configuration (a disabled one at weight 0, a sorry server out)."""
-        got = self.placement.get(d.slot)
-        if got is None:
-            got = (not d.sorry, 0 if d.disabled else d.weight)
-        if got[1] and not self.modes[d.mode].usable(d, self.model):
-            return (got[0], 0)              # SNAT: its WAN address is not ours (yet)
-        return got
+        return self.placed_all((d,))[0]
+
+    def placed_all(self, dests) -> list[tuple[bool, int]]:
+        """placed() of many real servers (a metrics scrape asks for 16,000 at once)."""
+        placement, modes, model = self.placement, self.modes, self.model
+        out = []
+        for d in dests:
+            got = placement.get(d.slot)
+            if got is None:
+                got = (not d.sorry, 0 if d.disabled else d.weight)
+            if got[1] and not modes[d.mode].usable(d, model):
+                got = (got[0], 0)           # SNAT: its WAN address is not ours (yet)
+            out.append(got)
+        return out
 
     def weight_now(self, d: Dest) -> int:
         return self.placed(d)[1]
@@ -180,6 +210,7 @@ class ServicesEngine:
         self._registered = engine
 
     def _push_dest(self, engine, svc: Service, d: Dest) -> None:
+        self.version += 1
         weight = self.weight_now(d)
         engine.dest_set(d.slot, svc=svc.slot, addr=int(d.addr), port=d.port,
                         mode=self.mode_index(d.mode), weight=weight,
@@ -187,6 +218,7 @@ class ServicesEngine:
                         available=weight > 0)
 
     def _push_service(self, engine, svc: Service) -> None:
+        self.version += 1
         sched = self.schedulers[svc.sched]
         flags = svc.flags
         if svc.match is not None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import gzip
 import logging
+from array import array
 import socket
 import threading
 import time
@@ -71,6 +72,7 @@ class Exporter:
         self.registry = CollectorRegistry(auto_describe=False)
         ProcessCollector(registry=self.registry)
         self.registry.register(_Bounded(self))
+        self.labels = Labels()
         model.exporter = self
         model.ops.listeners.append(self.apply)
         model.ops.checkers.append(self.check)
@@ -130,14 +132,15 @@ class Exporter:
         """The whole exposition text: the registry's families, then the per-service ones."""
         t0 = time.perf_counter()
         try:
-            lines = _Sized(self.model).lines()
-            body = generate_latest(self.registry) + "".join(lines).encode()
+            lines = _Sized(self.model, self.labels).lines()
+            body = generate_latest(self.registry) + b"".join(lines)
         except Exception:
             self.stats["failed"] += 1
             raise
         self.stats.update(scrapes=self.stats["scrapes"] + 1,
                           last_ms=round((time.perf_counter() - t0) * 1000, 2),
-                          series=body.count(b"\n") - body.count(b"\n#"), bytes=len(body))
+                          series=body.count(b"\n") - body.count(b"\n#") - body.startswith(b"#"),
+                          bytes=len(body))
         return body
 
 
@@ -352,152 +355,190 @@ def _esc(v: str) -> str:
     return v
 
 
-class _Family:
-    """One family's text: HELP, TYPE, then a line per sample."""
-    __slots__ = ("name", "lines")
+class Labels:
+    """The label text of each service and real server, made once and kept while the
+    same one is in the table (a scrape looks them up: formatting 16,000 addresses each
+    time cost more than reading the counters). A real server's row is kept by its Dest,
+    which the model replaces rather than changes (rlb.model.services)."""
 
-    def __init__(self, name: str, kind: str, help: str):
-        self.name = name
-        self.lines = [f"# HELP {name} {help}\n# TYPE {name} {kind}\n"]
+    def __init__(self):
+        self.svcs: dict = {}
+        self.dests: dict = {}       # id(Dest) -> (Dest, service label, row)
+        self.modes: dict = {}       # mode name -> its index in the by-mode sums
+        self._rows: _Rows | None = None
+
+    def service(self, s) -> bytes:
+        key = (s.slot, s.key)
+        got = self.svcs.get(key)
+        if got is None:
+            got = self.svcs[key] = f'service="{_esc(str(s))}"'.encode()
+        return got
+
+    def dest(self, svc_label: bytes, d, passive) -> tuple:
+        """(label text, mode index, passive check counted) of a real server."""
+        got = self.dests.get(id(d))
+        if got is not None and got[0] is d and got[1] is svc_label:
+            return got[2]
+        mode = self.modes.setdefault(d.mode, len(self.modes))
+        row = (svc_label + f',real_server="{d.addr}:{d.port}",mode="{d.mode}"'.encode(),
+               mode, passive(d.mode))
+        self.dests[id(d)] = (d, svc_label, row)
+        return row
+
+    def rows(self, services) -> _Rows:
+        """The table's rows as the last scrape had them, unless it changed since."""
+        if self._rows is None or self._rows.version != services.version:
+            self._rows = _Rows(self, services)
+        return self._rows
+
+    def trim(self, services: int, dests: int) -> None:
+        """Forget rows of what left the table (kept until they outnumber the table)."""
+        if len(self.dests) > 2 * dests + 1024:
+            self.dests.clear()
+        if len(self.svcs) > 2 * services + 1024:
+            self.svcs.clear()
+
+
+class _Rows:
+    """What a scrape needs of the table besides the counters: the services and real
+    servers (slots, label texts), each real server's weight now and configured and
+    whether the scheduler has it, its mode's index and whether its passive check counts."""
+
+    def __init__(self, labels: Labels, services):
+        from rlb.modes import PROBE_VIP
+        self.version = services.version
+        self.svcs = [s for s in list(services.table.values()) if s.slot >= 0]
+        self.slabels = [labels.service(s) for s in self.svcs]
+        passive = {name: m.probe != PROBE_VIP for name, m in services.modes.items()}.get
+        self.counts = array("Q", [0]) * (2 * len(self.svcs))
+        ds = []
+        for k, s in enumerate(self.svcs):
+            ds += [(k, d) for d in list(s.dests) if d.slot >= 0]
+            self.counts[2 * k] = len(s.dests)
+        placed = services.placed_all([d for _, d in ds])
+        self.dests, self.dlabels, self.extra = [], [], array("Q")
+        groups, mask = bytearray(), bytearray()
+        for (k, d), (pool, weight) in zip(ds, placed):
+            label, group, checked = labels.dest(self.slabels[k], d, passive)
+            self.counts[2 * k + 1] += pool
+            self.dests.append(d.slot)
+            self.dlabels.append(label)
+            groups.append(group)
+            mask.append(checked)
+            self.extra.extend((weight, d.weight, pool))
+        self.groups, self.mask = bytes(groups), bytes(mask)
+        labels.trim(len(self.svcs), len(self.dests))
+
+
+def _family(name: str, kind: str, help: str) -> bytes:
+    return f"# HELP {name} {help}\n# TYPE {name} {kind}\n".encode()
 
 
 class _Sized:
-    """The families with a sample per service, real server and local address."""
+    """The families with a sample per service, real server and local address: their
+    rows (labels and an array of values) in Python, their lines in C (rlb.ops.page)."""
 
-    def __init__(self, model):
+    def __init__(self, model, labels: Labels):
         self.model = model
+        self.labels = labels
 
-    def lines(self) -> list[str]:
+    def lines(self) -> list[bytes]:
         model = self.model
         engine = model.engine
-        services = model.services
-        svcs = [s for s in list(services.table.values()) if s.slot >= 0]
-        out: list[str] = []
         if engine is None:
-            return out
+            return []
         from rlb.core.stats import DEST_BULK, SVC_BULK
-        from rlb.modes import PROBE_VIP
+        from rlb.ops.page import column, group_sums
+        services = model.services
+        rows = self.labels.rows(services)
+        svcs, slabels, counts = rows.svcs, rows.slabels, rows.counts
+        dests, dlabels, groups, extra, mask = (rows.dests, rows.dlabels, rows.groups,
+                                               rows.extra, rows.mask)
         sv = engine.svc_bulk([s.slot for s in svcs])
-        ns = len(SVC_BULK)
-        si = {n: k for k, n in enumerate(SVC_BULK)}
-        dests = [(s, d) for s in svcs for d in list(s.dests) if d.slot >= 0]
-        dv = engine.dest_bulk([d.slot for _, d in dests])
-        nd = len(DEST_BULK)
-        di = {n: k for k, n in enumerate(DEST_BULK)}
+        ns, si = len(SVC_BULK), {n: k for k, n in enumerate(SVC_BULK)}
+        out: list[bytes] = []
 
-        # services
-        f_conns = _Family("rlb_service_connections_total", "counter",
-                          "connections the service scheduled")
-        f_pkts = _Family("rlb_service_packets_total", "counter",
-                         "packets of the service's connections: in from clients, out to them")
-        f_bytes = _Family("rlb_service_bytes_total", "counter",
-                          "bytes of the service's connections: in from clients, out to them")
-        f_drop = _Family("rlb_service_dropped_connections_total", "counter",
-                         "new flows the service dropped: no_dest (no real server can take "
-                         "one), no_laddr (FNAT: no local address port free)")
-        f_rs = _Family("rlb_service_real_servers", "gauge",
-                       "real servers configured (in_pool: those the scheduler has now)")
-        labels = {}
-        for k, s in enumerate(svcs):
-            lab = labels[s.slot] = f'service="{_esc(str(s))}"'
-            at = k * ns
-            f_conns.lines.append(f"rlb_service_connections_total{{{lab}}} {sv[at]}\n")
-            for direction, p, b in DIRECTIONS:
-                f_pkts.lines.append(f'rlb_service_packets_total{{{lab},direction="{direction}"}}'
-                                    f" {sv[at + si[p]]}\n")
-                f_bytes.lines.append(f'rlb_service_bytes_total{{{lab},direction="{direction}"}}'
-                                     f" {sv[at + si[b]]}\n")
-            for reason in ("no_dest", "no_laddr"):
-                f_drop.lines.append(f'rlb_service_dropped_connections_total{{{lab},'
-                                    f'reason="{reason}"}} {sv[at + si[reason]]}\n')
-            listed = sum(1 for d in s.dests if services.placed(d)[0])
-            f_rs.lines.append(f'rlb_service_real_servers{{{lab},state="configured"}} '
-                              f"{len(s.dests)}\n")
-            f_rs.lines.append(f'rlb_service_real_servers{{{lab},state="in_pool"}} {listed}\n')
+        def fam(name, kind, help, *cols):
+            """A family: its HELP and TYPE, then each column(rows' labels, tail, ...)."""
+            parts = [column(f"{name}{{".encode(), *c) for c in cols]
+            if any(parts):
+                out.append(_family(name, kind, help))
+                out.extend(parts)
+
+        fam("rlb_service_connections_total", "counter", "connections the service scheduled",
+            (slabels, b"}", sv, ns, si["conns"]))
+        fam("rlb_service_packets_total", "counter",
+            "packets of the service's connections: in from clients, out to them",
+            *((slabels, f',direction="{d}"}}'.encode(), sv, ns, si[p])
+              for d, p, _ in DIRECTIONS))
+        fam("rlb_service_bytes_total", "counter",
+            "bytes of the service's connections: in from clients, out to them",
+            *((slabels, f',direction="{d}"}}'.encode(), sv, ns, si[b])
+              for d, _, b in DIRECTIONS))
+        fam("rlb_service_dropped_connections_total", "counter",
+            "new flows the service dropped: no_dest (no real server can take one), "
+            "no_laddr (FNAT: no local address port free)",
+            *((slabels, f',reason="{r}"}}'.encode(), sv, ns, si[r])
+              for r in ("no_dest", "no_laddr")))
+        fam("rlb_service_real_servers", "gauge",
+            "real servers configured (in_pool: those the scheduler has now)",
+            (slabels, b',state="configured"}', counts, 2, 0),
+            (slabels, b',state="in_pool"}', counts, 2, 1))
 
         # real servers
-        rs = {name: _Family(f"rlb_real_server_{name}", kind, help) for name, kind, help in (
-            ("connections_total", "counter", "connections scheduled to the real server"),
-            ("packets_total", "counter", "packets of its connections: in from clients, out "
-             "to them"),
-            ("bytes_total", "counter", "bytes of its connections: in from clients, out to "
-             "them"),
-            ("active_connections", "gauge", "its established TCP connections"),
-            ("inactive_connections", "gauge", "its other connections (closing, UDP)"),
-            ("weight", "gauge", "its weight now (health, quiescing: 0 takes no new flows)"),
-            ("configured_weight", "gauge", "its weight as configured"),
-            ("in_pool", "gauge", "1 while the scheduler has it (health: up, or not checked)"),
-            ("passive_checks_total", "counter", "what it did with its connections, seen in "
-             "the traffic (FNAT, NAT, SNAT): answered, unanswered, refused (a reset)"),
-        )}
-        by_mode: dict[tuple[str, str], int] = {}
-        modes = services.modes
-        p_conns, p_pkts, p_bytes = (rs["connections_total"].lines, rs["packets_total"].lines,
-                                    rs["bytes_total"].lines)
-        p_act, p_inact = rs["active_connections"].lines, rs["inactive_connections"].lines
-        p_w, p_cw, p_pool = (rs["weight"].lines, rs["configured_weight"].lines,
-                             rs["in_pool"].lines)
-        p_pass = rs["passive_checks_total"].lines
-        i_in, i_out = (di["inpkts"], di["inbytes"]), (di["outpkts"], di["outbytes"])
-        i_pass = [(r, di[r]) for r in PASSIVE]
-        for k, (s, d) in enumerate(dests):
-            lab = f'{labels[s.slot]},real_server="{d.addr}:{d.port}",mode="{d.mode}"'
-            at = k * nd
-            act, inact = dv[at], dv[at + 1]
-            p_conns.append(f"rlb_real_server_connections_total{{{lab}}} {dv[at + 2]}\n")
-            p_pkts.append(f'rlb_real_server_packets_total{{{lab},direction="in"}} '
-                          f"{dv[at + i_in[0]]}\n")
-            p_pkts.append(f'rlb_real_server_packets_total{{{lab},direction="out"}} '
-                          f"{dv[at + i_out[0]]}\n")
-            p_bytes.append(f'rlb_real_server_bytes_total{{{lab},direction="in"}} '
-                           f"{dv[at + i_in[1]]}\n")
-            p_bytes.append(f'rlb_real_server_bytes_total{{{lab},direction="out"}} '
-                           f"{dv[at + i_out[1]]}\n")
-            p_act.append(f"rlb_real_server_active_connections{{{lab}}} {act}\n")
-            p_inact.append(f"rlb_real_server_inactive_connections{{{lab}}} {inact}\n")
-            pool, weight = services.placed(d)
-            p_w.append(f"rlb_real_server_weight{{{lab}}} {weight}\n")
-            p_cw.append(f"rlb_real_server_configured_weight{{{lab}}} {d.weight}\n")
-            p_pool.append(f"rlb_real_server_in_pool{{{lab}}} {1 if pool else 0}\n")
-            mode = modes.get(d.mode)
-            if mode is not None and mode.probe != PROBE_VIP:
-                for result, j in i_pass:
-                    p_pass.append(f'rlb_real_server_passive_checks_total{{{lab},'
-                                  f'result="{result}"}} {dv[at + j]}\n')
-            key = (d.mode, "active")
-            by_mode[key] = by_mode.get(key, 0) + act
-            key = (d.mode, "inactive")
-            by_mode[key] = by_mode.get(key, 0) + inact
+        dv = engine.dest_bulk(dests)
+        nd, di = len(DEST_BULK), {n: k for k, n in enumerate(DEST_BULK)}
+        ex = extra
+        rs = "rlb_real_server_"
+        fam(rs + "connections_total", "counter", "connections scheduled to the real server",
+            (dlabels, b"}", dv, nd, di["conns"]))
+        fam(rs + "packets_total", "counter", "packets of its connections: in from clients, "
+            "out to them", *((dlabels, f',direction="{d}"}}'.encode(), dv, nd, di[p])
+                              for d, p, _ in DIRECTIONS))
+        fam(rs + "bytes_total", "counter", "bytes of its connections: in from clients, out "
+            "to them", *((dlabels, f',direction="{d}"}}'.encode(), dv, nd, di[b])
+                          for d, _, b in DIRECTIONS))
+        fam(rs + "active_connections", "gauge", "its established TCP connections",
+            (dlabels, b"}", dv, nd, di["activeconns"]))
+        fam(rs + "inactive_connections", "gauge", "its other connections (closing, UDP)",
+            (dlabels, b"}", dv, nd, di["inactconns"]))
+        fam(rs + "weight", "gauge", "its weight now (health, quiescing: 0 takes no new flows)",
+            (dlabels, b"}", ex, 3, 0))
+        fam(rs + "configured_weight", "gauge", "its weight as configured",
+            (dlabels, b"}", ex, 3, 1))
+        fam(rs + "in_pool", "gauge", "1 while the scheduler has it (health: up, or not "
+            "checked)", (dlabels, b"}", ex, 3, 2))
+        fam(rs + "passive_checks_total", "counter", "what it did with its connections, seen "
+            "in the traffic (FNAT, NAT, SNAT): answered, unanswered, refused (a reset)",
+            *((dlabels, f',result="{r}"}}'.encode(), dv, nd, di[r], mask) for r in PASSIVE))
 
-        f_mode = _Family("rlb_connections_by_mode", "gauge",
-                         "connections of the real servers of each forwarding mode: active "
-                         "(established TCP) or inactive (closing, UDP)")
-        for (mode, state), n in sorted(by_mode.items()):
-            f_mode.lines.append(f'rlb_connections_by_mode{{mode="{mode}",state="{state}"}} '
-                                f"{n}\n")
+        # connections by forwarding mode
+        names = sorted(self.labels.modes, key=self.labels.modes.get)
+        if dests:
+            out.append(_family("rlb_connections_by_mode", "gauge", "connections of the real "
+                               "servers of each forwarding mode: active (established TCP) "
+                               "or inactive (closing, UDP)"))
+            for state, col in (("active", di["activeconns"]), ("inactive", di["inactconns"])):
+                sums = group_sums(dv, nd, col, groups, len(names))
+                out.append("".join(f'rlb_connections_by_mode{{mode="{m}",state="{state}"}} '
+                                   f"{n}\n" for m, n in zip(names, sums)).encode())
 
         # local addresses (FNAT)
         lports = _lports()
-        f_used = _Family("rlb_local_address_ports_used", "gauge",
-                         "ports of the local address held by connections (sa_used)")
-        f_free = _Family("rlb_local_address_ports_free", "gauge",
-                         "ports of the local address left (sa_free)")
-        f_miss = _Family("rlb_local_address_port_misses_total", "counter",
-                         "new flows that found no free port of it (sa_miss)")
-        for s in svcs:
+        llabels, lv = [], array("Q")
+        for k, s in enumerate(svcs):
             if not s.laddrs:
                 continue
             for la, row in zip(s.laddrs, services.laddr_stats(s)):
-                lab = f'{labels[s.slot]},local_address="{la.addr}",device="{la.dev}"'
-                f_used.lines.append(f"rlb_local_address_ports_used{{{lab}}} {row['used']}\n")
-                f_free.lines.append(f"rlb_local_address_ports_free{{{lab}}} "
-                                    f"{max(lports - row['used'], 0)}\n")
-                f_miss.lines.append(f"rlb_local_address_port_misses_total{{{lab}}} "
-                                    f"{row['miss']}\n")
-        for fam in (f_conns, f_pkts, f_bytes, f_drop, f_rs, *rs.values(), f_mode, f_used,
-                    f_free, f_miss):
-            if len(fam.lines) > 1:
-                out += fam.lines
+                llabels.append(slabels[k] + f',local_address="{la.addr}",device="{la.dev}"'
+                               .encode())
+                lv.extend((row["used"], max(lports - row["used"], 0), row["miss"]))
+        fam("rlb_local_address_ports_used", "gauge",
+            "ports of the local address held by connections (sa_used)", (llabels, b"}", lv, 3, 0))
+        fam("rlb_local_address_ports_free", "gauge", "ports of the local address left (sa_free)",
+            (llabels, b"}", lv, 3, 1))
+        fam("rlb_local_address_port_misses_total", "counter",
+            "new flows that found no free port of it (sa_miss)", (llabels, b"}", lv, 3, 2))
         return out
 
 

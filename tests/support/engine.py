@@ -11,8 +11,10 @@ from __future__ import annotations
 import functools
 import inspect
 
+from array import array
+
 from rlb.model import services_engine
-from rlb.core import dataplane
+from rlb.core import counters, dataplane, stats
 
 REAL = dataplane.Engine
 
@@ -145,6 +147,32 @@ class FakeEngine:
 
     def laddr_stats(self, svc_slot):
         return []
+
+    def svc_bulk(self, slots):
+        return array("Q", [self.svc_stats(s)[n] or 0 for s in slots for n in stats.SVC_BULK])
+
+    def dest_bulk(self, slots):
+        return array("Q", [self.dest_stats(s)[n] or 0 for s in slots for n in stats.DEST_BULK])
+
+    # what the metrics read besides (rlb.ops.metrics): a port, one worker, nothing counted
+    tsc_hz = 2_000_000_000
+
+    def port_stats(self, i):
+        return dict.fromkeys(counters.PORT.names(), 0)
+
+    def reasons(self):
+        return dict.fromkeys(counters.REASON.names(), 0)
+
+    def pool(self):
+        return {"size": 16384, "in_use": 0, "available": 16384}
+
+    def workers(self):
+        return [{"id": 0, "lcore": 1, **dict.fromkeys(counters.WORKER.names(), 0),
+                 "running": 1, "match_services": 0}]
+
+    def conn_summary(self):
+        return {"capacity": 65536, "entry_bytes": 64, "hash_bytes": 8,
+                **dict.fromkeys(counters.CONNS.names(), 0), "per_worker": [0]}
 
     def connections(self, limit=10000):
         return []
