@@ -2,10 +2,11 @@
 where `metrics listen` says, moved and stopped by commits, refused where it cannot
 listen; its text passes promtool; its per real server counters are the data plane's and
 move with traffic (SYNs from the test: connections and packets +N); gzip as Prometheus
-asks; `show metrics`."""
+asks; `show metrics`. And the other operations lines: `log file`, `log level`."""
 import gzip
 import socket
 import subprocess
+import time
 import urllib.request
 
 import pytest
@@ -155,3 +156,31 @@ def test_show_metrics_and_commits_move_and_stop_it(lb):
     assert "not served" in lb.ok("show metrics")["text"]
     s.ok(f"metrics listen 127.0.0.1 {PORT}", "commit", "end")
     assert scrape()[0] == 200
+
+
+def test_log_lines_send_the_log_where_they_say(lb, tmp_path):
+    """`log file PATH` and `log level debug` by a commit on the running daemon: its lines
+    (with the instance) go to PATH, the audit of that commit to PATH's .audit sibling; a
+    file that cannot be written is refused and nothing changes; `no log` goes back."""
+    path = tmp_path / "lb.log"
+    s = Session(lb.instance)
+    r = s("enable")
+    assert r["ok"], r
+    s.ok("configure", f"log file {tmp_path}/missing/lb.log")
+    r = s("commit")
+    assert not r["ok"] and "missing" in r["error"], r
+    s.ok("abort")
+    s.ok("configure", f"log file {path}", "log level debug", "commit")
+    s.ok("ipvsadm -A -t 10.0.0.101:80 -s rr", "commit")          # an event, audited
+    end = time.monotonic() + 5
+    while time.monotonic() < end and "rlbt-metrics" not in (
+            text := path.read_text() if path.exists() else ""):
+        time.sleep(0.1)
+    assert "rlbt-metrics" in text
+    audit = (tmp_path / "lb.audit.log").read_text()
+    assert "commit" in audit and "ipvsadm -A -t 10.0.0.101:80" in audit
+    running = lb.ok("show running-config")["text"]
+    assert f"log file {path}" in running and "log level debug" in running
+    s.ok("no log", "no log level", "ipvsadm -D -t 10.0.0.101:80", "commit", "end")
+    running = lb.ok("show running-config")["text"]
+    assert "log file" not in running and "log level" not in running
