@@ -314,13 +314,14 @@ def _conns(engine):
 
 
 def _routing(model):
+    from rlb.routing.announce import ANNOUNCED
     a = getattr(model, "announcer", None)
     if a is None:
         return
     fam = _gauge("rlb_vip_announced", "1 while the VIP's route is announced (OSPF/BGP)",
                  ["vip", "device"])
     for row in a.view():
-        fam.add_metric([row["vip"], row["dev"]], 1 if row["state"] == "announced" else 0)
+        fam.add_metric([row["vip"], row["dev"]], 1 if row["state"] == ANNOUNCED else 0)
     yield fam
 
 
