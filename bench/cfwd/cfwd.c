@@ -8,7 +8,10 @@
  * Anything else is freed. No routing lookup, no ARP: it is the floor for what a
  * DPDK L3 forwarder on these ports costs.
  *
- *   cfwd EAL-ARGS -- --dst-mac 02:00:00:00:00:02 [--burst 32]
+ *   cfwd EAL-ARGS -- --dst-mac 02:00:00:00:00:02 [--burst 32] [--mbufs 8191]
+ *
+ * --mbufs sizes the packet pool: a pcap port with infinite_rx=1 (bench/cycles.py) keeps
+ * its whole file in mbufs of this pool.
  *
  * SIGINT/SIGTERM stop it: the worker leaves its loop, ports are stopped and
  * closed, EAL cleaned up, and one JSON line of counters is printed on stdout.
@@ -37,6 +40,7 @@
 static volatile int quit;
 static struct rte_ether_addr dst_mac, src_mac;
 static unsigned burst = 32;
+static unsigned nb_mbuf = NB_MBUF;
 
 static struct {
 	uint64_t rx, tx, tx_refused, not_ipv4, ttl_expired, polls, empty_polls;
@@ -143,7 +147,8 @@ static void print_port(const char *name, uint16_t port)
 
 static void usage(const char *prog)
 {
-	fprintf(stderr, "usage: %s EAL-ARGS -- --dst-mac XX:XX:XX:XX:XX:XX [--burst N]\n", prog);
+	fprintf(stderr, "usage: %s EAL-ARGS -- --dst-mac XX:XX:XX:XX:XX:XX [--burst N] "
+		"[--mbufs N]\n", prog);
 }
 
 int main(int argc, char **argv)
@@ -151,6 +156,7 @@ int main(int argc, char **argv)
 	static const struct option opts[] = {
 		{"dst-mac", required_argument, NULL, 'd'},
 		{"burst", required_argument, NULL, 'b'},
+		{"mbufs", required_argument, NULL, 'm'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -185,6 +191,13 @@ int main(int argc, char **argv)
 				goto fail;
 			}
 			break;
+		case 'm':
+			nb_mbuf = (unsigned)strtoul(optarg, NULL, 10);
+			if (nb_mbuf < 1024) {
+				fprintf(stderr, "cfwd: --mbufs must be at least 1024\n");
+				goto fail;
+			}
+			break;
 		default:
 			usage("cfwd");
 			goto fail;
@@ -206,7 +219,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "cfwd: need a worker lcore (e.g. --lcores 0@0,1@1)\n");
 		goto fail;
 	}
-	pool = rte_pktmbuf_pool_create("cfwd_pool", NB_MBUF, 256, 0,
+	pool = rte_pktmbuf_pool_create("cfwd_pool", nb_mbuf, 256, 0,
 				       RTE_MBUF_DEFAULT_BUF_SIZE, rte_socket_id());
 	if (pool == NULL) {
 		fprintf(stderr, "cfwd: mbuf pool: %s\n", rte_strerror(rte_errno));
