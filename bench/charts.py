@@ -12,7 +12,11 @@ shapes are read without it.
 Results with per-peer repeated runs: forward.py (rx pps per forwarder), fnat.py (CPS,
 keep-alive req/s, iperf3 Gbps per peer), modes.py (CPS and Gbps per mode, inbound pps per
 forwarder), health.py (forwarded pps per phase: off, on, off2), commit.py (ms per table
-size and operation). conntable.py and failover.py measure single events: no charts.
+size and operation), cycles.py (cycles per packet per peer: established, new flows,
+existing flows; lines at rlb's goal and DPVS's figure), metrics.py (scrape ms per table
+size, grouped: rlb's GET, GET gzip, its own page time, prometheus_client's reference; and
+the control socket's p99 quiet vs while scraping, one window each). conntable.py and
+failover.py measure single events: no charts.
 """
 from __future__ import annotations
 
@@ -44,6 +48,20 @@ class Series:
     decimals: int | None = None          # fixed decimals for labels; None: k/M suffixes
     ours: set[str] = field(default_factory=set)   # peers drawn in rlb's colour
     xlabel: str = ""
+    # grouped bars instead of `peers`: per bar (the legend) per group (the x axis) its runs
+    bars: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+    refs: list[tuple[float, str]] = field(default_factory=list)   # dashed lines: value, label
+    log: bool = False                    # log scale y
+    note: str = ""                       # added to the subtitle (machine, versions)
+    notes: dict[tuple[str, str], str] = field(default_factory=dict)  # (bar, group): text
+    footer: str = ""                     # what a bar is, when not the median of runs
+
+    def has_runs(self) -> bool:
+        return any(self.peers.values()) or any(any(g.values()) for g in self.bars.values())
+
+    def groups(self) -> list[str]:
+        """The x axis of grouped bars: each bar's groups, in their first order."""
+        return list(dict.fromkeys(g for per in self.bars.values() for g in per))
 
 
 @dataclass
@@ -151,6 +169,101 @@ def _commit(rows: list) -> list[Series]:
     return out
 
 
+# cycles.py's GOAL_CYCLES and DPVS_CYCLES (not imported: cycles.py needs the lab's modules)
+CYCLES_REFS = ((400.0, "rlb goal (established FNAT)"),
+               (760.0, "DPVS v1.9.2 (2.9 Mpps @ 2.2 GHz)"))
+CYCLES_KINDS = {"est": "an established flow (one TCP flow, SYN + 4095 data segments, replayed)",
+                "new": "new flows ({n} distinct SYNs, each one a new connection)",
+                "again": "existing flows (the {n} SYNs again, each finds its connection; "
+                         "cfwd: its new-flows runs)"}
+
+
+def _cycles(d: dict) -> list[Series]:
+    n = (d.get("options") or {}).get("new_flows")
+    n = f"{n:,}" if isinstance(n, int) else "the"
+    note = ", ".join(x for x in (d.get("cpu_model"), f"TSC {d['tsc_hz'] / 1e9:.2f} GHz"
+                                 if isinstance(d.get("tsc_hz"), (int, float)) else "") if x)
+    out = []
+    for kind, rows in d["summary"]["kinds"].items():
+        if not isinstance(rows, dict):
+            raise TypeError(f"{kind}: not an object")
+        peers = {peer: _nums(row.get("cycles_all", [])) if row.get("runs") else []
+                 for peer, row in rows.items()}
+        if any(peers.values()):
+            out.append(Series(kind, CYCLES_KINDS.get(kind, kind).format(n=n),
+                              "cycles per packet (lower is better)", peers, 0,
+                              {p for p in peers if p != "cfwd"},
+                              "peer: cfwd (a bare DPDK loop: the floor of these ports), "
+                              "rlb in each mode", refs=list(CYCLES_REFS) if kind == "est"
+                              else [], note=note))
+    return out
+
+
+METRICS_PROM = "rlb: scraped by Prometheus (its scrape_duration_seconds)"
+# (runs_ms key, bar); "prometheus" is not in runs_ms: the size's own key, its place here
+METRICS_BARS = (("get_ms", "rlb: HTTP GET"), ("get_gzip_ms", "rlb: HTTP GET, gzip"),
+                ("prometheus", METRICS_PROM),
+                ("last_ms", "rlb: its own time for the page (show metrics)"),
+                ("ref_build_ms", "reference: prometheus_client (collector + generate_latest)"))
+METRICS_GOAL = 100.0                     # metrics.py's GOAL_MS
+
+
+def _metrics(d: dict) -> list[Series]:
+    bars: dict[str, dict[str, list[float]]] = {label: {} for _, label in METRICS_BARS}
+    control = None
+    for r in d["sizes"]:
+        size = f"{r['services']:,} x {r['per_service']}"
+        runs = r.get("runs_ms") or {}
+        for key, label in METRICS_BARS:
+            if key in runs:
+                bars[label][size] = _nums(runs[key])
+        prom = r.get("prometheus")          # a real Prometheus's scrapes, when it ran
+        if isinstance(prom, dict) and isinstance(prom.get("runs_ms"), list):
+            try:
+                bars[METRICS_PROM][size] = _nums(prom["runs_ms"])
+            except TypeError:
+                pass
+        if r.get("control"):
+            control = (size, r["control"])
+    bars = {label: per for label, per in bars.items() if per}
+    note = f"prometheus_client {d['prometheus_client']}" if d.get("prometheus_client") else ""
+    out = []
+    if any(any(per.values()) for per in bars.values()):
+        ref = [statistics.median(v) for label, per in bars.items() if label.startswith("ref")
+               for v in per.values() if v]
+        rest = [statistics.median(v) for label, per in bars.items()
+                if not label.startswith("ref") for v in per.values() if v]
+        log = bool(ref and rest) and max(ref) >= 5 * max(rest)
+        goal = float((d.get("goal") or {}).get("ms") or METRICS_GOAL)
+        out.append(Series("scrape", "a scrape of /metrics per table size, and "
+                          "prometheus_client writing the same samples",
+                          "ms (lower is better" + (", log scale)" if log else ")"), {},
+                          ours={label for label in bars if label.startswith("rlb")},
+                          xlabel="services x real servers each", bars=bars,
+                          refs=[(goal, f"goal at 1,000 x 16 ({goal:g} ms)")], log=log,
+                          note=note))
+    if control:
+        size, c = control
+        windows = (("quiet", "quiet"), ("scraping", "while scraping"))
+        cbars: dict[str, dict[str, list[float]]] = {}
+        notes = {}
+        for key, label in windows:
+            for cmd, st in ((c.get(key) or {}).get("rtt_ms") or {}).items():
+                cbars.setdefault(label, {})[cmd] = _nums([st["p99"]])
+                notes[(label, cmd)] = f"p50 {fmt(st['p50'], None)}, max {fmt(st['max'], None)}"
+        scrapes = (c.get("scraping") or {}).get("scrapes")
+        if cbars:
+            out.append(Series("control", f"control socket round trips at {size}, quiet and "
+                              "while a client scrapes back to back"
+                              + (f" ({scrapes} scrapes)" if scrapes else ""),
+                              "ms, p99 of the window's round trips (lower is better)", {},
+                              ours={"while scraping"}, xlabel="command (one control session, the "
+                              "two in turn)", bars=cbars, notes=notes, note=note,
+                              footer="bar: p99 of one window's round trips, written below "
+                                     "it: their p50 and max"))
+    return out
+
+
 def _no_runs(d) -> list[Series]:
     return []
 
@@ -168,6 +281,11 @@ SHAPES = (
      lambda d: "lb_configs" in d and ("summary" in d or "pps_summary" in d)
      and "peers" not in (d.get("summary") or {}), _modes),
     ("health", "health checks at scale", lambda d: isinstance(d.get("phases"), dict), _health),
+    ("cycles", "cycles per packet on in-memory ports",
+     lambda d: isinstance(d.get("summary"), dict) and isinstance(d["summary"].get("kinds"), dict),
+     _cycles),
+    ("metrics", "the Prometheus endpoint's cost",
+     lambda d: isinstance(d.get("sizes"), list) and "prometheus_client" in d, _metrics),
     ("conntable", "connection table", lambda d: "result" in d and "conns" in d.get("options", {}),
      _no_runs),
     ("failover", "failover", lambda d: "events" in d and "cold" in d, _no_runs),
@@ -243,17 +361,26 @@ def _subtitle(res: Result) -> str:
     return " | ".join(parts)
 
 
-def draw(res: Result, s: Series, png: str) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    from matplotlib.figure import Figure
-    from matplotlib.ticker import FuncFormatter
+OURS_COLORS = ("tab:blue", "#9ecae1", "#08519c", "#4292c6")
+OTHER_COLORS = ("tab:gray", "#c7c7c7", "#525252")
+REF_COLORS = ("tab:red", "tab:purple", "tab:orange")
 
+
+def _whisker_bar(ax, x: float, runs: list[float], width: float, color: str, big: bool) -> None:
+    """A bar at the median of `runs`, whiskers from the lowest to the highest, a dot each."""
+    med, lo, hi = statistics.median(runs), min(runs), max(runs)
+    ax.bar(x, med, width=width, color=color, alpha=0.85, zorder=2)
+    if big or len(runs) > 1:           # (one value of a window: bar alone)
+        ax.errorbar(x, med, yerr=[[med - lo], [hi - med]], fmt="none", ecolor="black",
+                    elinewidth=1.2 if big else 1.0, capsize=6 if big else 3, zorder=3)
+    if big or len(runs) > 1:
+        ax.scatter([x] * len(runs), runs, s=12 if big else 8, color="black", alpha=0.6,
+                   zorder=4)
+
+
+def _draw_peers(ax, s: Series, top: float) -> list[str]:
+    """One bar per peer (its median, range and number of runs written above): the x labels."""
     names = list(s.peers)
-    width = max(6.4, 1.25 * len(names) + 2.5)
-    fig = Figure(figsize=(width, 4.8), dpi=100, layout="constrained")
-    ax = fig.add_subplot()
-    top = max((max(v) for v in s.peers.values() if v), default=1.0) or 1.0
     for i, name in enumerate(names):
         runs = s.peers[name]
         if not runs:
@@ -261,11 +388,7 @@ def draw(res: Result, s: Series, png: str) -> None:
                     fontsize=9)
             continue
         med, lo, hi = statistics.median(runs), min(runs), max(runs)
-        color = "tab:blue" if name in s.ours else "tab:gray"
-        ax.bar(i, med, width=0.6, color=color, alpha=0.85, zorder=2)
-        ax.errorbar(i, med, yerr=[[med - lo], [hi - med]], fmt="none", ecolor="black",
-                    elinewidth=1.2, capsize=6, zorder=3)
-        ax.scatter([i] * len(runs), runs, s=12, color="black", alpha=0.6, zorder=4)
+        _whisker_bar(ax, i, runs, 0.6, "tab:blue" if name in s.ours else "tab:gray", True)
         ax.annotate(fmt(med, s.decimals), (i, hi), xytext=(0, 12), textcoords="offset points",
                     ha="center", va="bottom", fontsize=10, fontweight="bold")
         if len(runs) > 1:
@@ -275,13 +398,91 @@ def draw(res: Result, s: Series, png: str) -> None:
         else:
             ax.annotate("1 run", (i, hi), xytext=(0, 3), textcoords="offset points",
                         ha="center", va="bottom", fontsize=7, color="dimgray")
-    ax.set_xticks(range(len(names)), names, rotation=20 if len(names) > 5 else 0,
-                  ha="right" if len(names) > 5 else "center")
+    return names
+
+
+def _draw_grouped(ax, s: Series, bottom: float) -> list[str]:
+    """Per group (x) a bar per series of s.bars side by side, the median written above each
+    (and its note, if any), a legend of the bars: the x labels."""
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+    groups = s.groups()
+    n = len(s.bars)
+    bw = 0.8 / n
+    colors, handles = {}, []
+    ours = iter(OURS_COLORS * 3)
+    others = iter(OTHER_COLORS * 3)
+    for label in s.bars:
+        colors[label] = next(ours) if label in s.ours else next(others)
+        handles.append(Patch(color=colors[label], alpha=0.85, label=label))
+    for j, (label, per) in enumerate(s.bars.items()):
+        for i, group in enumerate(groups):
+            x = i + (j - (n - 1) / 2) * bw
+            runs = per.get(group) or []
+            if not runs:
+                ax.text(x, bottom, "no run", ha="center", va="bottom", color="tab:red",
+                        fontsize=7, rotation=90)
+                continue
+            _whisker_bar(ax, x, runs, bw * 0.92, colors[label], False)
+            note = s.notes.get((label, group))
+            ax.annotate(fmt(statistics.median(runs), s.decimals), (x, max(runs)),
+                        xytext=(0, 12 if note else 3), textcoords="offset points",
+                        ha="center", va="bottom", fontsize=8, fontweight="bold")
+            if note:
+                ax.annotate(note.replace(", ", "\n") if bw < 0.3 else note, (x, max(runs)),
+                            xytext=(0, 3), textcoords="offset points", ha="center",
+                            va="bottom", fontsize=6.5, color="dimgray")
+    for (value, label), color in zip(s.refs, REF_COLORS * 3):
+        handles.append(Line2D([], [], linestyle="--", linewidth=1.2, color=color, label=label))
+    ax.legend(handles=handles, loc="best", fontsize=8, framealpha=0.9)
+    return groups
+
+
+def draw(res: Result, s: Series, png: str) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+    from matplotlib.transforms import blended_transform_factory
+
+    if s.bars:
+        values = [v for per in s.bars.values() for runs in per.values() for v in runs]
+        width = max(6.4, len(s.groups()) * (0.6 * len(s.bars) + 0.5) + 2.5)
+    else:
+        values = [v for runs in s.peers.values() for v in runs]
+        width = max(6.4, 1.25 * len(s.peers) + 2.5)
+    values += [v for v, _ in s.refs]
+    fig = Figure(figsize=(width, 4.8 if not s.bars else 5.4), dpi=100, layout="constrained")
+    ax = fig.add_subplot()
+    top = max(values, default=1.0) or 1.0
+    if s.log:
+        import math
+        ax.set_yscale("log")
+        low = min((v for v in values if v > 0), default=1.0)
+        bottom = 10 ** math.floor(math.log10(low))
+        span = math.log10(top) - math.log10(bottom)
+        top_lim = 10 ** (math.log10(top) + 0.3 * span)
+    else:
+        bottom, top_lim = 0.0, top * (1.3 if s.bars else 1.2)
+    names = _draw_grouped(ax, s, bottom) if s.bars else _draw_peers(ax, s, top)
+    blend = blended_transform_factory(ax.transAxes, ax.transData)
+    for (value, label), color in zip(s.refs, REF_COLORS * 3):
+        ax.axhline(value, linestyle="--", linewidth=1.2, color=color, zorder=1.5)
+        if s.bars:                       # grouped: in the legend
+            continue
+        ax.text(0.005, value, label, transform=blend, ha="left", va="bottom", fontsize=8,
+                color=color, zorder=6,
+                bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.75, "pad": 1})
+    rotate = len(names) > 5
+    ax.set_xticks(range(len(names)), names, rotation=20 if rotate else 0,
+                  ha="right" if rotate else "center")
     ax.set_xlim(-0.6, len(names) - 0.4)
-    ax.set_ylim(0, top * 1.2)
+    ax.set_ylim(bottom, top_lim)
     ax.set_ylabel(s.unit)
     ax.set_xlabel(s.xlabel)
     ax.yaxis.set_major_formatter(FuncFormatter(tick))
+    if s.log:
+        ax.yaxis.set_minor_formatter(NullFormatter())
     ax.grid(axis="y", alpha=0.3, zorder=0)
     ax.set_axisbelow(True)
     for side in ("top", "right"):
@@ -289,11 +490,18 @@ def draw(res: Result, s: Series, png: str) -> None:
     chars = int(width * 12)              # what a line of the title holds at this size
     ax.set_title(textwrap.fill(f"{res.bench}.py, {res.title}: {s.title}", chars) + "\n",
                  fontsize=11, loc="left")
-    ax.text(0, 1.02, textwrap.shorten(_subtitle(res), int(chars * 1.35)),
+    sub = " | ".join(x for x in (_subtitle(res), s.note) if x)
+    ax.text(0, 1.02, textwrap.shorten(sub, int(chars * 1.35)),
             transform=ax.transAxes, fontsize=8, color="dimgray")
-    ours = "blue: rlb, grey: the others; " if s.ours and set(names) - s.ours else ""
-    fig.supxlabel(f"{ours}bar: median of the runs, whiskers: lowest to highest run, "
-                  "dots: each run", fontsize=8, color="dimgray")
+    if s.footer:
+        foot = s.footer
+    else:
+        labels = list(s.bars) or names
+        ours = "blue: rlb, grey: the others; " if (
+            not s.bars and s.ours and set(labels) - s.ours) else ""
+        foot = (f"{ours}bar: median of the runs, whiskers: lowest to highest run, "
+                "dots: each run")
+    fig.supxlabel(foot, fontsize=8, color="dimgray")
     fig.savefig(png)
 
 
@@ -302,7 +510,7 @@ def write_charts(json_path: str) -> list[str]:
     a result without repeated runs. ChartError: not a result known here; ImportError: no
     matplotlib (only raised when there is something to draw)."""
     res = read_result(json_path)
-    series = [s for s in res.series if any(s.peers.values())]
+    series = [s for s in res.series if s.has_runs()]
     if not series:
         return []
     importlib.import_module("matplotlib")      # ImportError before anything is written

@@ -43,6 +43,69 @@ def summary_of_tests(peers: dict) -> dict:
                "failed": 0} for test, v in tests.items()}} for name, tests in peers.items()}
 
 
+def cycles_kinds(kinds: dict) -> dict:
+    """cycles.summarize()'s shape: per kind per peer its rows (a failed row: no runs)."""
+    out = {}
+    for kind, peers in kinds.items():
+        rows = {}
+        for peer, cpp in peers.items():
+            if not cpp:
+                rows[peer] = {"runs": 0, "failed": 2}
+                continue
+            med = sorted(cpp)[len(cpp) // 2]
+            rows[peer] = {"runs": len(cpp), "failed": 0, "noisy_used": False,
+                          "cycles_all": cpp, "cycles_median": med, "cycles_min": min(cpp),
+                          "cycles_max": max(cpp), "raw_all": [c * 1.02 for c in cpp],
+                          "raw_median": med * 1.02, "on_cpu_min": 0.98,
+                          "pps_all": [2.4e9 / c for c in cpp], "pps_median": 2.4e9 / med,
+                          "forwarded_min": 1.0, "busy_share_min": 1.0, "reasons": {},
+                          "vs_cfwd": 2.5, "above_cfwd": 200.0}
+        out[kind] = rows
+    return out
+
+
+def metrics_size(services: int, scale: float, control: bool = False) -> dict:
+    """One of metrics.py's sizes: the runs and their stats, the control windows at the last."""
+    runs = {"get_ms": [4.2 * scale, 4.0 * scale, 4.9 * scale],
+            "get_gzip_ms": [4.1 * scale, 5.3 * scale, 4.0 * scale],
+            "last_ms": [2.3 * scale, 2.2 * scale, 2.8 * scale],
+            "last_gzip_ms": [2.0 * scale, 3.0 * scale, 2.1 * scale],
+            "ref_build_ms": [40.2 * scale, 41.5 * scale, 38.6 * scale],
+            "ref_write_ms": [19.6 * scale, 15.3 * scale, 15.6 * scale]}
+    out = {"services": services, "per_service": 16, "real_servers": services * 16,
+           "daemon_start_s": 1.2, "settle_s": 0.5, "series": 2287, "reference_samples": 2287,
+           "runs_ms": runs, "bytes": 253267, "gzip_bytes": 13388, "ref_bytes": 253000,
+           "show_metrics": {"ok": True, "last_ms": 2.3 * scale},
+           "ratio_ref_build_to_rlb": 8.8, "ratio_ref_write_to_rlb": 7.0, "daemon_stop": 0,
+           **{k: {"n": 3, "min": min(v), "median": sorted(v)[1], "max": max(v)}
+              for k, v in runs.items()}}
+    if control:
+        def window(p99_version, p99_metrics, **extra):
+            return {"seconds": 10.0, "calls": 900, "slow_calls": [[1.2, 21.0]],
+                    "rtt_ms": {"show version": {"n": 450, "p50": 4.5, "p99": p99_version,
+                                                "max": 103.7},
+                               "show metrics": {"n": 450, "p50": 0.8, "p99": p99_metrics,
+                                                "max": 158.2}},
+                    "daemon_cpu_pct": 12.0, "daemon_cpu_ms": 1200.0,
+                    "worker_polls_per_s": 9000, "worker_idle_sleeps_per_s": 9000,
+                    "drops": 0, "drops_by_reason": {}, **extra}
+        out["control"] = {"quiet": window(14.9, 7.6),
+                          "scraping": window(74.7, 92.1, scrapes=50, threads=[["rlbd", "0-1"]],
+                                             scrape_ms={"n": 50, "min": 337.1,
+                                                        "median": 441.8, "max": 639.2},
+                                             daemon_cpu_ms_per_scrape=210.0)}
+    return out
+
+
+METRICS = {"bench": "metrics", "started": STARTED, "host": "vm", "kernel": "6.1.0-99-amd64",
+           "cpus": 2, "prometheus_client": "0.26.0",
+           "options": {"runs": 3, "per_service": 16, "laddrs": 4, "pace": 10.0},
+           "sizes": [metrics_size(10, 1), metrics_size(100, 8),
+                     metrics_size(1000, 90, control=True)],
+           "seconds": 120.0,
+           "goal": {"ms": 100.0, "services": 1000, "get_ms": 378.0, "get_gzip_ms": 369.0,
+                    "met": False}}
+
 SHAPES = {
     "forward": ({"started": STARTED, "kernel": "6.1.0-99-amd64", "results": [],
                  "options": {}, "generator": "bench/cgen", "logs": "/tmp/x",
@@ -91,6 +154,22 @@ SHAPES = {
                              "load": [4.0, 4.4, 3.9], "ipvsadm_e": [0.5, 0.6, 0.45]}}
                 for s, d in ((16, 16), (64, 64), (256, 16))],
                ["render", "configure", "commit", "load", "ipvsadm-e"]),
+    "cycles": ({"bench": "cycles", "started": "2026-12-07 18:28:45", "kernel": "6.1.0-99-amd64",
+                "options": {"modes": ["fnat", "dr", "snat"], "kinds": ["est", "new", "again"],
+                            "runs": 3, "new_flows": 300000, "nokni": ["fnat"]},
+                "cpu_model": "AMD EPYC", "rlb_configs": {"fnat-est": "..."},
+                "tsc_hz_source": "rlb worker counters", "tsc_hz": 2436038054.0,
+                "cpuinfo_mhz": 2445.4, "elapsed_s": 258.3, "results": [],
+                "summary": {"kinds": cycles_kinds({
+                    "est": {"cfwd": [113.6, 109.2, 113.0], "fnat": [328.2, 307.1, 317.0],
+                            "dr": [223.2], "snat": [], "fnat-nokni": [351.2, 325.4]},
+                    "new": {"cfwd": [190.3, 209.0], "fnat": [1371.1, 1200.5, 1290.0],
+                            "dr": [849.0, 900.1], "snat": [1516.8]},
+                    "again": {"cfwd": [190.3, 209.0], "fnat": [1038.5, 921.8],
+                              "dr": [778.0, 728.9], "snat": [803.7, 1063.9, 719.6]}})}},
+               ["est", "new", "again"]),
+    "metrics": (METRICS, ["scrape", "control"]),
+    "metrics-quick": ({**METRICS, "sizes": [metrics_size(1000, 40)]}, ["scrape"]),
 }
 
 NO_RUNS = {
@@ -151,6 +230,49 @@ def test_the_series_are_the_runs_of_each_peer(tmp_path):
     assert [s.unit for s in modes.series] == ["connections/s", "Gbit/s received",
                                               "packets/s received"]
     assert modes.series[0].ours == {"fnat", "dr"}
+
+
+def test_cycles_per_kind_with_the_reference_lines_on_the_established_chart(tmp_path):
+    res = charts.read_result(dump(tmp_path, "cycles-x", SHAPES["cycles"][0]))
+    assert (res.bench, res.started, res.machine) == ("cycles", "2026-12-07 18:28:45",
+                                                     "6.1.0-99-amd64")
+    est, new, again = res.series
+    assert list(est.peers) == ["cfwd", "fnat", "dr", "snat", "fnat-nokni"]
+    assert est.peers["snat"] == [] and est.peers["dr"] == [223.2]
+    assert est.ours == {"fnat", "dr", "snat", "fnat-nokni"}
+    assert "lower is better" in est.unit
+    assert est.refs == [(400.0, "rlb goal (established FNAT)"),
+                        (760.0, "DPVS v1.9.2 (2.9 Mpps @ 2.2 GHz)")]
+    assert new.refs == [] and again.refs == []
+    assert "300,000" in new.title and "TSC 2.44 GHz" in est.note
+
+
+def test_metrics_scrapes_grouped_per_size_and_the_control_socket(tmp_path):
+    scrape, control = charts.read_result(dump(tmp_path, "metrics-x", METRICS)).series
+    assert scrape.groups() == ["10 x 16", "100 x 16", "1,000 x 16"]
+    assert [b.split(":")[0] for b in scrape.bars] == ["rlb", "rlb", "rlb", "reference"]
+    ref = next(b for b in scrape.bars if b.startswith("reference"))
+    assert scrape.bars[ref]["10 x 16"] == [40.2, 41.5, 38.6]
+    assert scrape.log                      # the reference ~10x the rest: log scale
+    assert scrape.refs == [(100.0, "goal at 1,000 x 16 (100 ms)")]
+    assert control.groups() == ["show version", "show metrics"]
+    assert control.bars == {"quiet": {"show version": [14.9], "show metrics": [7.6]},
+                            "while scraping": {"show version": [74.7],
+                                               "show metrics": [92.1]}}
+    assert control.notes[("quiet", "show version")] == "p50 4.5, max 104"
+    one = METRICS["sizes"][0]
+    close = {**METRICS, "sizes": [{**one, "runs_ms": {**one["runs_ms"],
+                                                      "ref_build_ms": [12.0, 11.0]}}]}
+    (scrape,) = charts.read_result(dump(tmp_path, "metrics-y", close)).series
+    assert not scrape.log and scrape.unit == "ms (lower is better)"
+    # a real Prometheus's scrape_duration_seconds, when the bench ran one: a bar of its own
+    prom = {**METRICS, "sizes": [{**one, "prometheus": {"scrapes": 3, "up": "1",
+                                                        "runs_ms": [9.5, 8.1, 12.0]}}]}
+    (scrape,) = charts.read_result(dump(tmp_path, "metrics-z", prom)).series
+    assert scrape.bars[charts.METRICS_PROM] == {"10 x 16": [9.5, 8.1, 12.0]}
+    assert charts.METRICS_PROM in scrape.ours
+    if HAVE_MPL:
+        assert_png(charts.write_charts(dump(tmp_path, "metrics-z", prom))[0])
 
 
 @pytest.mark.parametrize("name", sorted(NO_RUNS))
