@@ -51,7 +51,10 @@ import platform
 import statistics
 import sys
 import tempfile
+import shutil
+import subprocess
 import time
+import urllib.parse
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -67,6 +70,7 @@ INSTANCE = "benchmet"
 DP_IF, TAP_IF = "dp0", "tp0"
 DP_MAC, TAP_MAC = "02:bd:00:01:00:01", "02:bd:00:01:00:02"
 ADDR, PORT = "127.0.0.1", 9617
+PROM_PORT = 9618                  # the real Prometheus's own API, in the namespace
 URL = f"http://{ADDR}:{PORT}/metrics"
 # the control socket's round trips: a command with a little work (`show version` reads
 # package metadata: a few ms) and one that only reads the exporter's counters
@@ -330,11 +334,56 @@ class Bench:
             for k in ("build", "write"):
                 out[f"ratio_ref_{k}_to_rlb"] = \
                     round(out[f"ref_{k}_ms"]["median"] / lm, 1) if lm else None
+            out["prometheus"] = self.prometheus()
             if last:
                 out["control"] = self.control(rlb)
         finally:
             out["daemon_stop"] = rlb.stop()
         return out
+
+    def prometheus(self) -> dict | None:
+        """A real Prometheus (Debian's) in the namespace scraping the endpoint every 2 s
+        (gzip, as it asks), for --prom-seconds: its own scrape_duration_seconds of each
+        scrape (the figure a Prometheus user sees), min/median/max in ms."""
+        exe = shutil.which("prometheus")
+        if exe is None or self.opts.prom_seconds <= 0:
+            return None
+        where = tempfile.mkdtemp(prefix="prom-", dir=self.logdir)
+        with open(os.path.join(where, "prometheus.yml"), "w") as f:
+            f.write("global:\n  scrape_interval: 2s\n  scrape_timeout: 1900ms\n"
+                    "scrape_configs:\n  - job_name: rlb\n    static_configs:\n"
+                    f"      - targets: ['{ADDR}:{PORT}']\n")
+        logf = open(os.path.join(where, "prometheus.log"), "w")
+        proc = subprocess.Popen(
+            ["ip", "netns", "exec", NS, exe, f"--config.file={where}/prometheus.yml",
+             f"--storage.tsdb.path={where}/data", f"--web.listen-address={ADDR}:{PROM_PORT}",
+             "--log.level=warn"], stdout=logf, stderr=subprocess.STDOUT)
+        try:
+            time.sleep(self.opts.prom_seconds)
+            q = urllib.parse.quote(f'scrape_duration_seconds{{job="rlb"}}'
+                                   f'[{int(self.opts.prom_seconds)}s]')
+            with in_netns(NS):
+                with urllib.request.urlopen(f"http://{ADDR}:{PROM_PORT}/api/v1/query?query={q}",
+                                            timeout=10) as r:
+                    res = json.load(r)["data"]["result"]
+                with urllib.request.urlopen(f"http://{ADDR}:{PROM_PORT}/api/v1/query?query="
+                                            + urllib.parse.quote('up{job="rlb"}'),
+                                            timeout=10) as r:
+                    up = json.load(r)["data"]["result"]
+        except (OSError, ValueError, KeyError) as err:
+            log(f"prometheus: {err}")
+            return None
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            logf.close()
+        ms = [float(v) * 1000 for _, v in res[0]["values"]] if res else []
+        return {"scrapes": len(ms), "up": up[0]["value"][1] if up else None,
+                "runs_ms": [round(v, 1) for v in ms], **({"ms": stats(ms)} if ms else {})}
 
     # -- the control socket and the data plane while scraping ---------------------------
 
@@ -437,6 +486,15 @@ def report(meta: dict) -> str:
             f"{fmt_s(r['last_ms'])} | {fmt_s(r['ref_build_ms'], 0)} | "
             f"{fmt_s(r['ref_write_ms'], 0)} | {r['ratio_ref_build_to_rlb']}x | "
             f"{r['ratio_ref_write_to_rlb']}x |")
+    if any(r.get("prometheus") for r in meta["sizes"]):
+        lines += ["", "A real Prometheus (Debian's, in the namespace, every 2 s, gzip) scraping "
+                  "each size: its own `scrape_duration_seconds`, ms.", "",
+                  "| services x real servers | scrapes | up | scrape ms |", "|---|---:|---:|---:|"]
+        for r in meta["sizes"]:
+            p = r.get("prometheus") or {}
+            lines.append(f"| {r['services']} x {r['per_service']} | {p.get('scrapes', '-')} | "
+                         f"{p.get('up', '-')} | "
+                         f"{fmt_s(p['ms']) if p.get('ms') else '-'} |")
     big = meta["sizes"][-1]
     worst = max(big["get_ms"]["median"], big["get_gzip_ms"]["median"])
     lines += ["", f"Goal: a scrape of 1,000 x 16 < {GOAL_MS:g} ms. At {big['services']} x "
@@ -494,6 +552,8 @@ def main() -> int:
     p.add_argument("--quiet-seconds", type=float, default=10)
     p.add_argument("--loop-scrapes", type=int, default=50)
     p.add_argument("--loop-seconds", type=float, default=30)
+    p.add_argument("--prom-seconds", type=float, default=20,
+                   help="how long a real Prometheus scrapes each size (0: not at all)")
     p.add_argument("--quick", action="store_true", help="2 runs, 5 s quiet, <= 20 scrapes")
     p.add_argument("--scrape-loop", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--url", default=URL, help=argparse.SUPPRESS)
@@ -503,6 +563,7 @@ def main() -> int:
         return scrape_loop_main(opts.url, opts.loop_scrapes, opts.loop_seconds)
     if opts.quick:
         opts.runs, opts.quiet_seconds, opts.loop_scrapes, opts.loop_seconds = 2, 5, 20, 15
+        opts.prom_seconds = min(opts.prom_seconds, 10)
     if os.geteuid() != 0:
         print("run as root (namespaces, the data plane)", file=sys.stderr)
         return 2

@@ -72,6 +72,8 @@ def test_the_page_passes_promtool_and_has_every_part(lb):
     r = subprocess.run(["promtool", "check", "metrics"], input=body, capture_output=True)
     assert r.returncode == 0, r.stdout.decode() + r.stderr.decode()
     s = samples(body)
+    lines = [x for x in body.decode().splitlines() if x and not x.startswith("#")]
+    assert lb.ok("show metrics")["data"]["series"] == len(lines) == len(s)
     for name in ('rlb_port_receive_packets_total{device="dpdk0"}',
                  'rlb_drops_total{reason="conn_miss"}', 'rlb_punts_total{reason="ip_options"}',
                  "rlb_mbuf_pool_in_use", 'rlb_worker_polls_total{state="busy",worker="0"}',
