@@ -19,7 +19,6 @@ workers' TSC cycles are divided by the TSC's rate, which rlb_tsc_hertz gives bac
 """
 from __future__ import annotations
 
-import gzip
 import logging
 from array import array
 import socket
@@ -28,6 +27,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
+from zlib_ng import gzip_ng
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily
 
 from rlb.core import counters
@@ -36,7 +36,9 @@ from rlb.errors import CommandError
 log = logging.getLogger("rlb.metrics")
 
 PATH = "/metrics"
-GZIP_LEVEL = 1              # a 15 MB page: level 1 is ~4x smaller and several times faster
+# A 24 MB page (1,000 x 16) at level 1: zlib-ng's deflate takes ~20 ms where zlib's took
+# ~65 ms (19x smaller instead of 28x); the same gzip on the wire
+GZIP_LEVEL = 1
 POLL = 0.1                  # seconds: how fast a stopped server's thread notices
 # The text format 0.0.4 (what Prometheus 2.x and promtool read; the library's newest
 # names 1.0.0, whose escaping only names outside [a-zA-Z_:][a-zA-Z0-9_:]* need)
@@ -171,7 +173,7 @@ class _Handler(BaseHTTPRequestHandler):
             log.exception("metrics: the scrape failed")
             return self._send(500, "text/plain", b"scrape failed: see the rlb log\n")
         if "gzip" in self.headers.get("Accept-Encoding", ""):
-            return self._send(200, CONTENT_TYPE, gzip.compress(body, GZIP_LEVEL),
+            return self._send(200, CONTENT_TYPE, gzip_ng.compress(body, GZIP_LEVEL),
                               gzip=True)
         return self._send(200, CONTENT_TYPE, body)
 
