@@ -383,14 +383,15 @@ class RlbDaemon:
         self.proc = Proc(self.name, ["ip", "netns", "exec", self.ns, self.python, "-m", "rlb",
                                      "daemon", "-f", conf, "-N", self.instance], self.logdir)
 
-        def ready():
-            if not os.path.exists(self.sock_path):
-                return False
-            try:
-                return self.cli(ready_cmd, timeout=10).returncode == 0
-            except subprocess.TimeoutExpired:
-                return False
-        wait_for(ready, timeout, "rlb daemon", self.proc)
+        wait_for(lambda: os.path.exists(self.sock_path) and self.ready(ready_cmd), timeout,
+                 "rlb daemon", self.proc)
+
+    def ready(self, ready_cmd: str) -> bool:
+        """Whether the started daemon answers (`rlb -c READY_CMD`)."""
+        try:
+            return self.cli(ready_cmd, timeout=10).returncode == 0
+        except subprocess.TimeoutExpired:
+            return False
 
     @property
     def pid(self) -> int | None:

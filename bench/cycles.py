@@ -394,24 +394,14 @@ class Rlb(RlbDaemon):
     """The daemon, ready when its control socket answers (no `rlb -c` process per try)."""
 
     def start(self, config: str, timeout: float = 90) -> None:
-        if os.path.exists(self.sock_path):
-            raise BenchError(f"{self.sock_path} exists: an rlb instance {self.instance!r} is "
-                             "running (or crashed); stop it or remove the socket")
-        conf = os.path.join(self.logdir, f"{self.name}.conf")
-        with open(conf, "w") as f:
-            f.write(config)
-        self.proc = Proc(self.name, ["ip", "netns", "exec", self.ns, self.python, "-m", "rlb",
-                                     "daemon", "-f", conf, "-N", self.instance], self.logdir)
+        super().start(config, timeout=timeout)
 
-        def ready():
-            if not os.path.exists(self.sock_path):
-                return False
-            try:
-                self.call("show dataplane", timeout=5)
-                return True
-            except (OSError, ValueError, BenchError):
-                return False
-        wait_for(ready, timeout, "rlb daemon", self.proc)
+    def ready(self, ready_cmd: str) -> bool:
+        try:
+            self.call("show dataplane", timeout=5)
+            return True
+        except (OSError, ValueError, BenchError):
+            return False
 
 
 class Poller:

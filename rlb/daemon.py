@@ -136,6 +136,7 @@ async def _serve(model, sock: str, instance: str, keepalived: str | None = None)
     from rlb.ha.keepalived import Keepalived
     from rlb.ha.sync import Sync
     from rlb.health.monitor import Monitor
+    from rlb.commands.show import rlb_version
     from rlb.ops.metrics import Exporter
     from rlb.routing.announce import Announcer
     from rlb.routing.exabgp import Speaker
@@ -148,7 +149,7 @@ async def _serve(model, sock: str, instance: str, keepalived: str | None = None)
     announcer.speakers.append(speaker)
     keepalived = Keepalived(model, instance)
     syncer = Sync(model)
-    exporter = Exporter(model, instance, _version())
+    exporter = Exporter(model, instance, rlb_version())
     model.ops.listeners.append(lambda: _apply_log(model))
     _apply_log(model)
     exporter.apply()
@@ -208,14 +209,6 @@ def _apply_log(model) -> None:
         logs.apply(model.ops.log_target, model.ops.log_level)
     except OSError as err:
         log.error("log: %s: the log goes where it went", err)
-
-
-def _version() -> str:
-    from importlib import metadata
-    try:
-        return metadata.version("rlb")
-    except metadata.PackageNotFoundError:
-        return "unknown"
 
 
 TOOLS = ("dpip", "ipvsadm")

@@ -80,6 +80,13 @@ def dpdk_version() -> str:
         return "unknown"
 
 
+def rlb_version() -> str:
+    try:
+        return metadata.version("rlb")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
 def started() -> float:
     """When this process started (seconds since the epoch), from /proc."""
     try:
@@ -100,10 +107,7 @@ def _uptime(seconds: int) -> str:
 @g.command("show version", node=ROOT, readonly=True)
 def show_version(ctx):
     """rlb, DPDK and Python versions, the daemon's uptime, its workers and ports."""
-    try:
-        rlb = metadata.version("rlb")
-    except metadata.PackageNotFoundError:
-        rlb = "unknown"
+    rlb = rlb_version()
     since = started()
     m = ctx.running
     workers = len(ctx.engine.workers()) if ctx.engine is not None else m.settings.workers

@@ -6,6 +6,7 @@ given here only where C has none (an enum's words for `show`); each such list is
 against the enum's count when the module loads.
 """
 from rlb.core cimport types as T
+from rlb.core cimport capture as C
 from rlb.core.xmit cimport LPORT_MAX, LPORT_MIN
 
 # Route scopes (`ip route ... scope NAME`), their words and codes (enum RouteScope)
@@ -54,3 +55,6 @@ LPORT_RANGE = (LPORT_MIN, LPORT_MAX)
 # Health probes' local ports: PROBE_PORT_MIN + a real server's dest slot (rlb.health.path)
 PROBE_PORT_MIN = T.PROBE_PORT_MIN
 PROBE_PORTS = T.PROBE_PORTS
+# Packet capture (capture.pxd): bytes kept of a frame, records between workers and daemon
+CAPTURE_SNAP = C.CAP_SNAP
+CAPTURE_RING = C.CAP_RING

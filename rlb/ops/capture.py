@@ -17,13 +17,12 @@ import stat
 import struct
 import time
 
+from rlb.core.consts import CAPTURE_RING as RING, CAPTURE_SNAP as SNAP
 from rlb.errors import CommandError
 
 IN, OUT = 1, 2
 BOTH = "both"               # the default direction
 DIRECTIONS = {"in": IN, "out": OUT, BOTH: IN | OUT}
-SNAP = 2032                 # bytes kept of a frame (rlb/core/capture.pxd CAP_SNAP)
-RING = 2048                 # records the ring holds (CAP_RING)
 TAKE = 0.01                 # seconds between two takes of the ring
 DEFAULT_SECONDS = 60        # without count or seconds
 LINKTYPE_ETHERNET = 1
