@@ -6,7 +6,7 @@ PY    := $(VENV)/bin/python
 DEB_PKGS := dpdk libdpdk-dev pkg-config gcc make python3-venv python3-dev \
             iproute2 nftables ethtool iputils-ping tcpdump curl wrk nginx-light \
             iperf3 procps haproxy openssh-client frr frr-pythontools keepalived \
-            systemd prometheus libpcap-dev
+            systemd prometheus libpcap-dev openvswitch-switch
 STAMP := $(VENV)/.built
 # The tested versions (README, "Pins"): every pip install here is held to them, the
 # isolated build of the extensions too.
