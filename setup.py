@@ -47,7 +47,8 @@ def extensions():
 
     cflags = pkg_config("--cflags") + ["-O3", "-Wall", "-Werror", "-Wno-unused-function",
                                        "-Wno-deprecated-declarations"]
-    libs = pkg_config("--libs") + ["-lpcap"]       # capture filters (rlb/core/capture.h)
+    # libpcap: capture filters (rlb/core/capture.h); the bonding PMD: its API (bonds)
+    libs = pkg_config("--libs") + ["-lpcap", "-lrte_net_bond"]
     def ext(name):
         return Extension(name, [name.replace(".", "/") + ".pyx"], include_dirs=["rlb/core"],
                          extra_compile_args=cflags, extra_link_args=libs)

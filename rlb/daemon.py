@@ -20,6 +20,7 @@ from rlb.control import paths
 from rlb.control.config import ConfigError, check, read_file
 from rlb.control.server import ControlServer
 from rlb.core import ports as portlib
+from rlb.model.model import BOND, PORT, VLAN
 
 log = logging.getLogger("rlb.daemon")
 
@@ -74,19 +75,22 @@ def main(config_path: str, instance: str, keepalived: str | None = None) -> int:
 
     s = model.settings
     devs = [(p.name, portlib.with_queues(p.devargs, s.workers), p.kni if s.kni else None)
-            for p in model.ports.values()]
+            for p in model.ports.values() if p.kind != VLAN]
+    slaves = [portlib.with_queues(p.devargs, s.workers) for p in model.slaves.values()]
     iso = portlib.KernelIsolation(
-        instance, [portlib.kernel_iface(p.devargs) for p in model.ports.values()])
+        instance, [portlib.kernel_iface(p.devargs)
+                   for p in [*model.ports.values(), *model.slaves.values()] if p.kind == PORT])
     iso.apply()
     engine = None
     try:
-        engine = Engine(eal_args(instance, s, any(portlib.is_pci(d) for _, d, _ in devs)), devs,
+        pci = any(portlib.is_pci(d) for d in [*slaves, *(d for _, d, _ in devs)])
+        engine = Engine(eal_args(instance, s, pci), devs,
                         workers=s.workers, pool_size=s.pool_size,
                         route_cap=s.route_table_size, neigh_cap=s.neigh_table_size,
                         busy_poll=s.busy_poll, idle_sleep_us=s.idle_sleep,
                         neigh_timeout=s.neigh_timeout, ip_forward=s.forwarding,
                         svc_cap=s.service_table_size, dest_cap=s.dest_table_size,
-                        conn_cap=s.conn_table_size)
+                        conn_cap=s.conn_table_size, slaves=slaves)
         engine.start()
         for _, _, kni in devs:
             if kni:
@@ -158,6 +162,7 @@ async def _serve(model, sock: str, instance: str, keepalived: str | None = None)
     ssh = await _start_ssh(model, instance)
     logs.notify("READY=1")          # Type=notify: the socket and ssh answer from now on
     rates = asyncio.create_task(_sample_rates(model))
+    links = asyncio.create_task(_watch_links(model))
     checks = asyncio.create_task(monitor.run())
     announcing = asyncio.create_task(announcer.run())
     routing = asyncio.create_task(router.run())
@@ -180,6 +185,7 @@ async def _serve(model, sock: str, instance: str, keepalived: str | None = None)
         routing.cancel()
         checks.cancel()
         rates.cancel()
+        links.cancel()
         steps = [("stop the metrics endpoint", exporter.stop),   # it reads the data plane
                  ("withdraw the VIPs", announcer.stop),
                  ("leave VRRP (the peer takes over)", keepalived.stop),
@@ -201,6 +207,30 @@ async def _serve(model, sock: str, instance: str, keepalived: str | None = None)
                     await done
             except Exception:
                 log.exception("stopping: %s failed", what)
+
+
+async def _watch_links(model, every: float = 0.1) -> None:
+    """A bond's slave whose kernel interface lost its carrier leaves its bond (which moves
+    its traffic to the others) and comes back when the link does."""
+    watch = portlib.LinkWatch([p.devargs for p in model.slaves.values()])
+    if not watch.ifaces:
+        return
+    bond_of = {}
+    for p in model.ports.values():
+        if p.kind == BOND:
+            bond_of.update((model.slaves[sl].devargs, p) for sl in p.bond.slaves)
+    names = {p.devargs: p.name for p in model.slaves.values()}
+    while True:
+        for devargs, up in watch.poll():
+            bond = bond_of[devargs]
+            try:
+                model.engine.bond_slave(bond.index, devargs.split(",")[0], up)
+                log.warning("%s: slave %s link %s: %s", bond.name, names[devargs],
+                            "up" if up else "down", "back in" if up else "out")
+            except Exception as err:            # a DataplaneError says which and why
+                log.error("%s: slave %s link %s: %s", bond.name, names[devargs],
+                          "up" if up else "down", err)
+        await asyncio.sleep(every)
 
 
 def _apply_log(model) -> None:

@@ -27,9 +27,9 @@ from rlb.commands import checks
 from rlb.health.config import check_port
 from rlb.commands.running import render
 from rlb.errors import CommandError, ConfigError
-from rlb.model.model import default_scope, parse_mac
+from rlb.model.model import DOT1AD, DOT1Q, VLAN, default_scope, parse_mac
 from rlb.model.services import DEFAULT_TIMEOUTS, HOST_MASK, PERSISTENT_TIMEOUT, PROTO_NAMES
-from rlb.commands.base import (CONFIG, DATAPLANE, ENABLE, INTERFACES, ROOT, ROUTE_HELP,
+from rlb.commands.base import (CONFIG, DATAPLANE, ENABLE, INTERFACES, ROOT, ROUTE_HELP, SETTINGS,
                                ROUTE_OPTS, SERVICES, SSH, VS_DEF, VS_HELP, IF, VS,
                                Context, Reply, Shown,
                                _prefix, _vs_key, g, laddr_made, lineage, route_add, route_group)
@@ -43,7 +43,6 @@ g.words(**{
     "persistent": "Clients stick to their real server",
     "netmask": "Clients in one mask share a real server",
     "real-server": "A real server of this virtual service",
-    "mode": "Forwarding mode",
     "weight": "Weight (0: no new connections)",
     "upper": "Connections at which the server stops taking new ones",
     "lower": "Connections at which it takes new ones again",
@@ -147,12 +146,63 @@ def mac_text(mac: str) -> str:
     return ":".join(f"{b:02x}" for b in parse_mac(mac))
 
 
-@g.command("interface WORD$dev", node=CONFIG, help={"dev": "Port name"}, opens=IF,
-           show=lambda model, _: [Shown({"dev": p.name}, p, (INTERFACES,))
-                                  for p in model.ports.values()])
+g.words(**{
+    "encapsulation": "The VLAN tag of this interface (a VLAN on a port or a bond)",
+    "dot1q": "802.1Q VLAN",
+    "dot1ad": "802.1ad VLAN (S-tag, 0x88a8)",
+})
+
+
+def _interfaces(model, _):
+    # a VLAN's stanza (its encapsulation makes it) comes before the routes on its port
+    return [Shown({"dev": p.name}, p, (SETTINGS, 1) if p.kind == VLAN else (INTERFACES,))
+            for p in model.ports.values()]
+
+
+@g.command("interface WORD$dev", node=CONFIG, help={"dev": "Interface name"}, opens=IF,
+           show=_interfaces)
 def interface(ctx, dev):
-    ctx.model.port(dev)
+    # a new VLAN interface is named LINK.ID: `encapsulation dot1q ID` makes it
+    link, _, vid = dev.rpartition(".")
+    if dev not in ctx.model.ports and not (vid.isdigit() and link in ctx.model.ports):
+        ctx.model.port(dev)
     ctx.node, ctx.section = IF, dev
+    return Reply()
+
+
+def _encapsulation(model, port):
+    if port.kind != VLAN:
+        return []
+    args = {"dot1q" if port.proto == DOT1Q else "dot1ad": True, "vid": port.vid}
+    if port.name != f"{port.link}.{port.vid}":
+        args["link"] = port.link
+    return [args]
+
+
+@g.command("encapsulation (dot1q$dot1q|dot1ad$dot1ad) (1-4094)$vid [link WORD$link]", node=IF,
+           show=_encapsulation, key=(),
+           help={"vid": "VLAN id", "link": "The port or bond it is on (else the name's LINK.ID)"})
+def if_encapsulation(ctx, dot1q, dot1ad, vid, link):
+    name = ctx.section
+    if name is None:
+        raise CommandError("no interface: `interface NAME` first")
+    if link is None:
+        link, _, tail = name.rpartition(".")
+        if not link:
+            raise CommandError(f"{name} does not say its link (LINK.ID): give `link PORT`")
+    p = ctx.model.ports.get(name)
+    proto = DOT1Q if dot1q else DOT1AD
+    if p is not None and (p.kind, p.link, p.vid, p.proto) != (VLAN, link, vid, proto):
+        raise CommandError(f"{name} is already {'a VLAN' if p.kind == VLAN else 'a ' + p.kind}"
+                           ": `no interface` it first" if p.kind == VLAN else
+                           f"{name} is a {p.kind}, not a VLAN")
+    ctx.model.add_vlan(name, link, vid, proto)
+    return Reply()
+
+
+@g.command("no interface WORD$dev", node=CONFIG, help={"dev": "VLAN interface name"})
+def no_interface(ctx, dev):
+    ctx.model.del_vlan(dev)
     return Reply()
 
 

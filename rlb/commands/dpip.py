@@ -4,7 +4,8 @@ from __future__ import annotations
 from dataclasses import fields
 from ipaddress import IPv4Interface
 
-from rlb.model.model import GLOBAL, CommandError, LPORT_RANGE, Settings
+from rlb.model.model import (BOND, BOND_MODES, DOT1Q, GLOBAL, PORT, VLAN, CommandError, LPORT_RANGE,
+                             Settings)
 from rlb.core import counters
 from rlb.core.ports import iface_rx_packets, kernel_iface
 from rlb.commands.base import (DATAPLANE, ROUTE_HELP, ROUTE_OPTS, SETTINGS, Reply, _prefix, g,
@@ -80,13 +81,61 @@ def dp_no_kni(ctx):
 
 @g.command("port WORD$name WORD$devargs", node=DATAPLANE, key=("name",),
            show=lambda model, _: [{"name": p.name, "devargs": p.devargs}
-                                  for p in model.ports.values()],
+                                  for p in [*model.ports.values(), *model.slaves.values()]
+                                  if p.kind == PORT],
            help={"name": "Port name (dpdk0, dpdk1, ...)",
                  "devargs": "PCI address (0000:06:00.0) or vdev (net_af_packet0,iface=eth1)"})
 def dp_port(ctx, name, devargs):
     if ctx.engine is not None:
         raise CommandError("port is read at start: change the config file and restart")
     ctx.model.add_port(name, devargs)
+    return Reply()
+
+
+
+g.words(**{
+    "bond": "A bond of data ports (DPDK's bonding PMD), as dpvs.bond.conf declares one",
+    "slaves": "The data ports it bonds (declared above it)",
+    "primary": "The slave whose MAC the bond takes",
+    "xmit-policy": "How mode 4 spreads flows over its slaves",
+    "layer2": "By MAC addresses",
+    "layer23": "By MAC and IP addresses",
+    "layer34": "By IP addresses and ports",
+    "vlan": "VLAN interfaces (802.1Q, 802.1ad) on ports and bonds",
+    "proto": "The VLAN tag's protocol",
+    "802.1q": "802.1Q (0x8100, default)",
+    "802.1ad": "802.1ad (0x88a8)",
+    "id": "The VLAN id",
+})
+
+
+def _bonds(model, _):
+    out = []
+    for p in model.ports.values():
+        if p.kind == BOND:
+            b = p.bond
+            args = {"name": p.name, "mode": b.mode, "s1": b.slaves[0], "s2": b.slaves[1]}
+            args.update({f"s{k}": sl for k, sl in enumerate(b.slaves[2:], 3)})
+            if b.primary:
+                args["primary"] = b.primary
+            if b.xmit_policy:
+                args["policy"] = b.xmit_policy
+            out.append(args)
+    return out
+
+
+@g.command("bond WORD$name mode (0-4)$mode slaves WORD$s1 WORD$s2 [WORD$s3 [WORD$s4]] "
+           "[primary WORD$primary] [xmit-policy (layer2|layer23|layer34)$policy]",
+           node=DATAPLANE, key=("name",), show=_bonds,
+           help={"name": "Bond name (bond0, ...)", "mode": "0 round-robin, 4 802.3ad (LACP)",
+                 "s1": "A data port declared above", "s2": "Another one",
+                 "s3": "Another one", "s4": "Another one",
+                 "primary": "The slave whose MAC the bond takes"})
+def dp_bond(ctx, name, mode, s1, s2, s3, s4, primary, policy):
+    if ctx.engine is not None:
+        raise CommandError("bond is read at start: change the config file and restart")
+    slaves = [s for s in (s1, s2, s3, s4) if s is not None]
+    ctx.model.add_bond(name, mode, slaves, primary, policy)
     return Reply()
 
 
@@ -231,15 +280,25 @@ def _link_show(ctx, dev, stats):
     ports = [m.port(dev)] if dev else list(m.ports.values())
     rows, lines = [], []
     for i, p in enumerate(ports, 1):
-        row = {"name": p.name, "devargs": p.devargs, "kni": p.kni if m.settings.kni else None}
+        row = {"name": p.name, "devargs": p.devargs, "kni": p.kni if m.settings.kni else None,
+               "kind": p.kind}
+        if p.kind == VLAN:
+            row["vlan"] = {"link": p.link, "id": p.vid, "proto": p.proto}
         if ctx.engine is not None:
             info = ctx.engine.port_info(p.index)
             mac = ":".join(f"{b:02X}" for b in info["mac"])
-            row.update(mac=mac, mtu=info["mtu"], driver=info["driver"], queues=info["queues"])
+            row.update(mac=mac, mtu=info["mtu"], driver=info["driver"], queues=info["queues"],
+                       up=info["up"])
             lines += [f"{p.index + 1}: {p.name}: socket 0 mtu {info['mtu']} "
                       f"rx-queue {info['queues']} tx-queue {info['queues']}",
-                      f"    UP {info['speed']} Mbps full-duplex auto-nego",
+                      f"    {'UP' if info['up'] else 'DOWN'} {info['speed']} Mbps full-duplex "
+                      "auto-nego",
                       f"    addr {mac} driver {info['driver']}"]
+            if p.kind == VLAN:
+                lines.append(f"    vlan {p.proto} id {p.vid} link {p.link}")
+            if p.kind == BOND:
+                row["bond"] = bond = _bond_rows(m, p, ctx.engine.bond_info(p.index))
+                lines += _bond_lines(p, bond, stats)
             if stats:
                 st = ctx.engine.port_stats(p.index)
                 row["stats"] = st
@@ -264,6 +323,45 @@ def _link_show(ctx, dev, stats):
         lines += [f"    {k:<20}{v}" for k, v in drops.items() if v] or ["    (none)"]
         return Reply("\n".join(lines), {"ports": rows, "pool": pool, "reasons": drops})
     return Reply("\n".join(lines), {"ports": rows})
+
+
+def _bond_rows(m, p, info) -> dict:
+    """The engine's view of a bond, its slaves named as the config names them."""
+    names = {sl.devargs.split(",")[0]: sl.name for sl in m.slaves.values()}
+    by_id = {s["port_id"]: s for s in info["slaves"]}
+    for s in info["slaves"]:
+        s["name"] = names.get(s["device"], s["device"])
+    for s in info["slaves"]:
+        s["in_bond"] = True
+    there = {s["name"] for s in info["slaves"]}
+    info["slaves"] += [{"name": sl, "device": m.slaves[sl].devargs.split(",")[0], "up": False,
+                        "active": False, "in_bond": False, "stats": {}}
+                       for sl in p.bond.slaves if sl not in there]      # its link is down
+    primary = by_id.get(info["primary"])
+    return {"mode": info["mode"], "mode_name": BOND_MODES.get(info["mode"], str(info["mode"])),
+            "primary": primary["name"] if primary else None,
+            "xmit_policy": p.bond.xmit_policy,
+            "slaves": info["slaves"]}
+
+
+def _bond_lines(p, bond, stats) -> list:
+    lines = [f"    bond mode {bond['mode']} ({bond['mode_name']}) primary {bond['primary']}"
+             + (f" xmit-policy {bond['xmit_policy']}" if bond["xmit_policy"] else "")]
+    for s in bond["slaves"]:
+        lines.append(f"    slave {s['name']}: {'UP' if s['up'] else 'DOWN'}, "
+                     f"{'active' if s['active'] else 'inactive'}"
+                     f"{'' if s['in_bond'] else ' (out of the bond until its link is back)'}")
+        lacp = s.get("lacp")
+        if lacp:
+            partner = lacp["partner"]
+            known = "defaulted" not in partner["state"] and partner["system"] != "00:00:00:00:00:00"
+            lines.append(f"      lacp {lacp['selected']}, actor {','.join(lacp['actor']['state'])}; "
+                         + (f"partner {partner['system']} key {partner['key']} port "
+                            f"{partner['port']} {','.join(partner['state'])}" if known
+                            else "no partner"))
+        if stats and s["stats"]:
+            lines += _table4(("ipackets", "opackets", "ierrors", "imissed"), s["stats"])
+    return lines
 
 
 def _table4(keys, st):
@@ -324,3 +422,36 @@ def dataplane_info(ctx):
                  f"created {c['created']}, expired {c['expired']}, adopted {c['adopted']}")
     lines += [f"  {k:<20}{v}" for k, v in data["reasons"].items()]
     return Reply("\n".join(lines), data)
+
+
+# ------------------------------------------------------------------ dpip vlan
+
+VLAN_HELP = {"name": "Its name (default LINK.ID)", "link": "The port or bond it is on",
+             "vid": "VLAN id"}
+
+
+@g.command("dpip vlan add [WORD$name] link WORD$link [proto (802.1q|802.1ad)$proto] "
+           "id (1-4094)$vid", node="exec", help=VLAN_HELP)
+def vlan_add(ctx, name, link, proto, vid):
+    if name is not None and name in ctx.model.ports:
+        raise CommandError(f"{name} already exists")
+    made = ctx.model.add_vlan(name, link, vid, proto or DOT1Q)
+    return Reply("" if name else made, {"name": made})
+
+
+@g.command("dpip vlan del WORD$name", node="exec", help={"name": "A VLAN interface"})
+def vlan_del(ctx, name):
+    ctx.model.del_vlan(name)
+    return Reply()
+
+
+@g.command("dpip vlan show [WORD$name]", node="exec", help={"name": "A VLAN interface"},
+           readonly=True)
+def vlan_show(ctx, name):
+    if name is not None and ctx.model.port(name).kind != VLAN:
+        raise CommandError(f"{name} is not a VLAN")
+    rows = [{"name": p.name, "link": p.link, "proto": p.proto, "id": p.vid,
+             "kni": p.kni if ctx.model.settings.kni else None}
+            for p in ctx.model.ports.values() if p.kind == VLAN and name in (None, p.name)]
+    lines = [f"{r['name']}: link {r['link']} proto {r['proto']} id {r['id']}" for r in rows]
+    return Reply("\n".join(lines), rows)

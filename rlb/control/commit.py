@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address
 
 from rlb.control.history import KEEP, Store, atomic_write, now  # noqa: F401  (their home)
-from rlb.model.model import RUNTIME, CommandError, Model
+from rlb.model.model import RUNTIME, VLAN, CommandError, Model
 from rlb.commands.base import PORT_ONLY, VIA, WITH_SRC, laddr_made, route_group
 from rlb.commands.running import Running, render
 
@@ -113,8 +113,16 @@ def transform(running: Model, target: Model, wide: bool = False) -> list[str]:
         if want.get(ip) != (iface, port, sapool):
             running.del_address(iface, port)
             done.append(f"delete address {iface} on {port}")
+    for name, v in list(running.ports.items()):
+        if v.kind == VLAN and _vlan(target.ports.get(name)) != _vlan(v):
+            running.del_vlan(name)
+            done.append(f"delete VLAN {name}")
 
     # -- what comes
+    for name, v in target.ports.items():
+        if v.kind == VLAN and name not in running.ports:
+            running.add_vlan(name, v.link, v.vid, v.proto)
+            done.append(f"add VLAN {name}")
     # routes that need only their port first, as the text has them: an address must not
     # make the network route the operator's is (rlb.commands.running.render)
     _add_routes(running, target, done, (PORT_ONLY,))
@@ -209,9 +217,18 @@ def _arp_sources(running: Model, target: Model, done) -> None:
         done.append(f"ARP source of {port}: {a.ip}")
 
 
+def _vlan(p):
+    return None if p is None else (p.kind, p.link, p.vid, p.proto)
+
+
+def _fixed_ports(m: Model) -> list:
+    """The data ports and bonds, which the data plane opens at start (VLANs come and go)."""
+    return [(p.name, p.devargs) for p in [*m.ports.values(), *m.slaves.values()]
+            if p.kind != VLAN]
+
+
 def _check_startup(running: Model, target: Model) -> None:
-    ports = [(p.name, p.devargs) for p in running.ports.values()]
-    if ports != [(p.name, p.devargs) for p in target.ports.values()]:
+    if _fixed_ports(running) != _fixed_ports(target):
         raise CommandError("ports are read at start: change them in the startup configuration "
                            "and restart the instance")
     for name in vars(running.settings):

@@ -17,6 +17,7 @@ from rlb.core.dpdk.mbuf cimport *
 from rlb.core.dpdk.ring cimport *
 from rlb.core.dpdk.lpm cimport *
 from rlb.core.dpdk.ethdev cimport *
+from rlb.core.dpdk.bond cimport rte_eth_bond_slave_add, rte_eth_bond_slave_remove
 from rlb.core.types cimport *
 from rlb.core.neigh cimport neigh_remove
 from rlb.core.conn cimport OFF_WHEEL
@@ -129,9 +130,11 @@ cdef class Engine:
     def __init__(self, eal_args, ports, *, workers=1, pool_size=16384, route_cap=1024,
                  neigh_cap=1024, busy_poll=False, idle_sleep_us=200, neigh_timeout=60,
                  ip_forward=False, svc_cap=DEFAULT_SVC_CAP, dest_cap=DEFAULT_DEST_CAP,
-                 conn_cap=65536):
+                 conn_cap=65536, slaves=()):
         """ports: [(name, devargs, kni_iface or None)]; devargs is a PCI address or a vdev
-        string such as 'net_af_packet0,iface=veth0'."""
+        string such as 'net_af_packet0,iface=veth0', or a bond of slaves
+        ('net_bonding_bond0,mode=4,slave=net_af_packet0,slave=...'). slaves: the devargs
+        of the devices bonds take (EAL probes them; the bond drives them, not rlb)."""
         global g_eal_up
         cdef char **argv
         cdef int i, rc, argc
@@ -145,7 +148,7 @@ cdef class Engine:
             raise DataplaneError("neighbour table size must be a power of two, routes >= 16")
         memset(&g, 0, sizeof(g))
         args = [b"rlb"] + [a.encode() for a in eal_args]
-        for name, devargs, _ in ports:
+        for devargs in [*slaves, *(p[1] for p in ports)]:      # a bond after its slaves
             args += [b"-a" if _is_pci(devargs) else b"--vdev", devargs.encode()]
         argv = <char **>PyMem_Malloc(sizeof(char *) * (len(args) + 1))
         for i, a in enumerate(args):
@@ -182,7 +185,8 @@ cdef class Engine:
         if g.pool == NULL:
             raise DataplaneError(f"mbuf pool of {pool_size}: {rte_strerror(rte_errno).decode()}")
         g.rr_cursor = <uint32_t *>rte_zmalloc(b"rlb_rr", sizeof(uint32_t) * svc_cap, 64)
-        if g.rr_cursor == NULL:
+        g.vlan_if = <uint8_t *>rte_zmalloc(b"rlb_vlans", MAX_PORTS * VLAN_IDS, 64)
+        if g.rr_cursor == NULL or g.vlan_if == NULL:
             raise DataplaneError("out of memory for the service table")
         for i, (name, devargs, kni) in enumerate(ports):
             self._open_port(i, name, devargs, kni)
@@ -201,19 +205,29 @@ cdef class Engine:
         if rte_eth_dev_get_port_by_name(devname.encode(), &pid) != 0:
             raise DataplaneError(f"port {name}: no DPDK device {devname!r} (check its devargs)")
         g.ports[i].port_id = pid
+        g.ports[i].kind = PORT_ETH
+        g.ports[i].parent = i
+        g.ports[i].used = 1
+        g.ports[i].lacp = devname.startswith("net_bonding") and ",mode=4" in devargs
+        g.ports[i].mtu = 1500
+        self._setup_queues(pid, name, 1024)     # a bond takes its slaves (and their MAC) here
         _check(rte_eth_macaddr_get(pid, &mac), f"port {name}: MAC")
         memcpy(g.ports[i].mac, mac.addr_bytes, 6)
-        g.ports[i].mtu = 1500
-        self._setup_queues(pid, name, 1024)
         if kni:
-            macs = ":".join(f"{b:02x}" for b in mac.addr_bytes[:6])
-            tapname = f"net_tap_{name}"
-            _check(rte_dev_probe(f"{tapname},iface={kni},mac={macs}".encode()), f"port {name}: kni tap")
-            if rte_eth_dev_get_port_by_name(tapname.encode(), &pid) != 0:
-                raise DataplaneError(f"port {name}: kni tap did not appear")
-            g.ports[i].kni_id = pid
-            g.ports[i].has_kni = 1
-            self._setup_queues(pid, kni, 256)
+            self._open_kni(i, name, kni)
+            g.ports[i].has_kni = 1              # its workers are not running yet
+
+    cdef _open_kni(self, int i, str name, str kni):
+        """The interface's tap (<name>.kni), with its MAC."""
+        cdef uint16_t pid
+        macs = ":".join(f"{b:02x}" for b in g.ports[i].mac[:6])
+        tapname = f"net_tap_{name}"
+        _check(rte_dev_probe(f"{tapname},iface={kni},mac={macs}".encode()), f"{name}: kni tap")
+        if rte_eth_dev_get_port_by_name(tapname.encode(), &pid) != 0:
+            raise DataplaneError(f"{name}: kni tap did not appear")
+        g.ports[i].kni_id = pid
+        self._setup_queues(pid, kni, 256)
+        return pid
 
     cdef _setup_queues(self, uint16_t pid, str name, uint16_t ndesc):
         cdef rte_eth_conf conf
@@ -275,8 +289,9 @@ cdef class Engine:
             if g.ports[i].has_kni:
                 rte_eth_dev_stop(g.ports[i].kni_id)
                 rte_eth_dev_close(g.ports[i].kni_id)
-            rte_eth_dev_stop(g.ports[i].port_id)
-            rte_eth_dev_close(g.ports[i].port_id)
+            if g.ports[i].kind == PORT_ETH:
+                rte_eth_dev_stop(g.ports[i].port_id)
+                rte_eth_dev_close(g.ports[i].port_id)
         rte_eal_cleanup()
         g_eal_up = 0
 
@@ -398,6 +413,86 @@ cdef class Engine:
     def port_stats(self, int i):
         """Counters of port i: the PMD's and the workers' (summed)."""
         return stats.port_stats(&g, i)
+
+    def bond_info(self, int i):
+        """A bond's mode and slaves (their state, LACP partner, counters), or None for
+        an interface that is not one."""
+        return stats.bond_info(&g, i)
+
+    def bond_slave(self, int bond, str device, bint present):
+        """Take a slave out of a bond (its link went down: af_packet does not tell the
+        bond, which would go on sending on it) or put it back (the link is up again)."""
+        cdef uint16_t pid
+        if not 0 <= bond < g.nports or g.ports[bond].kind != PORT_ETH:
+            raise DataplaneError(f"interface {bond} is not a bond")
+        if rte_eth_dev_get_port_by_name(device.encode(), &pid) != 0:
+            raise DataplaneError(f"no DPDK device {device!r}")
+        if present:
+            _check(rte_eth_bond_slave_add(g.ports[bond].port_id, pid), f"{device}: back in its bond")
+        else:
+            _check(rte_eth_bond_slave_remove(g.ports[bond].port_id, pid), f"{device}: out of its bond")
+
+    # -- VLAN interfaces (rlb/model/model.py drives these)
+
+    def vlan_add(self, int index, str name, int parent, int vid, int proto=0x8100, kni=None):
+        """A VLAN interface `index` on interface `parent` (a port or a bond): frames of
+        VLAN `vid` (802.1Q or 802.1ad by `proto`) received there are its, its frames leave
+        there tagged. kni: its tap's name, or None."""
+        cdef int k
+        if not 0 <= index < MAX_PORTS:
+            raise DataplaneError(f"at most {MAX_PORTS} interfaces")
+        if index < g.nports and (g.ports[index].used or g.ports[index].kind != PORT_VLAN):
+            raise DataplaneError(f"interface slot {index} is taken")
+        if not 0 <= parent < g.nports or g.ports[parent].kind != PORT_ETH:
+            raise DataplaneError("a VLAN goes on a port or a bond")
+        if not 1 <= vid < VLAN_IDS - 1 or proto not in (0x8100, 0x88a8):
+            raise DataplaneError("VLAN id 1-4094, protocol 802.1q or 802.1ad")
+        if g.vlan_if[parent * VLAN_IDS + vid]:
+            raise DataplaneError(f"VLAN {vid} is already on that port")
+        cdef port_t *p = &g.ports[index]
+        memset(p, 0, sizeof(port_t))
+        p.port_id = g.ports[parent].port_id
+        p.kind = PORT_VLAN
+        p.parent = parent
+        memcpy(p.mac, g.ports[parent].mac, 6)
+        p.mtu = g.ports[parent].mtu
+        p.vlan_proto = proto
+        p.vlan_id = vid
+        for k in range(g.nworkers):
+            memset(g.workers[k].pstats[index], 0, sizeof(g.workers[k].pstats[index]))
+        while len(self.port_names) <= index:
+            self.port_names.append(None)
+        self.port_names[index] = name
+        if kni:
+            self._open_kni(index, name, kni)
+            _check(rte_eth_dev_start(p.kni_id), f"{kni}: start")
+        p.used = 1
+        p.has_kni = 1 if kni else 0
+        rte_smp_wmb()                   # the workers see it whole before they see it
+        g.vlan_if[parent * VLAN_IDS + vid] = index + 1
+        if index >= g.nports:
+            g.nports = index + 1
+
+    def vlan_del(self, int index):
+        """Take a VLAN interface away: its frames are dropped from now on (vlan_unknown)
+        and its tap goes once no worker can be using it."""
+        cdef port_t *p = &g.ports[index]
+        if not 0 <= index < g.nports or p.kind != PORT_VLAN or not p.used:
+            raise DataplaneError(f"interface {index} is not a VLAN")
+        g.vlan_if[p.parent * VLAN_IDS + p.vlan_id] = 0
+        had_kni = p.has_kni
+        p.used = 0
+        p.has_kni = 0
+        self.barrier()
+        if had_kni:
+            rte_eth_dev_stop(p.kni_id)
+            rte_eth_dev_close(p.kni_id)
+        self.port_names[index] = None
+
+    def barrier(self):
+        """Return once every worker has finished the passes it had begun."""
+        if g_launched:
+            self.send(MSG_BARRIER)
 
     def reasons(self):
         """Drop and punt counters by reason, summed over workers."""

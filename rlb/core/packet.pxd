@@ -1,17 +1,21 @@
 # Packet helpers shared by the core and the mode plugins: headers, checksums, transmit buffers.
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
 from libc.string cimport memcpy
-from rlb.core.dpdk.mbuf cimport rte_mbuf, rte_pktmbuf_free, rlb_mtod
+from rlb.core.dpdk.mbuf cimport rte_mbuf, rte_pktmbuf_free, rlb_mtod, rlb_vlan_push
 from rlb.core.capture cimport CAP_OUT, capture_frame
 from rlb.core.dpdk.ethdev cimport rte_ether_hdr, rte_eth_tx_burst
 from rlb.core.dpdk.net cimport rte_ipv4_hdr, rte_ipv4_cksum, rte_be_to_cpu_16, rte_cpu_to_be_16
 from rlb.core.types cimport (engine_t, worker_t, txbuf_t, BURST, R_TX_FULL, R_KNI_FULL,
-                             R_KNI_RATELIMIT, PORT_TX_PKTS, PORT_TX_BYTES, PORT_TO_KNI)
+                             R_KNI_RATELIMIT, R_VLAN_NO_ROOM, R_PORT_GONE, PORT_TX_PKTS,
+                             PORT_TX_BYTES, PORT_TO_KNI)
 
 cdef enum:
     ETH_HLEN = 14
     ETHER_TYPE_IPV4 = 0x0800
     ETHER_TYPE_ARP = 0x0806
+    ETHER_TYPE_VLAN = 0x8100   # 802.1Q
+    ETHER_TYPE_QINQ = 0x88a8   # 802.1ad
+    NO_PORT = 0xff             # no interface (the frame was dropped)
     ETHER_TYPE_SLOW = 0x8809   # LACP, marker
     ETHER_TYPE_LLDP = 0x88cc
     IPPROTO_IGMP = 2
@@ -68,12 +72,26 @@ cdef inline void tx_flush(engine_t *e, worker_t *w, txbuf_t *b, uint16_t dpdk_po
     b.n = 0
 
 cdef inline void tx_port(engine_t *e, worker_t *w, uint8_t port, rte_mbuf *m) noexcept nogil:
-    """Queue a finished frame for a data port; flushed at the end of the burst."""
-    cdef txbuf_t *b = &w.tx[port]
+    """Queue a finished frame for an interface; flushed at the end of the burst. A VLAN's
+    frame is tagged and leaves by its parent's port."""
+    cdef txbuf_t *b
     if e.capture.on & CAP_OUT and e.capture.port == port:
         capture_frame(&e.capture, m, CAP_OUT, port)
     w.pstats[port][PORT_TX_PKTS] += 1
     w.pstats[port][PORT_TX_BYTES] += m.pkt_len
+    if e.ports[port].parent != port:
+        if not e.ports[port].used:
+            drop(w, m, R_PORT_GONE)
+            return
+        if rlb_vlan_push(m, e.ports[port].vlan_proto, e.ports[port].vlan_id) != 0:
+            drop(w, m, R_VLAN_NO_ROOM)
+            return
+        port = e.ports[port].parent
+        if e.capture.on & CAP_OUT and e.capture.port == port:
+            capture_frame(&e.capture, m, CAP_OUT, port)
+        w.pstats[port][PORT_TX_PKTS] += 1
+        w.pstats[port][PORT_TX_BYTES] += m.pkt_len
+    b = &w.tx[port]
     b.pkts[b.n] = m
     b.n += 1
     if b.n == BURST:

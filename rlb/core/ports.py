@@ -113,3 +113,31 @@ def kni_prepare(name: str) -> None:
     """The data plane speaks IPv4 only: keep the kernel from sending IPv6 on kni."""
     if os.path.isdir(f"/proc/sys/net/ipv6/conf/{name}"):
         _sysctl(f"/proc/sys/net/ipv6/conf/{name}/disable_ipv6", "1")
+
+
+def carrier(iface: str) -> bool | None:
+    """Whether a kernel interface has its link (carrier), None if it cannot be read."""
+    try:
+        with open(f"/sys/class/net/{iface}/carrier") as f:
+            return f.read().strip() == "1"
+    except (OSError, ValueError):
+        return None          # gone, or administratively down (EINVAL)
+
+
+class LinkWatch:
+    """The links of a bond's kernel-backed slaves: af_packet does not see its interface's
+    carrier, so the bond would go on sending on a slave whose link is down. Each poll()
+    gives the slaves whose link changed since the last one: [(devargs, up)]."""
+
+    def __init__(self, slaves: list[str]):
+        self.ifaces = {d: kernel_iface(d) for d in slaves if kernel_iface(d)}
+        self.up = {d: True for d in self.ifaces}
+
+    def poll(self) -> list[tuple[str, bool]]:
+        changed = []
+        for devargs, iface in self.ifaces.items():
+            now = bool(carrier(iface))
+            if now != self.up[devargs]:
+                self.up[devargs] = now
+                changed.append((devargs, now))
+        return changed

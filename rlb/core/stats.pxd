@@ -4,6 +4,7 @@ from rlb.core.types cimport engine_t, conn_t, neigh_t
 
 cdef dict port_info(engine_t *e, int i, str name)
 cdef dict port_stats(engine_t *e, int i)
+cdef object bond_info(engine_t *e, int i)
 cdef dict reasons(engine_t *e)
 cdef list workers(engine_t *e)
 cdef dict pool(engine_t *e)

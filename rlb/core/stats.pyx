@@ -12,7 +12,9 @@ import array as _array
 from rlb.core.dpdk.eal cimport rte_rdtsc
 from rlb.core.dpdk.mbuf cimport rte_mempool_in_use_count, rte_mempool_avail_count
 from rlb.core.dpdk.ethdev cimport (rte_eth_stats, rte_eth_stats_get, rte_eth_dev_info,
-                                   rte_eth_dev_info_get, rte_eth_link, rte_eth_link_get_nowait)
+                                   rte_eth_dev_info_get, rte_eth_link, rte_eth_link_get_nowait,
+                                   rte_eth_dev_get_name_by_port)
+from rlb.core.dpdk.bond cimport *
 from rlb.core.types cimport *
 
 from rlb.core import counters
@@ -48,26 +50,89 @@ cdef dict port_info(engine_t *e, int i, str name):
     cdef rte_eth_link link
     pid = e.ports[i].port_id
     rte_eth_dev_info_get(pid, &info)
+    memset(&link, 0, sizeof(link))
     rte_eth_link_get_nowait(pid, &link)
+    vlan = e.ports[i].kind == PORT_VLAN
     return {"name": name, "port_id": pid,
-            "driver": info.driver_name.decode() if info.driver_name else "",
+            "driver": "vlan" if vlan else (info.driver_name.decode() if info.driver_name else ""),
             "mac": bytes(e.ports[i].mac[:6]), "mtu": e.ports[i].mtu,
-            "queues": e.nworkers, "speed": link.link_speed,
-            "kni_port_id": e.ports[i].kni_id if e.ports[i].has_kni else None}
+            "queues": e.nworkers, "speed": link.link_speed, "up": bool(link.link_status),
+            "kni_port_id": e.ports[i].kni_id if e.ports[i].has_kni else None,
+            "vlan": {"id": e.ports[i].vlan_id, "proto": e.ports[i].vlan_proto,
+                     "parent": e.ports[i].parent} if vlan else None}
+
+
+cdef dict pmd_stats(uint16_t pid):
+    cdef rte_eth_stats st
+    memset(&st, 0, sizeof(st))
+    rte_eth_stats_get(pid, &st)
+    cdef dict pmd = st                          # the driver's struct, as a dict
+    return {name: pmd[name] for name in PORT_PMD}
 
 
 cdef dict port_stats(engine_t *e, int i):
-    cdef rte_eth_stats st
+    """An interface's counters: its driver's (none for a VLAN: its frames are its
+    port's) and the workers'."""
     cdef int wi
-    memset(&st, 0, sizeof(st))
-    rte_eth_stats_get(e.ports[i].port_id, &st)
-    cdef dict pmd = st                          # the driver's struct, as a dict
     out = dict.fromkeys(counters.PORT.names(), 0)
-    for name in PORT_PMD:
-        out[name] = pmd[name]
+    if e.ports[i].kind == PORT_ETH:
+        out.update(pmd_stats(e.ports[i].port_id))
     for wi in range(e.nworkers):
         add_array(out, PORT_ARRAY, e.workers[wi].pstats[i])
     return out
+
+
+SELECTION = {UNSELECTED: "unselected", STANDBY: "standby", SELECTED: "selected"}
+LACP_STATE = ((0x01, "active"), (0x02, "short_timeout"), (0x04, "aggregation"),
+              (0x08, "synchronization"), (0x10, "collecting"), (0x20, "distributing"),
+              (0x40, "defaulted"), (0x80, "expired"))
+
+
+def _lacp_flags(int state):
+    return [name for bit, name in LACP_STATE if state & bit]
+
+
+def _mac(const uint8_t *b):
+    return ":".join(f"{b[k]:02x}" for k in range(6))
+
+
+cdef object bond_info(engine_t *e, int i):
+    """A bond's mode, primary and slaves: each one's link, whether the bond uses it
+    (active), its driver's counters and, in mode 4, its LACP actor and partner."""
+    cdef uint16_t pid = e.ports[i].port_id
+    cdef uint16_t slaves[32]
+    cdef uint16_t active[32]
+    cdef char name[64]
+    cdef rte_eth_link link
+    cdef lacp_slave_info lacp
+    cdef int n, na, k, mode
+    if e.ports[i].kind != PORT_ETH:
+        return None
+    mode = rte_eth_bond_mode_get(pid)
+    if mode < 0:
+        return None
+    n = rte_eth_bond_slaves_get(pid, slaves, 32)
+    na = rte_eth_bond_active_slaves_get(pid, active, 32)
+    on = {active[k] for k in range(max(na, 0))}
+    rows = []
+    for k in range(max(n, 0)):
+        memset(&link, 0, sizeof(link))
+        rte_eth_link_get_nowait(slaves[k], &link)
+        name[0] = 0
+        rte_eth_dev_get_name_by_port(slaves[k], name)
+        row = {"port_id": slaves[k], "device": name.decode(), "up": bool(link.link_status),
+               "active": slaves[k] in on, "stats": pmd_stats(slaves[k])}
+        if mode == 4 and rte_eth_bond_8023ad_slave_info(pid, slaves[k], &lacp) == 0:
+            row["lacp"] = {
+                "selected": SELECTION.get(lacp.selected, str(lacp.selected)),
+                "actor": {"system": _mac(lacp.actor.system.addr_bytes), "key": lacp.actor.key,
+                          "port": lacp.actor.port_number, "state": _lacp_flags(lacp.actor_state)},
+                "partner": {"system": _mac(lacp.partner.system.addr_bytes),
+                            "key": lacp.partner.key, "port": lacp.partner.port_number,
+                            "state": _lacp_flags(lacp.partner_state)}}
+        rows.append(row)
+    return {"mode": mode, "primary": rte_eth_bond_primary_get(pid),
+            "xmit_policy": rte_eth_bond_xmit_policy_get(pid), "slaves": rows}
 
 
 cdef dict reasons(engine_t *e):

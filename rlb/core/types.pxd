@@ -6,7 +6,8 @@ from rlb.core.dpdk.ring cimport rte_ring
 from rlb.core.dpdk.lpm cimport rte_lpm
 
 cdef enum:
-    MAX_PORTS = 8
+    MAX_PORTS = 32             # interfaces: data ports, bonds, VLANs (port index < 255)
+    VLAN_IDS = 4096
     MAX_WORKERS = 16
     BURST = 32
     NEIGH_PENDING = 4          # packets held per unresolved neighbour
@@ -54,6 +55,7 @@ cdef enum MsgType:
     MSG_SYNC_DUMP = 18         # ptr=sync_rec_t array, a=capacity, b=first slot: this worker's
                                # connections the peer should know (bulk sync); the count
                                # goes to the array's end marker, c=the next slot (0: done)
+    MSG_BARRIER = 19           # nothing: once applied, the worker's passes begun before are over
 
 cdef struct msg_t:
     uint32_t seq               # 0: no acknowledgement expected
@@ -72,12 +74,24 @@ cdef struct msg_t:
     uint64_t ptr
     uint64_t pad2
 
-cdef struct port_t:
-    uint16_t port_id           # DPDK port of the data port
+cdef enum PortKind:
+    PORT_ETH = 0               # a DPDK port the workers receive from: a device or a bond
+    PORT_VLAN = 1              # a VLAN on one: its frames tagged on `parent`
+
+cdef struct port_t:            # an interface of the data plane (index = its number)
+    uint16_t port_id           # DPDK port of the data port (a VLAN: its parent's)
     uint16_t kni_id            # DPDK port of its tap (<port>.kni)
     uint8_t has_kni
     uint8_t mac[6]
     uint16_t mtu
+    uint8_t kind               # PortKind
+    uint8_t parent             # the interface whose port carries its frames (itself for
+                               # PORT_ETH)
+    uint8_t used               # 0: a deleted VLAN's slot (its frames dropped)
+    uint8_t lacp               # an 802.3ad bond: its LACP frames leave on a send call, so
+                               # each worker makes one every tick even with nothing to send
+    uint16_t vlan_proto        # PORT_VLAN: 0x8100 (802.1Q) or 0x88a8 (802.1ad), host order
+    uint16_t vlan_id
 
 cdef struct route_t:
     uint32_t prefix            # host byte order
@@ -404,6 +418,7 @@ cdef struct engine_t:
     uint32_t neigh_cap
     rte_mempool *pool
     port_t ports[MAX_PORTS]
+    uint8_t *vlan_if           # [port * VLAN_IDS + vid]: the VLAN interface's index + 1, 0 none
     worker_t *workers[MAX_WORKERS]
     probe_t *probes            # TCP prober: per dest slot (probe_cap = dest_cap)
     uint32_t probe_cap

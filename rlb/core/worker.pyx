@@ -15,11 +15,12 @@ from rlb.core.dpdk.mbuf cimport rte_mbuf
 from rlb.core.dpdk.ring cimport (rte_ring_dequeue_burst, rte_ring_dequeue_elem,
                                  rte_ring_dequeue_burst_elem)
 from rlb.core.dpdk.lpm cimport rte_lpm_add, rte_lpm_delete
-from rlb.core.dpdk.ethdev cimport rte_eth_rx_burst, rte_ether_hdr
+from rlb.core.dpdk.ethdev cimport rte_eth_rx_burst, rte_eth_tx_burst, rte_ether_hdr
 from rlb.core.dpdk.net cimport rte_be_to_cpu_16
 from rlb.core.types cimport *
+from rlb.core.dpdk.mbuf cimport rlb_vlan_pop, RTE_MBUF_F_RX_VLAN_STRIPPED
 from rlb.core.packet cimport tx_flush, tx_kni, drop, eth_hdr, mac_is_multicast, mac_eq, \
-    ETHER_TYPE_IPV4, ETHER_TYPE_ARP, ETH_HLEN
+    ETHER_TYPE_IPV4, ETHER_TYPE_ARP, ETHER_TYPE_VLAN, ETHER_TYPE_QINQ, ETH_HLEN, NO_PORT
 from rlb.core.neigh cimport (neigh_find, neigh_insert, neigh_remove, neigh_confirm,
                              neigh_timer, arp_send, ARP_REQUEST, ZERO_MAC, BCAST)
 from rlb.core.ipv4 cimport ipv4_input, arp_input
@@ -27,7 +28,7 @@ from rlb.core.lb cimport conn_timer, svc_rehash, svc_find, dest_count, conn_free
 from rlb.core.conn cimport (conn_find, conn_alloc, conn_hash_add, wheel_link,
                             conn_set_timeout, DIR_IN, DIR_OUT)
 from rlb.core.sync cimport sync_fill
-from rlb.core.capture cimport CAP_IN, capture_burst
+from rlb.core.capture cimport CAP_IN, capture_burst, capture_frame
 from rlb.core.probe cimport kni_output, probe_send
 
 
@@ -45,6 +46,11 @@ cdef inline void frame_input(engine_t *e, worker_t *w, uint8_t port, rte_mbuf *m
         drop(w, m, R_L2_OTHER_HOST)
         return
     et = rte_be_to_cpu_16(eh.ether_type)
+    if et == ETHER_TYPE_VLAN or et == ETHER_TYPE_QINQ or m.ol_flags & RTE_MBUF_F_RX_VLAN_STRIPPED:
+        port = vlan_input(e, w, port, m)
+        if port == NO_PORT:
+            return
+        et = rte_be_to_cpu_16(eth_hdr(m).ether_type)
     if et == ETHER_TYPE_IPV4:
         ipv4_input(e, w, port, m)
     elif et == ETHER_TYPE_ARP:
@@ -52,6 +58,30 @@ cdef inline void frame_input(engine_t *e, worker_t *w, uint8_t port, rte_mbuf *m
     else:
         w.reasons[R_ETHERTYPE_KNI] += 1
         tx_kni(e, w, port, m)
+
+
+cdef uint8_t vlan_input(engine_t *e, worker_t *w, uint8_t port, rte_mbuf *m) noexcept nogil:
+    """A tagged frame of a port: untagged, it goes on as its VLAN interface's (the index
+    returned), counted there; a VLAN no interface has is dropped (NO_PORT). A priority
+    tag (VLAN 0) leaves the frame the port's."""
+    cdef uint16_t proto = 0
+    cdef int vid = rlb_vlan_pop(m, &proto)
+    cdef uint8_t vif
+    if vid <= 0:
+        if vid < 0:                     # an 802.1Q type with no room for the tag
+            drop(w, m, R_TRUNCATED)
+            return NO_PORT
+        return port
+    vif = e.vlan_if[<uint32_t>port * VLAN_IDS + <uint32_t>vid]
+    if vif == 0 or e.ports[vif - 1].vlan_proto != proto:
+        drop(w, m, R_VLAN_UNKNOWN)
+        return NO_PORT
+    vif -= 1
+    w.pstats[vif][PORT_RX_PKTS] += 1
+    w.pstats[vif][PORT_RX_BYTES] += m.pkt_len
+    if e.capture.on & CAP_IN and e.capture.port == vif:
+        capture_frame(&e.capture, m, CAP_IN, vif)
+    return vif
 
 
 cdef void apply_msg(engine_t *e, worker_t *w, msg_t *msg) noexcept nogil:
@@ -355,10 +385,25 @@ cdef void zero_counters(engine_t *e, worker_t *w, uint32_t only) noexcept nogil:
 
 cdef inline void flush_all(engine_t *e, worker_t *w) noexcept nogil:
     cdef uint16_t p
+    cdef uint16_t i
     for p in range(e.nports):
-        tx_flush(e, w, &w.tx[p], e.ports[p].port_id, R_TX_FULL)
+        if e.ports[p].kind == PORT_ETH:
+            tx_flush(e, w, &w.tx[p], e.ports[p].port_id, R_TX_FULL)
         if e.ports[p].has_kni:
             tx_flush(e, w, &w.kni[p], e.ports[p].kni_id, R_KNI_FULL)
+        elif w.kni[p].n:                # its tap went (a VLAN deleted) with frames queued
+            for i in range(w.kni[p].n):
+                drop(w, w.kni[p].pkts[i], R_PORT_GONE)
+            w.kni[p].n = 0
+
+
+cdef inline void lacp_tick(engine_t *e, worker_t *w) noexcept nogil:
+    """An 802.3ad bond sends its LACP frames from inside a send call: one with nothing to
+    send, every tick, keeps them going out when no traffic does (DPDK's bonding PMD)."""
+    cdef uint16_t p
+    for p in range(e.nports):
+        if e.ports[p].lacp:
+            rte_eth_tx_burst(e.ports[p].port_id, w.queue, NULL, 0)
 
 
 cdef int worker_main(void *arg) noexcept nogil:
@@ -380,13 +425,14 @@ cdef int worker_main(void *arg) noexcept nogil:
         got = 0
         bursts = 0
         for p in range(e.nports):
-            n = rte_eth_rx_burst(e.ports[p].port_id, w.queue, pkts, BURST)
-            got += n
-            bursts += n != 0
-            if e.capture.on & CAP_IN and e.capture.port == p and n:
-                capture_burst(&e.capture, pkts, n, <uint8_t>p)
-            for i in range(n):
-                frame_input(e, w, <uint8_t>p, pkts[i])
+            if e.ports[p].kind == PORT_ETH:
+                n = rte_eth_rx_burst(e.ports[p].port_id, w.queue, pkts, BURST)
+                got += n
+                bursts += n != 0
+                if e.capture.on & CAP_IN and e.capture.port == p and n:
+                    capture_burst(&e.capture, pkts, n, <uint8_t>p)
+                for i in range(n):
+                    frame_input(e, w, <uint8_t>p, pkts[i])
             if e.ports[p].has_kni and (w.stats[WORKER_POLLS] & (KNI_POLL_EVERY - 1)) == 0:
                 # what the kernel sends on <port>.kni leaves through the port; a tap
                 # poll is a readv() system call, so not on every loop (bench/README.md)
@@ -427,6 +473,7 @@ cdef int worker_main(void *arg) noexcept nogil:
             if now >= w.next_tick:          # far behind (e.g. stopped in a debugger)
                 w.next_tick = now + e.tsc_hz // TICKS_PER_SEC
             w.kni_tokens = e.kni_per_tick
+            lacp_tick(e, w)
             flush_all(e, w)
             now = rte_rdtsc()
         if now >= w.next_timer:

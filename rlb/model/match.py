@@ -77,10 +77,11 @@ def parse_match(text: str, ports=None) -> Match:
     if not fields:
         raise CommandError("an empty match would take every packet: give at least one item")
     proto = 0
-    if "proto" in fields:
-        proto = PROTOS.get(fields["proto"].lower())
+    key = KEYS[0]                       # proto
+    if key in fields:
+        proto = PROTOS.get(fields[key].lower())
         if proto is None:
-            raise CommandError(f"bad proto {fields['proto']!r}: tcp, udp or icmp")
+            raise CommandError(f"bad {key} {fields[key]!r}: tcp, udp or icmp")
     src = _range("src-range", fields["src-range"]) if "src-range" in fields else ANY
     dst = _range("dst-range", fields["dst-range"]) if "dst-range" in fields else ANY
     for key in ("iif", "oif"):

@@ -14,7 +14,7 @@ from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 
 from rlb.core.consts import (DEFAULT_DEST_CAP, DEFAULT_SVC_CAP, GLOBAL, HOST, KNI_HOST, LINK,
                              LPORT_RANGE, SCOPE_CODE, SCOPES)
-from rlb.core.ports import iface_rx_packets, kernel_iface
+from rlb.core.ports import iface_rx_packets, kernel_iface, kni_prepare
 from rlb.errors import CommandError  # noqa: F401  (its home is rlb.errors)
 
 ROUTED_SCOPES = SCOPES[:2]               # routes that lead somewhere (not our own, not kni)
@@ -26,6 +26,7 @@ def default_scope(via) -> str:
 
 
 PORT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,10}")
+VLAN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,10}")     # dpdk0.100
 
 
 @dataclass
@@ -62,12 +63,35 @@ PUSH = {"forwarding": lambda e, s: e.set_forwarding(s.forwarding),
 RUNTIME = frozenset(PUSH)
 
 
+PORT, BOND, VLAN = "port", "bond", "vlan"        # Port.kind
+BOND_MODES = {0: "round-robin", 4: "802.3ad"}  # DPVS's (dpvs.bond.conf): DPDK's bonding PMD
+XMIT_POLICIES = {"layer2": "l2", "layer23": "l23", "layer34": "l34"}
+DOT1Q, DOT1AD = "802.1q", "802.1ad"
+VLAN_PROTOS = {DOT1Q: 0x8100, DOT1AD: 0x88a8}
+MAX_INTERFACES = 32                  # types.pxd MAX_PORTS
+
+
+@dataclass
+class Bond:
+    """`bond NAME mode 0|4 slaves P1 P2 ... [primary P] [xmit-policy layer34]`."""
+    mode: int
+    slaves: tuple
+    primary: str | None = None
+    xmit_policy: str | None = None
+
+
 @dataclass
 class Port:
+    """An interface: a data port, a bond of data ports or a VLAN on either (kind)."""
     name: str
     devargs: str
     index: int
     kernel_rx_base: int | None = field(default=None, compare=False)  # iface rx at start
+    kind: str = PORT
+    bond: Bond | None = None         # BOND: its settings
+    link: str | None = None          # VLAN: the port or bond it is on
+    vid: int = 0
+    proto: str = DOT1Q
 
     @property
     def kni(self) -> str:
@@ -112,7 +136,8 @@ class Neighbour:
 @dataclass
 class Model:
     settings: Settings = field(default_factory=Settings)
-    ports: dict[str, Port] = field(default_factory=dict)
+    ports: dict[str, Port] = field(default_factory=dict)     # interfaces: ports, bonds, VLANs
+    slaves: dict[str, Port] = field(default_factory=dict)    # data ports a bond took
     addresses: list[Address] = field(default_factory=list)
     routes: dict[tuple, Route] = field(default_factory=dict)
     neighbours: dict[IPv4Address, Neighbour] = field(default_factory=dict)
@@ -172,6 +197,12 @@ class Model:
         self.engine = engine
         self._kni_arp = frozenset(self.vrrp_addresses())
         self.push_settings()
+        for p in self.ports.values():
+            if p.kind == VLAN:
+                engine.vlan_add(p.index, p.name, self.ports[p.link].index, p.vid,
+                                VLAN_PROTOS[p.proto], p.kni if self.settings.kni else None)
+                if self.settings.kni:
+                    kni_prepare(p.kni)
         for r in self.routes.values():
             self._push_route(r)
         for n in self.neighbours.values():
@@ -227,21 +258,128 @@ class Model:
         if self.engine is not None or self.started:
             raise CommandError("ports are fixed once the data plane runs: change them in the "
                                "startup configuration and restart the instance")
-        if name in self.ports:
-            raise CommandError(f"port {name} already defined")
+        self._check_new_name(name, PORT)
+        if devargs.split(",")[0].startswith("net_bonding"):
+            raise CommandError("a bond is declared with `bond NAME mode 0|4 slaves PORT ...`")
         iface = kernel_iface(devargs)
-        for p in self.ports.values():
+        for p in [*self.ports.values(), *self.slaves.values()]:
+            if p.kind != PORT:
+                continue
             if p.devargs.split(",")[0] == devargs.split(",")[0]:
                 raise CommandError(f"device {devargs.split(',')[0]} already used by port {p.name}")
             if iface is not None and kernel_iface(p.devargs) == iface:
                 raise CommandError(f"interface {iface} already used by port {p.name}")
-        if len(self.ports) >= 8:
+        if len(self.ports) + len(self.slaves) >= 8:
             raise CommandError("at most 8 ports")
-        if not PORT_NAME.fullmatch(name):
-            # the kni tap is <name>.kni and Linux allows 15 bytes per interface name
-            raise CommandError(f"bad port name {name!r}: ASCII letters, digits, - and _, "
-                               "at most 11, starting with a letter or digit")
         self.ports[name] = Port(name, devargs, len(self.ports))
+
+    def _check_new_name(self, name: str, what: str, pattern=PORT_NAME) -> None:
+        if name in self.ports or name in self.slaves:
+            raise CommandError(f"{what} {name} already defined")
+        if not pattern.fullmatch(name):
+            # the kni tap is <name>.kni and Linux allows 15 bytes per interface name
+            raise CommandError(f"bad {what} name {name!r}: ASCII letters, digits, - and _, "
+                               f"at most {11 if pattern is PORT_NAME else 11} characters, "
+                               "starting with a letter or digit")
+
+    def add_bond(self, name: str, mode: int, slaves: list, primary=None,
+                 xmit_policy=None) -> None:
+        """A bond of data ports declared before it: they become its slaves (no longer
+        interfaces of their own); it takes the first one's place among the interfaces."""
+        bond = Bond(mode, tuple(slaves), primary, xmit_policy)
+        old = self.ports.get(name)
+        if old is not None and old.bond == bond:
+            return                  # the same line again
+        if self.engine is not None or self.started:
+            raise CommandError("bonds are fixed once the data plane runs: change them in the "
+                               "startup configuration and restart the instance")
+        self._check_new_name(name, BOND)
+        if mode not in BOND_MODES:
+            raise CommandError(f"bond mode {mode}: rlb bonds in mode 0 (round-robin) or "
+                               "4 (802.3ad), as DPVS does")
+        if len(set(slaves)) != len(slaves) or not slaves:
+            raise CommandError("a bond's slaves are distinct ports")
+        for sl in slaves:
+            p = self.ports.get(sl)
+            if p is None or p.kind != PORT:
+                taken = "is a slave of another bond" if sl in self.slaves else "is not a data port"
+                raise CommandError(f"slave {sl} {taken} (declare `port {sl} ...` before the bond)")
+            if self._port_used(sl):
+                raise CommandError(f"slave {sl} has addresses, routes or neighbours: "
+                                   "they go on the bond")
+        if primary is not None and primary not in slaves:
+            raise CommandError(f"primary {primary} is not one of the bond's slaves")
+        if xmit_policy is not None and mode == 0:
+            raise CommandError("xmit-policy is for mode 4 (mode 0 sends in turn)")
+        devs = [self.ports[sl].devargs.split(",")[0] for sl in slaves]
+        args = [f"net_bonding_{name}", f"mode={mode}", *(f"slave={d}" for d in devs)]
+        if primary is not None:
+            args.append(f"primary={self.ports[primary].devargs.split(',')[0]}")
+        if xmit_policy is not None:
+            args.append(f"xmit_policy={XMIT_POLICIES[xmit_policy]}")
+        first = list(self.ports).index(slaves[0])
+        items = list(self.ports.items())
+        for sl in slaves:
+            self.slaves[sl] = self.ports[sl]
+        items = [(k, v) for k, v in items if k not in slaves]
+        items.insert(first, (name, Port(name, ",".join(args), 0, kind=BOND, bond=bond)))
+        self.ports = dict(items)
+        for i, p in enumerate(self.ports.values()):
+            p.index = i
+
+    def _port_used(self, name: str) -> bool:
+        return any(a.port == name for a in self.addresses) or \
+            any(r.port == name for r in self.routes.values()) or \
+            any(n.port == name for n in self.neighbours.values()) or \
+            any(p.link == name for p in self.ports.values())
+
+    # ---------------------------------------------------------------- VLANs
+
+    def add_vlan(self, name: str | None, link: str, vid: int, proto: str = DOT1Q) -> str:
+        """A VLAN interface on a port or a bond (not on a VLAN, as DPVS refuses too);
+        name None: LINK.ID. Its name, back."""
+        parent = self.port(link)
+        name = name or f"{link}.{vid}"
+        old = self.ports.get(name)
+        if old is not None and old.kind == VLAN and (old.link, old.vid, old.proto) == \
+                (link, vid, proto):
+            return name             # the same line again
+        self._check_new_name(name, "VLAN", VLAN_NAME)
+        if parent.kind == VLAN:
+            raise CommandError(f"{link} is a VLAN: a VLAN goes on a port or a bond, not on "
+                               "another VLAN")
+        if not 1 <= vid <= 4094:
+            raise CommandError(f"VLAN id {vid}: 1-4094")
+        if proto not in VLAN_PROTOS:
+            raise CommandError(f"VLAN protocol {proto}: {' or '.join(VLAN_PROTOS)}")
+        for p in self.ports.values():
+            if p.kind == VLAN and p.link == link and p.vid == vid:
+                raise CommandError(f"VLAN {vid} is already on {link} ({p.name})")
+        used = {p.index for p in self.ports.values()}
+        index = next((i for i in range(MAX_INTERFACES) if i not in used), None)
+        if index is None:
+            raise CommandError(f"at most {MAX_INTERFACES} interfaces (ports, bonds, VLANs)")
+        port = Port(name, "", index, kind=VLAN, link=link, vid=vid, proto=proto)
+        if self.engine is not None:
+            self.engine.vlan_add(index, name, parent.index, vid, VLAN_PROTOS[proto],
+                                 port.kni if self.settings.kni else None)
+            if self.settings.kni:
+                kni_prepare(port.kni)
+        self.ports[name] = port
+        return name
+
+    def del_vlan(self, name: str) -> None:
+        p = self.port(name)
+        if p.kind != VLAN:
+            raise CommandError(f"{name} is not a VLAN")
+        if self._port_used(name):
+            raise CommandError(f"{name} has addresses, routes or neighbours: delete them first")
+        if self.services.uses_port(name):
+            raise CommandError(f"{name} is named by a service (local address, iif/oif): "
+                               "change that first")
+        if self.engine is not None:
+            self.engine.vlan_del(p.index)
+        del self.ports[name]
 
     def port(self, name: str) -> Port:
         try:

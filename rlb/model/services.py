@@ -612,6 +612,16 @@ class Services(ServicesEngine):
                 self.modes[d.mode].check_dest(svc, d, self.model)
             self._check_hooks(svc)
 
+    def uses_port(self, name: str) -> bool:
+        """A service names the interface: a local address on it, a match's iif/oif."""
+        for svc in self.table.values():
+            if any(la.dev == name for la in svc.laddrs):
+                return True
+            m = getattr(svc, "match", None)
+            if m is not None and name in (m.iif, m.oif):
+                return True
+        return False
+
     def check_address_delete(self, ip: IPv4Address) -> None:
         """Model.del_address asks first: a local address in use stays."""
         users = self.laddr_users(ip)

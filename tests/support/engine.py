@@ -114,6 +114,15 @@ class FakeEngine:
     def port_addr(self, port, ip): pass
 
     @recorded
+    def vlan_add(self, index, name, parent, vid, proto=0x8100, kni=None): pass
+
+    @recorded
+    def vlan_del(self, index): pass
+
+    def bond_info(self, i):
+        return None
+
+    @recorded
     def register_mode(self, index, capsule): pass
 
     @recorded

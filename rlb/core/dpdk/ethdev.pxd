@@ -30,6 +30,7 @@ cdef extern from "rte_ethdev.h" nogil:
         uint64_t rx_nombuf
     struct rte_eth_link:
         uint32_t link_speed
+        uint16_t link_status
     int rte_eth_dev_configure(uint16_t port_id, uint16_t nb_rx_q, uint16_t nb_tx_q,
                               const rte_eth_conf *conf)
     int rte_eth_rx_queue_setup(uint16_t port_id, uint16_t rx_queue_id, uint16_t nb_rx_desc,
@@ -38,9 +39,12 @@ cdef extern from "rte_ethdev.h" nogil:
                                unsigned socket_id, const void *tx_conf)
     int rte_eth_dev_start(uint16_t port_id)
     int rte_eth_dev_stop(uint16_t port_id)
+    int rte_eth_dev_set_link_up(uint16_t port_id)
+    int rte_eth_dev_set_link_down(uint16_t port_id)
     int rte_eth_dev_close(uint16_t port_id)
     int rte_eth_dev_info_get(uint16_t port_id, rte_eth_dev_info *info)
     int rte_eth_dev_get_port_by_name(const char *name, uint16_t *port_id)
+    int rte_eth_dev_get_name_by_port(uint16_t port_id, char *name)
     int rte_eth_macaddr_get(uint16_t port_id, rte_ether_addr *mac)
     int rte_eth_promiscuous_enable(uint16_t port_id)
     int rte_eth_allmulticast_enable(uint16_t port_id)

@@ -32,7 +32,10 @@ cdef extern from "rte_mbuf.h" nogil:
     rte_mbuf *rte_pktmbuf_copy(const rte_mbuf *m, rte_mempool *mp, uint32_t off, uint32_t len)
     const void *rte_pktmbuf_read(const rte_mbuf *m, uint32_t off, uint32_t len, void *buf)
     enum: RTE_MBUF_DEFAULT_BUF_SIZE
+    enum: RTE_MBUF_F_RX_VLAN_STRIPPED
 
 cdef extern from "shim.h" nogil:
     # rte_pktmbuf_mtod takes a type argument: a one-line C shim returns bytes.
     uint8_t *rlb_mtod(rte_mbuf *m)
+    int rlb_vlan_pop(rte_mbuf *m, uint16_t *proto)
+    int rlb_vlan_push(rte_mbuf *m, uint16_t proto, uint16_t vid)

