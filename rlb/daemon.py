@@ -20,7 +20,7 @@ from rlb.control import paths
 from rlb.control.config import ConfigError, check, read_file
 from rlb.control.server import ControlServer
 from rlb.core import ports as portlib
-from rlb.model.model import BOND, PORT, VLAN
+from rlb.model.model import BOND, PORT
 
 log = logging.getLogger("rlb.daemon")
 
@@ -75,7 +75,7 @@ def main(config_path: str, instance: str, keepalived: str | None = None) -> int:
 
     s = model.settings
     devs = [(p.name, portlib.with_queues(p.devargs, s.workers), p.kni if s.kni else None)
-            for p in model.ports.values() if p.kind != VLAN]
+            for p in model.ports.values() if p.kind in (PORT, BOND)]
     slaves = [portlib.with_queues(p.devargs, s.workers) for p in model.slaves.values()]
     iso = portlib.KernelIsolation(
         instance, [portlib.kernel_iface(p.devargs)

@@ -20,6 +20,7 @@ Config files and `rlb -f` run here too, so dpip and ipvsadm lines mix with these
 from __future__ import annotations
 
 import asyncio
+from dataclasses import asdict
 import logging
 import time
 
@@ -27,7 +28,8 @@ from rlb.commands import checks
 from rlb.health.config import check_port
 from rlb.commands.running import render
 from rlb.errors import CommandError, ConfigError
-from rlb.model.model import DOT1AD, DOT1Q, VLAN, default_scope, parse_mac
+from rlb.model.model import (DOT1AD, DOT1Q, TUNNEL, VLAN, VLAN_NAME, Tunnel, default_scope,
+                             parse_mac)
 from rlb.model.services import DEFAULT_TIMEOUTS, HOST_MASK, PERSISTENT_TIMEOUT, PROTO_NAMES
 from rlb.commands.base import (CONFIG, DATAPLANE, ENABLE, INTERFACES, ROOT, ROUTE_HELP, SETTINGS,
                                ROUTE_OPTS, SERVICES, SSH, VS_DEF, VS_HELP, IF, VS,
@@ -155,16 +157,16 @@ g.words(**{
 
 def _interfaces(model, _):
     # a VLAN's stanza (its encapsulation makes it) comes before the routes on its port
-    return [Shown({"dev": p.name}, p, (SETTINGS, 1) if p.kind == VLAN else (INTERFACES,))
-            for p in model.ports.values()]
+    return [Shown({"dev": p.name}, p, (SETTINGS, 1) if p.kind in (VLAN, TUNNEL) else
+                  (INTERFACES,)) for p in model.ports.values()]
 
 
 @g.command("interface WORD$dev", node=CONFIG, help={"dev": "Interface name"}, opens=IF,
            show=_interfaces)
 def interface(ctx, dev):
-    # a new VLAN interface is named LINK.ID: `encapsulation dot1q ID` makes it
-    link, _, vid = dev.rpartition(".")
-    if dev not in ctx.model.ports and not (vid.isdigit() and link in ctx.model.ports):
+    # a new one is made by its first line: `encapsulation dot1q ID` (a VLAN, named
+    # LINK.ID or given its link) or `tunnel mode ...`
+    if dev not in ctx.model.ports and not VLAN_NAME.fullmatch(dev):
         ctx.model.port(dev)
     ctx.node, ctx.section = IF, dev
     return Reply()
@@ -200,9 +202,38 @@ def if_encapsulation(ctx, dot1q, dot1ad, vid, link):
     return Reply()
 
 
-@g.command("no interface WORD$dev", node=CONFIG, help={"dev": "VLAN interface name"})
+def _tunnel(model, port):
+    if port.kind != TUNNEL:
+        return []
+    # the bindings are the Tunnel's fields: those at their defaults are not written
+    return [{k: v for k, v in asdict(port.tunnel).items() if v not in (None, False, 0)}]
+
+
+@g.command("tunnel mode (ipip|gre)$mode local A.B.C.D$local remote A.B.C.D$remote "
+           "[dev WORD$dev] [key (0-4294967295)$key] [csum$csum] [ttl (0-255)$ttl]", node=IF,
+           show=_tunnel, key=(),
+           help={"local": "This LB's end", "remote": "The other end",
+                 "dev": "The link it leaves by (the routes decide)", "key": "GRE key",
+                 "ttl": "Outer TTL (0: the inner packet's)"})
+def if_tunnel(ctx, mode, local, remote, dev, key, csum, ttl):
+    name = ctx.section
+    if name is None:
+        raise CommandError("no interface: `interface NAME` first")
+    t = Tunnel(mode, local, remote, dev, key, bool(csum), ttl or 0)
+    p = ctx.model.ports.get(name)
+    if p is None:
+        ctx.model.add_tunnel(name, t)
+    elif p.kind == TUNNEL:
+        ctx.model.change_tunnel(name, t)
+    else:
+        raise CommandError(f"{name} is a {p.kind}, not a tunnel")
+    return Reply()
+
+
+@g.command("no interface WORD$dev", node=CONFIG, help={"dev": "VLAN or tunnel interface name"})
 def no_interface(ctx, dev):
-    ctx.model.del_vlan(dev)
+    p = ctx.model.port(dev)
+    ctx.model.del_vlan(dev, p.kind)
     return Reply()
 
 

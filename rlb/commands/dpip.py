@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import fields
 from ipaddress import IPv4Interface
 
-from rlb.model.model import (BOND, BOND_MODES, DOT1Q, GLOBAL, PORT, VLAN, CommandError, LPORT_RANGE,
+from rlb.model.model import (BOND, BOND_MODES, DOT1Q, GLOBAL, TUNNEL, Tunnel, PORT, VLAN, CommandError, LPORT_RANGE,
                              Settings)
 from rlb.core import counters
 from rlb.core.ports import iface_rx_packets, kernel_iface
@@ -448,10 +448,76 @@ def vlan_del(ctx, name):
 @g.command("dpip vlan show [WORD$name]", node="exec", help={"name": "A VLAN interface"},
            readonly=True)
 def vlan_show(ctx, name):
-    if name is not None and ctx.model.port(name).kind != VLAN:
-        raise CommandError(f"{name} is not a VLAN")
+    if name is not None:
+        ctx.model.port(name)            # (another kind of interface: no VLAN to show)
     rows = [{"name": p.name, "link": p.link, "proto": p.proto, "id": p.vid,
              "kni": p.kni if ctx.model.settings.kni else None}
             for p in ctx.model.ports.values() if p.kind == VLAN and name in (None, p.name)]
     lines = [f"{r['name']}: link {r['link']} proto {r['proto']} id {r['id']}" for r in rows]
+    return Reply("\n".join(lines), rows)
+
+
+# ---------------------------------------------------------------- dpip tunnel
+
+g.words(change="Change an entry")
+TUNNEL_OPTS = "[dev WORD$dev] [key (0-4294967295)$key] [csum$csum] [ttl (0-255)$ttl]"
+TUNNEL_HELP = {"name": "The tunnel interface's name", "local": "This LB's end",
+               "remote": "The other end", "dev": "The link it leaves by (the routes decide)",
+               "key": "GRE key", "ttl": "Outer TTL (0: the inner packet's)"}
+FNAT_WARNING = ("Note: a tunnel's packets all hash to one worker: FNAT, SNAT and NAT "
+                "through it run on that one (DPVS's tutorial says the same).")
+
+
+def _tunnel_reply(ctx, name):
+    r = tunnel_show(ctx, name)
+    return Reply(FNAT_WARNING if ctx.model.settings.workers > 1 else "", r.data)
+
+
+@g.command("dpip tunnel add (mode (ipip|gre)$mode WORD$name|WORD$name2 mode (ipip|gre)$mode2) "
+           f"local A.B.C.D$local remote A.B.C.D$remote {TUNNEL_OPTS}", node="exec",
+           help={**TUNNEL_HELP, "name2": "The tunnel interface's name"})
+def tunnel_add(ctx, mode, name, name2, mode2, local, remote, dev, key, csum, ttl):
+    name = name or name2
+    ctx.model.add_tunnel(name, Tunnel(mode or mode2, local, remote, dev, key, bool(csum),
+                                      ttl or 0))
+    return _tunnel_reply(ctx, name)
+
+
+@g.command("dpip tunnel change WORD$name [mode (ipip|gre)$mode] [local A.B.C.D$local] "
+           f"[remote A.B.C.D$remote] {TUNNEL_OPTS}", node="exec", help=TUNNEL_HELP)
+def tunnel_change(ctx, name, mode, local, remote, dev, key, csum, ttl):
+    """As `ip tunnel change`: what is given changes, the rest stays."""
+    p = ctx.model.port(name)
+    if p.kind != TUNNEL:
+        raise CommandError(f"{name} is not a tunnel")
+    t = p.tunnel
+    ctx.model.change_tunnel(name, Tunnel(
+        mode or t.mode, local or t.local, remote or t.remote, dev or t.dev,
+        t.key if key is None else key, bool(csum) or t.csum, t.ttl if ttl is None else ttl))
+    return _tunnel_reply(ctx, name)
+
+
+@g.command("dpip tunnel del WORD$name", node="exec", help={"name": "A tunnel interface"})
+def tunnel_del(ctx, name):
+    ctx.model.del_vlan(name, TUNNEL)
+    return Reply()
+
+
+@g.command("dpip tunnel show [WORD$name]", node="exec", help={"name": "A tunnel interface"},
+           readonly=True)
+def tunnel_show(ctx, name):
+    if name is not None:
+        ctx.model.port(name)            # (another kind of interface: no tunnel to show)
+    rows, lines = [], []
+    for p in ctx.model.ports.values():
+        if p.kind != TUNNEL or name not in (None, p.name):
+            continue
+        t = p.tunnel
+        rows.append({"name": p.name, "mode": t.mode, "local": str(t.local),
+                     "remote": str(t.remote), "dev": t.dev, "key": t.key, "csum": t.csum,
+                     "ttl": t.ttl, "kni": p.kni if ctx.model.settings.kni else None})
+        lines.append(f"{p.name}: {t.mode} remote {t.remote} local {t.local}"
+                     + (f" dev {t.dev}" if t.dev else "")
+                     + (f" key {t.key}" if t.key is not None else "")
+                     + (" csum" if t.csum else "") + f" ttl {t.ttl or 'inherit'}")
     return Reply("\n".join(lines), rows)

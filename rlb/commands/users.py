@@ -143,7 +143,6 @@ g.words(**{
     "privilege": "Privilege level (view: show commands only; admin: everything)",
     "view": "Show commands only",
     "admin": "Every command, configuration included",
-    "key": "An authorized public key (an OpenSSH public key line)",
     "ssh": "The ssh server of the shell",
     "users": "Shell users and their sessions",
 })

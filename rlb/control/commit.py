@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address
 
 from rlb.control.history import KEEP, Store, atomic_write, now  # noqa: F401  (their home)
-from rlb.model.model import RUNTIME, VLAN, CommandError, Model
+from rlb.model.model import BOND, PORT, RUNTIME, TUNNEL, VLAN, CommandError, Model
 from rlb.commands.base import PORT_ONLY, VIA, WITH_SRC, laddr_made, route_group
 from rlb.commands.running import Running, render
 
@@ -114,15 +114,22 @@ def transform(running: Model, target: Model, wide: bool = False) -> list[str]:
             running.del_address(iface, port)
             done.append(f"delete address {iface} on {port}")
     for name, v in list(running.ports.items()):
-        if v.kind == VLAN and _vlan(target.ports.get(name)) != _vlan(v):
-            running.del_vlan(name)
-            done.append(f"delete VLAN {name}")
+        if v.kind in (VLAN, TUNNEL) and _vlan(target.ports.get(name)) != _vlan(v):
+            running.del_vlan(name, v.kind)
+            done.append(f"delete {v.kind} {name}")
 
     # -- what comes
     for name, v in target.ports.items():
-        if v.kind == VLAN and name not in running.ports:
+        if name in running.ports:
+            if v.kind == TUNNEL and running.ports[name].tunnel != v.tunnel:
+                running.change_tunnel(name, v.tunnel)
+                done.append(f"change tunnel {name}")
+        elif v.kind == VLAN:
             running.add_vlan(name, v.link, v.vid, v.proto)
             done.append(f"add VLAN {name}")
+        elif v.kind == TUNNEL:
+            running.add_tunnel(name, v.tunnel)
+            done.append(f"add tunnel {name}")
     # routes that need only their port first, as the text has them: an address must not
     # make the network route the operator's is (rlb.commands.running.render)
     _add_routes(running, target, done, (PORT_ONLY,))
@@ -218,13 +225,15 @@ def _arp_sources(running: Model, target: Model, done) -> None:
 
 
 def _vlan(p):
-    return None if p is None else (p.kind, p.link, p.vid, p.proto)
+    """What a VLAN or tunnel interface is (a tunnel whose ends change stays: it changes)."""
+    return None if p is None else (p.kind, p.link, p.vid, p.proto,
+                                   p.kind == TUNNEL and p.tunnel.mode)
 
 
 def _fixed_ports(m: Model) -> list:
     """The data ports and bonds, which the data plane opens at start (VLANs come and go)."""
     return [(p.name, p.devargs) for p in [*m.ports.values(), *m.slaves.values()]
-            if p.kind != VLAN]
+            if p.kind in (PORT, BOND)]
 
 
 def _check_startup(running: Model, target: Model) -> None:

@@ -82,7 +82,11 @@ REASON = Group("reason", "R_", ("reason",), "packets dropped or punted to kni, b
         ("l2_other_host", "unicast frame for another MAC (promiscuous port)"),
         ("vlan_unknown", "tagged with a VLAN no interface of its port has"),
         ("vlan_no_room", "no headroom left in the frame for its VLAN tag"),
-        ("port_gone", "for an interface that was deleted (a VLAN)"),
+        ("port_gone", "for an interface that was deleted (a VLAN, a tunnel)"),
+        ("tunnel_l2", "a frame for a tunnel that is not IPv4 (ARP, from its kni)"),
+        ("tunnel_bad", "IPIP/GRE to us that no tunnel takes, or a GRE header we do not "
+                       "read (version, routing, key)"),
+        ("tunnel_loop", "a tunnel's packet whose route leads into a tunnel again"),
         ("ethertype_kni", "non-IPv4/ARP ethertype: punted to kni"),
         ("arp_bad", "malformed ARP"),
         ("arp_foreign_kni", "ARP for an address we do not own: punted to kni"),

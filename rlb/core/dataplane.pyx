@@ -434,52 +434,99 @@ cdef class Engine:
 
     # -- VLAN interfaces (rlb/model/model.py drives these)
 
+    cdef port_t *_new_iface(self, int index, str name, int kind) except NULL:
+        """A fresh slot for a VLAN or a tunnel interface (not seen by the workers yet)."""
+        cdef int k
+        if not 0 <= index < MAX_PORTS:
+            raise DataplaneError(f"at most {MAX_PORTS} interfaces")
+        if index < g.nports and (g.ports[index].used or g.ports[index].kind == PORT_ETH):
+            raise DataplaneError(f"interface slot {index} is taken")
+        cdef port_t *p = &g.ports[index]
+        memset(p, 0, sizeof(port_t))
+        p.kind = kind
+        p.parent = index
+        p.mtu = 1500
+        for k in range(g.nworkers):
+            memset(g.workers[k].pstats[index], 0, sizeof(g.workers[k].pstats[index]))
+        while len(self.port_names) <= index:
+            self.port_names.append(None)
+        self.port_names[index] = name
+        return p
+
+    cdef _publish(self, int index, kni):
+        """The interface's kni tap, then the interface itself to the workers."""
+        cdef port_t *p = &g.ports[index]
+        if kni:
+            self._open_kni(index, self.port_names[index], kni)
+            _check(rte_eth_dev_start(p.kni_id), f"{kni}: start")
+        p.used = 1
+        p.has_kni = 1 if kni else 0
+        rte_smp_wmb()                   # the workers see it whole before they see it
+        if index >= g.nports:
+            g.nports = index + 1
+
     def vlan_add(self, int index, str name, int parent, int vid, int proto=0x8100, kni=None):
         """A VLAN interface `index` on interface `parent` (a port or a bond): frames of
         VLAN `vid` (802.1Q or 802.1ad by `proto`) received there are its, its frames leave
         there tagged. kni: its tap's name, or None."""
-        cdef int k
-        if not 0 <= index < MAX_PORTS:
-            raise DataplaneError(f"at most {MAX_PORTS} interfaces")
-        if index < g.nports and (g.ports[index].used or g.ports[index].kind != PORT_VLAN):
-            raise DataplaneError(f"interface slot {index} is taken")
         if not 0 <= parent < g.nports or g.ports[parent].kind != PORT_ETH:
             raise DataplaneError("a VLAN goes on a port or a bond")
         if not 1 <= vid < VLAN_IDS - 1 or proto not in (0x8100, 0x88a8):
             raise DataplaneError("VLAN id 1-4094, protocol 802.1q or 802.1ad")
         if g.vlan_if[parent * VLAN_IDS + vid]:
             raise DataplaneError(f"VLAN {vid} is already on that port")
-        cdef port_t *p = &g.ports[index]
-        memset(p, 0, sizeof(port_t))
+        cdef port_t *p = self._new_iface(index, name, PORT_VLAN)
         p.port_id = g.ports[parent].port_id
-        p.kind = PORT_VLAN
         p.parent = parent
         memcpy(p.mac, g.ports[parent].mac, 6)
         p.mtu = g.ports[parent].mtu
         p.vlan_proto = proto
         p.vlan_id = vid
-        for k in range(g.nworkers):
-            memset(g.workers[k].pstats[index], 0, sizeof(g.workers[k].pstats[index]))
-        while len(self.port_names) <= index:
-            self.port_names.append(None)
-        self.port_names[index] = name
-        if kni:
-            self._open_kni(index, name, kni)
-            _check(rte_eth_dev_start(p.kni_id), f"{kni}: start")
-        p.used = 1
-        p.has_kni = 1 if kni else 0
-        rte_smp_wmb()                   # the workers see it whole before they see it
+        self._publish(index, kni)
         g.vlan_if[parent * VLAN_IDS + vid] = index + 1
-        if index >= g.nports:
-            g.nports = index + 1
 
-    def vlan_del(self, int index):
-        """Take a VLAN interface away: its frames are dropped from now on (vlan_unknown)
+    def tunnel_add(self, int index, str name, int proto, uint32_t local, uint32_t remote, *,
+                   key=None, bint csum=False, int ttl=0, bytes mac, kni=None):
+        """A tunnel interface: IPIP (proto 4) or GRE (47) between local (one of our
+        addresses) and remote; GRE with a key and/or a checksum; ttl 0: the inner
+        packet's. mac: its kni's and its frames' (a tunnel has none of its own)."""
+        if proto not in (4, 47) or not 0 <= ttl <= 255 or len(mac) != 6:
+            raise DataplaneError("tunnel: proto 4 or 47, ttl 0-255, a MAC")
+        cdef port_t *p = self._new_iface(index, name, PORT_TUNNEL)
+        self._tunnel_fill(p, proto, local, remote, key, csum, ttl)
+        memcpy(p.mac, <const char *>mac, 6)
+        self._publish(index, kni)
+
+    def tunnel_set(self, int index, int proto, uint32_t local, uint32_t remote, *, key=None,
+                   bint csum=False, int ttl=0):
+        """`dpip tunnel change`: new ends or options (between two of a worker's packets
+        it may see half of them: a packet or two of the change may be dropped)."""
+        cdef port_t *p = &g.ports[index]
+        if not 0 <= index < g.nports or p.kind != PORT_TUNNEL or not p.used:
+            raise DataplaneError(f"interface {index} is not a tunnel")
+        p.used = 0                      # the workers drop its packets while it changes
+        self.barrier()
+        self._tunnel_fill(p, proto, local, remote, key, csum, ttl)
+        rte_smp_wmb()
+        p.used = 1
+
+    cdef _tunnel_fill(self, port_t *p, int proto, uint32_t local, uint32_t remote, key,
+                      bint csum, int ttl):
+        p.tun_proto = proto
+        p.tun_local = local
+        p.tun_remote = remote
+        p.tun_key = key or 0
+        p.tun_flags = (TUN_KEY if key is not None else 0) | (TUN_CSUM if csum else 0)
+        p.tun_ttl = ttl
+
+    def iface_del(self, int index):
+        """Take a VLAN or a tunnel interface away: its frames are dropped from now on
         and its tap goes once no worker can be using it."""
         cdef port_t *p = &g.ports[index]
-        if not 0 <= index < g.nports or p.kind != PORT_VLAN or not p.used:
-            raise DataplaneError(f"interface {index} is not a VLAN")
-        g.vlan_if[p.parent * VLAN_IDS + p.vlan_id] = 0
+        if not 0 <= index < g.nports or p.kind == PORT_ETH or not p.used:
+            raise DataplaneError(f"interface {index} is not a VLAN or a tunnel")
+        if p.kind == PORT_VLAN:
+            g.vlan_if[p.parent * VLAN_IDS + p.vlan_id] = 0
         had_kni = p.has_kni
         p.used = 0
         p.has_kni = 0

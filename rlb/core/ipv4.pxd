@@ -4,6 +4,7 @@ from libc.string cimport memcpy, memset
 from rlb.core.dpdk.mbuf cimport (rte_mbuf, rte_pktmbuf_trim, rte_pktmbuf_free, rte_pktmbuf_alloc,
                                  rlb_mtod)
 from rlb.core.route cimport route_lookup, arp_is_ours
+from rlb.core.tunnel cimport tunnel_input, IPPROTO_IPIP_TUN, IPPROTO_GRE
 from rlb.core.dpdk.ethdev cimport rte_ether_hdr
 from rlb.core.dpdk.net cimport (rte_ipv4_hdr, rte_arp_hdr, rte_icmp_hdr, rte_raw_cksum,
                                 rte_be_to_cpu_16, rte_be_to_cpu_32, rte_cpu_to_be_16,
@@ -11,7 +12,7 @@ from rlb.core.dpdk.net cimport (rte_ipv4_hdr, rte_arp_hdr, rte_icmp_hdr, rte_raw
 from rlb.core.types cimport *
 from rlb.core.packet cimport (tx_port, tx_kni, drop, eth_hdr, ip_hdr, ip_set_csum, mac_copy,
                               mac_is_multicast, csum_fold_add, ETH_HLEN, ETHER_TYPE_IPV4,
-                              IPPROTO_ICMP, IP_MF_OFFSET_MASK, IP_OFFSET_MASK)
+                              IPPROTO_ICMP, IP_MF_OFFSET_MASK, IP_OFFSET_MASK, NO_PORT)
 from rlb.core.lb cimport lb_input, IPPROTO_TCP, IPPROTO_UDP
 from rlb.core.probe cimport tcp_probe_answer
 from rlb.core.neigh cimport (neigh_find, neigh_insert, neigh_confirm, neigh_share,
@@ -214,6 +215,7 @@ cdef inline void ipv4_input(engine_t *e, worker_t *w, uint8_t port, rte_mbuf *m)
     cdef uint32_t dst, l3len
     cdef int why
     cdef route_t *r
+    cdef uint8_t tp
     if m.data_len < ETH_HLEN + 20:
         drop(w, m, R_TRUNCATED)
         return
@@ -263,6 +265,12 @@ cdef inline void ipv4_input(engine_t *e, worker_t *w, uint8_t port, rte_mbuf *m)
         elif ip.next_proto_id == IPPROTO_TCP and e.probes != NULL and \
                 tcp_probe_answer(e, w, m, ip, hl, dst):
             pass                           # an answer to the data plane's TCP prober
+        elif ip.next_proto_id == IPPROTO_IPIP_TUN or ip.next_proto_id == IPPROTO_GRE:
+            tp = tunnel_input(e, w, m, ip, hl, tot)
+            if tp == NO_PORT:
+                drop(w, m, R_TUNNEL_BAD)
+            else:
+                ipv4_input(e, w, tp, m)    # as the tunnel interface's
         else:
             tx_kni(e, w, port, m)
         return

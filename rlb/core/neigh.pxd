@@ -8,6 +8,7 @@ from rlb.core.dpdk.ethdev cimport rte_ether_hdr
 from rlb.core.dpdk.net cimport (rte_arp_hdr, rte_be_to_cpu_16, rte_be_to_cpu_32,
                                 rte_cpu_to_be_16, rte_cpu_to_be_32)
 from rlb.core.types cimport *
+from rlb.core.tunnel cimport tunnel_output
 from rlb.core.packet cimport (tx_port, tx_kni, drop, eth_hdr, mac_copy, ETH_HLEN,
                               ETHER_TYPE_IPV4, ETHER_TYPE_ARP)
 
@@ -154,9 +155,19 @@ cdef inline void neigh_share(engine_t *e, worker_t *w, neigh_t *n) noexcept nogi
 cdef inline void neigh_output(engine_t *e, worker_t *w, uint8_t port, uint32_t nexthop,
                               uint32_t src, rte_mbuf *m) noexcept nogil:
     """Send an IPv4 packet (Ethernet header room included) to nexthop on port,
-    resolving it with ARP first when needed."""
-    cdef neigh_t *n = neigh_find(w, nexthop)
+    resolving it with ARP first when needed; to a tunnel interface, in its outer header
+    along the route to its remote end."""
+    cdef neigh_t *n
     cdef uint64_t now
+    cdef route_t *r
+    if e.ports[port].kind == PORT_TUNNEL:
+        r = tunnel_output(e, w, port, m)
+        if r == NULL:
+            return
+        src = e.ports[port].tun_local
+        nexthop = r.gw if r.gw else e.ports[port].tun_remote
+        port = r.port
+    n = neigh_find(w, nexthop)
     if n != NULL and n.state >= NEIGH_REACHABLE:
         eth_fill(e, m, n.port, n.mac, ETHER_TYPE_IPV4)
         tx_port(e, w, n.port, m)

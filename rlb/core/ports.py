@@ -109,10 +109,31 @@ def iface_rx_packets(iface: str) -> int | None:
         return None
 
 
-def kni_prepare(name: str) -> None:
-    """The data plane speaks IPv4 only: keep the kernel from sending IPv6 on kni."""
+def kni_prepare(name: str, arp: bool = True) -> None:
+    """The data plane speaks IPv4 only: keep the kernel from sending IPv6 on kni. A
+    tunnel's kni has no neighbours to ask (arp=False): the kernel sends to it without
+    ARP."""
     if os.path.isdir(f"/proc/sys/net/ipv6/conf/{name}"):
         _sysctl(f"/proc/sys/net/ipv6/conf/{name}/disable_ipv6", "1")
+    if not arp:
+        _set_flag(name, IFF_NOARP)
+
+
+SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_NOARP = 0x8913, 0x8914, 0x80
+
+
+def _set_flag(name: str, flag: int) -> None:
+    """An interface flag on (`ip link set NAME arp off` is IFF_NOARP)."""
+    import fcntl
+    import socket
+    import struct
+    ifr = struct.Struct("16sH14x")
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            _, flags = ifr.unpack(fcntl.ioctl(s, SIOCGIFFLAGS, ifr.pack(name.encode(), 0)))
+            fcntl.ioctl(s, SIOCSIFFLAGS, ifr.pack(name.encode(), flags | flag))
+    except OSError as err:
+        log.warning("%s: cannot set its flags: %s", name, err)
 
 
 def carrier(iface: str) -> bool | None:

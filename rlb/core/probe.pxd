@@ -45,6 +45,9 @@ cdef inline void kni_output(engine_t *e, worker_t *w, uint8_t port, rte_mbuf *m)
     VRRP, ssh answers), unless it is a probe. Not the packet fast path: one MAC compare."""
     cdef rte_ether_hdr *eh
     w.pstats[port][PORT_FROM_KNI] += 1
+    if e.ports[port].kind == PORT_TUNNEL:
+        neigh_output(e, w, port, 0, 0, m)      # in its outer header, or dropped
+        return
     if m.data_len >= ETH_HLEN:
         eh = eth_hdr(m)
         if rte_be_to_cpu_16(eh.ether_type) == ETHER_TYPE_IPV4 and \

@@ -92,6 +92,11 @@ def _lacp_flags(int state):
     return [name for bit, name in LACP_STATE if state & bit]
 
 
+def _be16(int v):
+    """A 16-bit field as LACP carries it (network order) in the bond's slave info."""
+    return ((v & 0xff) << 8) | (v >> 8)
+
+
 def _mac(const uint8_t *b):
     return ":".join(f"{b[k]:02x}" for k in range(6))
 
@@ -125,10 +130,12 @@ cdef object bond_info(engine_t *e, int i):
         if mode == 4 and rte_eth_bond_8023ad_slave_info(pid, slaves[k], &lacp) == 0:
             row["lacp"] = {
                 "selected": SELECTION.get(lacp.selected, str(lacp.selected)),
-                "actor": {"system": _mac(lacp.actor.system.addr_bytes), "key": lacp.actor.key,
-                          "port": lacp.actor.port_number, "state": _lacp_flags(lacp.actor_state)},
+                "actor": {"system": _mac(lacp.actor.system.addr_bytes),
+                          "key": _be16(lacp.actor.key), "port": _be16(lacp.actor.port_number),
+                          "state": _lacp_flags(lacp.actor_state)},
                 "partner": {"system": _mac(lacp.partner.system.addr_bytes),
-                            "key": lacp.partner.key, "port": lacp.partner.port_number,
+                            "key": _be16(lacp.partner.key),
+                            "port": _be16(lacp.partner.port_number),
                             "state": _lacp_flags(lacp.partner_state)}}
         rows.append(row)
     return {"mode": mode, "primary": rte_eth_bond_primary_get(pid),

@@ -77,6 +77,12 @@ cdef struct msg_t:
 cdef enum PortKind:
     PORT_ETH = 0               # a DPDK port the workers receive from: a device or a bond
     PORT_VLAN = 1              # a VLAN on one: its frames tagged on `parent`
+    PORT_TUNNEL = 2            # an IPIP or GRE tunnel: its packets leave encapsulated, by
+                               # the route to its remote end
+
+cdef enum:                     # port_t.tun_flags
+    TUN_CSUM = 1               # GRE with a checksum
+    TUN_KEY = 2                # GRE with a key
 
 cdef struct port_t:            # an interface of the data plane (index = its number)
     uint16_t port_id           # DPDK port of the data port (a VLAN: its parent's)
@@ -92,6 +98,12 @@ cdef struct port_t:            # an interface of the data plane (index = its num
                                # each worker makes one every tick even with nothing to send
     uint16_t vlan_proto        # PORT_VLAN: 0x8100 (802.1Q) or 0x88a8 (802.1ad), host order
     uint16_t vlan_id
+    uint32_t tun_local         # PORT_TUNNEL: its ends (host order)
+    uint32_t tun_remote
+    uint32_t tun_key
+    uint8_t tun_proto          # 4 (IPIP) or 47 (GRE)
+    uint8_t tun_flags          # TUN_*
+    uint8_t tun_ttl            # 0: the inner packet's
 
 cdef struct route_t:
     uint32_t prefix            # host byte order

@@ -63,12 +63,20 @@ PUSH = {"forwarding": lambda e, s: e.set_forwarding(s.forwarding),
 RUNTIME = frozenset(PUSH)
 
 
-PORT, BOND, VLAN = "port", "bond", "vlan"        # Port.kind
+PORT, BOND, VLAN, TUNNEL = "port", "bond", "vlan", "tunnel"     # Port.kind
+IPIP, GRE = "ipip", "gre"
+TUNNEL_PROTOS = {IPIP: 4, GRE: 47}
 BOND_MODES = {0: "round-robin", 4: "802.3ad"}  # DPVS's (dpvs.bond.conf): DPDK's bonding PMD
 XMIT_POLICIES = {"layer2": "l2", "layer23": "l23", "layer34": "l34"}
 DOT1Q, DOT1AD = "802.1q", "802.1ad"
 VLAN_PROTOS = {DOT1Q: 0x8100, DOT1AD: 0x88a8}
 MAX_INTERFACES = 32                  # types.pxd MAX_PORTS
+
+
+def tunnel_mac(index: int) -> bytes:
+    """A tunnel has no MAC: its kni tap and its decapsulated frames use this one (locally
+    administered, one per interface slot)."""
+    return bytes((0x02, 0x72, 0x6c, 0x62, 0x00, index))
 
 
 @dataclass
@@ -78,6 +86,18 @@ class Bond:
     slaves: tuple
     primary: str | None = None
     xmit_policy: str | None = None
+
+
+@dataclass
+class Tunnel:
+    """`dpip tunnel add NAME mode ipip|gre local A remote B [dev D] [key K] [csum] [ttl N]`."""
+    mode: str
+    local: IPv4Address
+    remote: IPv4Address
+    dev: str | None = None           # the link it is meant to leave by (the route decides)
+    key: int | None = None           # GRE
+    csum: bool = False               # GRE
+    ttl: int = 0                     # 0: the inner packet's
 
 
 @dataclass
@@ -92,6 +112,7 @@ class Port:
     link: str | None = None          # VLAN: the port or bond it is on
     vid: int = 0
     proto: str = DOT1Q
+    tunnel: Tunnel | None = None     # TUNNEL: its ends and options
 
     @property
     def kni(self) -> str:
@@ -203,6 +224,13 @@ class Model:
                                 VLAN_PROTOS[p.proto], p.kni if self.settings.kni else None)
                 if self.settings.kni:
                     kni_prepare(p.kni)
+            if p.kind == TUNNEL:
+                t = p.tunnel
+                engine.tunnel_add(p.index, p.name, TUNNEL_PROTOS[t.mode], int(t.local),
+                                  int(t.remote), key=t.key, csum=t.csum, ttl=t.ttl,
+                                  mac=tunnel_mac(p.index), kni=p.kni if self.settings.kni else None)
+                if self.settings.kni:
+                    kni_prepare(p.kni, arp=False)
         for r in self.routes.values():
             self._push_route(r)
         for n in self.neighbours.values():
@@ -331,7 +359,8 @@ class Model:
         return any(a.port == name for a in self.addresses) or \
             any(r.port == name for r in self.routes.values()) or \
             any(n.port == name for n in self.neighbours.values()) or \
-            any(p.link == name for p in self.ports.values())
+            any(p.link == name or (p.tunnel is not None and p.tunnel.dev == name)
+                for p in self.ports.values())
 
     # ---------------------------------------------------------------- VLANs
 
@@ -355,10 +384,7 @@ class Model:
         for p in self.ports.values():
             if p.kind == VLAN and p.link == link and p.vid == vid:
                 raise CommandError(f"VLAN {vid} is already on {link} ({p.name})")
-        used = {p.index for p in self.ports.values()}
-        index = next((i for i in range(MAX_INTERFACES) if i not in used), None)
-        if index is None:
-            raise CommandError(f"at most {MAX_INTERFACES} interfaces (ports, bonds, VLANs)")
+        index = self._free_index()
         port = Port(name, "", index, kind=VLAN, link=link, vid=vid, proto=proto)
         if self.engine is not None:
             self.engine.vlan_add(index, name, parent.index, vid, VLAN_PROTOS[proto],
@@ -368,17 +394,78 @@ class Model:
         self.ports[name] = port
         return name
 
-    def del_vlan(self, name: str) -> None:
+    # -------------------------------------------------------------- tunnels
+
+    def add_tunnel(self, name: str, t: Tunnel) -> None:
+        """An IPIP or GRE tunnel interface (its remote end reached by the routes)."""
+        old = self.ports.get(name)
+        if old is not None and old.kind == TUNNEL and old.tunnel == t:
+            return                  # the same line again
+        self._check_new_name(name, TUNNEL, VLAN_NAME)
+        self._check_tunnel(name, t)
+        index = self._free_index()
+        port = Port(name, "", index, kind=TUNNEL, tunnel=t)
+        if self.engine is not None:
+            self.engine.tunnel_add(index, name, TUNNEL_PROTOS[t.mode], int(t.local),
+                                   int(t.remote), key=t.key, csum=t.csum, ttl=t.ttl,
+                                   mac=tunnel_mac(index),
+                                   kni=port.kni if self.settings.kni else None)
+            if self.settings.kni:
+                kni_prepare(port.kni, arp=False)
+        self.ports[name] = port
+
+    def change_tunnel(self, name: str, t: Tunnel) -> None:
         p = self.port(name)
-        if p.kind != VLAN:
-            raise CommandError(f"{name} is not a VLAN")
+        if p.kind != TUNNEL:
+            raise CommandError(f"{name} is not a tunnel")
+        self._check_tunnel(name, t)
+        if self.engine is not None:
+            self.engine.tunnel_set(p.index, TUNNEL_PROTOS[t.mode], int(t.local),
+                                   int(t.remote), key=t.key, csum=t.csum, ttl=t.ttl)
+        p.tunnel = t
+
+    def _check_tunnel(self, name: str, t: Tunnel) -> None:
+        if t.mode not in TUNNEL_PROTOS:
+            raise CommandError(f"tunnel mode {t.mode}: {' or '.join(TUNNEL_PROTOS)}")
+        if t.mode == IPIP and (t.key is not None or t.csum):
+            raise CommandError("key and csum are GRE's: an IPIP tunnel has neither")
+        if t.key is not None and not 0 <= t.key <= 0xffffffff:
+            raise CommandError(f"bad key {t.key}: 0-4294967295")
+        if not 0 <= t.ttl <= 255:
+            raise CommandError(f"bad ttl {t.ttl}: 0 (the inner packet's) to 255")
+        for ip in (t.local, t.remote):
+            if ip.is_multicast or ip.is_unspecified or ip == IPv4Address("255.255.255.255"):
+                raise CommandError(f"{ip} cannot be a tunnel end")
+        if t.dev is not None and self.port(t.dev).kind == TUNNEL:
+            raise CommandError(f"{t.dev} is a tunnel: a tunnel leaves by a port, a bond "
+                               "or a VLAN")
+        for p in self.ports.values():
+            if p.kind == TUNNEL and p.name != name and p.tunnel.mode == t.mode and \
+                    (p.tunnel.local, p.tunnel.remote, p.tunnel.key) == (t.local, t.remote, t.key):
+                raise CommandError(f"{p.name} has the same ends{' and key' if t.key else ''}: "
+                                   "the packets would not know their tunnel")
+
+    def _free_index(self) -> int:
+        used = {p.index for p in self.ports.values()}
+        index = next((i for i in range(MAX_INTERFACES) if i not in used), None)
+        if index is None:
+            raise CommandError(f"at most {MAX_INTERFACES} interfaces (ports, bonds, VLANs, "
+                               "tunnels)")
+        return index
+
+    def del_vlan(self, name: str, kind: str = VLAN) -> None:
+        """A VLAN or a tunnel interface goes (with nothing on it any more)."""
+        p = self.port(name)
+        if p.kind != kind:
+            raise CommandError(f"{name} is not a {kind}" if kind == TUNNEL else
+                               f"{name} is not a VLAN")
         if self._port_used(name):
             raise CommandError(f"{name} has addresses, routes or neighbours: delete them first")
         if self.services.uses_port(name):
             raise CommandError(f"{name} is named by a service (local address, iif/oif): "
                                "change that first")
         if self.engine is not None:
-            self.engine.vlan_del(p.index)
+            self.engine.iface_del(p.index)
         del self.ports[name]
 
     def port(self, name: str) -> Port:

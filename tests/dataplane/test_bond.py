@@ -129,3 +129,140 @@ def test_bond_errors(tmp_path, line, why):
     with pytest.raises(ConfigError) as e:
         check(read_file(str(conf)), str(conf))
     assert why in str(e.value)
+
+
+# ------------------------------------------------- mode 4 with a real LACP partner
+
+LNS, SW, SRV = "rlbt-lacp", "rlbt-lacpsw", "rlbt-lacpsv"
+LACP_CONF = """\
+dataplane
+ port dpdk0 net_af_packet0,iface=dp0
+ port dpdk1 net_af_packet1,iface=dp1
+ port dpdk2 net_af_packet2,iface=dp2
+ bond bond0 mode 4 slaves dpdk0 dpdk1 primary dpdk0 xmit-policy layer34
+ forwarding
+!
+dpip addr add 10.1.0.1/24 dev bond0
+dpip addr add 10.2.0.1/24 dev dpdk2
+"""
+
+
+@pytest.fixture(scope="module")
+def lacp(tmp_path_factory):
+    """rlb's bond0 (dp0, dp1) faces an Open vSwitch LACP bond (tp0, tp1) in namespace SW
+    whose internal port `cli` is the client 10.1.0.9; dpdk2 leads to a server 10.2.0.9."""
+    from rlb.lab.ovs import Ovs
+    for ns in (LNS, SW, SRV):
+        del_ns(ns)
+        sh("ip", "netns", "add", ns)
+        sh("ip", "-n", ns, "link", "set", "lo", "up")
+    for a, b, peer in (("dp0", "tp0", SW), ("dp1", "tp1", SW), ("dp2", "tp2", SRV)):
+        sh("ip", "-n", LNS, "link", "add", a, "type", "veth", "peer", "name", b, "netns", peer)
+        for ns, dev in ((LNS, a), (peer, b)):
+            sh("ethtool", "-K", dev, "tx", "off", "gro", "off", ns=ns, check=False)
+            sh("ip", "-n", ns, "link", "set", dev, "up")
+    sh("ip", "-n", SRV, "addr", "add", "10.2.0.9/24", "dev", "tp2")
+    sh("ip", "-n", SRV, "route", "add", "default", "via", "10.2.0.1")
+    ovs = Ovs(SW, tmp_path_factory.mktemp("ovs") / "run").start()
+    d = None
+    try:
+        ovs.bridge("br0")
+        ovs.bond("br0", "bond0", ["tp0", "tp1"], mode="balance-tcp")
+        ovs.internal("br0", "cli", "10.1.0.9/24")
+        sh("ip", "-n", SW, "route", "add", "default", "via", "10.1.0.1")
+        d = Daemon(LNS, "rlbt-lacp", LACP_CONF, tmp_path_factory.mktemp("lacp")).start()
+        yield d, ovs
+    finally:
+        rc = d.stop() if d is not None else 0
+        ovs.stop()
+        for ns in (LNS, SW, SRV):
+            del_ns(ns)
+        assert rc == 0, d.log.read_text()
+
+
+def _slaves(d):
+    return {s["name"]: s for s in d.ok("dpip link show bond0")["data"]["ports"][0]["bond"]["slaves"]}
+
+
+def test_lacp_negotiated_with_ovs(lacp):
+    d, ovs = lacp
+    ours = mac("dp0", LNS)
+
+    def negotiated():
+        st = ovs.lacp_status("bond0")
+        s = _slaves(d)
+        return st["negotiated"] and all(
+            m["status"] == "current" and m["attached"] and m["partner_sys_id"] == ours
+            for m in st["members"].values()) and all(
+            x["lacp"]["selected"] == "selected" and
+            x["lacp"]["partner"]["system"] == st["sys_id"] and
+            "distributing" in x["lacp"]["actor"]["state"] for x in s.values())
+    assert wait(negotiated, 30), (ovs.appctl("lacp/show", "bond0"), _slaves(d))
+    out = d.ok("dpip link show bond0")["text"]
+    assert "bond mode 4 (802.3ad) primary dpdk0 xmit-policy layer34" in out
+    assert f"partner {ovs.lacp_status('bond0')['sys_id']}" in out
+    ping = sh("ip", "netns", "exec", SW, "ping", "-c", "3", "-i", "0.2", "-W", "1", "10.2.0.9",
+              check=False)
+    assert ping.returncode == 0, ping.stdout
+
+
+def test_slave_down_mid_transfer_keeps_the_connection(lacp):
+    """A TCP download from the server through the bond: the slave carrying it loses its
+    link half way; the transfer ends complete and the bond goes on with the other."""
+    d, ovs = lacp
+    size, chunk = 6_000_000, 60_000          # ~3 s at 100 chunks a second
+    srv = socket.socket()
+    got = []
+    ready = threading.Event()
+
+    def serve():
+        from support.netns import in_netns
+        with in_netns(SRV):
+            s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("10.2.0.9", 5001))
+        s.listen(1)
+        s.settimeout(10)
+        ready.set()
+        conn, _ = s.accept()
+        with conn:
+            sent = 0
+            while sent < size:
+                conn.sendall(b"z" * chunk)
+                sent += chunk
+                time.sleep(0.01)
+        s.close()
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    assert ready.wait(5)
+    from support.netns import in_netns
+    with in_netns(SW):
+        srv = socket.create_connection(("10.2.0.9", 5001), timeout=10)
+    before = {k: v["stats"]["opackets"] for k, v in _slaves(d).items()}
+    total, cut = 0, None
+    end = time.monotonic() + 30
+    try:
+        while total < size and time.monotonic() < end:
+            data = srv.recv(65536)
+            if not data:
+                break
+            total += len(data)
+            if cut is None and total > size // 3:
+                now = {k: v["stats"]["opackets"] for k, v in _slaves(d).items()}
+                cut = max(now, key=lambda k: now[k] - before[k])     # the one carrying it
+                sh("ip", "-n", SW, "link", "set", "tp" + cut[-1], "down")
+        got.append(total)
+    finally:
+        srv.close()
+        t.join(5)
+    try:
+        assert cut is not None
+        assert total == size, f"{total} of {size} bytes: the connection broke at the cut"
+        s = _slaves(d)
+        assert not s[cut]["active"] and s[cut]["in_bond"] is False
+        other = next(k for k in s if k != cut)
+        assert s[other]["active"]
+    finally:
+        sh("ip", "-n", SW, "link", "set", "tp" + cut[-1], "up", check=False)
+    assert wait(lambda: all(x["active"] for x in _slaves(d).values()), 30), _slaves(d)

@@ -117,7 +117,14 @@ class FakeEngine:
     def vlan_add(self, index, name, parent, vid, proto=0x8100, kni=None): pass
 
     @recorded
-    def vlan_del(self, index): pass
+    def iface_del(self, index): pass
+
+    @recorded
+    def tunnel_add(self, index, name, proto, local, remote, *, key=None, csum=False, ttl=0,
+                   mac, kni=None): pass
+
+    @recorded
+    def tunnel_set(self, index, proto, local, remote, *, key=None, csum=False, ttl=0): pass
 
     def bond_info(self, i):
         return None

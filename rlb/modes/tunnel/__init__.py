@@ -12,7 +12,7 @@ NEEDS_SRC = "tunnel mode needs a route src: dpip route add default via GW src LA
 
 class Tunnel(Mode):
     def check_dest(self, svc, dest, model) -> None:
-        check_same_port(svc, dest, "tunnel")
+        check_same_port(svc, dest, self.name)
         r = route_to(model, dest.addr)
         if r is None or r.scope not in ROUTED:   # as fast.pyx
             raise CommandError(f"no route to real server {dest.addr}: {NEEDS_SRC}")

@@ -31,7 +31,7 @@ READONLY = {
     "show ip vs health [(tcp A.B.C.D:PORT$tcp|udp A.B.C.D:PORT$udp|match WORD$match)]",
     "dpip addr show [dev WORD$dev]", "dpip route show [dev WORD$dev]",
     "dpip neigh show [dev WORD$dev]", "dpip link show [WORD$dev] [-s$stats]",
-    "dpip vlan show [WORD$name]",
+    "dpip vlan show [WORD$name]", "dpip tunnel show [WORD$name]",
     "dpip -s$stats link show [WORD$dev]", "show dataplane", "show users", "show ssh",
     "show privilege", "ipvsadm", "show running-config", "show configuration",
     "show configuration diff", "show configuration commits",
