@@ -87,6 +87,13 @@ def up(name: str | Topology, workers: int = 1, lb: bool = True, force: bool = Fa
 
         try:
             netns.build(topo, created)
+
+            def saved(key: str, rec: dict) -> None:
+                st["processes"][key] = rec
+                state.save(st)
+            for node in topo.nodes:         # the switches first: the links go through them
+                if node.ovs is not None:
+                    procs.start_ovs(node.name, node.ovs, saved)
             for node in topo.nodes:
                 if node.decap:
                     rec = procs.start_decap(node.name)

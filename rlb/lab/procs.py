@@ -167,6 +167,7 @@ def lb_config(topo: Topology, workers: int) -> str:
     # One af_packet vdev per data port; the vdev index keeps their names unique.
     for i, (port, ifname) in enumerate(topo.ports):
         lines.append(f" port {port} net_af_packet{i},iface={ifname}")
+    lines += [f" {bond.line}" for bond in topo.bonds]
     if topo.lb_forwarding:
         lines.append(" forwarding")
     lines.append("!")
@@ -281,6 +282,45 @@ def start_frr(node: str, configs: tuple[tuple[str, str], ...]) -> dict[str, dict
     return out
 
 
+def ovs_of(node: str):
+    """The Open vSwitch of a lab node (its files in <node dir>/ovs): to start it, or to
+    ask it (lacp_status, bond_status, appctl) while the lab is up."""
+    from rlb.lab.ovs import Ovs
+    return Ovs(ns_name(node), state.node_dir(node) / "ovs")
+
+
+def start_ovs(node: str, spec, saved) -> dict[str, dict]:
+    """Start a switch node's OVS and build its bridge from `spec` (topologies.OvsSwitch).
+    Each daemon's record, `<daemon>@<node>`, goes to `saved(key, rec)` as soon as the
+    daemon is up (the lab's state file: `rlb lab down` stops it by PID, after a crash
+    too); returns the records."""
+    ovs = ovs_of(node)
+    out: dict[str, dict] = {}
+
+    def record() -> None:
+        for daemon, rec in ovs.procs.items():
+            key = f"{daemon}@{node}"
+            if key not in out:
+                out[key] = {**rec, "node": node}
+                saved(key, out[key])
+    try:
+        ovs.start()
+    finally:
+        record()         # (a failed start stopped what it started: then nothing is alive)
+    try:
+        ovs.bridge(spec.bridge)
+        for bond, members in spec.bonds:
+            ovs.bond(spec.bridge, bond, members, mode="balance-tcp", lacp="active",
+                     fast=True)
+        for dev, vlans in spec.trunks:
+            ovs.trunk(spec.bridge, dev, vlans)
+        for dev, tag in spec.access:
+            ovs.port(spec.bridge, dev, *((f"tag={tag}",) if tag is not None else ()))
+    except LabError as e:
+        raise LabError(f"OVS on {node}: {e}\n{ovs.log_tail()}") from None
+    return out
+
+
 def vtysh(node: str, *commands: str) -> str:
     """vtysh on a lab node's FRR (rlb lab exec NODE -- vtysh ... needs the socket dir)."""
     from rlb.routing.frr import Frr, RoutingError
@@ -297,6 +337,11 @@ def missing_tools(topo: Topology) -> list[str]:
     missing = [t for t in need if shutil.which(t) is None]
     if any(n.decap for n in topo.nodes) and not Path("/dev/net/tun").exists():
         missing.append("/dev/net/tun (the tunnel real servers' decapsulator)")
+    if any(n.ovs for n in topo.nodes):
+        from rlb.lab.ovs import installed
+        if ovs_missing := installed():
+            missing.append(f"Open vSwitch ({', '.join(ovs_missing)}: "
+                           "apt-get install openvswitch-switch)")
     if any(n.frr for n in topo.nodes):
         from rlb.routing.frr import RoutingError, installed
         try:

@@ -55,6 +55,22 @@ def fnat(vip: str, *, wan: str = "dpdk1", lan: str = "dpdk0",
     return tuple(lines)
 
 
+def fnat_vlan(vip: str, *, port: str = "dpdk0", wan_vid: int = 100, lan_vid: int = 200,
+              kni_ip: str | None = "10.0.0.2", net: bool = True, **fnat_knobs) -> Lines:
+    """FNAT two-arm on two VLANs of one port (tutorial, "virtual devices": the VLANs made
+    by `dpip vlan add`, then simple FNAT two-arm with dpdk1 and dpdk0 replaced by them);
+    kni_ip: an address of the WAN VLAN's kni handed to it by a kni_host route."""
+    wan, lan = f"{port}.{wan_vid}", f"{port}.{lan_vid}"
+    lines = []
+    if net:
+        lines += [f"dpip vlan add {wan} link {port} proto 802.1q id {wan_vid}",
+                  f"dpip vlan add {lan} link {port} proto 802.1q id {lan_vid}"]
+    lines += fnat(vip, wan=wan, lan=lan, net=net, **fnat_knobs)
+    if net and kni_ip:
+        lines.append(f"dpip route add {kni_ip}/32 dev {wan} scope kni_host")
+    return tuple(lines)
+
+
 def laddr(lip: str, vip: str, vport: int = 80, udp: bool = False, dev: str = "dpdk0") -> str:
     """One more FNAT local address for a service."""
     return f"ipvsadm --add-laddr -z {lip} {virtual(vip, vport, udp)} -F {dev}"

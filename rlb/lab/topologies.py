@@ -18,6 +18,45 @@ End = tuple[str, str]  # (node, interface name inside that node's namespace)
 
 
 @dataclass(frozen=True)
+class OvsSwitch:
+    """An Open vSwitch (userspace datapath, rlb/lab/ovs.py) in a node's namespace: one
+    bridge whose ports are veth ends of that node. What this kernel has no module for
+    (an LACP bond, a VLAN trunk) is done by OVS, as a real switch would."""
+
+    bridge: str = "br0"
+    # (bond name, its member veth ends): LACP active, fast, balance-tcp
+    bonds: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    trunks: tuple[tuple[str, tuple[int, ...]], ...] = ()   # (veth end, its VLANs)
+    access: tuple[tuple[str, int | None], ...] = ()        # (veth end, VLAN tag or None)
+
+    def devices(self) -> tuple[str, ...]:
+        """Every veth end the bridge takes."""
+        return (*(m for _, ms in self.bonds for m in ms), *(d for d, _ in self.trunks),
+                *(d for d, _ in self.access))
+
+
+@dataclass(frozen=True)
+class Bond:
+    """A bond of an LB's data ports, declared in its dataplane section (rlb's model:
+    `bond NAME mode 0|4 slaves P1 P2 ... [primary P] [xmit-policy layer34]`)."""
+
+    name: str
+    mode: int
+    slaves: tuple[str, ...]
+    primary: str | None = None
+    xmit_policy: str | None = None
+
+    @property
+    def line(self) -> str:
+        words = [f"bond {self.name} mode {self.mode} slaves {' '.join(self.slaves)}"]
+        if self.primary:
+            words.append(f"primary {self.primary}")
+        if self.xmit_policy:
+            words.append(f"xmit-policy {self.xmit_policy}")
+        return " ".join(words)
+
+
+@dataclass(frozen=True)
 class Node:
     """One network namespace and what the lab configures in it."""
 
@@ -43,6 +82,8 @@ class Node:
     # An LB's keepalived.conf in the tutorial (DPVS's keepalived's words), loaded by
     # --tutorial once its kernel side is there (`rlb keepalived load`)
     keepalived: str = ""
+    # A switch node's Open vSwitch (started with the lab, stopped by PID at down)
+    ovs: OvsSwitch | None = None
 
 
 @dataclass(frozen=True)
@@ -77,6 +118,8 @@ class Topology:
     links: tuple[Link, ...] = ()
     segments: tuple[Segment, ...] = ()
     ports: tuple[tuple[str, str], ...] = ()  # (data port, veth in each lb node)
+    # Bonds of those ports in the LB's dataplane section (the slaves stop being interfaces)
+    bonds: tuple[Bond, ...] = ()
     # The LB nodes, each an rlb instance with the same ports (rlb.lab.state.instance):
     # `lb` in most scenarios, lb1 and lb2 in a cluster
     lbs: tuple[str, ...] = ("lb",)
@@ -662,6 +705,99 @@ def _fnat_ospf_rlb(name: str, description: str) -> Topology:
                                      for n in ospf.nodes))
 
 
+# The tutorial's "virtual devices": "to configure DPVS ... for Virtual device is nothing
+# special. Just replace the logical interfaces ... with corresponding virtual devices".
+# The LB's peer is an Open vSwitch (userspace datapath) in the namespace `ovs`: this
+# kernel has no bonding or 8021q module, and a Linux bridge speaks neither LACP nor VLANs.
+OVS_NODE = "ovs"
+WAN_VIP = "10.0.0.100"
+CLIENT = "10.0.0.48"
+
+
+def _ovs_switch(ovs: OvsSwitch) -> Node:
+    return Node(OVS_NODE, "switch", sysctls=_QUIET, hidden=True, ovs=ovs)
+
+
+def _ovs_side(node: str, ifname: str) -> str:
+    """The OVS namespace's end of a veth from `node` (lb-dpdk1, client, rs1 ...)."""
+    return (node if ifname == "eth0" else f"{node}-{ifname.removeprefix('veth-')}")[:IFNAMSIZ]
+
+
+def _to_ovs(node: str, ifname: str) -> Link:
+    return Link((node, ifname), (OVS_NODE, _ovs_side(node, ifname)))
+
+
+# "bond-two-arm": simple FNAT two-arm whose WAN is bond0, an 802.3ad (mode 4) bond of
+# dpdk1 and dpdk2, facing the switch's LACP bond (active, fast, balance-tcp), which also
+# holds the client; the LAN on dpdk0 as in fnat-two-arm.
+BOND = Bond("bond0", 4, ("dpdk1", "dpdk2"), primary="dpdk1", xmit_policy="layer34")
+OVS_BOND = "bond0"
+
+
+def _bond_two_arm(name: str, description: str,
+                  script: Callable[..., tuple[str, ...]]) -> Topology:
+    rs_routes = (f"default via {LAN_GW}",)
+    wan = tuple(port_iface(p) for p in BOND.slaves)
+    return Topology(
+        name=name,
+        description=description,
+        nodes=(
+            Node("client", "client", addrs=(("eth0", f"{CLIENT}/16"),),
+                 routes=(f"{LAN} via {WAN_GW}",)),
+            Node("lb", "lb"),
+            _rs("rs1", RS1, rs_routes),
+            _rs("rs2", RS2, rs_routes),
+            _switch(),
+            _ovs_switch(OvsSwitch(
+                bonds=((OVS_BOND, tuple(_ovs_side("lb", w) for w in wan)),),
+                access=((_ovs_side("client", "eth0"), None),))),
+        ),
+        links=(_to_ovs("client", "eth0"), *(_to_ovs("lb", w) for w in wan)),
+        segments=(_lan(("lb", port_iface("dpdk0")), ("rs1", "eth0"), ("rs2", "eth0")),),
+        ports=(("dpdk0", port_iface("dpdk0")),
+               *((p, port_iface(p)) for p in BOND.slaves)),
+        bonds=(BOND,),
+        vip=WAN_VIP,
+        script=script,
+    )
+
+
+# "vlan-two-arm": simple FNAT two-arm on one port, dpdk0, carrying two VLANs: dpdk0.100
+# (WAN, the client) and dpdk0.200 (LAN, the real servers), to the switch's trunk port;
+# the client is on its access port of VLAN 100, the real servers on VLAN 200's. The
+# LB's kernel has an address on dpdk0.100.kni (a kni_host route hands it its packets).
+VLAN_WAN, VLAN_LAN = 100, 200
+VLAN_KNI = "10.0.0.2"
+
+
+def _vlan_two_arm(name: str, description: str,
+                  script: Callable[..., tuple[str, ...]]) -> Topology:
+    rs_routes = (f"default via {LAN_GW}",)
+    wan = f"dpdk0.{VLAN_WAN}"
+    return Topology(
+        name=name,
+        description=description,
+        nodes=(
+            Node("client", "client", addrs=(("eth0", f"{CLIENT}/16"),),
+                 routes=(f"{LAN} via {WAN_GW}",)),
+            Node("lb", "lb", kni=(f"link set {wan}.kni up",
+                                  f"addr add {VLAN_KNI}/16 dev {wan}.kni")),
+            _rs("rs1", RS1, rs_routes),
+            _rs("rs2", RS2, rs_routes),
+            _ovs_switch(OvsSwitch(
+                trunks=((_ovs_side("lb", port_iface("dpdk0")), (VLAN_WAN, VLAN_LAN)),),
+                access=((_ovs_side("client", "eth0"), VLAN_WAN),
+                        (_ovs_side("rs1", "eth0"), VLAN_LAN),
+                        (_ovs_side("rs2", "eth0"), VLAN_LAN)))),
+        ),
+        links=(_to_ovs("lb", port_iface("dpdk0")), _to_ovs("client", "eth0"),
+               _to_ovs("rs1", "eth0"), _to_ovs("rs2", "eth0")),
+        ports=(("dpdk0", port_iface("dpdk0")),),
+        vip=WAN_VIP,
+        script=script,
+    )
+
+
 # --- the scenarios ----------------------------------------------------------
 
 TOPOLOGIES: tuple[Topology, ...] = (
@@ -750,6 +886,19 @@ TOPOLOGIES: tuple[Topology, ...] = (
         "DR with BGP/ECMP: fnat-bgp-two-arm's cluster in DR mode, scheduler mh, VIP "
         "123.1.2.3 on the rs' lo, replies through the switch: flows survive ECMP changes",
     ),
+    _bond_two_arm(
+        "bond-two-arm",
+        "FNAT two-arm on a bond: client 10.0.0.48 behind an OVS switch whose LACP bond "
+        "faces bond0 (mode 4 of dpdk1, dpdk2), rs1/rs2 on dpdk0 (LAN)",
+        # tutorial, "simple FNAT two-arm" with dpdk1 replaced by bond0 (virtual devices)
+        script=partial(scripts.fnat, vip=WAN_VIP, wan=BOND.name),
+    ),
+    _vlan_two_arm(
+        "vlan-two-arm",
+        "FNAT two-arm on VLANs of one port: client 10.0.0.48 on dpdk0.100 (WAN), rs1/rs2 "
+        "on dpdk0.200 (LAN), an OVS trunk as the switch; 10.0.0.2 on dpdk0.100.kni",
+        script=partial(scripts.fnat_vlan, vip=WAN_VIP, kni_ip=VLAN_KNI),
+    ),
 )
 
 BY_NAME: dict[str, Topology] = {t.name: t for t in TOPOLOGIES}
@@ -799,4 +948,25 @@ def check(topo: Topology) -> list[str]:
         for ifname, _ in node.addrs:
             if ifname != "lo" and (node.name, ifname) not in seen:
                 problems.append(f"{node.name}: address on unknown interface {ifname}")
+        if node.ovs is not None:
+            devs = node.ovs.devices()
+            if len(set(devs)) != len(devs):
+                problems.append(f"{node.name}: an OVS port used twice")
+            for dev in devs:
+                if (node.name, dev) not in seen:
+                    problems.append(f"{node.name}: OVS port {dev} is not a veth end of it")
+            for bond, members in node.ovs.bonds:
+                if len(members) < 2:
+                    problems.append(f"{node.name}: OVS bond {bond} has fewer than 2 members")
+    port_names = {p for p, _ in topo.ports}
+    taken: set[str] = set()
+    for bond in topo.bonds:
+        if bond.name in port_names:
+            problems.append(f"bond {bond.name}: also a port name")
+        for sl in bond.slaves:
+            if sl not in port_names:
+                problems.append(f"bond {bond.name}: slave {sl} is not a port")
+            if sl in taken:
+                problems.append(f"bond {bond.name}: slave {sl} is in another bond")
+            taken.add(sl)
     return problems
