@@ -296,6 +296,10 @@ def _link_show(ctx, dev, stats):
                       f"    addr {mac} driver {info['driver']}"]
             if p.kind == VLAN:
                 lines.append(f"    vlan {p.proto} id {p.vid} link {p.link}")
+            if p.kind == TUNNEL:
+                t = p.tunnel
+                row["tunnel"] = {"mode": t.mode, "local": str(t.local), "remote": str(t.remote)}
+                lines.append(f"    tunnel {t.mode} local {t.local} remote {t.remote}")
             if p.kind == BOND:
                 row["bond"] = bond = _bond_rows(m, p, ctx.engine.bond_info(p.index))
                 lines += _bond_lines(p, bond, stats)

@@ -53,6 +53,11 @@ cdef dict port_info(engine_t *e, int i, str name):
     memset(&link, 0, sizeof(link))
     rte_eth_link_get_nowait(pid, &link)
     vlan = e.ports[i].kind == PORT_VLAN
+    if e.ports[i].kind == PORT_TUNNEL:
+        return {"name": name, "port_id": None, "driver": "tunnel",
+                "mac": bytes(e.ports[i].mac[:6]), "mtu": e.ports[i].mtu, "queues": e.nworkers,
+                "speed": 0, "up": bool(e.ports[i].used),
+                "kni_port_id": e.ports[i].kni_id if e.ports[i].has_kni else None, "vlan": None}
     return {"name": name, "port_id": pid,
             "driver": "vlan" if vlan else (info.driver_name.decode() if info.driver_name else ""),
             "mac": bytes(e.ports[i].mac[:6]), "mtu": e.ports[i].mtu,

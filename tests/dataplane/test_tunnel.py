@@ -183,3 +183,12 @@ def test_tunnel_add_change_del_at_run_time(lab):
         lab.d.ok("show running-config")["text"]
     lab.d.ok("dpip tunnel del t9")
     assert wait(lambda: "t9.kni" not in sh("ip", "-o", "link", ns=NS).stdout)
+
+
+def test_link_show_names_the_tunnel(lab):
+    r = lab.d.ok("dpip -s link show gre1")
+    row = r["data"]["ports"][0]
+    assert row["driver"] == "tunnel" and row["tunnel"] == {
+        "mode": "gre", "local": "10.0.0.1", "remote": "10.0.0.3"}
+    assert row["stats"]["rx_pkts"] > 0 and row["stats"]["tx_pkts"] > 0
+    assert "tunnel gre local 10.0.0.1 remote 10.0.0.3" in r["text"]
