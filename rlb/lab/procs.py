@@ -308,7 +308,8 @@ def start_ovs(node: str, spec, saved) -> dict[str, dict]:
     finally:
         record()         # (a failed start stopped what it started: then nothing is alive)
     try:
-        ovs.bridge(spec.bridge)
+        if spec.switched:
+            ovs.bridge(spec.bridge)
         for bond, members in spec.bonds:
             ovs.bond(spec.bridge, bond, members, mode="balance-tcp", lacp="active",
                      fast=True)
@@ -316,6 +317,13 @@ def start_ovs(node: str, spec, saved) -> dict[str, dict]:
             ovs.trunk(spec.bridge, dev, vlans)
         for dev, tag in spec.access:
             ovs.port(spec.bridge, dev, *((f"tag={tag}",) if tag is not None else ()))
+        if (gre := spec.gre) is not None:
+            # IP over GRE (DPVS's gre), the host's routes once its port exists
+            ovs.gre_tunnel(gre.underlay, gre.local, gre.remote, gre.inner, host=gre.host,
+                           key=gre.key, layer3=True)
+            if gre.mtu:
+                ovs.vsctl("set", "interface", gre.host, f"mtu_request={gre.mtu}")
+            ovs.ip(*gre.ip)
     except LabError as e:
         raise LabError(f"OVS on {node}: {e}\n{ovs.log_tail()}") from None
     return out

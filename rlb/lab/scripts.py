@@ -149,6 +149,31 @@ def snat(wan_ip: str, *, match: str, wan: str = "dpdk1", lan: str = "dpdk0",
     return tuple(lines)
 
 
+def snat_gre(wan_ip: str, *, match: str, local: str, remote: str, tunnel: str = "gre1",
+             tunnel_ip: str = "172.16.0.1/30", under: str = "dpdk0", under_plen: int = 24,
+             inner_net: str = LAN, wan: str = "dpdk1", wan_plen: int = 24,
+             gateway: str | None = None, key: int | None = None,
+             protos: Iterable[str] = ("proto=tcp", "proto=udp", "proto=icmp"),
+             net: bool = True) -> Lines:
+    """SNAT-GRE (tutorial, "virtual devices"): the inside hosts are behind a GRE tunnel
+    to `remote` over `under`: the WAN sapool, the underlay address `local`, the tunnel
+    (`dpip tunnel add ... mode gre`, as the tutorial's), an address on it and the route
+    to the inside network through it, then snat()'s default route and match services."""
+    lines = []
+    if net:
+        k = f" key {key}" if key is not None else ""
+        lines += [f"dpip addr add {wan_ip}/{wan_plen} dev {wan} sapool",
+                  f"dpip addr add {local}/{under_plen} dev {under}",
+                  f"dpip tunnel add {tunnel} mode gre local {local} remote {remote} "
+                  f"dev {under}{k}",
+                  f"dpip addr add {tunnel_ip} dev {tunnel}",
+                  f"dpip route add {inner_net} dev {tunnel}"]
+        if gateway:
+            lines.append(f"dpip route add default via {gateway} dev {wan}")
+    lines += snat(wan_ip, match=match, wan=wan, protos=protos, net=False)
+    return tuple(lines)
+
+
 def fnat_ospf(vip: str = "123.1.2.3", *, kni_ip: str = "172.10.0.2",
               gateway: str = "172.10.0.1", interconnect: str = "172.10.0.0/30",
               laddrs: Iterable[str] = (LIP, "192.168.100.201"), wan: str = "dpdk1",

@@ -18,21 +18,46 @@ End = tuple[str, str]  # (node, interface name inside that node's namespace)
 
 
 @dataclass(frozen=True)
+class OvsGre:
+    """An IP-over-GRE tunnel (protocol 0x0800, as DPVS's `dpip tunnel ... mode gre`)
+    that a node's Open vSwitch terminates (rlb.lab.ovs.Ovs.gre_tunnel): over the veth end
+    `underlay`, `local` (CIDR) the node's own underlay address (on OVS's br-phy), to
+    `remote`; the host behind the tunnel is the internal port `host` with `inner` (CIDR).
+    `mtu`: the host port's (OVS's mtu_request), room for the outer headers on the
+    underlay; `ip`: `ip` lines run in the node once that port exists (its routes)."""
+
+    underlay: str
+    local: str
+    remote: str
+    inner: str
+    host: str = "gre-host"
+    key: int | None = None
+    mtu: int | None = None
+    ip: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class OvsSwitch:
     """An Open vSwitch (userspace datapath, rlb/lab/ovs.py) in a node's namespace: one
     bridge whose ports are veth ends of that node. What this kernel has no module for
-    (an LACP bond, a VLAN trunk) is done by OVS, as a real switch would."""
+    (an LACP bond, a VLAN trunk, a GRE tunnel) is done by OVS, as a real switch would."""
 
     bridge: str = "br0"
     # (bond name, its member veth ends): LACP active, fast, balance-tcp
     bonds: tuple[tuple[str, tuple[str, ...]], ...] = ()
     trunks: tuple[tuple[str, tuple[int, ...]], ...] = ()   # (veth end, its VLANs)
     access: tuple[tuple[str, int | None], ...] = ()        # (veth end, VLAN tag or None)
+    gre: OvsGre | None = None       # a GRE tunnel on bridges of its own (br-phy, br-int)
 
     def devices(self) -> tuple[str, ...]:
-        """Every veth end the bridge takes."""
+        """Every veth end the switch takes."""
         return (*(m for _, ms in self.bonds for m in ms), *(d for d, _ in self.trunks),
-                *(d for d, _ in self.access))
+                *(d for d, _ in self.access), *((self.gre.underlay,) if self.gre else ()))
+
+    @property
+    def switched(self) -> bool:
+        """Whether `bridge` has ports (a tunnel-only OVS makes no such bridge)."""
+        return bool(self.bonds or self.trunks or self.access)
 
 
 @dataclass(frozen=True)
@@ -798,6 +823,43 @@ def _vlan_two_arm(name: str, description: str,
     )
 
 
+# "snat-gre" (tutorial, "virtual devices": DPVS's tunnels make "SNAT-GRE", "remote host
+# use tunnel to access Internet through DPVS SNAT"): the SNAT scenario whose inside host
+# is at a remote site that reaches the LB only through a GRE tunnel. dpdk0 is on the
+# underlay shared with the site, whose Open vSwitch (this kernel has no gre module)
+# terminates the tunnel: the host behind it, 192.168.100.5 on OVS's internal port, has
+# its default route into the tunnel; the LB's gre1 decapsulates its packets, SNATs them
+# out of dpdk1 as 123.1.2.3 and routes the answers back into the tunnel.
+GRE_NODE = "remote"
+GRE_LB, GRE_SITE = "10.0.0.1", "10.0.0.2"        # the underlay ends (dpdk0, the site)
+GRE_TUNNEL, GRE_LB_INNER = "gre1", "172.16.0.1/30"
+GRE_SITE_INNER = "172.16.0.2/30"                  # the site's end of the /30
+GRE_HOST, GRE_HOST_IP = "gre-host", "192.168.100.5"
+GRE_MTU = 1476                                    # 1500 less the outer IP and GRE headers
+
+
+def _snat_gre(name: str, description: str,
+              script: Callable[..., tuple[str, ...]]) -> Topology:
+    gre = OvsGre(underlay="eth0", local=f"{GRE_SITE}/24", remote=GRE_LB,
+                 inner=f"{GRE_HOST_IP}/24", host=GRE_HOST, mtu=GRE_MTU,
+                 ip=(f"addr add {GRE_SITE_INNER} dev {GRE_HOST}",
+                     f"route add default dev {GRE_HOST} src {GRE_HOST_IP}"))
+    return Topology(
+        name=name,
+        description=description,
+        nodes=(
+            Node(GRE_NODE, "client", sysctls=_QUIET, ovs=OvsSwitch(gre=gre)),
+            Node("lb", "lb"),
+            Node("wan", "rs", addrs=(("eth0", f"{SNAT_GW}/24"),), nginx=True),
+        ),
+        links=(Link((GRE_NODE, "eth0"), ("lb", port_iface("dpdk0"))),
+               Link(("wan", "eth0"), ("lb", port_iface("dpdk1")))),
+        ports=(("dpdk0", port_iface("dpdk0")), ("dpdk1", port_iface("dpdk1"))),
+        vip=SNAT_GW,
+        script=script,
+    )
+
+
 # --- the scenarios ----------------------------------------------------------
 
 TOPOLOGIES: tuple[Topology, ...] = (
@@ -852,6 +914,15 @@ TOPOLOGIES: tuple[Topology, ...] = (
         "(WAN) as 123.1.2.3",
         # tutorial, SNAT section, its variables filled in
         script=partial(scripts.snat, wan_ip=SNAT_WAN_IP, match=SNAT_MATCH, gateway=SNAT_GW),
+    ),
+    _snat_gre(
+        "snat-gre",
+        "SNAT through a GRE tunnel: the remote host 192.168.100.5 behind an OVS on dpdk0's "
+        "underlay reaches the server 123.1.2.1 on dpdk1 (WAN) through gre1 as 123.1.2.3",
+        # tutorial, SNAT section through the tunnel of its "virtual devices" section
+        script=partial(scripts.snat_gre, wan_ip=SNAT_WAN_IP, match=SNAT_MATCH,
+                       gateway=SNAT_GW, local=GRE_LB, remote=GRE_SITE,
+                       tunnel=GRE_TUNNEL, tunnel_ip=GRE_LB_INNER),
     ),
     _fnat_ospf(
         "fnat-ospf-two-arm",
