@@ -109,6 +109,12 @@ cdef int _prober_new() except -1:
     return 0
 
 
+def tunnel_mtu(int proto, key, bint csum):
+    """A tunnel's MTU on a 1500-byte underlay: less its outer IPv4 header and GRE's."""
+    return 1500 - 20 - (0 if proto == 4 else 4 + (4 if key is not None else 0) +
+                        (4 if csum else 0))
+
+
 def _pow2(n):
     p = 1
     while p < n:
@@ -495,6 +501,7 @@ cdef class Engine:
         cdef port_t *p = self._new_iface(index, name, PORT_TUNNEL)
         self._tunnel_fill(p, proto, local, remote, key, csum, ttl)
         memcpy(p.mac, <const char *>mac, 6)
+        p.mtu = tunnel_mtu(proto, key, csum)
         self._publish(index, kni)
 
     def tunnel_set(self, int index, int proto, uint32_t local, uint32_t remote, *, key=None,
@@ -535,6 +542,9 @@ cdef class Engine:
             rte_eth_dev_stop(p.kni_id)
             rte_eth_dev_close(p.kni_id)
         self.port_names[index] = None
+
+    def tunnel_mtu(self, int proto, key=None, bint csum=False):
+        return tunnel_mtu(proto, key, csum)
 
     def barrier(self):
         """Return once every worker has finished the passes it had begun."""

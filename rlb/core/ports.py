@@ -109,17 +109,30 @@ def iface_rx_packets(iface: str) -> int | None:
         return None
 
 
-def kni_prepare(name: str, arp: bool = True) -> None:
+def kni_prepare(name: str, arp: bool = True, mtu: int | None = None) -> None:
     """The data plane speaks IPv4 only: keep the kernel from sending IPv6 on kni. A
     tunnel's kni has no neighbours to ask (arp=False): the kernel sends to it without
-    ARP."""
+    ARP, and no more than the tunnel's MTU."""
     if os.path.isdir(f"/proc/sys/net/ipv6/conf/{name}"):
         _sysctl(f"/proc/sys/net/ipv6/conf/{name}/disable_ipv6", "1")
     if not arp:
         _set_flag(name, IFF_NOARP)
+    if mtu is not None:
+        _set_mtu(name, mtu)
 
 
-SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_NOARP = 0x8913, 0x8914, 0x80
+SIOCGIFFLAGS, SIOCSIFFLAGS, SIOCSIFMTU, IFF_NOARP = 0x8913, 0x8914, 0x8922, 0x80
+
+
+def _set_mtu(name: str, mtu: int) -> None:
+    import fcntl
+    import socket
+    import struct
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            fcntl.ioctl(s, SIOCSIFMTU, struct.pack("16si12x", name.encode(), mtu))
+    except OSError as err:
+        log.warning("%s: cannot set its MTU: %s", name, err)
 
 
 def _set_flag(name: str, flag: int) -> None:

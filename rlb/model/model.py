@@ -230,7 +230,8 @@ class Model:
                                   int(t.remote), key=t.key, csum=t.csum, ttl=t.ttl,
                                   mac=tunnel_mac(p.index), kni=p.kni if self.settings.kni else None)
                 if self.settings.kni:
-                    kni_prepare(p.kni, arp=False)
+                    kni_prepare(p.kni, arp=False,
+                                mtu=engine.tunnel_mtu(TUNNEL_PROTOS[t.mode], t.key, t.csum))
         for r in self.routes.values():
             self._push_route(r)
         for n in self.neighbours.values():
@@ -411,7 +412,8 @@ class Model:
                                    mac=tunnel_mac(index),
                                    kni=port.kni if self.settings.kni else None)
             if self.settings.kni:
-                kni_prepare(port.kni, arp=False)
+                kni_prepare(port.kni, arp=False, mtu=self.engine.tunnel_mtu(
+                    TUNNEL_PROTOS[t.mode], t.key, t.csum))
         self.ports[name] = port
 
     def change_tunnel(self, name: str, t: Tunnel) -> None:

@@ -99,6 +99,27 @@ def test_bond_kni_has_the_bond_mac_and_carries_kernel_traffic(rr):
         rr.ok("dpip route del 10.1.0.2/32 dev bond0 scope kni_host")
 
 
+def test_vlan_on_the_bond(rr):
+    """`dpip vlan add link bond1 id 103` of the tutorial: a VLAN on a bond answers tagged."""
+    from scapy.layers.l2 import Dot1Q
+    from support.tagged_wire import TaggedWire
+    rr.ok("dpip vlan add link bond0 id 103")
+    rr.ok("dpip addr add 10.103.0.1/24 dev bond0.103")
+    w0, w1 = TaggedWire(NS, "tp0"), TaggedWire(NS, "tp1")
+    try:
+        w0.send(bytes(Ether(src=TMAC, dst="ff:ff:ff:ff:ff:ff") / Dot1Q(vlan=103) /
+                      ARP(op=1, hwsrc=TMAC, psrc="10.103.0.9", pdst="10.103.0.1")))
+        match = lambda f: Dot1Q in Ether(f) and Ether(f)[Dot1Q].vlan == 103 and \
+            ARP in Ether(f) and Ether(f)[ARP].op == 2                        # noqa: E731
+        got = w0.recv(match, 1.0) or w1.recv(match, 0.5)     # mode 0: either slave
+        assert got is not None and Ether(got)[ARP].hwsrc == mac("dp0")
+    finally:
+        w0.close()
+        w1.close()
+        rr.ok("dpip addr del 10.103.0.1/24 dev bond0.103")
+        rr.ok("dpip vlan del bond0.103")
+
+
 def test_slave_link_down_is_seen(rr):
     sh("ip", "link", "set", "tp1", "down", ns=NS)
     try:

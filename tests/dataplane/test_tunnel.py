@@ -192,3 +192,10 @@ def test_link_show_names_the_tunnel(lab):
         "mode": "gre", "local": "10.0.0.1", "remote": "10.0.0.3"}
     assert row["stats"]["rx_pkts"] > 0 and row["stats"]["tx_pkts"] > 0
     assert "tunnel gre local 10.0.0.1 remote 10.0.0.3" in r["text"]
+
+
+def test_tunnel_mtu_leaves_room_for_its_headers(lab):
+    mtus = {row["name"]: row["mtu"] for row in lab.d.ok("dpip link show")["data"]["ports"]}
+    assert (mtus["ipip1"], mtus["gre1"], mtus["gre2"]) == (1480, 1476, 1468)
+    for name, mtu in (("ipip1", 1480), ("gre1", 1476), ("gre2", 1468)):
+        assert sh("cat", f"/sys/class/net/{name}.kni/mtu", ns=NS).stdout.strip() == str(mtu)

@@ -119,6 +119,9 @@ class FakeEngine:
     @recorded
     def iface_del(self, index): pass
 
+    def tunnel_mtu(self, proto, key=None, csum=False):
+        return 1476
+
     @recorded
     def tunnel_add(self, index, name, proto, local, remote, *, key=None, csum=False, ttl=0,
                    mac, kni=None): pass
