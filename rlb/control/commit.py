@@ -116,7 +116,7 @@ def transform(running: Model, target: Model, wide: bool = False) -> list[str]:
     for name, v in list(running.ports.items()):
         if v.kind in (VLAN, TUNNEL) and _vlan(target.ports.get(name)) != _vlan(v):
             running.del_vlan(name, v.kind)
-            done.append(f"delete {v.kind} {name}")
+            done.append(f"delete {'VLAN' if v.kind == VLAN else v.kind} {name}")
 
     # -- what comes
     for name, v in target.ports.items():
@@ -231,9 +231,11 @@ def _vlan(p):
 
 
 def _fixed_ports(m: Model) -> list:
-    """The data ports and bonds, which the data plane opens at start (VLANs come and go)."""
-    return [(p.name, p.devargs) for p in [*m.ports.values(), *m.slaves.values()]
-            if p.kind in (PORT, BOND)]
+    """The data ports and bonds, which the data plane opens at start (VLANs and tunnels
+    come and go), in no order: a bond's place among them is its first slave's, which the
+    text read back does not keep."""
+    return sorted((p.name, p.devargs) for p in [*m.ports.values(), *m.slaves.values()]
+                  if p.kind in (PORT, BOND))
 
 
 def _check_startup(running: Model, target: Model) -> None:

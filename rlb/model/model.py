@@ -314,7 +314,7 @@ class Model:
     def add_bond(self, name: str, mode: int, slaves: list, primary=None,
                  xmit_policy=None) -> None:
         """A bond of data ports declared before it: they become its slaves (no longer
-        interfaces of their own); it takes the first one's place among the interfaces."""
+        interfaces of their own)."""
         bond = Bond(mode, tuple(slaves), primary, xmit_policy)
         old = self.ports.get(name)
         if old is not None and old.bond == bond:
@@ -346,13 +346,11 @@ class Model:
             args.append(f"primary={self.ports[primary].devargs.split(',')[0]}")
         if xmit_policy is not None:
             args.append(f"xmit_policy={XMIT_POLICIES[xmit_policy]}")
-        first = list(self.ports).index(slaves[0])
-        items = list(self.ports.items())
         for sl in slaves:
-            self.slaves[sl] = self.ports[sl]
-        items = [(k, v) for k, v in items if k not in slaves]
-        items.insert(first, (name, Port(name, ",".join(args), 0, kind=BOND, bond=bond)))
-        self.ports = dict(items)
+            self.slaves[sl] = self.ports.pop(sl)
+        # after the ports, as the running configuration's text has it: read back, the
+        # interfaces come in the same order
+        self.ports[name] = Port(name, ",".join(args), 0, kind=BOND, bond=bond)
         for i, p in enumerate(self.ports.values()):
             p.index = i
 
@@ -474,6 +472,10 @@ class Model:
         try:
             return self.ports[name]
         except KeyError:
+            bond = next((p.name for p in self.ports.values()
+                         if p.kind == BOND and name in p.bond.slaves), None)
+            if bond is not None:
+                raise CommandError(f"{name} is a slave of {bond}: use {bond}") from None
             known = ", ".join(self.ports) or "none defined"
             raise CommandError(f"no such port {name!r} (ports: {known})") from None
 

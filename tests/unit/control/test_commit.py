@@ -13,7 +13,7 @@ import subprocess
 import sys
 import textwrap
 import time
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv4Interface
 
 import asyncssh
 import pytest
@@ -1618,3 +1618,34 @@ def test_exec_lines_without_a_pause_are_one_commit(lb, monkeypatch):
         ("alice", ""), ("alice", routes[5]), ("alice", routes[4]), ("bob", routes[3]),
         ("bob", routes[2]), ("alice", f"{routes[0]}; {routes[1]}")]
     assert [e["id"] for e in h] == list(range(7, 0, -1))
+
+
+BONDED = """
+dataplane
+ port dpdk0 net_tap0
+ port dpdk1 net_tap1
+ port dpdk2 net_tap2
+ bond bond0 mode 4 slaves dpdk0 dpdk1 xmit-policy layer34
+!
+dpip addr add 10.0.0.1/24 dev dpdk2
+dpip addr add 10.1.0.1/24 dev bond0
+"""
+
+
+def test_a_bond_does_not_stop_commits():
+    """The running configuration's text puts a bond's line after every port line, so
+    the candidate read back from it has the bond elsewhere among the interfaces: still
+    the same ports, and VLANs and tunnels come and go on it by commit."""
+    running = conf(BONDED)
+    target = build(render(running).numbered())
+    more = render(target).text.replace("\nend", "") + \
+        "\ndpip vlan add link bond0 id 5\ndpip addr add 10.5.0.1/24 dev bond0.5\n" \
+        "dpip tunnel add gre1 mode gre local 10.0.0.1 remote 10.0.0.2\n"
+    target = conf(more)
+    done = transform(running, target)
+    assert "add VLAN bond0.5" in done and "add tunnel gre1" in done
+    assert reads_back(running) == render(target).text     # the same order, too
+    with pytest.raises(CommandError, match="dpdk0 is a slave of bond0: use bond0"):
+        running.add_address(IPv4Interface("10.9.0.1/24"), "dpdk0")
+    done = transform(running, conf(BONDED))
+    assert "delete VLAN bond0.5" in done and "delete tunnel gre1" in done
