@@ -22,6 +22,17 @@ Each real server runs nginx on :80 (`return 200`, 1 worker) and an iperf3 server
   kernel    no LB: the client talks to the real servers' own addresses, routed by the
             LB namespace (two wrk, one per server; iperf3 to rs1): the ceiling
 
+  rlb-bond[-...]  rlb with its client side a bond (mode 0, round robin) of two af_packet
+            slaves, wan0 and wan1; any rlb variant combines with it (rlb-bond-lips16)
+
+With a bond peer in the run the client side becomes a switch for every peer: the client's
+eth0, wan0 and wan1 are ports of a Linux bridge in rlbb-csw (a mode-0 bond sends from one
+MAC over both links; the bridge takes frames from either, its FDB follows the last), so
+that the single-port rlb rows of the same run pay the same extra hop:
+
+    rlbb-client eth0 --veth-- br1 (rlbb-csw) --veth-- wan0 [rlbb-lb]
+                                            --veth-- wan1 (second slave; unused by others)
+
 Per peer and run: CPS (`wrk -H "Connection: close"`), keep-alive req/s (`wrk`), iperf3
 Gbps; runs interleaved over the peers, medians reported. Load generators on --client-cpu;
 rlb's worker lcore lands on CPU 1 (its EAL lcores follow its affinity).
@@ -56,17 +67,21 @@ from rlb.lab import topologies  # noqa: E402
 TOPO = topologies.get("fnat-two-arm")
 
 NS_CLIENT, NS_LB, NS_SW = "rlbb-client", "rlbb-lb", "rlbb-sw"
+NS_CSW = "rlbb-csw"         # the client-side switch, only with a bond peer
 NS_RS = {"rs1": "rlbb-rs1", "rs2": "rlbb-rs2"}
 NAMESPACES = (NS_CLIENT, NS_LB, NS_SW, *NS_RS.values())
+ALL_NAMESPACES = NAMESPACES + (NS_CSW,)
 CLIENT_IF, WAN_IF, LAN_IF, RS_IF, BRIDGE = "eth0", "wan0", "lan0", "eth0", "br0"
+WAN2_IF, CLIENT_BRIDGE = "wan1", "br1"
 CLIENT_MAC, WAN_MAC, LAN_MAC = "02:bb:10:00:00:30", "02:bb:10:00:00:01", "02:bb:20:00:00:01"
+WAN2_MAC = "02:bb:10:00:00:02"
 RS_MAC = {"rs1": "02:bb:20:00:00:02", "rs2": "02:bb:20:00:00:03"}
 CLIENT_IP, VIP, WAN_GW = "10.0.0.48", TOPO.vip, topologies.WAN_GW
 LAN, LAN_GW, HAPROXY_SRC = topologies.LAN, topologies.LAN_GW, "192.168.100.10"
 RS_IP = {"rs1": topologies.RS1, "rs2": topologies.RS2}
 # FNAT local addresses: 192.168.100.200 (the tutorial's), then .201 ... for -lipsN
 LIP_BASE, LIP_FIRST = "192.168.100.", 200
-RLB_VARIANT = re.compile(r"rlb(-idle(\d*))?(-lips(\d+))?")
+RLB_VARIANT = re.compile(r"rlb(-bond)?(-idle(\d*))?(-lips(\d+))?")
 HTTP_PORT, IPERF_PORT = 80, 5201
 RLB_INSTANCE = "benchlb"
 NFT_TABLE = "rlbb_dnat"
@@ -141,9 +156,32 @@ backend iperf
 # ------------------------------------------------------------------ topology
 
 
-def build_topology() -> None:
-    make_namespaces(NAMESPACES)
-    veth((NS_CLIENT, CLIENT_IF, CLIENT_MAC), (NS_LB, WAN_IF, WAN_MAC))
+def namespaces(client_switch: bool) -> tuple[str, ...]:
+    return ALL_NAMESPACES if client_switch else NAMESPACES
+
+
+def is_bond_peer(name: str) -> bool:
+    m = RLB_VARIANT.fullmatch(name)
+    return bool(m and m.group(1))
+
+
+def build_topology(client_switch: bool = False) -> None:
+    make_namespaces(namespaces(client_switch))
+    if client_switch:
+        # client eth0, wan0 and wan1 on one bridge: a mode-0 bond's two links reach the
+        # client, whichever the bond sends on; every peer of the run goes through it
+        sh("ip", "-n", NS_CSW, "link", "add", CLIENT_BRIDGE, "type", "bridge", "stp_state", "0")
+        sh("ip", "-n", NS_CSW, "link", "set", CLIENT_BRIDGE, "up")
+        for end, sw_if, sw_mac in (((NS_CLIENT, CLIENT_IF, CLIENT_MAC), "c-client",
+                                    "02:bb:1f:00:00:30"),
+                                   ((NS_LB, WAN_IF, WAN_MAC), "c-wan0", "02:bb:1f:00:00:01"),
+                                   ((NS_LB, WAN2_IF, WAN2_MAC), "c-wan1", "02:bb:1f:00:00:02")):
+            veth(end, (NS_CSW, sw_if, sw_mac))
+            sh("ip", "-n", NS_CSW, "link", "set", sw_if, "master", CLIENT_BRIDGE)
+        # wan1 carries no address; the kernel must not answer ARP for wan0's (weak host)
+        sh("sysctl", "-qw", f"net.ipv4.conf.{WAN2_IF}.arp_ignore=1", ns=NS_LB)
+    else:
+        veth((NS_CLIENT, CLIENT_IF, CLIENT_MAC), (NS_LB, WAN_IF, WAN_MAC))
     sh("ip", "-n", NS_SW, "link", "add", BRIDGE, "type", "bridge", "stp_state", "0")
     sh("ip", "-n", NS_SW, "link", "set", BRIDGE, "up")
     members = [((NS_LB, LAN_IF, LAN_MAC), "p-lb", "02:bb:2f:00:00:01")]
@@ -314,7 +352,7 @@ class Peer:
 
 def kernel_lb(addrs: dict[str, list[str]], forward: bool) -> None:
     """Give the LB namespace's kernel the interfaces: only once rlb is gone from them."""
-    left = [i for i in lb_interfaces() if i not in ("lo", WAN_IF, LAN_IF)]
+    left = [i for i in lb_interfaces() if i not in ("lo", WAN_IF, WAN2_IF, LAN_IF)]
     if left or f"rlb_{RLB_INSTANCE}" in lb_nft_tables():
         raise BenchError(f"rlb left something in {NS_LB}: interfaces {left}, nft tables "
                          f"{lb_nft_tables()!r}")
@@ -337,8 +375,10 @@ class Rlb(Peer):
         super().__init__(opts, logdir, name)
         self.daemon = RlbDaemon(opts.python, RLB_INSTANCE, NS_LB, logdir, name)
         m = RLB_VARIANT.fullmatch(name)
-        self.idle_us = (int(m.group(2)) if m.group(2) else 200) if m.group(1) else None
-        self.lips = [f"{LIP_BASE}{LIP_FIRST + i}" for i in range(int(m.group(4) or 1))]
+        self.bond = bool(m.group(1))
+        self.idle_us = (int(m.group(3)) if m.group(3) else 200) if m.group(2) else None
+        self.lips = [f"{LIP_BASE}{LIP_FIRST + i}" for i in range(int(m.group(5) or 1))]
+        self.wan = "bond0" if self.bond else "dpdk1"
 
     @property
     def pid(self):
@@ -347,14 +387,18 @@ class Rlb(Peer):
     def config(self) -> str:
         lines = ["dataplane", " workers 1",
                  f" port dpdk0 net_af_packet0,iface={LAN_IF}",
-                 f" port dpdk1 net_af_packet1,iface={WAN_IF}",
-                 " busy-poll" if self.idle_us is None else f" idle-sleep {self.idle_us}", "!"]
+                 f" port dpdk1 net_af_packet1,iface={WAN_IF}"]
+        if self.bond:
+            # DPDK's bonding PMD, round robin over wan0 and wan1; the bond has wan0's MAC
+            lines += [f" port dpdk2 net_af_packet2,iface={WAN2_IF}",
+                      " bond bond0 mode 0 slaves dpdk1 dpdk2 primary dpdk1"]
+        lines += [" busy-poll" if self.idle_us is None else f" idle-sleep {self.idle_us}", "!"]
         servers = [RS_IP[rs] for rs in NS_RS]
         lines += TOPO.script(vport=HTTP_PORT, servers=servers, rs_port=HTTP_PORT,
-                             laddrs=self.lips)
+                             laddrs=self.lips, wan=self.wan)
         # iperf3's control and data connections must meet the same server: source hash
         lines += TOPO.script(net=False, vport=IPERF_PORT, sched="sh", servers=servers,
-                             rs_port=IPERF_PORT, laddrs=self.lips[:1])
+                             rs_port=IPERF_PORT, laddrs=self.lips[:1], wan=self.wan)
         return "\n".join(lines) + "\n"
 
     def start(self) -> None:
@@ -372,6 +416,11 @@ class Rlb(Peer):
             return {"error": str(err)}
         out = {"ports": {p["name"]: {k: v for k, v in p.get("stats", {}).items()
                                      if isinstance(v, int)} for p in link.get("ports", [])},
+               # a bond's slaves, "bond0/dpdk1" ...: does round robin use both links?
+               "slaves": {f"{p['name']}/{sl['name']}":
+                          {k: v for k, v in (sl.get("stats") or {}).items() if isinstance(v, int)}
+                          for p in link.get("ports", [])
+                          for sl in (p.get("bond") or {}).get("slaves", [])},
                "reasons": link.get("reasons", {}),
                "polls": sum(w.get("polls", 0) for w in dp.get("workers", [])),
                "idle_sleeps": sum(w.get("idle_sleeps", 0) for w in dp.get("workers", []))}
@@ -634,8 +683,10 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(
         description="FNAT load balancing side by side in one lab: rlb vs nftables DNAT vs "
                     "HAProxy vs kernel routing (CPS, keep-alive req/s, iperf3). Needs root.",
-        epilog="Peers: rlb (busy-poll), rlb-idle[N] (idle-sleep N us, default 200), nft, "
-               "haproxy, kernel. Results: bench/results/fnat-<ts>.{json,md}.")
+        epilog="Peers: rlb (busy-poll), rlb-idle[N] (idle-sleep N us, default 200), "
+               "rlb-lipsK, rlb-bond[-...] (client side a mode-0 bond of wan0+wan1 behind a "
+               "bridge; with it every peer goes through that bridge), nft, haproxy, kernel. "
+               "Results: bench/results/fnat-<ts>.{json,md}.")
     p.add_argument("--seconds", type=float, default=10, help="per test (default 10)")
     p.add_argument("--runs", type=int, default=3, help="runs per peer (default 3)")
     p.add_argument("--quick", action="store_true", help="smoke run: 3 runs of 2 s")
@@ -665,7 +716,7 @@ def parse_args(argv=None):
         p.error(f"unknown peer(s): {', '.join(bad)}")
     for x in opts.peers:
         m = RLB_VARIANT.fullmatch(x)
-        if m and m.group(4) and not 1 <= int(m.group(4)) <= 16:
+        if m and m.group(5) and not 1 <= int(m.group(5)) <= 16:
             p.error(f"{x}: 1..16 local addresses (MAX_LADDRS_PER_SVC)")
     opts.tests = [t for t in TESTS if t in opts.tests.split(",")]
     if not opts.tests:
@@ -703,8 +754,10 @@ def main(argv=None) -> int:
     rc = 0
     servers = Servers(logdir)
     try:
-        log(f"topology: {' '.join(NAMESPACES)}; logs in {logdir}")
-        build_topology()
+        client_switch = any(is_bond_peer(n) for n in opts.peers)
+        meta["client_switch"] = client_switch
+        log(f"topology: {' '.join(namespaces(client_switch))}; logs in {logdir}")
+        build_topology(client_switch)
         servers.start()
         t0 = time.monotonic()
 
@@ -743,7 +796,7 @@ def main(argv=None) -> int:
         servers.stop()
         if ns_exists(NS_LB):
             kernel_lb_clear()
-        remove_namespaces(NAMESPACES)
+        remove_namespaces(ALL_NAMESPACES)
     for name in opts.peers:
         if name.startswith("rlb"):
             meta["lb_configs"][name] = Rlb(opts, logdir, name).config()

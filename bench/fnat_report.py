@@ -49,7 +49,9 @@ def summarize(results: list[dict], opts) -> dict:
         summary[name] = s
     ratios: dict = {}
     for a in [x for x in opts.peers if x.startswith("rlb")]:
-        for b in ("haproxy", "nft", "kernel"):
+        # a bond peer against the same rlb on one port (rlb-bond-lips16 / rlb-lips16)
+        single = a.replace("-bond", "", 1) if a.startswith("rlb-bond") else None
+        for b in ((single,) if single in opts.peers else ()) + ("haproxy", "nft", "kernel"):
             for test in opts.tests:
                 va = (summary.get(a) or {}).get(test, {}).get("median")
                 vb = (summary.get(b) or {}).get(test, {}).get("median")
@@ -96,13 +98,18 @@ def rlb_line(t: dict) -> str:
     dt = t.get("seconds") or 1
     ports = c.get("ports", {})
     parts = []
-    for name in ("dpdk1", "dpdk0"):
+    for name in ("bond0", "dpdk1", "dpdk0"):
         p = ports.get(name) or {}
         if p:
             parts.append(f"{name} rx {fmt_k(p.get('ipackets', 0) / dt)}/s tx "
                          f"{fmt_k(p.get('opackets', 0) / dt)}/s, lost before port "
                          f"{p.get('lost_before_port', 0)}, imissed {p.get('imissed', 0)}, "
                          f"oerrors {p.get('oerrors', 0)}")
+    slaves = c.get("slaves") or {}
+    if slaves:
+        parts.append("bond slaves " + ", ".join(
+            f"{n.split('/')[-1]} rx {fmt_k(p.get('ipackets', 0) / dt)}/s tx "
+            f"{fmt_k(p.get('opackets', 0) / dt)}/s" for n, p in sorted(slaves.items())))
     reasons = {k: v for k, v in (c.get("reasons") or {}).items() if v}
     parts.append(f"drops/punts {reasons or 'none'}")
     polls = c.get("polls") or 0

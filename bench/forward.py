@@ -19,7 +19,18 @@ time runs in rlbb-fwd on f0/f1:
            to --fwd-cpu, the CPU a DPDK worker gets
 
 Optional variants: rlb-idle (idle-sleep back-off instead of busy-poll),
-rlb-nokni (no <port>.kni taps).
+rlb-nokni (no <port>.kni taps). Virtual devices (issue 15), each against plain rlb:
+
+  rlb-vlan   the generator's frames come tagged (VLAN 100, cgen --vlan) into the VLAN
+             interface dpdk0.100 and leave dpdk1 untagged
+  rlb-vlan2  tagged both sides: in on dpdk0.100, out on dpdk1.200 (tagged 200)
+  rlb-bond   the receiving side is bond0, mode 0 (round robin), slaves dpdk0 (f0) and
+             dpdk2 (f2, a second veth from the generator's g2); two generators, one per
+             slave link, both on --gen-cpu; out by plain dpdk1
+
+    rlbb-gen  g0 --veth-- f0 \
+                              rlbb-fwd (bond0 = f0 + f2)  f1 --veth-- s0  rlbb-sink
+              g2 --veth-- f2 /
 
 The result is the rate counted at the receiver (rx_packets of s0, whose kernel
 stack drops everything at ingress, so it never replies). What the generator
@@ -60,6 +71,9 @@ NS_GEN, NS_FWD, NS_SINK = "rlbb-gen", "rlbb-fwd", "rlbb-sink"
 NAMESPACES = (NS_GEN, NS_FWD, NS_SINK)
 GEN_IF, IN_IF, OUT_IF, SINK_IF = "g0", "f0", "f1", "s0"
 GEN_MAC, IN_MAC = "02:bb:00:01:00:02", "02:bb:00:01:00:01"
+GEN2_IF, IN2_IF = "g2", "f2"                    # the bond's second slave link (rlb-bond)
+GEN2_MAC, IN2_MAC = "02:bb:00:03:00:02", "02:bb:00:03:00:01"
+VLAN_IN, VLAN_OUT = 100, 200                    # rlb-vlan: in tagged; rlb-vlan2: both
 OUT_MAC, SINK_MAC = "02:bb:00:02:00:01", "02:bb:00:02:00:02"
 GEN_IP, IN_IP, OUT_IP, SINK_IP = "10.10.1.2", "10.10.1.1", "10.10.2.1", "10.10.2.2"
 RLB_INSTANCE = "bench"
@@ -67,7 +81,10 @@ NFT_FWD_TABLE = "rlbb_fwd"          # isolation of f0/f1 for cfwd's run
 NFT_SINK_TABLE = "rlbb_sink"        # the sink drops (and counts) everything
 # -rps on a DPDK forwarder is accepted but not listed: the receive softirq then shares
 # the worker's CPU and starves it (receive livelock, <1% delivered); see README.md
-FORWARDERS = ("rlb", "cfwd", "kernel", "kernel-rps", "rlb-idle", "rlb-nokni")
+FORWARDERS = ("rlb", "cfwd", "kernel", "kernel-rps", "rlb-idle", "rlb-nokni",
+              "rlb-vlan", "rlb-vlan2", "rlb-bond")
+# each virtual device against the plain port (ratios of medians)
+DEVICE_RATIOS = (("rlb-vlan", "rlb"), ("rlb-vlan2", "rlb"), ("rlb-bond", "rlb"))
 HIDDEN_FORWARDERS = ("rlb-rps", "cfwd-rps", "rlb-idle-rps", "rlb-nokni-rps")
 DEFAULT_FORWARDERS = "rlb,cfwd,kernel,kernel-rps"
 
@@ -76,21 +93,28 @@ def remove_namespaces() -> None:
     common.remove_namespaces(NAMESPACES)
 
 
-def build_topology() -> None:
+def build_topology(bond: bool = False) -> None:
     make_namespaces(NAMESPACES)
     # veths are created inside the namespaces: the host namespace gets nothing
     veth((NS_GEN, GEN_IF, GEN_MAC), (NS_FWD, IN_IF, IN_MAC))
     veth((NS_FWD, OUT_IF, OUT_MAC), (NS_SINK, SINK_IF, SINK_MAC))
+    if bond:        # the second slave link, only when a bond forwarder runs
+        veth((NS_GEN, GEN2_IF, GEN2_MAC), (NS_FWD, IN2_IF, IN2_MAC))
     sh("ip", "-n", NS_GEN, "addr", "add", f"{GEN_IP}/24", "dev", GEN_IF)
     sh("ip", "-n", NS_SINK, "addr", "add", f"{SINK_IP}/24", "dev", SINK_IF)
     # the sink's stack never sees the traffic: no ICMP replies, no CPU spent past
     # the veth. The first counter takes only correctly forwarded frames: MACs
-    # rewritten, TTL 63 and the header checksum that goes with it; the second the rest
+    # rewritten, TTL 63 and the header checksum that goes with it; the second the rest.
+    # A tagged frame (rlb-vlan2) has its tag in the skb's metadata by then (skb_vlan_untag
+    # runs before the ingress hook); nft shows it as ether type 0x8100 + the tag, so it
+    # needs a rule of its own (vlan id 200), the network header being the IP one for both
     sh("nft", "-f", "-", ns=NS_SINK, input=(
         f"table netdev {NFT_SINK_TABLE} {{\n"
         f"  chain in {{ type filter hook ingress device \"{SINK_IF}\" priority 0; policy drop;\n"
         f"    ether saddr {OUT_MAC} ether daddr {SINK_MAC} ip saddr {GEN_IP} ip daddr {SINK_IP} "
         f"ip ttl 63 @nh,80,16 {forwarded_ip_checksum():#06x} counter drop\n"
+        f"    ether saddr {OUT_MAC} ether daddr {SINK_MAC} vlan id {VLAN_OUT} ip saddr {GEN_IP} "
+        f"ip daddr {SINK_IP} ip ttl 63 @nh,80,16 {forwarded_ip_checksum():#06x} counter drop\n"
         "    counter drop\n  }\n}\n"))
 
 
@@ -106,7 +130,9 @@ def forwarded_ip_checksum() -> int:
 
 
 def sink_nft_count() -> tuple[int, int] | None:
-    """(correctly forwarded, other) frames counted by the sink's ingress chain."""
+    """(correctly forwarded, other) frames counted by the sink's ingress chain (its
+    last counter is the other frames', the ones before count good frames untagged and
+    tagged)."""
     r = sh("nft", "-j", "list", "table", "netdev", NFT_SINK_TABLE, ns=NS_SINK, check=False)
     if r.returncode:
         return None
@@ -115,7 +141,7 @@ def sink_nft_count() -> tuple[int, int] | None:
         for expr in (item.get("rule") or {}).get("expr", []):
             if "counter" in expr:
                 counts.append(expr["counter"].get("packets", 0))
-    return (counts[0], counts[1]) if len(counts) == 2 else None
+    return (sum(counts[:-1]), counts[-1]) if len(counts) >= 2 else None
 
 
 @dataclass
@@ -163,6 +189,12 @@ class Forwarder:
             if self.rps:
                 set_rps("0")
 
+    # where the generators send (interface, VLAN tag or None), which interfaces of rlbb-fwd
+    # receive them, the rlb ports that take them in and send them out
+    gen_links: tuple[tuple[str, int | None], ...] = ((GEN_IF, None),)
+    in_ifs: tuple[str, ...] = (IN_IF,)
+    in_port, out_port = "dpdk0", "dpdk1"
+
     def start(self) -> None: ...
 
     def port_stats(self) -> dict | None:
@@ -181,22 +213,42 @@ class Rlb(Forwarder):
     def __init__(self, opts, logdir, name: str = "rlb"):
         super().__init__(opts, logdir, name)
         self.sock_path = os.path.join(RLB_RUN_DIR, f"{RLB_INSTANCE}.sock")
+        self.vlan_in = VLAN_IN if self.base in ("rlb-vlan", "rlb-vlan2") else None
+        self.vlan_out = VLAN_OUT if self.base == "rlb-vlan2" else None
+        self.bond = self.base == "rlb-bond"
+        if self.bond:
+            self.gen_links = ((GEN_IF, None), (GEN2_IF, None))
+            self.in_ifs = (IN_IF, IN2_IF)
+            self.in_port = "bond0"
+        elif self.vlan_in:
+            self.gen_links = ((GEN_IF, self.vlan_in),)
+            self.in_port = f"dpdk0.{self.vlan_in}"
+        if self.vlan_out:
+            self.out_port = f"dpdk1.{self.vlan_out}"
 
     def config(self) -> str:
         lines = ["dataplane", " workers 1",
                  f" port dpdk0 net_af_packet0,iface={IN_IF}",
-                 f" port dpdk1 net_af_packet1,iface={OUT_IF}",
-                 " forwarding"]
+                 f" port dpdk1 net_af_packet1,iface={OUT_IF}"]
+        if self.bond:
+            # DPDK's bonding PMD, round robin; the primary's MAC (f0's) is the bond's
+            lines += [f" port dpdk2 net_af_packet2,iface={IN2_IF}",
+                      " bond bond0 mode 0 slaves dpdk0 dpdk2 primary dpdk0"]
+        lines.append(" forwarding")
         if self.base == "rlb-idle":
             lines.append(" idle-sleep 200")
         else:
             lines.append(" busy-poll")
         if self.base == "rlb-nokni":
             lines.append(" no-kni")
-        lines += ["!",
-                  f"dpip addr add {IN_IP}/24 dev dpdk0",
-                  f"dpip addr add {OUT_IP}/24 dev dpdk1",
-                  f"dpip neigh add {SINK_IP} lladdr {SINK_MAC} dev dpdk1", ""]
+        lines.append("!")
+        for port, link, vid in ((self.in_port, "dpdk0", self.vlan_in),
+                                (self.out_port, "dpdk1", self.vlan_out)):
+            if vid:
+                lines.append(f"dpip vlan add {port} link {link} proto 802.1q id {vid}")
+        lines += [f"dpip addr add {IN_IP}/24 dev {self.in_port}",
+                  f"dpip addr add {OUT_IP}/24 dev {self.out_port}",
+                  f"dpip neigh add {SINK_IP} lladdr {SINK_MAC} dev {self.out_port}", ""]
         return "\n".join(lines)
 
     def _cli(self, *cmds: str, as_json: bool = False, timeout: float = 15):
@@ -243,10 +295,14 @@ class Rlb(Forwarder):
             return {"error": str(err)}
         out = {p["name"]: p.get("stats", {}) for p in data.get("ports", [])} | \
             {"reasons": data.get("reasons", {}), "pool": data.get("pool", {})}
+        for p in data.get("ports", []):         # a bond's slaves: "bond0/dpdk0" ...
+            for sl in (p.get("bond") or {}).get("slaves", []):
+                out[f"{p['name']}/{sl['name']}"] = sl.get("stats") or {}
         try:
             workers = self._call("show dataplane").get("data", {}).get("workers", [])
-            out["workers"] = {"polls": sum(w.get("polls", 0) for w in workers),
-                              "idle_sleeps": sum(w.get("idle_sleeps", 0) for w in workers)}
+            out["workers"] = {k: sum(w.get(k, 0) for w in workers)
+                              for k in ("polls", "idle_sleeps", "busy_cycles", "idle_cycles",
+                                        "rx_packets")}
         except (OSError, ValueError, AttributeError):
             pass
         return out
@@ -342,9 +398,12 @@ def make_forwarder(name: str, opts, logdir: str) -> Forwarder:
 # ------------------------------------------------------------------ one run
 
 
-def snapshot(fwd: Forwarder | None, gen: Proc | None = None) -> Snapshot:
+def snapshot(fwd: Forwarder | None, gen: "Generators | None" = None) -> Snapshot:
+    gen_threads: dict = {}
+    for pid in (gen.pids if gen else []):
+        gen_threads |= thread_times(pid)
     threads = {"forwarder": thread_times(fwd.proc.pid if fwd and fwd.proc else None),
-               "generator": thread_times(gen.pid if gen else None)}
+               "generator": gen_threads}
     cpu = cpu_times()
     t = time.monotonic()
     sink = link_stats(NS_SINK)        # the result: read first, closest to t
@@ -355,20 +414,75 @@ def snapshot(fwd: Forwarder | None, gen: Proc | None = None) -> Snapshot:
                     sink_nft=sink_nft_count(), threads=threads)
 
 
-def start_generator(opts, logdir: str, seconds: float, tag: str) -> Proc:
-    cmd = ["ip", "netns", "exec", NS_GEN, "taskset", "-c", str(opts.gen_cpu),
-           os.path.join(CGEN_DIR, "cgen"), "--iface", GEN_IF, "--src-mac", GEN_MAC,
-           "--dst-mac", IN_MAC, "--src-ip", GEN_IP, "--dst-ip", SINK_IP, "--size", "60",
-           "--flows", str(opts.flows), "--seconds", f"{seconds:.2f}", "--batch", str(opts.batch),
-           "--mode", opts.gen_mode]
-    if opts.count:
-        cmd += ["--count", str(opts.count)]
-    return Proc(f"cgen-{tag}", cmd, logdir)
+class Generators:
+    """The cgen processes of one run, one per link the forwarder receives on (two for a
+    bond's slave links, both pinned to --gen-cpu), handled as one."""
+
+    def __init__(self, procs: list[Proc]):
+        self.procs = procs
+
+    @property
+    def pids(self) -> list[int]:
+        return [p.pid for p in self.procs]
+
+    def alive(self) -> bool:
+        return all(p.alive() for p in self.procs)
+
+    def wait(self, timeout: float) -> int:
+        deadline = time.monotonic() + timeout
+        rcs = [p.p.wait(max(0.1, deadline - time.monotonic())) for p in self.procs]
+        return next((rc for rc in rcs if rc), 0)
+
+    def stderr(self) -> str:
+        return " | ".join(p.stderr().strip() for p in self.procs)
+
+    def report(self) -> dict | None:
+        """cgen's JSON line; several are summed (seconds: the longest)."""
+        out: dict = {}
+        for p in self.procs:
+            try:
+                one = json.loads(p.stdout().strip().splitlines()[-1])
+            except (ValueError, IndexError):
+                return None
+            for k, v in one.items():
+                out[k] = max(out.get(k, 0), v) if k == "seconds" else out.get(k, 0) + v
+        if len(self.procs) > 1:
+            out["generators"] = len(self.procs)
+        return out
+
+    def stop(self, sig=signal.SIGINT, timeout: float = 5) -> None:
+        for p in self.procs:
+            p.stop(sig, timeout=timeout)
 
 
-def delta(a: dict, b: dict, ns_dev: tuple[str, str], key: str) -> int:
-    ns, dev = ns_dev
-    return b[ns][dev][key] - a[ns][dev][key]
+def start_generator(opts, logdir: str, seconds: float, tag: str,
+                    links: tuple[tuple[str, int | None], ...] = ((GEN_IF, None),)) -> Generators:
+    procs = []
+    per_link = -(-opts.count // len(links)) if opts.count else 0
+    try:
+        for i, (iface, vid) in enumerate(links):
+            src_mac = GEN_MAC if iface == GEN_IF else GEN2_MAC
+            cmd = ["ip", "netns", "exec", NS_GEN, "taskset", "-c", str(opts.gen_cpu),
+                   os.path.join(CGEN_DIR, "cgen"), "--iface", iface, "--src-mac", src_mac,
+                   "--dst-mac", IN_MAC, "--src-ip", GEN_IP, "--dst-ip", SINK_IP, "--size", "60",
+                   "--flows", str(opts.flows), "--seconds", f"{seconds:.2f}",
+                   "--batch", str(opts.batch), "--mode", opts.gen_mode]
+            if vid is not None:
+                cmd += ["--vlan", str(vid)]
+            if per_link:
+                cmd += ["--count", str(per_link)]
+            procs.append(Proc(f"cgen-{tag}" + (f"-{i}" if i else ""), cmd, logdir))
+    except BaseException:
+        Generators(procs).stop()
+        raise
+    return Generators(procs)
+
+
+def delta(a: dict, b: dict, ns_dev: tuple[str, str | tuple[str, ...]], key: str) -> int:
+    """Change of a counter of one interface, or summed over several (a bond's links)."""
+    ns, devs = ns_dev
+    return sum(b[ns][dev][key] - a[ns][dev][key]
+               for dev in ((devs,) if isinstance(devs, str) else devs))
 
 
 def run_once(opts, name: str, idx: int, logdir: str) -> dict:
@@ -382,7 +496,8 @@ def run_once(opts, name: str, idx: int, logdir: str) -> dict:
         res["startup_s"] = round(time.monotonic() - t_start, 2)
         s0 = snapshot(fwd)
         # the generator outlives the window by a second: snapshots take some time
-        gen = start_generator(opts, logdir, opts.warmup + opts.seconds + 1.0, tag)
+        gen = start_generator(opts, logdir, opts.warmup + opts.seconds + 1.0, tag,
+                              fwd.gen_links)
         time.sleep(opts.warmup)
         if not gen.alive():
             raise BenchError(f"generator exited early: {gen.stderr().strip()}")
@@ -394,17 +509,15 @@ def run_once(opts, name: str, idx: int, logdir: str) -> dict:
         if not gen.alive():
             raise BenchError("the generator stopped before the end of the window "
                              "(snapshots too slow?)")
-        ours = {str(os.getpid()), str(gen.pid)} | ({str(fwd.proc.pid)} if fwd.proc else set())
+        ours = {str(os.getpid())} | {str(p) for p in gen.pids} | \
+            ({str(fwd.proc.pid)} if fwd.proc else set())
         res["other_load"] = other_load(procs_a, procs_b, b.t - a.t, ours)
-        if gen.p.wait(opts.warmup + opts.seconds + 10) != 0:
+        if gen.wait(opts.warmup + opts.seconds + 10) != 0:
             raise BenchError(f"generator failed: {gen.stderr().strip()}")
         time.sleep(0.2)                 # let the last packets drain
         s3 = snapshot(fwd)
         res["forwarder_report"] = fwd.report()
-        try:
-            res["generator"] = json.loads(gen.stdout().strip().splitlines()[-1])
-        except (ValueError, IndexError):
-            res["generator"] = None
+        res["generator"] = gen.report()
     finally:
         if gen is not None:
             gen.stop(signal.SIGINT, timeout=5)
@@ -415,7 +528,10 @@ def run_once(opts, name: str, idx: int, logdir: str) -> dict:
 
     wa, wb = sec(a), sec(b)
     dt = b.t - a.t
-    g, i, o, k = (("gen", GEN_IF), ("fwd", IN_IF), ("fwd", OUT_IF), ("sink", SINK_IF))
+    g = ("gen", tuple(iface for iface, _ in fwd.gen_links))
+    i, o, k = ("fwd", fwd.in_ifs), ("fwd", OUT_IF), ("sink", SINK_IF)
+    res["ports_used"] = {"in": fwd.in_port, "out": fwd.out_port, "in_ifs": list(fwd.in_ifs),
+                         "gen_links": [list(x) for x in fwd.gen_links]}
     res["window_s"] = round(dt, 3)
     res["rx_pps"] = round(delta(wa, wb, k, "rx_packets") / dt)
     res["offered_pps"] = round(delta(wa, wb, g, "tx_packets") / dt)
@@ -440,6 +556,9 @@ def run_once(opts, name: str, idx: int, logdir: str) -> dict:
     res["delivered_pct"] = round(100 * res["window"]["sink_rx"] / max(1, res["window"]["gen_tx"]), 1)
     res["cpu"] = cpu_usage(a.cpu, b.cpu)
     res["threads"] = {k: thread_usage(a.threads[k], b.threads[k], dt) for k in a.threads}
+    cpp = cycles_per_packet(res)
+    if cpp:
+        res["cycles_per_packet"] = cpp
     ol = res["other_load"]
     ol["seen_pct"] = ol["total_pct"]
     ol["unattributed_user_pct"] = unattributed_user(res["cpu"], res["threads"])
@@ -452,6 +571,21 @@ def run_once(opts, name: str, idx: int, logdir: str) -> dict:
         "sink_rx": delta(ws0, ws3, k, "rx_packets"),
     }
     return res
+
+
+def cycles_per_packet(res: dict) -> dict | None:
+    """rlb's worker over the window: TSC cycles of its busy passes per packet it took
+    (`show dataplane`), raw and times the share of the window its thread was on a CPU
+    (a preempted busy pass goes on counting cycles: bench/cycles.py does the same)."""
+    w = ((res.get("window") or {}).get("ports") or {}).get("workers") or {}
+    if not w.get("rx_packets") or not w.get("busy_cycles"):
+        return None
+    raw = w["busy_cycles"] / w["rx_packets"]
+    threads = (res.get("threads") or {}).get("forwarder") or []
+    worker = max(threads, key=lambda t: t["user"] + t["system"], default=None)
+    share = min(1.0, (worker["user"] + worker["system"]) / 100) if worker else None
+    return {"raw": round(raw, 1), "on_cpu": round(raw * share, 1) if share else None,
+            "worker_share": share}
 
 
 # ------------------------------------------------------------------ report
@@ -494,13 +628,24 @@ def bottleneck(name: str, runs: list[dict], gen_cpu: int, fwd_cpu: int) -> str:
     if w["gen_tx_dropped"] or w["fwd_in_rx_dropped"]:
         where.append(f"veth drops gen->f0 {w['gen_tx_dropped'] + w['fwd_in_rx_dropped']}")
     ports = w.get("ports") or {}
-    p0, p1 = ports.get("dpdk0"), ports.get("dpdk1")
+    used = r.get("ports_used") or {"in": "dpdk0", "out": "dpdk1", "in_ifs": ["f0"]}
+    # the PMD's counters are the link's: the bond's (its slaves summed), not a VLAN's
+    rx_pmd = "bond0" if used["in"] == "bond0" else "dpdk0"
+    p0, p1 = ports.get(rx_pmd), ports.get("dpdk1")
     exit_stats = (r.get("forwarder_exit") or {}).get("stats")
     if p0 is not None and p1 is not None:
         before = w["fwd_in_rx"] - p0.get("ipackets", 0)
-        where.append(f"f0 {fmt_pps(w['fwd_in_rx'] / dt)}/s -> PMD rx {fmt_pps(p0.get('ipackets', 0) / dt)}/s "
+        where.append(f"{'+'.join(used['in_ifs'])} {fmt_pps(w['fwd_in_rx'] / dt)}/s -> PMD rx "
+                     f"{fmt_pps(p0.get('ipackets', 0) / dt)}/s "
                      f"({before} lost in the kernel before the PMD, imissed {p0.get('imissed', 0)}) "
                      f"-> PMD tx {fmt_pps(p1.get('opackets', 0) / dt)}/s (oerrors {p1.get('oerrors', 0)})")
+        slaves = {k.split("/", 1)[1]: v for k, v in ports.items() if k.startswith(rx_pmd + "/")}
+        if slaves:
+            where.append("slaves rx " + ", ".join(f"{n} {fmt_pps(v.get('ipackets', 0) / dt)}/s"
+                                                 for n, v in sorted(slaves.items())))
+        for role, name, key in (("in", used["in"], "rx_pkts"), ("out", used["out"], "tx_pkts")):
+            if name not in (rx_pmd, "dpdk1") and ports.get(name) is not None:
+                where.append(f"{name} {key} {fmt_pps(ports[name].get(key, 0) / dt)}/s")
         reasons = {k: v for k, v in (ports.get("reasons") or {}).items() if v}
         if reasons:
             where.append(f"rlb drop reasons: {reasons}")
@@ -553,10 +698,16 @@ def summarize(results: list[dict], opts) -> dict:
         if not runs:
             summary[name] = {"runs": 0}
             continue
+        cpps = [r["cycles_per_packet"]["on_cpu"] for r in runs
+                 if (r.get("cycles_per_packet") or {}).get("on_cpu")]
         summary[name] = {
+            "cycles_per_packet_median": statistics.median(cpps) if cpps else None,
+            "cycles_per_packet_all": cpps,
             "runs": len(runs),
             "rx_pps_median": statistics.median(r["rx_pps"] for r in runs),
             "rx_pps_all": [r["rx_pps"] for r in runs],
+            "rx_pps_min": min(r["rx_pps"] for r in runs),
+            "rx_pps_max": max(r["rx_pps"] for r in runs),
             "noisy_runs_used": sum(1 for r in runs if is_noisy(r, opts)),
             "median_run": median_run(runs)["run"],
             "well_formed_pct_min": min((r["well_formed_pct"] for r in runs if "well_formed_pct" in r),
@@ -569,10 +720,35 @@ def summarize(results: list[dict], opts) -> dict:
     med = {k: v.get("rx_pps_median") for k, v in summary.items()}
     ratios = {}
     for a, b in (("rlb", "cfwd"), ("rlb", "kernel"), ("cfwd", "kernel"), ("rlb-idle", "cfwd"),
-                 ("rlb-nokni", "cfwd"), ("rlb-rps", "cfwd-rps")):
+                 ("rlb-nokni", "cfwd"), ("rlb-rps", "cfwd-rps"), *DEVICE_RATIOS):
         if med.get(a) and med.get(b):
             ratios[f"{a}/{b}"] = round(med[a] / med[b], 3)
-    return {"forwarders": summary, "ratios": ratios}
+    return {"forwarders": summary, "ratios": ratios,
+            "paired_ratios": paired_ratios(results, opts)}
+
+
+def paired_ratios(results: list[dict], opts) -> dict:
+    """Each device against the plain port run for run: rx pps of the device's run over
+    that of plain rlb in the same round (interleaved, so the two saw the machine in about
+    the same state), over every round where both ran; median, min, max. Noise that lasts
+    longer than a round cancels out here, where it does not in the ratio of medians."""
+    rx = {(r["forwarder"], r["run"]): r["rx_pps"] for r in results if "rx_pps" in r}
+    cpp = {(r["forwarder"], r["run"]): (r.get("cycles_per_packet") or {}).get("on_cpu")
+           for r in results if "rx_pps" in r}
+    out = {}
+    for a, b in DEVICE_RATIOS:
+        if a not in opts.forwarders or b not in opts.forwarders:
+            continue
+        rounds = sorted(i for (n, i) in rx if n == a and (b, i) in rx and rx[(b, i)])
+        vals = [rx[(a, i)] / rx[(b, i)] for i in rounds]
+        cvals = [cpp[(a, i)] / cpp[(b, i)] for i in rounds if cpp.get((a, i)) and cpp.get((b, i))]
+        if vals:
+            out[f"{a}/{b}"] = {
+                "rounds": len(vals), "median": round(statistics.median(vals), 3),
+                "min": round(min(vals), 3), "max": round(max(vals), 3),
+                "all": [round(v, 3) for v in vals],
+                "cycles_median": round(statistics.median(cvals), 3) if cvals else None}
+    return out
 
 
 def markdown(summary: dict, opts, meta: dict) -> str:
@@ -588,11 +764,11 @@ def markdown(summary: dict, opts, meta: dict) -> str:
              "",
              "| forwarder | rx pps (median) | runs | offered pps | delivered | well-formed | CPU"
              f"{opts.gen_cpu} busy | CPU{opts.fwd_cpu} busy (usr/sys/si) | worker thread "
-             "| other load |",
-             "|---|---:|---|---:|---:|---:|---:|---|---:|---:|"]
+             "| other load | rlb cycles/packet |",
+             "|---|---:|---|---:|---:|---:|---:|---|---:|---:|---:|"]
     for name, s in summary["forwarders"].items():
         if not s.get("runs"):
-            lines.append(f"| {name} | failed | | | | | | | | |")
+            lines.append(f"| {name} | failed | | | | | | | | | |")
             continue
         med_run = next(r for r in meta["results"]
                        if r.get("forwarder") == name and r.get("run") == s["median_run"])
@@ -610,11 +786,28 @@ def markdown(summary: dict, opts, meta: dict) -> str:
             f"{s['delivered_pct_median']:.1f}% | {wf} | {gc.get('busy', 0):.0f}% | "
             f"{fc.get('busy', 0):.0f}% ({fc.get('user', 0):.0f}/{fc.get('system', 0):.0f}/"
             f"{fc.get('softirq', 0):.0f}) | {worker_cpu(med_run)} | "
-            f"{(med_run.get('other_load') or {}).get('total_pct', 0):.0f}% |")
+            f"{(med_run.get('other_load') or {}).get('total_pct', 0):.0f}% | "
+            + ("-" if s.get("cycles_per_packet_median") is None
+               else f"{s['cycles_per_packet_median']:.0f}") + " |")
     lines.append("")
     if summary["ratios"]:
         lines.append("Ratios of medians: " + ", ".join(
             f"{k} = **{v:.2f}**" for k, v in summary["ratios"].items()))
+        dev = [f"{a}/{b}" for a, b in DEVICE_RATIOS if f"{a}/{b}" in summary["ratios"]]
+        if dev:
+            lines.append("(virtual devices against the plain port, pps of the device / pps of "
+                         "`rlb`: " + ", ".join(f"{k} = {summary['ratios'][k]:.3f}" for k in dev)
+                         + "; offered rates in the table: a generator-bound row compares "
+                         "what the generator CPU could offer, see bottleneck)")
+        paired = summary.get("paired_ratios") or {}
+        if paired:
+            lines += ["", "Run for run (each round's device run / plain `rlb` run of the same "
+                          "round, every round where both ran): rx pps ratio median (min-max), "
+                          "and the median ratio of rlb cycles/packet:", ""]
+            lines += [f"- {k}: **{v['median']:.3f}** ({v['min']:.3f}-{v['max']:.3f}, "
+                      f"{v['rounds']} rounds); cycles/packet ratio "
+                      + ("-" if v["cycles_median"] is None else f"{v['cycles_median']:.3f}")
+                      for k, v in paired.items()]
         if "rlb/cfwd" in summary["ratios"]:
             ok = summary["ratios"]["rlb/cfwd"] >= 0.9
             lines.append(f"(goal rlb/cfwd >= 0.90: {'met' if ok else 'NOT met'})")
@@ -655,7 +848,10 @@ def parse_args(argv=None):
         description="64-byte UDP forwarding through a namespace: rlb vs a minimal C DPDK "
                     "loop (cfwd) vs the Linux kernel, side by side in one run. Needs root.",
         epilog="Forwarders: rlb (busy-poll), cfwd, kernel (plain), kernel-rps (RPS to "
-               "--fwd-cpu); variants rlb-idle, rlb-nokni. Results: bench/results/forward-<ts>.{json,md}.")
+               "--fwd-cpu); variants rlb-idle, rlb-nokni; virtual devices rlb-vlan (in tagged "
+               "on dpdk0.100, out untagged), rlb-vlan2 (tagged both sides), rlb-bond (in by a "
+               "mode-0 bond of two af_packet slaves, a generator on each link). "
+               "Results: bench/results/forward-<ts>.{json,md}.")
     p.add_argument("--seconds", type=float, default=10, help="measurement window per run (default 10)")
     p.add_argument("--warmup", type=float, default=1, help="excluded warm-up per run (default 1)")
     p.add_argument("--runs", type=int, default=3, help="runs per forwarder (default 3)")
@@ -733,7 +929,8 @@ def main(argv=None) -> int:
     try:
         build_tools()
         log(f"topology: {NS_GEN} -- {NS_FWD} -- {NS_SINK}; logs in {logdir}")
-        build_topology()
+        build_topology(bond=any(Rlb(opts, logdir, n).bond for n in opts.forwarders
+                                if n.startswith("rlb")))
         t0 = time.monotonic()
 
         def one(name: str, idx: int) -> None:

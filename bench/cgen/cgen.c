@@ -21,6 +21,9 @@
  * (a second run with --tcp ack sends the same tuples' handshake ACKs). IP and TCP
  * checksums are computed per packet; sendmmsg only. --rate caps the packets per
  * second (0: as fast as possible).
+ *
+ * --vlan ID (UDP only) puts an 802.1Q tag with that VLAN ID (priority 0) after the MACs:
+ * the frame is then --size + 4 bytes (the IP packet stays the same).
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -47,6 +50,8 @@
 #define MAX_SIZE (FRAME_SIZE - TPACKET2_HDRLEN)
 
 static volatile int quit;
+static int vlan_id = -1;	/* --vlan: 802.1Q tag on the UDP frames */
+static unsigned taglen;		/* 4 with --vlan, else 0 */
 
 static void on_signal(int sig)
 {
@@ -92,18 +97,25 @@ static uint16_t csum16(const void *data, size_t len)
 	return htons((uint16_t)~sum);
 }
 
-/* Ethernet + IPv4 + UDP (checksum 0: none, legal for IPv4) + zero payload */
+/* Ethernet [+ 802.1Q] + IPv4 + UDP (checksum 0: none, legal for IPv4) + zero payload;
+ * size is the frame without the tag */
 static void build(uint8_t *f, unsigned size, const uint8_t *smac, const uint8_t *dmac,
 		  struct in_addr sip, struct in_addr dip, uint16_t sport, uint16_t dport)
 {
-	uint8_t *ip = f + 14, *udp = ip + 20;
+	uint8_t *ip = f + 14 + taglen, *udp = ip + 20;
 	unsigned iplen = size - 14;
 
-	memset(f, 0, size);
+	memset(f, 0, size + taglen);
 	memcpy(f, dmac, 6);
 	memcpy(f + 6, smac, 6);
-	f[12] = 0x08;
-	f[13] = 0x00;
+	if (taglen) {
+		f[12] = 0x81;
+		f[13] = 0x00;
+		f[14] = (uint8_t)((vlan_id >> 8) & 0x0f);
+		f[15] = (uint8_t)vlan_id;
+	}
+	f[12 + taglen] = 0x08;
+	f[13 + taglen] = 0x00;
 	ip[0] = 0x45;
 	ip[2] = (uint8_t)(iplen >> 8);
 	ip[3] = (uint8_t)iplen;
@@ -250,7 +262,7 @@ static int send_mmsg(int fd, unsigned size, const uint8_t *smac, const uint8_t *
 		build(bufs + i * 128, size, smac, dmac, sip, dip, (uint16_t)(sport + i % flows),
 		      (uint16_t)dport);
 		iov[i].iov_base = bufs + i * 128;
-		iov[i].iov_len = size;
+		iov[i].iov_len = size + taglen;
 		msgs[i].msg_hdr.msg_iov = &iov[i];
 		msgs[i].msg_hdr.msg_iovlen = 1;
 	}
@@ -279,7 +291,7 @@ static void usage(void)
 		"usage: cgen --iface IF --src-mac M --dst-mac M --src-ip A --dst-ip A\n"
 		"            [--size 60] [--flows 8] [--sport 10000] [--dport 9]\n"
 		"            [--seconds 10] [--count N] [--batch 256] [--mode ring|mmsg]\n"
-		"            [--tcp syn|ack --src-count N --sports N --rate PPS]\n");
+		"            [--tcp syn|ack --src-count N --sports N --rate PPS] [--vlan ID]\n");
 }
 
 int main(int argc, char **argv)
@@ -302,6 +314,7 @@ int main(int argc, char **argv)
 		{"src-count", required_argument, NULL, 'c'},
 		{"sports", required_argument, NULL, 'N'},
 		{"rate", required_argument, NULL, 'r'},
+		{"vlan", required_argument, NULL, 'V'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -345,12 +358,18 @@ int main(int argc, char **argv)
 		case 'c': nsrc = (unsigned)atoi(optarg); break;
 		case 'N': nports = (unsigned)atoi(optarg); break;
 		case 'r': rate = atof(optarg); break;
+		case 'V':
+			vlan_id = atoi(optarg);
+			if (vlan_id < 0 || vlan_id > 4094) goto bad;
+			taglen = 4;
+			break;
 		default: usage(); return 2;
 		}
 	}
 	if (have != 31 || size < 42 || size > MAX_SIZE || flows < 1 || flows > 65535 ||
 	    batch < 1 || batch > FRAME_NR || seconds <= 0 || seconds > 3600 ||
-	    nsrc < 1 || nports < 1 || nports > 65535 || rate < 0 || (tcp && size < 54)) {
+	    nsrc < 1 || nports < 1 || nports > 65535 || rate < 0 || (tcp && size < 54) ||
+	    (tcp && taglen) || size + taglen > MAX_SIZE) {
 		usage();
 		return 2;
 	}
@@ -427,7 +446,7 @@ int main(int argc, char **argv)
 			struct tpacket2_hdr *h = (struct tpacket2_hdr *)(ring + (size_t)idx * FRAME_SIZE);
 			if (h->tp_status != TP_STATUS_AVAILABLE)
 				break;
-			h->tp_len = size;
+			h->tp_len = size + taglen;
 			__atomic_store_n(&h->tp_status, TP_STATUS_SEND_REQUEST, __ATOMIC_RELEASE);
 			idx = (idx + 1) % FRAME_NR;
 			n++;
