@@ -101,12 +101,18 @@ g.words(**{
     "layer2": "By MAC addresses",
     "layer23": "By MAC and IP addresses",
     "layer34": "By IP addresses and ports",
+    "lacp-rate": "How often mode 4 asks its partner for LACPDUs",
+    "slow": "Every 30 seconds (DPDK's bonding PMD: the only rate it asks for)",
+    "fast": "Every second (refused: DPDK's bonding PMD cannot ask for it)",
     "vlan": "VLAN interfaces (802.1Q, 802.1ad) on ports and bonds",
     "proto": "The VLAN tag's protocol",
     "802.1q": "802.1Q (0x8100, default)",
     "802.1ad": "802.1ad (0x88a8)",
     "id": "The VLAN id",
 })
+
+
+LACP_FAST = "fast"
 
 
 def _bonds(model, _):
@@ -125,15 +131,22 @@ def _bonds(model, _):
 
 
 @g.command("bond WORD$name mode (0-4)$mode slaves WORD$s1 WORD$s2 [WORD$s3 [WORD$s4]] "
-           "[primary WORD$primary] [xmit-policy (layer2|layer23|layer34)$policy]",
+           "[primary WORD$primary] [xmit-policy (layer2|layer23|layer34)$policy] "
+           "[lacp-rate (slow|fast)$rate]",
            node=DATAPLANE, key=("name",), show=_bonds,
            help={"name": "Bond name (bond0, ...)", "mode": "0 round-robin, 4 802.3ad (LACP)",
                  "s1": "A data port declared above", "s2": "Another one",
                  "s3": "Another one", "s4": "Another one",
                  "primary": "The slave whose MAC the bond takes"})
-def dp_bond(ctx, name, mode, s1, s2, s3, s4, primary, policy):
+def dp_bond(ctx, name, mode, s1, s2, s3, s4, primary, policy, rate):
     if ctx.engine is not None:
         raise CommandError("bond is read at start: change the config file and restart")
+    if rate == LACP_FAST:
+        # DPDK's bonding PMD (22.11) never sets its actor's LACP_Timeout bit and has no
+        # call that does: the partner is asked for a LACPDU every 30 s whatever we say
+        raise CommandError("lacp-rate fast: DPDK's bonding PMD always asks its partner for "
+                           "the slow rate (30 s); a slave's lost link is seen by its carrier "
+                           "at once instead (rlb watches it)")
     slaves = [s for s in (s1, s2, s3, s4) if s is not None]
     ctx.model.add_bond(name, mode, slaves, primary, policy)
     return Reply()

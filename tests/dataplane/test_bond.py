@@ -140,6 +140,7 @@ def test_slave_link_down_is_seen(rr):
     ("bond bond1 mode 4 slaves dpdk0 dpdk9", "not a data port"),
     ("bond bond1 mode 4 slaves dpdk0 dpdk1 primary dpdk2", "not one of the bond's slaves"),
     ("bond bond1 mode 0 slaves dpdk0 dpdk1 xmit-policy layer34", "mode 4"),
+    ("bond bond1 mode 4 slaves dpdk0 dpdk1 lacp-rate fast", "always asks its partner"),
 ])
 def test_bond_errors(tmp_path, line, why):
     from rlb.control.config import ConfigError, check, read_file
