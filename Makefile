@@ -44,7 +44,8 @@ CY_SRC := $(shell find rlb -name '*.pyx' -o -name '*.pxd' -o -name '*.h') setup.
 build: $(STAMP)
 
 $(STAMP): $(VENV)/bin/python $(CY_SRC)
-	$(VENV)/bin/pip install -q $(PINS) -e '.[test,bench]' 2>&1 | grep -vE 'BuildBackendWarning|^ *!!|^ *\*+$$|Please be careful|name as your package|take precedence|wheel_obj|^ *$$' || true
+	@# pipefail: a build that fails must fail here (the old .so files would import fine)
+	set -o pipefail; $(VENV)/bin/pip install -q $(PINS) -e '.[test,bench]' 2>&1 | { grep -vE 'BuildBackendWarning|^ *!!|^ *\*+$$|Please be careful|name as your package|take precedence|wheel_obj|^ *$$' || true; }
 	@$(PY) -c "import rlb.core.dataplane, rlb.core.stats, rlb.modes.fnat.fast, rlb.sched._builtin"
 	@touch $(STAMP)
 

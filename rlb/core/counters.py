@@ -81,7 +81,6 @@ REASON = Group("reason", "R_", ("reason",), "packets dropped or punted to kni, b
         ("ip_frag_kni", "fragment for us: punted to kni"),
         ("l2_other_host", "unicast frame for another MAC (promiscuous port)"),
         ("vlan_unknown", "tagged with a VLAN no interface of its port has"),
-        ("vlan_no_room", "no headroom left in the frame for its VLAN tag"),
         ("port_gone", "for an interface that was deleted (a VLAN, a tunnel)"),
         ("tunnel_l2", "a frame for a tunnel that is not IPv4 (ARP, from its kni)"),
         ("tunnel_bad", "IPIP/GRE to us that no tunnel takes, or a GRE header we do not "
@@ -114,7 +113,8 @@ REASON = Group("reason", "R_", ("reason",), "packets dropped or punted to kni, b
         ("not_onlink", "DR: the real server is not on a connected network"),
         ("no_src", "tunnel: no source address for the outer header"),
         ("too_big", "tunnel: over the route MTU (with DF: ICMP frag. needed sent)"),
-        ("no_headroom", "no room in the mbuf for a header to add"),
+        ("no_headroom", "no room in the mbuf for a header to add (IPIP, a VLAN tag, a "
+                        "tunnel's outer header)"),
         ("direct_reply", "DR/tunnel: a real server's reply came back through us"),
         ("tcp_hdrlen", "TCP data offset < 5 words, or header/options beyond the packet"),
         ("udp_len", "UDP length field not the IP payload's length"),

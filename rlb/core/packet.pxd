@@ -6,7 +6,7 @@ from rlb.core.capture cimport CAP_OUT, capture_frame
 from rlb.core.dpdk.ethdev cimport rte_ether_hdr, rte_eth_tx_burst
 from rlb.core.dpdk.net cimport rte_ipv4_hdr, rte_ipv4_cksum, rte_be_to_cpu_16, rte_cpu_to_be_16
 from rlb.core.types cimport (engine_t, worker_t, txbuf_t, BURST, R_TX_FULL, R_KNI_FULL,
-                             R_KNI_RATELIMIT, R_VLAN_NO_ROOM, R_PORT_GONE, R_TUNNEL_L2,
+                             R_KNI_RATELIMIT, R_NO_HEADROOM, R_PORT_GONE, R_TUNNEL_L2,
                              PORT_ETH, PORT_VLAN, PORT_TX_PKTS,
                              PORT_TX_BYTES, PORT_TO_KNI)
 
@@ -88,7 +88,7 @@ cdef inline void tx_port(engine_t *e, worker_t *w, uint8_t port, rte_mbuf *m) no
             drop(w, m, R_TUNNEL_L2)
             return
         if rlb_vlan_push(m, e.ports[port].vlan_proto, e.ports[port].vlan_id) != 0:
-            drop(w, m, R_VLAN_NO_ROOM)
+            drop(w, m, R_NO_HEADROOM)
             return
         port = e.ports[port].parent
         if e.capture.on & CAP_OUT and e.capture.port == port:

@@ -98,7 +98,7 @@ cdef inline route_t *tunnel_output(engine_t *e, worker_t *w, uint8_t port,
         return NULL
     p = <uint8_t *>rte_pktmbuf_prepend(m, add)
     if p == NULL:
-        drop(w, m, R_VLAN_NO_ROOM)
+        drop(w, m, R_NO_HEADROOM)
         return NULL
     w.pstats[port][PORT_TX_PKTS] += 1
     w.pstats[port][PORT_TX_BYTES] += m.pkt_len - add
