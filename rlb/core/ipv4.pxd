@@ -25,6 +25,7 @@ cdef enum:
     ICMP_TIME_EXCEEDED = 11
     ICMP_NET_UNREACH = 0
     ICMP_FRAG_NEEDED = 4
+    IP_DF_BIT = 0x4000
     DEFAULT_TTL = 64
 
 
@@ -202,6 +203,15 @@ cdef inline void ipv4_forward(engine_t *e, worker_t *w, uint8_t port, rte_mbuf *
     if ip.time_to_live <= 1:
         icmp_error(e, w, port, m, ICMP_TIME_EXCEEDED, 0, 0)
         drop(w, m, R_TTL_EXCEEDED)
+        return
+    if e.ports[r.port].kind == PORT_TUNNEL and \
+            rte_be_to_cpu_16(ip.total_length) > e.ports[r.port].mtu:
+        # into a tunnel, over its MTU (its outer header must fit the underlay's): no
+        # fragmentation here; with DF the sender learns the MTU (RFC 1191, RFC 2003 5.1)
+        if rte_be_to_cpu_16(ip.fragment_offset) & IP_DF_BIT:
+            icmp_error(e, w, port, m, ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED,
+                       e.ports[r.port].mtu)
+        drop(w, m, R_TOO_BIG)
         return
     old = (<uint16_t *>&ip.time_to_live)[0]
     ip.time_to_live -= 1

@@ -199,3 +199,17 @@ def test_tunnel_mtu_leaves_room_for_its_headers(lab):
     assert (mtus["ipip1"], mtus["gre1"], mtus["gre2"]) == (1480, 1476, 1468)
     for name, mtu in (("ipip1", 1480), ("gre1", 1476), ("gre2", 1468)):
         assert sh("cat", f"/sys/class/net/{name}.kni/mtu", ns=NS).stdout.strip() == str(mtu)
+
+
+def test_too_big_for_the_tunnel_is_told(lab):
+    """Forwarded into gre1 (MTU 1476) with DF: dropped, and the sender told the MTU."""
+    before = lab.d.stats()["reasons"]["too_big"]
+    big = Ether(src=WAN_GW, dst=lab.mac1) / IP(src="8.8.4.4", dst="192.168.100.9", flags="DF") / \
+        UDP(sport=7, dport=7) / (b"x" * 1472)
+    lab.w1.send(bytes(big))
+    got = lab.w1.recv(lambda f: ICMP in Ether(f) and Ether(f)[ICMP].type == 3)
+    assert got is not None, "no ICMP fragmentation needed"
+    p = Ether(got)
+    assert (p[ICMP].code, p[ICMP].nexthopmtu, p[IP].dst) == (4, 1476, "8.8.4.4")
+    assert lab.w0.recv(lambda f: GRE in Ether(f), 0.3) is None
+    assert wait(lambda: lab.d.stats()["reasons"]["too_big"] == before + 1)

@@ -44,7 +44,9 @@ def test_sessions_are_established_with_bfd_and_the_switch_has_two_nexthops(bgp_l
         assert n["peer"] in ("172.10.0.1", "172.10.0.5") and n["state"] == "Established", n
         assert n["bfd"] and n["prefixes_sent"] == 1
         assert "Established" in rlb(node, "show bgp summary")
-        assert "Status: up" in rlb(node, "show bfd peers")
+        # bfdd starts the session once BGP has registered the peer: up a little later
+        assert until(lambda: "Status: up" in rlb(node, "show bfd peers"), UP_WAIT), \
+            rlb(node, "show bfd peers")
     assert procs.vtysh("switch", "show bfd peers brief").count(" up ") >= 2
     assert nexthops() == BOTH
     r = in_node("client", "curl", "-s", "-m", "5", f"http://{OSPF_VIP}/")
