@@ -48,6 +48,9 @@ def ip_batch(ns: str, lines: list[str]) -> None:
         raise LabError(f"`ip -n {ns} {lines[int(m.group(1)) - 1]}` failed: {err}") from None
 
 
+SESSION_PORTS = "44000-45999"      # source ports rlb.lab.sessions and the tests bind
+
+
 def sysctl(ns: str, settings: list[tuple[str, str]]) -> None:
     # sysctl(8) also takes slash-separated keys, which is how a key names an
     # interface holding dots (net/ipv6/conf/dpdk0.100/disable_ipv6).
@@ -82,8 +85,11 @@ def build(topo: Topology, created: Callable[[str], None]) -> None:
         ns = ns_name(node.name)
         run("ip", "netns", "add", ns)
         created(ns)
-        # Before interfaces exist: `default` sysctls then apply to them too.
-        sysctl(ns, list(node.sysctls))
+        # Before interfaces exist: `default` sysctls then apply to them too. The lab's
+        # keep-alive sessions bind source ports of their own (rlb.lab.sessions): the
+        # kernel must not hand them out as ephemeral ones (a session whose port a curl
+        # held failed every request, CI saw it)
+        sysctl(ns, [("net/ipv4/ip_local_reserved_ports", SESSION_PORTS), *node.sysctls])
 
     ups: dict[str, list[str]] = defaultdict(list)  # ns -> interfaces to bring up
     for seg in topo.segments:

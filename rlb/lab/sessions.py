@@ -28,6 +28,7 @@ class Session:
         self.rec = {"source_port": sport, "requests": 0, "answered": 0, "failed": 0,
                     "connections": 0, "max_gap_ms": 0, "errors": []}
         self.last = 0.0
+        self.tried = False                # a connection was attempted from self.sport
 
     def ask(self) -> bool:
         """One request on the session's connection (opened first if there is none)."""
@@ -36,7 +37,8 @@ class Session:
             if self.conn is None:
                 # the first connection from the session's port; another after a failure
                 # from any port (the old one may linger in TIME_WAIT)
-                sport = self.sport if not self.rec["connections"] else 0
+                sport = self.sport if not self.tried else 0
+                self.tried = True
                 self.conn = http.client.HTTPConnection(self.host, self.port,
                                                        timeout=self.timeout,
                                                        source_address=("", sport))
