@@ -233,7 +233,7 @@ def if_tunnel(ctx, mode, local, remote, dev, key, csum, ttl):
 @g.command("no interface WORD$dev", node=CONFIG, help={"dev": "VLAN or tunnel interface name"})
 def no_interface(ctx, dev):
     p = ctx.model.port(dev)
-    ctx.model.del_vlan(dev, p.kind)
+    ctx.model.del_iface(dev, p.kind)
     return Reply()
 
 

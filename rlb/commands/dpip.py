@@ -458,7 +458,7 @@ def vlan_add(ctx, name, link, proto, vid):
 
 @g.command("dpip vlan del WORD$name", node="exec", help={"name": "A VLAN interface"})
 def vlan_del(ctx, name):
-    ctx.model.del_vlan(name)
+    ctx.model.del_iface(name)
     return Reply()
 
 
@@ -516,7 +516,7 @@ def tunnel_change(ctx, name, mode, local, remote, dev, key, csum, ttl):
 
 @g.command("dpip tunnel del WORD$name", node="exec", help={"name": "A tunnel interface"})
 def tunnel_del(ctx, name):
-    ctx.model.del_vlan(name, TUNNEL)
+    ctx.model.del_iface(name, TUNNEL)
     return Reply()
 
 

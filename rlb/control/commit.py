@@ -115,7 +115,7 @@ def transform(running: Model, target: Model, wide: bool = False) -> list[str]:
             done.append(f"delete address {iface} on {port}")
     for name, v in list(running.ports.items()):
         if v.kind in (VLAN, TUNNEL) and _vlan(target.ports.get(name)) != _vlan(v):
-            running.del_vlan(name, v.kind)
+            running.del_iface(name, v.kind)
             done.append(f"delete {'VLAN' if v.kind == VLAN else v.kind} {name}")
 
     # -- what comes

@@ -219,19 +219,8 @@ class Model:
         self._kni_arp = frozenset(self.vrrp_addresses())
         self.push_settings()
         for p in self.ports.values():
-            if p.kind == VLAN:
-                engine.vlan_add(p.index, p.name, self.ports[p.link].index, p.vid,
-                                VLAN_PROTOS[p.proto], p.kni if self.settings.kni else None)
-                if self.settings.kni:
-                    kni_prepare(p.kni)
-            if p.kind == TUNNEL:
-                t = p.tunnel
-                engine.tunnel_add(p.index, p.name, TUNNEL_PROTOS[t.mode], int(t.local),
-                                  int(t.remote), key=t.key, csum=t.csum, ttl=t.ttl,
-                                  mac=tunnel_mac(p.index), kni=p.kni if self.settings.kni else None)
-                if self.settings.kni:
-                    kni_prepare(p.kni, arp=False,
-                                mtu=engine.tunnel_mtu(TUNNEL_PROTOS[t.mode], t.key, t.csum))
+            if p.kind in (VLAN, TUNNEL):
+                self._push_iface(p)
         for r in self.routes.values():
             self._push_route(r)
         for n in self.neighbours.values():
@@ -386,10 +375,7 @@ class Model:
         index = self._free_index()
         port = Port(name, "", index, kind=VLAN, link=link, vid=vid, proto=proto)
         if self.engine is not None:
-            self.engine.vlan_add(index, name, parent.index, vid, VLAN_PROTOS[proto],
-                                 port.kni if self.settings.kni else None)
-            if self.settings.kni:
-                kni_prepare(port.kni)
+            self._push_iface(port)
         self.ports[name] = port
         return name
 
@@ -405,14 +391,23 @@ class Model:
         index = self._free_index()
         port = Port(name, "", index, kind=TUNNEL, tunnel=t)
         if self.engine is not None:
-            self.engine.tunnel_add(index, name, TUNNEL_PROTOS[t.mode], int(t.local),
-                                   int(t.remote), key=t.key, csum=t.csum, ttl=t.ttl,
-                                   mac=tunnel_mac(index),
-                                   kni=port.kni if self.settings.kni else None)
-            if self.settings.kni:
-                kni_prepare(port.kni, arp=False, mtu=self.engine.tunnel_mtu(
-                    TUNNEL_PROTOS[t.mode], t.key, t.csum))
+            self._push_iface(port)
         self.ports[name] = port
+
+    def _push_iface(self, p: Port) -> None:
+        """A VLAN or tunnel interface to the data plane, and its kni tap readied."""
+        kni = p.kni if self.settings.kni else None
+        if p.kind == VLAN:
+            self.engine.vlan_add(p.index, p.name, self.ports[p.link].index, p.vid,
+                                 VLAN_PROTOS[p.proto], kni)
+            if kni:
+                kni_prepare(kni)
+            return
+        t, proto = p.tunnel, TUNNEL_PROTOS[p.tunnel.mode]
+        self.engine.tunnel_add(p.index, p.name, proto, int(t.local), int(t.remote), key=t.key,
+                               csum=t.csum, ttl=t.ttl, mac=tunnel_mac(p.index), kni=kni)
+        if kni:
+            kni_prepare(kni, arp=False, mtu=self.engine.tunnel_mtu(proto, t.key, t.csum))
 
     def change_tunnel(self, name: str, t: Tunnel) -> None:
         p = self.port(name)
@@ -453,7 +448,7 @@ class Model:
                                "tunnels)")
         return index
 
-    def del_vlan(self, name: str, kind: str = VLAN) -> None:
+    def del_iface(self, name: str, kind: str = VLAN) -> None:
         """A VLAN or a tunnel interface goes (with nothing on it any more)."""
         p = self.port(name)
         if p.kind != kind:
