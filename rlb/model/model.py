@@ -362,9 +362,9 @@ class Model:
                 (link, vid, proto):
             return name             # the same line again
         self._check_new_name(name, "VLAN", VLAN_NAME)
-        if parent.kind == VLAN:
-            raise CommandError(f"{link} is a VLAN: a VLAN goes on a port or a bond, not on "
-                               "another VLAN")
+        if parent.kind not in (PORT, BOND):
+            raise CommandError(f"{link} is a {parent.kind}: a VLAN goes on a port or a bond"
+                               + (", not on another VLAN" if parent.kind == VLAN else ""))
         if not 1 <= vid <= 4094:
             raise CommandError(f"VLAN id {vid}: 1-4094")
         if proto not in VLAN_PROTOS:

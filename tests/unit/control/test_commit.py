@@ -1645,6 +1645,8 @@ def test_a_bond_does_not_stop_commits():
     done = transform(running, target)
     assert "add VLAN bond0.5" in done and "add tunnel gre1" in done
     assert reads_back(running) == render(target).text     # the same order, too
+    with pytest.raises(CommandError, match="gre1 is a tunnel: a VLAN goes on a port or a bond"):
+        running.add_vlan(None, "gre1", 7)
     with pytest.raises(CommandError, match="dpdk0 is a slave of bond0: use bond0"):
         running.add_address(IPv4Interface("10.9.0.1/24"), "dpdk0")
     done = transform(running, conf(BONDED))
